@@ -1,0 +1,39 @@
+"""MomoBot core: bracket trades, a journal, and pluggy hooks for plugins.
+
+Plugins import the marker from here::
+
+    from momobot_core import hookimpl
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("momobot")
+
+from momobot_core.config import ConfigError, InputError  # noqa: E402
+from momobot_core.models import (  # noqa: E402
+    CloseReason,
+    Intent,
+    Order,
+    Quote,
+    Side,
+    Target,
+    Trade,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CloseReason",
+    "ConfigError",
+    "InputError",
+    "Intent",
+    "Order",
+    "Quote",
+    "Side",
+    "Target",
+    "Trade",
+    "__version__",
+    "hookimpl",
+]

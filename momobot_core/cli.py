@@ -1,0 +1,147 @@
+"""The ``momobot`` command line.
+
+Results a person reads (tables, summaries, JSON) go to stdout; logs go to
+stderr. Exit codes: 0 success, 1 an unexpected failure, 2 bad input, bad
+configuration or an unusable journal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from momobot_core import __version__
+from momobot_core.config import ConfigError, InputError, load_config
+from momobot_core.journal import Journal, JournalError
+from momobot_core.plugins import Hooks, load_hooks
+from momobot_core.report import legs_json, tradervue_csv
+from momobot_core.session import demo_session_path, run_recorded
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_DB = "momobot.db"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"momobot: error: {message}", err=True)
+    sys.exit(code)
+
+
+def config_option(function: F) -> F:
+    return click.option(
+        "--config", "config_path", metavar="PATH", default=None,
+        help="TOML configuration file (default: $MOMOBOT_CONFIG, else built-in defaults).",
+    )(function)
+
+
+def setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.getLogger("momobot").setLevel(level)
+    if verbosity <= 0:
+        # One line per trade event is detail; the summary already says it.
+        logging.getLogger("momobot.trades").setLevel(logging.WARNING)
+
+
+def hooks_of(ctx: click.Context) -> Hooks:
+    hooks = ctx.find_object(Hooks)
+    assert hooks is not None
+    return hooks
+
+
+def run_or_fail(function: Callable[[], Any]) -> Any:
+    """Turn the core's expected errors into a clear message and exit code 2."""
+    try:
+        return function()
+    except (ConfigError, InputError, JournalError) as exc:
+        fail(str(exc))
+
+
+def build_cli(hooks: Hooks) -> click.Group:
+    """The command line, with every plugin's commands added through ``register_commands``."""
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, prog_name="momobot")
+    @click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
+    @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
+    @click.pass_context
+    def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+        """MomoBot: momentum bracket trades, with plugins."""
+        setup_logging(-1 if quiet else verbose)
+        ctx.obj = hooks
+
+    @cli.command()
+    @click.argument("files", nargs=-1, required=True, metavar="FILE...")
+    @click.option("--db", metavar="PATH", default=None,
+                  help="SQLite journal file (default: in memory, discarded at exit).")
+    @config_option
+    @click.option("--progress/--no-progress", default=None,
+                  help="Progress bar (default: on a terminal, for long inputs).")
+    @click.pass_context
+    def replay(ctx: click.Context, files: tuple[str, ...], db: str | None,
+               config_path: str | None, progress: bool | None) -> None:
+        """Run the engine over recorded quotes (.csv) and events (.jsonl)."""
+        result = run_or_fail(lambda: run_recorded(
+            files, hooks=hooks_of(ctx), config=load_config(config_path), db=db, mode="replay",
+            progress=progress))
+        click.echo(result.summary())
+
+    @cli.command()
+    @click.option("--db", metavar="PATH", default=None,
+                  help="SQLite journal file (default: in memory).")
+    @config_option
+    @click.pass_context
+    def demo(ctx: click.Context, db: str | None, config_path: str | None) -> None:
+        """Run the bundled sample session: TP1, TP2, stop, break-even stop and a manual close."""
+        result = run_or_fail(lambda: run_recorded(
+            [demo_session_path()], hooks=hooks_of(ctx), config=load_config(config_path), db=db,
+            mode="demo", progress=False))
+        click.echo(result.summary())
+
+    @cli.command()
+    @click.option("--all", "include_builtin", is_flag=True, help="Include the core's built-in plugins.")
+    @click.pass_context
+    def plugins(ctx: click.Context, include_builtin: bool) -> None:
+        """List the loaded plugins and the hooks each implements (JSON)."""
+        h = hooks_of(ctx)
+        rows: list[dict[str, Any]] = h.describe(include_builtin=include_builtin)
+        for failure in h.failures:
+            rows.append({"name": failure.name, "version": None, "hooks": [],
+                         "error": failure.error})
+        click.echo(json.dumps(rows, indent=2))
+
+    @cli.command()
+    @click.option("--db", metavar="PATH", default=DEFAULT_DB, show_default=True,
+                  help="SQLite journal file.")
+    @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
+                  show_default=True, help="json: closed legs; csv: executions for TraderVue.")
+    def trades(db: str, fmt: str) -> None:
+        """Show the journal: closed legs as JSON, or executions as TraderVue CSV."""
+        from pathlib import Path
+
+        if not Path(db).is_file():
+            fail(f"{db}: no such journal file (give one with --db)")
+        journal = run_or_fail(lambda: Journal(db))
+        with journal:
+            if fmt == "json":
+                click.echo(legs_json(journal.legs()))
+            else:
+                click.echo(tradervue_csv(journal.executions()), nl=False)
+
+    hooks.notify("register_commands", cli=cli)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    hooks = load_hooks()
+    build_cli(hooks)(args=argv, prog_name="momobot")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

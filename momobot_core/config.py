@@ -1,0 +1,191 @@
+"""Configuration: one TOML file, one table per component, environment overrides.
+
+The file comes from ``--config PATH`` or ``MOMOBOT_CONFIG``; without either,
+every component runs on its defaults. A component reads its table through
+:class:`Section`, which applies the environment overrides and turns a bad value
+into a :class:`ConfigError` that names the key, the value and where it came from.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+class ConfigError(Exception):
+    """Invalid configuration. The message names the key and the value; exit code 2."""
+
+
+class InputError(Exception):
+    """Input that cannot be read (a file, a line, a field). The message says where."""
+
+
+@attrs.frozen
+class Config:
+    """The parsed configuration file: ``{table name: {key: value}}``."""
+
+    tables: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    path: Path | None = None
+
+    def table(self, name: str) -> dict[str, Any]:
+        """A copy of one table; empty when the file has none of that name."""
+        return dict(self.tables.get(name, {}))
+
+    def section(self, name: str, env_prefix: str | None = None) -> Section:
+        return Section(name, self.table(name), env_prefix)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the TOML file at ``path`` (else ``$MOMOBOT_CONFIG``; else defaults)."""
+    if path is None:
+        path = os.environ.get("MOMOBOT_CONFIG") or None
+    if path is None:
+        return Config()
+    file = Path(path)
+    try:
+        with file.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {file}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {file}: not valid TOML: {exc}") from None
+    for name, value in data.items():
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"config file {file}: {name} = {value!r}: settings belong in a table such as"
+                " [momobot], [api] or [hotkey_ws]"
+            )
+    return Config(tables=data, path=file)
+
+
+class Section:
+    """Typed, validated access to one table, with ``<PREFIX><KEY>`` environment overrides.
+
+    Values from the environment are strings; they are converted like the file's
+    values, and an error says which variable held the bad value.
+    """
+
+    def __init__(self, name: str, table: Mapping[str, Any], env_prefix: str | None = None) -> None:
+        self.name = name
+        self._table = dict(table)
+        self._env_prefix = env_prefix
+
+    def check_known(self, known: Iterable[str]) -> None:
+        known = set(known)
+        unknown = sorted(set(self._table) - known)
+        if unknown:
+            raise ConfigError(
+                f"[{self.name}] {unknown[0]}: unknown key (known keys: {', '.join(sorted(known))})"
+            )
+
+    def _raw(self, key: str) -> tuple[Any, str] | None:
+        if self._env_prefix:
+            var = self._env_prefix + key.upper()
+            if var in os.environ:
+                return os.environ[var], f" (from {var})"
+        if key in self._table:
+            return self._table[key], ""
+        return None
+
+    def _error(self, key: str, value: Any, where: str, why: str) -> ConfigError:
+        return ConfigError(f"[{self.name}] {key} = {value!r}{where}: {why}")
+
+    def has(self, key: str) -> bool:
+        return self._raw(key) is not None
+
+    def get_float(self, key: str, default: float, *, minimum: float = 0.0,
+              strictly_positive: bool = False) -> float:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        value, where = raw
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+        except (TypeError, ValueError):
+            raise self._error(key, value, where, "must be a number") from None
+        if not math.isfinite(number) or number < minimum or (strictly_positive and number <= 0):
+            bound = f"> {minimum:g}" if strictly_positive else f">= {minimum:g}"
+            raise self._error(key, value, where, f"must be a finite number {bound}")
+        return number
+
+    def get_int(self, key: str, default: int, *, minimum: int = 0) -> int:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        value, where = raw
+        try:
+            if isinstance(value, bool | float):
+                raise ValueError
+            number = int(value)
+        except (TypeError, ValueError):
+            raise self._error(key, value, where, "must be a whole number") from None
+        if number < minimum:
+            raise self._error(key, value, where, f"must be >= {minimum}")
+        return number
+
+    def get_bool(self, key: str, default: bool) -> bool:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        value, where = raw
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off", ""}:
+            return False
+        raise self._error(key, value, where, "must be true or false")
+
+    def get_str(self, key: str, default: str | None) -> str | None:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        value, where = raw
+        if not isinstance(value, str):
+            raise self._error(key, value, where, "must be a string")
+        return value
+
+    def get_str_list(self, key: str, default: list[str]) -> list[str]:
+        """A list of strings; from the environment, comma-separated."""
+        raw = self._raw(key)
+        if raw is None:
+            return list(default)
+        value, where = raw
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()] if where else [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self._error(key, value, where, "must be a list of non-empty strings")
+        return list(value)
+
+    def get_choice(self, key: str, default: str, choices: Iterable[str]) -> str:
+        options = list(choices)
+        value = self.get_str(key, default)
+        assert value is not None
+        if value not in options:
+            raw = self._raw(key)
+            where = raw[1] if raw else ""
+            raise self._error(key, value, where, f"must be one of {', '.join(options)}")
+        return value
+
+
+@attrs.frozen
+class CoreSettings:
+    """The ``[momobot]`` table."""
+
+    min_hold_s: float = 0.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> CoreSettings:
+        section = config.section("momobot", env_prefix="MOMOBOT_")
+        section.check_known({"min_hold_s"})
+        return cls(min_hold_s=section.get_float("min_hold_s", 0.0))

@@ -1,0 +1,272 @@
+"""Reading recorded sessions: CSV quote files and JSONL event files, merged in time order.
+
+CSV files have the header ``ts,symbol,bid,ask,last`` (any column order;
+``last`` may be absent or empty). JSONL files hold one event per line:
+``{"type": "quote"|"open"|"close", "ts": ..., ...}``. ``ts`` is ISO 8601
+(a time without an offset is taken as UTC) or epoch seconds.
+
+Each file must be in time order; files are merged by timestamp, ties going to
+the file named first, then to the earlier line. Anything that cannot be read
+raises :class:`InputError` as ``FILE:LINE: what is wrong``. Prices that parse
+but make no sense (NaN, negative, bid above ask) are not an input error: the
+engine rejects and counts such quotes.
+
+The CSV path is the replay's hot loop: one ``csv`` row, one timestamp, three
+floats and one Quote per line, nothing else.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from momobot_core.config import InputError
+from momobot_core.models import Quote
+
+CSV_COLUMNS = ("ts", "symbol", "bid", "ask", "last")
+CSV_SUFFIXES = {".csv"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+
+
+@attrs.frozen
+class OpenRequest:
+    """A recorded request to open a bracket trade (JSONL ``open``)."""
+
+    symbol: str
+    qty: int
+    tp1: float
+    tp2: float
+    stop: float
+    ts: datetime
+
+
+@attrs.frozen
+class CloseRequest:
+    """A recorded manual close (JSONL ``close``)."""
+
+    symbol: str
+    ts: datetime
+
+
+Event = Quote | OpenRequest | CloseRequest
+
+
+def parse_ts(text: str | int | float) -> datetime:
+    """An aware datetime from ISO 8601 or epoch seconds; raises ValueError."""
+    if isinstance(text, bool):
+        raise ValueError("a boolean is not a time")
+    if isinstance(text, int | float):
+        if not math.isfinite(text):
+            raise ValueError("not a finite number of seconds")
+        return datetime.fromtimestamp(text, UTC)
+    # "2026-..." has its dash at index 4; epoch seconds never do.
+    if text[4:5] == "-":
+        ts = datetime.fromisoformat(text)
+        return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+    seconds = float(text)
+    if not math.isfinite(seconds):
+        raise ValueError("not a finite number of seconds")
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def check_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Every path exists, is a file and has a known type; raises InputError otherwise."""
+    result = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        if not path.is_file():
+            raise InputError(f"{path}: not a file")
+        if path.suffix.lower() not in CSV_SUFFIXES | JSONL_SUFFIXES:
+            raise InputError(f"{path}: unknown file type {path.suffix!r}: quotes go in .csv files,"
+                             " events in .jsonl files")
+        result.append(path)
+    return result
+
+
+def read_events(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Event]:
+    """All events of all files, merged in time order."""
+    files = check_files(paths)
+    streams = [read_file(path) for path in files]
+    if len(streams) == 1:
+        return streams[0]
+    # heapq.merge keeps the order of its inputs for equal keys: file order, then line order.
+    return heapq.merge(*streams, key=attrgetter("ts"))
+
+
+def read_file(path: Path) -> Iterator[Event]:
+    if path.suffix.lower() in CSV_SUFFIXES:
+        return read_csv(path)
+    return read_jsonl(path)
+
+
+def _open_text(path: Path) -> Any:
+    try:
+        return path.open(encoding="utf-8", newline="")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+
+
+def read_csv(path: Path) -> Iterator[Quote]:
+    """Quotes from a CSV file, in file order (which must be time order)."""
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}:1: {exc}") from None
+        if header is None:
+            raise InputError(f"{path}:1: empty file: expected the header {','.join(CSV_COLUMNS)}")
+        columns = [name.strip().lower() for name in header]
+        missing = [name for name in CSV_COLUMNS[:4] if name not in columns]
+        if missing:
+            raise InputError(f"{path}:1: header lacks column(s) {', '.join(missing)}"
+                             f" (expected {','.join(CSV_COLUMNS)})")
+        i_ts, i_sym, i_bid, i_ask = (columns.index(name) for name in CSV_COLUMNS[:4])
+        i_last = columns.index("last") if "last" in columns else None
+        width = len(columns)
+        previous: datetime | None = None
+        rows = iter(reader)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise InputError(f"{path}:{reader.line_num}: {exc}") from None
+            if not row:
+                continue
+            try:
+                ts = parse_ts(row[i_ts])
+                symbol = row[i_sym]
+                bid = float(row[i_bid])
+                ask = float(row[i_ask])
+                last_text = row[i_last] if i_last is not None else ""
+                last = float(last_text) if last_text else None
+                if not symbol or len(row) != width:
+                    raise ValueError
+            except (ValueError, IndexError, TypeError, OverflowError, OSError):
+                raise InputError(f"{path}:{reader.line_num}: {_csv_problem(row, columns)}") from None
+            if previous is not None and ts < previous:
+                raise InputError(f"{path}:{reader.line_num}: ts {row[i_ts]} is earlier than the line"
+                                 " before: a file must be in time order")
+            previous = ts
+            yield Quote(symbol, ts, bid, ask, last)
+
+
+def _csv_problem(row: list[str], columns: list[str]) -> str:
+    """Say which field of a bad CSV row is wrong (the slow path: only on errors)."""
+    if len(row) != len(columns):
+        return f"expected {len(columns)} fields ({','.join(columns)}), found {len(row)}"
+    fields = dict(zip(columns, row, strict=True))
+    if not fields["symbol"]:
+        return "symbol is empty"
+    try:
+        parse_ts(fields["ts"])
+    except (ValueError, TypeError, OverflowError, OSError):
+        return f"ts {fields['ts']!r} is neither ISO 8601 nor epoch seconds"
+    for name in ("bid", "ask", "last"):
+        value = fields.get(name, "")
+        if name == "last" and not value:
+            continue
+        try:
+            float(value)
+        except ValueError:
+            return f"{name} {value!r} is not a number"
+    return "unreadable line"
+
+
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "quote": ("symbol", "bid", "ask"),
+    "open": ("symbol", "qty", "tp1", "tp2", "stop"),
+    "close": ("symbol",),
+}
+
+
+def read_jsonl(path: Path) -> Iterator[Event]:
+    """Events from a JSONL file, in file order (which must be time order)."""
+    with _open_text(path) as fh:
+        previous: datetime | None = None
+        lineno = 0
+        while True:
+            try:
+                line = fh.readline()
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{lineno + 1}: {exc}") from None
+            if not line:
+                return
+            lineno += 1
+            if not line.strip():
+                continue
+            try:
+                event = _jsonl_event(line)
+            except ValueError as exc:
+                raise InputError(f"{path}:{lineno}: {exc}") from None
+            if previous is not None and event.ts < previous:
+                raise InputError(f"{path}:{lineno}: ts is earlier than the line before: a file"
+                                 " must be in time order")
+            previous = event.ts
+            yield event
+
+
+def _jsonl_event(line: str) -> Event:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    kind = data.get("type")
+    if kind not in _FIELDS:
+        raise ValueError(f"type {kind!r} is not one of quote, open, close")
+    for name in ("ts", *_FIELDS[kind]):
+        if name not in data:
+            raise ValueError(f"{kind} event lacks field {name!r}")
+    try:
+        ts = parse_ts(data["ts"])
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise ValueError(f"ts {data['ts']!r} is neither ISO 8601 nor epoch seconds") from None
+    symbol = data["symbol"]
+    if not isinstance(symbol, str) or not symbol:
+        raise ValueError(f"symbol {symbol!r} must be a non-empty string")
+    if kind == "quote":
+        last = data.get("last")
+        return Quote(symbol, ts, _number(data, "bid"), _number(data, "ask"),
+                     None if last is None or last == "" else _number(data, "last"))
+    if kind == "open":
+        qty = data["qty"]
+        if isinstance(qty, bool) or not isinstance(qty, int):
+            raise ValueError(f"qty {qty!r} must be a whole number")
+        return OpenRequest(symbol, qty, _number(data, "tp1"), _number(data, "tp2"),
+                           _number(data, "stop"), ts)
+    return CloseRequest(symbol, ts)
+
+
+def _number(data: dict[str, Any], name: str) -> float:
+    value = data[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} {value!r} must be a number")
+    return float(value)
+
+
+def estimate_events(paths: Iterable[Path]) -> int:
+    """A quick estimate of the number of lines in the files (for a progress bar)."""
+    total = 0
+    for path in paths:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            sample = fh.read(65536)
+        lines = sample.count(b"\n")
+        total += int(size * lines / len(sample)) if lines else 1
+    return total

@@ -1,0 +1,110 @@
+"""Hook specifications: every point where a plugin can take part in a run.
+
+Argument names are part of the contract (pluggy passes arguments by name): a
+plugin implements any subset of these hooks, and of each hook any subset of
+its arguments.
+
+The three event hooks (``on_order_submitted``, ``on_target_hit``,
+``on_position_closed``) run synchronously on the engine's thread, in the
+middle of the trading path. An implementation must return in microseconds:
+hand any I/O to a thread or a queue of its own. An implementation that raises
+is logged with its plugin's name; the other plugins still receive the event
+and trading goes on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from momobot_core.engine import Engine
+    from momobot_core.models import Order, Quote, Target, Trade
+
+hookspec = pluggy.HookspecMarker("momobot")
+
+
+@hookspec
+def on_startup(bot: Engine) -> None:
+    """Called once after the configuration and the plugins are loaded, before the first quote.
+
+    :param bot: The running engine. ``bot.config`` holds the configuration
+        (``bot.config.table("my_plugin")`` is the plugin's own table),
+        ``bot.mode`` is ``"live"`` (``momobot serve``), ``"replay"`` or
+        ``"demo"``, ``bot.clock.now()`` is the current event time and
+        ``bot.open_trades`` the trades open right now (restored from the
+        journal on a restart).
+
+    This is where a plugin reads and validates its configuration and starts
+    its workers. Raise :class:`momobot_core.ConfigError` for invalid
+    configuration: unlike the event hooks, this hook is not isolated, and
+    start-up stops with the error's message and exit code 2.
+    """
+
+
+@hookspec
+def on_order_submitted(order: Order, trade: Trade) -> None:
+    """Called for every order the engine submits: the entry buy and every exit sell.
+
+    :param order: The order (``order.intent`` is ``"entry"``,
+        ``"take_profit"``, ``"stop"`` or ``"manual"``).
+    :param trade: The trade the order belongs to, as it stands after the order.
+
+    Called before the order is written to the journal. Runs on the engine's
+    thread: must not block.
+    """
+
+
+@hookspec
+def on_target_hit(trade: Trade, target: Target, quote: Quote) -> None:
+    """Called when a trade reaches TP1, TP2 or its stop, once per target per trade.
+
+    :param trade: The trade as it stood when the target was reached (before
+        the exit order; for TP1, before the stop moves to break-even).
+    :param target: ``"tp1"``, ``"tp2"`` or ``"stop"``.
+    :param quote: The quote that reached the target.
+
+    Called before the exit order is submitted, so that a plugin mirroring the
+    trade onto a broker hears of it first. Within one quote the order is TP1,
+    TP2, then the stop. Runs on the engine's thread: must not block.
+    """
+
+
+@hookspec
+def on_position_closed(trade: Trade, reason: str, price: float) -> None:
+    """Called when a trade is fully closed.
+
+    :param trade: The closed trade (``trade.remaining == 0``).
+    :param reason: ``"tp2"``, ``"stop"`` or ``"manual"``.
+    :param price: The price of the last exit.
+
+    Called after the ``on_order_submitted`` of the closing order and before
+    the journal is written. For ``"tp2"`` and ``"stop"``, ``on_target_hit``
+    was called first; a manual close (API or replay ``close`` event) has no
+    target, so this is its only event. Runs on the engine's thread: must not
+    block.
+    """
+
+
+@hookspec
+def on_shutdown(bot: Engine) -> None:
+    """Called once when the run ends, normally or on an error.
+
+    :param bot: The engine, as in :func:`on_startup`.
+
+    Flush and release what the plugin holds here, in bounded time (a few
+    seconds at most): the process is waiting to exit. Isolated like the
+    event hooks: one plugin raising does not stop the others' shutdown.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Called while the ``momobot`` command line is built.
+
+    :param cli: The top-level click group; add subcommands or groups to it
+        with ``cli.add_command(...)`` or the ``@cli.command()`` decorator.
+    """

@@ -1,0 +1,124 @@
+"""Domain values: quotes, orders, trades and the names of targets and close reasons.
+
+Every value a hook receives is immutable: a plugin can keep a reference to a
+trade or an order without seeing it change under it, and cannot change the
+engine's state by accident. The engine replaces a trade with an updated copy
+(``attrs.evolve``) whenever one of its fields moves.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import attrs
+
+
+class Side(enum.StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class Intent(enum.StrEnum):
+    """Why an order was submitted."""
+
+    ENTRY = "entry"
+    TAKE_PROFIT = "take_profit"
+    STOP = "stop"
+    MANUAL = "manual"
+
+
+class Target(enum.StrEnum):
+    """A price level of a bracket trade."""
+
+    TP1 = "tp1"
+    TP2 = "tp2"
+    STOP = "stop"
+
+
+class CloseReason(enum.StrEnum):
+    """Why a trade was fully closed."""
+
+    TP2 = "tp2"
+    STOP = "stop"
+    MANUAL = "manual"
+
+
+@attrs.frozen
+class Quote:
+    """A top-of-book quote for one symbol at one event time.
+
+    ``last`` may be None (no trade print yet); the stop then triggers on ``bid``.
+    """
+
+    symbol: str
+    ts: datetime
+    bid: float
+    ask: float
+    last: float | None = None
+
+
+@attrs.frozen
+class Order:
+    """An order the engine submitted to the (paper) broker, filled at ``price``."""
+
+    id: str
+    symbol: str
+    side: Side
+    qty: int
+    price: float
+    intent: Intent
+    trade_id: str
+    ts: datetime
+
+
+@attrs.frozen
+class Trade:
+    """A long bracket trade: entry, take-profit 1 and 2, and a stop.
+
+    ``stop`` is the stop as it stands now: after TP1 it is the entry price
+    (break-even). ``remaining`` is the quantity still held.
+    """
+
+    id: str
+    symbol: str
+    qty: int
+    remaining: int
+    entry_price: float
+    tp1: float
+    tp2: float
+    stop: float
+    opened_at: datetime
+    tp1_hit: bool = False
+    tp2_hit: bool = False
+    stop_hit: bool = False
+    closed_at: datetime | None = None
+    close_reason: CloseReason | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+@attrs.frozen
+class Leg:
+    """One exit of a trade (a closed slice of the position) as the journal holds it."""
+
+    trade_id: str
+    symbol: str
+    qty: int
+    entry_price: float
+    exit_price: float
+    pnl: float
+    reason: str
+    opened_at: datetime
+    closed_at: datetime
+
+
+def leg_pnl(entry_price: float, exit_price: float, qty: int) -> float:
+    """Realised P&L of selling ``qty`` shares bought at ``entry_price``.
+
+    Rounded to a millionth of a dollar so that float noise never shows up in a
+    sum of legs, while sub-penny prices keep their precision.
+    """
+    return round((exit_price - entry_price) * qty, 6)

@@ -1,0 +1,136 @@
+"""Running recorded events through the engine: the loop behind replay, demo and the testing kit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+import click
+
+from momobot_core import report
+from momobot_core.config import Config
+from momobot_core.engine import Counters, Engine, TradeRefused
+from momobot_core.feed import CloseRequest, Event, OpenRequest, check_files, estimate_events, read_events
+from momobot_core.journal import open_journal
+from momobot_core.models import Leg, Quote, Trade
+
+if TYPE_CHECKING:
+    from momobot_core.plugins import Hooks
+
+log = logging.getLogger("momobot.replay")
+
+PROGRESS_EVERY = 65536
+
+
+@attrs.define
+class RunStats:
+    events: int = 0
+    seconds: float = 0.0
+
+
+def apply(engine: Engine, event: OpenRequest | CloseRequest) -> None:
+    """Carry out a recorded action; a refused one is logged and counted, and the run goes on."""
+    try:
+        if type(event) is OpenRequest:
+            engine.open_trade(event.symbol, event.qty, event.tp1, event.tp2, event.stop, ts=event.ts)
+        else:
+            engine.close_trade(event.symbol, ts=event.ts)
+    except TradeRefused as exc:
+        log.warning("refused %s at %s: %s", "open" if type(event) is OpenRequest else "close",
+                    event.ts.isoformat(), exc)
+
+
+def run_events(engine: Engine, events: Iterable[Event],
+               progress: Callable[[int], None] | None = None) -> RunStats:
+    """Feed every event to the engine, as fast as it goes."""
+    stats = RunStats()
+    start = time.perf_counter()
+    if progress is not None:
+        events = _counting(events, progress, stats)
+    on_quote = engine.on_quote
+    count = 0
+    for event in events:
+        count += 1
+        if type(event) is Quote:
+            on_quote(event)
+        else:
+            engine.clock.current = event.ts
+            apply(engine, event)  # type: ignore[arg-type]
+    stats.events = count
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def _counting(events: Iterable[Event], progress: Callable[[int], None],
+              stats: RunStats) -> Iterator[Event]:
+    n = 0
+    for n, event in enumerate(events, 1):
+        yield event
+        if not n % PROGRESS_EVERY:
+            progress(PROGRESS_EVERY)
+    progress(n % PROGRESS_EVERY)
+
+
+def demo_session_path() -> Path:
+    """The bundled sample session (JSONL)."""
+    return Path(str(resources.files("momobot_core") / "data" / "demo_session.jsonl"))
+
+
+def want_progress(setting: bool | None, estimated_events: int) -> bool:
+    """A progress bar for long inputs on a terminal, unless asked otherwise."""
+    if setting is not None:
+        return setting
+    return estimated_events >= 200_000 and sys.stderr.isatty()
+
+
+@attrs.frozen
+class SessionResult:
+    """What a finished run leaves: the journal's trades and legs, and the engine's counters."""
+
+    trades: list[Trade]
+    legs: list[Leg]
+    counters: Counters
+    plugin_errors: int
+    stats: RunStats
+
+    def summary(self) -> str:
+        return report.summary(self.trades, self.legs, self.counters, self.plugin_errors,
+                              self.stats.seconds)
+
+
+def run_recorded(paths: Sequence[str | Path], *, hooks: Hooks | None, config: Config,
+                 db: str | Path | None = None, mode: str = "replay",
+                 progress: bool | None = None) -> SessionResult:
+    """Replay recorded files through a new engine, from start-up to shutdown.
+
+    Raises InputError for unreadable input (the journal is then left as it
+    was: the whole replay is one transaction), ConfigError for bad
+    configuration, JournalError for a journal file that cannot be used.
+    """
+    files = check_files(paths)
+    journal = open_journal(db)
+    try:
+        engine = Engine(config=config, hooks=hooks, journal=journal, mode=mode)
+        engine.start()
+        try:
+            with journal.batch():
+                events = read_events(files)
+                if want_progress(progress, estimate_events(files)):
+                    with click.progressbar(length=estimate_events(files), file=sys.stderr,
+                                           label="replaying", show_pos=True) as bar:
+                        stats = run_events(engine, events, progress=bar.update)
+                else:
+                    stats = run_events(engine, events)
+        finally:
+            engine.shutdown()
+        return SessionResult(trades=journal.trades(), legs=journal.legs(),
+                             counters=engine.counters,
+                             plugin_errors=hooks.errors if hooks is not None else 0, stats=stats)
+    finally:
+        journal.close()

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from momobot_core import hookimpl
+from momobot_core.engine import Engine
+from momobot_core.journal import Journal
+from momobot_core.models import Quote
+from momobot_core.plugins import Hooks
+
+T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def quote(symbol: str, ask: float, *, bid: float | None = None, last: float | None = None,
+          t: float = 0.0) -> Quote:
+    return Quote(symbol, at(t), round(ask - 0.01, 4) if bid is None else bid, ask, last)
+
+
+class Recorder:
+    """A plugin that writes down every event it hears, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    @hookimpl
+    def on_startup(self, bot: Engine) -> None:
+        self.calls.append(("on_startup", {"mode": bot.mode}))
+
+    @hookimpl
+    def on_order_submitted(self, order: Any, trade: Any) -> None:
+        self.calls.append(("on_order_submitted", {"order": order, "trade": trade}))
+
+    @hookimpl
+    def on_target_hit(self, trade: Any, target: Any, quote: Any) -> None:
+        self.calls.append(("on_target_hit", {"trade": trade, "target": target, "quote": quote}))
+
+    @hookimpl
+    def on_position_closed(self, trade: Any, reason: str, price: float) -> None:
+        self.calls.append(("on_position_closed", {"trade": trade, "reason": reason, "price": price}))
+
+    @hookimpl
+    def on_shutdown(self, bot: Engine) -> None:
+        self.calls.append(("on_shutdown", {}))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    def events(self) -> list[str]:
+        """A compact trace: 'order entry buy 100', 'target tp1', 'closed tp2'."""
+        out = []
+        for name, kw in self.calls:
+            if name == "on_order_submitted":
+                o = kw["order"]
+                out.append(f"order {o.intent} {o.side} {o.qty}")
+            elif name == "on_target_hit":
+                out.append(f"target {kw['target']}")
+            elif name == "on_position_closed":
+                out.append(f"closed {kw['reason']}")
+        return out
+
+
+def make_hooks(*plugins: object) -> Hooks:
+    hooks = Hooks()
+    for n, plugin in enumerate(plugins):
+        hooks.register(plugin, name=f"test-plugin-{n}")
+    return hooks
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def engine(recorder: Recorder) -> Engine:
+    e = Engine(hooks=make_hooks(recorder), journal=Journal(), mode="replay")
+    e.start()
+    return e
+
+
+def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path

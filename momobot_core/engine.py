@@ -139,21 +139,20 @@ class Engine:
 
     def on_quote(self, quote: Quote) -> bool:
         """Take one quote; act on the symbol's open trade. False if the quote was rejected."""
-        bid = quote.bid
-        ask = quote.ask
-        last = quote.last
-        # Chained comparisons are False for NaN, so this also rejects non-finite prices.
-        if not (0 < bid <= ask < _INF) or (last is not None and not 0 < last < _INF):
-            self._reject(quote)
-            return False
-        self.counters.quotes += 1
-        symbol = quote.symbol
-        self.last_quotes[symbol] = quote
-        self.clock.current = quote.ts
-        trade = self.open_trades.get(symbol)
-        if trade is not None:
-            self._check_targets(trade, quote)
-        return True
+        # Chained comparisons are False for NaN, so these also reject non-finite prices.
+        if 0 < quote.bid <= quote.ask < _INF:
+            last = quote.last
+            if last is None or 0 < last < _INF:
+                symbol = quote.symbol
+                self.last_quotes[symbol] = quote
+                self.clock.current = quote.ts
+                self.counters.quotes += 1
+                trade = self.open_trades.get(symbol)
+                if trade is not None:
+                    self._check_targets(trade, quote)
+                return True
+        self._reject(quote)
+        return False
 
     def _reject(self, quote: Quote) -> None:
         self.counters.rejected_quotes += 1

@@ -137,32 +137,37 @@ def read_csv(path: Path) -> Iterator[Quote]:
         i_last = columns.index("last") if "last" in columns else None
         width = len(columns)
         previous: datetime | None = None
-        rows = iter(reader)
-        while True:
-            try:
-                row = next(rows)
-            except StopIteration:
-                return
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise InputError(f"{path}:{reader.line_num}: {exc}") from None
-            if not row:
-                continue
-            try:
-                ts = parse_ts(row[i_ts])
-                symbol = row[i_sym]
-                bid = float(row[i_bid])
-                ask = float(row[i_ask])
-                last_text = row[i_last] if i_last is not None else ""
-                last = float(last_text) if last_text else None
-                if not symbol or len(row) != width:
-                    raise ValueError
-            except (ValueError, IndexError, TypeError, OverflowError, OSError):
-                raise InputError(f"{path}:{reader.line_num}: {_csv_problem(row, columns)}") from None
-            if previous is not None and ts < previous:
-                raise InputError(f"{path}:{reader.line_num}: ts {row[i_ts]} is earlier than the line"
-                                 " before: a file must be in time order")
-            previous = ts
-            yield Quote(symbol, ts, bid, ask, last)
+        parse = parse_ts
+        fromiso = datetime.fromisoformat
+        row: list[str] = []
+        try:
+            for row in reader:
+                if not row:
+                    continue
+                try:
+                    text = row[i_ts]
+                    # ISO 8601 is the common case: parse it directly, fall back for epoch seconds.
+                    if text[4:5] == "-":
+                        ts = fromiso(text)
+                        if ts.tzinfo is None:
+                            ts = ts.replace(tzinfo=UTC)
+                    else:
+                        ts = parse(text)
+                    symbol = row[i_sym]
+                    last_text = row[i_last] if i_last is not None else ""
+                    quote = Quote(symbol, ts, float(row[i_bid]), float(row[i_ask]),
+                                  float(last_text) if last_text else None)
+                    if not symbol or len(row) != width:
+                        raise ValueError
+                except (ValueError, IndexError, TypeError, OverflowError, OSError):
+                    raise InputError(f"{path}:{reader.line_num}: {_csv_problem(row, columns)}") from None
+                if previous is not None and ts < previous:
+                    raise InputError(f"{path}:{reader.line_num}: ts {text} is earlier than the line"
+                                     " before: a file must be in time order")
+                previous = ts
+                yield quote
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}:{reader.line_num}: {exc}") from None
 
 
 def _csv_problem(row: list[str], columns: list[str]) -> str:

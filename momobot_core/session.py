@@ -54,15 +54,16 @@ def run_events(engine: Engine, events: Iterable[Event],
     if progress is not None:
         events = _counting(events, progress, stats)
     on_quote = engine.on_quote
-    count = 0
+    before = engine.counters.quotes + engine.counters.rejected_quotes
+    actions = 0
     for event in events:
-        count += 1
         if type(event) is Quote:
             on_quote(event)
         else:
+            actions += 1
             engine.clock.current = event.ts
             apply(engine, event)  # type: ignore[arg-type]
-    stats.events = count
+    stats.events = engine.counters.quotes + engine.counters.rejected_quotes - before + actions
     stats.seconds = time.perf_counter() - start
     return stats
 

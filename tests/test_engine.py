@@ -6,11 +6,12 @@ import math
 
 import pytest
 
-from conftest import Recorder, at, make_hooks, quote
 from momobot_core.config import Config
 from momobot_core.engine import Engine, TradeRefused
 from momobot_core.journal import Journal
 from momobot_core.models import CloseReason, Intent, Quote, Target
+
+from conftest import Recorder, at, make_hooks, quote
 
 
 def open_abcd(engine: Engine, qty: int = 100) -> None:

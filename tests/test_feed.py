@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_jsonl
 from momobot_core.config import InputError
-from momobot_core.feed import CloseRequest, OpenRequest, parse_ts, read_events
+from momobot_core.feed import CloseRequest, OpenRequest, parse_ts, read_csv, read_events
 from momobot_core.models import Quote
+
+from conftest import write_jsonl
 
 
 def test_csv_quotes_parse_with_and_without_last(tmp_path: Path) -> None:
@@ -18,7 +19,7 @@ def test_csv_quotes_parse_with_and_without_last(tmp_path: Path) -> None:
     f.write_text("ts,symbol,bid,ask,last\n"
                  "2026-11-24T14:30:00Z,ABCD,1.99,2.00,1.995\n"
                  "1795530601,ABCD,1.98,2.01,\n")
-    quotes = list(read_events([f]))
+    quotes = list(read_csv(f))
     assert quotes[0] == Quote("ABCD", datetime(2026, 11, 24, 14, 30, tzinfo=UTC), 1.99, 2.00, 1.995)
     assert quotes[1].last is None
     assert quotes[1].ts == datetime.fromtimestamp(1795530601, UTC)
@@ -27,7 +28,7 @@ def test_csv_quotes_parse_with_and_without_last(tmp_path: Path) -> None:
 def test_csv_columns_may_come_in_any_order_and_last_may_be_absent(tmp_path: Path) -> None:
     f = tmp_path / "q.csv"
     f.write_text("symbol,ask,bid,ts\nABCD,2.00,1.99,2026-11-24T14:30:00+00:00\n")
-    [q] = list(read_events([f]))
+    [q] = list(read_csv(f))
     assert (q.symbol, q.bid, q.ask, q.last) == ("ABCD", 1.99, 2.00, None)
 
 
@@ -62,7 +63,7 @@ def test_files_merge_in_time_order_ties_by_file_then_line(tmp_path: Path) -> Non
 def test_malformed_but_parseable_prices_reach_the_engine(tmp_path: Path) -> None:
     f = tmp_path / "q.csv"
     f.write_text("ts,symbol,bid,ask,last\n1,ABCD,nan,-2,\n")
-    [q] = list(read_events([f]))
+    [q] = list(read_csv(f))
     assert q.ask == -2.0
 
 

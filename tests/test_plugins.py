@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from conftest import Recorder, make_hooks
 from momobot_core import hookimpl
 from momobot_core.config import load_config
 from momobot_core.session import demo_session_path, run_recorded
+
+from conftest import Recorder, make_hooks
 
 
 def install_fake_dist(site: Path, dist: str, module: str, source: str, ep_name: str) -> None:

@@ -1,0 +1,119 @@
+"""Replay throughput: the engine end to end against merely parsing the same input.
+
+Generates a CSV of N quotes over S symbols (a random walk per symbol) and a
+JSONL file opening T trades early on with levels wide enough to stay open, so
+the engine checks targets on the quotes of T symbols all the way through. Then,
+each in a fresh child process so peak RSS is its own, R rounds of:
+
+* parse: read the CSV into Quote objects and drop them (the floor);
+* replay: ``momobot replay`` end to end (both files merged, no plugins,
+  journal in memory).
+
+Prints a table with medians and the ratio replay/parse. Not a test: run it
+with ``python bench/replay_throughput.py`` (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+
+def generate(out: Path, quotes: int, symbols: int, trades: int, seed: int = 7) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / f"quotes-{quotes}-{symbols}.csv"
+    jsonl_path = out / f"opens-{trades}.jsonl"
+    rng = random.Random(seed)
+    names = [f"S{n:03d}" for n in range(symbols)]
+    start = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+    if not csv_path.exists():
+        prices = {name: rng.uniform(1.0, 20.0) for name in names}
+        step = timedelta(microseconds=20_000)
+        with csv_path.open("w") as fh:
+            fh.write("ts,symbol,bid,ask,last\n")
+            for n in range(quotes):
+                name = names[n % symbols]
+                p = max(0.5, prices[name] * (1 + rng.gauss(0, 0.0005)))
+                prices[name] = p
+                ts = (start + step * n).isoformat()
+                fh.write(f"{ts},{name},{p - 0.01:.2f},{p:.2f},{p - 0.005:.3f}\n")
+    # Open trades right after each symbol's first quote, levels far away: they stay open.
+    with jsonl_path.open("w") as fh:
+        for n in range(trades):
+            ts = (start + timedelta(microseconds=20_000) * (symbols + n)).isoformat()
+            fh.write(json.dumps({"type": "open", "ts": ts, "symbol": names[n], "qty": 100,
+                                 "tp1": 1000.0, "tp2": 2000.0, "stop": 0.01}) + "\n")
+    return csv_path, jsonl_path
+
+
+CHILD = r"""
+import resource, sys, time, json
+mode, files = sys.argv[1], sys.argv[2:]
+if mode == "parse":
+    from momobot_core.feed import read_events
+    t = time.perf_counter()
+    n = 0
+    for _ in read_events(files[:1]):
+        n += 1
+    seconds = time.perf_counter() - t
+else:
+    from momobot_core.config import Config
+    from momobot_core.session import run_recorded
+    t = time.perf_counter()
+    result = run_recorded(files, hooks=None, config=Config(), progress=False)
+    seconds = time.perf_counter() - t
+    n = result.counters.quotes
+    assert sum(1 for tr in result.trades if tr.is_open) > 0
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"quotes": n, "seconds": seconds, "rss_mb": rss_mb}))
+"""
+
+
+def run_child(mode: str, files: list[Path]) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, *map(str, files)], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quotes", type=int, default=1_000_000)
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--trades", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("bench/out"))
+    args = parser.parse_args()
+
+    csv_path, jsonl_path = generate(args.out, args.quotes, args.symbols, args.trades)
+    results: dict[str, list[dict[str, float]]] = {"parse": [], "replay": []}
+    for _ in range(args.rounds):
+        # interleaved, so both see the same machine noise
+        results["parse"].append(run_child("parse", [csv_path]))
+        results["replay"].append(run_child("replay", [csv_path, jsonl_path]))
+
+    def med(mode: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[mode])
+
+    parse_rate = args.quotes / med("parse", "seconds")
+    replay_rate = args.quotes / med("replay", "seconds")
+    print(f"{args.quotes:,} quotes over {args.symbols} symbols, {args.trades} open trades,"
+          f" median of {args.rounds} rounds, Python {sys.version.split()[0]}")
+    print()
+    print("| run | seconds (median) | quotes/s | peak RSS |")
+    print("|---|---|---|---|")
+    for mode, rate in (("parse only (CSV to Quote objects)", parse_rate),
+                       ("replay end to end (no plugins)", replay_rate)):
+        key = "parse" if mode.startswith("parse") else "replay"
+        print(f"| {mode} | {med(key, 'seconds'):.2f} | {rate:,.0f} | {med(key, 'rss_mb'):.0f} MB |")
+    print()
+    print(f"replay / parse time ratio: {med('replay', 'seconds') / med('parse', 'seconds'):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

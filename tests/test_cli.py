@@ -1,0 +1,135 @@
+"""The momobot command line, run as a real process: output streams, exit codes, files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from momobot_core.journal import Journal
+
+from conftest import write_jsonl
+
+
+def momobot(*args: str, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "momobot_core.cli", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, timeout=120, check=False)
+
+
+def test_demo_prints_a_summary_covering_every_kind_of_exit() -> None:
+    result = momobot("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for text in ("tp1 50@2.21, tp2 50@2.41", "stop 200@", "stop (break-even)", "manual 100@3.10",
+                 "Trades: 4 opened, 4 closed, 0 open", "Realised P&L: +17.50"):
+        assert text in out
+    assert "Traceback" not in result.stderr
+
+
+def session_files(tmp_path: Path) -> tuple[Path, Path]:
+    quotes = tmp_path / "quotes.csv"
+    quotes.write_text("ts,symbol,bid,ask,last\n"
+                      "2026-11-24T14:30:00Z,ABCD,1.99,2.00,\n"
+                      "2026-11-24T14:30:10Z,ABCD,2.20,2.21,2.20\n"
+                      "2026-11-24T14:30:20Z,ABCD,2.50,2.40,\n"      # malformed: bid > ask
+                      "2026-11-24T14:30:30Z,ABCD,2.40,2.41,2.40\n")
+    events = write_jsonl(tmp_path / "events.jsonl", [
+        {"type": "open", "ts": "2026-11-24T14:30:05Z", "symbol": "ABCD", "qty": 100,
+         "tp1": 2.2, "tp2": 2.4, "stop": 1.9},
+        {"type": "open", "ts": "2026-11-24T14:30:06Z", "symbol": "ZZZZ", "qty": 1,
+         "tp1": 2.2, "tp2": 2.4, "stop": 1.9},
+    ])
+    return quotes, events
+
+
+def test_replay_merges_files_and_journals_when_db_is_given(tmp_path: Path) -> None:
+    quotes, events = session_files(tmp_path)
+    db = tmp_path / "j.db"
+    result = momobot("replay", str(quotes), str(events), "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    assert "tp1 50@2.21, tp2 50@2.41" in result.stdout
+    assert "1 rejected as malformed" in result.stdout
+    assert "Refused actions: 1" in result.stdout
+    assert "ZZZZ: no quote yet" in result.stderr
+
+    legs = json.loads(momobot("trades", "--db", str(db)).stdout)
+    assert [(leg["symbol"], leg["qty"], leg["reason"], leg["pnl"]) for leg in legs] == [
+        ("ABCD", 50, "tp1", 10.5), ("ABCD", 50, "tp2", 20.5)]
+    assert {"entry_price", "exit_price", "opened_at", "closed_at"} <= set(legs[0])
+
+
+def test_trades_csv_is_tradervue_generic_format(tmp_path: Path) -> None:
+    quotes, events = session_files(tmp_path)
+    db = tmp_path / "j.db"
+    momobot("replay", str(quotes), str(events), "--db", str(db))
+    rows = list(csv.reader(io.StringIO(momobot("trades", "--db", str(db), "--format", "csv").stdout)))
+    assert rows == [["Date", "Time", "Symbol", "Quantity", "Price", "Side"],
+                    ["2026-11-24", "14:30:05", "ABCD", "100", "2.0", "Buy"],
+                    ["2026-11-24", "14:30:10", "ABCD", "50", "2.21", "Sell"],
+                    ["2026-11-24", "14:30:30", "ABCD", "50", "2.41", "Sell"]]
+
+
+def test_trades_default_db_is_momobot_db_in_the_current_directory(tmp_path: Path) -> None:
+    result = momobot("trades", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "momobot.db: no such journal file" in result.stderr
+
+
+def test_unreadable_input_exits_2_with_file_line_and_writes_nothing(tmp_path: Path) -> None:
+    quotes, events = session_files(tmp_path)
+    with quotes.open("a") as fh:
+        fh.write("2026-11-24T14:31:00Z,ABCD,abc,2.41,\n")
+    db = tmp_path / "j.db"
+    result = momobot("replay", str(quotes), str(events), "--db", str(db))
+    assert result.returncode == 2
+    assert f"{quotes}:6: bid 'abc' is not a number" in result.stderr
+    assert result.stdout == ""
+    with Journal(db) as journal:
+        assert journal.trades() == []
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    result = momobot("replay", str(tmp_path / "none.csv"))
+    assert result.returncode == 2
+    assert "none.csv: no such file" in result.stderr
+
+
+def test_bad_config_names_key_and_value(tmp_path: Path) -> None:
+    config = tmp_path / "momobot.toml"
+    config.write_text("[momobot]\nmin_hold_s = -3\n")
+    result = momobot("demo", "--config", str(config))
+    assert result.returncode == 2
+    assert "[momobot] min_hold_s = -3: must be a finite number >= 0" in result.stderr
+    config.write_text("[momobot]\nmin_hold = 3\n")
+    assert "min_hold: unknown key" in momobot("demo", env={"MOMOBOT_CONFIG": str(config)}).stderr
+    config.write_text("[momobot\n")
+    assert "not valid TOML" in momobot("demo", "--config", str(config)).stderr
+
+
+def test_config_from_environment_names_the_variable() -> None:
+    result = momobot("demo", env={"MOMOBOT_MIN_HOLD_S": "soon"})
+    assert result.returncode == 2
+    assert "min_hold_s = 'soon' (from MOMOBOT_MIN_HOLD_S): must be a number" in result.stderr
+
+
+def test_min_hold_from_config_changes_the_demo(tmp_path: Path) -> None:
+    config = tmp_path / "momobot.toml"
+    config.write_text("[momobot]\nmin_hold_s = 3600\n")
+    result = momobot("demo", "--config", str(config))
+    assert result.returncode == 0
+    assert "Trades: 4 opened, 1 closed, 3 open" in result.stdout
+
+
+def test_progress_bar_goes_to_stderr_when_asked(tmp_path: Path) -> None:
+    quotes, _ = session_files(tmp_path)
+    result = momobot("replay", str(quotes), "--progress")
+    assert result.returncode == 0
+    assert "replaying" in result.stderr
+    assert "replaying" not in result.stdout

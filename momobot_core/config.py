@@ -101,6 +101,11 @@ class Section:
     def has(self, key: str) -> bool:
         return self._raw(key) is not None
 
+    def source(self, key: str) -> str:
+        """`` (from VAR)`` when the environment set ``key``, else empty: for error messages."""
+        raw = self._raw(key)
+        return raw[1] if raw else ""
+
     def get_float(self, key: str, default: float, *, minimum: float = 0.0,
               strictly_positive: bool = False) -> float:
         raw = self._raw(key)

@@ -1,0 +1,211 @@
+"""``momobot hotkey check|send|serve|demo``: added to the momobot CLI through ``register_commands``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+
+import click
+
+from hotkey_ws.client import HotkeyClient
+from hotkey_ws.config import KNOWN_COMMANDS, HotkeyConfig, load_hotkey_config
+from hotkey_ws.plugin import HotkeyPlugin
+from hotkey_ws.server import HotkeyServer, KeyPresser, ServerThread, load_keymap
+from momobot_core.config import ConfigError, InputError, load_config
+from momobot_core.plugins import Hooks
+from momobot_core.session import demo_session_path, run_recorded
+
+
+def _fail(message: str) -> None:
+    click.echo(f"momobot: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _config(config_path: str | None, url: str | None) -> HotkeyConfig:
+    try:
+        config = load_hotkey_config(load_config(config_path))
+        return config.with_urls(url) if url else config
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise  # unreachable
+
+
+config_option = click.option("--config", "config_path", metavar="PATH", default=None,
+                             help="TOML configuration file (default: $MOMOBOT_CONFIG).")
+url_option = click.option("--url", default=None,
+                          help="Hotkey server URL (default: [hotkey_ws] url, else ws://127.0.0.1:8765).")
+
+
+@click.group()
+def hotkey() -> None:
+    """Hotkey commands over WebSocket: check the link, send by hand, serve, demo."""
+
+
+@hotkey.command()
+@url_option
+@config_option
+def check(url: str | None, config_path: str | None) -> None:
+    """Connect to each hotkey server and measure a ping round trip. Sends no command."""
+    from websockets.sync.client import connect
+
+    config = _config(config_path, url)
+    headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
+    failed = False
+    for target in config.urls:
+        start = time.perf_counter()
+        try:
+            with connect(target, open_timeout=config.open_timeout, additional_headers=headers,
+                         ssl=config.ssl_context() if target.startswith("wss://") else None,
+                         compression=None, proxy=None, user_agent_header="momobot-hotkey-ws") as ws:
+                connected = time.perf_counter()
+                rtts = []
+                for _ in range(5):
+                    sent = time.perf_counter()
+                    if not ws.ping().wait(config.ping_timeout):
+                        raise TimeoutError(f"no answer to a ping within {config.ping_timeout:g} s")
+                    rtts.append(time.perf_counter() - sent)
+            rtts.sort()
+            click.echo(f"OK    {target}: connected in {(connected - start) * 1e3:.1f} ms, ping round"
+                       f" trip {rtts[len(rtts) // 2] * 1e3:.2f} ms (median of {len(rtts)})")
+        except Exception as exc:
+            failed = True
+            reason = str(exc) or type(exc).__name__
+            if isinstance(exc, ConnectionRefusedError):
+                reason = "connection refused: is the hotkey server running on that address?"
+            click.echo(f"FAIL  {target}: {reason}")
+    sys.exit(1 if failed else 0)
+
+
+@hotkey.command()
+@click.argument("actions", nargs=-1, required=True, metavar="ACTION...")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@url_option
+@config_option
+def send(actions: tuple[str, ...], yes: bool, url: str | None, config_path: str | None) -> None:
+    """Send commands by hand, in order. They press real buttons: asks first unless --yes."""
+    config = _config(config_path, url)
+    unknown = [a for a in actions if a not in KNOWN_COMMANDS and
+               all(a not in cmds for cmds in config.commands.values())]
+    if unknown:
+        click.echo(f"note: {', '.join(unknown)} is not one of the configured commands", err=True)
+    if not yes:
+        click.confirm(f"Send {', '.join(actions)} to {', '.join(config.urls)}? These press real"
+                      " buttons in your trading platform", abort=True)
+    client = HotkeyClient(config)
+    client.start()
+    outcome: list[bool] = []
+    finished = threading.Event()
+
+    def done(ok: bool) -> None:
+        outcome.append(ok)
+        finished.set()
+
+    client.send(actions, done=done)
+    finished.wait(config.ttl + config.sequence_delay * len(actions) + 1)
+    client.close()
+    if outcome == [True]:
+        click.echo(f"sent {', '.join(actions)}")
+    else:
+        click.echo("not sent: see the [Hotkey] messages above", err=True)
+        sys.exit(1)
+
+
+@hotkey.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback needs --token.")
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--token", envvar="MOMOBOT_HOTKEY_TOKEN", default=None,
+              help="Require 'Authorization: Bearer TOKEN' (default: $MOMOBOT_HOTKEY_TOKEN).")
+@click.option("--keymap", metavar="FILE", default=None,
+              help="TOML file of command = \"chord\" lines: press those keys (needs the keys extra).")
+@click.option("--allow", multiple=True, metavar="COMMAND", help="Accept one more command name.")
+def serve(host: str, port: int, token: str | None, keymap: str | None, allow: tuple[str, ...]) -> None:
+    """Run a reference hotkey server: prints each command; presses keys with --keymap."""
+    try:
+        keys = load_keymap(keymap) if keymap else {}
+        presser = KeyPresser(keys) if keys else None
+        server = HotkeyServer(host, port, token=token, commands={*KNOWN_COMMANDS, *keys, *allow},
+                              presser=presser, echo=click.echo)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+
+    def started(bound: int) -> None:
+        mode = "pressing keys" if presser else "dry run: printing commands, pressing nothing"
+        click.echo(f"hotkey server on ws://{host}:{bound} ({mode}); Ctrl-C stops it", err=True)
+
+    try:
+        asyncio.run(server.run(started=started))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+@hotkey.command()
+@click.option("--sequence-delay", type=float, default=None,
+              help="Seconds between the commands of a sequence (default: as configured, 0.1).")
+@config_option
+@click.pass_context
+def demo(ctx: click.Context, sequence_delay: float | None, config_path: str | None) -> None:
+    """Run the sample session through the plugin against a local dry-run server."""
+    import attrs
+
+    server = HotkeyServer("127.0.0.1", 0)
+    thread = ServerThread(server)
+    thread.start()
+    try:
+        core_config = load_config(config_path)
+        config = load_hotkey_config(core_config)
+        # Only the server started here: never the trader's configured one.
+        config = attrs.evolve(config.with_urls(thread.url), token=None, ca_file=None)
+        if sequence_delay is not None:
+            config = attrs.evolve(config, sequence_delay=max(sequence_delay, 0.0))
+        hooks = ctx.find_object(Hooks) or Hooks()
+        if hooks.pm.has_plugin("hotkey_ws"):
+            hooks.unregister("hotkey_ws")
+        plugin = HotkeyPlugin(config, send_in_replay=True, record=True)
+        hooks.register(plugin, name="hotkey_ws")
+        click.echo(f"dry-run hotkey server listening on {thread.url}", err=True)
+        result = run_recorded([demo_session_path()], hooks=hooks, config=core_config, mode="demo")
+    except (ConfigError, InputError) as exc:
+        thread.stop()
+        _fail(str(exc))
+        return
+    time.sleep(0.05)  # let the server's loop take in the last frame
+    thread.stop()
+    click.echo(result.summary())
+    click.echo("")
+    click.echo(_timings(plugin, server))
+
+
+def _timings(plugin: HotkeyPlugin, server: HotkeyServer) -> str:
+    client_history = plugin.history
+    rows: list[tuple[str, ...]] = [("event", "command", "on the wire", "received by server")]
+    received = iter(server.received)
+    total = 0
+    for batch in client_history:
+        for n, name in enumerate(batch.names):
+            total += 1
+            wire = "not sent"
+            if n < len(batch.receipts):
+                wire = f"+{(batch.receipts[n] - batch.fired_at) * 1e3:.3f} ms"
+            got = next(received, None)
+            if got is not None and got.command == name:
+                seen = f"+{(got.monotonic_ns / 1e9 - batch.fired_at) * 1e3:.3f} ms"
+            else:
+                seen = "missing"
+            rows.append((batch.label if n == 0 else "", name, wire, seen))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["Hotkey commands (times from the moment the hook fired):"]
+    for n, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i])
+                               for i, c in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    in_order = [r.command for r in server.received] == [n for b in client_history for n in b.names]
+    lines.append(f"The server received {len(server.received)} of {total} commands"
+                 f"{', in order' if in_order else ', NOT in the order they were sent'}.")
+    return "\n".join(lines)

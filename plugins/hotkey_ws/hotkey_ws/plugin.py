@@ -1,0 +1,106 @@
+"""The momobot plugin: trade events in, hotkey commands out.
+
+| event                                  | commands (defaults)                    |
+|----------------------------------------|----------------------------------------|
+| ``on_order_submitted``, intent entry   | ``buy_ask``                            |
+| ``on_target_hit`` tp1                  | ``sell_ask``, ``cancel_all``, ``break_even`` |
+| ``on_target_hit`` tp2                  | ``sell_ask``                           |
+| ``on_target_hit`` stop                 | ``sell_all_bid``                       |
+| ``on_position_closed``, reason manual  | ``sell_all_bid``                       |
+
+Replays are not live trading: in ``replay`` and ``demo`` mode nothing is sent
+unless ``[hotkey_ws] replay = true`` (or ``MOMOBOT_HOTKEY_REPLAY=1``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from hotkey_ws.client import HotkeyClient
+from hotkey_ws.config import HotkeyConfig, load_hotkey_config
+from hotkey_ws.link import Batch
+from momobot_core import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+    from momobot_core.engine import Engine
+    from momobot_core.models import Order, Quote, Target, Trade
+
+log = logging.getLogger("momobot.hotkey")
+
+
+class HotkeyPlugin:
+    """One instance per process is registered by the ``hotkey_ws`` entry point.
+
+    ``config`` fixes the configuration instead of reading ``[hotkey_ws]``;
+    ``send_in_replay`` makes a replay or demo send (``momobot hotkey demo`` uses both,
+    with its own dry-run server).
+    """
+
+    def __init__(self, config: HotkeyConfig | None = None, *, send_in_replay: bool = False,
+                 record: bool = False) -> None:
+        self._fixed_config = config
+        self._send_in_replay = send_in_replay
+        self._record = record
+        self.config: HotkeyConfig | None = None
+        self.client: HotkeyClient | None = None
+        self.history: list[Batch] = []
+
+    @hookimpl
+    def on_startup(self, bot: Engine) -> None:
+        config = self._fixed_config or load_hotkey_config(bot.config)  # ConfigError stops start-up
+        self.config = config
+        where = ", ".join(config.urls)
+        if bot.mode != "live" and not (config.replay or self._send_in_replay):
+            log.info("[Hotkey] %s mode: no hotkey commands are sent (a recorded session must not"
+                     " press buttons on a live account; set [hotkey_ws] replay = true or"
+                     " MOMOBOT_HOTKEY_REPLAY=1 to send them)", bot.mode)
+            return
+        if bot.mode != "live" and not self._send_in_replay:
+            log.warning("[Hotkey] %s mode with replay = true: commands ARE sent to %s", bot.mode, where)
+        else:
+            log.info("[Hotkey] sending hotkey commands to %s", where)
+        self.client = HotkeyClient(config, record=self._record)
+        if self.client.history is not None:
+            self.history = self.client.history
+        self.client.start()
+
+    @hookimpl
+    def on_order_submitted(self, order: Order, trade: Trade) -> None:
+        client = self.client
+        if client is not None and order.intent == "entry":
+            client.send_event("entry", symbol=trade.symbol, qty=trade.qty, remaining=trade.remaining,
+                              trade_id=trade.id, ts=order.ts)
+
+    @hookimpl
+    def on_target_hit(self, trade: Trade, target: Target, quote: Quote) -> None:
+        client = self.client
+        if client is not None:
+            client.send_event(target.value, symbol=trade.symbol, qty=trade.qty,
+                              remaining=trade.remaining, trade_id=trade.id, ts=quote.ts)
+
+    @hookimpl
+    def on_position_closed(self, trade: Trade, reason: str, price: float) -> None:
+        client = self.client
+        if client is not None and reason == "manual":
+            assert trade.closed_at is not None
+            client.send_event("manual", symbol=trade.symbol, qty=trade.qty, remaining=trade.remaining,
+                              trade_id=trade.id, ts=trade.closed_at)
+
+    @hookimpl
+    def on_shutdown(self, bot: Engine) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
+
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        from hotkey_ws.cli import hotkey
+
+        cli.add_command(hotkey)
+
+
+#: The instance the ``hotkey_ws`` entry point registers.
+plugin = HotkeyPlugin()

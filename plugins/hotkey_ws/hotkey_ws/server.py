@@ -1,0 +1,214 @@
+"""The reference hotkey server: receives commands, prints them, and can press keys.
+
+A dry run by default (prints each command with a timestamp). With a keymap it
+presses a key chord per command through ``pynput`` (the ``keys`` extra).
+Refuses browsers (any Origin header), clients without the token when one is
+set, and commands it does not know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import attrs
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from hotkey_ws.config import KNOWN_COMMANDS
+from momobot_core.config import ConfigError
+
+
+@attrs.frozen
+class Received:
+    command: str
+    monotonic_ns: int
+    wall: datetime
+    peer: str
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_keymap(path: str | Path) -> dict[str, str]:
+    """``command = "chord"`` pairs from a TOML file (top level or a ``[keys]`` table)."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"keymap {file}: no such file") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"keymap {file}: cannot read it: {exc}") from None
+    table = data.get("keys", data)
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(f"keymap {file}: expected command = \"chord\" lines")
+    for command, chord in table.items():
+        if not isinstance(chord, str) or not chord.strip():
+            raise ConfigError(f"keymap {file}: {command} = {chord!r}: a chord is a string such as"
+                              " \"ctrl+shift+b\"")
+    return dict(table)
+
+
+class KeyPresser:
+    """Presses key chords such as ``ctrl+shift+b`` with pynput (optional dependency)."""
+
+    def __init__(self, keymap: dict[str, str]) -> None:
+        try:
+            from pynput import keyboard  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        except Exception as exc:  # ImportError, or no display to attach to
+            raise ConfigError("pressing keys needs pynput and a desktop session: pip install"
+                              f" 'momobot-hotkey-ws[keys]' ({type(exc).__name__}: {exc})") from None
+        self._keyboard = keyboard
+        self._controller = keyboard.Controller()
+        self._chords = {command: self._parse(command, chord) for command, chord in keymap.items()}
+
+    def _parse(self, command: str, chord: str) -> list[Any]:
+        keys = []
+        for raw in chord.lower().split("+"):
+            part = raw.strip()
+            if len(part) == 1:
+                keys.append(part)
+            elif hasattr(self._keyboard.Key, part):
+                keys.append(getattr(self._keyboard.Key, part))
+            else:
+                raise ConfigError(f"keymap: {command} = {chord!r}: unknown key {part!r}")
+        return keys
+
+    def press(self, command: str) -> None:
+        keys = self._chords.get(command)
+        if not keys:
+            return
+        for key in keys:
+            self._controller.press(key)
+        for key in reversed(keys):
+            self._controller.release(key)
+
+
+class HotkeyServer:
+    """Serve hotkey commands on ``host:port`` (port 0 picks a free one)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8765, *, token: str | None = None,
+                 commands: Iterable[str] = KNOWN_COMMANDS, presser: KeyPresser | None = None,
+                 echo: Callable[[str], None] | None = None) -> None:
+        if not is_loopback(host) and not token:
+            raise ConfigError(f"refusing to serve hotkeys on {host} without a token: anyone on the"
+                              " network could press your keys (set --token or MOMOBOT_HOTKEY_TOKEN)")
+        self.host = host
+        self.port = port
+        self.token = token
+        self.commands = frozenset(commands)
+        self.presser = presser
+        self.echo = echo
+        self.received: list[Received] = []
+        self.rejected: list[str] = []
+        self.connections = 0
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.token is None:
+            return None
+        given = request.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            return None
+        self._say(f"refused a client without the right token from {_peer(connection)}")
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong token\n")
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        self.connections += 1
+        peer = _peer(connection)
+        self._say(f"client connected from {peer}")
+        async for message in connection:
+            at = time.monotonic_ns()
+            command = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            if command.startswith("{"):
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    command = str(json.loads(command)["command"])
+            if command not in self.commands:
+                self.rejected.append(command)
+                self._say(f"REJECTED unknown command {command!r} from {peer}")
+                continue
+            wall = datetime.now(UTC)
+            self.received.append(Received(command, at, wall, peer))
+            self._say(f"{wall.isoformat(timespec='microseconds')}  {command}")
+            if self.presser is not None:
+                await asyncio.to_thread(self.presser.press, command)
+        self._say(f"client {peer} disconnected")
+
+    def _say(self, line: str) -> None:
+        if self.echo is not None:
+            self.echo(line)
+
+    async def run(self, started: Callable[[int], None] | None = None,
+                  stop: asyncio.Event | None = None) -> None:
+        async with serve(self._handle, self.host, self.port, origins=[None], compression=None,
+                         process_request=self._check_request, ping_interval=5, ping_timeout=5) as server:
+            self.port = server.sockets[0].getsockname()[1] if server.sockets else self.port
+            if started is not None:
+                started(self.port)
+            if stop is None:
+                await server.serve_forever()
+            else:
+                await stop.wait()
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else "?"
+
+
+class ServerThread:
+    """Run a HotkeyServer on its own event loop in a daemon thread (demo and tests)."""
+
+    def __init__(self, server: HotkeyServer) -> None:
+        self.server = server
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="hotkey-server", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await self.server.run(started=lambda port: self._ready.set(), stop=self._stop)
+
+        try:
+            self._loop.run_until_complete(main())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    def start(self, timeout: float = 5.0) -> int:
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            raise RuntimeError(f"hotkey server did not start: {self._error}")
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.server.host}:{self.server.port}"
+
+    def stop(self) -> None:
+        if self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=5)

@@ -1,0 +1,384 @@
+"""hotkey_ws against real WebSocket servers on 127.0.0.1: order, failures, TTL, shutdown, config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+
+from hotkey_ws.config import DEFAULT_COMMANDS, load_hotkey_config
+from hotkey_ws.plugin import HotkeyPlugin
+from momobot_core.config import Config, ConfigError
+from momobot_core.engine import Engine
+from momobot_core.journal import Journal
+from momobot_core.session import demo_session_path, run_recorded
+
+from conftest import Recorder, make_hooks, quote
+from hotkey_helpers import HotkeyTestServer, core_config, fast_config, free_port, hotkey_lines, wait_until
+
+
+@pytest.fixture
+def server() -> Iterator[HotkeyTestServer]:
+    with HotkeyTestServer() as s:
+        yield s
+
+
+def live_engine(plugin: HotkeyPlugin, *others: object, mode: str = "live",
+                config: Config | None = None) -> Engine:
+    engine = Engine(hooks=make_hooks(plugin, *others), journal=Journal(), mode=mode, config=config)
+    engine.start()
+    return engine
+
+
+def open_trade(engine: Engine, symbol: str = "ABCD") -> None:
+    engine.on_quote(quote(symbol, 2.00))
+    engine.open_trade(symbol, 100, 2.20, 2.40, 1.90)
+
+
+def test_each_event_sends_its_commands_in_order(server: HotkeyTestServer) -> None:
+    plugin = HotkeyPlugin(fast_config(server.url))
+    engine = live_engine(plugin)
+    open_trade(engine, "AAA")
+    engine.on_quote(quote("AAA", 2.21))             # tp1
+    engine.on_quote(quote("AAA", 2.41))             # tp2
+    open_trade(engine, "BBB")
+    engine.on_quote(quote("BBB", 1.95, last=1.85))  # stop
+    open_trade(engine, "CCC")
+    engine.close_trade("CCC")                       # manual
+    expected = ["buy_ask", "sell_ask", "cancel_all", "break_even", "sell_ask",
+                "buy_ask", "sell_all_bid", "buy_ask", "sell_all_bid"]
+    assert server.wait_for(len(expected)) == expected
+    engine.shutdown()
+    assert server.messages == expected  # nothing more, nothing twice
+
+
+def test_demo_session_sends_exactly_what_its_events_call_for(server: HotkeyTestServer) -> None:
+    recorder = Recorder()
+    run_recorded([demo_session_path()], hooks=make_hooks(HotkeyPlugin(fast_config(server.url)),
+                                                         recorder), config=Config(), mode="live")
+    expected: list[str] = []
+    for name, kw in recorder.calls:
+        if name == "on_order_submitted" and kw["order"].intent == "entry":
+            expected += DEFAULT_COMMANDS["entry"]
+        elif name == "on_target_hit":
+            expected += DEFAULT_COMMANDS[str(kw["target"])]
+        elif name == "on_position_closed" and kw["reason"] == "manual":
+            expected += DEFAULT_COMMANDS["manual"]
+    assert len(expected) == 14
+    assert server.wait_for(len(expected)) == expected
+
+
+def test_sequence_is_contiguous_with_the_configured_delay(server: HotkeyTestServer) -> None:
+    plugin = HotkeyPlugin(fast_config(server.url, sequence_delay=0.1))
+    engine = live_engine(plugin)
+    open_trade(engine, "AAA")
+    open_trade(engine, "BBB")
+    engine.on_quote(quote("AAA", 2.21))   # tp1: three commands, 0.1 s apart
+    open_trade(engine, "CCC")             # comes while the sequence is going out
+    got = server.wait_for(6)
+    assert got == ["buy_ask", "buy_ask", "sell_ask", "cancel_all", "break_even", "buy_ask"]
+    gaps = [b - a for a, b in zip(server.times_ns[2:5], server.times_ns[3:6], strict=False)]
+    assert all(gap >= 0.1e9 for gap in gaps[:2])  # the configured delay, never less
+    engine.shutdown()
+
+
+def test_commands_wait_for_a_server_that_is_down_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{port}", ttl=3.0))
+    with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        engine = live_engine(plugin)
+        open_trade(engine)
+        assert wait_until(lambda: any("Cannot connect" in line for line in hotkey_lines(caplog)))
+        with HotkeyTestServer(port) as server:
+            assert server.wait_for(1) == ["buy_ask"]
+            engine.shutdown()
+    assert any("Cannot connect to ws://127.0.0.1:" in line and "refused" in line
+               for line in hotkey_lines(caplog))
+
+
+def test_server_restarted_mid_session_gets_the_next_commands_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    first = HotkeyTestServer().start()
+    port = first.port
+    plugin = HotkeyPlugin(fast_config(first.url))
+    with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        engine = live_engine(plugin)
+        open_trade(engine)
+        assert first.wait_for(1) == ["buy_ask"]
+        first.stop()
+        assert wait_until(lambda: any("Connection to" in line and "lost" in line
+                                      for line in hotkey_lines(caplog)))
+        with HotkeyTestServer(port) as second:
+            engine.on_quote(quote("ABCD", 2.21))
+            assert second.wait_for(3) == ["sell_ask", "cancel_all", "break_even"]
+            engine.shutdown()
+    assert first.messages == ["buy_ask"]
+
+
+def test_server_that_stops_reading_is_noticed_and_never_blocks_the_engine(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with HotkeyTestServer(stop_reading_after=1) as server, \
+            caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        plugin = HotkeyPlugin(fast_config(server.url, ttl=0.5))
+        engine = live_engine(plugin)
+        open_trade(engine, "AAA")
+        assert server.wait_for(1) == ["buy_ask"]
+
+        def trade_on() -> None:
+            for n in range(200):
+                symbol = f"S{n}"
+                open_trade(engine, symbol)
+                engine.close_trade(symbol)
+
+        worker = threading.Thread(target=trade_on)
+        worker.start()
+        worker.join(timeout=20)
+        assert not worker.is_alive(), "the engine blocked on a server that does not read"
+        assert engine.counters.trades_closed == 200
+        assert wait_until(lambda: any("no answer to a keepalive ping" in line
+                                      for line in hotkey_lines(caplog)))
+        engine.shutdown()
+    lines = hotkey_lines(caplog)
+    # What went into the dead connection is named, so the trader can check the platform.
+    assert any("never confirmed 'buy_ask', 'sell_all_bid'" in line for line in lines)
+
+
+def test_server_closing_mid_sequence_gets_every_command_once_in_order(server: HotkeyTestServer) -> None:
+    server.close_after = 2   # every connection is closed after two commands
+    plugin = HotkeyPlugin(fast_config(server.url, ttl=3.0))
+    engine = live_engine(plugin)
+    open_trade(engine)
+    engine.on_quote(quote("ABCD", 2.21))
+    assert server.wait_for(4) == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
+    engine.shutdown()
+    assert server.messages == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
+    assert server.connections == 2
+
+
+def test_command_cut_off_by_a_lost_connection_is_not_resent_and_the_rest_is_skipped(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A command too big for the socket buffers of a server that stopped reading is
+    # half-written when the connection dies: it must never be written again.
+    big = "x" * 8_000_000
+    with HotkeyTestServer(stop_reading_after=1) as server, \
+            caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        plugin = HotkeyPlugin(fast_config(server.url, ttl=5.0, ping_timeout=0.5))
+        engine = live_engine(plugin)
+        open_trade(engine)
+        assert server.wait_for(1) == ["buy_ask"]
+        assert plugin.client is not None
+        plugin.client.send([big, "cancel_all", "break_even"])
+        assert wait_until(lambda: any("may have partly reached the server" in line
+                                      for line in hotkey_lines(caplog)), timeout=10)
+        plugin.client.send(["sell_all_bid"])   # the next event goes out on a new connection
+        server.wait_for(2)
+        engine.shutdown()
+    failure = next(line for line in hotkey_lines(caplog) if "partly reached" in line)
+    assert "skipped 'cancel_all', 'break_even'" in failure
+    assert "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" not in failure  # names cut short
+    assert server.messages == ["buy_ask", "sell_all_bid"]
+
+
+def test_command_not_sent_within_its_ttl_is_dropped_never_sent_late(
+        caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{port}", ttl=0.3))
+    with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        engine = live_engine(plugin)
+        open_trade(engine)
+        assert wait_until(lambda: any("not sent within 0.3 s" in line for line in hotkey_lines(caplog)))
+        with HotkeyTestServer(port) as server:
+            assert plugin.client is not None and plugin.client.wait_connected(5)
+            engine.close_trade("ABCD")
+            assert server.wait_for(1) == ["sell_all_bid"]
+            engine.shutdown()
+            assert server.messages == ["sell_all_bid"]
+    assert any("Failed to send 'buy_ask': not sent within 0.3 s of its event" in line
+               for line in hotkey_lines(caplog))
+
+
+def test_ttl_counts_from_the_hook_not_the_event_time(server: HotkeyTestServer) -> None:
+    # The quotes are from 2026-11-24; a replay of old data is not "late".
+    plugin = HotkeyPlugin(fast_config(server.url, ttl=0.5, replay=True))
+    run_recorded([demo_session_path()], hooks=make_hooks(plugin), config=Config(), mode="replay")
+    assert len(server.wait_for(14)) == 14
+
+
+def test_shutdown_flushes_pending_commands_then_closes(server: HotkeyTestServer) -> None:
+    plugin = HotkeyPlugin(fast_config(server.url, sequence_delay=0.2))
+    engine = live_engine(plugin)
+    open_trade(engine)
+    engine.on_quote(quote("ABCD", 2.21))
+    engine.shutdown()   # returns once break_even, 0.4 s later, has gone out
+    assert server.messages[-3:] == ["sell_ask", "cancel_all", "break_even"]
+    assert plugin.client is None
+
+
+def test_shutdown_is_bounded_when_the_server_is_gone(caplog: pytest.LogCaptureFixture) -> None:
+    plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{free_port()}", ttl=30.0, flush_timeout=0.3))
+    with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        engine = live_engine(plugin)
+        open_trade(engine)
+        closer = threading.Thread(target=engine.shutdown)
+        closer.start()
+        closer.join(timeout=10)
+        assert not closer.is_alive()
+    assert any("Failed to send 'buy_ask': not sent before shutdown" in line
+               for line in hotkey_lines(caplog))
+
+
+def test_queue_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{free_port()}", queue_size=3, ttl=30.0,
+                                      flush_timeout=0.1))
+    with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        engine = live_engine(plugin)
+        for n in range(5):
+            open_trade(engine, f"S{n}")
+        engine.shutdown()
+    assert sum("queue full" in line for line in hotkey_lines(caplog)) == 2
+
+
+def test_replay_mode_sends_nothing_and_says_so_once(server: HotkeyTestServer,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        run_recorded([demo_session_path()], hooks=make_hooks(HotkeyPlugin()),
+                     config=core_config(url=server.url), mode="replay")
+    time.sleep(0.2)
+    assert server.messages == [] and server.connections == 0
+    said = [line for line in hotkey_lines(caplog) if "no hotkey commands are sent" in line]
+    assert len(said) == 1 and "replay mode" in said[0]
+
+
+def test_replay_sends_when_turned_on_by_environment(server: HotkeyTestServer,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("MOMOBOT_HOTKEY_REPLAY", "1")
+    with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        run_recorded([demo_session_path()], hooks=make_hooks(HotkeyPlugin()),
+                     config=core_config(url=server.url), mode="demo")
+    assert len(server.wait_for(14)) == 14
+    assert any("commands ARE sent" in line for line in hotkey_lines(caplog))
+
+
+def test_hooks_work_from_inside_an_asyncio_loop(server: HotkeyTestServer) -> None:
+    plugin = HotkeyPlugin(fast_config(server.url))
+
+    async def main() -> None:
+        engine = live_engine(plugin)
+        open_trade(engine)
+        engine.close_trade("ABCD")
+        await asyncio.sleep(0)
+        engine.shutdown()
+
+    asyncio.run(main())
+    assert server.messages == ["buy_ask", "sell_all_bid"]
+
+
+def test_token_is_sent_as_bearer_authorization() -> None:
+    with HotkeyTestServer(token="s3cret") as server:
+        plugin = HotkeyPlugin(fast_config(server.url, token="s3cret"))
+        engine = live_engine(plugin)
+        open_trade(engine)
+        assert server.wait_for(1) == ["buy_ask"]
+        engine.shutdown()
+    assert server.authorization == ["Bearer s3cret"]
+
+
+def test_wrong_token_is_reported_and_nothing_is_sent(caplog: pytest.LogCaptureFixture) -> None:
+    with HotkeyTestServer(token="right") as server, caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        plugin = HotkeyPlugin(fast_config(server.url, token="wrong", ttl=0.3))
+        engine = live_engine(plugin)
+        open_trade(engine)
+        assert wait_until(lambda: any("HTTP 401" in line for line in hotkey_lines(caplog)))
+        engine.shutdown()
+    assert server.messages == []
+    assert not any("wrong" in line for line in hotkey_lines(caplog))  # no secret in logs
+
+
+def test_json_format_carries_the_event_context(server: HotkeyTestServer) -> None:
+    plugin = HotkeyPlugin(fast_config(server.url, format="json"))
+    engine = live_engine(plugin)
+    open_trade(engine)
+    [message] = server.wait_for(1)
+    engine.shutdown()
+    data = json.loads(message)
+    trade_id = engine.journal.trades()[0].id if engine.journal else None
+    assert data["command"] == "buy_ask" and data["event"] == "entry"
+    assert (data["symbol"], data["qty"], data["trade_id"]) == ("ABCD", 100, trade_id)
+    assert datetime.fromisoformat(data["time"]).tzinfo is not None
+
+
+def test_several_servers_each_get_every_command() -> None:
+    with HotkeyTestServer() as one, HotkeyTestServer() as two:
+        plugin = HotkeyPlugin(fast_config(one.url, two.url))
+        engine = live_engine(plugin)
+        open_trade(engine)
+        engine.close_trade("ABCD")
+        assert one.wait_for(2) == two.wait_for(2) == ["buy_ask", "sell_all_bid"]
+        engine.shutdown()
+
+
+def test_custom_command_lists_fit_other_hotkey_servers(server: HotkeyTestServer) -> None:
+    config = load_hotkey_config(core_config(url=server.url, entry_commands=["F1"],
+                                            manual_commands=[]))
+    plugin = HotkeyPlugin(config)
+    engine = live_engine(plugin)
+    open_trade(engine)
+    engine.close_trade("ABCD")
+    engine.shutdown()
+    assert server.messages == ["F1"]
+
+
+@pytest.mark.parametrize(("table", "env", "message"), [
+    ({"url": "http://127.0.0.1:8765"}, {}, "[hotkey_ws] url = 'http://127.0.0.1:8765': not a ws://"),
+    ({}, {"MOMOBOT_HOTKEY_URL": "nonsense"}, "url = 'nonsense' (from MOMOBOT_HOTKEY_URL)"),
+    ({"sequence_delay": -1}, {}, "[hotkey_ws] sequence_delay = -1: must be a finite number >= 0"),
+    ({}, {"MOMOBOT_HOTKEY_SEQUENCE_DELAY": "fast"},
+     "sequence_delay = 'fast' (from MOMOBOT_HOTKEY_SEQUENCE_DELAY): must be a number"),
+    ({"ttl": 0}, {}, "[hotkey_ws] ttl = 0: must be a finite number > 0"),
+    ({"format": "xml"}, {}, "[hotkey_ws] format = 'xml': must be one of text, json"),
+    ({"urll": "ws://127.0.0.1:1"}, {}, "[hotkey_ws] urll: unknown key"),
+    ({"replay": "maybe"}, {}, "[hotkey_ws] replay = 'maybe': must be true or false"),
+    ({"ca_file": "/nonexistent/ca.pem", "url": "wss://127.0.0.1:1"}, {},
+     "ca_file = '/nonexistent/ca.pem': no such file"),
+    ({"tp1_commands": ["sell_ask", ""]}, {}, "tp1_commands"),
+    ({"queue_size": 0}, {}, "[hotkey_ws] queue_size = 0: must be >= 1"),
+    ({"url": "ws://127.0.0.1:1", "urls": ["ws://127.0.0.1:2"]}, {}, "url and urls are both set"),
+    ({"sequence_delay": 1.0, "ttl": 1.5}, {}, "ttl = 1.5"),
+])
+def test_bad_config_is_refused_with_key_and_value(monkeypatch: pytest.MonkeyPatch, table: dict[str, object],
+                                                  env: dict[str, str], message: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as info:
+        live_engine(HotkeyPlugin(), config=core_config(**table))
+    assert message in str(info.value)
+
+
+def test_hook_calls_return_while_the_server_accepts_but_never_answers() -> None:
+    # A half-open peer: TCP accepts, the WebSocket handshake never completes.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{port}", ttl=0.2, flush_timeout=0.2))
+        engine = live_engine(plugin)
+        def trade_on() -> None:
+            for n in range(50):
+                open_trade(engine, f"S{n}")
+
+        worker = threading.Thread(target=trade_on)
+        worker.start()
+        worker.join(timeout=10)
+        assert not worker.is_alive()
+        engine.shutdown()
+    finally:
+        listener.close()

@@ -44,6 +44,8 @@ def setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger("momobot").setLevel(level)
+    # Library chatter (connection open/closed) only when asked for with -v.
+    logging.getLogger("websockets").setLevel(logging.INFO if verbosity > 0 else logging.WARNING)
     if verbosity <= 0:
         # One line per trade event is detail; the summary already says it.
         logging.getLogger("momobot.trades").setLevel(logging.WARNING)

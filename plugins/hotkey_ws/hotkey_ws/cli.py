@@ -208,4 +208,6 @@ def _timings(plugin: HotkeyPlugin, server: HotkeyServer) -> str:
     in_order = [r.command for r in server.received] == [n for b in client_history for n in b.names]
     lines.append(f"The server received {len(server.received)} of {total} commands"
                  f"{', in order' if in_order else ', NOT in the order they were sent'}.")
+    lines.append("The session replays as fast as the engine goes, so an event that comes while a"
+                 " sequence is going out waits for it: sequences never interleave.")
     return "\n".join(lines)

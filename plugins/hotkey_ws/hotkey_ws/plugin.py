@@ -66,6 +66,11 @@ class HotkeyPlugin:
         if self.client.history is not None:
             self.history = self.client.history
         self.client.start()
+        # Start-up (not the trading path) may wait a moment, so the first trade finds the link up
+        # and a server that is not there is reported before trading starts.
+        if not self.client.wait_connected(config.open_timeout):
+            log.warning("[Hotkey] %s not reachable yet: commands wait up to %g s for it, then are"
+                        " dropped and logged (check it with: momobot hotkey check)", where, config.ttl)
 
     @hookimpl
     def on_order_submitted(self, order: Order, trade: Trade) -> None:

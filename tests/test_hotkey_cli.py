@@ -1,0 +1,201 @@
+"""``momobot hotkey check|send|serve|demo`` and the scripting functions, as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from hotkey_ws import api, send_hotkey, send_hotkey_sequence, trigger_hotkey, trigger_hotkey_sequence
+
+from hotkey_helpers import HotkeyTestServer, free_port, wait_until
+
+
+def momobot(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "momobot_core.cli", *args], capture_output=True,
+                          text=True, env=full_env, input=stdin, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def server() -> Iterator[HotkeyTestServer]:
+    with HotkeyTestServer() as s:
+        yield s
+
+
+def test_check_reports_a_reachable_server_and_sends_nothing(server: HotkeyTestServer) -> None:
+    result = momobot("hotkey", "check", "--url", server.url)
+    assert result.returncode == 0, result.stderr
+    assert f"OK    {server.url}: connected in" in result.stdout
+    assert "ping round trip" in result.stdout
+    assert server.connections == 1 and server.messages == []
+
+
+def test_check_reports_an_unreachable_server_and_exits_1() -> None:
+    url = f"ws://127.0.0.1:{free_port()}"
+    result = momobot("hotkey", "check", env={"MOMOBOT_HOTKEY_URL": url})
+    assert result.returncode == 1
+    assert f"FAIL  {url}: connection refused" in result.stdout
+
+
+def test_send_with_yes_sends_in_order(server: HotkeyTestServer) -> None:
+    result = momobot("hotkey", "send", "sell_ask", "cancel_all", "--yes", "--url", server.url)
+    assert result.returncode == 0, result.stderr
+    assert server.messages == ["sell_ask", "cancel_all"]
+    assert "[Hotkey] Sent: sell_ask" in result.stderr
+
+
+def test_send_asks_first_and_sends_nothing_when_refused(server: HotkeyTestServer) -> None:
+    result = momobot("hotkey", "send", "buy_ask", "--url", server.url, stdin="n\n")
+    assert result.returncode == 1
+    assert "press real buttons" in result.stdout
+    time.sleep(0.2)
+    assert server.messages == []
+
+
+def test_send_to_a_server_that_is_down_fails_loudly() -> None:
+    result = momobot("hotkey", "send", "buy_ask", "--yes", "--url", f"ws://127.0.0.1:{free_port()}",
+                     env={"MOMOBOT_HOTKEY_TTL": "0.5"})
+    assert result.returncode == 1
+    assert "Failed to send 'buy_ask'" in result.stderr
+
+
+def test_bad_hotkey_config_exits_2_naming_key_and_value(tmp_path: Path) -> None:
+    config = tmp_path / "momobot.toml"
+    config.write_text('[hotkey_ws]\nsequence_delay = "slow"\n')
+    result = momobot("hotkey", "check", "--config", str(config))
+    assert result.returncode == 2
+    assert "[hotkey_ws] sequence_delay = 'slow': must be a number" in result.stderr
+    serve = momobot("serve-nothing")
+    assert serve.returncode == 2  # unknown command: click's usage error
+
+
+@pytest.fixture
+def reference_server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
+    proc = subprocess.Popen([sys.executable, "-m", "momobot_core.cli", "hotkey", "serve", "--port",
+                             str(port), "--token", "tok"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert wait_until(lambda: _listening(port), timeout=20)
+        yield f"ws://127.0.0.1:{port}", proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        for pipe in (proc.stdout, proc.stderr):
+            assert pipe is not None
+            pipe.close()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_reference_server_refuses_browsers_wrong_tokens_and_unknown_commands(
+        reference_server: tuple[str, subprocess.Popen[str]]) -> None:
+    url, proc = reference_server
+    with pytest.raises(InvalidStatus) as browser:
+        connect(url, origin="http://evil.example", additional_headers={"Authorization": "Bearer tok"},
+                proxy=None).close()
+    assert browser.value.response.status_code == 403
+    with pytest.raises(InvalidStatus) as no_token:
+        connect(url, proxy=None).close()
+    assert no_token.value.response.status_code == 401
+    with connect(url, additional_headers={"Authorization": "Bearer tok"}, proxy=None) as ws:
+        ws.send("buy_ask")
+        ws.send("format_c_drive")
+        ws.send('{"command": "sell_all_bid", "symbol": "ABCD"}')
+        ws.ping().wait(5)
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    lines = out.splitlines()
+    assert any(line.endswith("  buy_ask") for line in lines)
+    assert any(line.endswith("  sell_all_bid") for line in lines)
+    assert any("REJECTED unknown command 'format_c_drive'" in line for line in lines)
+    assert "refused a client without the right token" in out
+
+
+def test_reference_server_will_not_listen_beyond_loopback_without_a_token() -> None:
+    result = momobot("hotkey", "serve", "--host", "0.0.0.0", "--port", "0")
+    assert result.returncode == 2
+    assert "without a token" in result.stderr
+
+
+def test_hotkey_demo_shows_every_command_received_in_order() -> None:
+    result = momobot("hotkey", "demo")
+    assert result.returncode == 0, result.stderr
+    assert "The server received 14 of 14 commands, in order." in result.stdout
+    assert "Realised P&L: +17.50" in result.stdout
+    for row in ("ABCD entry", "IJKL tp1", "EFGH stop", "MNOP manual", "ABCD tp2"):
+        assert row in result.stdout
+
+
+def test_hotkey_demo_never_uses_the_configured_server(tmp_path: Path,
+                                                       server: HotkeyTestServer) -> None:
+    config = tmp_path / "momobot.toml"
+    config.write_text(f'[hotkey_ws]\nurl = "{server.url}"\nreplay = true\n')
+    result = momobot("hotkey", "demo", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "14 of 14" in result.stdout
+    assert server.connections == 0
+
+
+# -- the scripting functions ---------------------------------------------------------------
+
+
+@pytest.fixture
+def script_client(server: HotkeyTestServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HotkeyTestServer]:
+    monkeypatch.setenv("MOMOBOT_HOTKEY_URL", server.url)
+    monkeypatch.setenv("MOMOBOT_HOTKEY_SEQUENCE_DELAY", "0.02")
+    api.close_default_client()
+    yield server
+    api.close_default_client()
+
+
+def test_send_hotkey_reports_success(script_client: HotkeyTestServer) -> None:
+    assert asyncio.run(send_hotkey("buy_ask")) is True
+    assert asyncio.run(send_hotkey_sequence(["sell_ask", "cancel_all", "break_even"])) is True
+    assert script_client.wait_for(4) == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
+
+
+def test_send_hotkey_reports_failure_when_nothing_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOMOBOT_HOTKEY_URL", f"ws://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MOMOBOT_HOTKEY_TTL", "0.3")
+    api.close_default_client()
+    try:
+        assert asyncio.run(send_hotkey("buy_ask")) is False
+    finally:
+        api.close_default_client()
+
+
+def test_trigger_hotkey_from_other_threads_uses_one_connection(script_client: HotkeyTestServer) -> None:
+    threads = [threading.Thread(target=trigger_hotkey, args=("buy_ask",)) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert trigger_hotkey_sequence(["sell_ask", "cancel_all"]) is True
+    assert script_client.wait_for(7)[-2:] == ["sell_ask", "cancel_all"]
+    assert script_client.messages.count("buy_ask") == 5
+    assert script_client.connections == 1
+
+
+def test_scripting_functions_refuse_malformed_commands() -> None:
+    with pytest.raises(TypeError):
+        trigger_hotkey_sequence("buy_ask")
+    with pytest.raises(ValueError, match="non-empty"):
+        trigger_hotkey("")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from hotkey_ws import api, send_hotkey, send_hotkey_sequence, trigger_hotkey, trigger_hotkey_sequence
 
@@ -109,11 +110,13 @@ def test_reference_server_refuses_browsers_wrong_tokens_and_unknown_commands(
         reference_server: tuple[str, subprocess.Popen[str]]) -> None:
     url, proc = reference_server
     with pytest.raises(InvalidStatus) as browser:
-        connect(url, origin="http://evil.example", additional_headers={"Authorization": "Bearer tok"},
-                proxy=None).close()
+        with connect(url, origin=Origin("http://evil.example"),
+                     additional_headers={"Authorization": "Bearer tok"}, proxy=None):
+            pass
     assert browser.value.response.status_code == 403
     with pytest.raises(InvalidStatus) as no_token:
-        connect(url, proxy=None).close()
+        with connect(url, proxy=None):
+            pass
     assert no_token.value.response.status_code == 401
     with connect(url, additional_headers={"Authorization": "Bearer tok"}, proxy=None) as ws:
         ws.send("buy_ask")

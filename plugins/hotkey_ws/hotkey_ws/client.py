@@ -28,7 +28,8 @@ class HotkeyClient:
                 url=url, ttl=config.ttl, token=config.token, ssl_context=context,
                 ping_interval=config.ping_interval, ping_timeout=config.ping_timeout,
                 open_timeout=config.open_timeout, reconnect_max_delay=config.reconnect_max_delay,
-                queue_size=config.queue_size, label=f" to {url}" if several else "",
+                queue_size=config.queue_size, sequence_delay=config.sequence_delay,
+                label=f" to {url}" if several else "",
             ))
             for url in config.urls
         ]

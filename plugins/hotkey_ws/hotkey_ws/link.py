@@ -6,9 +6,16 @@ Why it is built this way (figures in ``shared/MEASUREMENTS.md`` and ``docs/PERFO
   8x the latency of a persistent link. So: one connection, kept open.
 * A sender on another thread must win the GIL back from a busy engine for
   every command, and falls hundreds of milliseconds behind under load. So the
-  engine's own thread writes a command to the socket itself, inline, when the
-  link is up and idle: framing (websockets' Sans-I/O protocol) plus one
-  non-blocking ``send`` costs a few microseconds and never blocks.
+  engine's own thread writes a command to the socket itself when the link is
+  up and idle: framing (websockets' Sans-I/O protocol) plus one non-blocking
+  ``send``, which never blocks. Called on a plain thread (a replay), the hook
+  writes inline; called on a running event loop (``momobot serve``), it
+  schedules the write with ``call_soon`` on that loop, so the write happens on
+  the same thread right after the current callback and the hook itself makes
+  no system call.
+* The engine's thread never wakes the I/O thread from a hook call: the woken
+  thread would take the GIL in the middle of the hook. The I/O thread polls
+  every few milliseconds instead (well under the sequence delay).
 * Everything that may wait (connecting, reconnecting with backoff, keepalive
   pings, the delay between the commands of a sequence, a socket buffer that
   is full) is done by a background I/O thread, which needs the GIL only when
@@ -33,6 +40,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import logging
@@ -92,6 +100,7 @@ class LinkSettings:
     open_timeout: float = 2.0
     reconnect_max_delay: float = 2.0
     queue_size: int = 64
+    sequence_delay: float = 0.1
     label: str = ""                  # appended to log lines when there are several servers
 
 
@@ -123,11 +132,15 @@ class HotkeyLink:
         self._outbox = b""                 # bytes of the current command not yet written
         self._outbox_owner: Batch | None = None
         self._broken_reason: str | None = None
+        self._flush_scheduled = False
         self._notes: collections.deque[tuple[int, str, tuple[Any, ...]]] = collections.deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._stopping = False
+        # How often the I/O thread looks for work the engine's thread left it (it is never
+        # woken from a hook call): well under the sequence delay, so no command is late.
+        self._poll = min(0.05, max(settings.sequence_delay / 2, 0.002))
         self._thread: threading.Thread | None = None
         self.connected_once = threading.Event()
         self.stats = collections.Counter[str]()
@@ -169,9 +182,27 @@ class HotkeyLink:
                 return False
             self._queue.append(batch)
             if self._open and not self._outbox and len(self._queue) == 1:
-                self._pump(time.monotonic())
-            self._wake()
+                loop = asyncio._get_running_loop()
+                if loop is None:
+                    self._pump(time.monotonic())   # a plain thread: write it now
+                elif not self._flush_scheduled:
+                    # On an event loop (momobot serve): write it on this same thread as soon
+                    # as the current callback returns, so the hook call does no system call.
+                    self._flush_scheduled = True
+                    loop.call_soon(self._flush_on_loop)
+            if self._outbox:
+                self._wake()   # the I/O thread must watch for the socket to drain
+        # No wake-up otherwise: waking the I/O thread here would hand it the GIL in the
+        # middle of the hook call. It polls every few milliseconds for what is left
+        # (a sequence's next command, log lines, a confirming ping).
         return True
+
+    def _flush_on_loop(self) -> None:
+        with self._lock:
+            self._flush_scheduled = False
+            self._pump(time.monotonic())
+            if self._outbox:
+                self._wake()
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued command has left (or been dropped), at most ``timeout`` s."""
@@ -355,7 +386,7 @@ class HotkeyLink:
             timeout = min(deadline, next_expiry) - now
             if now >= deadline:
                 return
-            self._wait_wake(max(timeout, 0.001))
+            self._wait_wake(min(max(timeout, 0.001), self._poll))
 
     def _expire(self, now: float) -> None:
         while self._queue and now - self._queue[0].fired_at > self.settings.ttl:
@@ -452,7 +483,7 @@ class HotkeyLink:
                 if want_write != watching_write:
                     sel.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0))
                     watching_write = want_write
-                ready = sel.select(max(timeout, 0.0005))
+                ready = sel.select(min(max(timeout, 0.0005), self._poll))
                 now = time.monotonic()
                 for key, mask in ready:
                     if key.fileobj is self._wake_r:
@@ -475,9 +506,9 @@ class HotkeyLink:
                 if ping_deadline is not None and now > ping_deadline:
                     with self._lock:
                         self._break(f"no answer to a keepalive ping within {settings.ping_timeout:g} s")
-                elif ping_deadline is None and (now >= next_ping or self._unconfirmed):
-                    # A ping right after commands confirms them (TCP keeps order): the
-                    # server's pong means it has read everything written before the ping.
+                elif ping_deadline is None and now >= next_ping:
+                    # The pong also confirms every command written before the ping (TCP
+                    # keeps order): the server has read them.
                     with self._lock:
                         if self._open:
                             ping_covers = self._sent_seq

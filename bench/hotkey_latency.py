@@ -1,0 +1,296 @@
+"""Hotkey latency: the original design against the hotkey_ws plugin, in one run.
+
+A receiving WebSocket server runs in a separate process on 127.0.0.1 and
+stamps each frame with ``time.monotonic_ns()`` (one clock for every process on
+Linux). For each design and scenario the bench fires N commands, one every
+2 ms after W warm-up commands, each through the core's hook dispatch
+(``Hooks.notify("on_order_submitted", ...)``) exactly as the engine does, and
+measures:
+
+* hook call: the time the dispatch takes on the caller's thread (the cost on
+  the trading path);
+* latency: server receipt time minus the time the hook was called.
+
+Designs:
+
+* original: for each command open a new WebSocket connection, send, close;
+  fire-and-forget with ``asyncio.create_task`` when a loop is running,
+  else on a new thread with a new event loop (the monolithic bot's code);
+* hotkey_ws: this plugin (one persistent link, inline send).
+
+Scenarios: caller idle on an asyncio loop (like ``momobot serve``), caller
+idle on a plain thread, and caller replaying quotes at full speed on a plain
+thread (like ``momobot replay``), the commands fired between quotes.
+
+Run: ``python bench/hotkey_latency.py`` (see README). Prints a Markdown table
+of medians over R rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import websockets
+
+from hotkey_ws.config import HotkeyConfig
+from hotkey_ws.plugin import HotkeyPlugin
+from momobot_core import hookimpl
+from momobot_core.engine import Engine
+from momobot_core.models import Intent, Order, Quote, Side, Trade
+from momobot_core.plugins import Hooks
+
+# -- the receiving server (its own process) --------------------------------------------
+
+SERVER = r"""
+import asyncio, json, sys, time
+from websockets.asyncio.server import serve
+
+received = []
+
+async def handler(ws):
+    async for message in ws:
+        now = time.monotonic_ns()
+        if message == "__report__":
+            await ws.send(json.dumps(received))
+            received.clear()
+        else:
+            received.append((message, now))
+
+async def main():
+    async with serve(handler, "127.0.0.1", 0, compression=None, max_queue=None) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, f"ws://127.0.0.1:{port}"
+
+
+def fetch_receipts(url: str) -> list[tuple[str, int]]:
+    from websockets.sync.client import connect
+
+    with connect(url, compression=None, proxy=None) as ws:
+        ws.send("__report__")
+        return [tuple(item) for item in json.loads(ws.recv(timeout=30))]  # type: ignore[misc]
+
+
+# -- the original design, as the monolithic bot had it ------------------------------------
+
+log = logging.getLogger("bench.original")
+
+
+class Original:
+    """New connection per command, scheduled fire-and-forget."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def send_hotkey(self, action: str) -> bool:
+        try:
+            async with websockets.connect(self.url, compression=None, proxy=None) as ws:
+                await ws.send(action)
+            log.info("[Hotkey] Sent: %s", action)
+            return True
+        except Exception as exc:
+            log.error("[Hotkey] Failed to send '%s': %s", action, exc)
+            return False
+
+    def trigger_hotkey(self, action: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            threading.Thread(target=lambda: asyncio.run(self.send_hotkey(action)), daemon=True).start()
+        else:
+            loop.create_task(self.send_hotkey(action))  # noqa: RUF006  (the original design, as it was)
+
+    @hookimpl
+    def on_order_submitted(self, order: Order, trade: Trade) -> None:
+        # unique payloads: the original design does not keep order, so match by id
+        self.trigger_hotkey(f"buy_ask#{order.id}")
+
+    def close(self) -> None:
+        pass
+
+
+class Plugin:
+    def __init__(self, url: str) -> None:
+        self.plugin = HotkeyPlugin(HotkeyConfig(urls=(url,), ttl=5.0, queue_size=10_000))
+        self.engine = Engine(mode="live")
+        self.plugin.on_startup(self.engine)
+
+    def close(self) -> None:
+        self.plugin.on_shutdown(self.engine)
+
+
+# -- firing ---------------------------------------------------------------------------------
+
+T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+TRADE = Trade(id="t", symbol="ABCD", qty=100, remaining=100, entry_price=2.0, tp1=2.2, tp2=2.4,
+              stop=1.9, opened_at=T0)
+
+
+def order(n: int) -> Order:
+    return Order(id=f"{n:06d}", symbol="ABCD", side=Side.BUY, qty=100, price=2.0,
+                 intent=Intent.ENTRY, trade_id="t", ts=T0)
+
+
+class Shots:
+    def __init__(self) -> None:
+        self.fired_ns: list[int] = []
+        self.cost_ns: list[int] = []
+
+
+def fire(hooks: Hooks, n: int, shots: Shots) -> None:
+    o = order(n)
+    fired = time.monotonic_ns()
+    start = time.perf_counter_ns()
+    hooks.notify("on_order_submitted", order=o, trade=TRADE)
+    shots.cost_ns.append(time.perf_counter_ns() - start)
+    shots.fired_ns.append(fired)
+
+
+def run_idle_thread(hooks: Hooks, total: int, gap: float) -> Shots:
+    shots = Shots()
+    for n in range(total):
+        fire(hooks, n, shots)
+        time.sleep(gap)
+    return shots
+
+
+def run_idle_loop(hooks: Hooks, total: int, gap: float) -> Shots:
+    shots = Shots()
+
+    async def main() -> None:
+        for n in range(total):
+            fire(hooks, n, shots)
+            await asyncio.sleep(gap)
+        await asyncio.sleep(0.5)  # let create_task'd sends finish on this loop
+
+    asyncio.run(main())
+    return shots
+
+
+def run_replay_load(hooks: Hooks, total: int, gap: float) -> Shots:
+    """Replay quotes as fast as the engine goes; fire a command every ``gap`` s in between."""
+    shots = Shots()
+    engine = Engine(mode="replay")
+    quotes = [Quote(f"S{n % 500:03d}", T0, 1.0 + (n % 7) / 100, 1.01 + (n % 7) / 100, None)
+              for n in range(50_000)]
+    on_quote = engine.on_quote
+    n = fired = 0
+    next_fire = time.perf_counter() + gap
+    while fired < total:
+        on_quote(quotes[n % 50_000])
+        n += 1
+        if not n & 63 and time.perf_counter() >= next_fire:
+            fire(hooks, fired, shots)
+            fired += 1
+            next_fire += gap
+    shots.quotes = n  # type: ignore[attr-defined]
+    return shots
+
+
+SCENARIOS: dict[str, Callable[[Hooks, int, float], Shots]] = {
+    "idle, asyncio loop": run_idle_loop,
+    "idle, plain thread": run_idle_thread,
+    "replay load, plain thread": run_replay_load,
+}
+
+
+def measure(design: str, scenario: str, url: str, warmup: int, count: int,
+            gap: float) -> dict[str, float]:
+    hooks = Hooks()
+    subject: Any = Original(url) if design == "original" else Plugin(url)
+    hooks.register(subject if design == "original" else subject.plugin, name=design)
+    runner = SCENARIOS[scenario]
+    if design == "hotkey_ws":
+        assert subject.plugin.client.wait_connected(5)
+    shots = runner(hooks, warmup + count, gap)
+    time.sleep(1.0 if design == "original" else 0.2)
+    subject.close()
+    receipts = fetch_receipts(url)
+    fired = shots.fired_ns[warmup:]
+    costs = shots.cost_ns[warmup:]
+    if design == "original":
+        at = {payload.split("#")[1]: ns for payload, ns in receipts}
+        latencies = [at[f"{n:06d}"] - fired[n - warmup] for n in range(warmup, warmup + count)
+                     if f"{n:06d}" in at]
+    else:
+        assert len(receipts) == warmup + count, f"lost commands: {len(receipts)}"
+        latencies = [ns - f for (_, ns), f in zip(receipts[warmup:], fired, strict=True)]
+    if len(latencies) < count:
+        print(f"  note: {design}/{scenario}: {count - len(latencies)} commands never arrived",
+              file=sys.stderr)
+    latencies.sort()
+    costs.sort()
+    return {
+        "cost_p50_us": costs[len(costs) // 2] / 1e3,
+        "cost_p99_us": costs[int(len(costs) * 0.99)] / 1e3,
+        "lat_p50_ms": latencies[len(latencies) // 2] / 1e6,
+        "lat_p99_ms": latencies[int(len(latencies) * 0.99)] / 1e6,
+        "delivered": len(latencies) / count,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--gap-ms", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    proc, url = start_server()
+    try:
+        results: dict[tuple[str, str], list[dict[str, float]]] = {}
+        for _ in range(args.rounds):
+            for scenario in SCENARIOS:
+                for design in ("original", "hotkey_ws"):
+                    results.setdefault((design, scenario), []).append(
+                        measure(design, scenario, url, args.warmup, args.count, args.gap_ms / 1e3))
+    finally:
+        proc.terminate()
+        proc.wait()
+
+    def med(design: str, scenario: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[(design, scenario)])
+
+    print(f"{args.count} commands {args.gap_ms:g} ms apart after {args.warmup} warm-up,"
+          f" median of {args.rounds} rounds; Python {sys.version.split()[0]},"
+          f" websockets {websockets.__version__}")
+    print()
+    print("| scenario | design | hook call p50 | hook call p99 | latency p50 | latency p99 | delivered |")
+    print("|---|---|---|---|---|---|---|")
+    for scenario in SCENARIOS:
+        for design in ("original", "hotkey_ws"):
+            print(f"| {scenario} | {design} | {med(design, scenario, 'cost_p50_us'):.1f} us"
+                  f" | {med(design, scenario, 'cost_p99_us'):.1f} us"
+                  f" | {med(design, scenario, 'lat_p50_ms'):.3f} ms"
+                  f" | {med(design, scenario, 'lat_p99_ms'):.3f} ms"
+                  f" | {med(design, scenario, 'delivered'):.0%} |")
+    print()
+    for scenario in SCENARIOS:
+        ratio = med("original", scenario, "lat_p50_ms") / med("hotkey_ws", scenario, "lat_p50_ms")
+        print(f"{scenario}: hotkey_ws latency p50 is {ratio:.1f}x better than the original")
+
+
+if __name__ == "__main__":
+    main()

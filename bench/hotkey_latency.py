@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import logging
 import statistics
@@ -88,7 +89,7 @@ def fetch_receipts(url: str) -> list[tuple[str, int]]:
 
     with connect(url, compression=None, proxy=None) as ws:
         ws.send("__report__")
-        return [tuple(item) for item in json.loads(ws.recv(timeout=30))]  # type: ignore[misc]
+        return [(str(item[0]), int(item[1])) for item in json.loads(ws.recv(timeout=30))]
 
 
 # -- the original design, as the monolithic bot had it ------------------------------------
@@ -275,7 +276,7 @@ def main() -> None:
 
     print(f"{args.count} commands {args.gap_ms:g} ms apart after {args.warmup} warm-up,"
           f" median of {args.rounds} rounds; Python {sys.version.split()[0]},"
-          f" websockets {websockets.__version__}")
+          f" websockets {importlib.metadata.version('websockets')}")
     print()
     print("| scenario | design | hook call p50 | hook call p99 | latency p50 | latency p99 | delivered |")
     print("|---|---|---|---|---|---|---|")

@@ -136,6 +136,32 @@ def build_cli(hooks: Hooks) -> click.Group:
             else:
                 click.echo(tradervue_csv(journal.executions()), nl=False)
 
+    @cli.command()
+    @click.option("--host", default=None, help="Address to bind (default: [api] host, 127.0.0.1).")
+    @click.option("--port", default=None, type=int, help="Port (default: [api] port, 8000).")
+    @click.option("--db", metavar="PATH", default=DEFAULT_DB, show_default=True,
+                  help="SQLite journal file: open trades are restored from it at start.")
+    @config_option
+    @click.option("--replay", "replay_files", multiple=True, metavar="FILE",
+                  help="Pace a recorded session (quotes .csv, events .jsonl) in real time.")
+    @click.option("--speed", default=1.0, show_default=True, type=float,
+                  help="With --replay: how many times faster than recorded.")
+    @click.pass_context
+    def serve(ctx: click.Context, host: str | None, port: int | None, db: str,
+              config_path: str | None, replay_files: tuple[str, ...], speed: float) -> None:
+        """Run the engine and the HTTP API (token: $MOMOBOT_API_TOKEN)."""
+        from momobot_core.serve import ApiSettings
+        from momobot_core.serve import serve as run_server
+
+        def start() -> None:
+            config = load_config(config_path)
+            settings = ApiSettings.from_config(config)
+            run_server(hooks=hooks_of(ctx), config=config, host=host or settings.host,
+                       port=settings.port if port is None else port, db=db, token=settings.token,
+                       replay=replay_files, speed=speed)
+
+        run_or_fail(start)
+
     hooks.notify("register_commands", cli=cli)
     return cli
 

@@ -39,7 +39,15 @@ _REJECTS_LOGGED = 10
 
 
 class TradeRefused(Exception):
-    """An action the engine will not take (no quote yet, trade already open, ...)."""
+    """An action the engine will not take. ``kind`` says why, for callers that map it:
+
+    ``unknown_symbol`` (no quote for it yet), ``already_open``, ``no_position``,
+    ``invalid`` (levels or quantity that make no sense).
+    """
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class Clock:
@@ -202,10 +210,11 @@ class Engine:
 
     def _check_open(self, symbol: str, qty: int, tp1: float, tp2: float, stop: float) -> None:
         if symbol in self.open_trades:
-            raise TradeRefused(f"{symbol}: a trade is already open")
+            raise TradeRefused(f"{symbol}: a trade is already open", "already_open")
         quote = self.last_quotes.get(symbol)
         if quote is None:
-            raise TradeRefused(f"{symbol}: no quote yet, so there is no ask to buy at")
+            raise TradeRefused(f"{symbol}: unknown symbol: no quote yet, so there is no ask to buy at",
+                               "unknown_symbol")
         if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
             raise TradeRefused(f"{symbol}: qty must be a whole number >= 1, not {qty!r}")
         for name, value in (("tp1", tp1), ("tp2", tp2), ("stop", stop)):
@@ -223,11 +232,12 @@ class Engine:
         trade = self.open_trades.get(symbol)
         if trade is None:
             self.counters.refused_actions += 1
-            raise TradeRefused(f"{symbol}: no open trade to close")
+            raise TradeRefused(f"{symbol}: no open trade to close", "no_position")
         quote = self.last_quotes.get(symbol)
         if quote is None:
             self.counters.refused_actions += 1
-            raise TradeRefused(f"{symbol}: no quote since start-up, so there is no bid to sell at")
+            raise TradeRefused(f"{symbol}: no quote since start-up, so there is no bid to sell at",
+                               "unknown_symbol")
         ts = ts if ts is not None else self.clock.now()
         return self._close(trade, quote.bid, ts, Intent.MANUAL, CloseReason.MANUAL)
 

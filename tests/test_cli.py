@@ -57,7 +57,7 @@ def test_replay_merges_files_and_journals_when_db_is_given(tmp_path: Path) -> No
     assert "tp1 50@2.21, tp2 50@2.41" in result.stdout
     assert "1 rejected as malformed" in result.stdout
     assert "Refused actions: 1" in result.stdout
-    assert "ZZZZ: no quote yet" in result.stderr
+    assert "ZZZZ: unknown symbol: no quote yet" in result.stderr
 
     legs = json.loads(momobot("trades", "--db", str(db)).stdout)
     assert [(leg["symbol"], leg["qty"], leg["reason"], leg["pnl"]) for leg in legs] == [

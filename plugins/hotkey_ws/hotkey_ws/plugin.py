@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("momobot.hotkey")
 
+#: The longest start-up waits for the first connection before trading begins anyway.
+STARTUP_WAIT = 2.0
+
 
 class HotkeyPlugin:
     """One instance per process is registered by the ``hotkey_ws`` entry point.
@@ -68,7 +71,7 @@ class HotkeyPlugin:
         self.client.start()
         # Start-up (not the trading path) may wait a moment, so the first trade finds the link up
         # and a server that is not there is reported before trading starts.
-        if not self.client.wait_connected(config.open_timeout):
+        if not self.client.wait_connected(min(config.open_timeout, STARTUP_WAIT)):
             log.warning("[Hotkey] %s not reachable yet: commands wait up to %g s for it, then are"
                         " dropped and logged (check it with: momobot hotkey check)", where, config.ttl)
 

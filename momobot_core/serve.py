@@ -1,0 +1,128 @@
+"""``momobot serve``: the engine, the journal and the HTTP API on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from momobot_core.config import Config, ConfigError
+from momobot_core.engine import Engine
+from momobot_core.feed import Event, read_events
+from momobot_core.journal import Journal
+from momobot_core.models import Quote
+from momobot_core.session import apply
+
+if TYPE_CHECKING:
+    from momobot_core.plugins import Hooks
+
+log = logging.getLogger("momobot.serve")
+
+
+@attrs.frozen
+class ApiSettings:
+    """The ``[api]`` table; ``MOMOBOT_API_<KEY>`` overrides each key."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = attrs.field(default=None, repr=False)
+
+    @classmethod
+    def from_config(cls, config: Config) -> ApiSettings:
+        section = config.section("api", env_prefix="MOMOBOT_API_")
+        section.check_known({"host", "port", "token"})
+        host = section.get_str("host", "127.0.0.1")
+        port = section.get_int("port", 8000, minimum=0)
+        if port > 65535:
+            raise ConfigError(f"[api] port = {port}{section.source('port')}: must be at most 65535")
+        token = section.get_str("token", None) or None
+        assert host is not None
+        return cls(host=host, port=port, token=token)
+
+
+def check_binding(host: str, token: str | None) -> None:
+    from momobot_core.api import is_loopback
+
+    if not is_loopback(host) and not token:
+        raise ConfigError(f"refusing to serve the API on {host} without a token: anyone who can"
+                          " reach it could trade your account (set MOMOBOT_API_TOKEN, or bind"
+                          " 127.0.0.1)")
+
+
+async def pace(engine: Engine, events: Sequence[Event], speed: float) -> None:
+    """Feed recorded events at their recorded pace, ``speed`` times faster."""
+    if not events:
+        return
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    first = events[0].ts
+    for event in events:
+        delay = start + (event.ts - first).total_seconds() / speed - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if type(event) is Quote:
+            engine.on_quote(event)
+        else:
+            engine.clock.current = event.ts
+            apply(engine, event)  # type: ignore[arg-type]
+    log.info("paced replay finished: %d events; the API stays up", len(events))
+
+
+class _Stopped(Exception):
+    """SIGTERM, after uvicorn's graceful shutdown."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped
+
+
+def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str | Path,
+          token: str | None, replay: Sequence[str] = (), speed: float = 1.0) -> None:
+    """Run until SIGINT or SIGTERM; then finish requests, shut plugins down, close the journal."""
+    import uvicorn
+
+    from momobot_core.api import build_app
+
+    check_binding(host, token)
+    if speed <= 0:
+        raise ConfigError(f"--speed {speed}: must be above 0")
+    events = list(read_events(replay)) if replay else []   # bad input stops here, before serving
+    journal = Journal(db)
+    try:
+        # A paced recording is a replay, not live trading: plugins see mode "replay".
+        engine = Engine(config=config, hooks=hooks, journal=journal,
+                        mode="replay" if replay else "live")
+        engine.start()
+        try:
+            app = build_app(engine, journal, token)
+            server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
+                                                   lifespan="off", timeout_graceful_shutdown=10))
+
+            async def main() -> None:
+                pacer = asyncio.create_task(pace(engine, events, speed)) if events else None
+                try:
+                    await server.serve()
+                finally:
+                    if pacer is not None:
+                        pacer.cancel()
+
+            log.info("API on http://%s:%d (%s mode, journal %s%s)", host, port, engine.mode, db,
+                     ", token required for changes" if token else "")
+            # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again;
+            # turn that into an exception so the plugins' shutdown and the journal close still run.
+            previous = signal.signal(signal.SIGTERM, _raise_stopped)
+            try:
+                asyncio.run(main())
+            except (KeyboardInterrupt, _Stopped):
+                log.info("stopped by signal: requests finished, shutting plugins down")
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+        finally:
+            engine.shutdown()
+    finally:
+        journal.close()

@@ -1,0 +1,343 @@
+"""``momobot serve``: a real server process on a loopback port, a real HTTP client, a real journal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from momobot_core.journal import Journal
+from momobot_core.session import demo_session_path
+
+from hotkey_helpers import HotkeyTestServer, free_port, wait_until
+from test_plugins import install_fake_dist
+
+
+class ApiProcess:
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        self.url = url
+        self.client = httpx.Client(base_url=url, timeout=10)
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, err
+
+
+def start_api(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+              db: Path | None = None) -> ApiProcess:
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
+    full_env.update({"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws", **(env or {})})
+    db = db or tmp_path / "journal.db"
+    proc = subprocess.Popen([sys.executable, "-m", "momobot_core.cli", "serve", "--port", str(port),
+                             "--db", str(db), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env)
+    url = f"http://127.0.0.1:{port}"
+    if not wait_until(lambda: _up(port) or proc.poll() is not None, timeout=30) or proc.poll() is not None:
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"server did not start: {err}")
+    return ApiProcess(proc, url)
+
+
+def _up(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ApiProcess]:
+    server = start_api(tmp_path)
+    yield server
+    server.stop()
+
+
+TRADE = {"symbol": "ABCD", "qty": 100, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
+
+
+def quote(api: ApiProcess, ask: float, bid: float | None = None, symbol: str = "ABCD",
+          **extra: object) -> httpx.Response:
+    return api.client.post("/quotes", json={"symbol": symbol, "bid": ask - 0.01 if bid is None else bid,
+                                            "ask": ask, **extra})
+
+
+def test_ping_and_openapi_schema(api: ApiProcess) -> None:
+    ping = api.client.get("/ping").json()
+    assert ping["status"] == "ok" and ping["mode"] == "live"
+    schema = api.client.get("/openapi.json").json()
+    assert {"/ping", "/positions", "/trades", "/close-position", "/quotes"} <= set(schema["paths"])
+    body = schema["components"]["schemas"]["OpenTradeBody"]
+    assert set(body["required"]) == {"symbol", "qty", "tp1", "tp2", "stop"}
+
+
+def test_open_trade_for_an_unknown_symbol_is_404(api: ApiProcess) -> None:
+    response = api.client.post("/trades", json=TRADE)
+    assert response.status_code == 404
+    assert response.json() == {"error": "ABCD: unknown symbol: no quote yet, so there is no ask to buy at"}
+
+
+def test_open_trade_and_see_the_position_with_unrealised_pnl(api: ApiProcess) -> None:
+    assert quote(api, 2.00).json()["accepted"] is True
+    opened = api.client.post("/trades", json=TRADE)
+    assert opened.status_code == 201
+    assert opened.json()["entry_price"] == 2.00
+    quote(api, 2.10, bid=2.08, last=2.09)
+    [position] = api.client.get("/positions").json()
+    assert position["symbol"] == "ABCD" and position["remaining"] == 100
+    assert (position["bid"], position["last"]) == (2.08, 2.09)
+    assert position["unrealised_pnl"] == pytest.approx(8.0)
+
+
+def test_second_open_on_the_same_symbol_is_409(api: ApiProcess) -> None:
+    quote(api, 2.00)
+    api.client.post("/trades", json=TRADE)
+    response = api.client.post("/trades", json=TRADE)
+    assert response.status_code == 409
+    assert response.json()["error"] == "ABCD: a trade is already open"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({**TRADE, "qty": 0}, "qty: Input should be greater than or equal to 1"),
+    ({**TRADE, "tp1": "x"}, "tp1: Input should be a valid number"),
+    ({**TRADE, "stop": -1}, "stop: Input should be greater than 0"),
+    ({**TRADE, "stop": 2.5}, "stop 2.5 must be below the entry price"),
+    ({**TRADE, "tp2": 2.1}, "tp2 2.1 must be at or above tp1 2.2"),
+    ({**TRADE, "side": "short"}, "side: Extra inputs are not permitted"),
+    ({"symbol": "ABCD"}, "qty: Field required"),
+])
+def test_bad_trade_bodies_are_422_with_a_readable_message(api: ApiProcess, body: dict[str, object],
+                                                           message: str) -> None:
+    quote(api, 2.00)
+    response = api.client.post("/trades", json=body)
+    assert response.status_code == 422
+    assert message in response.json()["error"]
+    assert api.client.get("/positions").json() == []
+
+
+def test_malformed_json_and_bad_quotes_are_422(api: ApiProcess) -> None:
+    broken = api.client.post("/trades", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and "error" in broken.json()
+    nan = api.client.post("/quotes", content=b'{"symbol": "ABCD", "bid": NaN, "ask": 2.0}',
+                          headers={"content-type": "application/json"})
+    assert nan.status_code == 422
+    crossed = quote(api, 2.00, bid=2.50)
+    assert crossed.status_code == 422
+    assert crossed.json()["error"] == "bid 2.5 is above ask 2.0"
+
+
+def test_close_position_sells_at_the_bid_and_journals_a_manual_leg(api: ApiProcess) -> None:
+    quote(api, 2.00)
+    api.client.post("/trades", json=TRADE)
+    quote(api, 2.21)            # TP1: 50 sold
+    quote(api, 2.15, bid=2.12)
+    closed = api.client.post("/close-position", json={"symbol": "ABCD"})
+    assert closed.status_code == 200
+    assert closed.json()["close_reason"] == "manual" and closed.json()["remaining"] == 0
+    legs = api.client.get("/trades").json()
+    assert [(leg["reason"], leg["qty"], leg["exit_price"]) for leg in legs] == [
+        ("tp1", 50, 2.21), ("manual", 50, 2.12)]
+    csv_text = api.client.get("/trades", params={"format": "csv"}).text
+    assert csv_text.splitlines()[0] == "Date,Time,Symbol,Quantity,Price,Side"
+    assert len(csv_text.splitlines()) == 4
+
+
+def test_close_without_a_position_is_404(api: ApiProcess) -> None:
+    response = api.client.post("/close-position", json={"symbol": "ABCD"})
+    assert response.status_code == 404
+    assert response.json() == {"error": "ABCD: no open trade to close"}
+
+
+def test_two_closes_at_once_close_the_position_once(api: ApiProcess) -> None:
+    quote(api, 2.00)
+    api.client.post("/trades", json=TRADE)
+    barrier = threading.Barrier(8)
+    codes: list[int] = []
+
+    def close() -> None:
+        with httpx.Client(base_url=api.url, timeout=10) as client:
+            barrier.wait()
+            codes.append(client.post("/close-position", json={"symbol": "ABCD"}).status_code)
+
+    threads = [threading.Thread(target=close) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [200] + [404] * 7
+    assert [leg["reason"] for leg in api.client.get("/trades").json()] == ["manual"]
+
+
+def test_interleaved_quotes_and_actions_never_corrupt_a_trade(api: ApiProcess, tmp_path: Path) -> None:
+    symbols = [f"S{n}" for n in range(4)]
+    for symbol in symbols:
+        quote(api, 2.00, symbol=symbol)
+
+    def feed(symbol: str) -> None:
+        with httpx.Client(base_url=api.url, timeout=10) as client:
+            for n in range(60):
+                ask = 1.95 + (n % 12) * 0.04
+                client.post("/quotes", json={"symbol": symbol, "bid": ask - 0.01, "ask": ask})
+
+    def trade(symbol: str) -> None:
+        with httpx.Client(base_url=api.url, timeout=10) as client:
+            for _ in range(10):
+                client.post("/trades", json={**TRADE, "symbol": symbol, "tp1": 2.3, "tp2": 2.35,
+                                             "stop": 1.5})
+                client.post("/close-position", json={"symbol": symbol})
+
+    threads = [threading.Thread(target=f, args=(s,)) for s in symbols for f in (feed, trade)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    code, _ = api.stop()
+    assert code == 0
+    with Journal(tmp_path / "journal.db") as journal:
+        trades = journal.trades()
+        legs = journal.legs()
+    assert trades
+    for t in trades:
+        sold = sum(leg.qty for leg in legs if leg.trade_id == t.id)
+        assert sold == t.qty - t.remaining
+        assert (t.closed_at is None) == (t.remaining > 0)
+
+
+def test_token_guards_every_mutating_endpoint(tmp_path: Path) -> None:
+    server = start_api(tmp_path, env={"MOMOBOT_API_TOKEN": "t0ken-s3cret"})
+    try:
+        for path, body in (("/quotes", {"symbol": "A", "bid": 1, "ask": 1.1}), ("/trades", TRADE),
+                           ("/close-position", {"symbol": "A"})):
+            assert server.client.post(path, json=body).status_code == 401
+            wrong = server.client.post(path, json=body, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401 and wrong.json() == {"error": "missing or wrong API token"}
+        ok = server.client.post("/quotes", json={"symbol": "A", "bid": 1, "ask": 1.1},
+                                headers={"Authorization": "Bearer t0ken-s3cret"})
+        assert ok.status_code == 200
+        assert server.client.get("/positions").status_code == 200   # reading needs no token
+        assert server.client.get("/trades").status_code == 200
+    finally:
+        _, err = server.stop()
+    assert "t0ken-s3cret" not in err
+
+
+def test_non_loopback_bind_without_a_token_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
+    result = subprocess.run([sys.executable, "-m", "momobot_core.cli", "serve", "--host", "0.0.0.0",
+                             "--db", str(tmp_path / "j.db")], capture_output=True, text=True,
+                            env=env, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "refusing to serve the API on 0.0.0.0 without a token" in result.stderr
+
+
+SHUTDOWN_MARK = """
+    import os
+    from momobot_core import hookimpl
+
+    @hookimpl
+    def on_shutdown(bot):
+        open(os.environ["SHUTDOWN_MARK"], "w").write(str(len(bot.open_trades)))
+"""
+
+
+def test_sigterm_finishes_shuts_plugins_down_and_keeps_the_journal(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake_dist(site, "momobot-mark", "momobot_mark", SHUTDOWN_MARK, "mark")
+    mark = tmp_path / "mark.txt"
+    env = {"PYTHONPATH": str(site), "SHUTDOWN_MARK": str(mark)}
+    server = start_api(tmp_path, env=env)
+    quote(server, 2.00)
+    assert server.client.post("/trades", json=TRADE).status_code == 201
+    code, err = server.stop(signal.SIGTERM)
+    assert code == 0, err
+    assert mark.read_text() == "1"
+    again = start_api(tmp_path, env=env)   # the same journal: the position comes back
+    try:
+        [position] = again.client.get("/positions").json()
+        assert position["symbol"] == "ABCD" and position["remaining"] == 100
+    finally:
+        again.stop(signal.SIGINT)
+
+
+def test_end_to_end_with_the_hotkey_plugin(tmp_path: Path) -> None:
+    with HotkeyTestServer() as hotkeys:
+        env = {"MOMOBOT_DISABLE_PLUGINS": "", "MOMOBOT_HOTKEY_URL": hotkeys.url}
+        server = start_api(tmp_path, env=env)
+        try:
+            quote(server, 2.00)
+            assert server.client.post("/trades", json=TRADE).status_code == 201
+            assert hotkeys.wait_for(1) == ["buy_ask"]
+            assert server.client.post("/close-position", json={"symbol": "ABCD"}).status_code == 200
+            assert hotkeys.wait_for(2) == ["buy_ask", "sell_all_bid"]
+        finally:
+            code, err = server.stop()
+        assert code == 0, err
+        assert "[Hotkey] Sent: sell_all_bid" in err
+
+
+def test_restart_after_sigkill_restores_positions_without_resending(tmp_path: Path) -> None:
+    with HotkeyTestServer() as hotkeys:
+        env = {"MOMOBOT_DISABLE_PLUGINS": "", "MOMOBOT_HOTKEY_URL": hotkeys.url}
+        first = start_api(tmp_path, env=env)
+        quote(first, 2.00)
+        first.client.post("/trades", json=TRADE)
+        quote(first, 2.21)
+        assert hotkeys.wait_for(4) == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
+        first.stop(signal.SIGKILL)
+        second = start_api(tmp_path, env=env)
+        try:
+            [position] = second.client.get("/positions").json()
+            assert (position["remaining"], position["stop"], position["tp1_hit"]) == (50, 2.0, True)
+            time.sleep(0.3)
+            assert hotkeys.messages == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
+        finally:
+            second.stop()
+
+
+def test_responses_never_wait_on_a_stuck_hotkey_server(tmp_path: Path) -> None:
+    # A server that accepts TCP and then never answers: the hotkey link hangs in its handshake.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        env = {"MOMOBOT_DISABLE_PLUGINS": "",
+               "MOMOBOT_HOTKEY_URL": f"ws://127.0.0.1:{listener.getsockname()[1]}",
+               "MOMOBOT_HOTKEY_TTL": "30", "MOMOBOT_HOTKEY_OPEN_TIMEOUT": "30",
+               "MOMOBOT_HOTKEY_FLUSH_TIMEOUT": "0.5"}
+        server = start_api(tmp_path, env=env)
+        fast = httpx.Client(base_url=server.url, timeout=3)   # far below the hotkey timeouts
+        try:
+            quote(server, 2.00)
+            assert fast.post("/trades", json=TRADE).status_code == 201
+            assert fast.post("/close-position", json={"symbol": "ABCD"}).status_code == 200
+        finally:
+            fast.close()
+            server.stop()
+    finally:
+        listener.close()
+
+
+def test_paced_replay_is_watchable_in_the_api_and_sends_no_hotkeys(tmp_path: Path) -> None:
+    with HotkeyTestServer() as hotkeys:
+        env = {"MOMOBOT_DISABLE_PLUGINS": "", "MOMOBOT_HOTKEY_URL": hotkeys.url}
+        server = start_api(tmp_path, "--replay", str(demo_session_path()), "--speed", "40", env=env)
+        try:
+            assert server.client.get("/ping").json()["mode"] == "replay"
+            assert wait_until(lambda: len(server.client.get("/positions").json()) >= 2, timeout=10)
+            assert wait_until(lambda: len(server.client.get("/trades").json()) == 6, timeout=10)
+            assert server.client.get("/positions").json() == []
+        finally:
+            server.stop()
+        assert hotkeys.connections == 0

@@ -133,6 +133,7 @@ class HotkeyLink:
         self._outbox_owner: Batch | None = None
         self._broken_reason: str | None = None
         self._flush_scheduled = False
+        self._flushing = False             # someone waits in flush(): notify when drained
         self._notes: collections.deque[tuple[int, str, tuple[Any, ...]]] = collections.deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -208,11 +209,15 @@ class HotkeyLink:
         """Wait until every queued command has left (or been dropped), at most ``timeout`` s."""
         deadline = time.monotonic() + timeout
         with self._idle:
-            while self._queue or self._outbox:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._thread is None or not self._thread.is_alive():
-                    return False
-                self._idle.wait(min(remaining, 0.05))
+            self._flushing = True
+            try:
+                while self._queue or self._outbox:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._thread is None or not self._thread.is_alive():
+                        return False
+                    self._idle.wait(min(remaining, 0.05))
+            finally:
+                self._flushing = False
         return True
 
     def close(self, flush_timeout: float = 2.0) -> None:
@@ -295,8 +300,9 @@ class HotkeyLink:
         self._note(logging.INFO, "[Hotkey] Sent: %s%s", name, self.settings.label)
         if batch.sent == len(batch.names):
             self._queue.popleft()
-            batch.finish(True)
-            if not self._queue:
+            if batch.done is not None:
+                batch.finish(True)
+            if self._flushing and not self._queue:
                 self._idle.notify_all()
 
     def _drop(self, batch: Batch, why: str) -> None:
@@ -309,7 +315,7 @@ class HotkeyLink:
             self._note(logging.ERROR, "[Hotkey] Failed to send %s: %s%s", _names(unsent), why,
                        self.settings.label)
         batch.finish(False)
-        if not self._queue:
+        if self._flushing and not self._queue:
             self._idle.notify_all()
 
     def _break(self, reason: str) -> None:

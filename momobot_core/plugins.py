@@ -57,6 +57,9 @@ class Hooks:
         self.versions: dict[str, str | None] = {}
         self.builtin: set[str] = set()
         self.errors = 0
+        #: Called as ``on_error(plugin_name, hook_name, exception)`` after an isolated failure
+        #: is logged (the testing kit collects them here).
+        self.on_error: Callable[[str, str, Exception], None] | None = None
         self._callers: dict[str, list[tuple[str, Callable[..., Any], tuple[str, ...]]]] = {}
 
     # -- loading -----------------------------------------------------------------
@@ -140,10 +143,12 @@ class Hooks:
         for plugin_name, function, argnames in self._implementations(hook_name):
             try:
                 function(*[kwargs[arg] for arg in argnames])
-            except Exception:
+            except Exception as exc:
                 self.errors += 1
                 log.exception("plugin %r raised in %s; the other plugins and trading go on",
                               plugin_name, hook_name)
+                if self.on_error is not None:
+                    self.on_error(plugin_name, hook_name, exc)
 
     def has_implementations(self, hook_name: str) -> bool:
         return bool(self._implementations(hook_name))

@@ -159,7 +159,7 @@ def test_server_closing_mid_sequence_gets_every_command_once_in_order(server: Ho
     assert server.wait_for(4) == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
     engine.shutdown()
     assert server.messages == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
-    assert server.connections == 2
+    assert server.connections >= 2   # the sequence really did span a reconnect
 
 
 def test_command_cut_off_by_a_lost_connection_is_not_resent_and_the_rest_is_skipped(

@@ -66,3 +66,65 @@ def test_pip_install_enables_the_plugin_and_uninstall_disables_it(fresh_env: Pat
         assert "Realised P&L: +17.50" in before.stdout
     assert len(server.messages) == 14 and server.connections == 1  # nothing after the uninstall
 
+
+
+def test_both_plugins_work_side_by_side_and_either_uninstalls_alone(fresh_env: Path,
+                                                                     tmp_path: Path) -> None:
+    pip(fresh_env, "install", "--quiet", str(ROOT / "plugins" / "hotkey_ws"),
+        str(ROOT / "plugins" / "voice"))
+    assert plugin_names(fresh_env) == ["hotkey_ws", "voice"]
+    spoken = tmp_path / "spoken.txt"
+    speech = tmp_path / "fake-tts"   # a speech engine that writes down what it is asked to say
+    speech.write_text(f'#!/bin/sh\necho "$@" >> {spoken}\n')
+    speech.chmod(0o755)
+
+    def demo(server: HotkeyTestServer) -> list[str]:
+        spoken.unlink(missing_ok=True)
+        env = {"MOMOBOT_HOTKEY_URL": server.url, "MOMOBOT_HOTKEY_REPLAY": "1",
+               "MOMOBOT_VOICE_COMMAND": str(speech)}
+        result = momobot(fresh_env, "demo", env=env)
+        assert result.returncode == 0, result.stderr
+        return spoken.read_text().splitlines() if spoken.exists() else []
+
+    with HotkeyTestServer() as server:
+        said = demo(server)
+        assert len(server.wait_for(14)) == 14
+        assert len(said) == 10 and said[0] == "New trade taken for MNOP at 3.00"
+
+    pip(fresh_env, "uninstall", "--yes", "momobot-voice")
+    assert plugin_names(fresh_env) == ["hotkey_ws"]
+    with HotkeyTestServer() as server:
+        assert demo(server) == []
+        assert len(server.wait_for(14)) == 14
+
+    pip(fresh_env, "install", "--quiet", str(ROOT / "plugins" / "voice"))
+    pip(fresh_env, "uninstall", "--yes", "momobot-hotkey-ws")
+    assert plugin_names(fresh_env) == ["voice"]
+    with HotkeyTestServer() as server:
+        assert len(demo(server)) == 10
+    assert server.connections == 0
+
+
+def test_the_docs_example_plugin_installs_and_lists(fresh_env: Path, tmp_path: Path) -> None:
+    import re
+
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+
+    def block_after(marker: str, language: str) -> str:
+        match = re.compile(rf"```{language}\n(.*?)```", re.DOTALL).search(docs, docs.index(marker))
+        assert match is not None
+        return match.group(1)
+
+    project = tmp_path / "momobot-tradelog"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(block_after("`pyproject.toml`:", "toml"))
+    (project / "setup.cfg").write_text(block_after("`setup.cfg`:", "ini"))
+    (project / "momobot_tradelog.py").write_text(block_after("`momobot_tradelog.py`:", "python"))
+    pip(fresh_env, "install", "--quiet", str(project))
+    rows = {row["name"]: row for row in json.loads(momobot(fresh_env, "plugins").stdout)}
+    assert rows["tradelog"]["hooks"] == ["on_position_closed", "on_shutdown", "on_startup"]
+    result = subprocess.run([str(fresh_env / "bin" / "momobot"), "demo"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "trades.csv").read_text().splitlines()) == 4
+    pip(fresh_env, "uninstall", "--yes", "momobot-tradelog")

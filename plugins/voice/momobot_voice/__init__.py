@@ -1,0 +1,3 @@
+"""momobot-voice: speak MomoBot's trade events aloud."""
+
+__version__ = "0.1.0"

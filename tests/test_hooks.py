@@ -1,0 +1,113 @@
+"""One test per hook (checked by test_docs.py), written with the plugin testing kit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from momobot_core import ConfigError, hookimpl
+from momobot_core.cli import build_cli
+from momobot_core.plugins import Hooks
+from momobot_core.testing import PluginError, Script, run_script
+
+
+def bracket() -> Script:
+    return (Script()
+            .quote("ABCD", ask=2.00)
+            .open("ABCD", qty=100, tp1=2.20, tp2=2.40, stop=1.90)
+            .quote("ABCD", ask=2.21)
+            .quote("ABCD", ask=2.05, bid=1.99, last=1.99))   # break-even stop
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.startup: list[Any] = []
+
+    @hookimpl
+    def on_startup(self, bot: Any) -> None:
+        self.startup.append((bot.mode, dict(bot.config.table("seen")), list(bot.open_trades)))
+
+
+def test_hook_on_startup_sees_mode_config_and_comes_first() -> None:
+    seen = Seen()
+    result = run_script(bracket(), [seen], config={"seen": {"level": 2}}, mode="demo")
+    assert seen.startup == [("demo", {"level": 2}, [])]
+    assert result.hook_names()[0] == "on_startup"
+
+
+def test_hook_on_startup_config_error_stops_the_run() -> None:
+    class Strict:
+        @hookimpl
+        def on_startup(self, bot: Any) -> None:
+            raise ConfigError("[strict] level = 'x': must be a number")
+
+    with pytest.raises(ConfigError, match="level = 'x'"):
+        run_script(bracket(), [Strict()])
+
+
+def test_hook_on_order_submitted_gets_every_order_with_intent_and_fill() -> None:
+    result = run_script(bracket())
+    orders = [(c["order"].intent, c["order"].side, c["order"].qty, c["order"].price)
+              for c in result.calls_to("on_order_submitted")]
+    assert orders == [("entry", "buy", 100, 2.00), ("take_profit", "sell", 50, 2.21),
+                      ("stop", "sell", 50, 1.99)]
+    after_tp1 = result.calls_to("on_order_submitted")[1]["trade"]
+    assert after_tp1.remaining == 50 and after_tp1.stop == 2.00
+
+
+def test_hook_on_target_hit_fires_once_per_target_before_the_exit() -> None:
+    result = run_script(bracket().quote("ABCD", ask=2.30))
+    names = result.hook_names()
+    assert [c["target"] for c in result.calls_to("on_target_hit")] == ["tp1", "stop"]
+    assert names.index("on_target_hit") < names.index("on_order_submitted", 2)
+    assert result.calls_to("on_target_hit")[0]["trade"].stop == 1.90
+
+
+def test_hook_on_position_closed_gives_reason_and_last_price() -> None:
+    result = run_script(bracket().quote("EFGH", ask=5.0)
+                        .open("EFGH", qty=10, tp1=5.5, tp2=6, stop=4.8).close("EFGH"))
+    closes = [(c["trade"].symbol, c["reason"], c["price"]) for c in result.calls_to("on_position_closed")]
+    assert closes == [("ABCD", "stop", 1.99), ("EFGH", "manual", 4.99)]
+    assert all(c["trade"].remaining == 0 for c in result.calls_to("on_position_closed"))
+
+
+def test_hook_on_shutdown_runs_last_even_after_a_plugin_error() -> None:
+    class Broken:
+        @hookimpl
+        def on_target_hit(self, trade: Any, target: Any, quote: Any) -> None:
+            raise RuntimeError("bug")
+
+    result = run_script(bracket(), [Broken()], strict=False)
+    assert result.hook_names()[-1] == "on_shutdown"
+    assert [(p, h) for p, h, _ in result.errors] == [("plugin-0", "on_target_hit")] * 2
+    with pytest.raises(PluginError, match="'plugin-0' raised in on_target_hit"):
+        run_script(bracket(), [Broken()])
+
+
+def test_hook_register_commands_adds_a_subcommand() -> None:
+    class WithCommand:
+        @hookimpl
+        def register_commands(self, cli: click.Group) -> None:
+            @cli.command()
+            def hello() -> None:
+                """Say hello."""
+                click.echo("hello from a plugin")
+
+    hooks = Hooks()
+    hooks.register(WithCommand(), name="with-command")
+    result = CliRunner().invoke(build_cli(hooks), ["hello"])
+    assert result.exit_code == 0 and result.output == "hello from a plugin\n"
+
+
+def test_kit_lists_refused_actions_and_runs_without_plugins() -> None:
+    result = run_script(Script().open("ZZZZ", qty=1, tp1=2, tp2=3, stop=1).quote("ZZZZ", ask=1.5))
+    assert result.refused == ["ZZZZ: unknown symbol: no quote yet, so there is no ask to buy at"]
+    assert result.trades == [] and result.counters.quotes == 1
+
+
+def test_kit_steps_cannot_go_back_in_time() -> None:
+    with pytest.raises(ValueError, match="back in time"):
+        Script().quote("A", ask=1, at=5).quote("A", ask=1, at=4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -24,8 +25,10 @@ class HotkeyTestServer:
     """
 
     def __init__(self, port: int = 0, *, stop_reading_after: int | None = None,
-                 close_after: int | None = None, token: str | None = None) -> None:
+                 close_after: int | None = None, token: str | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.port = port
+        self.ssl_context = ssl_context
         self.stop_reading_after = stop_reading_after
         self.close_after = close_after
         self.token = token
@@ -67,7 +70,7 @@ class HotkeyTestServer:
         async def main() -> None:
             self._stop = asyncio.Event()
             async with serve(self._handle, "127.0.0.1", self.port, process_request=self._check,
-                             compression=None, ping_interval=None) as server:
+                             compression=None, ping_interval=None, ssl=self.ssl_context) as server:
                 self.port = server.sockets[0].getsockname()[1]
                 self._ready.set()
                 await self._stop.wait()
@@ -87,7 +90,7 @@ class HotkeyTestServer:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.ssl_context else 'ws'}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         if self._stop is not None and not self._loop.is_closed():

@@ -6,10 +6,12 @@ import asyncio
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -382,3 +384,30 @@ def test_hook_calls_return_while_the_server_accepts_but_never_answers() -> None:
         engine.shutdown()
     finally:
         listener.close()
+
+
+def test_wss_with_a_ca_file_verifies_the_server(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with HotkeyTestServer(ssl_context=server_context) as server:
+        config = load_hotkey_config(core_config(url=server.url, ca_file=str(ca_file)))
+        plugin = HotkeyPlugin(config)
+        engine = live_engine(plugin)
+        open_trade(engine)
+        assert server.wait_for(1) == ["buy_ask"]
+        engine.shutdown()
+
+        # Without our CA the server's certificate is refused, loudly.
+        with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+            plugin = HotkeyPlugin(fast_config(server.url, ttl=0.5))
+            engine = live_engine(plugin)
+            open_trade(engine)
+            assert wait_until(lambda: any("certificate verify failed" in line
+                                          for line in hotkey_lines(caplog)))
+            engine.shutdown()
+    assert server.messages == ["buy_ask"]

@@ -202,3 +202,17 @@ def test_scripting_functions_refuse_malformed_commands() -> None:
         trigger_hotkey_sequence("buy_ask")
     with pytest.raises(ValueError, match="non-empty"):
         trigger_hotkey("")
+
+
+def test_serve_with_a_keymap_needs_the_keys_extra_or_says_what_is_wrong(tmp_path: Path) -> None:
+    keymap = tmp_path / "keys.toml"
+    keymap.write_text('buy_ask = "shift+b"\n')
+    result = momobot("hotkey", "serve", "--port", "0", "--keymap", str(keymap))
+    assert result.returncode == 2
+    # Either pynput is missing, or it has no desktop to press keys in: both are said plainly.
+    assert "pressing keys needs pynput and a desktop session" in result.stderr
+    keymap.write_text('buy_ask = 7\n')
+    bad = momobot("hotkey", "serve", "--port", "0", "--keymap", str(keymap))
+    assert bad.returncode == 2 and "buy_ask = 7: a chord is a string" in bad.stderr
+    missing = momobot("hotkey", "serve", "--keymap", str(tmp_path / "none.toml"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr

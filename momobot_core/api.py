@@ -13,7 +13,6 @@ With ``MOMOBOT_API_TOKEN`` set, every mutating endpoint needs
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -109,14 +108,6 @@ def _trade_out(trade: Trade) -> dict[str, Any]:
         "close_reason": trade.close_reason.value if trade.close_reason else None,
     }
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 _STATUS = {"unknown_symbol": 404, "no_position": 404, "already_open": 409, "invalid": 422}

@@ -46,7 +46,7 @@ class ApiSettings:
 
 
 def check_binding(host: str, token: str | None) -> None:
-    from momobot_core.api import is_loopback
+    from momobot_core.net import is_loopback
 
     if not is_loopback(host) and not token:
         raise ConfigError(f"refusing to serve the API on {host} without a token: anyone who can"

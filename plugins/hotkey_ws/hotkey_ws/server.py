@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import threading
 import time
@@ -28,6 +27,7 @@ from websockets.http11 import Request, Response
 
 from hotkey_ws.config import KNOWN_COMMANDS
 from momobot_core.config import ConfigError
+from momobot_core.net import is_loopback
 
 
 @attrs.frozen
@@ -37,14 +37,6 @@ class Received:
     wall: datetime
     peer: str
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def load_keymap(path: str | Path) -> dict[str, str]:

@@ -139,15 +139,16 @@ def build_cli(hooks: Hooks) -> click.Group:
     @cli.command()
     @click.option("--host", default=None, help="Address to bind (default: [api] host, 127.0.0.1).")
     @click.option("--port", default=None, type=int, help="Port (default: [api] port, 8000).")
-    @click.option("--db", metavar="PATH", default=DEFAULT_DB, show_default=True,
-                  help="SQLite journal file: open trades are restored from it at start.")
+    @click.option("--db", metavar="PATH", default=None,
+                  help="SQLite journal file: open trades are restored from it at start"
+                       f" (default: {DEFAULT_DB}; with --replay, in memory).")
     @config_option
     @click.option("--replay", "replay_files", multiple=True, metavar="FILE",
                   help="Pace a recorded session (quotes .csv, events .jsonl) in real time.")
     @click.option("--speed", default=1.0, show_default=True, type=float,
                   help="With --replay: how many times faster than recorded.")
     @click.pass_context
-    def serve(ctx: click.Context, host: str | None, port: int | None, db: str,
+    def serve(ctx: click.Context, host: str | None, port: int | None, db: str | None,
               config_path: str | None, replay_files: tuple[str, ...], speed: float) -> None:
         """Run the engine and the HTTP API (token: $MOMOBOT_API_TOKEN)."""
         from momobot_core.serve import ApiSettings
@@ -157,7 +158,9 @@ def build_cli(hooks: Hooks) -> click.Group:
             config = load_config(config_path)
             settings = ApiSettings.from_config(config)
             run_server(hooks=hooks_of(ctx), config=config, host=host or settings.host,
-                       port=settings.port if port is None else port, db=db, token=settings.token,
+                       port=settings.port if port is None else port,
+                       # A paced recording must not land in the live journal unless asked to.
+                       db=db or (":memory:" if replay_files else DEFAULT_DB), token=settings.token,
                        replay=replay_files, speed=speed)
 
         run_or_fail(start)

@@ -37,14 +37,14 @@ class ApiProcess:
 
 
 def start_api(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
-              db: Path | None = None) -> ApiProcess:
+              db: Path | None = None, with_db: bool = True) -> ApiProcess:
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
     full_env.update({"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws", **(env or {})})
-    db = db or tmp_path / "journal.db"
+    db_args = ["--db", str(db or tmp_path / "journal.db")] if with_db else []
     proc = subprocess.Popen([sys.executable, "-m", "momobot_core.cli", "serve", "--port", str(port),
-                             "--db", str(db), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=full_env)
+                             *db_args, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
     if not wait_until(lambda: _up(port) or proc.poll() is not None, timeout=30) or proc.poll() is not None:
         _, err = proc.communicate(timeout=10)
@@ -332,7 +332,8 @@ def test_responses_never_wait_on_a_stuck_hotkey_server(tmp_path: Path) -> None:
 def test_paced_replay_is_watchable_in_the_api_and_sends_no_hotkeys(tmp_path: Path) -> None:
     with HotkeyTestServer() as hotkeys:
         env = {"MOMOBOT_DISABLE_PLUGINS": "", "MOMOBOT_HOTKEY_URL": hotkeys.url}
-        server = start_api(tmp_path, "--replay", str(demo_session_path()), "--speed", "40", env=env)
+        server = start_api(tmp_path, "--replay", str(demo_session_path()), "--speed", "40", env=env,
+                           with_db=False)
         try:
             assert server.client.get("/ping").json()["mode"] == "replay"
             assert wait_until(lambda: len(server.client.get("/positions").json()) >= 2, timeout=10)
@@ -341,3 +342,4 @@ def test_paced_replay_is_watchable_in_the_api_and_sends_no_hotkeys(tmp_path: Pat
         finally:
             server.stop()
         assert hotkeys.connections == 0
+    assert not (tmp_path / "momobot.db").exists()   # a paced recording stays out of the live journal

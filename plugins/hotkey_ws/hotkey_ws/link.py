@@ -195,7 +195,7 @@ class HotkeyLink:
                 self._wake()   # the I/O thread must watch for the socket to drain
         # No wake-up otherwise: waking the I/O thread here would hand it the GIL in the
         # middle of the hook call. It polls every few milliseconds for what is left
-        # (a sequence's next command, log lines, a confirming ping).
+        # (a sequence's next command, log lines, expired commands).
         return True
 
     def _flush_on_loop(self) -> None:
@@ -454,6 +454,9 @@ class HotkeyLink:
 
     def _serve(self, sock: socket.socket, protocol: ClientProtocol) -> None:
         settings = self.settings
+        if self._stopping:   # connected just as the link was closed
+            sock.close()
+            return
         self._publish(sock, protocol)
         next_ping = time.monotonic() + settings.ping_interval
         ping_deadline: float | None = None

@@ -129,7 +129,7 @@ def build_cli(hooks: Hooks) -> click.Group:
 
         if not Path(db).is_file():
             fail(f"{db}: no such journal file (give one with --db)")
-        journal = run_or_fail(lambda: Journal(db))
+        journal = run_or_fail(lambda: Journal(db, readonly=True))
         with journal:
             if fmt == "json":
                 click.echo(legs_json(journal.legs()))

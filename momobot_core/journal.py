@@ -72,20 +72,33 @@ class JournalError(Exception):
 class Journal:
     """A MomoBot journal in ``path`` (``":memory:"`` keeps it in memory)."""
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", *, readonly: bool = False) -> None:
+        """Open (and, unless ``readonly``, create) the journal at ``path``.
+
+        Raises JournalError for a file that is not a MomoBot journal: another
+        program's database is never written to.
+        """
         self.path = str(path)
         self._in_batch = False
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
+            if readonly:
+                self._db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True,
+                                           isolation_level=None, check_same_thread=False)
+            else:
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise JournalError(f"{self.path}: journal schema version {version} is not"
-                                   f" supported (this MomoBot writes version {SCHEMA_VERSION})")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if version == 0 and tables:
+                raise JournalError(f"{self.path}: not a MomoBot journal (it holds other tables)")
+            if version not in (0, SCHEMA_VERSION) or (readonly and version != SCHEMA_VERSION):
+                raise JournalError(f"{self.path}: not a MomoBot journal of schema version"
+                                   f" {SCHEMA_VERSION} (found version {version})")
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.executescript(_SCHEMA)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{self.path}: not a usable journal: {exc}") from None
 

@@ -133,3 +133,22 @@ def test_progress_bar_goes_to_stderr_when_asked(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "replaying" in result.stderr
     assert "replaying" not in result.stdout
+
+
+def test_trades_refuses_a_file_that_is_not_a_journal_and_leaves_it_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    before = other.read_bytes()
+    result = momobot("trades", "--db", str(other))
+    assert result.returncode == 2
+    assert "not a MomoBot journal" in result.stderr
+    assert other.read_bytes() == before
+    text = tmp_path / "notes.db"
+    text.write_text("hello, this is not SQLite at all" * 10)
+    garbage = momobot("trades", "--db", str(text))
+    assert garbage.returncode == 2 and "not a usable journal" in garbage.stderr
+    replay = momobot("demo", "--db", str(other))
+    assert replay.returncode == 2 and "not a MomoBot journal" in replay.stderr

@@ -454,10 +454,9 @@ class HotkeyLink:
 
     def _serve(self, sock: socket.socket, protocol: ClientProtocol) -> None:
         settings = self.settings
-        if self._stopping:   # connected just as the link was closed
+        if not self._publish(sock, protocol):   # connected just as the link was closed
             sock.close()
             return
-        self._publish(sock, protocol)
         next_ping = time.monotonic() + settings.ping_interval
         ping_deadline: float | None = None
         ping_payload = b""
@@ -552,13 +551,16 @@ class HotkeyLink:
                             " check your trading platform (these are not sent again)", _names(lost))
             self._emit_notes()
 
-    def _publish(self, sock: socket.socket, protocol: ClientProtocol) -> None:
+    def _publish(self, sock: socket.socket, protocol: ClientProtocol) -> bool:
         """Make a fresh connection the one commands go to, and send what waited for it."""
         with self._lock:
+            if self._stopping:
+                return False
             self._sock, self._protocol = sock, protocol
             self._broken_reason = None
             self._open = True
             self._pump(time.monotonic())
+        return True
 
     def _read(self, sock: socket.socket, protocol: ClientProtocol) -> list[Frame]:
         """Read what the socket has, feed the protocol, answer pings. Lock held."""

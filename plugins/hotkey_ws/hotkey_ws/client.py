@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from hotkey_ws.config import HotkeyConfig
-from hotkey_ws.link import Batch, HotkeyLink, LinkSettings
+from hotkey_ws.link import Batch, HotkeyLink
 
 
 class HotkeyClient:
@@ -23,16 +23,9 @@ class HotkeyClient:
         self.config = config
         context = config.ssl_context()
         several = len(config.urls) > 1
-        self.links = [
-            HotkeyLink(LinkSettings(
-                url=url, ttl=config.ttl, token=config.token, ssl_context=context,
-                ping_interval=config.ping_interval, ping_timeout=config.ping_timeout,
-                open_timeout=config.open_timeout, reconnect_max_delay=config.reconnect_max_delay,
-                queue_size=config.queue_size, sequence_delay=config.sequence_delay,
-                label=f" to {url}" if several else "",
-            ))
-            for url in config.urls
-        ]
+        self.links = [HotkeyLink(url, config, ssl_context=context,
+                                 label=f" to {url}" if several else "")
+                      for url in config.urls]
         self.history: list[Batch] | None = [] if record else None
         self._json = config.format == "json"
         self._closed = False

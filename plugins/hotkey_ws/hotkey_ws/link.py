@@ -60,6 +60,8 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from hotkey_ws.config import HotkeyConfig
+
 log = logging.getLogger("momobot.hotkey")
 
 _RECV_SIZE = 65536
@@ -89,21 +91,6 @@ class Batch:
                 log.exception("[Hotkey] completion callback failed")
 
 
-@attrs.frozen
-class LinkSettings:
-    url: str
-    ttl: float = 2.0
-    token: str | None = attrs.field(default=None, repr=False)
-    ssl_context: ssl.SSLContext | None = None
-    ping_interval: float = 2.0
-    ping_timeout: float = 2.0
-    open_timeout: float = 2.0
-    reconnect_max_delay: float = 2.0
-    queue_size: int = 64
-    sequence_delay: float = 0.1
-    label: str = ""                  # appended to log lines when there are several servers
-
-
 class _Broken(Exception):
     """The connection is unusable; the message says why."""
 
@@ -120,9 +107,13 @@ class HotkeyLink:
     :meth:`submit` may be called from any thread and never blocks.
     """
 
-    def __init__(self, settings: LinkSettings) -> None:
-        self.settings = settings
-        self.uri = parse_uri(settings.url)
+    def __init__(self, url: str, config: HotkeyConfig, *, ssl_context: ssl.SSLContext | None = None,
+                 label: str = "") -> None:
+        self.url = url
+        self.settings = config
+        self.ssl_context = ssl_context
+        self.label = label                 # appended to log lines when there are several servers
+        self.uri = parse_uri(url)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)   # notified when the queue drains
         self._queue: collections.deque[Batch] = collections.deque()
@@ -141,7 +132,7 @@ class HotkeyLink:
         self._stopping = False
         # How often the I/O thread looks for work the engine's thread left it (it is never
         # woken from a hook call): well under the sequence delay, so no command is late.
-        self._poll = min(0.05, max(settings.sequence_delay / 2, 0.002))
+        self._poll = min(0.05, max(config.sequence_delay / 2, 0.002))
         self._thread: threading.Thread | None = None
         self.connected_once = threading.Event()
         self.stats = collections.Counter[str]()
@@ -154,7 +145,7 @@ class HotkeyLink:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"hotkey-{self.settings.url}",
+            self._thread = threading.Thread(target=self._run, name=f"hotkey-{self.url}",
                                             daemon=True)
             self._thread.start()
 
@@ -170,14 +161,14 @@ class HotkeyLink:
         with self._lock:
             if self._stopping:
                 self._note(logging.ERROR, "[Hotkey] Failed to send %s: hotkey link is shut down%s",
-                           _names(batch.names), self.settings.label)
+                           _names(batch.names), self.label)
                 self._wake()
                 batch.finish(False)
                 return False
             if len(self._queue) >= self.settings.queue_size:
                 self.stats["refused"] += 1
                 self._note(logging.ERROR, "[Hotkey] Failed to send %s: %d commands already waiting%s;"
-                           " queue full", _names(batch.names), len(self._queue), self.settings.label)
+                           " queue full", _names(batch.names), len(self._queue), self.label)
                 self._wake()
                 batch.finish(False)
                 return False
@@ -297,7 +288,7 @@ class HotkeyLink:
         self.stats["sent"] += 1
         self._sent_seq += 1
         self._unconfirmed.append((self._sent_seq, name))
-        self._note(logging.INFO, "[Hotkey] Sent: %s%s", name, self.settings.label)
+        self._note(logging.INFO, "[Hotkey] Sent: %s%s", name, self.label)
         if batch.sent == len(batch.names):
             self._queue.popleft()
             if batch.done is not None:
@@ -310,10 +301,10 @@ class HotkeyLink:
         self.stats["dropped"] += len(unsent)
         if batch.sent:
             self._note(logging.ERROR, "[Hotkey] Failed to send %s: %s; %s already sent%s",
-                       _names(unsent), why, _names(batch.names[:batch.sent]), self.settings.label)
+                       _names(unsent), why, _names(batch.names[:batch.sent]), self.label)
         else:
             self._note(logging.ERROR, "[Hotkey] Failed to send %s: %s%s", _names(unsent), why,
-                       self.settings.label)
+                       self.label)
         batch.finish(False)
         if self._flushing and not self._queue:
             self._idle.notify_all()
@@ -336,7 +327,7 @@ class HotkeyLink:
             self.stats["dropped"] += len(skipped)
             self._note(logging.ERROR, "[Hotkey] Failed to send %s: %s; it may have partly reached"
                        " the server and is not sent again%s%s", _names((name,)), reason,
-                       f"; skipped {_names(skipped)}" if skipped else "", self.settings.label)
+                       f"; skipped {_names(skipped)}" if skipped else "", self.label)
             owner.finish(False)
         self._wake()
 
@@ -365,16 +356,16 @@ class HotkeyLink:
                 # The first failure and then one in twenty, so a long outage is visible, not noisy.
                 if failures == 1 or failures % 20 == 0:
                     log.warning("[Hotkey] Cannot connect to %s: %s%s; retrying every %.1f s at most",
-                                self.settings.url, _describe(exc),
+                                self.url, _describe(exc),
                                 " (will keep trying; check the server's settings)" if fatal else "",
                                 self.settings.reconnect_max_delay)
                 self._idle_wait(delay)
                 continue
             if failures:
-                log.info("[Hotkey] Connected to %s after %d failed attempt(s)", self.settings.url,
+                log.info("[Hotkey] Connected to %s after %d failed attempt(s)", self.url,
                          failures)
             else:
-                log.info("[Hotkey] Connected to %s", self.settings.url)
+                log.info("[Hotkey] Connected to %s", self.url)
             delays, failures = None, 0
             self.connected_once.set()
             self._serve(sock, protocol)
@@ -422,7 +413,7 @@ class HotkeyLink:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.uri.secure:
-                context = settings.ssl_context or ssl.create_default_context()
+                context = self.ssl_context or ssl.create_default_context()
                 sock = context.wrap_socket(sock, server_hostname=self.uri.host)
             protocol = ClientProtocol(self.uri, max_size=2**16)
             request = protocol.connect()
@@ -541,7 +532,7 @@ class HotkeyLink:
             if reason == "stopped":
                 self._close_cleanly(sock, protocol)
             else:
-                log.warning("[Hotkey] Connection to %s lost: %s; reconnecting", settings.url, reason)
+                log.warning("[Hotkey] Connection to %s lost: %s; reconnecting", self.url, reason)
                 sock.close()
             with self._lock:
                 lost = tuple(name for _, name in self._unconfirmed)

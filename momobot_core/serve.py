@@ -97,8 +97,8 @@ def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str 
         # A paced recording is a replay, not live trading: plugins see mode "replay".
         engine = Engine(config=config, hooks=hooks, journal=journal,
                         mode="replay" if replay else "live")
-        engine.start()
         try:
+            engine.start()   # inside: plugins that did start are shut down if another fails
             app = build_app(engine, journal, token)
             server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                                    lifespan="off", timeout_graceful_shutdown=10))

@@ -118,12 +118,13 @@ def run_recorded(paths: Sequence[str | Path], *, hooks: Hooks | None, config: Co
     journal = open_journal(db)
     try:
         engine = Engine(config=config, hooks=hooks, journal=journal, mode=mode)
-        engine.start()
         try:
+            engine.start()   # inside: plugins that did start are shut down if another fails
             with journal.batch():
                 events = read_events(files)
-                if want_progress(progress, estimate_events(files)):
-                    with click.progressbar(length=estimate_events(files), file=sys.stderr,
+                estimate = estimate_events(files) if progress is not False else 0
+                if want_progress(progress, estimate):
+                    with click.progressbar(length=estimate, file=sys.stderr,
                                            label="replaying", show_pos=True) as bar:
                         stats = run_events(engine, events, progress=bar.update)
                 else:

@@ -178,8 +178,8 @@ def run_script(script: Script, plugins: Iterable[object] = (), *,
     refused: list[str] = []
     try:
         engine = Engine(config=config, hooks=hooks, journal=journal, mode=mode)
-        engine.start()
         try:
+            engine.start()
             for step in script.steps:
                 engine.clock.current = step.at
                 data = step.data

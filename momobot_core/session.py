@@ -127,6 +127,7 @@ def run_recorded(paths: Sequence[str | Path], *, hooks: Hooks | None, config: Co
                     with click.progressbar(length=estimate, file=sys.stderr,
                                            label="replaying", show_pos=True) as bar:
                         stats = run_events(engine, events, progress=bar.update)
+                        bar.update(max(estimate - bar.pos, 0))  # the length was an estimate
                 else:
                     stats = run_events(engine, events)
         finally:

@@ -16,6 +16,7 @@ import hmac
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import attrs
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -101,13 +102,8 @@ class Problem(BaseModel):
 
 
 def _trade_out(trade: Trade) -> dict[str, Any]:
-    return {
-        "id": trade.id, "symbol": trade.symbol, "qty": trade.qty, "remaining": trade.remaining,
-        "entry_price": trade.entry_price, "tp1": trade.tp1, "tp2": trade.tp2, "stop": trade.stop,
-        "tp1_hit": trade.tp1_hit, "opened_at": trade.opened_at, "closed_at": trade.closed_at,
-        "close_reason": trade.close_reason.value if trade.close_reason else None,
-    }
-
+    # The response model keeps the fields it declares and drops the rest.
+    return attrs.asdict(trade, recurse=False)
 
 
 _STATUS = {"unknown_symbol": 404, "no_position": 404, "already_open": 409, "invalid": 422}
@@ -215,12 +211,7 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None) -> Fas
             return PlainTextResponse(tradervue_csv(journal.executions()), media_type="text/csv")
         if format != "json":
             return _problem(400, f"format {format!r}: use json or csv")
-        return [
-            {"trade_id": leg.trade_id, "symbol": leg.symbol, "qty": leg.qty,
-             "entry_price": leg.entry_price, "exit_price": leg.exit_price, "pnl": leg.pnl,
-             "reason": leg.reason, "opened_at": leg.opened_at, "closed_at": leg.closed_at}
-            for leg in journal.legs()
-        ]
+        return [attrs.asdict(leg) for leg in journal.legs()]
 
     return app
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
+import attrs
+
 from momobot_core.engine import Counters
 from momobot_core.models import Leg, Trade
 
@@ -77,17 +79,8 @@ def summary(trades: Sequence[Trade], legs: Sequence[Leg], counters: Counters,
 
 def legs_json(legs: Sequence[Leg]) -> str:
     rows: list[dict[str, Any]] = [
-        {
-            "trade_id": leg.trade_id,
-            "symbol": leg.symbol,
-            "qty": leg.qty,
-            "entry_price": leg.entry_price,
-            "exit_price": leg.exit_price,
-            "pnl": leg.pnl,
-            "reason": leg.reason,
-            "opened_at": leg.opened_at.isoformat(),
-            "closed_at": leg.closed_at.isoformat(),
-        }
+        {**attrs.asdict(leg), "opened_at": leg.opened_at.isoformat(),
+         "closed_at": leg.closed_at.isoformat()}
         for leg in legs
     ]
     return json.dumps(rows, indent=2)

@@ -193,4 +193,8 @@ class CoreSettings:
     def from_config(cls, config: Config) -> CoreSettings:
         section = config.section("momobot", env_prefix="MOMOBOT_")
         section.check_known({"min_hold_s"})
-        return cls(min_hold_s=section.get_float("min_hold_s", 0.0))
+        min_hold_s = section.get_float("min_hold_s", 0.0)
+        if min_hold_s > 86400:
+            raise ConfigError(f"[momobot] min_hold_s = {min_hold_s:g}{section.source('min_hold_s')}:"
+                              " must be at most 86400 (one day)")
+        return cls(min_hold_s=min_hold_s)

@@ -8,15 +8,24 @@ Every rule of a trade's life is in this module (DESIGN.md, "Trade rules"):
 * stop (``last <= stop``, ``bid`` when there is no last): sell the rest at the bid;
 * manual close: sell the rest at the bid.
 
-Per event the order of work is fixed: the hooks first (a plugin mirroring the
-trade onto a broker must hear of it before anything slower happens), the
-journal after. The quote path does as little as it can: a quote for a symbol
-with no open trade costs a validation and a dict store.
+Per event the order of work is fixed: validate, compute the new state,
+**commit it to the journal**, make it current, call the hooks, then mark the
+event dispatched (a second small commit, after the hooks' own work on an event
+loop). A journal that cannot be written refuses an entry (nothing is sent)
+but never holds an exit back: the exit goes to the journal's side file first,
+and entries halt until the side file is back in the journal.
+
+The quote path does as little as it can: a quote for a symbol with no open
+trade costs a validation and a dict store.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import logging
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -24,25 +33,44 @@ from typing import TYPE_CHECKING
 import attrs
 
 from momobot_core.config import Config, CoreSettings
-from momobot_core.models import CloseReason, Intent, Leg, Order, Quote, Side, Target, Trade, leg_pnl
+from momobot_core.journal import JournalEvent, JournalWriteError, WireLog
+from momobot_core.models import (
+    Alert,
+    CloseReason,
+    Intent,
+    Leg,
+    Order,
+    Quote,
+    Side,
+    Target,
+    Trade,
+    leg_pnl,
+)
 
 if TYPE_CHECKING:
     from momobot_core.journal import Journal
     from momobot_core.plugins import Hooks
 
 log = logging.getLogger("momobot.engine")
+alert_log = logging.getLogger("momobot.alert")
 
 MODES = ("live", "replay", "demo")
-_INF = float("inf")
+#: The largest quantity and price the engine takes: beyond any real order, and far inside what
+#: SQLite and a float hold, so no bad input reaches the journal.
+MAX_QTY = 1_000_000_000
+MAX_PRICE = 10_000_000.0
 # Past this many, rejected quotes are counted but no longer logged one by one.
 _REJECTS_LOGGED = 10
+#: The day's alerts kept in memory (GET /alerts, the dashboard); the journal keeps them all.
+ALERTS_KEPT = 1000
 
 
 class TradeRefused(Exception):
     """An action the engine will not take. ``kind`` says why, for callers that map it:
 
     ``unknown_symbol`` (no quote for it yet), ``already_open``, ``no_position``,
-    ``invalid`` (levels or quantity that make no sense).
+    ``invalid`` (levels or quantity that make no sense), ``journal`` (the
+    journal cannot take an entry now: HTTP 503).
     """
 
     def __init__(self, message: str, kind: str = "invalid") -> None:
@@ -79,15 +107,15 @@ def _new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def _positive(value: float) -> bool:
-    return 0 < value < _INF
+def _price_ok(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0 < value <= MAX_PRICE
 
 
 class Engine:
     """Runs bracket trades against a quote stream and tells plugins about every event.
 
     Not thread-safe: feed it from one thread (the replay loop, or the API's
-    event loop).
+    event loop). :meth:`alert` alone may be called from any thread.
     """
 
     def __init__(
@@ -109,12 +137,25 @@ class Engine:
         self.counters = Counters()
         self.last_quotes: dict[str, Quote] = {}
         self.open_trades: dict[str, Trade] = {}
+        self.alerts: collections.deque[Alert] = collections.deque(maxlen=ALERTS_KEPT)
         self._hold_until: dict[str, datetime] = {}
         self._min_hold = timedelta(seconds=self.settings.min_hold_s)
         self._started = False
         self._stopped = False
+        #: True while exits wait in the journal's side file: entries are refused until then.
+        self.journal_pending = bool(journal is not None and journal.has_pending)
+        self._to_mark: list[str] = []          # journaled events whose hooks have run
+        self._to_mark_pending: list[str] = []  # the same, for events in the side file
+        self._mark_scheduled = False
+        self._owner = threading.get_ident()
+        self._inbox: collections.deque[Alert] = collections.deque()   # alerts from other threads
+        self.loop: asyncio.AbstractEventLoop | None = None   # set by serve: alerts reach it at once
+        self._undispatched: list[tuple[str, str, str, str]] = []
         if journal is not None:
-            for trade in journal.open_trades():
+            self._undispatched = journal.undispatched()
+            unconfirmed = {trade_id for trade_id, _, _, _ in self._undispatched}
+            for restored in journal.open_trades():
+                trade = attrs.evolve(restored, unconfirmed=restored.id in unconfirmed)
                 self.open_trades[trade.symbol] = trade
                 self._hold_until[trade.symbol] = trade.opened_at + self._min_hold
             if self.open_trades:
@@ -124,39 +165,115 @@ class Engine:
     # -- life cycle --------------------------------------------------------------
 
     def start(self) -> None:
-        """Call ``on_startup``. A plugin's ConfigError propagates: start-up must stop."""
+        """Call ``on_startup`` plugin by plugin, then raise the alerts a restart found.
+
+        A plugin's ConfigError (or any error, named) propagates: start-up must stop.
+        """
         if self._started:
             return
         self._started = True
+        self._owner = threading.get_ident()
         if self.hooks is not None:
-            self.hooks.hook.on_startup(bot=self)
+            self.hooks.start(self)
+        self._restart_alerts()
+
+    def _restart_alerts(self) -> None:
+        for trade in self.open_trades.values():
+            if trade.unconfirmed:
+                self.alert("unconfirmed_trade",
+                           f"{trade.symbol}: trade {trade.id} was journaled but the process stopped"
+                           " before every plugin heard of its last event: nothing is sent for it"
+                           " until you check your broker and confirm or close it", symbol=trade.symbol,
+                           trade_id=trade.id)
+        open_ids = {trade.id for trade in self.open_trades.values()}
+        for trade_id, symbol, kind, ts in self._undispatched:
+            if trade_id not in open_ids:
+                self.alert("unconfirmed_trade",
+                           f"{symbol}: the {kind} of trade {trade_id} at {ts} was journaled but the"
+                           " process stopped before every plugin heard of it: check your broker",
+                           symbol=symbol, trade_id=trade_id, event=kind)
+        if self.journal is not None:
+            for cut in self.journal.cut_sequences:
+                self.alert("sequence_cut",
+                           f"{cut.symbol}: {cut.plugin} was sending the {cut.event} of trade"
+                           f" {cut.trade_id} when the process stopped: sent"
+                           f" {', '.join(cut.sent) or 'nothing'}; not sent"
+                           f" {', '.join(cut.unsent) or 'nothing'}. Check your broker",
+                           symbol=cut.symbol, trade_id=cut.trade_id, plugin=cut.plugin,
+                           sent=list(cut.sent), unsent=list(cut.unsent))
+        if self.journal_pending:
+            self.retry_journal()
 
     def shutdown(self) -> None:
-        """Call ``on_shutdown`` once (isolated per plugin)."""
+        """Call ``on_shutdown`` once for every plugin that started (each bounded in time)."""
         if self._stopped:
             return
         self._stopped = True
+        self._mark_dispatched()
         if self.hooks is not None and self._started:
-            self.hooks.notify("on_shutdown", bot=self)
+            self.hooks.shutdown(self)
+        self._drain_inbox()
 
     def _notify(self, hook_name: str, **kwargs: object) -> None:
         if self.hooks is not None:
             self.hooks.notify(hook_name, **kwargs)
 
+    def wire_log(self, plugin: str) -> WireLog:
+        """Where a plugin that writes to the outside world records what it actually wrote."""
+        if self.journal is None:
+            return WireLog(None, plugin)
+        return self.journal.wire_log(plugin)
+
+    # -- alerts ------------------------------------------------------------------
+
+    def alert(self, kind: str, message: str, symbol: str | None = None, **detail: object) -> Alert:
+        """Tell a person something now: logged, kept for the day, and sent through ``on_alert``.
+
+        Safe from any thread: off the engine's thread the ``on_alert`` hooks
+        run on the engine's thread (at once on an event loop, else with the
+        next event).
+        """
+        alert = Alert(kind=kind, message=message, symbol=symbol, ts=datetime.now(UTC),
+                      detail=dict(detail))
+        alert_log.warning("[%s] %s", kind, message)
+        if threading.get_ident() == self._owner:
+            self._publish(alert)
+        else:
+            self._inbox.append(alert)
+            loop = self.loop
+            if loop is not None and not loop.is_closed():
+                # RuntimeError: the loop closed meanwhile; the next event drains the inbox.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._drain_inbox)
+        return alert
+
+    def _publish(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+        if self.journal is not None:
+            self.journal.record_alert(alert.kind, alert.message, alert.symbol, alert.ts)
+        self._notify("on_alert", alert=alert)
+
+    def _drain_inbox(self) -> None:
+        inbox = self._inbox
+        while inbox:
+            self._publish(inbox.popleft())
+
     # -- quotes ------------------------------------------------------------------
 
     def on_quote(self, quote: Quote) -> bool:
         """Take one quote; act on the symbol's open trade. False if the quote was rejected."""
+        if self._inbox:
+            self._drain_inbox()
         # Chained comparisons are False for NaN, so these also reject non-finite prices.
-        if 0 < quote.bid <= quote.ask < _INF:
+        if 0 < quote.bid <= quote.ask <= MAX_PRICE:
             last = quote.last
-            if last is None or 0 < last < _INF:
+            if last is None or 0 < last <= MAX_PRICE:
                 symbol = quote.symbol
                 self.last_quotes[symbol] = quote
                 self.clock.current = quote.ts
                 self.counters.quotes += 1
                 trade = self.open_trades.get(symbol)
-                if trade is not None:
+                if trade is not None and not trade.unconfirmed:
                     self._check_targets(trade, quote)
                 return True
         self._reject(quote)
@@ -167,8 +284,8 @@ class Engine:
         n = self.counters.rejected_quotes
         if n <= _REJECTS_LOGGED:
             log.warning("rejected malformed quote for %s at %s (bid=%r ask=%r last=%r): prices must"
-                        " be finite and positive with bid <= ask", quote.symbol, quote.ts.isoformat(),
-                        quote.bid, quote.ask, quote.last)
+                        " be positive, at most %g, with bid <= ask", quote.symbol,
+                        quote.ts.isoformat(), quote.bid, quote.ask, quote.last, MAX_PRICE)
             if n == _REJECTS_LOGGED:
                 log.warning("further malformed quotes are counted but not logged")
 
@@ -189,7 +306,12 @@ class Engine:
 
     def open_trade(self, symbol: str, qty: int, tp1: float, tp2: float, stop: float,
                    ts: datetime | None = None) -> Trade:
-        """Open a long bracket trade with an entry buy at the symbol's current ask."""
+        """Open a long bracket trade with an entry buy at the symbol's current ask.
+
+        Raises TradeRefused; then nothing was journaled and no plugin heard of it.
+        """
+        if self._inbox:
+            self._drain_inbox()
         try:
             self._check_open(symbol, qty, tp1, tp2, stop)
         except TradeRefused:
@@ -199,27 +321,43 @@ class Engine:
         ts = ts if ts is not None else self.clock.now()
         trade = Trade(id=_new_id(), symbol=symbol, qty=qty, remaining=qty, entry_price=quote.ask,
                       tp1=tp1, tp2=tp2, stop=stop, opened_at=ts)
+        order = self._order(trade, Side.BUY, qty, quote.ask, Intent.ENTRY, ts)
+        event = JournalEvent("open", trade, order)
+        if self.journal is not None:
+            try:
+                self.journal.write(event)
+            except JournalWriteError as exc:
+                self.counters.refused_actions += 1
+                self.counters.orders -= 1
+                self.alert("journal_error", f"{symbol}: entry refused, nothing sent: the journal"
+                           f" cannot be written ({exc})", symbol=symbol)
+                raise TradeRefused(f"{symbol}: entry refused: the journal cannot be written ({exc})",
+                                   "journal") from None
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
         self.counters.trades_opened += 1
-        order = self._order(trade, Side.BUY, qty, quote.ask, Intent.ENTRY, ts)
         self._notify("on_order_submitted", order=order, trade=trade)
-        if self.journal is not None:
-            self.journal.record_open(trade, order)
+        self._dispatched(event.id, pending=False)
         return trade
 
     def _check_open(self, symbol: str, qty: int, tp1: float, tp2: float, stop: float) -> None:
+        if self.journal_pending and not self.retry_journal():
+            raise TradeRefused(f"{symbol}: entries are halted: exits wait in the journal's side file"
+                               " until the journal can be written again", "journal")
         if symbol in self.open_trades:
             raise TradeRefused(f"{symbol}: a trade is already open", "already_open")
         quote = self.last_quotes.get(symbol)
         if quote is None:
             raise TradeRefused(f"{symbol}: unknown symbol: no quote yet, so there is no ask to buy at",
                                "unknown_symbol")
-        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
-            raise TradeRefused(f"{symbol}: qty must be a whole number >= 1, not {qty!r}")
+        if isinstance(qty, str):  # type: ignore[unreachable]  # JSON and scripts can send one
+            raise TradeRefused(f"{symbol}: qty {qty!r} is a string: give a whole number such as 100")
+        if isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= MAX_QTY:
+            raise TradeRefused(f"{symbol}: qty must be a whole number from 1 to {MAX_QTY:,}, not {qty!r}")
         for name, value in (("tp1", tp1), ("tp2", tp2), ("stop", stop)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not _positive(value):
-                raise TradeRefused(f"{symbol}: {name} must be a finite price > 0, not {value!r}")
+            if not _price_ok(value):
+                raise TradeRefused(f"{symbol}: {name} must be a price above 0 and at most"
+                                   f" {MAX_PRICE:,.0f}, not {value!r}")
         if not stop < quote.ask:
             raise TradeRefused(f"{symbol}: stop {stop} must be below the entry price (ask {quote.ask})")
         if not quote.ask < tp1:
@@ -228,7 +366,9 @@ class Engine:
             raise TradeRefused(f"{symbol}: tp2 {tp2} must be at or above tp1 {tp1}")
 
     def close_trade(self, symbol: str, ts: datetime | None = None) -> Trade:
-        """Manual close: sell what remains at the bid."""
+        """Manual close: sell what remains at the bid (an unconfirmed trade too: a person asked)."""
+        if self._inbox:
+            self._drain_inbox()
         trade = self.open_trades.get(symbol)
         if trade is None:
             self.counters.refused_actions += 1
@@ -239,50 +379,153 @@ class Engine:
             raise TradeRefused(f"{symbol}: no quote since start-up, so there is no bid to sell at",
                                "unknown_symbol")
         ts = ts if ts is not None else self.clock.now()
-        return self._close(trade, quote.bid, ts, Intent.MANUAL, CloseReason.MANUAL)
+        return self._close(trade, None, quote.bid, ts, Intent.MANUAL, CloseReason.MANUAL)
+
+    def confirm_trade(self, symbol: str) -> Trade:
+        """A person checked the broker: an unconfirmed trade is watched (and mirrored) again."""
+        trade = self.open_trades.get(symbol)
+        if trade is None:
+            raise TradeRefused(f"{symbol}: no open trade to confirm", "no_position")
+        if not trade.unconfirmed:
+            raise TradeRefused(f"{symbol}: trade {trade.id} is not unconfirmed", "already_open")
+        confirmed = attrs.evolve(trade, unconfirmed=False)
+        if self.journal is not None:
+            try:
+                self.journal.write(JournalEvent("confirm", confirmed, at=datetime.now(UTC)))
+            except JournalWriteError as exc:
+                raise TradeRefused(f"{symbol}: not confirmed: the journal cannot be written ({exc})",
+                                   "journal") from None
+        self.open_trades[symbol] = confirmed
+        log.info("%s: trade %s confirmed by a person; its targets are watched again", symbol, trade.id)
+        return confirmed
+
+    # -- the journal ---------------------------------------------------------------
+
+    def _commit_exit(self, event: JournalEvent) -> bool:
+        """Journal an exit, or put it in the side file: never hold it back. True if in the side file."""
+        journal = self.journal
+        if journal is None:
+            return False
+        if not self.journal_pending or self.retry_journal():
+            try:
+                journal.write(event)
+                return False
+            except JournalWriteError as exc:
+                reason = str(exc)
+        else:
+            reason = "earlier exits still wait in the side file"
+        try:
+            journal.append_pending(event)
+        except OSError as exc:
+            self.alert("journal_error", f"{event.trade.symbol}: the {event.kind} exit of trade"
+                       f" {event.trade.id} could not be recorded anywhere ({reason}; side file:"
+                       f" {exc.strerror or exc}); it is sent anyway: check your journal and broker",
+                       symbol=event.trade.symbol)
+            return False
+        if not self.journal_pending:
+            self.journal_pending = True
+            self.alert("journal_error", f"the journal cannot be written ({reason}): exits are kept in"
+                       f" {journal.pending_path} and still sent; new entries are halted until the"
+                       " journal can be written again", symbol=event.trade.symbol)
+        return True
+
+    def retry_journal(self) -> bool:
+        """Try to move the side file into the journal. True when nothing is pending any more."""
+        journal = self.journal
+        if journal is None or not self.journal_pending:
+            return True
+        self._mark_dispatched()
+        try:
+            count = journal.flush_pending()
+        except JournalWriteError:
+            return False
+        self.journal_pending = False
+        self.alert("resumed", f"the journal can be written again: {count} event(s) moved in from the"
+                   " side file; entries are allowed again", what="journal")
+        return True
+
+    def tick(self) -> None:
+        """Periodic upkeep on the engine's thread (serve calls it): alerts, the side file."""
+        self._drain_inbox()
+        if self.journal_pending:
+            self.retry_journal()
+
+    def _dispatched(self, event_id: str, pending: bool) -> None:
+        """The hooks of an event have run: mark it, after whatever the hooks left to the loop."""
+        (self._to_mark_pending if pending else self._to_mark).append(event_id)
+        if self.journal is None or self._mark_scheduled:
+            return
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            self._mark_dispatched()
+        else:
+            # A plugin on the loop writes with call_soon: this second commit goes after it.
+            self._mark_scheduled = True
+            loop.call_soon(self._mark_dispatched)
+
+    def _mark_dispatched(self) -> None:
+        self._mark_scheduled = False
+        journal = self.journal
+        if journal is None:
+            return
+        if self._to_mark:
+            ids, self._to_mark = self._to_mark, []
+            try:
+                journal.mark_dispatched(ids)
+            except JournalWriteError as exc:
+                # The events are journaled; unmarked, a restart shows them unconfirmed: the safe side.
+                log.warning("could not mark %d event(s) dispatched (%s); after a restart they would"
+                            " show as unconfirmed", len(ids), exc)
+        if self._to_mark_pending:
+            ids, self._to_mark_pending = self._to_mark_pending, []
+            journal.mark_pending_dispatched(ids)
 
     # -- exits -------------------------------------------------------------------
 
     def _take_profit_1(self, trade: Trade, quote: Quote) -> Trade:
-        self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)
         sell_qty = trade.qty // 2
         price = quote.ask
-        trade = attrs.evolve(trade, tp1_hit=True, remaining=trade.remaining - sell_qty,
+        after = attrs.evolve(trade, tp1_hit=True, remaining=trade.remaining - sell_qty,
                              stop=trade.entry_price)
-        self.open_trades[trade.symbol] = trade
-        order = None
-        leg = None
+        order = leg = None
         if sell_qty:
-            order = self._order(trade, Side.SELL, sell_qty, price, Intent.TAKE_PROFIT, quote.ts)
-            self._notify("on_order_submitted", order=order, trade=trade)
-            leg = self._leg(trade, sell_qty, price, Target.TP1.value, quote.ts)
-        if self.journal is not None:
-            self.journal.record_exit(trade, order, leg)
-        return trade
+            order = self._order(after, Side.SELL, sell_qty, price, Intent.TAKE_PROFIT, quote.ts)
+            leg = self._leg(after, sell_qty, price, Target.TP1.value, quote.ts)
+        event = JournalEvent("tp1", after, order, leg, at=quote.ts)
+        pending = self._commit_exit(event)
+        self.open_trades[trade.symbol] = after
+        self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)
+        if order is not None:
+            self._notify("on_order_submitted", order=order, trade=after)
+        self._dispatched(event.id, pending)
+        return after
 
     def _exit_rest(self, trade: Trade, quote: Quote, target: Target) -> None:
-        self._notify("on_target_hit", trade=trade, target=target, quote=quote)
-        trade = self.open_trades[trade.symbol]  # a plugin cannot replace it, but be exact
         if target is Target.TP2:
-            trade = attrs.evolve(trade, tp2_hit=True)
-            self._close(trade, quote.ask, quote.ts, Intent.TAKE_PROFIT, CloseReason.TP2)
+            self._close(trade, target, quote.ask, quote.ts, Intent.TAKE_PROFIT, CloseReason.TP2,
+                        quote=quote)
         else:
-            trade = attrs.evolve(trade, stop_hit=True)
-            self._close(trade, quote.bid, quote.ts, Intent.STOP, CloseReason.STOP)
+            self._close(trade, target, quote.bid, quote.ts, Intent.STOP, CloseReason.STOP,
+                        quote=quote)
 
-    def _close(self, trade: Trade, price: float, ts: datetime, intent: Intent,
-               reason: CloseReason) -> Trade:
+    def _close(self, trade: Trade, target: Target | None, price: float, ts: datetime, intent: Intent,
+               reason: CloseReason, quote: Quote | None = None) -> Trade:
         qty = trade.remaining
-        trade = attrs.evolve(trade, remaining=0, closed_at=ts, close_reason=reason)
+        after = attrs.evolve(trade, remaining=0, closed_at=ts, close_reason=reason,
+                             tp2_hit=trade.tp2_hit or target is Target.TP2,
+                             stop_hit=trade.stop_hit or target is Target.STOP)
+        order = self._order(after, Side.SELL, qty, price, intent, ts)
+        event = JournalEvent(reason.value, after, order, self._leg(after, qty, price, reason.value, ts))
+        pending = self._commit_exit(event)
         del self.open_trades[trade.symbol]
         self._hold_until.pop(trade.symbol, None)
         self.counters.trades_closed += 1
-        order = self._order(trade, Side.SELL, qty, price, intent, ts)
-        self._notify("on_order_submitted", order=order, trade=trade)
-        self._notify("on_position_closed", trade=trade, reason=reason.value, price=price)
-        if self.journal is not None:
-            self.journal.record_exit(trade, order, self._leg(trade, qty, price, reason.value, ts))
-        return trade
+        if target is not None:
+            self._notify("on_target_hit", trade=trade, target=target, quote=quote)
+        self._notify("on_order_submitted", order=order, trade=after)
+        self._notify("on_position_closed", trade=after, reason=reason.value, price=price)
+        self._dispatched(event.id, pending)
+        return after
 
     def _order(self, trade: Trade, side: Side, qty: int, price: float, intent: Intent,
                ts: datetime) -> Order:
@@ -295,3 +538,4 @@ class Engine:
         return Leg(trade_id=trade.id, symbol=trade.symbol, qty=qty, entry_price=trade.entry_price,
                    exit_price=price, pnl=leg_pnl(trade.entry_price, price, qty), reason=reason,
                    opened_at=trade.opened_at, closed_at=ts)
+

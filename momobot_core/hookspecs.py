@@ -4,12 +4,15 @@ Argument names are part of the contract (pluggy passes arguments by name): a
 plugin implements any subset of these hooks, and of each hook any subset of
 its arguments.
 
-The three event hooks (``on_order_submitted``, ``on_target_hit``,
-``on_position_closed``) run synchronously on the engine's thread, in the
-middle of the trading path. An implementation must return in microseconds:
-hand any I/O to a thread or a queue of its own. An implementation that raises
-is logged with its plugin's name; the other plugins still receive the event
-and trading goes on.
+The event hooks (``on_order_submitted``, ``on_target_hit``,
+``on_position_closed``, ``on_alert``) run synchronously on the engine's thread,
+in the middle of the trading path, *after* the event is committed to the
+journal (so a plugin never hears of something the journal does not hold). An
+implementation must return in microseconds: hand any I/O to a thread or a
+queue of its own; a call slower than 5 ms is logged with the plugin's name. An
+implementation that raises (anything, ``SystemExit`` included) is logged with
+its plugin's name; the other plugins still receive the event and trading goes
+on.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
     import click
 
     from momobot_core.engine import Engine
-    from momobot_core.models import Order, Quote, Target, Trade
+    from momobot_core.models import Alert, Order, Quote, Target, Trade
 
 hookspec = pluggy.HookspecMarker("momobot")
 
@@ -41,7 +44,9 @@ def on_startup(bot: Engine) -> None:
     This is where a plugin reads and validates its configuration and starts
     its workers. Raise :class:`momobot_core.ConfigError` for invalid
     configuration: unlike the event hooks, this hook is not isolated, and
-    start-up stops with the error's message and exit code 2.
+    start-up stops with the error's message and exit code 2 (any other
+    exception stops it too, with the plugin's name). The plugins that did
+    start are shut down first.
     """
 
 
@@ -53,8 +58,8 @@ def on_order_submitted(order: Order, trade: Trade) -> None:
         ``"take_profit"``, ``"stop"`` or ``"manual"``).
     :param trade: The trade the order belongs to, as it stands after the order.
 
-    Called before the order is written to the journal. Runs on the engine's
-    thread: must not block.
+    Called right after the event is committed to the journal. Runs on the
+    engine's thread: must not block.
     """
 
 
@@ -67,9 +72,9 @@ def on_target_hit(trade: Trade, target: Target, quote: Quote) -> None:
     :param target: ``"tp1"``, ``"tp2"`` or ``"stop"``.
     :param quote: The quote that reached the target.
 
-    Called before the exit order is submitted, so that a plugin mirroring the
-    trade onto a broker hears of it first. Within one quote the order is TP1,
-    TP2, then the stop. Runs on the engine's thread: must not block.
+    Called after the exit is committed to the journal and before that exit's
+    ``on_order_submitted``. Within one quote the order is TP1, TP2, then the
+    stop. Runs on the engine's thread: must not block.
     """
 
 
@@ -81,8 +86,8 @@ def on_position_closed(trade: Trade, reason: str, price: float) -> None:
     :param reason: ``"tp2"``, ``"stop"`` or ``"manual"``.
     :param price: The price of the last exit.
 
-    Called after the ``on_order_submitted`` of the closing order and before
-    the journal is written. For ``"tp2"`` and ``"stop"``, ``on_target_hit``
+    Called after the ``on_order_submitted`` of the closing order (the close
+    is already in the journal). For ``"tp2"`` and ``"stop"``, ``on_target_hit``
     was called first; a manual close (API or replay ``close`` event) has no
     target, so this is its only event. Runs on the engine's thread: must not
     block.
@@ -96,8 +101,25 @@ def on_shutdown(bot: Engine) -> None:
     :param bot: The engine, as in :func:`on_startup`.
 
     Flush and release what the plugin holds here, in bounded time (a few
-    seconds at most): the process is waiting to exit. Isolated like the
-    event hooks: one plugin raising does not stop the others' shutdown.
+    seconds at most): the process is waiting to exit. Called only for
+    plugins whose ``on_startup`` ran. Isolated like the event hooks: one
+    plugin raising does not stop the others' shutdown, and one still busy
+    after 5 s is named in the log and left behind.
+    """
+
+
+@hookspec
+def on_alert(alert: Alert) -> None:
+    """Called when something needs a person now: a journal error, a hotkey link down, a cut sequence...
+
+    :param alert: ``alert.kind`` (``journal_error``, ``link_down``,
+        ``sequence_cut``, ``exit_pending``, ``exit_dropped``,
+        ``unconfirmed_trade``, ``resumed``, ... or a plugin's own kind,
+        prefixed with its name), ``alert.message`` (a sentence for a person),
+        ``alert.symbol`` (or None), ``alert.ts`` and ``alert.detail`` (a dict).
+
+    Raise one with ``bot.alert(kind, message, symbol=None, **detail)``, from
+    any thread. Runs on the engine's thread: must not block.
     """
 
 

@@ -1,25 +1,50 @@
-"""The journal: executions, closed trade legs and open trades in one SQLite file.
+"""The journal: every trade event, executions, closed legs and open trades in one SQLite file.
 
-Each engine event is one transaction (the execution, the leg it closed and the
-trade's new state together), so a process killed at any instant leaves the
-file at an event boundary: a restart restores exactly the open trades, with
-their TP1 flag, moved stop and remaining quantity, and every closed leg.
-WAL mode with ``synchronous=NORMAL`` keeps a commit cheap and survives a
-killed process (not a power cut: that is ``synchronous=FULL``'s job).
+The engine writes an event here *before* any plugin hears of it, then marks it
+``dispatched`` once the hooks have run (DESIGN "Order of work per event").
+Each event is one transaction (the trade's new state, the execution, the leg
+it closed and the event row together), so a process killed at any instant
+leaves the file at an event boundary, and a restart knows which events the
+plugins may not have heard of (``dispatched = 0``): their trades come back
+*unconfirmed*.
+
+Why the file is guarded as it is:
+
+* One writer. The writing process holds an OS advisory lock on ``<db>.lock``
+  for its whole life; a second writer is refused at once with the holder's
+  PID. Readers open the file read-only and take no lock.
+* No waiting. ``busy_timeout`` is 0: a journal another program has locked is
+  a failed write, handled by the engine (an entry is refused; an exit goes to
+  the side file ``<db>.pending``, fsynced, and is written into the journal as
+  soon as it is writable again, or first thing at the next start).
+* WAL with ``synchronous=NORMAL``: a commit costs tens of microseconds and
+  survives a killed process (not a power cut: that is ``synchronous=FULL``'s job).
+
+Plugins that write to the outside world (hotkey_ws) log what they actually
+wrote to ``<db>.wire`` with one ``write`` system call per record, cheap enough
+for the trading path; the file is folded into the ``wire`` table at each
+start and clean exit, and sequences a crash cut short are reported then.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
+import os
 import sqlite3
-from collections.abc import Iterator
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from momobot_core.models import CloseReason, Leg, Order, Trade
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trades (
@@ -62,48 +87,223 @@ CREATE TABLE IF NOT EXISTS legs (
     opened_at TEXT NOT NULL,
     closed_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    trade_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    epoch REAL NOT NULL,
+    dispatched INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_undispatched ON events(trade_id) WHERE dispatched = 0;
+CREATE TABLE IF NOT EXISTS wire (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    plugin TEXT NOT NULL,
+    batch TEXT NOT NULL,
+    status TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    symbol TEXT,
+    ts TEXT NOT NULL
+);
 """
+
+#: ``events.dispatched``: not yet (or never) heard by the plugins; heard; confirmed by a person.
+NOT_DISPATCHED, DISPATCHED, CONFIRMED = 0, 1, 2
+
+_TRADE_COLUMNS = ("id, symbol, qty, remaining, entry_price, tp1, tp2, stop, opened_at, tp1_hit,"
+                  " tp2_hit, stop_hit, closed_at, close_reason")
+_LEG_COLUMNS = "trade_id, symbol, qty, entry_price, exit_price, pnl, reason, opened_at, closed_at"
 
 
 class JournalError(Exception):
-    """The journal file cannot be opened or is not a MomoBot journal."""
+    """The journal file cannot be opened, is in use by another writer, or is not a MomoBot journal."""
+
+
+class JournalWriteError(JournalError):
+    """One write failed (the file is locked by another program, the disk is full, ...)."""
+
+
+@attrs.frozen
+class JournalEvent:
+    """One trade event as the journal records it: the trade's state after it, and what it sold or bought.
+
+    ``kind`` is ``open``, ``tp1``, ``tp2``, ``stop``, ``manual``, ``kill`` or ``confirm``.
+    """
+
+    kind: str
+    trade: Trade
+    order: Order | None = None
+    leg: Leg | None = None
+    at: datetime | None = None     # when it happened, if there is no order to say so
+    id: str = attrs.field(factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def ts(self) -> datetime:
+        if self.at is not None:
+            return self.at
+        if self.order is not None:
+            return self.order.ts
+        return self.trade.closed_at or self.trade.opened_at
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "id": self.id, "kind": self.kind, "at": self.at.isoformat() if self.at else None,
+            "trade": _plain(self.trade),
+            "order": _plain(self.order) if self.order else None,
+            "leg": _plain(self.leg) if self.leg else None,
+        }, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> JournalEvent:
+        data = json.loads(text)
+        trade = data["trade"]
+        order = data["order"]
+        leg = data["leg"]
+        return cls(
+            kind=data["kind"], id=data["id"], at=_maybe_time(data.get("at")),
+            trade=Trade(**{**trade, "opened_at": datetime.fromisoformat(trade["opened_at"]),
+                           "closed_at": _maybe_time(trade["closed_at"]),
+                           "close_reason": CloseReason(trade["close_reason"])
+                           if trade["close_reason"] else None}),
+            order=Order(**{**order, "ts": datetime.fromisoformat(order["ts"])}) if order else None,
+            leg=Leg(**{**leg, "opened_at": datetime.fromisoformat(leg["opened_at"]),
+                       "closed_at": datetime.fromisoformat(leg["closed_at"])}) if leg else None,
+        )
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    return attrs.asdict(value, recurse=False,
+                        value_serializer=lambda _i, _a, v: v.isoformat() if isinstance(v, datetime) else v)
+
+
+def _maybe_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@attrs.frozen
+class CutSequence:
+    """A plugin's command sequence that a crash interrupted: what went out and what did not."""
+
+    plugin: str
+    trade_id: str
+    symbol: str
+    event: str
+    sent: tuple[str, ...]
+    unsent: tuple[str, ...]
+
+
+class WireLog:
+    """Append-only record of what one plugin actually wrote to the outside world.
+
+    ``write`` is one ``write(2)`` of one line to an ``O_APPEND`` file: safe
+    from any thread, survives a killed process, and costs a few microseconds.
+    Records are dicts with at least ``batch`` (the sequence's id) and
+    ``status`` (``queued`` with ``commands``; ``sent`` with ``command``;
+    ``done``, ``dropped`` or ``cut`` when the sequence ended).
+    """
+
+    def __init__(self, fd: int | None, plugin: str) -> None:
+        self._fd = fd
+        self.plugin = plugin
+
+    @property
+    def enabled(self) -> bool:
+        return self._fd is not None
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        fd = self._fd
+        if fd is None:
+            return
+        line = json.dumps({"plugin": self.plugin, **record}, separators=(",", ":")) + "\n"
+        with contextlib.suppress(OSError):   # the wire must never stop for its log
+            os.write(fd, line.encode())
 
 
 class Journal:
     """A MomoBot journal in ``path`` (``":memory:"`` keeps it in memory)."""
 
     def __init__(self, path: str | Path = ":memory:", *, readonly: bool = False) -> None:
-        """Open (and, unless ``readonly``, create) the journal at ``path``.
+        """Open (and, unless ``readonly``, create and lock) the journal at ``path``.
 
-        Raises JournalError for a file that is not a MomoBot journal: another
-        program's database is never written to.
+        Raises JournalError for a file that is not a MomoBot journal (another
+        program's database is never written to) and for a journal another
+        process is writing.
         """
         self.path = str(path)
+        self.readonly = readonly
+        self.in_memory = self.path == ":memory:"
         self._in_batch = False
+        self._lock_fd: int | None = None
+        self._wire_fd: int | None = None
+        self._wire_lock = threading.Lock()
+        #: Sequences cut short by a crash, found when the wire log was folded in at start.
+        self.cut_sequences: list[CutSequence] = []
+        if not readonly and not self.in_memory:
+            self._lock_fd = _take_lock(self.path)
+        try:
+            self._db = self._connect(readonly)
+        except BaseException:
+            self._release_lock()
+            raise
+        if not readonly and not self.in_memory:
+            try:
+                self.flush_pending()
+                self.cut_sequences = self._fold_wire_log()
+                self._wire_fd = os.open(self.path + ".wire", os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                                        0o644)
+            except (JournalWriteError, OSError) as exc:
+                self.close()
+                raise JournalError(f"{self.path}: cannot bring the journal up to date: {exc}") from None
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
         try:
             if readonly:
-                self._db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True,
-                                           isolation_level=None, check_same_thread=False)
+                db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True,
+                                     isolation_level=None, check_same_thread=False, timeout=0)
             else:
-                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                     timeout=0)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if version == 0 and tables:
                 raise JournalError(f"{self.path}: not a MomoBot journal (it holds other tables)")
-            if version not in (0, SCHEMA_VERSION) or (readonly and version != SCHEMA_VERSION):
+            readable = (1, SCHEMA_VERSION)
+            if version not in (0, *readable) or (readonly and version not in readable):
                 raise JournalError(f"{self.path}: not a MomoBot journal of schema version"
                                    f" {SCHEMA_VERSION} (found version {version})")
             if not readonly:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.execute("PRAGMA foreign_keys=ON")
-                self._db.executescript(_SCHEMA)
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                db.execute("PRAGMA busy_timeout=0")   # a busy journal is a failed write, never a wait
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                db.executescript(_SCHEMA)   # version 1 journals gain the new tables: no event is pending
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._has_events = readonly is False or version == SCHEMA_VERSION
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{self.path}: not a usable journal: {exc}") from None
+        return db
 
     def close(self) -> None:
-        self._db.close()
+        if self._wire_fd is not None:
+            with contextlib.suppress(sqlite3.Error, OSError, JournalError):
+                self._fold_wire_log()
+            os.close(self._wire_fd)
+            self._wire_fd = None
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)   # closing the descriptor releases the flock
+            self._lock_fd = None
 
     def __enter__(self) -> Journal:
         return self
@@ -113,19 +313,32 @@ class Journal:
 
     # -- writing -----------------------------------------------------------------
 
-    def record_open(self, trade: Trade, order: Order) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO trades (id, symbol, qty, remaining, entry_price, tp1, tp2, stop,"
-                " opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (trade.id, trade.symbol, trade.qty, trade.remaining, trade.entry_price, trade.tp1,
-                 trade.tp2, trade.stop, trade.opened_at.isoformat()),
-            )
-            self._insert_execution(db, order)
+    @property
+    def pending_path(self) -> Path | None:
+        return None if self.in_memory else Path(self.path + ".pending")
 
-    def record_exit(self, trade: Trade, order: Order | None, leg: Leg | None) -> None:
-        """One exit: the trade's new state, and the execution and leg if shares were sold."""
-        with self._transaction() as db:
+    @property
+    def has_pending(self) -> bool:
+        path = self.pending_path
+        return path is not None and path.exists()
+
+    def write(self, event: JournalEvent) -> None:
+        """Commit one event (dispatched = 0). Raises JournalWriteError; nothing is half-written."""
+        try:
+            with self._transaction() as db:
+                self._write(db, event)
+        except sqlite3.Error as exc:
+            raise JournalWriteError(f"journal {self.path}: {exc}") from None
+
+    def _write(self, db: sqlite3.Connection, event: JournalEvent,
+               dispatched: int = NOT_DISPATCHED) -> None:
+        trade = event.trade
+        if event.kind == "open":
+            db.execute(
+                f"INSERT INTO trades ({_TRADE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _trade_row(trade),
+            )
+        elif event.kind != "confirm":
             db.execute(
                 "UPDATE trades SET remaining=?, stop=?, tp1_hit=?, tp2_hit=?, stop_hit=?,"
                 " closed_at=?, close_reason=? WHERE id=?",
@@ -133,24 +346,136 @@ class Journal:
                  trade.closed_at.isoformat() if trade.closed_at else None,
                  trade.close_reason.value if trade.close_reason else None, trade.id),
             )
-            if order is not None:
-                self._insert_execution(db, order)
-            if leg is not None:
-                db.execute(
-                    "INSERT INTO legs (trade_id, symbol, qty, entry_price, exit_price, pnl, reason,"
-                    " opened_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (leg.trade_id, leg.symbol, leg.qty, leg.entry_price, leg.exit_price, leg.pnl,
-                     leg.reason, leg.opened_at.isoformat(), leg.closed_at.isoformat()),
-                )
+        order = event.order
+        if order is not None:
+            db.execute(
+                "INSERT INTO executions (order_id, trade_id, symbol, side, qty, price, intent, ts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (order.id, order.trade_id, order.symbol, order.side.value, order.qty, order.price,
+                 order.intent.value, order.ts.isoformat()),
+            )
+        leg = event.leg
+        if leg is not None:
+            db.execute(
+                f"INSERT INTO legs ({_LEG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (leg.trade_id, leg.symbol, leg.qty, leg.entry_price, leg.exit_price, leg.pnl,
+                 leg.reason, leg.opened_at.isoformat(), leg.closed_at.isoformat()),
+            )
+        ts = event.ts
+        db.execute("INSERT INTO events (id, trade_id, symbol, kind, ts, epoch, dispatched)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (event.id, trade.id, trade.symbol, event.kind, ts.isoformat(), ts.timestamp(),
+                    dispatched))
+        if event.kind == "confirm":
+            db.execute("UPDATE events SET dispatched=? WHERE trade_id=? AND dispatched=?",
+                       (CONFIRMED, trade.id, NOT_DISPATCHED))
 
-    @staticmethod
-    def _insert_execution(db: sqlite3.Connection, order: Order) -> None:
-        db.execute(
-            "INSERT INTO executions (order_id, trade_id, symbol, side, qty, price, intent, ts)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (order.id, order.trade_id, order.symbol, order.side.value, order.qty, order.price,
-             order.intent.value, order.ts.isoformat()),
-        )
+    def mark_dispatched(self, event_ids: list[str]) -> None:
+        """The plugins have heard of these events (a second, small commit). Raises JournalWriteError."""
+        try:
+            with self._transaction() as db:
+                db.executemany("UPDATE events SET dispatched=? WHERE id=? AND dispatched=?",
+                               [(DISPATCHED, event_id, NOT_DISPATCHED) for event_id in event_ids])
+        except sqlite3.Error as exc:
+            raise JournalWriteError(f"journal {self.path}: {exc}") from None
+
+    # -- the side file for exits the journal could not take ------------------------
+
+    def append_pending(self, event: JournalEvent) -> None:
+        """Append an exit to ``<db>.pending`` and fsync it. Raises OSError (disk full, ...)."""
+        path = self.pending_path
+        if path is None:
+            raise OSError("an in-memory journal has no side file")
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (event.to_json() + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def mark_pending_dispatched(self, event_ids: list[str]) -> None:
+        """Note in the side file that the plugins heard of these events (no fsync: a crash just
+        leaves them unconfirmed, the safe side)."""
+        path = self.pending_path
+        if path is None or not event_ids:
+            return
+        with contextlib.suppress(OSError), path.open("a", encoding="utf-8") as fh:
+            for event_id in event_ids:
+                fh.write(json.dumps({"dispatched": event_id}) + "\n")
+
+    def flush_pending(self) -> int:
+        """Write the side file's events into the journal, in order, in one transaction; then remove it.
+
+        Returns how many events were written. Raises JournalWriteError if the
+        journal still cannot take them (the side file is then kept as it is).
+        Events already in the journal (a crash between the commit and the
+        removal) are skipped, so flushing twice never doubles anything.
+        """
+        path = self.pending_path
+        if path is None or not path.exists():
+            return 0
+        events: list[JournalEvent] = []
+        dispatched: set[str] = set()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise JournalWriteError(f"{path}: cannot read the side file: {exc.strerror or exc}") from None
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                if "dispatched" in data:
+                    dispatched.add(str(data["dispatched"]))
+                else:
+                    events.append(JournalEvent.from_json(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                if n == len(lines):
+                    continue   # the last line of a crash, cut mid-write: its hooks never ran
+                raise JournalWriteError(f"{path}:{n}: unreadable side-file line ({exc}); the file is"
+                                        " kept: repair or move it, then start again") from None
+        try:
+            with self._transaction() as db:
+                for event in events:
+                    if db.execute("SELECT 1 FROM events WHERE id=?", (event.id,)).fetchone():
+                        continue
+                    self._write(db, event, DISPATCHED if event.id in dispatched else NOT_DISPATCHED)
+        except sqlite3.Error as exc:
+            raise JournalWriteError(f"journal {self.path}: {exc}") from None
+        path.unlink()
+        return len(events)
+
+    # -- what plugins wrote to the wire --------------------------------------------
+
+    def wire_log(self, plugin: str) -> WireLog:
+        """The wire log for ``plugin`` (a log that keeps nothing for an in-memory journal)."""
+        return WireLog(self._wire_fd, plugin)
+
+    def _fold_wire_log(self) -> list[CutSequence]:
+        """Move ``<db>.wire`` into the ``wire`` table; return the sequences a crash cut short."""
+        path = Path(self.path + ".wire")
+        with self._wire_lock:
+            if not path.exists():
+                return []
+            text = path.read_text(encoding="utf-8", errors="replace")
+            records = []
+            for line in text.splitlines():
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if isinstance(record, dict) and "batch" in record and "status" in record:
+                        records.append(record)
+            try:
+                with self._transaction() as db:
+                    db.executemany("INSERT INTO wire (plugin, batch, status, record) VALUES (?, ?, ?, ?)",
+                                   [(str(r.get("plugin")), str(r["batch"]), str(r["status"]),
+                                     json.dumps(r)) for r in records])
+            except sqlite3.Error as exc:
+                raise JournalWriteError(f"journal {self.path}: {exc}") from None
+            with open(path, "r+b") as fh:   # truncate, keep the descriptor others may hold
+                fh.truncate(0)
+        return _cut_sequences(records)
+
+    # -- batches -------------------------------------------------------------------
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, nested=self._in_batch)
@@ -165,7 +490,10 @@ class Journal:
         if self._in_batch:
             yield
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: {exc}") from None
         self._in_batch = True
         try:
             yield
@@ -180,31 +508,18 @@ class Journal:
     # -- reading -----------------------------------------------------------------
 
     def open_trades(self) -> list[Trade]:
-        rows = self._db.execute(
-            "SELECT id, symbol, qty, remaining, entry_price, tp1, tp2, stop, opened_at, tp1_hit,"
-            " tp2_hit, stop_hit, closed_at, close_reason FROM trades WHERE closed_at IS NULL"
-            " ORDER BY opened_at, rowid"
-        ).fetchall()
-        return [_trade(row) for row in rows]
+        return self._trades(f"SELECT {_TRADE_COLUMNS} FROM trades WHERE closed_at IS NULL"
+                            " ORDER BY opened_at, rowid")
 
     def trades(self) -> list[Trade]:
-        rows = self._db.execute(
-            "SELECT id, symbol, qty, remaining, entry_price, tp1, tp2, stop, opened_at, tp1_hit,"
-            " tp2_hit, stop_hit, closed_at, close_reason FROM trades ORDER BY opened_at, rowid"
-        ).fetchall()
-        return [_trade(row) for row in rows]
+        return self._trades(f"SELECT {_TRADE_COLUMNS} FROM trades ORDER BY opened_at, rowid")
+
+    def _trades(self, sql: str) -> list[Trade]:
+        return [_checked(self.path, "trades", row, _trade) for row in self._db.execute(sql).fetchall()]
 
     def legs(self) -> list[Leg]:
-        rows = self._db.execute(
-            "SELECT trade_id, symbol, qty, entry_price, exit_price, pnl, reason, opened_at,"
-            " closed_at FROM legs ORDER BY id"
-        ).fetchall()
-        return [
-            Leg(trade_id=r[0], symbol=r[1], qty=r[2], entry_price=r[3], exit_price=r[4], pnl=r[5],
-                reason=r[6], opened_at=datetime.fromisoformat(r[7]),
-                closed_at=datetime.fromisoformat(r[8]))
-            for r in rows
-        ]
+        rows = self._db.execute(f"SELECT {_LEG_COLUMNS} FROM legs ORDER BY id").fetchall()
+        return [_checked(self.path, "legs", row, _leg) for row in rows]
 
     def executions(self) -> list[dict[str, object]]:
         cursor = self._db.execute(
@@ -212,19 +527,131 @@ class Journal:
             " ORDER BY rowid"
         )
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        for row in rows:
+            _checked(self.path, "executions", row, lambda r: datetime.fromisoformat(str(r["ts"])))
+        return rows
+
+    def undispatched(self) -> list[tuple[str, str, str, str]]:
+        """``(trade_id, symbol, kind, ts)`` of events committed but never marked dispatched."""
+        if not self._has_events:
+            return []
+        return self._db.execute("SELECT trade_id, symbol, kind, ts FROM events WHERE dispatched=?"
+                                " ORDER BY seq", (NOT_DISPATCHED,)).fetchall()
+
+    def last_event_time(self) -> datetime | None:
+        """The time of the newest event in the journal (for refusing a replay that goes back)."""
+        if self._has_events:
+            epoch = self._db.execute("SELECT max(epoch) FROM events").fetchone()[0]
+            if epoch is not None:
+                row = self._db.execute("SELECT ts FROM events WHERE epoch=? LIMIT 1", (epoch,)).fetchone()
+                return datetime.fromisoformat(row[0])
+        times = [datetime.fromisoformat(str(row["ts"])) for row in self.executions()]
+        return max(times, default=None)
+
+    def record_alert(self, kind: str, message: str, symbol: str | None, ts: datetime) -> None:
+        """Keep an alert (best effort: the journal being unwritable is itself an alert)."""
+        if self._in_batch:
+            return   # a replay's batch must not grow with every alert; they are in the log
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("INSERT INTO alerts (kind, message, symbol, ts) VALUES (?, ?, ?, ?)",
+                             (kind, message, symbol, ts.isoformat()))
+
+
+def _take_lock(path: str) -> int:
+    lock_path = path + ".lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise JournalError(f"{path}: cannot create the lock file {lock_path}:"
+                           f" {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise JournalError(f"{path}: another MomoBot process (PID {holder}) is writing this journal;"
+                           " only one process may write a journal at a time") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
+    batches: dict[str, dict[str, Any]] = {}
+    for record in records:
+        batch = batches.setdefault(str(record["batch"]), {"sent": [], "ended": False})
+        status = record["status"]
+        if status == "queued":
+            batch["queued"] = record
+        elif status == "sent":
+            batch["sent"].append(str(record.get("command")))
+        else:
+            batch["ended"] = True
+    cut = []
+    for batch in batches.values():
+        queued = batch.get("queued")
+        if queued is None or batch["ended"]:
+            continue
+        commands = tuple(str(c) for c in queued.get("commands", ()))
+        sent = tuple(batch["sent"])
+        cut.append(CutSequence(plugin=str(queued.get("plugin")), trade_id=str(queued.get("trade_id")),
+                               symbol=str(queued.get("symbol")), event=str(queued.get("event")),
+                               sent=sent, unsent=commands[len(sent):]))
+    return cut
+
+
+def _trade_row(trade: Trade) -> tuple[Any, ...]:
+    return (trade.id, trade.symbol, trade.qty, trade.remaining, trade.entry_price, trade.tp1,
+            trade.tp2, trade.stop, trade.opened_at.isoformat(), trade.tp1_hit, trade.tp2_hit,
+            trade.stop_hit, trade.closed_at.isoformat() if trade.closed_at else None,
+            trade.close_reason.value if trade.close_reason else None)
+
+
+def _checked(path: str, table: str, row: Any, build: Any) -> Any:
+    """Build a value from a row; a row edited by hand into nonsense is a JournalError naming it."""
+    try:
+        return build(row)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise JournalError(f"{path}: table {table} has a row that is not valid ({exc}): {tuple(row)!r}"
+                           if not isinstance(row, dict) else
+                           f"{path}: table {table} has a row that is not valid ({exc}): {row!r}") from None
 
 
 def _trade(row: Any) -> Trade:
     (id_, symbol, qty, remaining, entry, tp1, tp2, stop, opened_at, tp1_hit, tp2_hit, stop_hit,
      closed_at, close_reason) = row
+    for name, value in (("qty", qty), ("remaining", remaining)):
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} {value!r} is not a whole number >= 0")
+    for name, value in (("entry_price", entry), ("tp1", tp1), ("tp2", tp2), ("stop", stop)):
+        if not isinstance(value, int | float) or not 0 < value < float("inf"):
+            raise ValueError(f"{name} {value!r} is not a price")
+    if not isinstance(symbol, str) or not symbol:
+        raise ValueError(f"symbol {symbol!r} is not a symbol")
     return Trade(
-        id=id_, symbol=symbol, qty=qty, remaining=remaining, entry_price=entry, tp1=tp1, tp2=tp2,
-        stop=stop, opened_at=datetime.fromisoformat(opened_at),
+        id=str(id_), symbol=symbol, qty=qty, remaining=remaining, entry_price=float(entry),
+        tp1=float(tp1), tp2=float(tp2), stop=float(stop), opened_at=_aware(opened_at),
         tp1_hit=bool(tp1_hit), tp2_hit=bool(tp2_hit), stop_hit=bool(stop_hit),
-        closed_at=datetime.fromisoformat(closed_at) if closed_at else None,
+        closed_at=_aware(closed_at) if closed_at else None,
         close_reason=CloseReason(close_reason) if close_reason else None,
     )
+
+
+def _leg(row: Any) -> Leg:
+    trade_id, symbol, qty, entry, exit_, pnl, reason, opened_at, closed_at = row
+    if not isinstance(qty, int) or not all(isinstance(v, int | float) for v in (entry, exit_, pnl)):
+        raise ValueError("qty, prices and pnl must be numbers")
+    return Leg(trade_id=str(trade_id), symbol=str(symbol), qty=qty, entry_price=float(entry),
+               exit_price=float(exit_), pnl=float(pnl), reason=str(reason),
+               opened_at=_aware(opened_at), closed_at=_aware(closed_at))
+
+
+def _aware(text: Any) -> datetime:
+    value = datetime.fromisoformat(str(text))
+    if value.tzinfo is None:
+        raise ValueError(f"time {text!r} has no UTC offset")
+    return value
 
 
 class _Transaction:
@@ -247,9 +674,15 @@ class _Transaction:
                 self._db.execute("ROLLBACK TO event")
             self._db.execute("RELEASE event")
         elif exc_type is None:
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
         else:
-            self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
 
 def open_journal(path: str | Path | None) -> Journal:

@@ -42,6 +42,22 @@ class CloseReason(enum.StrEnum):
     TP2 = "tp2"
     STOP = "stop"
     MANUAL = "manual"
+    KILL = "kill"
+
+
+@attrs.frozen
+class Alert:
+    """Something a person must know now (DESIGN "Risk limits": the alert kinds).
+
+    ``kind`` is one of the core's kinds (``journal_error``, ``link_down``,
+    ``sequence_cut``, ...) or a plugin's own, prefixed with its name.
+    """
+
+    kind: str
+    message: str
+    symbol: str | None
+    ts: datetime
+    detail: dict[str, object] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -94,6 +110,9 @@ class Trade:
     stop_hit: bool = False
     closed_at: datetime | None = None
     close_reason: CloseReason | None = None
+    #: Restored after a crash from an event the plugins may not have heard of: nothing is sent
+    #: for it (no target fires) until a person confirms or closes it.
+    unconfirmed: bool = False
 
     @property
     def is_open(self) -> bool:

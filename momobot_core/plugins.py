@@ -17,19 +17,30 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import threading
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 import attrs
 import pluggy
 
 from momobot_core import hookspecs
+from momobot_core.config import ConfigError
 
 log = logging.getLogger("momobot.plugins")
 
 ENTRY_POINT_GROUP = "momobot"
 DISABLE_ENV = "MOMOBOT_DISABLE_PLUGINS"
 BUILTIN_PLUGINS = ("momobot_core.eventlog",)
+#: How long one plugin's on_shutdown may take before the process goes on without it.
+SHUTDOWN_TIMEOUT = 5.0
+#: An event hook call slower than this is logged with the plugin's name.
+SLOW_HOOK_S = 0.005
+
+
+class PluginStartError(ConfigError):
+    """A plugin raised something other than ConfigError in ``on_startup`` (exit 2, named)."""
 
 
 @attrs.frozen
@@ -61,6 +72,10 @@ class Hooks:
         #: is logged (the testing kit collects them here).
         self.on_error: Callable[[str, str, Exception], None] | None = None
         self._callers: dict[str, list[tuple[str, Callable[..., Any], tuple[str, ...]]]] = {}
+        self.slow_hook_s = SLOW_HOOK_S
+        #: Slow event-hook calls per plugin (see :meth:`notify`).
+        self.slow_calls: dict[str, int] = {}
+        self._not_started: set[str] = set()
 
     # -- loading -----------------------------------------------------------------
 
@@ -139,19 +154,88 @@ class Hooks:
         return callers
 
     def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call every implementation of an event hook; one raising never stops the rest."""
+        """Call every implementation of an event hook; one raising never stops the rest.
+
+        Any exception is isolated, ``SystemExit`` and ``KeyboardInterrupt``
+        raised by a plugin included: a plugin must not be able to stop
+        trading or leave an event half-announced. Each call is timed; one
+        slower than :attr:`slow_hook_s` is logged with the plugin's name
+        (hooks run on the trading path and must not block).
+        """
         for plugin_name, function, argnames in self._implementations(hook_name):
+            start = perf_counter()
             try:
                 function(*[kwargs[arg] for arg in argnames])
-            except Exception as exc:
-                self.errors += 1
-                log.exception("plugin %r raised in %s; the other plugins and trading go on",
-                              plugin_name, hook_name)
-                if self.on_error is not None:
-                    self.on_error(plugin_name, hook_name, exc)
+            except BaseException as exc:
+                self._isolated(plugin_name, hook_name, exc)
+            elapsed = perf_counter() - start
+            if elapsed > self.slow_hook_s:
+                self._slow(plugin_name, hook_name, elapsed)
 
-    def has_implementations(self, hook_name: str) -> bool:
-        return bool(self._implementations(hook_name))
+    def _isolated(self, plugin_name: str, hook_name: str, exc: BaseException) -> None:
+        self.errors += 1
+        log.error("plugin %r raised in %s; the other plugins and trading go on", plugin_name,
+                  hook_name, exc_info=exc)
+        if self.on_error is not None and isinstance(exc, Exception):
+            self.on_error(plugin_name, hook_name, exc)
+
+    def _slow(self, plugin_name: str, hook_name: str, elapsed: float) -> None:
+        count = self.slow_calls[plugin_name] = self.slow_calls.get(plugin_name, 0) + 1
+        if count == 1 or count % 100 == 0:
+            log.warning("plugin %r took %.1f ms in %s (slow call #%d): event hooks run on the trading"
+                        " path and must not block; hand I/O to a thread or a queue", plugin_name,
+                        elapsed * 1e3, hook_name, count)
+
+    # -- start-up and shutdown ---------------------------------------------------
+
+    def start(self, bot: Any) -> None:
+        """Call ``on_startup`` plugin by plugin.
+
+        A plugin's ConfigError stops start-up with its own message; any other
+        exception stops it with the plugin's name (exit 2, never a traceback).
+        Either way the plugins that did start are shut down first.
+        """
+        self._not_started = {name for name, _, _ in self._implementations("on_startup")}
+        for plugin_name, function, argnames in self._implementations("on_startup"):
+            self._not_started.discard(plugin_name)
+            try:
+                function(*[{"bot": bot}[arg] for arg in argnames])
+            except ConfigError:
+                self.shutdown(bot)
+                raise
+            except Exception as exc:
+                log.debug("plugin %r failed in on_startup", plugin_name, exc_info=True)
+                self.shutdown(bot)
+                raise PluginStartError(f"plugin {plugin_name!r} failed to start:"
+                                       f" {_short_error(exc)}") from None
+
+    def shutdown(self, bot: Any, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Call ``on_shutdown`` of every plugin whose start-up ran, each within ``timeout`` seconds.
+
+        A plugin still busy after its time is named in the log and left behind
+        (its thread is a daemon): the process must be able to exit.
+        """
+        for plugin_name, function, argnames in self._implementations("on_shutdown"):
+            if plugin_name in self._not_started:
+                continue
+            errors: list[BaseException] = []
+
+            def call(function: Callable[..., Any] = function, argnames: tuple[str, ...] = argnames,
+                     errors: list[BaseException] = errors) -> None:
+                try:
+                    function(*[{"bot": bot}[arg] for arg in argnames])
+                except BaseException as exc:
+                    errors.append(exc)
+
+            thread = threading.Thread(target=call, name=f"shutdown-{plugin_name}", daemon=True)
+            thread.start()
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("plugin %r did not finish on_shutdown within %g s; going on without it",
+                          plugin_name, timeout)
+            elif errors:
+                self._isolated(plugin_name, "on_shutdown", errors[0])
+        self._not_started = {name for name, _, _ in self._implementations("on_shutdown")}
 
 
 def load_hooks(*, entry_points: bool = True, builtins: bool = True) -> Hooks:

@@ -27,7 +27,8 @@ def hook_signatures() -> dict[str, str]:
 
 def test_there_are_hooks_to_check() -> None:
     assert set(hook_signatures()) == {"on_startup", "on_order_submitted", "on_target_hit",
-                                      "on_position_closed", "on_shutdown", "register_commands"}
+                                      "on_position_closed", "on_shutdown", "register_commands",
+                                      "on_alert"}
 
 
 @pytest.mark.parametrize("name", sorted(hook_signatures()))

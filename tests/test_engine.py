@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -193,22 +195,27 @@ def test_min_hold_delays_targets_until_the_hold_has_passed(recorder: Recorder) -
     assert recorder.events()[1] == "target tp1"
 
 
-def test_hooks_run_before_the_journal_is_written(tmp_path: object) -> None:
-    journal = Journal()
-    seen: list[int] = []
+def test_hooks_run_after_the_event_is_committed_and_it_is_marked_dispatched_after(
+        tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    seen: list[tuple[int, list[tuple[str, str, str, str]]]] = []
 
     class Peek:
         from momobot_core import hookimpl
 
         @hookimpl
         def on_order_submitted(self, order: object, trade: object) -> None:
-            seen.append(len(journal.executions()))
+            # Another connection sees what is committed, not what one connection holds.
+            with sqlite3.connect(tmp_path / "j.db") as other:
+                executions = other.execute("SELECT count(*) FROM executions").fetchone()[0]
+            seen.append((executions, journal.undispatched()))
 
     engine = Engine(hooks=make_hooks(Peek()), journal=journal)
     engine.on_quote(quote("ABCD", 2.00))
-    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
-    assert seen == [0]
-    assert len(journal.executions()) == 1
+    trade = engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    assert seen == [(1, [(trade.id, "ABCD", "open", trade.opened_at.isoformat())])]
+    assert journal.undispatched() == []
+    journal.close()
 
 
 def test_engine_runs_without_any_plugin() -> None:
@@ -232,4 +239,4 @@ def test_journal_records_every_leg_with_pnl(engine: Engine) -> None:
 
 def test_target_enum_values_are_the_design_strings() -> None:
     assert [t.value for t in Target] == ["tp1", "tp2", "stop"]
-    assert [r.value for r in CloseReason] == ["tp2", "stop", "manual"]
+    assert [r.value for r in CloseReason] == ["tp2", "stop", "manual", "kill"]

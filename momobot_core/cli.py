@@ -138,7 +138,8 @@ def build_cli(hooks: Hooks) -> click.Group:
 
     @cli.command()
     @click.option("--host", default=None, help="Address to bind (default: [api] host, 127.0.0.1).")
-    @click.option("--port", default=None, type=int, help="Port (default: [api] port, 8000).")
+    @click.option("--port", default=None, type=click.IntRange(0, 65535),
+                  help="Port (default: [api] port, 8000).")
     @click.option("--db", metavar="PATH", default=None,
                   help="SQLite journal file: open trades are restored from it at start"
                        f" (default: {DEFAULT_DB}; with --replay, in memory).")
@@ -161,7 +162,7 @@ def build_cli(hooks: Hooks) -> click.Group:
                        port=settings.port if port is None else port,
                        # A paced recording must not land in the live journal unless asked to.
                        db=db or (":memory:" if replay_files else DEFAULT_DB), token=settings.token,
-                       replay=replay_files, speed=speed)
+                       replay=replay_files, speed=speed, settings=settings)
 
         run_or_fail(start)
 

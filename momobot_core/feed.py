@@ -61,22 +61,33 @@ class CloseRequest:
 Event = Quote | OpenRequest | CloseRequest
 
 
+#: Times outside these years are refused as input: nothing real happened before 1970, and a
+#: time near year 1 or 9999 cannot be converted between time zones.
+MIN_YEAR, MAX_YEAR = 1970, 2999
+
+
 def parse_ts(text: str | int | float) -> datetime:
     """An aware datetime from ISO 8601 or epoch seconds; raises ValueError."""
     if isinstance(text, bool):
         raise ValueError("a boolean is not a time")
     if isinstance(text, int | float):
-        if not math.isfinite(text):
-            raise ValueError("not a finite number of seconds")
-        return datetime.fromtimestamp(text, UTC)
-    # "2026-..." has its dash at index 4; epoch seconds never do.
-    if text[4:5] == "-":
+        seconds = float(text)
+    elif not isinstance(text, str):
+        raise ValueError("not a time")
+    elif text[4:5] == "-":   # "2026-..." has its dash at index 4; epoch seconds never do.
         ts = datetime.fromisoformat(text)
-        return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
-    seconds = float(text)
+        return _in_range(ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC))
+    else:
+        seconds = float(text)
     if not math.isfinite(seconds):
         raise ValueError("not a finite number of seconds")
-    return datetime.fromtimestamp(seconds, UTC)
+    return _in_range(datetime.fromtimestamp(seconds, UTC))
+
+
+def _in_range(ts: datetime) -> datetime:
+    if not MIN_YEAR <= ts.year <= MAX_YEAR:
+        raise ValueError(f"year {ts.year} is outside {MIN_YEAR} to {MAX_YEAR}")
+    return ts
 
 
 def check_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -113,7 +124,8 @@ def read_file(path: Path) -> Iterator[Event]:
 
 def _open_text(path: Path) -> Any:
     try:
-        return path.open(encoding="utf-8", newline="")
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
+        return path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
 
@@ -151,6 +163,8 @@ def read_csv(path: Path) -> Iterator[Quote]:
                         ts = fromiso(text)
                         if ts.tzinfo is None:
                             ts = ts.replace(tzinfo=UTC)
+                        if not MIN_YEAR <= ts.year <= MAX_YEAR:
+                            raise ValueError
                     else:
                         ts = parse(text)
                     symbol = row[i_sym]
@@ -180,7 +194,8 @@ def _csv_problem(row: list[str], columns: list[str]) -> str:
     try:
         parse_ts(fields["ts"])
     except (ValueError, TypeError, OverflowError, OSError):
-        return f"ts {fields['ts']!r} is neither ISO 8601 nor epoch seconds"
+        return (f"ts {fields['ts']!r} is neither ISO 8601 nor epoch seconds in the years"
+                f" {MIN_YEAR} to {MAX_YEAR}")
     for name in ("bid", "ask", "last"):
         value = fields.get(name, "")
         if name == "last" and not value:
@@ -219,8 +234,8 @@ def read_jsonl(path: Path) -> Iterator[Event]:
             except ValueError as exc:
                 raise InputError(f"{path}:{lineno}: {exc}") from None
             if previous is not None and event.ts < previous:
-                raise InputError(f"{path}:{lineno}: ts is earlier than the line before: a file"
-                                 " must be in time order")
+                raise InputError(f"{path}:{lineno}: ts {event.ts.isoformat()} is earlier than the"
+                                 f" line before ({previous.isoformat()}): a file must be in time order")
             previous = event.ts
             yield event
 
@@ -230,29 +245,34 @@ def _jsonl_event(line: str) -> Event:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object")
     kind = data.get("type")
-    if kind not in _FIELDS:
-        raise ValueError(f"type {kind!r} is not one of quote, open, close")
+    if not isinstance(kind, str) or kind not in _FIELDS:
+        raise ValueError(f"type {_short(kind)} is not one of quote, open, close")
     for name in ("ts", *_FIELDS[kind]):
         if name not in data:
             raise ValueError(f"{kind} event lacks field {name!r}")
     try:
         ts = parse_ts(data["ts"])
     except (ValueError, TypeError, OverflowError, OSError):
-        raise ValueError(f"ts {data['ts']!r} is neither ISO 8601 nor epoch seconds") from None
+        raise ValueError(f"ts {_short(data['ts'])} is neither ISO 8601 nor epoch seconds in the years"
+                         f" {MIN_YEAR} to {MAX_YEAR}") from None
     symbol = data["symbol"]
     if not isinstance(symbol, str) or not symbol:
-        raise ValueError(f"symbol {symbol!r} must be a non-empty string")
+        raise ValueError(f"symbol {_short(symbol)} must be a non-empty string")
     if kind == "quote":
         last = data.get("last")
         return Quote(symbol, ts, _number(data, "bid"), _number(data, "ask"),
                      None if last is None or last == "" else _number(data, "last"))
     if kind == "open":
         qty = data["qty"]
+        if isinstance(qty, str):
+            raise ValueError(f"qty {_short(qty)} is a string: write the number without quotes")
         if isinstance(qty, bool) or not isinstance(qty, int):
-            raise ValueError(f"qty {qty!r} must be a whole number")
+            raise ValueError(f"qty {_short(qty)} must be a whole number")
         return OpenRequest(symbol, qty, _number(data, "tp1"), _number(data, "tp2"),
                            _number(data, "stop"), ts)
     return CloseRequest(symbol, ts)
@@ -261,8 +281,17 @@ def _jsonl_event(line: str) -> Event:
 def _number(data: dict[str, Any], name: str) -> float:
     value = data[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} {value!r} must be a number")
-    return float(value)
+        raise ValueError(f"{name} {_short(value)} must be a number")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} {_short(value)} is too large for a price") from None
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def estimate_events(paths: Iterable[Path]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,18 +32,37 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = attrs.field(default=None, repr=False)
+    #: Host names the API answers to (None: loopback names and the bound address).
+    allowed_hosts: tuple[str, ...] | None = None
+    max_quote_skew_s: float = 2.0
 
     @classmethod
     def from_config(cls, config: Config) -> ApiSettings:
         section = config.section("api", env_prefix="MOMOBOT_API_")
-        section.check_known({"host", "port", "token"})
+        section.check_known({"host", "port", "token", "allowed_hosts", "max_quote_skew_s"})
         host = section.get_str("host", "127.0.0.1")
         port = section.get_int("port", 8000, minimum=0)
         if port > 65535:
             raise ConfigError(f"[api] port = {port}{section.source('port')}: must be at most 65535")
         token = section.get_str("token", None) or None
         assert host is not None
-        return cls(host=host, port=port, token=token)
+        allowed = section.get_str_list("allowed_hosts", []) if section.has("allowed_hosts") else None
+        return cls(host=host, port=port, token=token,
+                   allowed_hosts=tuple(allowed) if allowed is not None else None,
+                   max_quote_skew_s=section.get_float("max_quote_skew_s", 2.0, strictly_positive=True))
+
+    def hosts_for(self, host: str) -> tuple[str, ...]:
+        """The Host names allowed when serving on ``host``."""
+        if self.allowed_hosts is not None:
+            return (*self.allowed_hosts, host)
+        if host in WILDCARDS:
+            raise ConfigError(f"serving on {host} answers to any name: list the names you reach the"
+                              " bot by in [api] allowed_hosts (MOMOBOT_API_ALLOWED_HOSTS), so a web"
+                              " page cannot reach the API through DNS rebinding")
+        return ("127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host)
+
+
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -81,35 +101,80 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise _Stopped
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the API's socket first, so a busy port is one clear error before anything starts."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port {port}: must be from 0 to 65535")
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+#: How often serve's loop does the engine's upkeep (alerts from other threads, the side file).
+TICK_S = 0.5
+
+
+async def _upkeep(engine: Engine) -> None:
+    while True:
+        await asyncio.sleep(TICK_S)
+        engine.tick()
+
+
 def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str | Path,
-          token: str | None, replay: Sequence[str] = (), speed: float = 1.0) -> None:
+          token: str | None, replay: Sequence[str] = (), speed: float = 1.0,
+          settings: ApiSettings | None = None) -> None:
     """Run until SIGINT or SIGTERM; then finish requests, shut plugins down, close the journal."""
     import uvicorn
 
-    from momobot_core.api import build_app
+    from momobot_core.web.api import build_app
 
+    settings = settings or ApiSettings()
     check_binding(host, token)
+    allowed_hosts = settings.hosts_for(host)
     if speed <= 0:
         raise ConfigError(f"--speed {speed}: must be above 0")
     events = list(read_events(replay)) if replay else []   # bad input stops here, before serving
-    journal = Journal(db)
+    sock = listen(host, port)
+    port = sock.getsockname()[1]
+    try:
+        journal = Journal(db)
+    except BaseException:
+        sock.close()
+        raise
     try:
         # A paced recording is a replay, not live trading: plugins see mode "replay".
         engine = Engine(config=config, hooks=hooks, journal=journal,
                         mode="replay" if replay else "live")
         try:
             engine.start()   # inside: plugins that did start are shut down if another fails
-            app = build_app(engine, journal, token)
-            server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
+            app = build_app(engine, journal, token, allowed_hosts=allowed_hosts,
+                            max_quote_skew_s=settings.max_quote_skew_s)
+            server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
                                                    lifespan="off", timeout_graceful_shutdown=10))
 
             async def main() -> None:
+                engine.loop = asyncio.get_running_loop()
                 pacer = asyncio.create_task(pace(engine, events, speed)) if events else None
+                upkeep = asyncio.create_task(_upkeep(engine))
                 try:
-                    await server.serve()
+                    await server.serve(sockets=[sock])
                 finally:
+                    upkeep.cancel()
                     if pacer is not None:
                         pacer.cancel()
+                    engine.loop = None
 
             log.info("API on http://%s:%d (%s mode, journal %s%s)", host, port, engine.mode, db,
                      ", token required for changes" if token else "")
@@ -125,4 +190,5 @@ def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str 
         finally:
             engine.shutdown()
     finally:
+        sock.close()
         journal.close()

@@ -14,10 +14,10 @@ import attrs
 import click
 
 from momobot_core import report
-from momobot_core.config import Config
+from momobot_core.config import Config, InputError
 from momobot_core.engine import Counters, Engine, TradeRefused
 from momobot_core.feed import CloseRequest, Event, OpenRequest, check_files, estimate_events, read_events
-from momobot_core.journal import open_journal
+from momobot_core.journal import Journal, open_journal
 from momobot_core.models import Leg, Quote, Trade
 
 if TYPE_CHECKING:
@@ -78,6 +78,27 @@ def _counting(events: Iterable[Event], progress: Callable[[int], None],
     progress(n % PROGRESS_EVERY)
 
 
+def _newer_than_journal(events: Iterator[Event], journal: Journal,
+                        files: Sequence[Path]) -> Iterator[Event]:
+    """The events, once the first is known to be newer than the journal's last event.
+
+    Replaying input that starts at or before it would double the journal or
+    close a restored trade before it opened: refused before anything is written.
+    """
+    last = journal.last_event_time()
+    first = next(events, None)
+    if first is None:
+        return
+    if last is not None and first.ts <= last:
+        names = ", ".join(str(f) for f in files)
+        raise InputError(f"{names}: the input starts at {first.ts.isoformat()}, at or before the"
+                         f" journal's last event ({last.isoformat()}) in {journal.path}: a replay only"
+                         " appends newer events (replaying the same file twice would double the"
+                         " journal); use another --db")
+    yield first
+    yield from events
+
+
 def demo_session_path() -> Path:
     """The bundled sample session (JSONL)."""
     return Path(str(resources.files("momobot_core") / "data" / "demo_session.jsonl"))
@@ -122,6 +143,8 @@ def run_recorded(paths: Sequence[str | Path], *, hooks: Hooks | None, config: Co
             engine.start()   # inside: plugins that did start are shut down if another fails
             with journal.batch():
                 events = read_events(files)
+                if db is not None:
+                    events = _newer_than_journal(events, journal, files)
                 estimate = estimate_events(files) if progress is not False else 0
                 if want_progress(progress, estimate):
                     with click.progressbar(length=estimate, file=sys.stderr,

@@ -6,43 +6,46 @@ requests for one symbol close it once, and nothing interleaves inside a trade
 update. Plugins hear every event exactly as in a replay; a plugin doing network
 I/O (hotkey_ws) defers it past the handler, so no response waits on it.
 
-With ``MOMOBOT_API_TOKEN`` set, every mutating endpoint needs
-``Authorization: Bearer <token>`` (compared in constant time).
+What is decided before a body is read (Host, Origin, token, size) is in
+:mod:`momobot_core.web.guard`. Every error, unknown routes included, is JSON
+``{"error": ...}``.
 """
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import attrs
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from momobot_core import __version__
-from momobot_core.engine import Engine, TradeRefused
+from momobot_core.engine import MAX_PRICE, MAX_QTY, Engine, TradeRefused
 from momobot_core.journal import Journal
 from momobot_core.models import Quote, Trade
 from momobot_core.report import tradervue_csv
+from momobot_core.web.guard import RequestGuard
 
 TOKEN_ENV = "MOMOBOT_API_TOKEN"
 
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Price = Annotated[float, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)]
 
 
 class OpenTradeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbol: str = Field(min_length=1, max_length=32, examples=["ABCD"])
-    qty: int = Field(ge=1, examples=[100])
+    qty: int = Field(ge=1, le=MAX_QTY, examples=[100])
     tp1: Price = Field(examples=[2.2])
     tp2: Price = Field(examples=[2.4])
     stop: Price = Field(examples=[1.9])
 
 
-class CloseBody(BaseModel):
+class SymbolBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbol: str = Field(min_length=1, max_length=32, examples=["ABCD"])
 
@@ -66,6 +69,8 @@ class TradeOut(BaseModel):
     tp2: float
     stop: float
     tp1_hit: bool
+    unconfirmed: bool = Field(default=False, description="Restored after a crash: nothing is sent"
+                              " for it until a person confirms or closes it (POST /confirm).")
     opened_at: datetime
     closed_at: datetime | None = None
     close_reason: str | None = None
@@ -101,12 +106,21 @@ class Problem(BaseModel):
     error: str
 
 
+class AlertOut(BaseModel):
+    kind: str
+    message: str
+    symbol: str | None
+    ts: datetime
+    detail: dict[str, Any]
+
+
 def _trade_out(trade: Trade) -> dict[str, Any]:
     # The response model keeps the fields it declares and drops the rest.
     return attrs.asdict(trade, recurse=False)
 
 
-_STATUS = {"unknown_symbol": 404, "no_position": 404, "already_open": 409, "invalid": 422}
+_STATUS = {"unknown_symbol": 404, "no_position": 404, "already_open": 409, "invalid": 422,
+           "journal": 503}
 
 
 def _refused(exc: TradeRefused) -> JSONResponse:
@@ -125,37 +139,47 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def build_app(engine: Engine, journal: Journal, token: str | None = None) -> FastAPI:
-    """The API for one running engine. The caller owns start-up and shutdown of both."""
+def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
+              allowed_hosts: Iterable[str] = ("127.0.0.1", "localhost", "[::1]"),
+              max_quote_skew_s: float = 2.0) -> RequestGuard:
+    """The API for one running engine, behind its request guard.
+
+    The caller owns start-up and shutdown of the engine and the journal.
+    """
     app = FastAPI(title="MomoBot", version=__version__,
                   description="Bracket trades of the running MomoBot engine.")
-    errors: dict[int | str, dict[str, Any]] = {400: {"model": Problem}, 401: {"model": Problem},
-                                                404: {"model": Problem}, 409: {"model": Problem},
-                                                422: {"model": Problem}}
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 422, 503)}
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _problem(422, _describe_validation(exc))
 
-    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
-        if token is None:
-            return
-        given = (authorization or "").encode()
-        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-            raise _Unauthorised
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = {404: f"no such endpoint: {request.url.path}",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(
+            exc.status_code, str(exc.detail))
+        return JSONResponse(status_code=exc.status_code, content={"error": message},
+                            headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(_Unauthorised)
-    async def unauthorised(request: Request, exc: _Unauthorised) -> JSONResponse:
-        return JSONResponse(status_code=401, content={"error": "missing or wrong API token"},
-                            headers={"WWW-Authenticate": "Bearer"})
-
-    mutating = [Depends(authorised)]
+    plugins = engine.hooks.pm.list_name_plugin() if engine.hooks is not None else []
 
     @app.get("/ping")
     async def ping() -> dict[str, Any]:
-        """Liveness, mode and time."""
+        """Health: mode, time, the journal, whether entries are halted, and plugins' link states."""
+        links = {name: plugin.status() for name, plugin in plugins
+                 if plugin is not None and callable(getattr(plugin, "status", None))}
         return {"status": "ok", "mode": engine.mode, "time": datetime.now(UTC),
-                "open_trades": len(engine.open_trades)}
+                "open_trades": len(engine.open_trades),
+                "unconfirmed": sorted(t.symbol for t in engine.open_trades.values() if t.unconfirmed),
+                "journal": "side file in use" if engine.journal_pending else "ok",
+                "halted": engine.journal_pending, "plugins": links}
+
+    @app.get("/alerts", response_model=list[AlertOut])
+    async def alerts() -> list[dict[str, Any]]:
+        """The alerts raised since start (the newest last)."""
+        return [attrs.asdict(alert) for alert in engine.alerts]
 
     @app.get("/positions", response_model=list[PositionOut])
     async def positions() -> list[dict[str, Any]]:
@@ -171,8 +195,7 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None) -> Fas
             rows.append(row)
         return rows
 
-    @app.post("/trades", status_code=201, response_model=TradeOut, dependencies=mutating,
-              responses=errors)
+    @app.post("/trades", status_code=201, response_model=TradeOut, responses=errors)
     async def open_trade(body: OpenTradeBody) -> Any:
         """Open a bracket trade: an entry buy of qty at the symbol's current ask."""
         try:
@@ -181,8 +204,8 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None) -> Fas
             return _refused(exc)
         return _trade_out(trade)
 
-    @app.post("/close-position", response_model=TradeOut, dependencies=mutating, responses=errors)
-    async def close_position(body: CloseBody) -> Any:
+    @app.post("/close-position", response_model=TradeOut, responses=errors)
+    async def close_position(body: SymbolBody) -> Any:
         """Manual close: sell what remains at the bid."""
         try:
             trade = engine.close_trade(body.symbol)
@@ -190,16 +213,31 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None) -> Fas
             return _refused(exc)
         return _trade_out(trade)
 
-    @app.post("/quotes", response_model=QuoteOut, dependencies=mutating, responses=errors)
+    @app.post("/confirm", response_model=TradeOut, responses=errors)
+    async def confirm(body: SymbolBody) -> Any:
+        """A person checked the broker: watch (and mirror) an unconfirmed trade again."""
+        try:
+            trade = engine.confirm_trade(body.symbol)
+        except TradeRefused as exc:
+            return _refused(exc)
+        return _trade_out(trade)
+
+    @app.post("/quotes", response_model=QuoteOut, responses=errors)
     async def post_quote(body: QuoteBody) -> Any:
         """Feed a quote from any source; it is acted on at once."""
-        if not body.bid <= body.ask:
-            engine.on_quote(Quote(body.symbol, body.ts or datetime.now(UTC), body.bid, body.ask,
-                                  body.last))  # rejected and counted like any malformed quote
-            return _problem(422, f"bid {body.bid} is above ask {body.ask}")
-        ts = body.ts or datetime.now(UTC)
+        now = datetime.now(UTC)
+        ts = body.ts or now
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=UTC)
+        if engine.mode == "live" and abs((ts - now).total_seconds()) > max_quote_skew_s:
+            # A client clock far ahead would let targets fire before min_hold_s has passed.
+            return _problem(422, f"ts {ts.isoformat()} is {(ts - now).total_seconds():+.1f} s from the"
+                            f" server's clock: live quotes must be within {max_quote_skew_s:g} s"
+                            " ([api] max_quote_skew_s); leave ts out to use the server's time")
+        if not body.bid <= body.ask:
+            engine.on_quote(Quote(body.symbol, ts, body.bid, body.ask, body.last))
+            # rejected and counted like any malformed quote
+            return _problem(422, f"bid {body.bid} is above ask {body.ask}")
         engine.on_quote(Quote(body.symbol, ts, body.bid, body.ask, body.last))
         return {"accepted": True, "symbol": body.symbol, "ts": ts}
 
@@ -213,8 +251,4 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None) -> Fas
             return _problem(400, f"format {format!r}: use json or csv")
         return [attrs.asdict(leg) for leg in journal.legs()]
 
-    return app
-
-
-class _Unauthorised(Exception):
-    pass
+    return RequestGuard(app, token=token, allowed_hosts=allowed_hosts)

@@ -1,0 +1,155 @@
+"""What is decided about a request before any of its body is read.
+
+A pure ASGI middleware in front of the whole app, so that a request the API
+would refuse costs no parsing and no memory (an 80 MB body sent without a
+token is answered 401 unread), and so that a web page in the trader's own
+browser can reach none of the state-changing endpoints:
+
+* ``Host`` must name an allowed host (DNS rebinding: a page on evil.example
+  resolving to 127.0.0.1 still sends ``Host: evil.example``): 400.
+* A token in the query string is refused (it would end up in logs and
+  browser history): 400.
+* A state-changing request whose ``Origin`` names another host:port than its
+  ``Host`` is refused, token or not (a form posted by any web page): 403.
+  No ``Origin`` (curl, scripts) passes.
+* With a token set, a state-changing request needs ``Authorization: Bearer
+  <token>`` (compared in constant time): 401.
+* A body over :data:`MAX_BODY` bytes is refused unread: 413.
+
+The access log names the method, the path and the status, never the query string.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger("momobot.api.access")
+
+MAX_BODY = 64 * 1024
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TOKEN_PARAMS = frozenset({"token", "access_token", "api_token", "auth", "authorization"})
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def host_name(value: str) -> str:
+    """The host part of a ``Host`` header or netloc: ``[::1]:8000`` -> ``[::1]``, lower case."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[: end + 1] if end > 0 else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class RequestGuard:
+    """ASGI middleware enforcing the rules above; ``token`` None means no token is required."""
+
+    def __init__(self, app: App, *, token: str | None, allowed_hosts: Iterable[str],
+                 max_body: int = MAX_BODY) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode() if token else None
+        self.allowed_hosts = frozenset(host_name(h) for h in allowed_hosts)
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = [0]
+
+        async def logging_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        refusal = self._refusal(scope)
+        if refusal is None and scope["method"] not in SAFE_METHODS:
+            body, too_large = await self._read_body(scope, receive)
+            if too_large:
+                refusal = (413, f"request body over {self.max_body // 1024} KiB: refused unread")
+            else:
+                receive = _replay(body)
+        if refusal is not None:
+            await _error(logging_send, *refusal)
+        else:
+            await self.app(scope, receive, logging_send)
+        level = logging.INFO if status[0] >= 400 else logging.DEBUG
+        log.log(level, "%s %s %d", scope["method"], scope["path"], status[0])
+
+    def _refusal(self, scope: Scope) -> tuple[int, str, dict[str, str]] | tuple[int, str] | None:
+        headers = {k.lower(): v for k, v in scope["headers"]}
+        host = headers.get(b"host", b"").decode("latin-1")
+        if host_name(host) not in self.allowed_hosts:
+            return 400, (f"Host {host!r} is not one this API answers to (add it to [api]"
+                         " allowed_hosts if you reach the bot by that name)")
+        query = scope.get("query_string", b"").decode("latin-1")
+        if query and any(name.lower() in TOKEN_PARAMS for name, _ in parse_qsl(query, True)):
+            return 400, ("a token in the query string is refused (it ends up in logs and browser"
+                         " history): send 'Authorization: Bearer <token>'")
+        if scope["method"] in SAFE_METHODS:
+            return None
+        origin = headers.get(b"origin")
+        if origin is not None:
+            netloc = urlsplit(origin.decode("latin-1")).netloc.lower()
+            if netloc != host.lower():
+                return 403, (f"a request from the web page at {origin.decode('latin-1')!r} may not"
+                             " change anything here")
+        if self._expected is not None:
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                return 401, "missing or wrong API token", {"www-authenticate": "Bearer"}
+        return None
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, bool]:
+        headers = {k.lower(): v for k, v in scope["headers"]}
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                if int(length) > self.max_body:
+                    return b"", True
+            except ValueError:
+                return b"", True
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return b"", True
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks), False
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _error(send: Send, status: int, message: str, extra: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

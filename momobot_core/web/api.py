@@ -168,8 +168,9 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
     @app.get("/ping")
     async def ping() -> dict[str, Any]:
         """Health: mode, time, the journal, whether entries are halted, and plugins' link states."""
-        links = {name: plugin.status() for name, plugin in plugins
-                 if plugin is not None and callable(getattr(plugin, "status", None))}
+        # A plugin with a status() method (hotkey_ws: its links) shows it here.
+        links = {name: getattr(plugin, "status")() for name, plugin in plugins  # noqa: B009
+                 if callable(getattr(plugin, "status", None))}
         return {"status": "ok", "mode": engine.mode, "time": datetime.now(UTC),
                 "open_trades": len(engine.open_trades),
                 "unconfirmed": sorted(t.symbol for t in engine.open_trades.values() if t.unconfirmed),

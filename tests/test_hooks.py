@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import click
@@ -85,6 +86,30 @@ def test_hook_on_shutdown_runs_last_even_after_a_plugin_error() -> None:
     assert [(p, h) for p, h, _ in result.errors] == [("plugin-0", "on_target_hit")] * 2
     with pytest.raises(PluginError, match="'plugin-0' raised in on_target_hit"):
         run_script(bracket(), [Broken()])
+
+
+def test_hook_on_alert_hears_alerts_from_any_thread_on_the_engine_thread() -> None:
+    heard: list[tuple[str, str | None, Any, int]] = []
+
+    class Listener:
+        @hookimpl
+        def on_alert(self, alert: Any) -> None:
+            heard.append((alert.kind, alert.symbol, alert.detail, threading.get_ident()))
+
+    class Raiser:
+        @hookimpl
+        def on_startup(self, bot: Any) -> None:
+            bot.alert("raiser_direct", "said on the engine's thread", symbol="ABCD", n=1)
+            thread = threading.Thread(target=bot.alert, args=("raiser_thread", "said elsewhere"))
+            thread.start()
+            thread.join()
+
+    result = run_script(bracket(), [Listener(), Raiser()])
+    engine_thread = threading.get_ident()
+    assert [(k, s, d) for k, s, d, _ in heard] == [("raiser_direct", "ABCD", {"n": 1}),
+                                                   ("raiser_thread", None, {})]
+    assert {t for *_, t in heard} == {engine_thread}   # handed over, not called on the other thread
+    assert [a.kind for a in result.engine.alerts] == ["raiser_direct", "raiser_thread"]
 
 
 def test_hook_register_commands_adds_a_subcommand() -> None:

@@ -10,7 +10,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -147,21 +146,33 @@ def test_server_that_stops_reading_is_noticed_and_never_blocks_the_engine(
         assert wait_until(lambda: any("no answer to a keepalive ping" in line
                                       for line in hotkey_lines(caplog)))
         engine.shutdown()
-    lines = hotkey_lines(caplog)
-    # What went into the dead connection is named, so the trader can check the platform.
-    assert any("never confirmed 'buy_ask', 'sell_all_bid'" in line for line in lines)
+    # A person is told the link went down.
+    assert any(a.kind == "link_down" and "no answer to a keepalive ping" in a.message
+               for a in engine.alerts)
 
 
-def test_server_closing_mid_sequence_gets_every_command_once_in_order(server: HotkeyTestServer) -> None:
+def test_sequence_cut_by_a_closed_connection_never_continues_on_a_new_one(
+        server: HotkeyTestServer) -> None:
     server.close_after = 2   # every connection is closed after two commands
-    plugin = HotkeyPlugin(fast_config(server.url, ttl=3.0))
+    plugin = HotkeyPlugin(fast_config(server.url, ttl=3.0, sequence_delay=0.3))
     engine = live_engine(plugin)
     open_trade(engine)
-    engine.on_quote(quote("ABCD", 2.21))
-    assert server.wait_for(4) == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
+    trade = engine.open_trades["ABCD"]
+    engine.on_quote(quote("ABCD", 2.21))   # TP1: sell_ask, cancel_all, break_even
+    def cut_told() -> bool:
+        engine.tick()   # hands alerts raised on the link's thread to the engine's
+        return any(a.kind == "sequence_cut" for a in engine.alerts)
+
+    assert wait_until(cut_told)
+    assert wait_until(lambda: plugin.status()[0]["state"] == "up")   # back on a new connection
+    engine.close_trade("ABCD")
+    assert server.wait_for(3) == ["buy_ask", "sell_ask", "sell_all_bid"]
     engine.shutdown()
-    assert server.messages == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
-    assert server.connections >= 2   # the sequence really did span a reconnect
+    assert server.messages == ["buy_ask", "sell_ask", "sell_all_bid"]
+    cut = next(a for a in engine.alerts if a.kind == "sequence_cut")
+    assert cut.symbol == "ABCD" and cut.detail["trade_id"] == trade.id
+    assert cut.detail["sent"] == ["sell_ask"] and cut.detail["unsent"] == ["cancel_all", "break_even"]
+    assert trade.id in cut.message and "NOT sent 'cancel_all', 'break_even'" in cut.message
 
 
 def test_command_cut_off_by_a_lost_connection_is_not_resent_and_the_rest_is_skipped(
@@ -183,9 +194,10 @@ def test_command_cut_off_by_a_lost_connection_is_not_resent_and_the_rest_is_skip
         server.wait_for(2)
         engine.shutdown()
     failure = next(line for line in hotkey_lines(caplog) if "partly reached" in line)
-    assert "skipped 'cancel_all', 'break_even'" in failure
-    assert "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" not in failure  # names cut short
+    assert "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" not in failure  # names cut short
     assert server.messages == ["buy_ask", "sell_all_bid"]
+    cut = next(a for a in engine.alerts if a.kind == "sequence_cut")
+    assert cut.detail["unsent"] == ["cancel_all", "break_even"]
 
 
 def test_command_not_sent_within_its_ttl_is_dropped_never_sent_late(
@@ -202,8 +214,8 @@ def test_command_not_sent_within_its_ttl_is_dropped_never_sent_late(
             assert server.wait_for(1) == ["sell_all_bid"]
             engine.shutdown()
             assert server.messages == ["sell_all_bid"]
-    assert any("Failed to send 'buy_ask': not sent within 0.3 s of its event" in line
-               for line in hotkey_lines(caplog))
+    assert any("Failed to send 'buy_ask' (ABCD entry of trade" in line
+               and "not sent within 0.3 s of its event" in line for line in hotkey_lines(caplog))
 
 
 def test_ttl_counts_from_the_hook_not_the_event_time(server: HotkeyTestServer) -> None:
@@ -232,8 +244,8 @@ def test_shutdown_is_bounded_when_the_server_is_gone(caplog: pytest.LogCaptureFi
         closer.start()
         closer.join(timeout=10)
         assert not closer.is_alive()
-    assert any("Failed to send 'buy_ask': not sent before shutdown" in line
-               for line in hotkey_lines(caplog))
+    assert any("Failed to send 'buy_ask' (ABCD entry of trade" in line
+               and "not sent before shutdown" in line for line in hotkey_lines(caplog))
 
 
 def test_queue_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
@@ -314,7 +326,8 @@ def test_json_format_carries_the_event_context(server: HotkeyTestServer) -> None
     trade_id = engine.journal.trades()[0].id if engine.journal else None
     assert data["command"] == "buy_ask" and data["event"] == "entry"
     assert (data["symbol"], data["qty"], data["trade_id"]) == ("ABCD", 100, trade_id)
-    assert datetime.fromisoformat(data["time"]).tzinfo is not None
+    # When the hook fired (epoch ms) and how long the command stays good: the server drops it after.
+    assert abs(data["sent_at"] - time.time() * 1000) < 60_000 and data["ttl_ms"] == 1000
 
 
 def test_several_servers_each_get_every_command() -> None:

@@ -127,7 +127,7 @@ def test_reference_server_refuses_browsers_wrong_tokens_and_unknown_commands(
     out, _ = proc.communicate(timeout=10)
     lines = out.splitlines()
     assert any(line.endswith("  buy_ask") for line in lines)
-    assert any(line.endswith("  sell_all_bid") for line in lines)
+    assert any(line.endswith("  sell_all_bid  ABCD") for line in lines)
     assert any("REJECTED unknown command 'format_c_drive'" in line for line in lines)
     assert "refused a client without the right token" in out
 

@@ -24,6 +24,8 @@ DEFAULT_COMMANDS: dict[str, tuple[str, ...]] = {
     "manual": ("sell_all_bid",),
 }
 EVENTS = tuple(DEFAULT_COMMANDS)
+#: The sequences that protect the account: they wait up to exit_ttl, and a person hears of them.
+EXIT_EVENTS = frozenset({"stop", "manual"})
 KNOWN_COMMANDS = frozenset(c for commands in DEFAULT_COMMANDS.values() for c in commands)
 
 
@@ -34,13 +36,14 @@ class HotkeyConfig:
     urls: tuple[str, ...] = (DEFAULT_URL,)
     sequence_delay: float = 0.1
     ttl: float = 2.0
+    exit_ttl: float = 10.0
     token: str | None = attrs.field(default=None, repr=False)
     ca_file: str | None = None
     format: str = "text"
     replay: bool = False
     commands: dict[str, tuple[str, ...]] = attrs.field(factory=lambda: dict(DEFAULT_COMMANDS))
-    ping_interval: float = 2.0
-    ping_timeout: float = 2.0
+    ping_interval: float = 0.25
+    ping_timeout: float = 0.25
     open_timeout: float = 2.0
     reconnect_max_delay: float = 2.0
     queue_size: int = 64
@@ -51,12 +54,15 @@ class HotkeyConfig:
             return None
         return ssl.create_default_context(cafile=self.ca_file)
 
+    def ttl_of(self, event: str) -> float:
+        return self.exit_ttl if event in EXIT_EVENTS else self.ttl
+
     def with_urls(self, *urls: str) -> HotkeyConfig:
         return attrs.evolve(self, urls=tuple(check_url(url, "url", "") for url in urls))
 
 
 KEYS = {
-    "url", "urls", "sequence_delay", "ttl", "token", "ca_file", "format", "replay",
+    "url", "urls", "sequence_delay", "ttl", "exit_ttl", "token", "ca_file", "format", "replay",
     "ping_interval", "ping_timeout", "open_timeout", "reconnect_max_delay", "queue_size",
     "flush_timeout", *(f"{event}_commands" for event in EVENTS),
 }
@@ -114,13 +120,14 @@ def load_hotkey_config(config: Config | dict[str, Any] | None = None) -> HotkeyC
         urls=tuple(urls),
         sequence_delay=section.get_float("sequence_delay", 0.1),
         ttl=section.get_float("ttl", 2.0, strictly_positive=True),
+        exit_ttl=section.get_float("exit_ttl", 10.0, strictly_positive=True),
         token=token,
         ca_file=ca_file,
         format=section.get_choice("format", "text", ("text", "json")),
         replay=section.get_bool("replay", False),
         commands=commands,
-        ping_interval=section.get_float("ping_interval", 2.0, strictly_positive=True),
-        ping_timeout=section.get_float("ping_timeout", 2.0, strictly_positive=True),
+        ping_interval=section.get_float("ping_interval", 0.25, strictly_positive=True),
+        ping_timeout=section.get_float("ping_timeout", 0.25, strictly_positive=True),
         open_timeout=section.get_float("open_timeout", 2.0, strictly_positive=True),
         reconnect_max_delay=section.get_float("reconnect_max_delay", 2.0, strictly_positive=True),
         queue_size=section.get_int("queue_size", 64, minimum=1),
@@ -128,10 +135,12 @@ def load_hotkey_config(config: Config | dict[str, Any] | None = None) -> HotkeyC
     )
     longest = max((len(c) for c in commands.values()), default=1)
     span = result.sequence_delay * (longest - 1)
-    if span >= result.ttl:
-        raise ConfigError(f"[hotkey_ws] ttl = {result.ttl:g}{section.source('ttl')}: must be longer"
-                          f" than the longest sequence takes ({longest} commands"
-                          f" {result.sequence_delay:g} s apart = {span:g} s)")
+    for key in ("ttl", "exit_ttl"):
+        value = getattr(result, key)
+        if span >= value:
+            raise ConfigError(f"[hotkey_ws] {key} = {value:g}{section.source(key)}: must be longer"
+                              f" than the longest sequence takes ({longest} commands"
+                              f" {result.sequence_delay:g} s apart = {span:g} s)")
     if result.ca_file and not any(u.startswith("wss://") for u in result.urls):
         raise ConfigError(f"[hotkey_ws] ca_file = {ca_file!r}: only used with wss:// URLs, and none"
                           " is configured")

@@ -15,11 +15,11 @@ unless ``[hotkey_ws] replay = true`` (or ``MOMOBOT_HOTKEY_REPLAY=1``).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from hotkey_ws.batch import Batch
 from hotkey_ws.client import HotkeyClient
 from hotkey_ws.config import HotkeyConfig, load_hotkey_config
-from hotkey_ws.link import Batch
 from momobot_core import hookimpl
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ class HotkeyPlugin:
             log.warning("[Hotkey] %s mode with replay = true: commands ARE sent to %s", bot.mode, where)
         else:
             log.info("[Hotkey] sending hotkey commands to %s", where)
-        self.client = HotkeyClient(config, record=self._record)
+        self.client = HotkeyClient(config, record=self._record, alert=bot.alert,
+                                   wire_log=bot.wire_log("hotkey_ws"))
         if self.client.history is not None:
             self.history = self.client.history
         self.client.start()
@@ -75,27 +76,36 @@ class HotkeyPlugin:
             log.warning("[Hotkey] %s not reachable yet: commands wait up to %g s for it, then are"
                         " dropped and logged (check it with: momobot hotkey check)", where, config.ttl)
 
+    def status(self) -> list[dict[str, Any]]:
+        """Each hotkey server's link (``GET /ping``): state, queue, last ping round trip."""
+        client = self.client
+        return client.status() if client is not None else []
+
     @hookimpl
     def on_order_submitted(self, order: Order, trade: Trade) -> None:
         client = self.client
         if client is not None and order.intent == "entry":
             client.send_event("entry", symbol=trade.symbol, qty=trade.qty, remaining=trade.remaining,
-                              trade_id=trade.id, ts=order.ts)
+                              trade_id=trade.id)
 
     @hookimpl
     def on_target_hit(self, trade: Trade, target: Target, quote: Quote) -> None:
         client = self.client
-        if client is not None:
-            client.send_event(target.value, symbol=trade.symbol, qty=trade.qty,
-                              remaining=trade.remaining, trade_id=trade.id, ts=quote.ts)
+        if client is None:
+            return
+        names = None
+        if target == "tp1" and trade.qty // 2 == 0:
+            # A 1-share trade's TP1 sells nothing: no sell_ask, but the stop still moves.
+            names = [n for n in client.config.commands["tp1"] if n != "sell_ask"]
+        client.send_event(target.value, symbol=trade.symbol, qty=trade.qty,
+                          remaining=trade.remaining, trade_id=trade.id, names=names)
 
     @hookimpl
     def on_position_closed(self, trade: Trade, reason: str, price: float) -> None:
         client = self.client
         if client is not None and reason == "manual":
-            assert trade.closed_at is not None
             client.send_event("manual", symbol=trade.symbol, qty=trade.qty, remaining=trade.remaining,
-                              trade_id=trade.id, ts=trade.closed_at)
+                              trade_id=trade.id)
 
     @hookimpl
     def on_shutdown(self, bot: Engine) -> None:

@@ -4,6 +4,14 @@ A dry run by default (prints each command with a timestamp). With a keymap it
 presses a key chord per command through ``pynput`` (the ``keys`` extra).
 Refuses browsers (any Origin header), clients without the token when one is
 set, and commands it does not know.
+
+In the JSON format each command carries ``sent_at`` (epoch ms, when the bot's
+hook fired) and ``ttl_ms``: a command read later than that is dropped, never
+pressed (a server that hung and woke up must not press stale keys), and every
+JSON command is answered with ``{"status": "accepted" | "rejected" | "stale",
+"command": ..., "reason": ...}``. With a ``load_symbol`` chord in the keymap, a
+command that carries its symbol first types the symbol into the active
+montage and presses ``load_symbol``.
 """
 
 from __future__ import annotations
@@ -83,6 +91,12 @@ class KeyPresser:
                 raise ConfigError(f"keymap: {command} = {chord!r}: unknown key {part!r}")
         return keys
 
+    def load_symbol(self, symbol: str) -> None:
+        """Type the symbol into the active montage and press the ``load_symbol`` chord, if mapped."""
+        if "load_symbol" in self._chords and symbol.isalnum():
+            self._controller.type(symbol)
+            self.press("load_symbol")
+
     def press(self, command: str) -> None:
         keys = self._chords.get(command)
         if not keys:
@@ -110,6 +124,7 @@ class HotkeyServer:
         self.echo = echo
         self.received: list[Received] = []
         self.rejected: list[str] = []
+        self.stale: list[str] = []
         self.connections = 0
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -127,18 +142,32 @@ class HotkeyServer:
         self._say(f"client connected from {peer}")
         async for message in connection:
             at = time.monotonic_ns()
-            command = message if isinstance(message, str) else message.decode("utf-8", "replace")
-            if command.startswith("{"):
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    command = str(json.loads(command)["command"])
+            text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            data = _json_command(text)
+            command = str(data.get("command", text)) if data is not None else text
+            status, reason = "accepted", ""
             if command not in self.commands:
+                status, reason = "rejected", "unknown command"
                 self.rejected.append(command)
                 self._say(f"REJECTED unknown command {command!r} from {peer}")
+            elif data is not None and (late := _lateness_ms(data)) is not None:
+                status, reason = "stale", f"read {late} ms after its TTL ran out"
+                self.stale.append(command)
+                self._say(f"DROPPED stale command {command!r} ({reason}): not pressed")
+            if data is not None:
+                with contextlib.suppress(Exception):   # the client may be gone already
+                    await connection.send(json.dumps({"status": status, "command": command,
+                                                      "reason": reason}))
+            if status != "accepted":
                 continue
             wall = datetime.now(UTC)
             self.received.append(Received(command, at, wall, peer))
-            self._say(f"{wall.isoformat(timespec='microseconds')}  {command}")
+            symbol = data.get("symbol") if data is not None else None
+            self._say(f"{wall.isoformat(timespec='microseconds')}  {command}"
+                      f"{f'  {symbol}' if symbol else ''}")
             if self.presser is not None:
+                if isinstance(symbol, str) and symbol:
+                    await asyncio.to_thread(self.presser.load_symbol, symbol)
                 await asyncio.to_thread(self.presser.press, command)
         self._say(f"client {peer} disconnected")
 
@@ -157,6 +186,26 @@ class HotkeyServer:
                 await server.serve_forever()
             else:
                 await stop.wait()
+
+
+def _json_command(text: str) -> dict[str, Any] | None:
+    """The JSON format's object, or None for a bare text command."""
+    if not text.startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _lateness_ms(data: dict[str, Any]) -> int | None:
+    """How many ms past its TTL a JSON command was read, or None if it is in time (or untimed)."""
+    sent_at, ttl_ms = data.get("sent_at"), data.get("ttl_ms")
+    if not isinstance(sent_at, int | float) or not isinstance(ttl_ms, int | float):
+        return None
+    late = int(time.time() * 1000 - sent_at - ttl_ms)
+    return late if late > 0 else None
 
 
 def _peer(connection: ServerConnection) -> str:

@@ -42,7 +42,7 @@ from typing import Any
 
 import attrs
 
-from momobot_core.models import CloseReason, Leg, Order, Trade
+from momobot_core.models import CloseReason, Intent, Leg, Order, Side, Trade
 
 SCHEMA_VERSION = 2
 
@@ -172,7 +172,9 @@ class JournalEvent:
                            "closed_at": _maybe_time(trade["closed_at"]),
                            "close_reason": CloseReason(trade["close_reason"])
                            if trade["close_reason"] else None}),
-            order=Order(**{**order, "ts": datetime.fromisoformat(order["ts"])}) if order else None,
+            order=Order(**{**order, "ts": datetime.fromisoformat(order["ts"]),
+                           "side": Side(order["side"]), "intent": Intent(order["intent"])})
+            if order else None,
             leg=Leg(**{**leg, "opened_at": datetime.fromisoformat(leg["opened_at"]),
                        "closed_at": datetime.fromisoformat(leg["closed_at"])}) if leg else None,
         )

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,3 +93,18 @@ def engine(recorder: Recorder) -> Engine:
 def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     return path
+
+
+def momobot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            stdin: str | None = None, site: Path | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the ``momobot`` command line in a child process, with no MOMOBOT_* from the test's env.
+
+    ``site`` is put on PYTHONPATH (fake installed distributions).
+    """
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
+    if site is not None:
+        full_env["PYTHONPATH"] = str(site)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "momobot_core.cli", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, input=stdin, timeout=timeout, check=False)

@@ -5,22 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from momobot_core.journal import Journal
 
-from conftest import write_jsonl
-
-
-def momobot(*args: str, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "momobot_core.cli", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd, timeout=120, check=False)
+from conftest import momobot, write_jsonl
 
 
 def test_demo_prints_a_summary_covering_every_kind_of_exit() -> None:

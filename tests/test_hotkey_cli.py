@@ -19,15 +19,8 @@ from websockets.typing import Origin
 
 from hotkey_ws import api, send_hotkey, send_hotkey_sequence, trigger_hotkey, trigger_hotkey_sequence
 
+from conftest import momobot
 from hotkey_helpers import HotkeyTestServer, free_port, wait_until
-
-
-def momobot(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "momobot_core.cli", *args], capture_output=True,
-                          text=True, env=full_env, input=stdin, timeout=timeout, check=False)
 
 
 @pytest.fixture

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ from momobot_core import hookimpl
 from momobot_core.config import load_config
 from momobot_core.session import demo_session_path, run_recorded
 
-from conftest import Recorder, make_hooks
+from conftest import Recorder, make_hooks, momobot
 
 
 def install_fake_dist(site: Path, dist: str, module: str, source: str, ep_name: str) -> None:
@@ -64,15 +61,8 @@ def site(tmp_path: Path) -> Path:
     return site
 
 
-def momobot(site: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
-    full_env.update({"PYTHONPATH": str(site), **(env or {})})
-    return subprocess.run([sys.executable, "-m", "momobot_core.cli", *args], env=full_env,
-                          capture_output=True, text=True, timeout=60, check=False)
-
-
 def test_plugins_lists_installed_plugins_with_version_and_hooks(site: Path) -> None:
-    result = momobot(site, "plugins")
+    result = momobot("plugins", site=site)
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["good"]["version"] == "1.2.3"
     assert rows["good"]["hooks"] == ["on_position_closed"]
@@ -80,27 +70,27 @@ def test_plugins_lists_installed_plugins_with_version_and_hooks(site: Path) -> N
 
 
 def test_plugins_all_adds_the_core_builtins(site: Path) -> None:
-    rows = {row["name"]: row for row in json.loads(momobot(site, "plugins", "--all").stdout)}
+    rows = {row["name"]: row for row in json.loads(momobot("plugins", "--all", site=site).stdout)}
     assert "on_order_submitted" in rows["momobot_core.eventlog"]["hooks"]
 
 
 def test_plugin_that_fails_to_import_is_reported_by_name_and_skipped(site: Path) -> None:
-    result = momobot(site, "demo")
+    result = momobot("demo", site=site)
     assert result.returncode == 0, result.stderr
     assert "plugin 'broken' failed to load" in result.stderr
     assert "dependency is missing" in result.stderr
     assert "GOOD heard ABCD closed: tp2" in result.stdout
-    rows = {row["name"]: row for row in json.loads(momobot(site, "plugins").stdout)}
+    rows = {row["name"]: row for row in json.loads(momobot("plugins", site=site).stdout)}
     assert "dependency is missing" in rows["broken"]["error"]
 
 
 def test_disable_plugins_blocks_entry_points_by_name(site: Path) -> None:
-    result = momobot(site, "demo", env={"MOMOBOT_DISABLE_PLUGINS": "broken, good"})
+    result = momobot("demo", env={"MOMOBOT_DISABLE_PLUGINS": "broken, good"}, site=site)
     assert result.returncode == 0
     assert "broken" not in result.stderr
     assert "GOOD heard" not in result.stdout
     names = [row["name"] for row in json.loads(
-        momobot(site, "plugins", env={"MOMOBOT_DISABLE_PLUGINS": "good"}).stdout)]
+        momobot("plugins", env={"MOMOBOT_DISABLE_PLUGINS": "good"}, site=site).stdout)]
     assert "good" not in names and "broken" in names
 
 
@@ -108,7 +98,7 @@ def test_plugin_config_error_at_startup_stops_with_exit_2(tmp_path: Path) -> Non
     site = tmp_path / "site"
     site.mkdir()
     install_fake_dist(site, "momobot-strict", "momobot_strict", BAD_CONFIG, "strict")
-    result = momobot(site, "demo")
+    result = momobot("demo", site=site)
     assert result.returncode == 2
     assert "[strict] level = 'x': must be a number" in result.stderr
     assert "Realised P&L" not in result.stdout

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,34 @@ def momobot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "momobot_core.cli", *args], capture_output=True,
                           text=True, env=full_env, cwd=cwd, input=stdin, timeout=timeout, check=False)
+
+
+def install_fake_dist(site: Path, dist: str, module: str, source: str, ep_name: str) -> None:
+    """Lay out an installed distribution with one ``momobot`` entry point, as pip would."""
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[momobot]\n{ep_name} = {module}\n")
+
+
+class SqliteLocker:
+    """Another process holding SQLite's write lock on a journal until told to let go."""
+
+    def __init__(self, db: Path) -> None:
+        code = textwrap.dedent("""
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1], isolation_level=None)
+            db.execute("BEGIN EXCLUSIVE")
+            print("locked", flush=True)
+            sys.stdin.readline()
+            db.execute("COMMIT")
+        """)
+        self.proc = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "locked"
+
+    def release(self) -> None:
+        self.proc.communicate("go\n", timeout=10)
+        assert self.proc.returncode == 0

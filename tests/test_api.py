@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,8 +19,8 @@ import pytest
 from momobot_core.journal import Journal
 from momobot_core.session import demo_session_path
 
+from conftest import SqliteLocker, install_fake_dist
 from hotkey_helpers import HotkeyTestServer, free_port, wait_until
-from test_plugins import install_fake_dist
 
 
 class ApiProcess:
@@ -343,3 +344,138 @@ def test_paced_replay_is_watchable_in_the_api_and_sends_no_hotkeys(tmp_path: Pat
             server.stop()
         assert hotkeys.connections == 0
     assert not (tmp_path / "momobot.db").exists()   # a paced recording stays out of the live journal
+
+
+# -- what is decided before a body is read ---------------------------------------------
+
+def raw_request(url: str, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send a request by hand (a body far larger than what is sent, if the head says so)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 10:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+def test_a_huge_body_without_the_token_is_refused_unread(tmp_path: Path) -> None:
+    server = start_api(tmp_path, env={"MOMOBOT_API_TOKEN": "t0ken"})
+    try:
+        # 80 MB announced, 1 MB sent: the answer comes without the rest being read.
+        status, body = raw_request(server.url, "POST /trades HTTP/1.1\nHost: 127.0.0.1\n"
+                                   "Content-Type: application/json\nContent-Length: 80000000\n",
+                                   b"x" * 1_000_000)
+        assert status == 401 and json.loads(body) == {"error": "missing or wrong API token"}
+        assert server.client.get("/ping").json()["status"] == "ok"
+    finally:
+        server.stop()
+
+
+def test_a_body_over_64_kib_is_413_with_or_without_a_length(tmp_path: Path) -> None:
+    server = start_api(tmp_path, env={"MOMOBOT_API_TOKEN": "t0ken"})
+    auth = {"Authorization": "Bearer t0ken"}
+    try:
+        big = {"symbol": "ABCD", "bid": 1, "ask": 1.1, "pad": "x" * 70_000}
+        assert server.client.post("/quotes", json=big, headers=auth).status_code == 413
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(10):
+                yield b" " * 10_000
+
+        streamed = server.client.post("/quotes", content=chunks(), headers=auth)
+        assert streamed.status_code == 413
+        assert "64 KiB" in streamed.json()["error"]
+    finally:
+        server.stop()
+
+
+def test_host_header_must_be_one_the_api_answers_to(api: ApiProcess) -> None:
+    # DNS rebinding: a page on evil.example resolved to 127.0.0.1 still says whose page it is.
+    refused = api.client.get("/positions", headers={"Host": "evil.example"})
+    assert refused.status_code == 400 and "allowed_hosts" in refused.json()["error"]
+    assert api.client.get("/positions", headers={"Host": "localhost:1234"}).status_code == 200
+
+
+def test_a_state_change_from_another_origin_is_refused_token_or_not(api: ApiProcess) -> None:
+    quote(api, 2.00)
+    api.client.post("/trades", json=TRADE)
+    # Any web page could post a form here: no token is set, so the Origin is what refuses it.
+    evil = api.client.post("/close-position", json={"symbol": "ABCD"},
+                           headers={"Origin": "http://evil.example"})
+    assert evil.status_code == 403 and "evil.example" in evil.json()["error"]
+    assert len(api.client.get("/positions").json()) == 1
+    port = api.url.rsplit(":", 1)[1]
+    same = api.client.post("/close-position", json={"symbol": "ABCD"},
+                           headers={"Origin": f"http://127.0.0.1:{port}"})
+    assert same.status_code == 200
+
+
+def test_a_token_in_the_query_string_is_refused_and_never_logged(tmp_path: Path) -> None:
+    server = start_api(tmp_path, env={"MOMOBOT_API_TOKEN": "t0ken"})
+    try:
+        refused = server.client.get("/positions", params={"token": "t0ken"})
+        assert refused.status_code == 400 and "query string" in refused.json()["error"]
+        server.client.get("/no-such-page", params={"q": "s3cret-query"})
+    finally:
+        _, err = server.stop()
+    assert "t0ken" not in err and "s3cret-query" not in err
+    assert "GET /no-such-page 404" in err   # the access log names the path, not the query
+
+
+def test_every_error_is_json_unknown_routes_and_methods_included(api: ApiProcess) -> None:
+    missing = api.client.get("/nothing-here")
+    assert missing.status_code == 404 and missing.json() == {"error": "no such endpoint: /nothing-here"}
+    wrong = api.client.delete("/positions")
+    assert wrong.status_code == 405 and wrong.json() == {"error": "DELETE is not allowed on /positions"}
+
+
+def test_a_live_quote_far_from_the_server_clock_is_refused(api: ApiProcess) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    ahead = (datetime.now(UTC) + timedelta(seconds=60)).isoformat()
+    response = quote(api, 2.00, ts=ahead)
+    assert response.status_code == 422 and "max_quote_skew_s" in response.json()["error"]
+    assert api.client.post("/trades", json=TRADE).status_code == 404   # the quote was not applied
+
+
+def test_quantities_and_prices_the_journal_cannot_hold_are_422(api: ApiProcess) -> None:
+    quote(api, 2.00)
+    for body in ({**TRADE, "qty": 9223372036854775808}, {**TRADE, "tp2": 1e300}):
+        response = api.client.post("/trades", json=body)
+        assert response.status_code == 422, response.text
+    assert api.client.get("/positions").json() == []
+
+
+def test_locked_journal_503s_entries_at_once_and_still_sends_and_keeps_exits(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    with HotkeyTestServer() as hotkeys:
+        env = {"MOMOBOT_DISABLE_PLUGINS": "", "MOMOBOT_HOTKEY_URL": hotkeys.url}
+        server = start_api(tmp_path, env=env, db=db)
+        try:
+            quote(server, 2.00)
+            assert server.client.post("/trades", json=TRADE).status_code == 201
+            assert hotkeys.wait_for(1) == ["buy_ask"]
+            quote(server, 5.00, symbol="WXYZ")
+            locker = SqliteLocker(db)
+            try:
+                refused = server.client.post("/trades", json={**TRADE, "symbol": "WXYZ", "tp1": 5.5,
+                                                              "tp2": 6, "stop": 4.5})
+                assert refused.status_code == 503 and "journal" in refused.json()["error"]
+                assert quote(server, 2.21).status_code == 200    # TP1 goes out all the same
+                assert hotkeys.wait_for(4) == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
+                ping = server.client.get("/ping").json()
+                assert ping["halted"] is True and ping["journal"] == "side file in use"
+            finally:
+                locker.release()
+            assert wait_until(lambda: server.client.get("/ping").json()["halted"] is False, timeout=10)
+            kinds = [a["kind"] for a in server.client.get("/alerts").json()]
+            assert "journal_error" in kinds and kinds[-1] == "resumed"
+            assert [leg["reason"] for leg in server.client.get("/trades").json()] == ["tp1"]
+        finally:
+            server.stop()
+    assert hotkeys.messages == ["buy_ask", "sell_ask", "cancel_all", "break_even"]

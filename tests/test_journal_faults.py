@@ -22,29 +22,7 @@ from momobot_core.journal import Journal, JournalError
 from momobot_core.plugins import Hooks, PluginStartError
 from momobot_core.session import run_recorded
 
-from conftest import Recorder, make_hooks, momobot, quote, write_jsonl
-
-
-class SqliteLocker:
-    """Another process holding SQLite's write lock on a journal until told to let go."""
-
-    def __init__(self, db: Path) -> None:
-        code = textwrap.dedent("""
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1], isolation_level=None)
-            db.execute("BEGIN EXCLUSIVE")
-            print("locked", flush=True)
-            sys.stdin.readline()
-            db.execute("COMMIT")
-        """)
-        self.proc = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        assert self.proc.stdout.readline().strip() == "locked"
-
-    def release(self) -> None:
-        self.proc.communicate("go\n", timeout=10)
-        assert self.proc.returncode == 0
+from conftest import Recorder, SqliteLocker, make_hooks, momobot, quote, write_jsonl
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,7 @@ from momobot_core import hookimpl
 from momobot_core.config import load_config
 from momobot_core.session import demo_session_path, run_recorded
 
-from conftest import Recorder, make_hooks, momobot
-
-
-def install_fake_dist(site: Path, dist: str, module: str, source: str, ep_name: str) -> None:
-    """Lay out an installed distribution with one ``momobot`` entry point, as pip would."""
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
-    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[momobot]\n{ep_name} = {module}\n")
-
+from conftest import Recorder, install_fake_dist, make_hooks, momobot
 
 GOOD = """
     from momobot_core import hookimpl

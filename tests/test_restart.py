@@ -12,8 +12,7 @@ from pathlib import Path
 from momobot_core.engine import Engine
 from momobot_core.journal import Journal
 
-from conftest import Recorder, make_hooks, quote, write_jsonl
-from test_plugins import install_fake_dist
+from conftest import Recorder, install_fake_dist, make_hooks, quote, write_jsonl
 
 LIVE_CHILD = """
     import sys, time

@@ -20,17 +20,22 @@ class HotkeyTestServer:
     """A hotkey server that records what it receives and can misbehave on purpose.
 
     ``stop_reading_after``: after that many messages, stop reading the socket
-    entirely (a hung process: no pongs, no reads).
+    entirely (a hung connection: no pongs, no reads).
+    ``hang_after``: after that many messages the whole server hangs, as a
+    frozen process does: no connection reads and no handshake completes,
+    until :meth:`wake`.
     ``close_after``: after that many messages, close the connection.
     """
 
     def __init__(self, port: int = 0, *, stop_reading_after: int | None = None,
                  close_after: int | None = None, token: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, hang_after: int | None = None) -> None:
         self.port = port
         self.ssl_context = ssl_context
         self.stop_reading_after = stop_reading_after
+        self.hang_after = hang_after
         self.close_after = close_after
+        self._awake: asyncio.Event | None = None
         self.token = token
         self.messages: list[str] = []
         self.times_ns: list[int] = []
@@ -58,8 +63,32 @@ class HotkeyTestServer:
             if self.stop_reading_after is not None and count >= self.stop_reading_after:
                 ws.transport.pause_reading()
                 await asyncio.sleep(3600)
+            if self.hang_after is not None and len(self.messages) >= self.hang_after:
+                assert self._awake is not None
+                if not self.hung:
+                    self._awake.clear()
+                    self.hung = True
+                ws.transport.pause_reading()
+                await self._awake.wait()
+                ws.transport.resume_reading()
 
-    def _check(self, connection: ServerConnection, request: Any) -> Any:
+    hung = False
+
+    def wake(self) -> None:
+        """End a hang: what sat in the sockets' buffers is read now, handshakes complete."""
+        self.hang_after = None
+
+        def awake() -> None:
+            self.hung = False
+            assert self._awake is not None
+            self._awake.set()
+
+        self._loop.call_soon_threadsafe(awake)
+
+    async def _check(self, connection: ServerConnection, request: Any) -> Any:
+        if self.hung:   # a frozen process completes no handshake
+            assert self._awake is not None
+            await self._awake.wait()
         if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
             return connection.respond(401, "no\n")
         return None
@@ -69,6 +98,7 @@ class HotkeyTestServer:
 
         async def main() -> None:
             self._stop = asyncio.Event()
+            self._awake = asyncio.Event()
             async with serve(self._handle, "127.0.0.1", self.port, process_request=self._check,
                              compression=None, ping_interval=None, ssl=self.ssl_context) as server:
                 self.port = server.sockets[0].getsockname()[1]

@@ -109,6 +109,7 @@ class HotkeyLink:
         self._poll = min(0.05, max(config.sequence_delay / 2, 0.002))
         self._thread: threading.Thread | None = None
         self.connected_once = threading.Event()
+        self.failed_attempts = 0           # connection attempts failed since the last success
         self.down_since: float | None = time.monotonic()
         self.last_rtt: float | None = None
 
@@ -125,6 +126,7 @@ class HotkeyLink:
             now = time.monotonic()
             state = "down" if self._wire is None else "up" if self._fresh(now) else "not answering"
             return {"url": self.url, "state": state, "queued": len(self._queue),
+                    "failed_attempts": self.failed_attempts,
                     "last_rtt_ms": round(self.last_rtt * 1e3, 3) if self.last_rtt is not None else None}
 
     def submit(self, batch: Batch) -> bool:
@@ -341,6 +343,7 @@ class HotkeyLink:
             except Exception as exc:
                 fatal = process_exception(exc)
                 failures += 1
+                self.failed_attempts = failures
                 if delays is None:
                     delays = _reconnect_delays(self.settings.reconnect_max_delay)
                 delay = next(delays)
@@ -357,6 +360,7 @@ class HotkeyLink:
             else:
                 log.info("[Hotkey] Connected to %s", self.url)
             delays, failures = None, 0
+            self.failed_attempts = 0
             self.connected_once.set()
             self._serve(wire)
         self.notes.emit()
@@ -370,10 +374,11 @@ class HotkeyLink:
                 while self._queue and self._queue[0].expired(now):
                     batch = self._queue.popleft()
                     self._drop(batch, f"not sent within {batch.ttl:g} s of its event (server down)")
-                waiting = bool(self._queue)
+                if self._queue:
+                    deadline = min(deadline, now + HURRY_DELAY)
                 next_expiry = min((b.fired_at + b.ttl for b in self._queue), default=deadline)
             self.notes.emit()
-            end = min(deadline, now + HURRY_DELAY) if waiting else deadline
+            end = deadline
             if now >= end:
                 return
             self._wait_wake(min(max(min(end, next_expiry) - now, 0.001), self._poll))

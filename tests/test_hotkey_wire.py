@@ -1,0 +1,200 @@
+"""The hotkey wire rules, each against a real WebSocket server on 127.0.0.1 that misbehaves on purpose."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect
+
+from hotkey_ws.plugin import HotkeyPlugin
+from hotkey_ws.server import HotkeyServer, ServerThread
+from momobot_core.engine import Engine
+from momobot_core.journal import Journal
+
+from conftest import make_hooks, quote
+from hotkey_helpers import HotkeyTestServer, fast_config, free_port, wait_until
+
+
+def live(plugin: HotkeyPlugin, journal: Journal | None = None) -> Engine:
+    engine = Engine(hooks=make_hooks(plugin), journal=journal or Journal(), mode="live")
+    engine.start()
+    return engine
+
+
+def told(engine: Engine, kind: str) -> bool:
+    engine.tick()   # alerts raised on the link's thread reach the engine's here (serve: at once)
+    return any(a.kind == kind for a in engine.alerts)
+
+
+def link_state(plugin: HotkeyPlugin) -> str:
+    return str(plugin.status()[0]["state"])
+
+
+def test_a_sequence_never_starts_on_a_server_that_has_stopped_answering() -> None:
+    # The server freezes after buy_ask, as a hung process does, then wakes up much later:
+    # what the bot decided meanwhile must not be pressed then.
+    with HotkeyTestServer(hang_after=1) as server:
+        plugin = HotkeyPlugin(fast_config(server.url, ttl=1.0, ping_interval=0.2, ping_timeout=0.2))
+        engine = live(plugin)
+        engine.on_quote(quote("ABCD", 2.00))
+        engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+        assert server.wait_for(1) == ["buy_ask"]
+        assert wait_until(lambda: link_state(plugin) != "up")   # no pong lately: not proven
+        engine.on_quote(quote("ABCD", 2.21, t=1))              # TP1 while the server is frozen
+        assert wait_until(lambda: told(engine, "link_down"))    # aborted, and a person is told
+        assert wait_until(lambda: told(engine, "hotkey_ws_dropped"), timeout=10)   # TTL ran out
+        server.wake()
+        assert wait_until(lambda: link_state(plugin) == "up", timeout=10)
+        engine.close_trade("ABCD")
+        assert server.wait_for(2)[-1] == "sell_all_bid"
+        engine.shutdown()
+    assert server.messages == ["buy_ask", "sell_all_bid"]   # TP1 was never written, so never pressed
+    dropped = next(a for a in engine.alerts if a.kind == "hotkey_ws_dropped")
+    assert dropped.symbol == "ABCD" and dropped.detail["unsent"] == ["sell_ask", "cancel_all", "break_even"]
+
+
+def test_a_queued_command_hurries_the_reconnect_past_a_long_backoff() -> None:
+    port = free_port()
+    plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{port}", ttl=0.5, reconnect_max_delay=30.0))
+    engine = live(plugin)
+    # Six failed attempts: the backoff's next wait is now 3.2 s, far past the command's TTL.
+    assert wait_until(lambda: plugin.status()[0]["failed_attempts"] >= 6, timeout=20)
+    with HotkeyTestServer(port) as server:
+        engine.on_quote(quote("ABCD", 2.00))
+        engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+        assert server.wait_for(1) == ["buy_ask"]
+        engine.shutdown()
+
+
+def test_exits_wait_longer_than_entries_and_a_person_is_told_while_they_wait() -> None:
+    port = free_port()
+    plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{port}", ttl=0.3, exit_ttl=10.0))
+    engine = live(plugin)
+    engine.on_quote(quote("ABCD", 2.00))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    assert wait_until(lambda: told(engine, "hotkey_ws_dropped"))   # the entry's 0.3 s are up
+    engine.close_trade("ABCD")                                      # the exit waits up to 10 s
+    assert wait_until(lambda: told(engine, "exit_pending"))
+    pending = next(a for a in engine.alerts if a.kind == "exit_pending")
+    assert pending.symbol == "ABCD" and "'sell_all_bid'" in pending.message
+    with HotkeyTestServer(port) as server:
+        assert server.wait_for(1) == ["sell_all_bid"]
+        engine.shutdown()
+    assert not any(a.kind == "exit_dropped" for a in engine.alerts)
+
+
+def test_an_exit_dropped_after_exit_ttl_says_to_close_the_position_by_hand() -> None:
+    plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{free_port()}", ttl=0.2, exit_ttl=0.4))
+    engine = live(plugin)
+    engine.on_quote(quote("ABCD", 2.00))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    engine.on_quote(quote("ABCD", 1.85, t=1, last=1.85))   # the stop
+    assert wait_until(lambda: told(engine, "exit_dropped"))
+    dropped = next(a for a in engine.alerts if a.kind == "exit_dropped")
+    assert "close the position by hand" in dropped.message and dropped.symbol == "ABCD"
+    engine.shutdown()
+
+
+def test_a_one_share_trades_tp1_sends_no_sell_ask() -> None:
+    with HotkeyTestServer() as server:
+        plugin = HotkeyPlugin(fast_config(server.url))
+        engine = live(plugin)
+        engine.on_quote(quote("ABCD", 2.00))
+        engine.open_trade("ABCD", 1, 2.20, 2.40, 1.90)
+        engine.on_quote(quote("ABCD", 2.21, t=1))
+        assert server.wait_for(3) == ["buy_ask", "cancel_all", "break_even"]
+        engine.shutdown()
+
+
+def test_reference_server_drops_a_json_command_read_after_its_ttl_and_says_so() -> None:
+    lines: list[str] = []
+    server = HotkeyServer("127.0.0.1", 0, echo=lines.append)
+    thread = ServerThread(server)
+    thread.start()
+    try:
+        now_ms = int(time.time() * 1000)
+        with connect(thread.url, proxy=None) as ws:
+            ws.send(json.dumps({"command": "sell_ask", "sent_at": now_ms - 5000, "ttl_ms": 2000}))
+            stale = json.loads(ws.recv(timeout=5))
+            ws.send(json.dumps({"command": "buy_ask", "sent_at": now_ms, "ttl_ms": 60_000,
+                                "symbol": "ABCD"}))
+            fresh = json.loads(ws.recv(timeout=5))
+            ws.send(json.dumps({"command": "press_random_key"}))
+            rejected = json.loads(ws.recv(timeout=5))
+    finally:
+        thread.stop()
+    assert stale["status"] == "stale" and "TTL" in stale["reason"]
+    assert fresh == {"status": "accepted", "command": "buy_ask", "reason": ""}
+    assert rejected["status"] == "rejected"
+    assert [r.command for r in server.received] == ["buy_ask"] and server.stale == ["sell_ask"]
+    assert any("DROPPED stale command 'sell_ask'" in line for line in lines)
+
+
+KILLED_MID_SEQUENCE = textwrap.dedent("""
+    import sys, threading
+    from datetime import UTC, datetime, timedelta
+    from hotkey_ws.config import HotkeyConfig
+    from hotkey_ws.plugin import HotkeyPlugin
+    from momobot_core.engine import Engine
+    from momobot_core.journal import Journal
+    from momobot_core.models import Quote
+    from momobot_core.plugins import Hooks
+
+    T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+    hooks = Hooks()
+    hooks.register(HotkeyPlugin(HotkeyConfig(urls=(sys.argv[2],), sequence_delay=30.0, ttl=120.0,
+                                             exit_ttl=120.0)), name="hotkey_ws")
+    engine = Engine(hooks=hooks, journal=Journal(sys.argv[1]), mode="live")
+    engine.start()
+    engine.on_quote(Quote("ABCD", T0, 1.99, 2.00))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    engine.on_quote(Quote("ABCD", T0 + timedelta(seconds=1), 2.20, 2.21))   # TP1, 30 s apart
+    print("tp1", flush=True)
+    threading.Event().wait(120)
+""")
+
+
+def test_a_sequence_cut_by_a_crash_is_reported_at_the_next_start(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    with HotkeyTestServer() as server:
+        child = subprocess.Popen([sys.executable, "-c", KILLED_MID_SEQUENCE, str(db), server.url],
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.wait_for(2, timeout=30) == ["buy_ask", "sell_ask"]
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.communicate(timeout=30)
+    engine = Engine(journal=Journal(db), mode="live")
+    engine.start()
+    [cut] = [a for a in engine.alerts if a.kind == "sequence_cut"]
+    assert cut.symbol == "ABCD" and cut.detail["plugin"] == "hotkey_ws"
+    assert cut.detail["sent"] == ["sell_ask"] and cut.detail["unsent"] == ["cancel_all", "break_even"]
+    trade = engine.open_trades["ABCD"]
+    assert trade.tp1_hit and not trade.unconfirmed   # the hooks had run: the event was dispatched
+    assert engine.journal is not None
+    engine.journal.close()
+    with Journal(db) as again:   # reported once: the wire log is folded into the journal
+        assert again.cut_sequences == []
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_every_hotkey_log_line_names_the_symbol_and_the_trade(fmt: str,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with HotkeyTestServer() as server, caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+        plugin = HotkeyPlugin(fast_config(server.url, format=fmt))
+        engine = live(plugin)
+        engine.on_quote(quote("ABCD", 2.00))
+        trade = engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+        server.wait_for(1)
+        engine.shutdown()
+    [sent] = [r.getMessage() for r in caplog.records if "Sent:" in r.getMessage()]
+    assert sent == f"[Hotkey] Sent: buy_ask (ABCD entry of trade {trade.id})"

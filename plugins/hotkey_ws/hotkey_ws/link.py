@@ -142,8 +142,6 @@ class HotkeyLink:
                 self._wake()
                 return False
             self._queue.append(batch)
-            self._record(batch, "queued", commands=list(batch.names), event=batch.event,
-                         symbol=batch.symbol, trade_id=batch.trade_id, url=self.url)
             now = time.monotonic()
             wire = self._wire
             if wire is not None and not wire.outbox and len(self._queue) == 1:
@@ -164,6 +162,8 @@ class HotkeyLink:
                                        else "the hotkey server has not answered a ping lately")
             elif wire.outbox:
                 self._wake()   # the I/O thread must watch for the socket to drain
+            if not self._flush_scheduled:
+                self._log_queued(batch)   # after the write, off the event-to-wire path
         return True
 
     def _flush_on_loop(self) -> None:
@@ -172,6 +172,8 @@ class HotkeyLink:
             self._pump(time.monotonic())
             if self._wire is not None and self._wire.outbox:
                 self._wake()
+            for batch in self._queue:
+                self._log_queued(batch)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued command has left (or been dropped), at most ``timeout`` s."""
@@ -222,6 +224,18 @@ class HotkeyLink:
         if self.wire_log.enabled:
             self.wire_log.write({"batch": batch.id, "status": status, **detail})
 
+    def _log_queued(self, batch: Batch) -> None:
+        """The wire log's record of what a sequence is to send, written once.
+
+        Written after the first command's write when that happens at once (a
+        crash in between leaves the event undispatched: reported at restart
+        as an unconfirmed trade), so it costs the event-to-wire path nothing.
+        """
+        if not batch.logged:
+            batch.logged = True
+            self._record(batch, "queued", commands=list(batch.names), event=batch.event,
+                         symbol=batch.symbol, trade_id=batch.trade_id, url=self.url)
+
     def _pump(self, now: float) -> None:
         """Send whatever is due, in order. Never blocks."""
         queue = self._queue
@@ -258,6 +272,7 @@ class HotkeyLink:
         batch.sent += 1
         batch.receipts.append(now)
         batch.next_due = now + batch.gap
+        self._log_queued(batch)
         self._record(batch, "sent", command=name)
         self.notes.log(logging.INFO, "[Hotkey] Sent: %s (%s)%s", name, batch.about(), self.label)
         if batch.sent == len(batch.names):

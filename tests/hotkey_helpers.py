@@ -168,10 +168,11 @@ def core_config(**hotkey: Any) -> Config:
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
+    pause = threading.Event()   # never set: a poll interval, the condition is what is waited on
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.005)
+        pause.wait(0.005)
     return predicate()
 
 

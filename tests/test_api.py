@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -267,8 +266,12 @@ def test_restart_after_sigkill_restores_positions_without_resending(tmp_path: Pa
         try:
             [position] = second.client.get("/positions").json()
             assert (position["remaining"], position["stop"], position["tp1_hit"]) == (50, 2.0, True)
-            time.sleep(0.3)
-            assert hotkeys.messages == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
+            # Nothing is pressed again: the next command to arrive is the one triggered now.
+            quote(second, 5.00, symbol="MARK")
+            second.client.post("/trades", json={**TRADE, "symbol": "MARK", "tp1": 5.5, "tp2": 6,
+                                                "stop": 4.5})
+            assert hotkeys.wait_for(5)[4:] == ["buy_ask"]
+            assert hotkeys.messages == ["buy_ask", "sell_ask", "cancel_all", "break_even", "buy_ask"]
         finally:
             second.stop()
 

@@ -261,10 +261,11 @@ def test_queue_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_replay_mode_sends_nothing_and_says_so_once(server: HotkeyTestServer,
                                                    caplog: pytest.LogCaptureFixture) -> None:
+    plugin = HotkeyPlugin()
     with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
-        run_recorded([demo_session_path()], hooks=make_hooks(HotkeyPlugin()),
-                     config=core_config(url=server.url), mode="replay")
-    time.sleep(0.2)
+        run_recorded([demo_session_path()], hooks=make_hooks(plugin), config=core_config(url=server.url),
+                     mode="replay")
+    assert plugin.client is None   # no link was ever made, so nothing can arrive later
     assert server.messages == [] and server.connections == 0
     said = [line for line in hotkey_lines(caplog) if "no hotkey commands are sent" in line]
     assert len(said) == 1 and "replay mode" in said[0]

@@ -15,7 +15,7 @@ from momobot_core.journal import Journal
 from conftest import Recorder, install_fake_dist, make_hooks, quote, write_jsonl
 
 LIVE_CHILD = """
-    import sys, time
+    import sys, threading
     from datetime import UTC, datetime
     from momobot_core.engine import Engine
     from momobot_core.journal import Journal
@@ -32,7 +32,7 @@ LIVE_CHILD = """
     engine.on_quote(q("AAA", 2.21))              # TP1: 50 sold, stop to 2.00
     engine.on_quote(q("CCC", 1.95, last=1.89))   # stop: CCC closed
     print("READY", flush=True)
-    time.sleep(600)
+    threading.Event().wait(600)
 """
 
 
@@ -88,14 +88,14 @@ def test_open_trades_survive_sigkill_with_their_state(tmp_path: Path) -> None:
 
 
 HANG = """
-    import sys, time
+    import sys, threading
     from momobot_core import hookimpl
 
     @hookimpl
     def on_target_hit(trade, target):
         if trade.symbol == "BBB":
             print("MID-REPLAY", flush=True)
-            time.sleep(600)
+            threading.Event().wait(600)
 """
 
 

@@ -65,6 +65,16 @@ def run_or_fail(function: Callable[[], Any]) -> Any:
         fail(str(exc))
 
 
+def require_api_extra() -> None:
+    """``momobot serve`` needs the ``api`` extra: say how to get it, never a traceback."""
+    import importlib.util
+
+    missing = [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        fail(f"momobot serve needs {' and '.join(missing)}, which are not installed: from a MomoBot"
+             " checkout run  python -m pip install './[api]'  (see README.md)")
+
+
 def build_cli(hooks: Hooks) -> click.Group:
     """The command line, with every plugin's commands added through ``register_commands``."""
 
@@ -137,6 +147,7 @@ def build_cli(hooks: Hooks) -> click.Group:
                 click.echo(tradervue_csv(journal.executions()), nl=False)
 
     @cli.command()
+    @click.argument("files", nargs=-1, metavar="[FILE...]")
     @click.option("--host", default=None, help="Address to bind (default: [api] host, 127.0.0.1).")
     @click.option("--port", default=None, type=click.IntRange(0, 65535),
                   help="Port (default: [api] port, 8000).")
@@ -144,14 +155,23 @@ def build_cli(hooks: Hooks) -> click.Group:
                   help="SQLite journal file: open trades are restored from it at start"
                        f" (default: {DEFAULT_DB}; with --replay, in memory).")
     @config_option
-    @click.option("--replay", "replay_files", multiple=True, metavar="FILE",
-                  help="Pace a recorded session (quotes .csv, events .jsonl) in real time.")
-    @click.option("--speed", default=1.0, show_default=True, type=float,
+    @click.option("--replay", is_flag=True,
+                  help="Pace the recorded FILEs (quotes .csv, events .jsonl) in real time.")
+    @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
                   help="With --replay: how many times faster than recorded.")
     @click.pass_context
-    def serve(ctx: click.Context, host: str | None, port: int | None, db: str | None,
-              config_path: str | None, replay_files: tuple[str, ...], speed: float) -> None:
-        """Run the engine and the HTTP API (token: $MOMOBOT_API_TOKEN)."""
+    def serve(ctx: click.Context, files: tuple[str, ...], host: str | None, port: int | None,
+              db: str | None, config_path: str | None, replay: bool, speed: float) -> None:
+        """Run the engine and the HTTP API (token: $MOMOBOT_API_TOKEN).
+
+        With --replay, pace recorded FILEs through it instead of trading live:
+        momobot serve --replay session.jsonl quotes.csv --speed 10
+        """
+        if files and not replay:
+            fail(f"{files[0]}: files are only read with --replay (momobot serve --replay FILE...)")
+        if replay and not files:
+            fail("--replay needs the recorded files: momobot serve --replay FILE...")
+        require_api_extra()
         from momobot_core.serve import ApiSettings
         from momobot_core.serve import serve as run_server
 
@@ -161,8 +181,8 @@ def build_cli(hooks: Hooks) -> click.Group:
             run_server(hooks=hooks_of(ctx), config=config, host=host or settings.host,
                        port=settings.port if port is None else port,
                        # A paced recording must not land in the live journal unless asked to.
-                       db=db or (":memory:" if replay_files else DEFAULT_DB), token=settings.token,
-                       replay=replay_files, speed=speed, settings=settings)
+                       db=db or (":memory:" if files else DEFAULT_DB), token=settings.token,
+                       replay=files, speed=speed, settings=settings)
 
         run_or_fail(start)
 

@@ -8,14 +8,35 @@ into a :class:`ConfigError` that names the key, the value and where it came from
 
 from __future__ import annotations
 
+import difflib
+import logging
 import math
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
+
+log = logging.getLogger("momobot.config")
+
+#: The core's own tables.
+CORE_TABLES = ("momobot", "api")
+#: Tables of this project's plugins: configuring one that is not installed is a warning, not an error.
+PLUGIN_TABLES = ("hotkey_ws", "voice", "alpaca", "massive", "das")
+DEFAULT_TIMEZONE = "America/New_York"
+#: The entry-point group plugins are installed under.
+ENTRY_POINT_GROUP = "momobot"
+
+
+def installed_plugin_names() -> set[str]:
+    """The entry-point names of every installed plugin, blocked or not."""
+    import importlib.metadata
+
+    return {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
 class ConfigError(Exception):
@@ -40,11 +61,42 @@ class Config:
     def section(self, name: str, env_prefix: str | None = None) -> Section:
         return Section(name, self.table(name), env_prefix)
 
+    def check_tables(self, installed: Iterable[str]) -> None:
+        """Every table belongs to the core or a plugin: a misspelt ``[hotkey_ws]`` must not fall
+        back to defaults (the trading PC's address among them) without a word.
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read the TOML file at ``path`` (else ``$MOMOBOT_CONFIG``; else defaults)."""
+        Raises ConfigError naming the table and the tables that exist; a table
+        of one of this project's plugins that is not installed is a warning.
+        """
+        installed = set(installed)
+        known = [*CORE_TABLES, *sorted(installed)]
+        where = f"config file {self.path}: " if self.path else ""
+        for name in self.tables:
+            if name in CORE_TABLES or name in installed:
+                continue
+            if name in PLUGIN_TABLES:
+                log.warning("%s[%s] configures the %s plugin, which is not installed: ignored", where,
+                            name, name)
+                continue
+            if name == "risk":
+                raise ConfigError(f"{where}[risk]: risk limits are not implemented in this release;"
+                                  " remove the table rather than trade believing it protects you")
+            close = difflib.get_close_matches(name, [*known, *PLUGIN_TABLES], n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            raise ConfigError(f"{where}[{name}]: no component has this table{hint}; the tables are"
+                              f" {', '.join(f'[{t}]' for t in known)}")
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, check_tables: bool = True) -> Config:
+    """Read the TOML file at ``path`` (else ``$MOMOBOT_CONFIG``; else defaults).
+
+    Every table must belong to the core or an installed plugin (see
+    :meth:`Config.check_tables`) unless ``check_tables`` is False.
+    """
+    source = ""
     if path is None:
         path = os.environ.get("MOMOBOT_CONFIG") or None
+        source = " (from MOMOBOT_CONFIG)"
     if path is None:
         return Config()
     file = Path(path)
@@ -52,7 +104,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         with file.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"config file {file}: no such file") from None
+        raise ConfigError(f"config file {file}{source}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"config file {file}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -63,7 +115,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
                 f"config file {file}: {name} = {value!r}: settings belong in a table such as"
                 " [momobot], [api] or [hotkey_ws]"
             )
-    return Config(tables=data, path=file)
+    config = Config(tables=data, path=file)
+    if check_tables:
+        config.check_tables(installed_plugin_names())
+    return config
 
 
 class Section:
@@ -183,18 +238,35 @@ class Section:
         return value
 
 
+def zone(name: str) -> tzinfo:
+    """The time zone named ``name`` (IANA, such as America/New_York); raises ConfigError."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"[momobot] timezone = {name!r}: not a time zone name such as"
+                          f" {DEFAULT_TIMEZONE!r}") from None
+
+
 @attrs.frozen
 class CoreSettings:
     """The ``[momobot]`` table."""
 
     min_hold_s: float = 0.0
+    #: The exchange's time zone: the trading day, naive timestamps in recordings, human output.
+    timezone: str = DEFAULT_TIMEZONE
+
+    @property
+    def tz(self) -> tzinfo:
+        return zone(self.timezone)
 
     @classmethod
     def from_config(cls, config: Config) -> CoreSettings:
         section = config.section("momobot", env_prefix="MOMOBOT_")
-        section.check_known({"min_hold_s"})
+        section.check_known({"min_hold_s", "timezone"})
         min_hold_s = section.get_float("min_hold_s", 0.0)
         if min_hold_s > 86400:
             raise ConfigError(f"[momobot] min_hold_s = {min_hold_s:g}{section.source('min_hold_s')}:"
                               " must be at most 86400 (one day)")
-        return cls(min_hold_s=min_hold_s)
+        timezone = section.get_str("timezone", DEFAULT_TIMEZONE) or DEFAULT_TIMEZONE
+        zone(timezone)
+        return cls(min_hold_s=min_hold_s, timezone=timezone)

@@ -186,14 +186,27 @@ class Engine:
                            " until you check your broker and confirm or close it", symbol=trade.symbol,
                            trade_id=trade.id)
         open_ids = {trade.id for trade in self.open_trades.values()}
+        told: list[str] = []
         for trade_id, symbol, kind, ts in self._undispatched:
             if trade_id not in open_ids:
                 self.alert("unconfirmed_trade",
                            f"{symbol}: the {kind} of trade {trade_id} at {ts} was journaled but the"
                            " process stopped before every plugin heard of it: check your broker",
                            symbol=symbol, trade_id=trade_id, event=kind)
+                told.append(trade_id)
+        if told and self.journal is not None:
+            # The trade is closed: there is nothing left to confirm; told once is enough.
+            self.journal.confirm_closed(told)
         if self.journal is not None:
             for cut in self.journal.cut_sequences:
+                if cut.dropped_exit:
+                    self.alert("exit_dropped",
+                               f"{cut.symbol}: {cut.plugin} gave up on the {cut.event} exit of trade"
+                               f" {cut.trade_id} before the last stop ({', '.join(cut.unsent)} not"
+                               " sent): the journal shows the trade closed; if your broker still"
+                               " holds the position, close it by hand", symbol=cut.symbol,
+                               trade_id=cut.trade_id, plugin=cut.plugin, unsent=list(cut.unsent))
+                    continue
                 self.alert("sequence_cut",
                            f"{cut.symbol}: {cut.plugin} was sending the {cut.event} of trade"
                            f" {cut.trade_id} when the process stopped: sent"
@@ -209,9 +222,9 @@ class Engine:
         if self._stopped:
             return
         self._stopped = True
-        self._mark_dispatched()
         if self.hooks is not None and self._started:
-            self.hooks.shutdown(self)
+            self.hooks.shutdown(self)   # plugins flush what they still had to send
+        self._mark_dispatched()
         self._drain_inbox()
 
     def _notify(self, hook_name: str, **kwargs: object) -> None:
@@ -328,7 +341,6 @@ class Engine:
                 self.journal.write(event)
             except JournalWriteError as exc:
                 self.counters.refused_actions += 1
-                self.counters.orders -= 1
                 self.alert("journal_error", f"{symbol}: entry refused, nothing sent: the journal"
                            f" cannot be written ({exc})", symbol=symbol)
                 raise TradeRefused(f"{symbol}: entry refused: the journal cannot be written ({exc})",
@@ -336,6 +348,7 @@ class Engine:
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
         self.counters.trades_opened += 1
+        self.counters.orders += 1
         self._notify("on_order_submitted", order=order, trade=trade)
         self._dispatched(event.id, pending=False)
         return trade
@@ -434,10 +447,14 @@ class Engine:
         journal = self.journal
         if journal is None or not self.journal_pending:
             return True
-        self._mark_dispatched()
+        # Only the side file's marks: the journal's own wait for the plugins' work on the loop.
+        if self._to_mark_pending:
+            ids, self._to_mark_pending = self._to_mark_pending, []
+            journal.mark_pending_dispatched(ids)
         try:
             count = journal.flush_pending()
-        except JournalWriteError:
+        except (JournalWriteError, OSError) as exc:
+            log.debug("the side file is still waiting: %s", exc)
             return False
         self.journal_pending = False
         self.alert("resumed", f"the journal can be written again: {count} event(s) moved in from the"
@@ -452,8 +469,10 @@ class Engine:
 
     def _dispatched(self, event_id: str, pending: bool) -> None:
         """The hooks of an event have run: mark it, after whatever the hooks left to the loop."""
+        if self.journal is None:
+            return
         (self._to_mark_pending if pending else self._to_mark).append(event_id)
-        if self.journal is None or self._mark_scheduled:
+        if self._mark_scheduled:
             return
         loop = asyncio._get_running_loop()
         if loop is None:
@@ -496,6 +515,7 @@ class Engine:
         self.open_trades[trade.symbol] = after
         self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)
         if order is not None:
+            self.counters.orders += 1
             self._notify("on_order_submitted", order=order, trade=after)
         self._dispatched(event.id, pending)
         return after
@@ -522,6 +542,7 @@ class Engine:
         self.counters.trades_closed += 1
         if target is not None:
             self._notify("on_target_hit", trade=trade, target=target, quote=quote)
+        self.counters.orders += 1
         self._notify("on_order_submitted", order=order, trade=after)
         self._notify("on_position_closed", trade=after, reason=reason.value, price=price)
         self._dispatched(event.id, pending)
@@ -529,7 +550,6 @@ class Engine:
 
     def _order(self, trade: Trade, side: Side, qty: int, price: float, intent: Intent,
                ts: datetime) -> Order:
-        self.counters.orders += 1
         return Order(id=_new_id(), symbol=trade.symbol, side=side, qty=qty, price=price,
                      intent=intent, trade_id=trade.id, ts=ts)
 

@@ -3,7 +3,8 @@
 CSV files have the header ``ts,symbol,bid,ask,last`` (any column order;
 ``last`` may be absent or empty). JSONL files hold one event per line:
 ``{"type": "quote"|"open"|"close", "ts": ..., ...}``. ``ts`` is ISO 8601
-(a time without an offset is taken as UTC) or epoch seconds.
+or epoch seconds; an ISO time without an offset is in the exchange's time
+zone (``[momobot] timezone``, default America/New_York).
 
 Each file must be in time order; files are merged by timestamp, ties going to
 the file named first, then to the earlier line. Anything that cannot be read
@@ -23,7 +24,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,11 @@ Event = Quote | OpenRequest | CloseRequest
 MIN_YEAR, MAX_YEAR = 1970, 2999
 
 
-def parse_ts(text: str | int | float) -> datetime:
-    """An aware datetime from ISO 8601 or epoch seconds; raises ValueError."""
+def parse_ts(text: str | int | float, tz: tzinfo = UTC) -> datetime:
+    """An aware datetime from ISO 8601 or epoch seconds; a time without an offset is in ``tz``.
+
+    Raises ValueError.
+    """
     if isinstance(text, bool):
         raise ValueError("a boolean is not a time")
     if isinstance(text, int | float):
@@ -76,7 +80,7 @@ def parse_ts(text: str | int | float) -> datetime:
         raise ValueError("not a time")
     elif text[4:5] == "-":   # "2026-..." has its dash at index 4; epoch seconds never do.
         ts = datetime.fromisoformat(text)
-        return _in_range(ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC))
+        return _in_range(ts if ts.tzinfo is not None else ts.replace(tzinfo=tz))
     else:
         seconds = float(text)
     if not math.isfinite(seconds):
@@ -106,20 +110,20 @@ def check_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return result
 
 
-def read_events(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Event]:
-    """All events of all files, merged in time order."""
+def read_events(paths: Iterable[str | os.PathLike[str]], tz: tzinfo = UTC) -> Iterator[Event]:
+    """All events of all files, merged in time order; times without an offset are in ``tz``."""
     files = check_files(paths)
-    streams = [read_file(path) for path in files]
+    streams = [read_file(path, tz) for path in files]
     if len(streams) == 1:
         return streams[0]
     # heapq.merge keeps the order of its inputs for equal keys: file order, then line order.
     return heapq.merge(*streams, key=attrgetter("ts"))
 
 
-def read_file(path: Path) -> Iterator[Event]:
+def read_file(path: Path, tz: tzinfo = UTC) -> Iterator[Event]:
     if path.suffix.lower() in CSV_SUFFIXES:
-        return read_csv(path)
-    return read_jsonl(path)
+        return read_csv(path, tz)
+    return read_jsonl(path, tz)
 
 
 def _open_text(path: Path) -> Any:
@@ -130,7 +134,7 @@ def _open_text(path: Path) -> Any:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
 
 
-def read_csv(path: Path) -> Iterator[Quote]:
+def read_csv(path: Path, tz: tzinfo = UTC) -> Iterator[Quote]:
     """Quotes from a CSV file, in file order (which must be time order)."""
     with _open_text(path) as fh:
         reader = csv.reader(fh)
@@ -162,7 +166,7 @@ def read_csv(path: Path) -> Iterator[Quote]:
                     if text[4:5] == "-":
                         ts = fromiso(text)
                         if ts.tzinfo is None:
-                            ts = ts.replace(tzinfo=UTC)
+                            ts = ts.replace(tzinfo=tz)
                         if not MIN_YEAR <= ts.year <= MAX_YEAR:
                             raise ValueError
                     else:
@@ -214,7 +218,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def read_jsonl(path: Path) -> Iterator[Event]:
+def read_jsonl(path: Path, tz: tzinfo = UTC) -> Iterator[Event]:
     """Events from a JSONL file, in file order (which must be time order)."""
     with _open_text(path) as fh:
         previous: datetime | None = None
@@ -230,7 +234,7 @@ def read_jsonl(path: Path) -> Iterator[Event]:
             if not line.strip():
                 continue
             try:
-                event = _jsonl_event(line)
+                event = _jsonl_event(line, tz)
             except ValueError as exc:
                 raise InputError(f"{path}:{lineno}: {exc}") from None
             if previous is not None and event.ts < previous:
@@ -240,7 +244,7 @@ def read_jsonl(path: Path) -> Iterator[Event]:
             yield event
 
 
-def _jsonl_event(line: str) -> Event:
+def _jsonl_event(line: str, tz: tzinfo) -> Event:
     try:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -256,13 +260,15 @@ def _jsonl_event(line: str) -> Event:
         if name not in data:
             raise ValueError(f"{kind} event lacks field {name!r}")
     try:
-        ts = parse_ts(data["ts"])
+        ts = parse_ts(data["ts"], tz)
     except (ValueError, TypeError, OverflowError, OSError):
         raise ValueError(f"ts {_short(data['ts'])} is neither ISO 8601 nor epoch seconds in the years"
                          f" {MIN_YEAR} to {MAX_YEAR}") from None
     symbol = data["symbol"]
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"symbol {_short(symbol)} must be a non-empty string")
+    if not symbol.isprintable() or not symbol.isascii() or len(symbol) > 32:
+        raise ValueError(f"symbol {_short(symbol)} is not a ticker (printable ASCII, at most 32)")
     if kind == "quote":
         last = data.get("last")
         return Quote(symbol, ts, _number(data, "bid"), _number(data, "ask"),
@@ -298,9 +304,12 @@ def estimate_events(paths: Iterable[Path]) -> int:
     """A quick estimate of the number of lines in the files (for a progress bar)."""
     total = 0
     for path in paths:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            sample = fh.read(65536)
+        try:
+            size = path.stat().st_size
+            with path.open("rb") as fh:
+                sample = fh.read(65536)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
         lines = sample.count(b"\n")
         total += int(size * lines / len(sample)) if lines else 1
     return total

@@ -10,8 +10,8 @@ plugins may not have heard of (``dispatched = 0``): their trades come back
 
 Why the file is guarded as it is:
 
-* One writer. The writing process holds an OS advisory lock on ``<db>.lock``
-  for its whole life; a second writer is refused at once with the holder's
+* One writer. The writing process holds an OS advisory lock (a POSIX record
+  lock) on ``<db>.lock`` for its whole life; a second writer is refused at once with the holder's
   PID. Readers open the file read-only and take no lock.
 * No waiting. ``busy_timeout`` is 0: a journal another program has locked is
   a failed write, handled by the engine (an entry is refused; an exit goes to
@@ -101,7 +101,8 @@ CREATE TABLE IF NOT EXISTS wire (
     plugin TEXT NOT NULL,
     batch TEXT NOT NULL,
     status TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    reported INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS alerts (
     seq INTEGER PRIMARY KEY,
@@ -189,7 +190,7 @@ def _maybe_time(text: str | None) -> datetime | None:
 
 @attrs.frozen
 class CutSequence:
-    """A plugin's command sequence that a crash interrupted: what went out and what did not."""
+    """A plugin's command sequence that did not all go out: cut by a crash, or an exit dropped."""
 
     plugin: str
     trade_id: str
@@ -197,6 +198,8 @@ class CutSequence:
     event: str
     sent: tuple[str, ...]
     unsent: tuple[str, ...]
+    #: An exit the plugin gave up on (its TTL, a shutdown): the position must be closed by hand.
+    dropped_exit: bool = False
 
 
 class WireLog:
@@ -254,8 +257,12 @@ class Journal:
             raise
         if not readonly and not self.in_memory:
             try:
-                self.flush_pending()
-                self.cut_sequences = self._fold_wire_log()
+                # A journal that cannot take its side file yet still starts: entries stay halted
+                # and the engine keeps trying (positions may be open).
+                with contextlib.suppress(JournalWriteError):
+                    self.flush_pending()
+                self._fold_wire_log()
+                self.cut_sequences = self._unreported_cuts()
                 self._wire_fd = os.open(self.path + ".wire", os.O_WRONLY | os.O_APPEND | os.O_CREAT,
                                         0o644)
             except (JournalWriteError, OSError) as exc:
@@ -280,11 +287,14 @@ class Journal:
                                    f" {SCHEMA_VERSION} (found version {version})")
             if not readonly:
                 db.execute("PRAGMA busy_timeout=0")   # a busy journal is a failed write, never a wait
-                db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA foreign_keys=ON")
-                db.executescript(_SCHEMA)   # version 1 journals gain the new tables: no event is pending
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                # A current journal needs no write to open: another program holding it locked
+                # must not keep the bot (and its open trades) from starting.
+                if version != SCHEMA_VERSION or db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(_SCHEMA)   # version 1 journals gain the new tables
+                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._has_events = readonly is False or version == SCHEMA_VERSION
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{self.path}: not a usable journal: {exc}") from None
@@ -302,7 +312,7 @@ class Journal:
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
-            os.close(self._lock_fd)   # closing the descriptor releases the flock
+            _release_lock(self.path, self._lock_fd)
             self._lock_fd = None
 
     def __enter__(self) -> Journal:
@@ -366,9 +376,16 @@ class Journal:
                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (event.id, trade.id, trade.symbol, event.kind, ts.isoformat(), ts.timestamp(),
                     dispatched))
-        if event.kind == "confirm":
+        if event.kind == "confirm" or trade.unconfirmed:
+            # A person confirmed the trade, or closed it knowing it was unconfirmed.
             db.execute("UPDATE events SET dispatched=? WHERE trade_id=? AND dispatched=?",
                        (CONFIRMED, trade.id, NOT_DISPATCHED))
+
+    def confirm_closed(self, trade_ids: list[str]) -> None:
+        """Undispatched events of closed trades, now told to a person: not alerted again."""
+        with contextlib.suppress(sqlite3.Error), self._transaction() as db:
+            db.executemany("UPDATE events SET dispatched=? WHERE trade_id=? AND dispatched=?",
+                           [(CONFIRMED, trade_id, NOT_DISPATCHED) for trade_id in trade_ids])
 
     def mark_dispatched(self, event_ids: list[str]) -> None:
         """The plugins have heard of these events (a second, small commit). Raises JournalWriteError."""
@@ -414,6 +431,9 @@ class Journal:
         path = self.pending_path
         if path is None or not path.exists():
             return 0
+        if self._in_batch:
+            # Inside a replay's one transaction the side file would be removed before the commit.
+            raise JournalWriteError("the side file is written into the journal after the replay")
         events: list[JournalEvent] = []
         dispatched: set[str] = set()
         try:
@@ -442,7 +462,11 @@ class Journal:
                     self._write(db, event, DISPATCHED if event.id in dispatched else NOT_DISPATCHED)
         except sqlite3.Error as exc:
             raise JournalWriteError(f"journal {self.path}: {exc}") from None
-        path.unlink()
+        try:
+            path.unlink()
+        except OSError as exc:   # in the journal now; a second flush skips what is there
+            raise JournalWriteError(f"{path}: written into the journal but not removed:"
+                                    f" {exc.strerror or exc}") from None
         return len(events)
 
     # -- what plugins wrote to the wire --------------------------------------------
@@ -451,12 +475,12 @@ class Journal:
         """The wire log for ``plugin`` (a log that keeps nothing for an in-memory journal)."""
         return WireLog(self._wire_fd, plugin)
 
-    def _fold_wire_log(self) -> list[CutSequence]:
-        """Move ``<db>.wire`` into the ``wire`` table; return the sequences a crash cut short."""
+    def _fold_wire_log(self) -> None:
+        """Move ``<db>.wire`` into the ``wire`` table (kept in the file if the journal is locked)."""
         path = Path(self.path + ".wire")
         with self._wire_lock:
             if not path.exists():
-                return []
+                return
             text = path.read_text(encoding="utf-8", errors="replace")
             records = []
             for line in text.splitlines():
@@ -469,11 +493,24 @@ class Journal:
                     db.executemany("INSERT INTO wire (plugin, batch, status, record) VALUES (?, ?, ?, ?)",
                                    [(str(r.get("plugin")), str(r["batch"]), str(r["status"]),
                                      json.dumps(r)) for r in records])
-            except sqlite3.Error as exc:
-                raise JournalWriteError(f"journal {self.path}: {exc}") from None
+            except sqlite3.Error:
+                return   # kept in the file: folded in (and told) next time
             with open(path, "r+b") as fh:   # truncate, keep the descriptor others may hold
                 fh.truncate(0)
-        return _cut_sequences(records)
+
+    def _unreported_cuts(self) -> list[CutSequence]:
+        """Sequences that did not all go out and were not yet reported at a start; marked reported."""
+        rows = self._db.execute("SELECT seq, record FROM wire WHERE reported = 0 ORDER BY seq").fetchall()
+        if not rows:
+            return []
+        records = []
+        for _, text in rows:
+            with contextlib.suppress(ValueError):
+                records.append(json.loads(text))
+        cuts = _cut_sequences(records)
+        with contextlib.suppress(sqlite3.Error), self._transaction() as db:
+            db.execute("UPDATE wire SET reported = 1 WHERE reported = 0 AND seq <= ?", (rows[-1][0],))
+        return cuts
 
     # -- batches -------------------------------------------------------------------
 
@@ -545,7 +582,7 @@ class Journal:
             epoch = self._db.execute("SELECT max(epoch) FROM events").fetchone()[0]
             if epoch is not None:
                 row = self._db.execute("SELECT ts FROM events WHERE epoch=? LIMIT 1", (epoch,)).fetchone()
-                return datetime.fromisoformat(row[0])
+                return _checked(self.path, "events", row, lambda r: _aware(r[0]))  # type: ignore[no-any-return]
         times = [datetime.fromisoformat(str(row["ts"])) for row in self.executions()]
         return max(times, default=None)
 
@@ -558,46 +595,72 @@ class Journal:
                              (kind, message, symbol, ts.isoformat()))
 
 
+#: Journals this process writes (POSIX locks do not stop a second writer in the same process).
+_WRITING: set[str] = set()
+_WRITING_LOCK = threading.Lock()
+
+
 def _take_lock(path: str) -> int:
-    lock_path = path + ".lock"
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise JournalError(f"{path}: cannot create the lock file {lock_path}:"
-                           f" {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise JournalError(f"{path}: another MomoBot process (PID {holder}) is writing this journal;"
-                           " only one process may write a journal at a time") from None
+    """Lock ``<path>.lock`` for this process's life; JournalError naming the holder otherwise.
+
+    A POSIX record lock (``lockf``), not ``flock``: it belongs to the process,
+    is never shared with a forked child (a plugin's subprocess), and goes with
+    the process however it ends.
+    """
+    key = os.path.realpath(path)   # one lock per file, whatever link or relative path names it
+    lock_path = key + ".lock"
+    with _WRITING_LOCK:
+        if key in _WRITING:
+            # Checked before opening the file: closing any descriptor of a POSIX-locked file
+            # releases this process's lock on it.
+            raise JournalError(f"{path}: this process (PID {os.getpid()}) is already writing this"
+                               " journal; only one writer at a time")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JournalError(f"{path}: cannot create the lock file {lock_path}:"
+                               f" {exc.strerror or exc}") from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise JournalError(f"{path}: another MomoBot process (PID {holder}) is writing this"
+                               " journal; only one process may write a journal at a time") from None
+        _WRITING.add(key)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
 
+def _release_lock(path: str, fd: int) -> None:
+    with _WRITING_LOCK:
+        _WRITING.discard(os.path.realpath(path))
+        os.close(fd)   # closing the descriptor releases the lock
+
+
 def _cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
     batches: dict[str, dict[str, Any]] = {}
     for record in records:
-        batch = batches.setdefault(str(record["batch"]), {"sent": [], "ended": False})
+        batch = batches.setdefault(str(record["batch"]), {"sent": [], "ended": None})
         status = record["status"]
         if status == "queued":
             batch["queued"] = record
         elif status == "sent":
             batch["sent"].append(str(record.get("command")))
         else:
-            batch["ended"] = True
+            batch["ended"] = status
     cut = []
     for batch in batches.values():
         queued = batch.get("queued")
-        if queued is None or batch["ended"]:
+        dropped_exit = bool(queued and queued.get("exit")) and batch["ended"] in ("dropped", "cut")
+        if queued is None or (batch["ended"] is not None and not dropped_exit):
             continue
         commands = tuple(str(c) for c in queued.get("commands", ()))
         sent = tuple(batch["sent"])
         cut.append(CutSequence(plugin=str(queued.get("plugin")), trade_id=str(queued.get("trade_id")),
                                symbol=str(queued.get("symbol")), event=str(queued.get("event")),
-                               sent=sent, unsent=commands[len(sent):]))
+                               sent=sent, unsent=commands[len(sent):], dropped_exit=dropped_exit))
     return cut
 
 

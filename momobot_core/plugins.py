@@ -26,17 +26,19 @@ import attrs
 import pluggy
 
 from momobot_core import hookspecs
-from momobot_core.config import ConfigError
+from momobot_core.config import ENTRY_POINT_GROUP, ConfigError
 
 log = logging.getLogger("momobot.plugins")
 
-ENTRY_POINT_GROUP = "momobot"
 DISABLE_ENV = "MOMOBOT_DISABLE_PLUGINS"
 BUILTIN_PLUGINS = ("momobot_core.eventlog",)
 #: How long one plugin's on_shutdown may take before the process goes on without it.
 SHUTDOWN_TIMEOUT = 5.0
 #: An event hook call slower than this is logged with the plugin's name.
 SLOW_HOOK_S = 0.005
+#: The hooks that run on the trading path (timed, and held to "must not block").
+EVENT_HOOKS = frozenset({"on_order_submitted", "on_target_hit", "on_position_closed", "on_alert",
+                         "on_kill"})
 
 
 class PluginStartError(ConfigError):
@@ -169,7 +171,7 @@ class Hooks:
             except BaseException as exc:
                 self._isolated(plugin_name, hook_name, exc)
             elapsed = perf_counter() - start
-            if elapsed > self.slow_hook_s:
+            if elapsed > self.slow_hook_s and hook_name in EVENT_HOOKS:
                 self._slow(plugin_name, hook_name, elapsed)
 
     def _isolated(self, plugin_name: str, hook_name: str, exc: BaseException) -> None:

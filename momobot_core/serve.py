@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from momobot_core.config import Config, ConfigError
+from momobot_core.config import Config, ConfigError, CoreSettings
 from momobot_core.engine import Engine
 from momobot_core.feed import Event, read_events
 from momobot_core.journal import Journal
 from momobot_core.models import Quote
-from momobot_core.session import apply
+from momobot_core.session import apply, refuse_older_than_journal
 
 if TYPE_CHECKING:
     from momobot_core.plugins import Hooks
@@ -129,7 +129,10 @@ TICK_S = 0.5
 async def _upkeep(engine: Engine) -> None:
     while True:
         await asyncio.sleep(TICK_S)
-        engine.tick()
+        try:
+            engine.tick()
+        except Exception:   # the upkeep must outlive any one failure: it retries the side file
+            log.exception("engine upkeep failed; trying again in %g s", TICK_S)
 
 
 def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str | Path,
@@ -145,7 +148,8 @@ def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str 
     allowed_hosts = settings.hosts_for(host)
     if speed <= 0:
         raise ConfigError(f"--speed {speed}: must be above 0")
-    events = list(read_events(replay)) if replay else []   # bad input stops here, before serving
+    tz = CoreSettings.from_config(config).tz
+    events = list(read_events(replay, tz)) if replay else []   # bad input stops here, before serving
     sock = listen(host, port)
     port = sock.getsockname()[1]
     try:
@@ -154,6 +158,8 @@ def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str 
         sock.close()
         raise
     try:
+        if events and not journal.in_memory:
+            refuse_older_than_journal(events[0].ts, journal, replay)
         # A paced recording is a replay, not live trading: plugins see mode "replay".
         engine = Engine(config=config, hooks=hooks, journal=journal,
                         mode="replay" if replay else "live")

@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,23 +79,27 @@ def _counting(events: Iterable[Event], progress: Callable[[int], None],
     progress(n % PROGRESS_EVERY)
 
 
-def _newer_than_journal(events: Iterator[Event], journal: Journal,
-                        files: Sequence[Path]) -> Iterator[Event]:
-    """The events, once the first is known to be newer than the journal's last event.
+def refuse_older_than_journal(first: datetime, journal: Journal, files: Sequence[Path | str]) -> None:
+    """Input that starts at or before the journal's last event is refused (InputError).
 
-    Replaying input that starts at or before it would double the journal or
-    close a restored trade before it opened: refused before anything is written.
+    Replaying it would double the journal or close a restored trade before it opened.
     """
     last = journal.last_event_time()
-    first = next(events, None)
-    if first is None:
-        return
-    if last is not None and first.ts <= last:
+    if last is not None and first <= last:
         names = ", ".join(str(f) for f in files)
-        raise InputError(f"{names}: the input starts at {first.ts.isoformat()}, at or before the"
+        raise InputError(f"{names}: the input starts at {first.isoformat()}, at or before the"
                          f" journal's last event ({last.isoformat()}) in {journal.path}: a replay only"
                          " appends newer events (replaying the same file twice would double the"
                          " journal); use another --db")
+
+
+def _newer_than_journal(events: Iterator[Event], journal: Journal,
+                        files: Sequence[Path]) -> Iterator[Event]:
+    """The events, once the first is known to be newer than the journal's last event."""
+    first = next(events, None)
+    if first is None:
+        return
+    refuse_older_than_journal(first.ts, journal, files)
     yield first
     yield from events
 
@@ -142,7 +147,7 @@ def run_recorded(paths: Sequence[str | Path], *, hooks: Hooks | None, config: Co
         try:
             engine.start()   # inside: plugins that did start are shut down if another fails
             with journal.batch():
-                events = read_events(files)
+                events = read_events(files, engine.settings.tz)
                 if db is not None:
                     events = _newer_than_journal(events, journal, files)
                 estimate = estimate_events(files) if progress is not False else 0

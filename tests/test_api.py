@@ -448,3 +448,13 @@ def test_locked_journal_503s_entries_at_once_and_still_sends_and_keeps_exits(tmp
         finally:
             server.stop()
     assert hotkeys.messages == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
+
+
+@pytest.mark.parametrize("body", [{**TRADE, "qty": True}, {**TRADE, "qty": "100"},
+                                  {**TRADE, "symbol": "AB\nCD"}, {**TRADE, "symbol": "ABCD\x00"},
+                                  {**TRADE, "symbol": "A" * 40}])
+def test_loose_trade_bodies_are_422(api: ApiProcess, body: dict[str, object]) -> None:
+    quote(api, 2.00)
+    response = api.client.post("/trades", json=body)
+    assert response.status_code == 422, response.text
+    assert api.client.get("/positions").json() == []

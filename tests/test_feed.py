@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -32,8 +33,11 @@ def test_csv_columns_may_come_in_any_order_and_last_may_be_absent(tmp_path: Path
     assert (q.symbol, q.bid, q.ask, q.last) == ("ABCD", 1.99, 2.00, None)
 
 
-def test_naive_timestamps_are_utc() -> None:
+def test_naive_timestamps_are_in_the_given_zone_and_epoch_seconds_are_absolute() -> None:
+    new_york = ZoneInfo("America/New_York")
+    assert parse_ts("2026-11-24T09:30:00", new_york) == datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
     assert parse_ts("2026-11-24T14:30:00") == datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+    assert parse_ts(1764000000, new_york) == parse_ts(1764000000)
     assert parse_ts(0) == datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -131,7 +132,7 @@ def test_reference_server_drops_a_json_command_read_after_its_ttl_and_says_so() 
     finally:
         thread.stop()
     assert stale["status"] == "stale" and "TTL" in stale["reason"]
-    assert fresh == {"status": "accepted", "command": "buy_ask", "reason": ""}
+    assert fresh == {"status": "accepted", "command": "buy_ask", "reason": "", "symbol": "ABCD"}
     assert rejected["status"] == "rejected"
     assert [r.command for r in server.received] == ["buy_ask"] and server.stale == ["sell_ask"]
     assert any("DROPPED stale command 'sell_ask'" in line for line in lines)
@@ -198,3 +199,110 @@ def test_every_hotkey_log_line_names_the_symbol_and_the_trade(fmt: str,
         engine.shutdown()
     [sent] = [r.getMessage() for r in caplog.records if "Sent:" in r.getMessage()]
     assert sent == f"[Hotkey] Sent: buy_ask (ABCD entry of trade {trade.id})"
+
+
+class SlowPresser:
+    """Stands in for pynput (no desktop here): the first press takes a while, like a busy PC."""
+
+    def __init__(self, first_press_s: float) -> None:
+        self.pressed: list[str] = []
+        self.loaded: list[str] = []
+        self._slow = first_press_s
+
+    def press(self, command: str) -> None:
+        import threading
+
+        if self._slow:
+            threading.Event().wait(self._slow)
+            self._slow = 0.0
+        self.pressed.append(command)
+
+    def load_symbol(self, symbol: str) -> None:
+        self.loaded.append(symbol)
+
+
+def test_a_command_the_server_reads_too_late_is_not_pressed_and_a_person_is_told() -> None:
+    presser = SlowPresser(first_press_s=1.0)
+    server = HotkeyServer("127.0.0.1", 0, presser=presser)  # type: ignore[arg-type]
+    thread = ServerThread(server)
+    thread.start()
+    try:
+        plugin = HotkeyPlugin(fast_config(thread.url, format="json", ttl=0.3))
+        engine = live(plugin)
+        for symbol in ("AAA", "BBB"):   # BBB's buy_ask waits behind AAA's slow press
+            engine.on_quote(quote(symbol, 2.00))
+            engine.open_trade(symbol, 100, 2.20, 2.40, 1.90)
+        assert wait_until(lambda: told(engine, "hotkey_ws_not_pressed"), timeout=10)
+        engine.shutdown()
+    finally:
+        thread.stop()
+    [alert] = [a for a in engine.alerts if a.kind == "hotkey_ws_not_pressed"]
+    assert alert.symbol == "BBB" and "stale" in alert.message and alert.detail["command"] == "buy_ask"
+    assert presser.pressed == ["buy_ask"] and server.stale == ["buy_ask"]
+
+
+def test_a_half_written_command_at_shutdown_is_reported_and_the_connection_reset() -> None:
+    big = "x" * 8_000_000   # more than the socket buffers of a server that stopped reading hold
+    with HotkeyTestServer(stop_reading_after=1) as server:
+        plugin = HotkeyPlugin(fast_config(server.url, ttl=5.0, ping_timeout=5.0, ping_interval=5.0,
+                                          flush_timeout=0.3))
+        engine = live(plugin)
+        engine.on_quote(quote("ABCD", 2.00))
+        engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+        assert server.wait_for(1) == ["buy_ask"]
+        assert plugin.client is not None
+        plugin.client.send([big, "cancel_all"], event="stop", symbol="ABCD", trade_id="t1")
+        engine.shutdown()
+    [cut] = [a for a in engine.alerts if a.kind == "exit_dropped"]
+    assert cut.detail["unsent"] == ["cancel_all"] and "close the position by hand" in cut.message
+
+
+def test_an_exit_dropped_before_a_stop_is_told_again_at_the_next_start(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{free_port()}", ttl=0.2, exit_ttl=0.3))
+    engine = live(plugin, Journal(db))
+    engine.on_quote(quote("ABCD", 2.00))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    engine.on_quote(quote("ABCD", 1.85, t=1, last=1.85))   # the stop, into a server that is down
+    assert wait_until(lambda: told(engine, "exit_dropped"))
+    engine.shutdown()
+    assert engine.journal is not None
+    engine.journal.close()
+    again = Engine(journal=Journal(db), mode="live")
+    again.start()
+    [alert] = [a for a in again.alerts if a.kind == "exit_dropped"]
+    assert alert.symbol == "ABCD" and "close it by hand" in alert.message
+    assert again.journal is not None
+    again.journal.close()
+
+
+def test_the_reference_server_loads_tickers_with_dots_and_dashes_but_nothing_else() -> None:
+    presser = SlowPresser(first_press_s=0.0)
+    lines: list[str] = []
+    server = HotkeyServer("127.0.0.1", 0, presser=presser, echo=lines.append)  # type: ignore[arg-type]
+    thread = ServerThread(server)
+    thread.start()
+    try:
+        with connect(thread.url, proxy=None) as ws:
+            for symbol in ("BRK.B", "BF-B", "A B\n"):
+                ws.send(json.dumps({"command": "buy_ask", "symbol": symbol}))
+                assert json.loads(ws.recv(timeout=5))["status"] == "accepted"
+    finally:
+        thread.stop()
+    assert presser.loaded == ["BRK.B", "BF-B"] and presser.pressed == ["buy_ask"] * 3
+    assert any("NOT loading symbol 'A B\\n'" in line for line in lines)
+
+
+def test_json_remaining_is_what_is_held_after_each_event() -> None:
+    with HotkeyTestServer() as server:
+        plugin = HotkeyPlugin(fast_config(server.url, format="json"))
+        engine = live(plugin)
+        engine.on_quote(quote("ABCD", 2.00))
+        engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+        engine.on_quote(quote("ABCD", 2.21, t=1))              # TP1
+        engine.on_quote(quote("ABCD", 1.99, t=2, last=1.99))   # the break-even stop
+        messages = [json.loads(m) for m in server.wait_for(5)]
+        engine.shutdown()
+    assert [(m["event"], m["remaining"]) for m in messages] == [
+        ("entry", 100), ("tp1", 50), ("tp1", 50), ("tp1", 50), ("stop", 0)]
+    assert all(datetime.fromisoformat(m["time"]).tzinfo is not None for m in messages)

@@ -47,6 +47,10 @@ def plugin_names(env_dir: Path) -> list[str]:
 
 def test_pip_install_enables_the_plugin_and_uninstall_disables_it(fresh_env: Path) -> None:
     assert plugin_names(fresh_env) == []
+    # Without the api extra, serve says what to install: one line, exit 2, no traceback.
+    serve = momobot(fresh_env, "serve")
+    assert serve.returncode == 2 and "Traceback" not in serve.stderr
+    assert "momobot serve needs fastapi and uvicorn" in serve.stderr and "'./[api]'" in serve.stderr
 
     pip(fresh_env, "install", "--quiet", str(ROOT / "plugins" / "hotkey_ws"))
     assert plugin_names(fresh_env) == ["hotkey_ws"]

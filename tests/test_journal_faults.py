@@ -38,8 +38,13 @@ def engine_on(db: Path, *plugins: object, mode: str = "live") -> Engine:
 
 def test_a_second_writer_is_refused_at_once_with_the_holders_pid(db: Path) -> None:
     first = Journal(db)
-    with pytest.raises(JournalError, match=rf"another MomoBot process \(PID {os.getpid()}\) is writing"):
+    with pytest.raises(JournalError, match=rf"\(PID {os.getpid()}\) is already writing"):
         Journal(db)
+    # Another process is refused too (POSIX record locks are per process), and this one still holds it.
+    other = subprocess.run([sys.executable, "-c", "import sys; from momobot_core.journal import Journal;"
+                            " Journal(sys.argv[1])", str(db)], capture_output=True, text=True, check=False,
+                           timeout=60)
+    assert f"another MomoBot process (PID {os.getpid()}) is writing" in other.stderr
     first.close()
     Journal(db).close()   # the lock goes with its holder
 
@@ -377,3 +382,59 @@ def test_side_file_lines_round_trip(db: Path) -> None:
     assert engine.journal is not None
     assert [leg.reason for leg in engine.journal.legs()] == ["stop"]
     engine.journal.close()
+
+
+def test_a_journal_named_through_a_link_is_still_one_journal(db: Path, tmp_path: Path) -> None:
+    first = Journal(db)
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(db)
+    other = subprocess.run([sys.executable, "-c", "import sys; from momobot_core.journal import Journal;"
+                            " Journal(sys.argv[1])", str(alias)], capture_output=True, text=True,
+                           check=False, timeout=60)
+    first.close()
+    assert other.returncode == 1 and f"(PID {os.getpid()}) is writing" in other.stderr
+
+
+def test_the_bot_starts_while_another_program_holds_the_journal_locked(db: Path) -> None:
+    engine = engine_on(db)
+    engine.on_quote(quote("ABCD", 2.00))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    assert engine.journal is not None
+    engine.journal.close()
+    locker = SqliteLocker(db)
+    try:
+        recorder = Recorder()
+        restarted = engine_on(db, recorder)   # open trades must be watched, lock or not
+        assert list(restarted.open_trades) == ["ABCD"]
+        restarted.on_quote(quote("ABCD", 1.85, t=1, last=1.85))   # the stop goes out all the same
+        assert recorder.events() == ["target stop", "order stop sell 100", "closed stop"]
+        assert restarted.journal_pending
+    finally:
+        locker.release()
+    restarted.tick()
+    assert restarted.journal is not None
+    assert [leg.reason for leg in restarted.journal.legs()] == ["stop"]
+    restarted.journal.close()
+
+
+def test_serve_replaying_into_a_journal_twice_is_refused(tmp_path: Path) -> None:
+    events = session(tmp_path / "day.jsonl")
+    db = tmp_path / "paced.db"
+    args = ["serve", "--replay", str(events), "--speed", "1000", "--port", "0", "--db", str(db)]
+    run_recorded([events], hooks=None, config=Config(), db=db)   # the same session, already in
+    result = momobot(*args, cwd=tmp_path, env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"})
+    assert result.returncode == 2 and "at or before the journal's last event" in result.stderr
+
+
+def test_closing_an_unconfirmed_trade_ends_its_alerts(db: Path) -> None:
+    subprocess.run([sys.executable, "-c", CRASH_CHILD, str(db)], capture_output=True, timeout=60,
+                   check=False)
+    engine = engine_on(db)
+    engine.on_quote(quote("ABCD", 2.10, t=10))
+    engine.close_trade("ABCD")
+    assert engine.journal is not None
+    engine.journal.close()
+    again = engine_on(db)
+    assert not any(a.kind == "unconfirmed_trade" for a in again.alerts)
+    assert again.journal is not None
+    again.journal.close()

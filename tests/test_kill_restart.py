@@ -120,6 +120,12 @@ def test_serve_killed_30_times_loses_nothing_and_presses_nothing_twice(tmp_path:
                     cut_seen += 1
                     reported += trade_id in named
                 checked.add(trade_id)
+            # The journal and memory agree on what fired: a quote at TP1 for a restored trade past
+            # TP1 presses nothing (the original bug pressed the same TP1 sequence again).
+            for position in positions.values():
+                if position["tp1_hit"]:
+                    server.client.post("/quotes", json={"symbol": position["symbol"], "bid": 2.20,
+                                                        "ask": 2.21})
             # Nothing is pressed again: the next command the receiver gets is the marker's entry.
             marker = f"M{kill}"
             server.client.post("/quotes", json={"symbol": marker, "bid": 1.99, "ask": 2.00})
@@ -134,10 +140,12 @@ def test_serve_killed_30_times_loses_nothing_and_presses_nothing_twice(tmp_path:
     print(f"{KILLS} kills: {cut_seen} TP1 sequences cut (all reported: {cut_seen == reported}),"
           f" {unconfirmed} unconfirmed-trade alerts")
     assert cut_seen == reported
-    final = check_journal(db)
+    # The stream runs faster than a TP1 sequence's gaps, so kills land inside sequences (28 and 29
+    # of 30 in two runs): the reporting above was really exercised.
+    assert cut_seen > 0
+    check_journal(db)
     with Journal(db, readonly=True) as journal:
         assert len(journal.trades()) >= KILLS   # it really traded
-    assert all(remaining > 0 for remaining in final.values())
 
 
 def test_the_kill_loop_checks_what_it_claims(tmp_path: Path) -> None:

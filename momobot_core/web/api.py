@@ -13,6 +13,8 @@ What is decided before a body is read (Host, Origin, token, size) is in
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -32,14 +34,17 @@ from momobot_core.report import tradervue_csv
 from momobot_core.web.guard import RequestGuard
 
 TOKEN_ENV = "MOMOBOT_API_TOKEN"
+log = logging.getLogger("momobot.api")
 
 Price = Annotated[float, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)]
+#: A ticker as brokers and feeds write them (BRK.B, BF-B, BRK/B): no spaces, controls or quotes.
+Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9./^+-]{0,31}$", examples=["ABCD"])]
 
 
 class OpenTradeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    symbol: str = Field(min_length=1, max_length=32, examples=["ABCD"])
-    qty: int = Field(ge=1, le=MAX_QTY, examples=[100])
+    symbol: Symbol
+    qty: int = Field(ge=1, le=MAX_QTY, strict=True, examples=[100])
     tp1: Price = Field(examples=[2.2])
     tp2: Price = Field(examples=[2.4])
     stop: Price = Field(examples=[1.9])
@@ -47,12 +52,12 @@ class OpenTradeBody(BaseModel):
 
 class SymbolBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    symbol: str = Field(min_length=1, max_length=32, examples=["ABCD"])
+    symbol: Symbol
 
 
 class QuoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    symbol: str = Field(min_length=1, max_length=32, examples=["ABCD"])
+    symbol: Symbol
     bid: Price
     ask: Price
     last: Price | None = None
@@ -163,6 +168,12 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
         return JSONResponse(status_code=exc.status_code, content={"error": message},
                             headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Still JSON, and logged with the traceback: a bug, never the user's fault.
+        log.exception("%s %s failed", request.method, request.url.path)
+        return _problem(500, f"internal error ({type(exc).__name__}); see the server's log")
+
     plugins = engine.hooks.pm.list_name_plugin() if engine.hooks is not None else []
 
     @app.get("/ping")
@@ -229,7 +240,7 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
         now = datetime.now(UTC)
         ts = body.ts or now
         if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=UTC)
+            ts = ts.replace(tzinfo=engine.settings.tz)   # the exchange's time, like recordings
         if engine.mode == "live" and abs((ts - now).total_seconds()) > max_quote_skew_s:
             # A client clock far ahead would let targets fire before min_hold_s has passed.
             return _problem(422, f"ts {ts.isoformat()} is {(ts - now).total_seconds():+.1f} s from the"
@@ -246,10 +257,23 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
              responses={200: {"content": {"text/csv": {}}}})
     async def trades(format: str = "json") -> Any:
         """The journal's closed legs (JSON), or executions in TraderVue CSV (``?format=csv``)."""
-        if format == "csv":
-            return PlainTextResponse(tradervue_csv(journal.executions()), media_type="text/csv")
-        if format != "json":
+        if format not in ("json", "csv"):
             return _problem(400, f"format {format!r}: use json or csv")
-        return [attrs.asdict(leg) for leg in journal.legs()]
+
+        def read() -> Any:
+            # A reader of its own, on a worker thread: a long journal never holds up a quote.
+            with Journal(journal.path, readonly=True) as reader:
+                if format == "csv":
+                    return tradervue_csv(reader.executions())
+                return [attrs.asdict(leg) for leg in reader.legs()]
+
+        if journal.in_memory:   # nothing else can open it; small by nature (a paced recording)
+            data = tradervue_csv(journal.executions()) if format == "csv" else [
+                attrs.asdict(leg) for leg in journal.legs()]
+        else:
+            data = await asyncio.to_thread(read)
+        if format == "csv":
+            return PlainTextResponse(data, media_type="text/csv")
+        return data
 
     return RequestGuard(app, token=token, allowed_hosts=allowed_hosts)

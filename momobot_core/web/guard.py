@@ -74,6 +74,10 @@ class RequestGuard:
         refusal = self._refusal(scope)
         if refusal is None and scope["method"] not in SAFE_METHODS:
             body, too_large = await self._read_body(scope, receive)
+            if body is None:
+                log.info("%s %s: the client went away before sending its whole body; not applied",
+                         scope["method"], scope["path"])
+                return   # never act on half a request
             if too_large:
                 refusal = (413, f"request body over {self.max_body // 1024} KiB: refused unread")
             else:
@@ -109,7 +113,8 @@ class RequestGuard:
                 return 401, "missing or wrong API token", {"www-authenticate": "Bearer"}
         return None
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, bool]:
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes | None, bool]:
+        """The whole body (None if the client went away first), and whether it was too large."""
         headers = {k.lower(): v for k, v in scope["headers"]}
         length = headers.get(b"content-length")
         if length is not None:
@@ -123,7 +128,7 @@ class RequestGuard:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                return None, False
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:

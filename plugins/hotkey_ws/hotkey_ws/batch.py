@@ -72,6 +72,3 @@ class Batch:
             except Exception:  # a caller's callback must not break the link
                 log.exception("[Hotkey] completion callback failed")
 
-
-def monotonic() -> float:
-    return time.monotonic()

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
-import threading
 import time
 
 import click
 
-from hotkey_ws.client import HotkeyClient
 from hotkey_ws.config import KNOWN_COMMANDS, HotkeyConfig, load_hotkey_config
 from hotkey_ws.plugin import HotkeyPlugin
 from hotkey_ws.server import HotkeyServer, KeyPresser, ServerThread, load_keymap
 from momobot_core.config import ConfigError, InputError, load_config
 from momobot_core.plugins import Hooks
 from momobot_core.session import demo_session_path, run_recorded
+
+log = logging.getLogger("momobot.hotkey")
 
 
 def _fail(message: str) -> None:
@@ -78,13 +79,17 @@ def check(url: str | None, config_path: str | None) -> None:
     sys.exit(1 if failed else 0)
 
 
-@hotkey.command()
+@hotkey.command(epilog="The default commands: " + ", ".join(sorted(KNOWN_COMMANDS)) + ".")
 @click.argument("actions", nargs=-1, required=True, metavar="ACTION...")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @url_option
 @config_option
 def send(actions: tuple[str, ...], yes: bool, url: str | None, config_path: str | None) -> None:
-    """Send commands by hand, in order. They press real buttons: asks first unless --yes."""
+    """Send commands by hand, in order. They press real buttons: asks first unless --yes.
+
+    With format = "json" the reference server answers each command (accepted,
+    rejected, stale); a command it did not accept makes this exit 1.
+    """
     config = _config(config_path, url)
     unknown = [a for a in actions if a not in KNOWN_COMMANDS and
                all(a not in cmds for cmds in config.commands.values())]
@@ -93,29 +98,68 @@ def send(actions: tuple[str, ...], yes: bool, url: str | None, config_path: str 
     if not yes:
         click.confirm(f"Send {', '.join(actions)} to {', '.join(config.urls)}? These press real"
                       " buttons in your trading platform", abort=True)
-    client = HotkeyClient(config)
-    client.start()
-    outcome: list[bool] = []
-    finished = threading.Event()
+    failed = False
+    for target in config.urls:
+        failed = not _send_to(target, actions, config) or failed
+    sys.exit(1 if failed else 0)
 
-    def done(ok: bool) -> None:
-        outcome.append(ok)
-        finished.set()
 
-    client.send(actions, done=done)
-    finished.wait(config.ttl + config.sequence_delay * len(actions) + 1)
-    client.close()
-    if outcome == [True]:
-        click.echo(f"sent {', '.join(actions)}")
-    else:
-        click.echo("not sent: see the [Hotkey] messages above", err=True)
-        sys.exit(1)
+def _send_to(target: str, actions: tuple[str, ...], config: HotkeyConfig) -> bool:
+    """Send the commands to one server, ``sequence_delay`` apart; say what became of each."""
+    import json
+
+    from websockets.sync.client import connect
+
+    headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
+    try:
+        with connect(target, open_timeout=config.open_timeout, additional_headers=headers,
+                     ssl=config.ssl_context() if target.startswith("wss://") else None,
+                     compression=None, proxy=None, user_agent_header="momobot-hotkey-ws") as ws:
+            ok = True
+            for n, action in enumerate(actions):
+                if n:
+                    time.sleep(config.sequence_delay)   # a person's command line, not the trading path
+                if config.format != "json":
+                    ws.send(action)
+                    log.info("[Hotkey] Sent: %s (by hand)", action)
+                    click.echo(f"sent     {action} to {target} (a text-mode server does not answer;"
+                               " with format = \"json\" the reference server confirms each command)")
+                    continue
+                ws.send(json.dumps({"command": action, "event": "manual_command",
+                                    "sent_at": int(time.time() * 1000), "ttl_ms": int(config.ttl * 1000)}))
+                log.info("[Hotkey] Sent: %s (by hand)", action)
+                answer = _answer(ws.recv(timeout=config.ttl))
+                status = answer.get("status", "?")
+                reason = f": {answer['reason']}" if answer.get("reason") else ""
+                click.echo(f"{status:8} {action} at {target}{reason}")
+                ok = ok and status == "accepted"
+            return ok
+    except TimeoutError:
+        click.echo(f"FAIL     {target}: no answer within {config.ttl:g} s", err=True)
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, ConnectionRefusedError):
+            reason = "connection refused: is the hotkey server running on that address?"
+        log.error("[Hotkey] Failed to send %s: %s", ", ".join(f"'{a}'" for a in actions), reason)
+        click.echo(f"FAIL     {target}: {reason}", err=True)
+    return False
+
+
+def _answer(message: str | bytes) -> dict[str, object]:
+    import json
+
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return {"status": "?", "reason": f"not an answer: {str(message)[:60]!r}"}
+    return data if isinstance(data, dict) else {"status": "?"}
 
 
 @hotkey.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback needs --token.")
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0 picks a free one).")
 @click.option("--token", envvar="MOMOBOT_HOTKEY_TOKEN", default=None,
               help="Require 'Authorization: Bearer TOKEN' (default: $MOMOBOT_HOTKEY_TOKEN).")
 @click.option("--keymap", metavar="FILE", default=None,

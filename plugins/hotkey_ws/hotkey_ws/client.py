@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from hotkey_ws.batch import Batch
@@ -77,12 +78,14 @@ class HotkeyClient:
         return ok
 
     def send_event(self, event: str, *, symbol: str, qty: int, remaining: int, trade_id: str,
-                   names: Sequence[str] | None = None) -> None:
-        """The commands configured for ``event`` (entry, tp1, tp2, stop, manual)."""
+                   ts: datetime, names: Sequence[str] | None = None) -> None:
+        """The commands configured for ``event`` (entry, tp1, tp2, stop, manual); ``ts`` is its time."""
         names = tuple(self.config.commands[event] if names is None else names)
         if not names:
             return
-        context: dict[str, object] | None = {"qty": qty, "remaining": remaining} if self._json else None
+        context: dict[str, object] | None = None
+        if self._json:
+            context = {"qty": qty, "remaining": remaining, "time": ts.isoformat()}
         self.send(names, event=event, symbol=symbol, trade_id=trade_id, context=context,
                   label=f"{symbol} {event}" if self.history is not None else "")
 

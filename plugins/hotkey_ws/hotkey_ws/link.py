@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import selectors
 import socket
@@ -49,11 +50,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from websockets.client import backoff, process_exception
+# From websockets 13 on (websockets.client re-exports it only from 17.4).
+from websockets.asyncio.client import process_exception  # type: ignore[attr-defined]
+from websockets.client import backoff
 from websockets.uri import parse_uri
 
 from hotkey_ws.batch import Batch
-from hotkey_ws.config import HotkeyConfig
+from hotkey_ws.config import EXIT_EVENTS, HotkeyConfig
 from hotkey_ws.notes import AlertSink, Notes
 from hotkey_ws.wire import Broken, Wire
 from momobot_core.journal import WireLog
@@ -62,6 +65,8 @@ log = logging.getLogger("momobot.hotkey")
 
 #: While a command waits for the link, reconnect attempts come this often (not the backoff's).
 HURRY_DELAY = 0.05
+#: An exit not on the wire this long after its event is told to a person (exit_pending).
+PENDING_AFTER = 0.5
 
 
 def _reconnect_delays(max_delay: float) -> Iterator[float]:
@@ -93,7 +98,7 @@ class HotkeyLink:
         self._queue: collections.deque[Batch] = collections.deque()
         self._wire: Wire | None = None     # the open connection, when there is one
         self._connection = 0               # which connection: a sequence stays on its own
-        self._owner: Batch | None = None   # the batch whose command is in the wire's outbox
+        self._in_outbox: Batch | None = None   # the batch whose command is in the wire's outbox
         self._broken_reason: str | None = None
         self._last_pong = 0.0              # monotonic time the server last proved it reads
         self._fresh_for = config.ping_interval + config.ping_timeout
@@ -181,7 +186,7 @@ class HotkeyLink:
         with self._idle:
             self._flushing = True
             try:
-                while self._queue or self._owner is not None:
+                while self._queue or self._in_outbox is not None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or self._thread is None or not self._thread.is_alive():
                         return False
@@ -196,9 +201,9 @@ class HotkeyLink:
             self.flush(flush_timeout)
         with self._lock:
             self._stopping = True
-            while self._queue:
-                batch = self._queue.popleft()
-                if batch is not self._owner:
+            for batch in list(self._queue):
+                if batch is not self._in_outbox:   # a half-written one is _break's, with its alert
+                    self._queue.remove(batch)
                     self._drop(batch, "not sent before shutdown")
             self._wake()
         if self._thread is not None:
@@ -234,7 +239,7 @@ class HotkeyLink:
         if not batch.logged:
             batch.logged = True
             self._record(batch, "queued", commands=list(batch.names), event=batch.event,
-                         symbol=batch.symbol, trade_id=batch.trade_id, url=self.url)
+                         symbol=batch.symbol, trade_id=batch.trade_id, url=self.url, exit=batch.exit)
 
     def _pump(self, now: float) -> None:
         """Send whatever is due, in order. Never blocks."""
@@ -264,7 +269,7 @@ class HotkeyLink:
             if done:
                 self._command_left(batch, now)
             else:
-                self._owner = batch
+                self._in_outbox = batch
 
     def _command_left(self, batch: Batch, now: float) -> None:
         """The current command of ``batch`` has fully left for the kernel."""
@@ -286,6 +291,7 @@ class HotkeyLink:
         """A batch will not (all) go out: say so, and how loudly depends on what it was."""
         unsent = batch.unsent
         about = batch.about()
+        self._log_queued(batch)   # a dropped exit is told again at the next start
         self._record(batch, "dropped", unsent=list(unsent), why=why)
         already = f"; {_names(batch.names[:batch.sent])} already sent" if batch.sent else ""
         self.notes.log(logging.ERROR, "[Hotkey] Failed to send %s (%s): %s%s%s", _names(unsent), about,
@@ -305,6 +311,13 @@ class HotkeyLink:
             self._idle.notify_all()
 
     def _tell_cut(self, batch: Batch, why: str) -> None:
+        if batch.exit:
+            self.notes.tell("exit_dropped", f"{batch.about()}: exit cut short ({why}): sent"
+                            f" {_names(batch.names[:batch.sent]) or 'nothing'}, NOT sent"
+                            f" {_names(batch.unsent)}: close the position by hand", batch.symbol or None,
+                            trade_id=batch.trade_id, sent=list(batch.names[:batch.sent]),
+                            unsent=list(batch.unsent), url=self.url)
+            return
         self.notes.tell("sequence_cut", f"{batch.about()}: sequence cut ({why}): sent"
                         f" {_names(batch.names[:batch.sent]) or 'nothing'}, NOT sent"
                         f" {_names(batch.unsent)}; check your broker", batch.symbol or None,
@@ -317,17 +330,53 @@ class HotkeyLink:
                         f" up to {batch.ttl:g} s because {why}", batch.symbol or None,
                         trade_id=batch.trade_id, url=self.url)
 
+    def _tell_waiting_exits(self, now: float) -> None:
+        """An exit that has waited longer than it should (behind other sequences, or for a link
+        that went down after it was queued) is told to a person once."""
+        for batch in self._queue:
+            waited = now - batch.fired_at
+            if batch.exit and not batch.pending_told and batch.sent == 0 and waited > PENDING_AFTER:
+                self._tell_pending(batch, "the hotkey server has not taken it yet"
+                                   if self._wire is not None else "the hotkey server is down")
+
+    def _answered(self, answers: list[str]) -> None:
+        """The JSON format's answers: a command the server did not press is told to a person."""
+        for text in answers:
+            try:
+                answer = json.loads(text)
+            except ValueError:
+                continue
+            if not isinstance(answer, dict) or answer.get("status") in (None, "accepted"):
+                continue
+            command, status = answer.get("command"), answer.get("status")
+            event = str(answer.get("event", ""))
+            symbol = answer.get("symbol") if isinstance(answer.get("symbol"), str) else None
+            trade_id = str(answer.get("trade_id", ""))
+            what = f"{symbol or ''} {event} of trade {trade_id}".strip() if trade_id else event
+            reason = f" ({answer['reason']})" if answer.get("reason") else ""
+            self.notes.log(logging.ERROR, "[Hotkey] The server did not press '%s' (%s): %s%s%s", command,
+                           what, status, reason, self.label)
+            if event in EXIT_EVENTS:
+                self.notes.tell("exit_dropped", f"{what}: the hotkey server did not press '{command}'"
+                                f" ({status}{reason}): close the position by hand", symbol,
+                                trade_id=trade_id, command=command, status=status, url=self.url)
+            else:
+                self.notes.tell("hotkey_ws_not_pressed", f"{what}: the hotkey server did not press"
+                                f" '{command}' ({status}{reason}): check your broker", symbol,
+                                trade_id=trade_id, command=command, status=status, url=self.url)
+
     def _break(self, reason: str) -> None:
         """The connection is unusable: cut the sequence it carried; the I/O thread reconnects."""
         if self._broken_reason is None:
             self._broken_reason = reason
         wire, self._wire = self._wire, None
-        owner, self._owner = self._owner, None
+        owner, self._in_outbox = self._in_outbox, None
         queue = self._queue
         head = queue[0] if queue else None
-        if owner is not None and head is owner:
+        if owner is not None:
             # Part of this command may have reached the server: never send it again.
-            queue.popleft()
+            if head is owner:
+                queue.popleft()
             name = owner.names[owner.sent]
             self._record(owner, "cut", command=name, why=reason)
             self.notes.log(logging.ERROR, "[Hotkey] Failed to send %s (%s): %s; it may have partly"
@@ -391,6 +440,7 @@ class HotkeyLink:
                     self._drop(batch, f"not sent within {batch.ttl:g} s of its event (server down)")
                 if self._queue:
                     deadline = min(deadline, now + HURRY_DELAY)
+                self._tell_waiting_exits(now)
                 next_expiry = min((b.fired_at + b.ttl for b in self._queue), default=deadline)
             self.notes.emit()
             end = deadline
@@ -451,6 +501,7 @@ class HotkeyLink:
                         ping_sent_at = now
                         ping_deadline = now + settings.ping_timeout
                         next_ping = now + settings.ping_interval
+                    self._tell_waiting_exits(now)
                     want_write = bool(wire.outbox)
                     timeout = min(next_ping, ping_deadline or next_ping) - now
                     if self._queue:
@@ -474,8 +525,11 @@ class HotkeyLink:
                                 self._last_pong = now
                                 self.last_rtt = now - ping_sent_at
                                 ping_deadline = None
+                            if wire.answers:
+                                self._answered(wire.answers)
+                                wire.answers = []
                             if mask & selectors.EVENT_WRITE and wire.outbox and wire.flush():
-                                owner, self._owner = self._owner, None
+                                owner, self._in_outbox = self._in_outbox, None
                                 if owner is not None:
                                     self._command_left(owner, now)
                         except Broken as exc:
@@ -486,11 +540,16 @@ class HotkeyLink:
         finally:
             sel.close()
             with self._lock:
+                # A half-written command, or a server that has not answered lately: no closing
+                # handshake (its close frame would follow the partial command), a reset instead.
+                clean = reason == "stopped" and not wire.outbox and self._fresh(time.monotonic())
                 if self._wire is wire:
                     self._break(reason)
                 self.down_since = time.monotonic()
-            if reason == "stopped":
+            if clean:
                 wire.close_cleanly()
+            elif reason == "stopped":
+                wire.abort()
             else:
                 wire.abort()
                 log.warning("[Hotkey] Connection to %s lost: %s; reconnecting", self.url, reason)

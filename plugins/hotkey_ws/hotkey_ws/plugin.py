@@ -86,7 +86,7 @@ class HotkeyPlugin:
         client = self.client
         if client is not None and order.intent == "entry":
             client.send_event("entry", symbol=trade.symbol, qty=trade.qty, remaining=trade.remaining,
-                              trade_id=trade.id)
+                              trade_id=trade.id, ts=order.ts)
 
     @hookimpl
     def on_target_hit(self, trade: Trade, target: Target, quote: Quote) -> None:
@@ -97,15 +97,18 @@ class HotkeyPlugin:
         if target == "tp1" and trade.qty // 2 == 0:
             # A 1-share trade's TP1 sells nothing: no sell_ask, but the stop still moves.
             names = [n for n in client.config.commands["tp1"] if n != "sell_ask"]
+        # ``remaining`` is what is held after the event, for every event alike.
+        after = trade.remaining - trade.qty // 2 if target == "tp1" else 0
         client.send_event(target.value, symbol=trade.symbol, qty=trade.qty,
-                          remaining=trade.remaining, trade_id=trade.id, names=names)
+                          remaining=after, trade_id=trade.id, ts=quote.ts, names=names)
 
     @hookimpl
     def on_position_closed(self, trade: Trade, reason: str, price: float) -> None:
         client = self.client
         if client is not None and reason == "manual":
+            assert trade.closed_at is not None
             client.send_event("manual", symbol=trade.symbol, qty=trade.qty, remaining=trade.remaining,
-                              trade_id=trade.id)
+                              trade_id=trade.id, ts=trade.closed_at)
 
     @hookimpl
     def on_shutdown(self, bot: Engine) -> None:

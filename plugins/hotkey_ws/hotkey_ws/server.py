@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import re
 import threading
 import time
 import tomllib
@@ -36,6 +37,9 @@ from websockets.http11 import Request, Response
 from hotkey_ws.config import KNOWN_COMMANDS
 from momobot_core.config import ConfigError
 from momobot_core.net import is_loopback
+
+#: What may be typed into a montage as a symbol (BRK.B, BF-B, and the like; nothing else).
+SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9./-]{0,15}")
 
 
 @attrs.frozen
@@ -73,8 +77,9 @@ class KeyPresser:
         try:
             from pynput import keyboard  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except Exception as exc:  # ImportError, or no display to attach to
-            raise ConfigError("pressing keys needs pynput and a desktop session: pip install"
-                              f" 'momobot-hotkey-ws[keys]' ({type(exc).__name__}: {exc})") from None
+            raise ConfigError("pressing keys needs pynput and a desktop session: from a MomoBot"
+                              " checkout run  python -m pip install './plugins/hotkey_ws[keys]'  (see"
+                              f" docs/hotkey_ws.md) ({type(exc).__name__}: {exc})") from None
         self._keyboard = keyboard
         self._controller = keyboard.Controller()
         self._chords = {command: self._parse(command, chord) for command, chord in keymap.items()}
@@ -93,7 +98,7 @@ class KeyPresser:
 
     def load_symbol(self, symbol: str) -> None:
         """Type the symbol into the active montage and press the ``load_symbol`` chord, if mapped."""
-        if "load_symbol" in self._chords and symbol.isalnum():
+        if "load_symbol" in self._chords:
             self._controller.type(symbol)
             self.press("load_symbol")
 
@@ -156,8 +161,9 @@ class HotkeyServer:
                 self._say(f"DROPPED stale command {command!r} ({reason}): not pressed")
             if data is not None:
                 with contextlib.suppress(Exception):   # the client may be gone already
-                    await connection.send(json.dumps({"status": status, "command": command,
-                                                      "reason": reason}))
+                    await connection.send(json.dumps({
+                        "status": status, "command": command, "reason": reason,
+                        **{k: data[k] for k in ("event", "symbol", "trade_id") if k in data}}))
             if status != "accepted":
                 continue
             wall = datetime.now(UTC)
@@ -166,8 +172,11 @@ class HotkeyServer:
             self._say(f"{wall.isoformat(timespec='microseconds')}  {command}"
                       f"{f'  {symbol}' if symbol else ''}")
             if self.presser is not None:
-                if isinstance(symbol, str) and symbol:
+                if isinstance(symbol, str) and SYMBOL.fullmatch(symbol):
                     await asyncio.to_thread(self.presser.load_symbol, symbol)
+                elif symbol is not None:
+                    self._say(f"NOT loading symbol {symbol!r}: not a ticker; {command} acts on the"
+                              " active montage")
                 await asyncio.to_thread(self.presser.press, command)
         self._say(f"client {peer} disconnected")
 

@@ -35,6 +35,7 @@ class Wire:
         self.sock = sock
         self.protocol = protocol
         self.outbox = b""           # bytes already framed, not yet taken by the kernel
+        self.answers: list[str] = []   # text frames from the server (the JSON format's answers)
         self._ping_payload = b""
 
     @classmethod
@@ -134,8 +135,12 @@ class Wire:
                 break
         ponged = False
         for event in protocol.events_received():
-            if isinstance(event, Frame) and event.opcode is Opcode.PONG:
+            if not isinstance(event, Frame):
+                continue
+            if event.opcode is Opcode.PONG:
                 ponged = ponged or (bool(self._ping_payload) and event.data == self._ping_payload)
+            elif event.opcode is Opcode.TEXT and len(self.answers) < 1000:
+                self.answers.append(bytes(event.data).decode("utf-8", "replace"))
         self.write_control()
         if _state(protocol) in (State.CLOSED, State.CLOSING):
             code = protocol.close_rcvd.code if protocol.close_rcvd else None

@@ -138,7 +138,8 @@ def build_cli(hooks: Hooks) -> click.Group:
         from pathlib import Path
 
         if not Path(db).is_file():
-            fail(f"{db}: no such journal file (give one with --db)")
+            fail(f"{db}: no such journal file (give one with --db; a replay keeps its journal only"
+                 " when given --db)")
         journal = run_or_fail(lambda: Journal(db, readonly=True))
         with journal:
             if fmt == "json":

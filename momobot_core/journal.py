@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -42,6 +43,8 @@ from typing import Any
 import attrs
 
 from momobot_core.models import CloseReason, Intent, Leg, Order, Side, Trade
+
+log = logging.getLogger("momobot.journal")
 
 SCHEMA_VERSION = 2
 
@@ -272,8 +275,7 @@ class Journal:
     def _connect(self, readonly: bool) -> sqlite3.Connection:
         try:
             if readonly:
-                db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True,
-                                     isolation_level=None, check_same_thread=False, timeout=0)
+                db = self._open_readonly()
             else:
                 db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                      timeout=0)
@@ -299,6 +301,23 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{self.path}: not a usable journal: {exc}") from None
         return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """Read-only, no lock; in a read-only directory (no ``-shm`` can be made) as last checkpointed."""
+        uri = Path(self.path).resolve().as_uri()
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None,
+                             check_same_thread=False, timeout=0)
+        try:
+            db.execute("PRAGMA user_version").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+        if Path(self.path + "-wal").exists() and Path(self.path + "-wal").stat().st_size:
+            log.warning("%s: the directory is read-only, so the journal is read as last checkpointed:"
+                        " what is still only in %s-wal (a running serve's last events) is not shown",
+                        self.path, self.path)
+        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                               check_same_thread=False, timeout=0)
 
     def close(self) -> None:
         if self._wire_fd is not None:

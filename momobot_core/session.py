@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,10 +125,16 @@ class SessionResult:
     counters: Counters
     plugin_errors: int
     stats: RunStats
+    tz: tzinfo = UTC
+    kept_in_memory: bool = False
 
     def summary(self) -> str:
-        return report.summary(self.trades, self.legs, self.counters, self.plugin_errors,
-                              self.stats.seconds)
+        text = report.summary(self.trades, self.legs, self.counters, self.plugin_errors,
+                              self.stats.seconds, self.tz)
+        if self.kept_in_memory and self.trades:
+            text += ("\nThe journal was kept in memory and is gone: replay with --db momobot.db to keep"
+                     " it (then: momobot trades)")
+        return text
 
 
 def run_recorded(paths: Sequence[str | Path], *, hooks: Hooks | None, config: Config,
@@ -162,6 +168,7 @@ def run_recorded(paths: Sequence[str | Path], *, hooks: Hooks | None, config: Co
             engine.shutdown()
         return SessionResult(trades=journal.trades(), legs=journal.legs(),
                              counters=engine.counters,
-                             plugin_errors=hooks.errors if hooks is not None else 0, stats=stats)
+                             plugin_errors=hooks.errors if hooks is not None else 0, stats=stats,
+                             tz=engine.settings.tz, kept_in_memory=db is None and mode == "replay")
     finally:
         journal.close()

@@ -5,9 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from momobot_core.journal import Journal
+from momobot_core.session import demo_session_path
 
 from conftest import momobot, write_jsonl
 
@@ -17,7 +23,8 @@ def test_demo_prints_a_summary_covering_every_kind_of_exit() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for text in ("tp1 50@2.21, tp2 50@2.41", "stop 200@", "stop (break-even)", "manual 100@3.10",
-                 "Trades: 4 opened, 4 closed, 0 open", "Realised P&L: +17.50"):
+                 "Trades: 4 opened, 4 closed (3 won, 1 lost), 0 open; 6 exits", "Realised P&L: +17.50",
+                 "opened (E", "2026-11-24 09:30:05"):
         assert text in out
     assert "Traceback" not in result.stderr
 
@@ -113,7 +120,7 @@ def test_min_hold_from_config_changes_the_demo(tmp_path: Path) -> None:
     config.write_text("[momobot]\nmin_hold_s = 3600\n")
     result = momobot("demo", "--config", str(config))
     assert result.returncode == 0
-    assert "Trades: 4 opened, 1 closed, 3 open" in result.stdout
+    assert "Trades: 4 opened, 1 closed (1 won, 0 lost), 3 open; 1 exit\n" in result.stdout
 
 
 def test_progress_bar_goes_to_stderr_when_asked(tmp_path: Path) -> None:
@@ -141,3 +148,110 @@ def test_trades_refuses_a_file_that_is_not_a_journal_and_leaves_it_alone(tmp_pat
     assert garbage.returncode == 2 and "not a usable journal" in garbage.stderr
     replay = momobot("demo", "--db", str(other))
     assert replay.returncode == 2 and "not a MomoBot journal" in replay.stderr
+
+
+def test_trades_reads_a_journal_in_a_read_only_directory(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+
+    # Root reads anything, so the reader runs as nobody (setpriv), in a directory it cannot write.
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to read as another user")
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+    probe = subprocess.run([*as_nobody, "-c", "import momobot_core.cli"], capture_output=True,
+                           check=False, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip("this checkout is not readable by another user")
+    folder = Path(tempfile.mkdtemp(prefix="momobot-ro-"))
+    try:
+        folder.chmod(0o755)
+        db = folder / "journal.db"
+        assert momobot("replay", str(demo_session_path()), "--db", str(db)).returncode == 0
+        folder.chmod(0o555)
+        result = subprocess.run([*as_nobody, "-m", "momobot_core.cli", "trades", "--db", str(db)],
+                                capture_output=True, text=True, check=False, timeout=60,
+                                env={k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")})
+        assert result.returncode == 0, result.stderr
+        assert len(json.loads(result.stdout)) == 6
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize(("table", "hint"), [("hotkeyws", "did you mean [hotkey_ws]?"),
+                                             ("momobott", "did you mean [momobot]?")])
+def test_a_misspelt_table_is_an_error_naming_it_and_the_tables_there_are(tmp_path: Path, table: str,
+                                                                           hint: str) -> None:
+    config = tmp_path / "momobot.toml"
+    config.write_text(f'[{table}]\nurl = "ws://127.0.0.1:9"\n')
+    result = momobot("demo", "--config", str(config))
+    assert result.returncode == 2
+    assert f"[{table}]: no component has this table ({hint})" in result.stderr
+    assert "[momobot], [api]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_table_of_a_plugin_that_is_not_installed_is_a_warning(tmp_path: Path) -> None:
+    config = tmp_path / "momobot.toml"
+    config.write_text('[das]\nroute = "SMAT"\n')
+    result = momobot("demo", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "[das] configures the das plugin, which is not installed: ignored" in result.stderr
+
+
+def test_a_missing_config_named_by_the_environment_says_so(tmp_path: Path) -> None:
+    result = momobot("demo", env={"MOMOBOT_CONFIG": str(tmp_path / "gone.toml")})
+    assert result.returncode == 2
+    assert "gone.toml (from MOMOBOT_CONFIG): no such file" in result.stderr
+
+
+def test_naive_times_are_the_exchanges_and_shown_in_exchange_time(tmp_path: Path) -> None:
+    session = write_jsonl(tmp_path / "ny.jsonl", [
+        {"type": "quote", "ts": "2026-07-01T09:30:00", "symbol": "ABCD", "bid": 1.99, "ask": 2.00},
+        {"type": "open", "ts": "2026-07-01T09:30:01", "symbol": "ABCD", "qty": 10, "tp1": 2.2,
+         "tp2": 2.4, "stop": 1.9},
+        {"type": "close", "ts": "2026-07-01T09:31:00", "symbol": "ABCD"},
+    ])
+    db = tmp_path / "j.db"
+    result = momobot("replay", str(session), "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    assert "2026-07-01 09:30:01" in result.stdout   # New York time, as recorded
+    [leg] = json.loads(momobot("trades", "--db", str(db)).stdout)
+    assert leg["opened_at"] == "2026-07-01T13:30:01Z"   # 09:30 EDT, written in UTC with a Z
+
+
+def test_a_replay_without_db_says_how_to_keep_its_journal() -> None:
+    result = momobot("replay", str(demo_session_path()))
+    assert "replay with --db momobot.db to keep it" in result.stdout
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_serve_with_a_port_out_of_range_is_one_line_and_exit_2(tmp_path: Path, port: str) -> None:
+    result = momobot("serve", "--port", port, "--db", str(tmp_path / "j.db"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "API on" not in result.stderr and "--port" in result.stderr
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_exit_2_before_anything_starts(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = momobot("serve", "--port", str(port), "--db", str(tmp_path / "j.db"),
+                         env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "API on" not in result.stderr
+    assert not (tmp_path / "j.db").exists()   # nothing started, nothing written
+
+
+def test_serve_replay_takes_several_files_as_the_docs_show(tmp_path: Path) -> None:
+    quotes = tmp_path / "q.csv"
+    quotes.write_text("ts,symbol,bid,ask\n2026-11-24T14:30:00Z,ZZZZ,1.99,2.00\n")
+    bad = momobot("serve", "--replay", str(demo_session_path()), str(quotes), "--speed", "0",
+                  env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"})
+    assert bad.returncode == 2 and "--speed" in bad.stderr   # parsed as files, the speed refused
+    alone = momobot("serve", str(quotes))
+    assert alone.returncode == 2 and "files are only read with --replay" in alone.stderr

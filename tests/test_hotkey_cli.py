@@ -208,3 +208,25 @@ def test_serve_with_a_keymap_needs_the_keys_extra_or_says_what_is_wrong(tmp_path
     assert bad.returncode == 2 and "buy_ask = 7: a chord is a string" in bad.stderr
     missing = momobot("hotkey", "serve", "--keymap", str(tmp_path / "none.toml"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_send_reports_what_the_reference_server_said_and_fails_on_a_rejection() -> None:
+    from hotkey_ws.server import HotkeyServer, ServerThread
+
+    thread = ServerThread(HotkeyServer("127.0.0.1", 0))
+    thread.start()
+    try:
+        env = {"MOMOBOT_HOTKEY_FORMAT": "json"}
+        rejected = momobot("hotkey", "send", "--yes", "press_random_key", "--url", thread.url, env=env)
+        accepted = momobot("hotkey", "send", "--yes", "buy_ask", "--url", thread.url, env=env)
+    finally:
+        thread.stop()
+    assert rejected.returncode == 1
+    assert "rejected press_random_key" in rejected.stdout and "unknown command" in rejected.stdout
+    assert accepted.returncode == 0 and "accepted buy_ask" in accepted.stdout
+
+
+def test_send_help_lists_the_commands() -> None:
+    result = momobot("hotkey", "send", "--help")
+    assert "buy_ask" in result.stdout and "sell_all_bid" in result.stdout
+    assert "Port to listen on" in momobot("hotkey", "serve", "--help").stdout

@@ -40,7 +40,7 @@ def session() -> Script:
 
 EXPECTED = [
     "New trade taken for ABCD at 2.00",
-    "Trade closed for ABCD at 2.21 due to take profit one",
+    "Take profit one for ABCD at 2.21: half sold, stop to break even",
     "Trade closed for ABCD at 2.41 due to take profit two",
     "New trade taken for EFGH at 5.00",
     "Trade closed for EFGH at 4.78 due to stop loss",
@@ -74,7 +74,8 @@ def test_sentences_say_what_happened_in_order(tmp_path: Path, caplog: pytest.Log
 
 def test_sentence_wording() -> None:
     assert entry_sentence("ABCD", 1.23) == "New trade taken for ABCD at 1.23"
-    assert exit_sentence("ABCD", 1.35, "tp1") == "Trade closed for ABCD at 1.35 due to take profit one"
+    assert exit_sentence("ABCD", 1.35, "tp1") == ("Take profit one for ABCD at 1.35: half sold, stop to"
+                                                  " break even")
     assert exit_sentence("XY", 0.0412, "stop") == "Trade closed for XY at 0.0412 due to stop loss"
 
 

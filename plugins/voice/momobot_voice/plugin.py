@@ -3,7 +3,7 @@
 | event | sentence |
 |---|---|
 | entry order | "New trade taken for ABCD at 1.23" |
-| TP1 reached | "Trade closed for ABCD at 1.35 due to take profit one" |
+| TP1 reached | "Take profit one for ABCD at 1.35: half sold, stop to break even" |
 | closed at TP2 | "... due to take profit two" |
 | closed at the stop | "... due to stop loss" |
 | manual close | "... due to manual close" |
@@ -44,6 +44,8 @@ def entry_sentence(symbol: str, price: float) -> str:
 
 
 def exit_sentence(symbol: str, price: float, reason: str) -> str:
+    if reason == "tp1":   # a partial exit: the trade goes on
+        return f"Take profit one for {symbol} at {spoken_price(price)}: half sold, stop to break even"
     return f"Trade closed for {symbol} at {spoken_price(price)} due to {REASONS[reason]}"
 
 

@@ -43,7 +43,6 @@ class Speaker:
         self.output_dir = output_dir
         self.rate = rate
         self.voice = voice
-        self.spoken: list[str] = []
         self.files: list[Path] = []
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._failed_once = False
@@ -101,5 +100,4 @@ class Speaker:
                     log.warning("[Voice] the speech engine failed (%s); trading goes on, and"
                                 " further failures are not reported", detail)
                 continue
-            self.spoken.append(text)
             log.info("[Voice] %s", text)

@@ -41,29 +41,90 @@ from momobot_core.plugins import load_hooks
 
 SEED_JSONL: list[dict[str, Any]] = [
     {"type": "quote", "ts": "2026-11-24T14:30:00Z", "symbol": "ABCD", "bid": 1.99, "ask": 2.00},
-    {"type": "open", "ts": "2026-11-24T14:30:01Z", "symbol": "ABCD", "qty": 100, "tp1": 2.2,
-     "tp2": 2.4, "stop": 1.9},
-    {"type": "quote", "ts": "2026-11-24T14:30:02Z", "symbol": "ABCD", "bid": 2.20, "ask": 2.21,
-     "last": 2.2},
+    {
+        "type": "open",
+        "ts": "2026-11-24T14:30:01Z",
+        "symbol": "ABCD",
+        "qty": 100,
+        "tp1": 2.2,
+        "tp2": 2.4,
+        "stop": 1.9,
+    },
+    {"type": "quote", "ts": "2026-11-24T14:30:02Z", "symbol": "ABCD", "bid": 2.20, "ask": 2.21, "last": 2.2},
     {"type": "quote", "ts": "2026-11-24T14:30:03Z", "symbol": "ABCD", "bid": 2.40, "ask": 2.41},
-    {"type": "open", "ts": "2026-11-24T14:30:04Z", "symbol": "WXYZ", "qty": 1, "tp1": 9, "tp2": 10,
-     "stop": 1},
+    {
+        "type": "open",
+        "ts": "2026-11-24T14:30:04Z",
+        "symbol": "WXYZ",
+        "qty": 1,
+        "tp1": 9,
+        "tp2": 10,
+        "stop": 1,
+    },
     {"type": "close", "ts": "2026-11-24T14:30:05Z", "symbol": "WXYZ"},
 ]
-SEED_CSV = ["ts,symbol,bid,ask,last", "2026-11-24T14:30:00Z,ABCD,1.99,2.00,2.00",
-            "2026-11-24T14:30:01Z,ABCD,2.20,2.21,", "1764000000,ABCD,2.40,2.41,2.4"]
+SEED_CSV = [
+    "ts,symbol,bid,ask,last",
+    "2026-11-24T14:30:00Z,ABCD,1.99,2.00,2.00",
+    "2026-11-24T14:30:01Z,ABCD,2.20,2.21,",
+    "1764000000,ABCD,2.40,2.41,2.4",
+]
 
 WEIRD: list[Any] = [
-    None, True, False, 0, -1, 1, 2**63, 2**64, 10**400, -(10**30), 1e308, 1.5e-320, float("nan"),
-    float("inf"), "", " ", "100", "NaN", "1e999", "x" * 5000, "\u0000", "\ud7ff", [], [1], {},
-    {"a": 1}, [[[[[]]]]], "0001-01-01T00:00:00", "9999-12-31T23:59:59-05:00", "1-1-1", -62135596800,
-    253402300800, 1e20, "2026-13-45T25:61:61Z", "2026-11-24T14:30:00+25:00", "quote", "open",
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2**63,
+    2**64,
+    10**400,
+    -(10**30),
+    1e308,
+    1.5e-320,
+    float("nan"),
+    float("inf"),
+    "",
+    " ",
+    "100",
+    "NaN",
+    "1e999",
+    "x" * 5000,
+    "\u0000",
+    "\ud7ff",
+    [],
+    [1],
+    {},
+    {"a": 1},
+    [[[[[]]]]],
+    "0001-01-01T00:00:00",
+    "9999-12-31T23:59:59-05:00",
+    "1-1-1",
+    -62135596800,
+    253402300800,
+    1e20,
+    "2026-13-45T25:61:61Z",
+    "2026-11-24T14:30:00+25:00",
+    "quote",
+    "open",
 ]
 
 
 PRICES = {"bid", "ask", "last", "tp1", "tp2", "stop", "qty"}
-ODD_NUMBERS: list[Any] = [0, -1, 1e308, 1.5e-320, 2**63, 10_000_000.01, 9_999_999.99, 0.0001, 3, 1e9,
-                          10**9 + 1]
+ODD_NUMBERS: list[Any] = [
+    0,
+    -1,
+    1e308,
+    1.5e-320,
+    2**63,
+    10_000_000.01,
+    9_999_999.99,
+    0.0001,
+    3,
+    1e9,
+    10**9 + 1,
+]
 
 
 def mutate_jsonl(rng: random.Random) -> bytes:
@@ -73,7 +134,7 @@ def mutate_jsonl(rng: random.Random) -> bytes:
         action = rng.random()
         key = rng.choice([*event, "type", "ts", "extra"])
         if key in PRICES and action < 0.3:
-            event[key] = rng.choice(ODD_NUMBERS)   # still a number: the input reads, the engine judges
+            event[key] = rng.choice(ODD_NUMBERS)  # still a number: the input reads, the engine judges
         elif action < 0.55:
             event[key] = rng.choice(WEIRD)
         elif action < 0.7:
@@ -140,15 +201,16 @@ def _alarm(signum: int, frame: object) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", type=int, default=10_000, help="how many inputs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--hang-after", type=float, default=10.0, help="seconds one input may take")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     cli = build_cli(load_hooks(entry_points=False))
-    logging.disable(logging.CRITICAL)   # refused actions log warnings; only the outcome counts here
+    logging.disable(logging.CRITICAL)  # refused actions log warnings; only the outcome counts here
     signal.signal(signal.SIGALRM, _alarm)
     outcomes: Counter[str] = Counter()
     problems: list[str] = []
@@ -193,10 +255,17 @@ def main() -> int:
                 problems.append(f"input {n}: exit {code}: {err.getvalue()[-300:]}")
             path.unlink()
     elapsed = time.perf_counter() - start
-    print(f"fuzz_replay: {args.n:,} inputs, seed {args.seed}, {elapsed:.1f} s"
-          f" ({args.n / elapsed:,.0f} inputs/s), slowest input {slowest * 1e3:.0f} ms")
-    for name in ("exit 0 (read; bad values refused or rejected)", "exit 2 with FILE:LINE", "traceback",
-                 "hang", "wrong exit"):
+    print(
+        f"fuzz_replay: {args.n:,} inputs, seed {args.seed}, {elapsed:.1f} s"
+        f" ({args.n / elapsed:,.0f} inputs/s), slowest input {slowest * 1e3:.0f} ms"
+    )
+    for name in (
+        "exit 0 (read; bad values refused or rejected)",
+        "exit 2 with FILE:LINE",
+        "traceback",
+        "hang",
+        "wrong exit",
+    ):
         print(f"  {name:48} {outcomes[name]:>7,}")
     for problem in problems[:10]:
         print("\n" + problem, file=sys.stderr)

@@ -190,13 +190,22 @@ def journal_commit_cost(directory: str, count: int = 2000) -> tuple[float, float
 # -- firing ---------------------------------------------------------------------------------
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
-TRADE = Trade(id="t", symbol="ABCD", qty=100, remaining=100, entry_price=2.0, tp1=2.2, tp2=2.4,
-              stop=1.9, opened_at=T0)
+TRADE = Trade(
+    id="t", symbol="ABCD", qty=100, remaining=100, entry_price=2.0, tp1=2.2, tp2=2.4, stop=1.9, opened_at=T0
+)
 
 
 def order(n: int) -> Order:
-    return Order(id=f"{n:06d}", symbol="ABCD", side=Side.BUY, qty=100, price=2.0,
-                 intent=Intent.ENTRY, trade_id="t", ts=T0)
+    return Order(
+        id=f"{n:06d}",
+        symbol="ABCD",
+        side=Side.BUY,
+        qty=100,
+        price=2.0,
+        intent=Intent.ENTRY,
+        trade_id="t",
+        ts=T0,
+    )
 
 
 class Shots:
@@ -248,8 +257,9 @@ def run_replay_load(trigger: Trigger, total: int, gap: float) -> Shots:
     """Replay quotes as fast as the engine goes; fire a command every ``gap`` s in between."""
     shots = Shots()
     engine = Engine(mode="replay")
-    quotes = [Quote(f"S{n % 500:03d}", T0, 1.0 + (n % 7) / 100, 1.01 + (n % 7) / 100, None)
-              for n in range(50_000)]
+    quotes = [
+        Quote(f"S{n % 500:03d}", T0, 1.0 + (n % 7) / 100, 1.01 + (n % 7) / 100, None) for n in range(50_000)
+    ]
     on_quote = engine.on_quote
     n = fired = 0
     next_fire = time.perf_counter() + gap
@@ -274,8 +284,9 @@ SCENARIOS: dict[str, Callable[[Trigger, int, float], Shots]] = {
 DESIGNS = ("original", "hotkey_ws", "engine, no journal", "engine + journal")
 
 
-def measure(design: str, scenario: str, url: str, warmup: int, count: int,
-            gap: float, directory: str) -> dict[str, float]:
+def measure(
+    design: str, scenario: str, url: str, warmup: int, count: int, gap: float, directory: str
+) -> dict[str, float]:
     hooks = Hooks()
     subject: Any
     if design == "original":
@@ -300,14 +311,16 @@ def measure(design: str, scenario: str, url: str, warmup: int, count: int,
     costs = shots.cost_ns[warmup:]
     if design == "original":
         at = {payload.split("#")[1]: ns for payload, ns in receipts}
-        latencies = [at[f"{n:06d}"] - fired[n - warmup] for n in range(warmup, warmup + count)
-                     if f"{n:06d}" in at]
+        latencies = [
+            at[f"{n:06d}"] - fired[n - warmup] for n in range(warmup, warmup + count) if f"{n:06d}" in at
+        ]
     else:
         assert len(receipts) == warmup + count, f"lost commands: {len(receipts)}"
         latencies = [ns - f for (_, ns), f in zip(receipts[warmup:], fired, strict=True)]
     if len(latencies) < count:
-        print(f"  note: {design}/{scenario}: {count - len(latencies)} commands never arrived",
-              file=sys.stderr)
+        print(
+            f"  note: {design}/{scenario}: {count - len(latencies)} commands never arrived", file=sys.stderr
+        )
     latencies.sort()
     costs.sort()
     return {
@@ -329,7 +342,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     proc, url = start_server()
-    directory = tempfile.mkdtemp(prefix="momobot-bench-", dir=".")   # the disk a journal lives on
+    directory = tempfile.mkdtemp(prefix="momobot-bench-", dir=".")  # the disk a journal lives on
     try:
         commit_p50, commit_p99 = journal_commit_cost(directory)
         results: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -337,8 +350,8 @@ def main() -> None:
             for scenario in SCENARIOS:
                 for design in DESIGNS:
                     results.setdefault((design, scenario), []).append(
-                        measure(design, scenario, url, args.warmup, args.count, args.gap_ms / 1e3,
-                                directory))
+                        measure(design, scenario, url, args.warmup, args.count, args.gap_ms / 1e3, directory)
+                    )
     finally:
         proc.terminate()
         proc.wait()
@@ -347,28 +360,36 @@ def main() -> None:
     def med(design: str, scenario: str, key: str) -> float:
         return statistics.median(r[key] for r in results[(design, scenario)])
 
-    print(f"{args.count} commands {args.gap_ms:g} ms apart after {args.warmup} warm-up,"
-          f" median of {args.rounds} rounds; Python {sys.version.split()[0]},"
-          f" websockets {importlib.metadata.version('websockets')}")
+    print(
+        f"{args.count} commands {args.gap_ms:g} ms apart after {args.warmup} warm-up,"
+        f" median of {args.rounds} rounds; Python {sys.version.split()[0]},"
+        f" websockets {importlib.metadata.version('websockets')}"
+    )
     print()
     print("| scenario | design | hook call p50 | hook call p99 | latency p50 | latency p99 | delivered |")
     print("|---|---|---|---|---|---|---|")
     for scenario in SCENARIOS:
         for design in DESIGNS:
-            print(f"| {scenario} | {design} | {med(design, scenario, 'cost_p50_us'):.1f} us"
-                  f" | {med(design, scenario, 'cost_p99_us'):.1f} us"
-                  f" | {med(design, scenario, 'lat_p50_ms'):.3f} ms"
-                  f" | {med(design, scenario, 'lat_p99_ms'):.3f} ms"
-                  f" | {med(design, scenario, 'delivered'):.0%} |")
+            print(
+                f"| {scenario} | {design} | {med(design, scenario, 'cost_p50_us'):.1f} us"
+                f" | {med(design, scenario, 'cost_p99_us'):.1f} us"
+                f" | {med(design, scenario, 'lat_p50_ms'):.3f} ms"
+                f" | {med(design, scenario, 'lat_p99_ms'):.3f} ms"
+                f" | {med(design, scenario, 'delivered'):.0%} |"
+            )
     print()
     for scenario in SCENARIOS:
         ratio = med("original", scenario, "lat_p50_ms") / med("hotkey_ws", scenario, "lat_p50_ms")
         print(f"{scenario}: hotkey_ws latency p50 is {ratio:.1f}x better than the original")
-        journal = (med("engine + journal", scenario, "lat_p50_ms")
-                   - med("engine, no journal", scenario, "lat_p50_ms")) * 1e3
+        journal = (
+            med("engine + journal", scenario, "lat_p50_ms")
+            - med("engine, no journal", scenario, "lat_p50_ms")
+        ) * 1e3
         print(f"{scenario}: the journal commit adds {journal:+.0f} us to the event-to-wire p50")
-    print(f"one journal commit (entry, WAL, synchronous=NORMAL, on disk): p50 {commit_p50:.1f} us,"
-          f" p99 {commit_p99:.1f} us")
+    print(
+        f"one journal commit (entry, WAL, synchronous=NORMAL, on disk): p50 {commit_p50:.1f} us,"
+        f" p99 {commit_p99:.1f} us"
+    )
 
 
 if __name__ == "__main__":

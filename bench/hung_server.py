@@ -97,8 +97,15 @@ asyncio.run(main())
 
 def round_trip(url: str, hang: float, settings: tuple[float, float], rng: random.Random) -> dict[str, float]:
     interval, timeout = settings
-    config = HotkeyConfig(urls=(url,), ttl=2.0, exit_ttl=10.0, ping_interval=interval,
-                          ping_timeout=timeout, reconnect_max_delay=0.5, queue_size=10_000)
+    config = HotkeyConfig(
+        urls=(url,),
+        ttl=2.0,
+        exit_ttl=10.0,
+        ping_interval=interval,
+        ping_timeout=timeout,
+        reconnect_max_delay=0.5,
+        queue_size=10_000,
+    )
     client = HotkeyClient(config)
     client.start()
     assert client.wait_connected(5)
@@ -117,7 +124,7 @@ def round_trip(url: str, hang: float, settings: tuple[float, float], rng: random
     sender = threading.Thread(target=bot)
     sender.start()
     with connect(url, additional_headers={"X-Control": "1"}, proxy=None) as control:
-        stop.wait(rng.uniform(0.3, 0.8))     # some traffic first, then a freeze at a random moment
+        stop.wait(rng.uniform(0.3, 0.8))  # some traffic first, then a freeze at a random moment
         control.send(f"freeze {hang}")
         assert control.recv(timeout=10) == "frozen"
         # the freeze lasts `hang` s; the control connection's handler holds it
@@ -133,8 +140,11 @@ def round_trip(url: str, hang: float, settings: tuple[float, float], rng: random
     late_fired = [fired[name] for name, _ in late if fired[name] >= frozen_at]
     window = (max(late_fired) - frozen_at) / 1e6 if late_fired else 0.0
     pressed_late = [(at - fired[name]) / 1e6 for name, at in late]
-    return {"window_ms": window, "written_late": float(len(late)),
-            "pressed_late_max_ms": max(pressed_late, default=0.0)}
+    return {
+        "window_ms": window,
+        "written_late": float(len(late)),
+        "pressed_late_max_ms": max(pressed_late, default=0.0),
+    }
 
 
 def main() -> None:
@@ -155,18 +165,25 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait()
-    print(f"server frozen {args.hang:g} s at a random moment, one command every 10 ms,"
-          f" median of {args.rounds} rounds")
+    print(
+        f"server frozen {args.hang:g} s at a random moment, one command every 10 ms,"
+        f" median of {args.rounds} rounds"
+    )
     print()
-    print("| keepalive | window (written into the frozen server) | commands pressed late"
-          " | pressed late by (max) |")
+    print(
+        "| keepalive | window (written into the frozen server) | commands pressed late"
+        " | pressed late by (max) |"
+    )
     print("|---|---|---|---|")
     for name, rows in results.items():
+
         def med(key: str, rows: list[dict[str, float]] = rows) -> float:
             return statistics.median(r[key] for r in rows)
 
-        print(f"| {name} | {med('window_ms'):.0f} ms | {med('written_late'):.0f}"
-              f" | {med('pressed_late_max_ms'):.0f} ms |")
+        print(
+            f"| {name} | {med('window_ms'):.0f} ms | {med('written_late'):.0f}"
+            f" | {med('pressed_late_max_ms'):.0f} ms |"
+        )
     before = statistics.median(r["window_ms"] for r in results["before (ping 2 s + 2 s)"])
     now = statistics.median(r["window_ms"] for r in results["now (ping 0.25 s + 0.25 s)"])
     if now:

@@ -47,8 +47,20 @@ def generate(out: Path, quotes: int, symbols: int, trades: int, seed: int = 7) -
     with jsonl_path.open("w") as fh:
         for n in range(trades):
             ts = (start + timedelta(microseconds=20_000) * (symbols + n)).isoformat()
-            fh.write(json.dumps({"type": "open", "ts": ts, "symbol": names[n], "qty": 100,
-                                 "tp1": 1000.0, "tp2": 2000.0, "stop": 0.01}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "type": "open",
+                        "ts": ts,
+                        "symbol": names[n],
+                        "qty": 100,
+                        "tp1": 1000.0,
+                        "tp2": 2000.0,
+                        "stop": 0.01,
+                    }
+                )
+                + "\n"
+            )
     return csv_path, jsonl_path
 
 
@@ -76,8 +88,9 @@ print(json.dumps({"quotes": n, "seconds": seconds, "rss_mb": rss_mb}))
 
 
 def run_child(mode: str, files: list[Path]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, *map(str, files)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, *map(str, files)], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -102,13 +115,17 @@ def main() -> None:
 
     parse_rate = args.quotes / med("parse", "seconds")
     replay_rate = args.quotes / med("replay", "seconds")
-    print(f"{args.quotes:,} quotes over {args.symbols} symbols, {args.trades} open trades,"
-          f" median of {args.rounds} rounds, Python {sys.version.split()[0]}")
+    print(
+        f"{args.quotes:,} quotes over {args.symbols} symbols, {args.trades} open trades,"
+        f" median of {args.rounds} rounds, Python {sys.version.split()[0]}"
+    )
     print()
     print("| run | seconds (median) | quotes/s | peak RSS |")
     print("|---|---|---|---|")
-    for mode, rate in (("parse only (CSV to Quote objects)", parse_rate),
-                       ("replay end to end (no plugins)", replay_rate)):
+    for mode, rate in (
+        ("parse only (CSV to Quote objects)", parse_rate),
+        ("replay end to end (no plugins)", replay_rate),
+    ):
         key = "parse" if mode.startswith("parse") else "replay"
         print(f"| {mode} | {med(key, 'seconds'):.2f} | {rate:,.0f} | {med(key, 'rss_mb'):.0f} MB |")
     print()

@@ -34,15 +34,19 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def config_option(function: F) -> F:
     return click.option(
-        "--config", "config_path", metavar="PATH", default=None,
+        "--config",
+        "config_path",
+        metavar="PATH",
+        default=None,
         help="TOML configuration file (default: $MOMOBOT_CONFIG, else built-in defaults).",
     )(function)
 
 
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     logging.getLogger("momobot").setLevel(level)
     # Library chatter (connection open/closed) only when asked for with -v.
     logging.getLogger("websockets").setLevel(logging.INFO if verbosity > 0 else logging.WARNING)
@@ -71,8 +75,10 @@ def require_api_extra() -> None:
 
     missing = [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
     if missing:
-        fail(f"momobot serve needs {' and '.join(missing)}, which are not installed: from a MomoBot"
-             " checkout run  python -m pip install './[api]'  (see README.md)")
+        fail(
+            f"momobot serve needs {' and '.join(missing)}, which are not installed: from a MomoBot"
+            " checkout run  python -m pip install './[api]'  (see README.md)"
+        )
 
 
 def build_cli(hooks: Hooks) -> click.Group:
@@ -90,30 +96,55 @@ def build_cli(hooks: Hooks) -> click.Group:
 
     @cli.command()
     @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-    @click.option("--db", metavar="PATH", default=None,
-                  help="SQLite journal file (default: in memory, discarded at exit).")
+    @click.option(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help="SQLite journal file (default: in memory, discarded at exit).",
+    )
     @config_option
-    @click.option("--progress/--no-progress", default=None,
-                  help="Progress bar (default: on a terminal, for long inputs).")
+    @click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Progress bar (default: on a terminal, for long inputs).",
+    )
     @click.pass_context
-    def replay(ctx: click.Context, files: tuple[str, ...], db: str | None,
-               config_path: str | None, progress: bool | None) -> None:
+    def replay(
+        ctx: click.Context,
+        files: tuple[str, ...],
+        db: str | None,
+        config_path: str | None,
+        progress: bool | None,
+    ) -> None:
         """Run the engine over recorded quotes (.csv) and events (.jsonl)."""
-        result = run_or_fail(lambda: run_recorded(
-            files, hooks=hooks_of(ctx), config=load_config(config_path), db=db, mode="replay",
-            progress=progress))
+        result = run_or_fail(
+            lambda: run_recorded(
+                files,
+                hooks=hooks_of(ctx),
+                config=load_config(config_path),
+                db=db,
+                mode="replay",
+                progress=progress,
+            )
+        )
         click.echo(result.summary())
 
     @cli.command()
-    @click.option("--db", metavar="PATH", default=None,
-                  help="SQLite journal file (default: in memory).")
+    @click.option("--db", metavar="PATH", default=None, help="SQLite journal file (default: in memory).")
     @config_option
     @click.pass_context
     def demo(ctx: click.Context, db: str | None, config_path: str | None) -> None:
         """Run the bundled sample session: TP1, TP2, stop, break-even stop and a manual close."""
-        result = run_or_fail(lambda: run_recorded(
-            [demo_session_path()], hooks=hooks_of(ctx), config=load_config(config_path), db=db,
-            mode="demo", progress=False))
+        result = run_or_fail(
+            lambda: run_recorded(
+                [demo_session_path()],
+                hooks=hooks_of(ctx),
+                config=load_config(config_path),
+                db=db,
+                mode="demo",
+                progress=False,
+            )
+        )
         click.echo(result.summary())
 
     @cli.command()
@@ -124,22 +155,28 @@ def build_cli(hooks: Hooks) -> click.Group:
         h = hooks_of(ctx)
         rows: list[dict[str, Any]] = h.describe(include_builtin=include_builtin)
         for failure in h.failures:
-            rows.append({"name": failure.name, "version": None, "hooks": [],
-                         "error": failure.error})
+            rows.append({"name": failure.name, "version": None, "hooks": [], "error": failure.error})
         click.echo(json.dumps(rows, indent=2))
 
     @cli.command()
-    @click.option("--db", metavar="PATH", default=DEFAULT_DB, show_default=True,
-                  help="SQLite journal file.")
-    @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
-                  show_default=True, help="json: closed legs; csv: executions for TraderVue.")
+    @click.option("--db", metavar="PATH", default=DEFAULT_DB, show_default=True, help="SQLite journal file.")
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["json", "csv"]),
+        default="json",
+        show_default=True,
+        help="json: closed legs; csv: executions for TraderVue.",
+    )
     def trades(db: str, fmt: str) -> None:
         """Show the journal: closed legs as JSON, or executions as TraderVue CSV."""
         from pathlib import Path
 
         if not Path(db).is_file():
-            fail(f"{db}: no such journal file (give one with --db; a replay keeps its journal only"
-                 " when given --db)")
+            fail(
+                f"{db}: no such journal file (give one with --db; a replay keeps its journal only"
+                " when given --db)"
+            )
         journal = run_or_fail(lambda: Journal(db, readonly=True))
         with journal:
             if fmt == "json":
@@ -150,19 +187,38 @@ def build_cli(hooks: Hooks) -> click.Group:
     @cli.command()
     @click.argument("files", nargs=-1, metavar="[FILE...]")
     @click.option("--host", default=None, help="Address to bind (default: [api] host, 127.0.0.1).")
-    @click.option("--port", default=None, type=click.IntRange(0, 65535),
-                  help="Port (default: [api] port, 8000).")
-    @click.option("--db", metavar="PATH", default=None,
-                  help="SQLite journal file: open trades are restored from it at start"
-                       f" (default: {DEFAULT_DB}; with --replay, in memory).")
+    @click.option(
+        "--port", default=None, type=click.IntRange(0, 65535), help="Port (default: [api] port, 8000)."
+    )
+    @click.option(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help="SQLite journal file: open trades are restored from it at start"
+        f" (default: {DEFAULT_DB}; with --replay, in memory).",
+    )
     @config_option
-    @click.option("--replay", is_flag=True,
-                  help="Pace the recorded FILEs (quotes .csv, events .jsonl) in real time.")
-    @click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-                  help="With --replay: how many times faster than recorded.")
+    @click.option(
+        "--replay", is_flag=True, help="Pace the recorded FILEs (quotes .csv, events .jsonl) in real time."
+    )
+    @click.option(
+        "--speed",
+        default=1.0,
+        show_default=True,
+        type=click.FloatRange(min=0, min_open=True),
+        help="With --replay: how many times faster than recorded.",
+    )
     @click.pass_context
-    def serve(ctx: click.Context, files: tuple[str, ...], host: str | None, port: int | None,
-              db: str | None, config_path: str | None, replay: bool, speed: float) -> None:
+    def serve(
+        ctx: click.Context,
+        files: tuple[str, ...],
+        host: str | None,
+        port: int | None,
+        db: str | None,
+        config_path: str | None,
+        replay: bool,
+        speed: float,
+    ) -> None:
         """Run the engine and the HTTP API (token: $MOMOBOT_API_TOKEN).
 
         With --replay, pace recorded FILEs through it instead of trading live:
@@ -179,11 +235,18 @@ def build_cli(hooks: Hooks) -> click.Group:
         def start() -> None:
             config = load_config(config_path)
             settings = ApiSettings.from_config(config)
-            run_server(hooks=hooks_of(ctx), config=config, host=host or settings.host,
-                       port=settings.port if port is None else port,
-                       # A paced recording must not land in the live journal unless asked to.
-                       db=db or (":memory:" if files else DEFAULT_DB), token=settings.token,
-                       replay=files, speed=speed, settings=settings)
+            run_server(
+                hooks=hooks_of(ctx),
+                config=config,
+                host=host or settings.host,
+                port=settings.port if port is None else port,
+                # A paced recording must not land in the live journal unless asked to.
+                db=db or (":memory:" if files else DEFAULT_DB),
+                token=settings.token,
+                replay=files,
+                speed=speed,
+                settings=settings,
+            )
 
         run_or_fail(start)
 

@@ -75,16 +75,21 @@ class Config:
             if name in CORE_TABLES or name in installed:
                 continue
             if name in PLUGIN_TABLES:
-                log.warning("%s[%s] configures the %s plugin, which is not installed: ignored", where,
-                            name, name)
+                log.warning(
+                    "%s[%s] configures the %s plugin, which is not installed: ignored", where, name, name
+                )
                 continue
             if name == "risk":
-                raise ConfigError(f"{where}[risk]: risk limits are not implemented in this release;"
-                                  " remove the table rather than trade believing it protects you")
+                raise ConfigError(
+                    f"{where}[risk]: risk limits are not implemented in this release;"
+                    " remove the table rather than trade believing it protects you"
+                )
             close = difflib.get_close_matches(name, [*known, *PLUGIN_TABLES], n=1)
             hint = f" (did you mean [{close[0]}]?)" if close else ""
-            raise ConfigError(f"{where}[{name}]: no component has this table{hint}; the tables are"
-                              f" {', '.join(f'[{t}]' for t in known)}")
+            raise ConfigError(
+                f"{where}[{name}]: no component has this table{hint}; the tables are"
+                f" {', '.join(f'[{t}]' for t in known)}"
+            )
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, check_tables: bool = True) -> Config:
@@ -161,8 +166,9 @@ class Section:
         raw = self._raw(key)
         return raw[1] if raw else ""
 
-    def get_float(self, key: str, default: float, *, minimum: float = 0.0,
-              strictly_positive: bool = False) -> float:
+    def get_float(
+        self, key: str, default: float, *, minimum: float = 0.0, strictly_positive: bool = False
+    ) -> float:
         raw = self._raw(key)
         if raw is None:
             return default
@@ -243,8 +249,9 @@ def zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"[momobot] timezone = {name!r}: not a time zone name such as"
-                          f" {DEFAULT_TIMEZONE!r}") from None
+        raise ConfigError(
+            f"[momobot] timezone = {name!r}: not a time zone name such as {DEFAULT_TIMEZONE!r}"
+        ) from None
 
 
 @attrs.frozen
@@ -265,8 +272,10 @@ class CoreSettings:
         section.check_known({"min_hold_s", "timezone"})
         min_hold_s = section.get_float("min_hold_s", 0.0)
         if min_hold_s > 86400:
-            raise ConfigError(f"[momobot] min_hold_s = {min_hold_s:g}{section.source('min_hold_s')}:"
-                              " must be at most 86400 (one day)")
+            raise ConfigError(
+                f"[momobot] min_hold_s = {min_hold_s:g}{section.source('min_hold_s')}:"
+                " must be at most 86400 (one day)"
+            )
         timezone = section.get_str("timezone", DEFAULT_TIMEZONE) or DEFAULT_TIMEZONE
         zone(timezone)
         return cls(min_hold_s=min_hold_s, timezone=timezone)

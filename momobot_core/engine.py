@@ -104,7 +104,7 @@ class Counters:
 
 
 def _new_id() -> str:
-    return os.urandom(8).hex()   # a uuid4 costs 7 us on the trading path, this 1
+    return os.urandom(8).hex()  # a uuid4 costs 7 us on the trading path, this 1
 
 
 def _price_ok(value: object) -> bool:
@@ -144,12 +144,12 @@ class Engine:
         self._stopped = False
         #: True while exits wait in the journal's side file: entries are refused until then.
         self.journal_pending = bool(journal is not None and journal.has_pending)
-        self._to_mark: list[str] = []          # journaled events whose hooks have run
+        self._to_mark: list[str] = []  # journaled events whose hooks have run
         self._to_mark_pending: list[str] = []  # the same, for events in the side file
         self._mark_scheduled = False
         self._owner = threading.get_ident()
-        self._inbox: collections.deque[Alert] = collections.deque()   # alerts from other threads
-        self.loop: asyncio.AbstractEventLoop | None = None   # set by serve: alerts reach it at once
+        self._inbox: collections.deque[Alert] = collections.deque()  # alerts from other threads
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by serve: alerts reach it at once
         self._undispatched: list[tuple[str, str, str, str]] = []
         if journal is not None:
             self._undispatched = journal.undispatched()
@@ -159,8 +159,11 @@ class Engine:
                 self.open_trades[trade.symbol] = trade
                 self._hold_until[trade.symbol] = trade.opened_at + self._min_hold
             if self.open_trades:
-                log.info("restored %d open trade(s) from the journal: %s",
-                         len(self.open_trades), ", ".join(sorted(self.open_trades)))
+                log.info(
+                    "restored %d open trade(s) from the journal: %s",
+                    len(self.open_trades),
+                    ", ".join(sorted(self.open_trades)),
+                )
 
     # -- life cycle --------------------------------------------------------------
 
@@ -180,19 +183,26 @@ class Engine:
     def _restart_alerts(self) -> None:
         for trade in self.open_trades.values():
             if trade.unconfirmed:
-                self.alert("unconfirmed_trade",
-                           f"{trade.symbol}: trade {trade.id} was journaled but the process stopped"
-                           " before every plugin heard of its last event: nothing is sent for it"
-                           " until you check your broker and confirm or close it", symbol=trade.symbol,
-                           trade_id=trade.id)
+                self.alert(
+                    "unconfirmed_trade",
+                    f"{trade.symbol}: trade {trade.id} was journaled but the process stopped"
+                    " before every plugin heard of its last event: nothing is sent for it"
+                    " until you check your broker and confirm or close it",
+                    symbol=trade.symbol,
+                    trade_id=trade.id,
+                )
         open_ids = {trade.id for trade in self.open_trades.values()}
         told: list[str] = []
         for trade_id, symbol, kind, ts in self._undispatched:
             if trade_id not in open_ids:
-                self.alert("unconfirmed_trade",
-                           f"{symbol}: the {kind} of trade {trade_id} at {ts} was journaled but the"
-                           " process stopped before every plugin heard of it: check your broker",
-                           symbol=symbol, trade_id=trade_id, event=kind)
+                self.alert(
+                    "unconfirmed_trade",
+                    f"{symbol}: the {kind} of trade {trade_id} at {ts} was journaled but the"
+                    " process stopped before every plugin heard of it: check your broker",
+                    symbol=symbol,
+                    trade_id=trade_id,
+                    event=kind,
+                )
                 told.append(trade_id)
         if told and self.journal is not None:
             # The trade is closed: there is nothing left to confirm; told once is enough.
@@ -200,20 +210,30 @@ class Engine:
         if self.journal is not None:
             for cut in self.journal.cut_sequences:
                 if cut.dropped_exit:
-                    self.alert("exit_dropped",
-                               f"{cut.symbol}: {cut.plugin} gave up on the {cut.event} exit of trade"
-                               f" {cut.trade_id} before the last stop ({', '.join(cut.unsent)} not"
-                               " sent): the journal shows the trade closed; if your broker still"
-                               " holds the position, close it by hand", symbol=cut.symbol,
-                               trade_id=cut.trade_id, plugin=cut.plugin, unsent=list(cut.unsent))
+                    self.alert(
+                        "exit_dropped",
+                        f"{cut.symbol}: {cut.plugin} gave up on the {cut.event} exit of trade"
+                        f" {cut.trade_id} before the last stop ({', '.join(cut.unsent)} not"
+                        " sent): the journal shows the trade closed; if your broker still"
+                        " holds the position, close it by hand",
+                        symbol=cut.symbol,
+                        trade_id=cut.trade_id,
+                        plugin=cut.plugin,
+                        unsent=list(cut.unsent),
+                    )
                     continue
-                self.alert("sequence_cut",
-                           f"{cut.symbol}: {cut.plugin} was sending the {cut.event} of trade"
-                           f" {cut.trade_id} when the process stopped: sent"
-                           f" {', '.join(cut.sent) or 'nothing'}; not sent"
-                           f" {', '.join(cut.unsent) or 'nothing'}. Check your broker",
-                           symbol=cut.symbol, trade_id=cut.trade_id, plugin=cut.plugin,
-                           sent=list(cut.sent), unsent=list(cut.unsent))
+                self.alert(
+                    "sequence_cut",
+                    f"{cut.symbol}: {cut.plugin} was sending the {cut.event} of trade"
+                    f" {cut.trade_id} when the process stopped: sent"
+                    f" {', '.join(cut.sent) or 'nothing'}; not sent"
+                    f" {', '.join(cut.unsent) or 'nothing'}. Check your broker",
+                    symbol=cut.symbol,
+                    trade_id=cut.trade_id,
+                    plugin=cut.plugin,
+                    sent=list(cut.sent),
+                    unsent=list(cut.unsent),
+                )
         if self.journal_pending:
             self.retry_journal()
 
@@ -223,7 +243,7 @@ class Engine:
             return
         self._stopped = True
         if self.hooks is not None and self._started:
-            self.hooks.shutdown(self)   # plugins flush what they still had to send
+            self.hooks.shutdown(self)  # plugins flush what they still had to send
         self._mark_dispatched()
         self._drain_inbox()
 
@@ -246,8 +266,7 @@ class Engine:
         run on the engine's thread (at once on an event loop, else with the
         next event).
         """
-        alert = Alert(kind=kind, message=message, symbol=symbol, ts=datetime.now(UTC),
-                      detail=dict(detail))
+        alert = Alert(kind=kind, message=message, symbol=symbol, ts=datetime.now(UTC), detail=dict(detail))
         alert_log.warning("[%s] %s", kind, message)
         if threading.get_ident() == self._owner:
             self._publish(alert)
@@ -296,9 +315,16 @@ class Engine:
         self.counters.rejected_quotes += 1
         n = self.counters.rejected_quotes
         if n <= _REJECTS_LOGGED:
-            log.warning("rejected malformed quote for %s at %s (bid=%r ask=%r last=%r): prices must"
-                        " be positive, at most %g, with bid <= ask", quote.symbol,
-                        quote.ts.isoformat(), quote.bid, quote.ask, quote.last, MAX_PRICE)
+            log.warning(
+                "rejected malformed quote for %s at %s (bid=%r ask=%r last=%r): prices must"
+                " be positive, at most %g, with bid <= ask",
+                quote.symbol,
+                quote.ts.isoformat(),
+                quote.bid,
+                quote.ask,
+                quote.last,
+                MAX_PRICE,
+            )
             if n == _REJECTS_LOGGED:
                 log.warning("further malformed quotes are counted but not logged")
 
@@ -317,8 +343,9 @@ class Engine:
 
     # -- actions -----------------------------------------------------------------
 
-    def open_trade(self, symbol: str, qty: int, tp1: float, tp2: float, stop: float,
-                   ts: datetime | None = None) -> Trade:
+    def open_trade(
+        self, symbol: str, qty: int, tp1: float, tp2: float, stop: float, ts: datetime | None = None
+    ) -> Trade:
         """Open a long bracket trade with an entry buy at the symbol's current ask.
 
         Raises TradeRefused; then nothing was journaled and no plugin heard of it.
@@ -332,8 +359,17 @@ class Engine:
             raise
         quote = self.last_quotes[symbol]
         ts = ts if ts is not None else self.clock.now()
-        trade = Trade(id=_new_id(), symbol=symbol, qty=qty, remaining=qty, entry_price=quote.ask,
-                      tp1=tp1, tp2=tp2, stop=stop, opened_at=ts)
+        trade = Trade(
+            id=_new_id(),
+            symbol=symbol,
+            qty=qty,
+            remaining=qty,
+            entry_price=quote.ask,
+            tp1=tp1,
+            tp2=tp2,
+            stop=stop,
+            opened_at=ts,
+        )
         order = self._order(trade, Side.BUY, qty, quote.ask, Intent.ENTRY, ts)
         event = JournalEvent("open", trade, order)
         if self.journal is not None:
@@ -341,10 +377,14 @@ class Engine:
                 self.journal.write(event)
             except JournalWriteError as exc:
                 self.counters.refused_actions += 1
-                self.alert("journal_error", f"{symbol}: entry refused, nothing sent: the journal"
-                           f" cannot be written ({exc})", symbol=symbol)
-                raise TradeRefused(f"{symbol}: entry refused: the journal cannot be written ({exc})",
-                                   "journal") from None
+                self.alert(
+                    "journal_error",
+                    f"{symbol}: entry refused, nothing sent: the journal cannot be written ({exc})",
+                    symbol=symbol,
+                )
+                raise TradeRefused(
+                    f"{symbol}: entry refused: the journal cannot be written ({exc})", "journal"
+                ) from None
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
         self.counters.trades_opened += 1
@@ -355,22 +395,27 @@ class Engine:
 
     def _check_open(self, symbol: str, qty: int, tp1: float, tp2: float, stop: float) -> None:
         if self.journal_pending and not self.retry_journal():
-            raise TradeRefused(f"{symbol}: entries are halted: exits wait in the journal's side file"
-                               " until the journal can be written again", "journal")
+            raise TradeRefused(
+                f"{symbol}: entries are halted: exits wait in the journal's side file"
+                " until the journal can be written again",
+                "journal",
+            )
         if symbol in self.open_trades:
             raise TradeRefused(f"{symbol}: a trade is already open", "already_open")
         quote = self.last_quotes.get(symbol)
         if quote is None:
-            raise TradeRefused(f"{symbol}: unknown symbol: no quote yet, so there is no ask to buy at",
-                               "unknown_symbol")
+            raise TradeRefused(
+                f"{symbol}: unknown symbol: no quote yet, so there is no ask to buy at", "unknown_symbol"
+            )
         if isinstance(qty, str):  # type: ignore[unreachable]  # JSON and scripts can send one
             raise TradeRefused(f"{symbol}: qty {qty!r} is a string: give a whole number such as 100")
         if isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= MAX_QTY:
             raise TradeRefused(f"{symbol}: qty must be a whole number from 1 to {MAX_QTY:,}, not {qty!r}")
         for name, value in (("tp1", tp1), ("tp2", tp2), ("stop", stop)):
             if not _price_ok(value):
-                raise TradeRefused(f"{symbol}: {name} must be a price above 0 and at most"
-                                   f" {MAX_PRICE:,.0f}, not {value!r}")
+                raise TradeRefused(
+                    f"{symbol}: {name} must be a price above 0 and at most {MAX_PRICE:,.0f}, not {value!r}"
+                )
         if not stop < quote.ask:
             raise TradeRefused(f"{symbol}: stop {stop} must be below the entry price (ask {quote.ask})")
         if not quote.ask < tp1:
@@ -389,8 +434,9 @@ class Engine:
         quote = self.last_quotes.get(symbol)
         if quote is None:
             self.counters.refused_actions += 1
-            raise TradeRefused(f"{symbol}: no quote since start-up, so there is no bid to sell at",
-                               "unknown_symbol")
+            raise TradeRefused(
+                f"{symbol}: no quote since start-up, so there is no bid to sell at", "unknown_symbol"
+            )
         ts = ts if ts is not None else self.clock.now()
         return self._close(trade, None, quote.bid, ts, Intent.MANUAL, CloseReason.MANUAL)
 
@@ -406,8 +452,9 @@ class Engine:
             try:
                 self.journal.write(JournalEvent("confirm", confirmed, at=datetime.now(UTC)))
             except JournalWriteError as exc:
-                raise TradeRefused(f"{symbol}: not confirmed: the journal cannot be written ({exc})",
-                                   "journal") from None
+                raise TradeRefused(
+                    f"{symbol}: not confirmed: the journal cannot be written ({exc})", "journal"
+                ) from None
         self.open_trades[symbol] = confirmed
         log.info("%s: trade %s confirmed by a person; its targets are watched again", symbol, trade.id)
         return confirmed
@@ -430,16 +477,23 @@ class Engine:
         try:
             journal.append_pending(event)
         except OSError as exc:
-            self.alert("journal_error", f"{event.trade.symbol}: the {event.kind} exit of trade"
-                       f" {event.trade.id} could not be recorded anywhere ({reason}; side file:"
-                       f" {exc.strerror or exc}); it is sent anyway: check your journal and broker",
-                       symbol=event.trade.symbol)
+            self.alert(
+                "journal_error",
+                f"{event.trade.symbol}: the {event.kind} exit of trade"
+                f" {event.trade.id} could not be recorded anywhere ({reason}; side file:"
+                f" {exc.strerror or exc}); it is sent anyway: check your journal and broker",
+                symbol=event.trade.symbol,
+            )
             return False
         if not self.journal_pending:
             self.journal_pending = True
-            self.alert("journal_error", f"the journal cannot be written ({reason}): exits are kept in"
-                       f" {journal.pending_path} and still sent; new entries are halted until the"
-                       " journal can be written again", symbol=event.trade.symbol)
+            self.alert(
+                "journal_error",
+                f"the journal cannot be written ({reason}): exits are kept in"
+                f" {journal.pending_path} and still sent; new entries are halted until the"
+                " journal can be written again",
+                symbol=event.trade.symbol,
+            )
         return True
 
     def retry_journal(self) -> bool:
@@ -457,8 +511,12 @@ class Engine:
             log.debug("the side file is still waiting: %s", exc)
             return False
         self.journal_pending = False
-        self.alert("resumed", f"the journal can be written again: {count} event(s) moved in from the"
-                   " side file; entries are allowed again", what="journal")
+        self.alert(
+            "resumed",
+            f"the journal can be written again: {count} event(s) moved in from the"
+            " side file; entries are allowed again",
+            what="journal",
+        )
         return True
 
     def tick(self) -> None:
@@ -493,8 +551,12 @@ class Engine:
                 journal.mark_dispatched(ids)
             except JournalWriteError as exc:
                 # The events are journaled; unmarked, a restart shows them unconfirmed: the safe side.
-                log.warning("could not mark %d event(s) dispatched (%s); after a restart they would"
-                            " show as unconfirmed", len(ids), exc)
+                log.warning(
+                    "could not mark %d event(s) dispatched (%s); after a restart they would"
+                    " show as unconfirmed",
+                    len(ids),
+                    exc,
+                )
         if self._to_mark_pending:
             ids, self._to_mark_pending = self._to_mark_pending, []
             journal.mark_pending_dispatched(ids)
@@ -504,8 +566,9 @@ class Engine:
     def _take_profit_1(self, trade: Trade, quote: Quote) -> Trade:
         sell_qty = trade.qty // 2
         price = quote.ask
-        after = attrs.evolve(trade, tp1_hit=True, remaining=trade.remaining - sell_qty,
-                             stop=trade.entry_price)
+        after = attrs.evolve(
+            trade, tp1_hit=True, remaining=trade.remaining - sell_qty, stop=trade.entry_price
+        )
         order = leg = None
         if sell_qty:
             order = self._order(after, Side.SELL, sell_qty, price, Intent.TAKE_PROFIT, quote.ts)
@@ -522,18 +585,29 @@ class Engine:
 
     def _exit_rest(self, trade: Trade, quote: Quote, target: Target) -> None:
         if target is Target.TP2:
-            self._close(trade, target, quote.ask, quote.ts, Intent.TAKE_PROFIT, CloseReason.TP2,
-                        quote=quote)
+            self._close(trade, target, quote.ask, quote.ts, Intent.TAKE_PROFIT, CloseReason.TP2, quote=quote)
         else:
-            self._close(trade, target, quote.bid, quote.ts, Intent.STOP, CloseReason.STOP,
-                        quote=quote)
+            self._close(trade, target, quote.bid, quote.ts, Intent.STOP, CloseReason.STOP, quote=quote)
 
-    def _close(self, trade: Trade, target: Target | None, price: float, ts: datetime, intent: Intent,
-               reason: CloseReason, quote: Quote | None = None) -> Trade:
+    def _close(
+        self,
+        trade: Trade,
+        target: Target | None,
+        price: float,
+        ts: datetime,
+        intent: Intent,
+        reason: CloseReason,
+        quote: Quote | None = None,
+    ) -> Trade:
         qty = trade.remaining
-        after = attrs.evolve(trade, remaining=0, closed_at=ts, close_reason=reason,
-                             tp2_hit=trade.tp2_hit or target is Target.TP2,
-                             stop_hit=trade.stop_hit or target is Target.STOP)
+        after = attrs.evolve(
+            trade,
+            remaining=0,
+            closed_at=ts,
+            close_reason=reason,
+            tp2_hit=trade.tp2_hit or target is Target.TP2,
+            stop_hit=trade.stop_hit or target is Target.STOP,
+        )
         order = self._order(after, Side.SELL, qty, price, intent, ts)
         event = JournalEvent(reason.value, after, order, self._leg(after, qty, price, reason.value, ts))
         pending = self._commit_exit(event)
@@ -548,14 +622,28 @@ class Engine:
         self._dispatched(event.id, pending)
         return after
 
-    def _order(self, trade: Trade, side: Side, qty: int, price: float, intent: Intent,
-               ts: datetime) -> Order:
-        return Order(id=_new_id(), symbol=trade.symbol, side=side, qty=qty, price=price,
-                     intent=intent, trade_id=trade.id, ts=ts)
+    def _order(self, trade: Trade, side: Side, qty: int, price: float, intent: Intent, ts: datetime) -> Order:
+        return Order(
+            id=_new_id(),
+            symbol=trade.symbol,
+            side=side,
+            qty=qty,
+            price=price,
+            intent=intent,
+            trade_id=trade.id,
+            ts=ts,
+        )
 
     @staticmethod
     def _leg(trade: Trade, qty: int, price: float, reason: str, ts: datetime) -> Leg:
-        return Leg(trade_id=trade.id, symbol=trade.symbol, qty=qty, entry_price=trade.entry_price,
-                   exit_price=price, pnl=leg_pnl(trade.entry_price, price, qty), reason=reason,
-                   opened_at=trade.opened_at, closed_at=ts)
-
+        return Leg(
+            trade_id=trade.id,
+            symbol=trade.symbol,
+            qty=qty,
+            entry_price=trade.entry_price,
+            exit_price=price,
+            pnl=leg_pnl(trade.entry_price, price, qty),
+            reason=reason,
+            opened_at=trade.opened_at,
+            closed_at=ts,
+        )

@@ -16,14 +16,23 @@ log = logging.getLogger("momobot.trades")
 
 @hookimpl
 def on_order_submitted(order: Order, trade: Trade) -> None:
-    log.info("%s %s %d %s at %s (%s, trade %s)", order.intent, order.side, order.qty, order.symbol,
-             order.price, trade.close_reason or ("open" if trade.is_open else "closed"), trade.id)
+    log.info(
+        "%s %s %d %s at %s (%s, trade %s)",
+        order.intent,
+        order.side,
+        order.qty,
+        order.symbol,
+        order.price,
+        trade.close_reason or ("open" if trade.is_open else "closed"),
+        trade.id,
+    )
 
 
 @hookimpl
 def on_target_hit(trade: Trade, target: Target, quote: Quote) -> None:
-    log.info("%s reached %s (ask %s, bid %s, last %s)", trade.symbol, target, quote.ask, quote.bid,
-             quote.last)
+    log.info(
+        "%s reached %s (ask %s, bid %s, last %s)", trade.symbol, target, quote.ask, quote.bid, quote.last
+    )
 
 
 @hookimpl

@@ -78,7 +78,7 @@ def parse_ts(text: str | int | float, tz: tzinfo = UTC) -> datetime:
         seconds = float(text)
     elif not isinstance(text, str):
         raise ValueError("not a time")
-    elif text[4:5] == "-":   # "2026-..." has its dash at index 4; epoch seconds never do.
+    elif text[4:5] == "-":  # "2026-..." has its dash at index 4; epoch seconds never do.
         ts = datetime.fromisoformat(text)
         return _in_range(ts if ts.tzinfo is not None else ts.replace(tzinfo=tz))
     else:
@@ -104,8 +104,9 @@ def check_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         if not path.is_file():
             raise InputError(f"{path}: not a file")
         if path.suffix.lower() not in CSV_SUFFIXES | JSONL_SUFFIXES:
-            raise InputError(f"{path}: unknown file type {path.suffix!r}: quotes go in .csv files,"
-                             " events in .jsonl files")
+            raise InputError(
+                f"{path}: unknown file type {path.suffix!r}: quotes go in .csv files, events in .jsonl files"
+            )
         result.append(path)
     return result
 
@@ -147,8 +148,9 @@ def read_csv(path: Path, tz: tzinfo = UTC) -> Iterator[Quote]:
         columns = [name.strip().lower() for name in header]
         missing = [name for name in CSV_COLUMNS[:4] if name not in columns]
         if missing:
-            raise InputError(f"{path}:1: header lacks column(s) {', '.join(missing)}"
-                             f" (expected {','.join(CSV_COLUMNS)})")
+            raise InputError(
+                f"{path}:1: header lacks column(s) {', '.join(missing)} (expected {','.join(CSV_COLUMNS)})"
+            )
         i_ts, i_sym, i_bid, i_ask = (columns.index(name) for name in CSV_COLUMNS[:4])
         i_last = columns.index("last") if "last" in columns else None
         width = len(columns)
@@ -173,15 +175,22 @@ def read_csv(path: Path, tz: tzinfo = UTC) -> Iterator[Quote]:
                         ts = parse(text)
                     symbol = row[i_sym]
                     last_text = row[i_last] if i_last is not None else ""
-                    quote = Quote(symbol, ts, float(row[i_bid]), float(row[i_ask]),
-                                  float(last_text) if last_text else None)
+                    quote = Quote(
+                        symbol,
+                        ts,
+                        float(row[i_bid]),
+                        float(row[i_ask]),
+                        float(last_text) if last_text else None,
+                    )
                     if not symbol or len(row) != width:
                         raise ValueError
                 except (ValueError, IndexError, TypeError, OverflowError, OSError):
                     raise InputError(f"{path}:{reader.line_num}: {_csv_problem(row, columns)}") from None
                 if previous is not None and ts < previous:
-                    raise InputError(f"{path}:{reader.line_num}: ts {text} is earlier than the line"
-                                     " before: a file must be in time order")
+                    raise InputError(
+                        f"{path}:{reader.line_num}: ts {text} is earlier than the line"
+                        " before: a file must be in time order"
+                    )
                 previous = ts
                 yield quote
         except (csv.Error, UnicodeDecodeError) as exc:
@@ -198,8 +207,9 @@ def _csv_problem(row: list[str], columns: list[str]) -> str:
     try:
         parse_ts(fields["ts"])
     except (ValueError, TypeError, OverflowError, OSError):
-        return (f"ts {fields['ts']!r} is neither ISO 8601 nor epoch seconds in the years"
-                f" {MIN_YEAR} to {MAX_YEAR}")
+        return (
+            f"ts {fields['ts']!r} is neither ISO 8601 nor epoch seconds in the years {MIN_YEAR} to {MAX_YEAR}"
+        )
     for name in ("bid", "ask", "last"):
         value = fields.get(name, "")
         if name == "last" and not value:
@@ -238,8 +248,10 @@ def read_jsonl(path: Path, tz: tzinfo = UTC) -> Iterator[Event]:
             except ValueError as exc:
                 raise InputError(f"{path}:{lineno}: {exc}") from None
             if previous is not None and event.ts < previous:
-                raise InputError(f"{path}:{lineno}: ts {event.ts.isoformat()} is earlier than the"
-                                 f" line before ({previous.isoformat()}): a file must be in time order")
+                raise InputError(
+                    f"{path}:{lineno}: ts {event.ts.isoformat()} is earlier than the"
+                    f" line before ({previous.isoformat()}): a file must be in time order"
+                )
             previous = event.ts
             yield event
 
@@ -262,8 +274,10 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
     try:
         ts = parse_ts(data["ts"], tz)
     except (ValueError, TypeError, OverflowError, OSError):
-        raise ValueError(f"ts {_short(data['ts'])} is neither ISO 8601 nor epoch seconds in the years"
-                         f" {MIN_YEAR} to {MAX_YEAR}") from None
+        raise ValueError(
+            f"ts {_short(data['ts'])} is neither ISO 8601 nor epoch seconds in the years"
+            f" {MIN_YEAR} to {MAX_YEAR}"
+        ) from None
     symbol = data["symbol"]
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"symbol {_short(symbol)} must be a non-empty string")
@@ -271,16 +285,20 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
         raise ValueError(f"symbol {_short(symbol)} is not a ticker (printable ASCII, at most 32)")
     if kind == "quote":
         last = data.get("last")
-        return Quote(symbol, ts, _number(data, "bid"), _number(data, "ask"),
-                     None if last is None or last == "" else _number(data, "last"))
+        return Quote(
+            symbol,
+            ts,
+            _number(data, "bid"),
+            _number(data, "ask"),
+            None if last is None or last == "" else _number(data, "last"),
+        )
     if kind == "open":
         qty = data["qty"]
         if isinstance(qty, str):
             raise ValueError(f"qty {_short(qty)} is a string: write the number without quotes")
         if isinstance(qty, bool) or not isinstance(qty, int):
             raise ValueError(f"qty {_short(qty)} must be a whole number")
-        return OpenRequest(symbol, qty, _number(data, "tp1"), _number(data, "tp2"),
-                           _number(data, "stop"), ts)
+        return OpenRequest(symbol, qty, _number(data, "tp1"), _number(data, "tp2"), _number(data, "stop"), ts)
     return CloseRequest(symbol, ts)
 
 

@@ -119,8 +119,10 @@ CREATE TABLE IF NOT EXISTS alerts (
 #: ``events.dispatched``: not yet (or never) heard by the plugins; heard; confirmed by a person.
 NOT_DISPATCHED, DISPATCHED, CONFIRMED = 0, 1, 2
 
-_TRADE_COLUMNS = ("id, symbol, qty, remaining, entry_price, tp1, tp2, stop, opened_at, tp1_hit,"
-                  " tp2_hit, stop_hit, closed_at, close_reason")
+_TRADE_COLUMNS = (
+    "id, symbol, qty, remaining, entry_price, tp1, tp2, stop, opened_at, tp1_hit,"
+    " tp2_hit, stop_hit, closed_at, close_reason"
+)
 _LEG_COLUMNS = "trade_id, symbol, qty, entry_price, exit_price, pnl, reason, opened_at, closed_at"
 
 
@@ -143,7 +145,7 @@ class JournalEvent:
     trade: Trade
     order: Order | None = None
     leg: Leg | None = None
-    at: datetime | None = None     # when it happened, if there is no order to say so
+    at: datetime | None = None  # when it happened, if there is no order to say so
     id: str = attrs.field(factory=lambda: os.urandom(8).hex())
 
     @property
@@ -155,12 +157,17 @@ class JournalEvent:
         return self.trade.closed_at or self.trade.opened_at
 
     def to_json(self) -> str:
-        return json.dumps({
-            "id": self.id, "kind": self.kind, "at": self.at.isoformat() if self.at else None,
-            "trade": _plain(self.trade),
-            "order": _plain(self.order) if self.order else None,
-            "leg": _plain(self.leg) if self.leg else None,
-        }, separators=(",", ":"))
+        return json.dumps(
+            {
+                "id": self.id,
+                "kind": self.kind,
+                "at": self.at.isoformat() if self.at else None,
+                "trade": _plain(self.trade),
+                "order": _plain(self.order) if self.order else None,
+                "leg": _plain(self.leg) if self.leg else None,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> JournalEvent:
@@ -169,22 +176,45 @@ class JournalEvent:
         order = data["order"]
         leg = data["leg"]
         return cls(
-            kind=data["kind"], id=data["id"], at=_maybe_time(data.get("at")),
-            trade=Trade(**{**trade, "opened_at": datetime.fromisoformat(trade["opened_at"]),
-                           "closed_at": _maybe_time(trade["closed_at"]),
-                           "close_reason": CloseReason(trade["close_reason"])
-                           if trade["close_reason"] else None}),
-            order=Order(**{**order, "ts": datetime.fromisoformat(order["ts"]),
-                           "side": Side(order["side"]), "intent": Intent(order["intent"])})
-            if order else None,
-            leg=Leg(**{**leg, "opened_at": datetime.fromisoformat(leg["opened_at"]),
-                       "closed_at": datetime.fromisoformat(leg["closed_at"])}) if leg else None,
+            kind=data["kind"],
+            id=data["id"],
+            at=_maybe_time(data.get("at")),
+            trade=Trade(
+                **{
+                    **trade,
+                    "opened_at": datetime.fromisoformat(trade["opened_at"]),
+                    "closed_at": _maybe_time(trade["closed_at"]),
+                    "close_reason": CloseReason(trade["close_reason"]) if trade["close_reason"] else None,
+                }
+            ),
+            order=Order(
+                **{
+                    **order,
+                    "ts": datetime.fromisoformat(order["ts"]),
+                    "side": Side(order["side"]),
+                    "intent": Intent(order["intent"]),
+                }
+            )
+            if order
+            else None,
+            leg=Leg(
+                **{
+                    **leg,
+                    "opened_at": datetime.fromisoformat(leg["opened_at"]),
+                    "closed_at": datetime.fromisoformat(leg["closed_at"]),
+                }
+            )
+            if leg
+            else None,
         )
 
 
 def _plain(value: Any) -> dict[str, Any]:
-    return attrs.asdict(value, recurse=False,
-                        value_serializer=lambda _i, _a, v: v.isoformat() if isinstance(v, datetime) else v)
+    return attrs.asdict(
+        value,
+        recurse=False,
+        value_serializer=lambda _i, _a, v: v.isoformat() if isinstance(v, datetime) else v,
+    )
 
 
 def _maybe_time(text: str | None) -> datetime | None:
@@ -228,7 +258,7 @@ class WireLog:
         if fd is None:
             return
         line = json.dumps({"plugin": self.plugin, **record}, separators=(",", ":")) + "\n"
-        with contextlib.suppress(OSError):   # the wire must never stop for its log
+        with contextlib.suppress(OSError):  # the wire must never stop for its log
             os.write(fd, line.encode())
 
 
@@ -266,8 +296,7 @@ class Journal:
                     self.flush_pending()
                 self._fold_wire_log()
                 self.cut_sequences = self._unreported_cuts()
-                self._wire_fd = os.open(self.path + ".wire", os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                                        0o644)
+                self._wire_fd = os.open(self.path + ".wire", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             except (JournalWriteError, OSError) as exc:
                 self.close()
                 raise JournalError(f"{self.path}: cannot bring the journal up to date: {exc}") from None
@@ -277,25 +306,26 @@ class Journal:
             if readonly:
                 db = self._open_readonly()
             else:
-                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                     timeout=0)
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if version == 0 and tables:
                 raise JournalError(f"{self.path}: not a MomoBot journal (it holds other tables)")
             readable = (1, SCHEMA_VERSION)
             if version not in (0, *readable) or (readonly and version not in readable):
-                raise JournalError(f"{self.path}: not a MomoBot journal of schema version"
-                                   f" {SCHEMA_VERSION} (found version {version})")
+                raise JournalError(
+                    f"{self.path}: not a MomoBot journal of schema version"
+                    f" {SCHEMA_VERSION} (found version {version})"
+                )
             if not readonly:
-                db.execute("PRAGMA busy_timeout=0")   # a busy journal is a failed write, never a wait
+                db.execute("PRAGMA busy_timeout=0")  # a busy journal is a failed write, never a wait
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA foreign_keys=ON")
                 # A current journal needs no write to open: another program holding it locked
                 # must not keep the bot (and its open trades) from starting.
                 if version != SCHEMA_VERSION or db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
-                    db.executescript(_SCHEMA)   # version 1 journals gain the new tables
+                    db.executescript(_SCHEMA)  # version 1 journals gain the new tables
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._has_events = readonly is False or version == SCHEMA_VERSION
         except sqlite3.DatabaseError as exc:
@@ -305,19 +335,24 @@ class Journal:
     def _open_readonly(self) -> sqlite3.Connection:
         """Read-only, no lock; in a read-only directory (no ``-shm`` can be made) as last checkpointed."""
         uri = Path(self.path).resolve().as_uri()
-        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None,
-                             check_same_thread=False, timeout=0)
+        db = sqlite3.connect(
+            f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=0
+        )
         try:
             db.execute("PRAGMA user_version").fetchone()
             return db
         except sqlite3.OperationalError:
             db.close()
         if Path(self.path + "-wal").exists() and Path(self.path + "-wal").stat().st_size:
-            log.warning("%s: the directory is read-only, so the journal is read as last checkpointed:"
-                        " what is still only in %s-wal (a running serve's last events) is not shown",
-                        self.path, self.path)
-        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None,
-                               check_same_thread=False, timeout=0)
+            log.warning(
+                "%s: the directory is read-only, so the journal is read as last checkpointed:"
+                " what is still only in %s-wal (a running serve's last events) is not shown",
+                self.path,
+                self.path,
+            )
+        return sqlite3.connect(
+            f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False, timeout=0
+        )
 
     def close(self) -> None:
         if self._wire_fd is not None:
@@ -359,8 +394,7 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalWriteError(f"journal {self.path}: {exc}") from None
 
-    def _write(self, db: sqlite3.Connection, event: JournalEvent,
-               dispatched: int = NOT_DISPATCHED) -> None:
+    def _write(self, db: sqlite3.Connection, event: JournalEvent, dispatched: int = NOT_DISPATCHED) -> None:
         trade = event.trade
         if event.kind == "open":
             db.execute(
@@ -371,47 +405,78 @@ class Journal:
             db.execute(
                 "UPDATE trades SET remaining=?, stop=?, tp1_hit=?, tp2_hit=?, stop_hit=?,"
                 " closed_at=?, close_reason=? WHERE id=?",
-                (trade.remaining, trade.stop, trade.tp1_hit, trade.tp2_hit, trade.stop_hit,
-                 trade.closed_at.isoformat() if trade.closed_at else None,
-                 trade.close_reason.value if trade.close_reason else None, trade.id),
+                (
+                    trade.remaining,
+                    trade.stop,
+                    trade.tp1_hit,
+                    trade.tp2_hit,
+                    trade.stop_hit,
+                    trade.closed_at.isoformat() if trade.closed_at else None,
+                    trade.close_reason.value if trade.close_reason else None,
+                    trade.id,
+                ),
             )
         order = event.order
         if order is not None:
             db.execute(
                 "INSERT INTO executions (order_id, trade_id, symbol, side, qty, price, intent, ts)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (order.id, order.trade_id, order.symbol, order.side.value, order.qty, order.price,
-                 order.intent.value, order.ts.isoformat()),
+                (
+                    order.id,
+                    order.trade_id,
+                    order.symbol,
+                    order.side.value,
+                    order.qty,
+                    order.price,
+                    order.intent.value,
+                    order.ts.isoformat(),
+                ),
             )
         leg = event.leg
         if leg is not None:
             db.execute(
                 f"INSERT INTO legs ({_LEG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (leg.trade_id, leg.symbol, leg.qty, leg.entry_price, leg.exit_price, leg.pnl,
-                 leg.reason, leg.opened_at.isoformat(), leg.closed_at.isoformat()),
+                (
+                    leg.trade_id,
+                    leg.symbol,
+                    leg.qty,
+                    leg.entry_price,
+                    leg.exit_price,
+                    leg.pnl,
+                    leg.reason,
+                    leg.opened_at.isoformat(),
+                    leg.closed_at.isoformat(),
+                ),
             )
         ts = event.ts
-        db.execute("INSERT INTO events (id, trade_id, symbol, kind, ts, epoch, dispatched)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (event.id, trade.id, trade.symbol, event.kind, ts.isoformat(), ts.timestamp(),
-                    dispatched))
+        db.execute(
+            "INSERT INTO events (id, trade_id, symbol, kind, ts, epoch, dispatched)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event.id, trade.id, trade.symbol, event.kind, ts.isoformat(), ts.timestamp(), dispatched),
+        )
         if event.kind == "confirm" or trade.unconfirmed:
             # A person confirmed the trade, or closed it knowing it was unconfirmed.
-            db.execute("UPDATE events SET dispatched=? WHERE trade_id=? AND dispatched=?",
-                       (CONFIRMED, trade.id, NOT_DISPATCHED))
+            db.execute(
+                "UPDATE events SET dispatched=? WHERE trade_id=? AND dispatched=?",
+                (CONFIRMED, trade.id, NOT_DISPATCHED),
+            )
 
     def confirm_closed(self, trade_ids: list[str]) -> None:
         """Undispatched events of closed trades, now told to a person: not alerted again."""
         with contextlib.suppress(sqlite3.Error), self._transaction() as db:
-            db.executemany("UPDATE events SET dispatched=? WHERE trade_id=? AND dispatched=?",
-                           [(CONFIRMED, trade_id, NOT_DISPATCHED) for trade_id in trade_ids])
+            db.executemany(
+                "UPDATE events SET dispatched=? WHERE trade_id=? AND dispatched=?",
+                [(CONFIRMED, trade_id, NOT_DISPATCHED) for trade_id in trade_ids],
+            )
 
     def mark_dispatched(self, event_ids: list[str]) -> None:
         """The plugins have heard of these events (a second, small commit). Raises JournalWriteError."""
         try:
             with self._transaction() as db:
-                db.executemany("UPDATE events SET dispatched=? WHERE id=? AND dispatched=?",
-                               [(DISPATCHED, event_id, NOT_DISPATCHED) for event_id in event_ids])
+                db.executemany(
+                    "UPDATE events SET dispatched=? WHERE id=? AND dispatched=?",
+                    [(DISPATCHED, event_id, NOT_DISPATCHED) for event_id in event_ids],
+                )
         except sqlite3.Error as exc:
             raise JournalWriteError(f"journal {self.path}: {exc}") from None
 
@@ -470,9 +535,11 @@ class Journal:
                     events.append(JournalEvent.from_json(line))
             except (ValueError, KeyError, TypeError) as exc:
                 if n == len(lines):
-                    continue   # the last line of a crash, cut mid-write: its hooks never ran
-                raise JournalWriteError(f"{path}:{n}: unreadable side-file line ({exc}); the file is"
-                                        " kept: repair or move it, then start again") from None
+                    continue  # the last line of a crash, cut mid-write: its hooks never ran
+                raise JournalWriteError(
+                    f"{path}:{n}: unreadable side-file line ({exc}); the file is"
+                    " kept: repair or move it, then start again"
+                ) from None
         try:
             with self._transaction() as db:
                 for event in events:
@@ -483,9 +550,10 @@ class Journal:
             raise JournalWriteError(f"journal {self.path}: {exc}") from None
         try:
             path.unlink()
-        except OSError as exc:   # in the journal now; a second flush skips what is there
-            raise JournalWriteError(f"{path}: written into the journal but not removed:"
-                                    f" {exc.strerror or exc}") from None
+        except OSError as exc:  # in the journal now; a second flush skips what is there
+            raise JournalWriteError(
+                f"{path}: written into the journal but not removed: {exc.strerror or exc}"
+            ) from None
         return len(events)
 
     # -- what plugins wrote to the wire --------------------------------------------
@@ -509,12 +577,16 @@ class Journal:
                         records.append(record)
             try:
                 with self._transaction() as db:
-                    db.executemany("INSERT INTO wire (plugin, batch, status, record) VALUES (?, ?, ?, ?)",
-                                   [(str(r.get("plugin")), str(r["batch"]), str(r["status"]),
-                                     json.dumps(r)) for r in records])
+                    db.executemany(
+                        "INSERT INTO wire (plugin, batch, status, record) VALUES (?, ?, ?, ?)",
+                        [
+                            (str(r.get("plugin")), str(r["batch"]), str(r["status"]), json.dumps(r))
+                            for r in records
+                        ],
+                    )
             except sqlite3.Error:
-                return   # kept in the file: folded in (and told) next time
-            with open(path, "r+b") as fh:   # truncate, keep the descriptor others may hold
+                return  # kept in the file: folded in (and told) next time
+            with open(path, "r+b") as fh:  # truncate, keep the descriptor others may hold
                 fh.truncate(0)
 
     def _unreported_cuts(self) -> list[CutSequence]:
@@ -564,8 +636,9 @@ class Journal:
     # -- reading -----------------------------------------------------------------
 
     def open_trades(self) -> list[Trade]:
-        return self._trades(f"SELECT {_TRADE_COLUMNS} FROM trades WHERE closed_at IS NULL"
-                            " ORDER BY opened_at, rowid")
+        return self._trades(
+            f"SELECT {_TRADE_COLUMNS} FROM trades WHERE closed_at IS NULL ORDER BY opened_at, rowid"
+        )
 
     def trades(self) -> list[Trade]:
         return self._trades(f"SELECT {_TRADE_COLUMNS} FROM trades ORDER BY opened_at, rowid")
@@ -579,8 +652,7 @@ class Journal:
 
     def executions(self) -> list[dict[str, object]]:
         cursor = self._db.execute(
-            "SELECT order_id, trade_id, symbol, side, qty, price, intent, ts FROM executions"
-            " ORDER BY rowid"
+            "SELECT order_id, trade_id, symbol, side, qty, price, intent, ts FROM executions ORDER BY rowid"
         )
         names = [d[0] for d in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -592,8 +664,9 @@ class Journal:
         """``(trade_id, symbol, kind, ts)`` of events committed but never marked dispatched."""
         if not self._has_events:
             return []
-        return self._db.execute("SELECT trade_id, symbol, kind, ts FROM events WHERE dispatched=?"
-                                " ORDER BY seq", (NOT_DISPATCHED,)).fetchall()
+        return self._db.execute(
+            "SELECT trade_id, symbol, kind, ts FROM events WHERE dispatched=? ORDER BY seq", (NOT_DISPATCHED,)
+        ).fetchall()
 
     def last_event_time(self) -> datetime | None:
         """The time of the newest event in the journal (for refusing a replay that goes back)."""
@@ -608,10 +681,12 @@ class Journal:
     def record_alert(self, kind: str, message: str, symbol: str | None, ts: datetime) -> None:
         """Keep an alert (best effort: the journal being unwritable is itself an alert)."""
         if self._in_batch:
-            return   # a replay's batch must not grow with every alert; they are in the log
+            return  # a replay's batch must not grow with every alert; they are in the log
         with contextlib.suppress(sqlite3.Error):
-            self._db.execute("INSERT INTO alerts (kind, message, symbol, ts) VALUES (?, ?, ?, ?)",
-                             (kind, message, symbol, ts.isoformat()))
+            self._db.execute(
+                "INSERT INTO alerts (kind, message, symbol, ts) VALUES (?, ?, ?, ?)",
+                (kind, message, symbol, ts.isoformat()),
+            )
 
 
 #: Journals this process writes (POSIX locks do not stop a second writer in the same process).
@@ -626,26 +701,31 @@ def _take_lock(path: str) -> int:
     is never shared with a forked child (a plugin's subprocess), and goes with
     the process however it ends.
     """
-    key = os.path.realpath(path)   # one lock per file, whatever link or relative path names it
+    key = os.path.realpath(path)  # one lock per file, whatever link or relative path names it
     lock_path = key + ".lock"
     with _WRITING_LOCK:
         if key in _WRITING:
             # Checked before opening the file: closing any descriptor of a POSIX-locked file
             # releases this process's lock on it.
-            raise JournalError(f"{path}: this process (PID {os.getpid()}) is already writing this"
-                               " journal; only one writer at a time")
+            raise JournalError(
+                f"{path}: this process (PID {os.getpid()}) is already writing this"
+                " journal; only one writer at a time"
+            )
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise JournalError(f"{path}: cannot create the lock file {lock_path}:"
-                               f" {exc.strerror or exc}") from None
+            raise JournalError(
+                f"{path}: cannot create the lock file {lock_path}: {exc.strerror or exc}"
+            ) from None
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise JournalError(f"{path}: another MomoBot process (PID {holder}) is writing this"
-                               " journal; only one process may write a journal at a time") from None
+            raise JournalError(
+                f"{path}: another MomoBot process (PID {holder}) is writing this"
+                " journal; only one process may write a journal at a time"
+            ) from None
         _WRITING.add(key)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -655,7 +735,7 @@ def _take_lock(path: str) -> int:
 def _release_lock(path: str, fd: int) -> None:
     with _WRITING_LOCK:
         _WRITING.discard(os.path.realpath(path))
-        os.close(fd)   # closing the descriptor releases the lock
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
@@ -677,17 +757,37 @@ def _cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
             continue
         commands = tuple(str(c) for c in queued.get("commands", ()))
         sent = tuple(batch["sent"])
-        cut.append(CutSequence(plugin=str(queued.get("plugin")), trade_id=str(queued.get("trade_id")),
-                               symbol=str(queued.get("symbol")), event=str(queued.get("event")),
-                               sent=sent, unsent=commands[len(sent):], dropped_exit=dropped_exit))
+        cut.append(
+            CutSequence(
+                plugin=str(queued.get("plugin")),
+                trade_id=str(queued.get("trade_id")),
+                symbol=str(queued.get("symbol")),
+                event=str(queued.get("event")),
+                sent=sent,
+                unsent=commands[len(sent) :],
+                dropped_exit=dropped_exit,
+            )
+        )
     return cut
 
 
 def _trade_row(trade: Trade) -> tuple[Any, ...]:
-    return (trade.id, trade.symbol, trade.qty, trade.remaining, trade.entry_price, trade.tp1,
-            trade.tp2, trade.stop, trade.opened_at.isoformat(), trade.tp1_hit, trade.tp2_hit,
-            trade.stop_hit, trade.closed_at.isoformat() if trade.closed_at else None,
-            trade.close_reason.value if trade.close_reason else None)
+    return (
+        trade.id,
+        trade.symbol,
+        trade.qty,
+        trade.remaining,
+        trade.entry_price,
+        trade.tp1,
+        trade.tp2,
+        trade.stop,
+        trade.opened_at.isoformat(),
+        trade.tp1_hit,
+        trade.tp2_hit,
+        trade.stop_hit,
+        trade.closed_at.isoformat() if trade.closed_at else None,
+        trade.close_reason.value if trade.close_reason else None,
+    )
 
 
 def _checked(path: str, table: str, row: Any, build: Any) -> Any:
@@ -695,14 +795,30 @@ def _checked(path: str, table: str, row: Any, build: Any) -> Any:
     try:
         return build(row)
     except (ValueError, TypeError, KeyError) as exc:
-        raise JournalError(f"{path}: table {table} has a row that is not valid ({exc}): {tuple(row)!r}"
-                           if not isinstance(row, dict) else
-                           f"{path}: table {table} has a row that is not valid ({exc}): {row!r}") from None
+        raise JournalError(
+            f"{path}: table {table} has a row that is not valid ({exc}): {tuple(row)!r}"
+            if not isinstance(row, dict)
+            else f"{path}: table {table} has a row that is not valid ({exc}): {row!r}"
+        ) from None
 
 
 def _trade(row: Any) -> Trade:
-    (id_, symbol, qty, remaining, entry, tp1, tp2, stop, opened_at, tp1_hit, tp2_hit, stop_hit,
-     closed_at, close_reason) = row
+    (
+        id_,
+        symbol,
+        qty,
+        remaining,
+        entry,
+        tp1,
+        tp2,
+        stop,
+        opened_at,
+        tp1_hit,
+        tp2_hit,
+        stop_hit,
+        closed_at,
+        close_reason,
+    ) = row
     for name, value in (("qty", qty), ("remaining", remaining)):
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} {value!r} is not a whole number >= 0")
@@ -712,9 +828,18 @@ def _trade(row: Any) -> Trade:
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"symbol {symbol!r} is not a symbol")
     return Trade(
-        id=str(id_), symbol=symbol, qty=qty, remaining=remaining, entry_price=float(entry),
-        tp1=float(tp1), tp2=float(tp2), stop=float(stop), opened_at=_aware(opened_at),
-        tp1_hit=bool(tp1_hit), tp2_hit=bool(tp2_hit), stop_hit=bool(stop_hit),
+        id=str(id_),
+        symbol=symbol,
+        qty=qty,
+        remaining=remaining,
+        entry_price=float(entry),
+        tp1=float(tp1),
+        tp2=float(tp2),
+        stop=float(stop),
+        opened_at=_aware(opened_at),
+        tp1_hit=bool(tp1_hit),
+        tp2_hit=bool(tp2_hit),
+        stop_hit=bool(stop_hit),
         closed_at=_aware(closed_at) if closed_at else None,
         close_reason=CloseReason(close_reason) if close_reason else None,
     )
@@ -724,9 +849,17 @@ def _leg(row: Any) -> Leg:
     trade_id, symbol, qty, entry, exit_, pnl, reason, opened_at, closed_at = row
     if not isinstance(qty, int) or not all(isinstance(v, int | float) for v in (entry, exit_, pnl)):
         raise ValueError("qty, prices and pnl must be numbers")
-    return Leg(trade_id=str(trade_id), symbol=str(symbol), qty=qty, entry_price=float(entry),
-               exit_price=float(exit_), pnl=float(pnl), reason=str(reason),
-               opened_at=_aware(opened_at), closed_at=_aware(closed_at))
+    return Leg(
+        trade_id=str(trade_id),
+        symbol=str(symbol),
+        qty=qty,
+        entry_price=float(entry),
+        exit_price=float(exit_),
+        pnl=float(pnl),
+        reason=str(reason),
+        opened_at=_aware(opened_at),
+        closed_at=_aware(closed_at),
+    )
 
 
 def _aware(text: Any) -> datetime:

@@ -37,8 +37,7 @@ SHUTDOWN_TIMEOUT = 5.0
 #: An event hook call slower than this is logged with the plugin's name.
 SLOW_HOOK_S = 0.005
 #: The hooks that run on the trading path (timed, and held to "must not block").
-EVENT_HOOKS = frozenset({"on_order_submitted", "on_target_hit", "on_position_closed", "on_alert",
-                         "on_kill"})
+EVENT_HOOKS = frozenset({"on_order_submitted", "on_target_hit", "on_position_closed", "on_alert", "on_kill"})
 
 
 class PluginStartError(ConfigError):
@@ -107,8 +106,7 @@ class Hooks:
             try:
                 self.register(plugin, name=ep.name)
             except Exception as exc:
-                log.error("plugin %r could not be registered and is skipped: %s",
-                          ep.name, _short_error(exc))
+                log.error("plugin %r could not be registered and is skipped: %s", ep.name, _short_error(exc))
                 self.failures.append(LoadFailure(ep.name, _short_error(exc)))
                 continue
             self.versions[ep.name] = ep.dist.version if ep.dist is not None else None
@@ -176,17 +174,26 @@ class Hooks:
 
     def _isolated(self, plugin_name: str, hook_name: str, exc: BaseException) -> None:
         self.errors += 1
-        log.error("plugin %r raised in %s; the other plugins and trading go on", plugin_name,
-                  hook_name, exc_info=exc)
+        log.error(
+            "plugin %r raised in %s; the other plugins and trading go on",
+            plugin_name,
+            hook_name,
+            exc_info=exc,
+        )
         if self.on_error is not None and isinstance(exc, Exception):
             self.on_error(plugin_name, hook_name, exc)
 
     def _slow(self, plugin_name: str, hook_name: str, elapsed: float) -> None:
         count = self.slow_calls[plugin_name] = self.slow_calls.get(plugin_name, 0) + 1
         if count == 1 or count % 100 == 0:
-            log.warning("plugin %r took %.1f ms in %s (slow call #%d): event hooks run on the trading"
-                        " path and must not block; hand I/O to a thread or a queue", plugin_name,
-                        elapsed * 1e3, hook_name, count)
+            log.warning(
+                "plugin %r took %.1f ms in %s (slow call #%d): event hooks run on the trading"
+                " path and must not block; hand I/O to a thread or a queue",
+                plugin_name,
+                elapsed * 1e3,
+                hook_name,
+                count,
+            )
 
     # -- start-up and shutdown ---------------------------------------------------
 
@@ -208,8 +215,9 @@ class Hooks:
             except Exception as exc:
                 log.debug("plugin %r failed in on_startup", plugin_name, exc_info=True)
                 self.shutdown(bot)
-                raise PluginStartError(f"plugin {plugin_name!r} failed to start:"
-                                       f" {_short_error(exc)}") from None
+                raise PluginStartError(
+                    f"plugin {plugin_name!r} failed to start: {_short_error(exc)}"
+                ) from None
 
     def shutdown(self, bot: Any, timeout: float = SHUTDOWN_TIMEOUT) -> None:
         """Call ``on_shutdown`` of every plugin whose start-up ran, each within ``timeout`` seconds.
@@ -222,8 +230,11 @@ class Hooks:
                 continue
             errors: list[BaseException] = []
 
-            def call(function: Callable[..., Any] = function, argnames: tuple[str, ...] = argnames,
-                     errors: list[BaseException] = errors) -> None:
+            def call(
+                function: Callable[..., Any] = function,
+                argnames: tuple[str, ...] = argnames,
+                errors: list[BaseException] = errors,
+            ) -> None:
                 try:
                     function(*[{"bot": bot}[arg] for arg in argnames])
                 except BaseException as exc:
@@ -233,8 +244,11 @@ class Hooks:
             thread.start()
             thread.join(timeout)
             if thread.is_alive():
-                log.error("plugin %r did not finish on_shutdown within %g s; going on without it",
-                          plugin_name, timeout)
+                log.error(
+                    "plugin %r did not finish on_shutdown within %g s; going on without it",
+                    plugin_name,
+                    timeout,
+                )
             elif errors:
                 self._isolated(plugin_name, "on_shutdown", errors[0])
         self._not_started = {name for name, _, _ in self._implementations("on_shutdown")}

@@ -41,8 +41,9 @@ def trades_table(trades: Sequence[Trade], legs: Sequence[Leg], tz: tzinfo = UTC)
     zone = datetime.now(tz).strftime("%Z") or "local"
     rows = [("symbol", f"opened ({zone})", "qty", "entry", "exits", "P&L", "result")]
     for trade in trades:
-        exits = ", ".join(f"{leg.reason} {leg.qty}@{_price(leg.exit_price)}"
-                          for leg in by_trade[trade.id]) or "-"
+        exits = (
+            ", ".join(f"{leg.reason} {leg.qty}@{_price(leg.exit_price)}" for leg in by_trade[trade.id]) or "-"
+        )
         if trade.is_open:
             result = f"open, {trade.remaining} left, stop {_price(trade.stop)}"
         else:
@@ -51,22 +52,28 @@ def trades_table(trades: Sequence[Trade], legs: Sequence[Leg], tz: tzinfo = UTC)
             result += " (break-even)"
         pnl = sum(leg.pnl for leg in by_trade[trade.id])
         opened = trade.opened_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
-        rows.append((trade.symbol, opened, str(trade.qty), _price(trade.entry_price), exits,
-                     _money(pnl), result))
+        rows.append(
+            (trade.symbol, opened, str(trade.qty), _price(trade.entry_price), exits, _money(pnl), result)
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     right = {2, 3, 5}
     lines = []
     for n, row in enumerate(rows):
-        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-                 for i, cell in enumerate(row)]
+        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def summary(trades: Sequence[Trade], legs: Sequence[Leg], counters: Counters,
-            plugin_errors: int = 0, seconds: float | None = None, tz: tzinfo = UTC) -> str:
+def summary(
+    trades: Sequence[Trade],
+    legs: Sequence[Leg],
+    counters: Counters,
+    plugin_errors: int = 0,
+    seconds: float | None = None,
+    tz: tzinfo = UTC,
+) -> str:
     total = sum(leg.pnl for leg in legs)
     lines = []
     if trades:
@@ -82,14 +89,17 @@ def summary(trades: Sequence[Trade], legs: Sequence[Leg], counters: Counters,
     won = sum(1 for t in closed if pnl_by_trade[t.id] > 0)
     lost = sum(1 for t in closed if pnl_by_trade[t.id] < 0)
     even = len(closed) - won - lost
-    lines.append(f"Trades: {counters.trades_opened} opened, {counters.trades_closed} closed"
-                 f" ({won} won, {lost} lost{f', {even} break-even' if even else ''}),"
-                 f" {open_count} open; {_plural(len(legs), 'exit')}")
+    lines.append(
+        f"Trades: {counters.trades_opened} opened, {counters.trades_closed} closed"
+        f" ({won} won, {lost} lost{f', {even} break-even' if even else ''}),"
+        f" {open_count} open; {_plural(len(legs), 'exit')}"
+    )
     rate = ""
     if seconds is not None and seconds > 0 and counters.quotes >= 10_000:
         rate = f" in {seconds:.2f} s ({counters.quotes / seconds:,.0f} quotes/s)"
-    lines.append(f"Quotes: {counters.quotes:,} processed, {counters.rejected_quotes:,} rejected as"
-                 f" malformed{rate}")
+    lines.append(
+        f"Quotes: {counters.quotes:,} processed, {counters.rejected_quotes:,} rejected as malformed{rate}"
+    )
     lines.append(f"Refused actions: {counters.refused_actions}; plugin errors: {plugin_errors}")
     lines.append(f"Realised P&L: {_money(total)}")
     return "\n".join(lines)
@@ -110,6 +120,14 @@ def tradervue_csv(executions: Sequence[dict[str, Any]]) -> str:
     writer.writerow(["Date", "Time", "Symbol", "Quantity", "Price", "Side"])
     for row in executions:
         ts = datetime.fromisoformat(str(row["ts"])).astimezone(UTC)
-        writer.writerow([ts.strftime("%Y-%m-%d"), ts.strftime("%H:%M:%S"), row["symbol"],
-                         row["qty"], row["price"], "Buy" if row["side"] == "buy" else "Sell"])
+        writer.writerow(
+            [
+                ts.strftime("%Y-%m-%d"),
+                ts.strftime("%H:%M:%S"),
+                row["symbol"],
+                row["qty"],
+                row["price"],
+                "Buy" if row["side"] == "buy" else "Sell",
+            ]
+        )
     return out.getvalue()

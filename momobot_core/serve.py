@@ -47,18 +47,24 @@ class ApiSettings:
         token = section.get_str("token", None) or None
         assert host is not None
         allowed = section.get_str_list("allowed_hosts", []) if section.has("allowed_hosts") else None
-        return cls(host=host, port=port, token=token,
-                   allowed_hosts=tuple(allowed) if allowed is not None else None,
-                   max_quote_skew_s=section.get_float("max_quote_skew_s", 2.0, strictly_positive=True))
+        return cls(
+            host=host,
+            port=port,
+            token=token,
+            allowed_hosts=tuple(allowed) if allowed is not None else None,
+            max_quote_skew_s=section.get_float("max_quote_skew_s", 2.0, strictly_positive=True),
+        )
 
     def hosts_for(self, host: str) -> tuple[str, ...]:
         """The Host names allowed when serving on ``host``."""
         if self.allowed_hosts is not None:
             return (*self.allowed_hosts, host)
         if host in WILDCARDS:
-            raise ConfigError(f"serving on {host} answers to any name: list the names you reach the"
-                              " bot by in [api] allowed_hosts (MOMOBOT_API_ALLOWED_HOSTS), so a web"
-                              " page cannot reach the API through DNS rebinding")
+            raise ConfigError(
+                f"serving on {host} answers to any name: list the names you reach the"
+                " bot by in [api] allowed_hosts (MOMOBOT_API_ALLOWED_HOSTS), so a web"
+                " page cannot reach the API through DNS rebinding"
+            )
         return ("127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host)
 
 
@@ -69,9 +75,11 @@ def check_binding(host: str, token: str | None) -> None:
     from momobot_core.net import is_loopback
 
     if not is_loopback(host) and not token:
-        raise ConfigError(f"refusing to serve the API on {host} without a token: anyone who can"
-                          " reach it could trade your account (set MOMOBOT_API_TOKEN, or bind"
-                          " 127.0.0.1)")
+        raise ConfigError(
+            f"refusing to serve the API on {host} without a token: anyone who can"
+            " reach it could trade your account (set MOMOBOT_API_TOKEN, or bind"
+            " 127.0.0.1)"
+        )
 
 
 async def pace(engine: Engine, events: Sequence[Event], speed: float) -> None:
@@ -131,13 +139,22 @@ async def _upkeep(engine: Engine) -> None:
         await asyncio.sleep(TICK_S)
         try:
             engine.tick()
-        except Exception:   # the upkeep must outlive any one failure: it retries the side file
+        except Exception:  # the upkeep must outlive any one failure: it retries the side file
             log.exception("engine upkeep failed; trying again in %g s", TICK_S)
 
 
-def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str | Path,
-          token: str | None, replay: Sequence[str] = (), speed: float = 1.0,
-          settings: ApiSettings | None = None) -> None:
+def serve(
+    *,
+    hooks: Hooks | None,
+    config: Config,
+    host: str,
+    port: int,
+    db: str | Path,
+    token: str | None,
+    replay: Sequence[str] = (),
+    speed: float = 1.0,
+    settings: ApiSettings | None = None,
+) -> None:
     """Run until SIGINT or SIGTERM; then finish requests, shut plugins down, close the journal."""
     import uvicorn
 
@@ -149,7 +166,7 @@ def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str 
     if speed <= 0:
         raise ConfigError(f"--speed {speed}: must be above 0")
     tz = CoreSettings.from_config(config).tz
-    events = list(read_events(replay, tz)) if replay else []   # bad input stops here, before serving
+    events = list(read_events(replay, tz)) if replay else []  # bad input stops here, before serving
     sock = listen(host, port)
     port = sock.getsockname()[1]
     try:
@@ -161,14 +178,21 @@ def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str 
         if events and not journal.in_memory:
             refuse_older_than_journal(events[0].ts, journal, replay)
         # A paced recording is a replay, not live trading: plugins see mode "replay".
-        engine = Engine(config=config, hooks=hooks, journal=journal,
-                        mode="replay" if replay else "live")
+        engine = Engine(config=config, hooks=hooks, journal=journal, mode="replay" if replay else "live")
         try:
-            engine.start()   # inside: plugins that did start are shut down if another fails
-            app = build_app(engine, journal, token, allowed_hosts=allowed_hosts,
-                            max_quote_skew_s=settings.max_quote_skew_s)
-            server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
-                                                   lifespan="off", timeout_graceful_shutdown=10))
+            engine.start()  # inside: plugins that did start are shut down if another fails
+            app = build_app(
+                engine,
+                journal,
+                token,
+                allowed_hosts=allowed_hosts,
+                max_quote_skew_s=settings.max_quote_skew_s,
+            )
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=10
+                )
+            )
 
             async def main() -> None:
                 engine.loop = asyncio.get_running_loop()
@@ -182,8 +206,14 @@ def serve(*, hooks: Hooks | None, config: Config, host: str, port: int, db: str 
                         pacer.cancel()
                     engine.loop = None
 
-            log.info("API on http://%s:%d (%s mode, journal %s%s)", host, port, engine.mode, db,
-                     ", token required for changes" if token else "")
+            log.info(
+                "API on http://%s:%d (%s mode, journal %s%s)",
+                host,
+                port,
+                engine.mode,
+                db,
+                ", token required for changes" if token else "",
+            )
             # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again;
             # turn that into an exception so the plugins' shutdown and the journal close still run.
             previous = signal.signal(signal.SIGTERM, _raise_stopped)

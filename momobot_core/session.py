@@ -43,12 +43,17 @@ def apply(engine: Engine, event: OpenRequest | CloseRequest) -> None:
         else:
             engine.close_trade(event.symbol, ts=event.ts)
     except TradeRefused as exc:
-        log.warning("refused %s at %s: %s", "open" if type(event) is OpenRequest else "close",
-                    event.ts.isoformat(), exc)
+        log.warning(
+            "refused %s at %s: %s",
+            "open" if type(event) is OpenRequest else "close",
+            event.ts.isoformat(),
+            exc,
+        )
 
 
-def run_events(engine: Engine, events: Iterable[Event],
-               progress: Callable[[int], None] | None = None) -> RunStats:
+def run_events(
+    engine: Engine, events: Iterable[Event], progress: Callable[[int], None] | None = None
+) -> RunStats:
     """Feed every event to the engine, as fast as it goes."""
     stats = RunStats()
     start = time.perf_counter()
@@ -69,8 +74,7 @@ def run_events(engine: Engine, events: Iterable[Event],
     return stats
 
 
-def _counting(events: Iterable[Event], progress: Callable[[int], None],
-              stats: RunStats) -> Iterator[Event]:
+def _counting(events: Iterable[Event], progress: Callable[[int], None], stats: RunStats) -> Iterator[Event]:
     n = 0
     for n, event in enumerate(events, 1):
         yield event
@@ -87,14 +91,15 @@ def refuse_older_than_journal(first: datetime, journal: Journal, files: Sequence
     last = journal.last_event_time()
     if last is not None and first <= last:
         names = ", ".join(str(f) for f in files)
-        raise InputError(f"{names}: the input starts at {first.isoformat()}, at or before the"
-                         f" journal's last event ({last.isoformat()}) in {journal.path}: a replay only"
-                         " appends newer events (replaying the same file twice would double the"
-                         " journal); use another --db")
+        raise InputError(
+            f"{names}: the input starts at {first.isoformat()}, at or before the"
+            f" journal's last event ({last.isoformat()}) in {journal.path}: a replay only"
+            " appends newer events (replaying the same file twice would double the"
+            " journal); use another --db"
+        )
 
 
-def _newer_than_journal(events: Iterator[Event], journal: Journal,
-                        files: Sequence[Path]) -> Iterator[Event]:
+def _newer_than_journal(events: Iterator[Event], journal: Journal, files: Sequence[Path]) -> Iterator[Event]:
     """The events, once the first is known to be newer than the journal's last event."""
     first = next(events, None)
     if first is None:
@@ -129,17 +134,26 @@ class SessionResult:
     kept_in_memory: bool = False
 
     def summary(self) -> str:
-        text = report.summary(self.trades, self.legs, self.counters, self.plugin_errors,
-                              self.stats.seconds, self.tz)
+        text = report.summary(
+            self.trades, self.legs, self.counters, self.plugin_errors, self.stats.seconds, self.tz
+        )
         if self.kept_in_memory and self.trades:
-            text += ("\nThe journal was kept in memory and is gone: replay with --db momobot.db to keep"
-                     " it (then: momobot trades)")
+            text += (
+                "\nThe journal was kept in memory and is gone: replay with --db momobot.db to keep"
+                " it (then: momobot trades)"
+            )
         return text
 
 
-def run_recorded(paths: Sequence[str | Path], *, hooks: Hooks | None, config: Config,
-                 db: str | Path | None = None, mode: str = "replay",
-                 progress: bool | None = None) -> SessionResult:
+def run_recorded(
+    paths: Sequence[str | Path],
+    *,
+    hooks: Hooks | None,
+    config: Config,
+    db: str | Path | None = None,
+    mode: str = "replay",
+    progress: bool | None = None,
+) -> SessionResult:
     """Replay recorded files through a new engine, from start-up to shutdown.
 
     Raises InputError for unreadable input (the journal is then left as it
@@ -151,24 +165,30 @@ def run_recorded(paths: Sequence[str | Path], *, hooks: Hooks | None, config: Co
     try:
         engine = Engine(config=config, hooks=hooks, journal=journal, mode=mode)
         try:
-            engine.start()   # inside: plugins that did start are shut down if another fails
+            engine.start()  # inside: plugins that did start are shut down if another fails
             with journal.batch():
                 events = read_events(files, engine.settings.tz)
                 if db is not None:
                     events = _newer_than_journal(events, journal, files)
                 estimate = estimate_events(files) if progress is not False else 0
                 if want_progress(progress, estimate):
-                    with click.progressbar(length=estimate, file=sys.stderr,
-                                           label="replaying", show_pos=True) as bar:
+                    with click.progressbar(
+                        length=estimate, file=sys.stderr, label="replaying", show_pos=True
+                    ) as bar:
                         stats = run_events(engine, events, progress=bar.update)
                         bar.update(max(estimate - bar.pos, 0))  # the length was an estimate
                 else:
                     stats = run_events(engine, events)
         finally:
             engine.shutdown()
-        return SessionResult(trades=journal.trades(), legs=journal.legs(),
-                             counters=engine.counters,
-                             plugin_errors=hooks.errors if hooks is not None else 0, stats=stats,
-                             tz=engine.settings.tz, kept_in_memory=db is None and mode == "replay")
+        return SessionResult(
+            trades=journal.trades(),
+            legs=journal.legs(),
+            counters=engine.counters,
+            plugin_errors=hooks.errors if hooks is not None else 0,
+            stats=stats,
+            tz=engine.settings.tz,
+            kept_in_memory=db is None and mode == "replay",
+        )
     finally:
         journal.close()

@@ -86,19 +86,31 @@ class Script:
             self._clock += timedelta(seconds=1)
         return self._clock
 
-    def quote(self, symbol: str, *, ask: float, bid: float | None = None, last: float | None = None,
-              at: float | None = None) -> Script:
+    def quote(
+        self,
+        symbol: str,
+        *,
+        ask: float,
+        bid: float | None = None,
+        last: float | None = None,
+        at: float | None = None,
+    ) -> Script:
         """A quote; ``bid`` defaults to one cent under the ask."""
         bid = round(ask - 0.01, 6) if bid is None else bid
-        self.steps.append(_Step("quote", self._time(at), {"symbol": symbol, "bid": bid, "ask": ask,
-                                                          "last": last}))
+        self.steps.append(
+            _Step("quote", self._time(at), {"symbol": symbol, "bid": bid, "ask": ask, "last": last})
+        )
         return self
 
-    def open(self, symbol: str, *, qty: int, tp1: float, tp2: float, stop: float,
-             at: float | None = None) -> Script:
+    def open(
+        self, symbol: str, *, qty: int, tp1: float, tp2: float, stop: float, at: float | None = None
+    ) -> Script:
         """Open a bracket trade at the symbol's current ask."""
-        self.steps.append(_Step("open", self._time(at), {"symbol": symbol, "qty": qty, "tp1": tp1,
-                                                         "tp2": tp2, "stop": stop}))
+        self.steps.append(
+            _Step(
+                "open", self._time(at), {"symbol": symbol, "qty": qty, "tp1": tp1, "tp2": tp2, "stop": stop}
+            )
+        )
         return self
 
     def close(self, symbol: str, *, at: float | None = None) -> Script:
@@ -144,17 +156,22 @@ class _Recorder:
 
     @hookimpl(trylast=True)
     def on_position_closed(self, trade: Any, reason: str, price: float) -> None:
-        self.calls.append(HookCall("on_position_closed", {"trade": trade, "reason": reason,
-                                                          "price": price}))
+        self.calls.append(HookCall("on_position_closed", {"trade": trade, "reason": reason, "price": price}))
 
     @hookimpl(trylast=True)
     def on_shutdown(self, bot: Engine) -> None:
         self.calls.append(HookCall("on_shutdown", {"bot": bot}))
 
 
-def run_script(script: Script, plugins: Iterable[object] = (), *,
-               config: Mapping[str, Mapping[str, Any]] | Config | None = None, mode: str = "replay",
-               db: str | Path | None = None, strict: bool = True) -> ScriptResult:
+def run_script(
+    script: Script,
+    plugins: Iterable[object] = (),
+    *,
+    config: Mapping[str, Mapping[str, Any]] | Config | None = None,
+    mode: str = "replay",
+    db: str | Path | None = None,
+    strict: bool = True,
+) -> ScriptResult:
     """Run ``script`` through a real engine with ``plugins`` registered; return what happened.
 
     ``config`` is the TOML tables as a dict (``{"my_plugin": {...}}``) or a
@@ -185,25 +202,31 @@ def run_script(script: Script, plugins: Iterable[object] = (), *,
                 data = step.data
                 try:
                     if step.kind == "quote":
-                        engine.on_quote(Quote(data["symbol"], step.at, data["bid"], data["ask"],
-                                              data["last"]))
+                        engine.on_quote(
+                            Quote(data["symbol"], step.at, data["bid"], data["ask"], data["last"])
+                        )
                     elif step.kind == "open":
-                        engine.open_trade(data["symbol"], data["qty"], data["tp1"], data["tp2"],
-                                          data["stop"], ts=step.at)
+                        engine.open_trade(
+                            data["symbol"], data["qty"], data["tp1"], data["tp2"], data["stop"], ts=step.at
+                        )
                     else:
                         engine.close_trade(data["symbol"], ts=step.at)
                 except TradeRefused as exc:
                     refused.append(str(exc))
         finally:
             engine.shutdown()
-        result = ScriptResult(calls=recorder.calls, trades=journal.trades(), legs=journal.legs(),
-                              counters=engine.counters, refused=refused, errors=errors,
-                              engine=engine)
+        result = ScriptResult(
+            calls=recorder.calls,
+            trades=journal.trades(),
+            legs=journal.legs(),
+            counters=engine.counters,
+            refused=refused,
+            errors=errors,
+            engine=engine,
+        )
     finally:
         journal.close()
     if strict and errors:
         plugin, hook, error = errors[0]
         raise PluginError(f"plugin {plugin!r} raised in {hook}: {error!r}") from error
     return result
-
-

@@ -28,15 +28,25 @@ class ApiProcess:
         return self.proc.returncode, err
 
 
-def start_api(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
-              db: Path | None = None, with_db: bool = True) -> ApiProcess:
+def start_api(
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    db: Path | None = None,
+    with_db: bool = True,
+) -> ApiProcess:
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
     full_env.update({"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws", **(env or {})})
     db_args = ["--db", str(db or tmp_path / "journal.db")] if with_db else []
-    proc = subprocess.Popen([sys.executable, "-m", "momobot_core.cli", "serve", "--port", str(port),
-                             *db_args, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=full_env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "momobot_core.cli", "serve", "--port", str(port), *db_args, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+        cwd=tmp_path,
+    )
     url = f"http://127.0.0.1:{port}"
     if not wait_until(lambda: _up(port) or proc.poll() is not None, timeout=30) or proc.poll() is not None:
         _, err = proc.communicate(timeout=10)

@@ -24,8 +24,9 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def quote(symbol: str, ask: float, *, bid: float | None = None, last: float | None = None,
-          t: float = 0.0) -> Quote:
+def quote(
+    symbol: str, ask: float, *, bid: float | None = None, last: float | None = None, t: float = 0.0
+) -> Quote:
     return Quote(symbol, at(t), round(ask - 0.01, 4) if bid is None else bid, ask, last)
 
 
@@ -96,9 +97,14 @@ def write_jsonl(path: Path, events: list[dict[str, Any]]) -> Path:
     return path
 
 
-def momobot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            stdin: str | None = None, site: Path | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def momobot(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    site: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run the ``momobot`` command line in a child process, with no MOMOBOT_* from the test's env.
 
     ``site`` is put on PYTHONPATH (fake installed distributions).
@@ -107,8 +113,16 @@ def momobot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     if site is not None:
         full_env["PYTHONPATH"] = str(site)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "momobot_core.cli", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd, input=stdin, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "momobot_core.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        input=stdin,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def install_fake_dist(site: Path, dist: str, module: str, source: str, ep_name: str) -> None:
@@ -132,8 +146,9 @@ class SqliteLocker:
             sys.stdin.readline()
             db.execute("COMMIT")
         """)
-        self.proc = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "locked"
 

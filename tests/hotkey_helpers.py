@@ -27,9 +27,16 @@ class HotkeyTestServer:
     ``close_after``: after that many messages, close the connection.
     """
 
-    def __init__(self, port: int = 0, *, stop_reading_after: int | None = None,
-                 close_after: int | None = None, token: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None, hang_after: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        stop_reading_after: int | None = None,
+        close_after: int | None = None,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        hang_after: int | None = None,
+    ) -> None:
         self.port = port
         self.ssl_context = ssl_context
         self.stop_reading_after = stop_reading_after
@@ -86,7 +93,7 @@ class HotkeyTestServer:
         self._loop.call_soon_threadsafe(awake)
 
     async def _check(self, connection: ServerConnection, request: Any) -> Any:
-        if self.hung:   # a frozen process completes no handshake
+        if self.hung:  # a frozen process completes no handshake
             assert self._awake is not None
             await self._awake.wait()
         if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -99,8 +106,15 @@ class HotkeyTestServer:
         async def main() -> None:
             self._stop = asyncio.Event()
             self._awake = asyncio.Event()
-            async with serve(self._handle, "127.0.0.1", self.port, process_request=self._check,
-                             compression=None, ping_interval=None, ssl=self.ssl_context) as server:
+            async with serve(
+                self._handle,
+                "127.0.0.1",
+                self.port,
+                process_request=self._check,
+                compression=None,
+                ping_interval=None,
+                ssl=self.ssl_context,
+            ) as server:
                 self.port = server.sockets[0].getsockname()[1]
                 self._ready.set()
                 await self._stop.wait()
@@ -155,9 +169,16 @@ def free_port() -> int:
 
 def fast_config(*urls: str, **overrides: Any) -> HotkeyConfig:
     """A config with short timers, so failure tests finish in a second or two."""
-    values: dict[str, Any] = {"urls": tuple(urls), "sequence_delay": 0.05, "ttl": 1.0,
-                              "ping_interval": 0.3, "ping_timeout": 0.3, "open_timeout": 0.5,
-                              "reconnect_max_delay": 0.2, "flush_timeout": 2.0}
+    values: dict[str, Any] = {
+        "urls": tuple(urls),
+        "sequence_delay": 0.05,
+        "ttl": 1.0,
+        "ping_interval": 0.3,
+        "ping_timeout": 0.3,
+        "open_timeout": 0.5,
+        "reconnect_max_delay": 0.2,
+        "flush_timeout": 2.0,
+    }
     values.update(overrides)
     return HotkeyConfig(**values)
 
@@ -168,7 +189,7 @@ def core_config(**hotkey: Any) -> Config:
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
-    pause = threading.Event()   # never set: a poll interval, the condition is what is waited on
+    pause = threading.Event()  # never set: a poll interval, the condition is what is waited on
     while time.monotonic() < deadline:
         if predicate():
             return True
@@ -177,5 +198,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 def hotkey_lines(caplog: Any) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name == "momobot.hotkey" and r.levelno >= logging.INFO]
+    return [
+        r.getMessage() for r in caplog.records if r.name == "momobot.hotkey" and r.levelno >= logging.INFO
+    ]

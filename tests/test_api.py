@@ -33,10 +33,12 @@ def api(tmp_path: Path) -> Iterator[ApiProcess]:
 TRADE = {"symbol": "ABCD", "qty": 100, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
 
 
-def quote(api: ApiProcess, ask: float, bid: float | None = None, symbol: str = "ABCD",
-          **extra: object) -> httpx.Response:
-    return api.client.post("/quotes", json={"symbol": symbol, "bid": ask - 0.01 if bid is None else bid,
-                                            "ask": ask, **extra})
+def quote(
+    api: ApiProcess, ask: float, bid: float | None = None, symbol: str = "ABCD", **extra: object
+) -> httpx.Response:
+    return api.client.post(
+        "/quotes", json={"symbol": symbol, "bid": ask - 0.01 if bid is None else bid, "ask": ask, **extra}
+    )
 
 
 def test_ping_and_openapi_schema(api: ApiProcess) -> None:
@@ -74,17 +76,21 @@ def test_second_open_on_the_same_symbol_is_409(api: ApiProcess) -> None:
     assert response.json()["error"] == "ABCD: a trade is already open"
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({**TRADE, "qty": 0}, "qty: Input should be greater than or equal to 1"),
-    ({**TRADE, "tp1": "x"}, "tp1: Input should be a valid number"),
-    ({**TRADE, "stop": -1}, "stop: Input should be greater than 0"),
-    ({**TRADE, "stop": 2.5}, "stop 2.5 must be below the entry price"),
-    ({**TRADE, "tp2": 2.1}, "tp2 2.1 must be at or above tp1 2.2"),
-    ({**TRADE, "side": "short"}, "side: Extra inputs are not permitted"),
-    ({"symbol": "ABCD"}, "qty: Field required"),
-])
-def test_bad_trade_bodies_are_422_with_a_readable_message(api: ApiProcess, body: dict[str, object],
-                                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({**TRADE, "qty": 0}, "qty: Input should be greater than or equal to 1"),
+        ({**TRADE, "tp1": "x"}, "tp1: Input should be a valid number"),
+        ({**TRADE, "stop": -1}, "stop: Input should be greater than 0"),
+        ({**TRADE, "stop": 2.5}, "stop 2.5 must be below the entry price"),
+        ({**TRADE, "tp2": 2.1}, "tp2 2.1 must be at or above tp1 2.2"),
+        ({**TRADE, "side": "short"}, "side: Extra inputs are not permitted"),
+        ({"symbol": "ABCD"}, "qty: Field required"),
+    ],
+)
+def test_bad_trade_bodies_are_422_with_a_readable_message(
+    api: ApiProcess, body: dict[str, object], message: str
+) -> None:
     quote(api, 2.00)
     response = api.client.post("/trades", json=body)
     assert response.status_code == 422
@@ -95,8 +101,11 @@ def test_bad_trade_bodies_are_422_with_a_readable_message(api: ApiProcess, body:
 def test_malformed_json_and_bad_quotes_are_422(api: ApiProcess) -> None:
     broken = api.client.post("/trades", content=b"{not json", headers={"content-type": "application/json"})
     assert broken.status_code == 422 and "error" in broken.json()
-    nan = api.client.post("/quotes", content=b'{"symbol": "ABCD", "bid": NaN, "ask": 2.0}',
-                          headers={"content-type": "application/json"})
+    nan = api.client.post(
+        "/quotes",
+        content=b'{"symbol": "ABCD", "bid": NaN, "ask": 2.0}',
+        headers={"content-type": "application/json"},
+    )
     assert nan.status_code == 422
     crossed = quote(api, 2.00, bid=2.50)
     assert crossed.status_code == 422
@@ -106,14 +115,16 @@ def test_malformed_json_and_bad_quotes_are_422(api: ApiProcess) -> None:
 def test_close_position_sells_at_the_bid_and_journals_a_manual_leg(api: ApiProcess) -> None:
     quote(api, 2.00)
     api.client.post("/trades", json=TRADE)
-    quote(api, 2.21)            # TP1: 50 sold
+    quote(api, 2.21)  # TP1: 50 sold
     quote(api, 2.15, bid=2.12)
     closed = api.client.post("/close-position", json={"symbol": "ABCD"})
     assert closed.status_code == 200
     assert closed.json()["close_reason"] == "manual" and closed.json()["remaining"] == 0
     legs = api.client.get("/trades").json()
     assert [(leg["reason"], leg["qty"], leg["exit_price"]) for leg in legs] == [
-        ("tp1", 50, 2.21), ("manual", 50, 2.12)]
+        ("tp1", 50, 2.21),
+        ("manual", 50, 2.12),
+    ]
     csv_text = api.client.get("/trades", params={"format": "csv"}).text
     assert csv_text.splitlines()[0] == "Date,Time,Symbol,Quantity,Price,Side"
     assert len(csv_text.splitlines()) == 4
@@ -159,8 +170,7 @@ def test_interleaved_quotes_and_actions_never_corrupt_a_trade(api: ApiProcess, t
     def trade(symbol: str) -> None:
         with httpx.Client(base_url=api.url, timeout=10) as client:
             for _ in range(10):
-                client.post("/trades", json={**TRADE, "symbol": symbol, "tp1": 2.3, "tp2": 2.35,
-                                             "stop": 1.5})
+                client.post("/trades", json={**TRADE, "symbol": symbol, "tp1": 2.3, "tp2": 2.35, "stop": 1.5})
                 client.post("/close-position", json={"symbol": symbol})
 
     threads = [threading.Thread(target=f, args=(s,)) for s in symbols for f in (feed, trade)]
@@ -183,15 +193,21 @@ def test_interleaved_quotes_and_actions_never_corrupt_a_trade(api: ApiProcess, t
 def test_token_guards_every_mutating_endpoint(tmp_path: Path) -> None:
     server = start_api(tmp_path, env={"MOMOBOT_API_TOKEN": "t0ken-s3cret"})
     try:
-        for path, body in (("/quotes", {"symbol": "A", "bid": 1, "ask": 1.1}), ("/trades", TRADE),
-                           ("/close-position", {"symbol": "A"})):
+        for path, body in (
+            ("/quotes", {"symbol": "A", "bid": 1, "ask": 1.1}),
+            ("/trades", TRADE),
+            ("/close-position", {"symbol": "A"}),
+        ):
             assert server.client.post(path, json=body).status_code == 401
             wrong = server.client.post(path, json=body, headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401 and wrong.json() == {"error": "missing or wrong API token"}
-        ok = server.client.post("/quotes", json={"symbol": "A", "bid": 1, "ask": 1.1},
-                                headers={"Authorization": "Bearer t0ken-s3cret"})
+        ok = server.client.post(
+            "/quotes",
+            json={"symbol": "A", "bid": 1, "ask": 1.1},
+            headers={"Authorization": "Bearer t0ken-s3cret"},
+        )
         assert ok.status_code == 200
-        assert server.client.get("/positions").status_code == 200   # reading needs no token
+        assert server.client.get("/positions").status_code == 200  # reading needs no token
         assert server.client.get("/trades").status_code == 200
     finally:
         _, err = server.stop()
@@ -200,9 +216,23 @@ def test_token_guards_every_mutating_endpoint(tmp_path: Path) -> None:
 
 def test_non_loopback_bind_without_a_token_is_refused(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
-    result = subprocess.run([sys.executable, "-m", "momobot_core.cli", "serve", "--host", "0.0.0.0",
-                             "--db", str(tmp_path / "j.db")], capture_output=True, text=True,
-                            env=env, timeout=30, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "momobot_core.cli",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--db",
+            str(tmp_path / "j.db"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 2
     assert "refusing to serve the API on 0.0.0.0 without a token" in result.stderr
 
@@ -229,7 +259,7 @@ def test_sigterm_finishes_shuts_plugins_down_and_keeps_the_journal(tmp_path: Pat
     code, err = server.stop(signal.SIGTERM)
     assert code == 0, err
     assert mark.read_text() == "1"
-    again = start_api(tmp_path, env=env)   # the same journal: the position comes back
+    again = start_api(tmp_path, env=env)  # the same journal: the position comes back
     try:
         [position] = again.client.get("/positions").json()
         assert position["symbol"] == "ABCD" and position["remaining"] == 100
@@ -268,8 +298,7 @@ def test_restart_after_sigkill_restores_positions_without_resending(tmp_path: Pa
             assert (position["remaining"], position["stop"], position["tp1_hit"]) == (50, 2.0, True)
             # Nothing is pressed again: the next command to arrive is the one triggered now.
             quote(second, 5.00, symbol="MARK")
-            second.client.post("/trades", json={**TRADE, "symbol": "MARK", "tp1": 5.5, "tp2": 6,
-                                                "stop": 4.5})
+            second.client.post("/trades", json={**TRADE, "symbol": "MARK", "tp1": 5.5, "tp2": 6, "stop": 4.5})
             assert hotkeys.wait_for(5)[4:] == ["buy_ask"]
             assert hotkeys.messages == ["buy_ask", "sell_ask", "cancel_all", "break_even", "buy_ask"]
         finally:
@@ -282,12 +311,15 @@ def test_responses_never_wait_on_a_stuck_hotkey_server(tmp_path: Path) -> None:
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     try:
-        env = {"MOMOBOT_DISABLE_PLUGINS": "",
-               "MOMOBOT_HOTKEY_URL": f"ws://127.0.0.1:{listener.getsockname()[1]}",
-               "MOMOBOT_HOTKEY_TTL": "30", "MOMOBOT_HOTKEY_OPEN_TIMEOUT": "30",
-               "MOMOBOT_HOTKEY_FLUSH_TIMEOUT": "0.5"}
+        env = {
+            "MOMOBOT_DISABLE_PLUGINS": "",
+            "MOMOBOT_HOTKEY_URL": f"ws://127.0.0.1:{listener.getsockname()[1]}",
+            "MOMOBOT_HOTKEY_TTL": "30",
+            "MOMOBOT_HOTKEY_OPEN_TIMEOUT": "30",
+            "MOMOBOT_HOTKEY_FLUSH_TIMEOUT": "0.5",
+        }
         server = start_api(tmp_path, env=env)
-        fast = httpx.Client(base_url=server.url, timeout=3)   # far below the hotkey timeouts
+        fast = httpx.Client(base_url=server.url, timeout=3)  # far below the hotkey timeouts
         try:
             quote(server, 2.00)
             assert fast.post("/trades", json=TRADE).status_code == 201
@@ -302,8 +334,9 @@ def test_responses_never_wait_on_a_stuck_hotkey_server(tmp_path: Path) -> None:
 def test_paced_replay_is_watchable_in_the_api_and_sends_no_hotkeys(tmp_path: Path) -> None:
     with HotkeyTestServer() as hotkeys:
         env = {"MOMOBOT_DISABLE_PLUGINS": "", "MOMOBOT_HOTKEY_URL": hotkeys.url}
-        server = start_api(tmp_path, "--replay", str(demo_session_path()), "--speed", "40", env=env,
-                           with_db=False)
+        server = start_api(
+            tmp_path, "--replay", str(demo_session_path()), "--speed", "40", env=env, with_db=False
+        )
         try:
             assert server.client.get("/ping").json()["mode"] == "replay"
             assert wait_until(lambda: len(server.client.get("/positions").json()) >= 2, timeout=10)
@@ -312,10 +345,11 @@ def test_paced_replay_is_watchable_in_the_api_and_sends_no_hotkeys(tmp_path: Pat
         finally:
             server.stop()
         assert hotkeys.connections == 0
-    assert not (tmp_path / "momobot.db").exists()   # a paced recording stays out of the live journal
+    assert not (tmp_path / "momobot.db").exists()  # a paced recording stays out of the live journal
 
 
 # -- what is decided before a body is read ---------------------------------------------
+
 
 def raw_request(url: str, head: str, body: bytes = b"") -> tuple[int, bytes]:
     """Send a request by hand (a body far larger than what is sent, if the head says so)."""
@@ -336,9 +370,12 @@ def test_a_huge_body_without_the_token_is_refused_unread(tmp_path: Path) -> None
     server = start_api(tmp_path, env={"MOMOBOT_API_TOKEN": "t0ken"})
     try:
         # 80 MB announced, 1 MB sent: the answer comes without the rest being read.
-        status, body = raw_request(server.url, "POST /trades HTTP/1.1\nHost: 127.0.0.1\n"
-                                   "Content-Type: application/json\nContent-Length: 80000000\n",
-                                   b"x" * 1_000_000)
+        status, body = raw_request(
+            server.url,
+            "POST /trades HTTP/1.1\nHost: 127.0.0.1\n"
+            "Content-Type: application/json\nContent-Length: 80000000\n",
+            b"x" * 1_000_000,
+        )
         assert status == 401 and json.loads(body) == {"error": "missing or wrong API token"}
         assert server.client.get("/ping").json()["status"] == "ok"
     finally:
@@ -374,13 +411,15 @@ def test_a_state_change_from_another_origin_is_refused_token_or_not(api: ApiProc
     quote(api, 2.00)
     api.client.post("/trades", json=TRADE)
     # Any web page could post a form here: no token is set, so the Origin is what refuses it.
-    evil = api.client.post("/close-position", json={"symbol": "ABCD"},
-                           headers={"Origin": "http://evil.example"})
+    evil = api.client.post(
+        "/close-position", json={"symbol": "ABCD"}, headers={"Origin": "http://evil.example"}
+    )
     assert evil.status_code == 403 and "evil.example" in evil.json()["error"]
     assert len(api.client.get("/positions").json()) == 1
     port = api.url.rsplit(":", 1)[1]
-    same = api.client.post("/close-position", json={"symbol": "ABCD"},
-                           headers={"Origin": f"http://127.0.0.1:{port}"})
+    same = api.client.post(
+        "/close-position", json={"symbol": "ABCD"}, headers={"Origin": f"http://127.0.0.1:{port}"}
+    )
     assert same.status_code == 200
 
 
@@ -393,7 +432,7 @@ def test_a_token_in_the_query_string_is_refused_and_never_logged(tmp_path: Path)
     finally:
         _, err = server.stop()
     assert "t0ken" not in err and "s3cret-query" not in err
-    assert "GET /no-such-page 404" in err   # the access log names the path, not the query
+    assert "GET /no-such-page 404" in err  # the access log names the path, not the query
 
 
 def test_every_error_is_json_unknown_routes_and_methods_included(api: ApiProcess) -> None:
@@ -409,7 +448,7 @@ def test_a_live_quote_far_from_the_server_clock_is_refused(api: ApiProcess) -> N
     ahead = (datetime.now(UTC) + timedelta(seconds=60)).isoformat()
     response = quote(api, 2.00, ts=ahead)
     assert response.status_code == 422 and "max_quote_skew_s" in response.json()["error"]
-    assert api.client.post("/trades", json=TRADE).status_code == 404   # the quote was not applied
+    assert api.client.post("/trades", json=TRADE).status_code == 404  # the quote was not applied
 
 
 def test_quantities_and_prices_the_journal_cannot_hold_are_422(api: ApiProcess) -> None:
@@ -432,10 +471,11 @@ def test_locked_journal_503s_entries_at_once_and_still_sends_and_keeps_exits(tmp
             quote(server, 5.00, symbol="WXYZ")
             locker = SqliteLocker(db)
             try:
-                refused = server.client.post("/trades", json={**TRADE, "symbol": "WXYZ", "tp1": 5.5,
-                                                              "tp2": 6, "stop": 4.5})
+                refused = server.client.post(
+                    "/trades", json={**TRADE, "symbol": "WXYZ", "tp1": 5.5, "tp2": 6, "stop": 4.5}
+                )
                 assert refused.status_code == 503 and "journal" in refused.json()["error"]
-                assert quote(server, 2.21).status_code == 200    # TP1 goes out all the same
+                assert quote(server, 2.21).status_code == 200  # TP1 goes out all the same
                 assert hotkeys.wait_for(4) == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
                 ping = server.client.get("/ping").json()
                 assert ping["halted"] is True and ping["journal"] == "side file in use"
@@ -450,9 +490,16 @@ def test_locked_journal_503s_entries_at_once_and_still_sends_and_keeps_exits(tmp
     assert hotkeys.messages == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
 
 
-@pytest.mark.parametrize("body", [{**TRADE, "qty": True}, {**TRADE, "qty": "100"},
-                                  {**TRADE, "symbol": "AB\nCD"}, {**TRADE, "symbol": "ABCD\x00"},
-                                  {**TRADE, "symbol": "A" * 40}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**TRADE, "qty": True},
+        {**TRADE, "qty": "100"},
+        {**TRADE, "symbol": "AB\nCD"},
+        {**TRADE, "symbol": "ABCD\x00"},
+        {**TRADE, "symbol": "A" * 40},
+    ],
+)
 def test_loose_trade_bodies_are_422(api: ApiProcess, body: dict[str, object]) -> None:
     quote(api, 2.00)
     response = api.client.post("/trades", json=body)

@@ -22,26 +22,52 @@ def test_demo_prints_a_summary_covering_every_kind_of_exit() -> None:
     result = momobot("demo")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for text in ("tp1 50@2.21, tp2 50@2.41", "stop 200@", "stop (break-even)", "manual 100@3.10",
-                 "Trades: 4 opened, 4 closed (3 won, 1 lost), 0 open; 6 exits", "Realised P&L: +17.50",
-                 "opened (E", "2026-11-24 09:30:05"):
+    for text in (
+        "tp1 50@2.21, tp2 50@2.41",
+        "stop 200@",
+        "stop (break-even)",
+        "manual 100@3.10",
+        "Trades: 4 opened, 4 closed (3 won, 1 lost), 0 open; 6 exits",
+        "Realised P&L: +17.50",
+        "opened (E",
+        "2026-11-24 09:30:05",
+    ):
         assert text in out
     assert "Traceback" not in result.stderr
 
 
 def session_files(tmp_path: Path) -> tuple[Path, Path]:
     quotes = tmp_path / "quotes.csv"
-    quotes.write_text("ts,symbol,bid,ask,last\n"
-                      "2026-11-24T14:30:00Z,ABCD,1.99,2.00,\n"
-                      "2026-11-24T14:30:10Z,ABCD,2.20,2.21,2.20\n"
-                      "2026-11-24T14:30:20Z,ABCD,2.50,2.40,\n"      # malformed: bid > ask
-                      "2026-11-24T14:30:30Z,ABCD,2.40,2.41,2.40\n")
-    events = write_jsonl(tmp_path / "events.jsonl", [
-        {"type": "open", "ts": "2026-11-24T14:30:05Z", "symbol": "ABCD", "qty": 100,
-         "tp1": 2.2, "tp2": 2.4, "stop": 1.9},
-        {"type": "open", "ts": "2026-11-24T14:30:06Z", "symbol": "ZZZZ", "qty": 1,
-         "tp1": 2.2, "tp2": 2.4, "stop": 1.9},
-    ])
+    quotes.write_text(
+        "ts,symbol,bid,ask,last\n"
+        "2026-11-24T14:30:00Z,ABCD,1.99,2.00,\n"
+        "2026-11-24T14:30:10Z,ABCD,2.20,2.21,2.20\n"
+        "2026-11-24T14:30:20Z,ABCD,2.50,2.40,\n"  # malformed: bid > ask
+        "2026-11-24T14:30:30Z,ABCD,2.40,2.41,2.40\n"
+    )
+    events = write_jsonl(
+        tmp_path / "events.jsonl",
+        [
+            {
+                "type": "open",
+                "ts": "2026-11-24T14:30:05Z",
+                "symbol": "ABCD",
+                "qty": 100,
+                "tp1": 2.2,
+                "tp2": 2.4,
+                "stop": 1.9,
+            },
+            {
+                "type": "open",
+                "ts": "2026-11-24T14:30:06Z",
+                "symbol": "ZZZZ",
+                "qty": 1,
+                "tp1": 2.2,
+                "tp2": 2.4,
+                "stop": 1.9,
+            },
+        ],
+    )
     return quotes, events
 
 
@@ -57,7 +83,9 @@ def test_replay_merges_files_and_journals_when_db_is_given(tmp_path: Path) -> No
 
     legs = json.loads(momobot("trades", "--db", str(db)).stdout)
     assert [(leg["symbol"], leg["qty"], leg["reason"], leg["pnl"]) for leg in legs] == [
-        ("ABCD", 50, "tp1", 10.5), ("ABCD", 50, "tp2", 20.5)]
+        ("ABCD", 50, "tp1", 10.5),
+        ("ABCD", 50, "tp2", 20.5),
+    ]
     assert {"entry_price", "exit_price", "opened_at", "closed_at"} <= set(legs[0])
 
 
@@ -66,10 +94,12 @@ def test_trades_csv_is_tradervue_generic_format(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     momobot("replay", str(quotes), str(events), "--db", str(db))
     rows = list(csv.reader(io.StringIO(momobot("trades", "--db", str(db), "--format", "csv").stdout)))
-    assert rows == [["Date", "Time", "Symbol", "Quantity", "Price", "Side"],
-                    ["2026-11-24", "14:30:05", "ABCD", "100", "2.0", "Buy"],
-                    ["2026-11-24", "14:30:10", "ABCD", "50", "2.21", "Sell"],
-                    ["2026-11-24", "14:30:30", "ABCD", "50", "2.41", "Sell"]]
+    assert rows == [
+        ["Date", "Time", "Symbol", "Quantity", "Price", "Side"],
+        ["2026-11-24", "14:30:05", "ABCD", "100", "2.0", "Buy"],
+        ["2026-11-24", "14:30:10", "ABCD", "50", "2.21", "Sell"],
+        ["2026-11-24", "14:30:30", "ABCD", "50", "2.41", "Sell"],
+    ]
 
 
 def test_trades_default_db_is_momobot_db_in_the_current_directory(tmp_path: Path) -> None:
@@ -159,8 +189,9 @@ def test_trades_reads_a_journal_in_a_read_only_directory(tmp_path: Path) -> None
     if os.geteuid() != 0 or setpriv is None:
         pytest.skip("needs root and setpriv to read as another user")
     as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
-    probe = subprocess.run([*as_nobody, "-c", "import momobot_core.cli"], capture_output=True,
-                           check=False, timeout=60)
+    probe = subprocess.run(
+        [*as_nobody, "-c", "import momobot_core.cli"], capture_output=True, check=False, timeout=60
+    )
     if probe.returncode != 0:
         pytest.skip("this checkout is not readable by another user")
     folder = Path(tempfile.mkdtemp(prefix="momobot-ro-"))
@@ -169,9 +200,14 @@ def test_trades_reads_a_journal_in_a_read_only_directory(tmp_path: Path) -> None
         db = folder / "journal.db"
         assert momobot("replay", str(demo_session_path()), "--db", str(db)).returncode == 0
         folder.chmod(0o555)
-        result = subprocess.run([*as_nobody, "-m", "momobot_core.cli", "trades", "--db", str(db)],
-                                capture_output=True, text=True, check=False, timeout=60,
-                                env={k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")})
+        result = subprocess.run(
+            [*as_nobody, "-m", "momobot_core.cli", "trades", "--db", str(db)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")},
+        )
         assert result.returncode == 0, result.stderr
         assert len(json.loads(result.stdout)) == 6
     finally:
@@ -179,10 +215,12 @@ def test_trades_reads_a_journal_in_a_read_only_directory(tmp_path: Path) -> None
         shutil.rmtree(folder)
 
 
-@pytest.mark.parametrize(("table", "hint"), [("hotkeyws", "did you mean [hotkey_ws]?"),
-                                             ("momobott", "did you mean [momobot]?")])
-def test_a_misspelt_table_is_an_error_naming_it_and_the_tables_there_are(tmp_path: Path, table: str,
-                                                                           hint: str) -> None:
+@pytest.mark.parametrize(
+    ("table", "hint"), [("hotkeyws", "did you mean [hotkey_ws]?"), ("momobott", "did you mean [momobot]?")]
+)
+def test_a_misspelt_table_is_an_error_naming_it_and_the_tables_there_are(
+    tmp_path: Path, table: str, hint: str
+) -> None:
     config = tmp_path / "momobot.toml"
     config.write_text(f'[{table}]\nurl = "ws://127.0.0.1:9"\n')
     result = momobot("demo", "--config", str(config))
@@ -206,18 +244,28 @@ def test_a_missing_config_named_by_the_environment_says_so(tmp_path: Path) -> No
 
 
 def test_naive_times_are_the_exchanges_and_shown_in_exchange_time(tmp_path: Path) -> None:
-    session = write_jsonl(tmp_path / "ny.jsonl", [
-        {"type": "quote", "ts": "2026-07-01T09:30:00", "symbol": "ABCD", "bid": 1.99, "ask": 2.00},
-        {"type": "open", "ts": "2026-07-01T09:30:01", "symbol": "ABCD", "qty": 10, "tp1": 2.2,
-         "tp2": 2.4, "stop": 1.9},
-        {"type": "close", "ts": "2026-07-01T09:31:00", "symbol": "ABCD"},
-    ])
+    session = write_jsonl(
+        tmp_path / "ny.jsonl",
+        [
+            {"type": "quote", "ts": "2026-07-01T09:30:00", "symbol": "ABCD", "bid": 1.99, "ask": 2.00},
+            {
+                "type": "open",
+                "ts": "2026-07-01T09:30:01",
+                "symbol": "ABCD",
+                "qty": 10,
+                "tp1": 2.2,
+                "tp2": 2.4,
+                "stop": 1.9,
+            },
+            {"type": "close", "ts": "2026-07-01T09:31:00", "symbol": "ABCD"},
+        ],
+    )
     db = tmp_path / "j.db"
     result = momobot("replay", str(session), "--db", str(db))
     assert result.returncode == 0, result.stderr
-    assert "2026-07-01 09:30:01" in result.stdout   # New York time, as recorded
+    assert "2026-07-01 09:30:01" in result.stdout  # New York time, as recorded
     [leg] = json.loads(momobot("trades", "--db", str(db)).stdout)
-    assert leg["opened_at"] == "2026-07-01T13:30:01Z"   # 09:30 EDT, written in UTC with a Z
+    assert leg["opened_at"] == "2026-07-01T13:30:01Z"  # 09:30 EDT, written in UTC with a Z
 
 
 def test_a_replay_without_db_says_how_to_keep_its_journal() -> None:
@@ -239,19 +287,32 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2_before_anything_starts(tm
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = momobot("serve", "--port", str(port), "--db", str(tmp_path / "j.db"),
-                         env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"})
+        result = momobot(
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            str(tmp_path / "j.db"),
+            env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"},
+        )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "API on" not in result.stderr
-    assert not (tmp_path / "j.db").exists()   # nothing started, nothing written
+    assert not (tmp_path / "j.db").exists()  # nothing started, nothing written
 
 
 def test_serve_replay_takes_several_files_as_the_docs_show(tmp_path: Path) -> None:
     quotes = tmp_path / "q.csv"
     quotes.write_text("ts,symbol,bid,ask\n2026-11-24T14:30:00Z,ZZZZ,1.99,2.00\n")
-    bad = momobot("serve", "--replay", str(demo_session_path()), str(quotes), "--speed", "0",
-                  env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"})
-    assert bad.returncode == 2 and "--speed" in bad.stderr   # parsed as files, the speed refused
+    bad = momobot(
+        "serve",
+        "--replay",
+        str(demo_session_path()),
+        str(quotes),
+        "--speed",
+        "0",
+        env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"},
+    )
+    assert bad.returncode == 2 and "--speed" in bad.stderr  # parsed as files, the speed refused
     alone = momobot("serve", str(quotes))
     assert alone.returncode == 2 and "files are only read with --replay" in alone.stderr

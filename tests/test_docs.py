@@ -26,9 +26,15 @@ def hook_signatures() -> dict[str, str]:
 
 
 def test_there_are_hooks_to_check() -> None:
-    assert set(hook_signatures()) == {"on_startup", "on_order_submitted", "on_target_hit",
-                                      "on_position_closed", "on_shutdown", "register_commands",
-                                      "on_alert"}
+    assert set(hook_signatures()) == {
+        "on_startup",
+        "on_order_submitted",
+        "on_target_hit",
+        "on_position_closed",
+        "on_shutdown",
+        "register_commands",
+        "on_alert",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(hook_signatures()))
@@ -54,8 +60,9 @@ def code_block_after(marker: str, language: str) -> str:
     return match.group(1)
 
 
-def test_the_minimal_plugin_in_the_docs_works_with_its_own_test(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_minimal_plugin_in_the_docs_works_with_its_own_test(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "momobot_tradelog.py").write_text(code_block_after("`momobot_tradelog.py`:", "python"))
     test_source = code_block_after("## Testing your plugin", "python")
     (tmp_path / "doc_example_test.py").write_text(test_source)
@@ -71,7 +78,8 @@ def test_the_minimal_plugin_in_the_docs_works_with_its_own_test(tmp_path: Path,
 
 def test_the_readme_test_command_is_what_ci_runs() -> None:
     readme = (ROOT / "README.md").read_text()
-    command = ("python3 -m venv .venv && .venv/bin/python -m pip install --quiet tox"
-               " && .venv/bin/python -m tox run")
+    command = (
+        "python3 -m venv .venv && .venv/bin/python -m pip install --quiet tox && .venv/bin/python -m tox run"
+    )
     assert command in readme
     assert command in (ROOT / ".ci" / "run").read_text()

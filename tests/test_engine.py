@@ -42,16 +42,20 @@ def test_open_on_a_symbol_already_open_is_refused(engine: Engine) -> None:
         engine.open_trade("ABCD", 10, 2.2, 2.4, 1.9)
 
 
-@pytest.mark.parametrize(("qty", "tp1", "tp2", "stop", "message"), [
-    (0, 2.2, 2.4, 1.9, "qty"),
-    (10, 2.2, 2.4, 2.5, "stop"),
-    (10, 1.9, 2.4, 1.8, "tp1"),
-    (10, 2.5, 2.4, 1.8, "tp2"),
-    (10, math.nan, 2.4, 1.8, "tp1"),
-    (10, 2.2, math.inf, 1.8, "tp2"),
-])
-def test_open_with_nonsense_levels_is_refused(engine: Engine, qty: int, tp1: float, tp2: float,
-                                              stop: float, message: str) -> None:
+@pytest.mark.parametrize(
+    ("qty", "tp1", "tp2", "stop", "message"),
+    [
+        (0, 2.2, 2.4, 1.9, "qty"),
+        (10, 2.2, 2.4, 2.5, "stop"),
+        (10, 1.9, 2.4, 1.8, "tp1"),
+        (10, 2.5, 2.4, 1.8, "tp2"),
+        (10, math.nan, 2.4, 1.8, "tp1"),
+        (10, 2.2, math.inf, 1.8, "tp2"),
+    ],
+)
+def test_open_with_nonsense_levels_is_refused(
+    engine: Engine, qty: int, tp1: float, tp2: float, stop: float, message: str
+) -> None:
     engine.on_quote(quote("ABCD", 2.00))
     with pytest.raises(TradeRefused, match=message):
         engine.open_trade("ABCD", qty, tp1, tp2, stop)
@@ -87,8 +91,13 @@ def test_tp2_after_tp1_sells_the_rest_and_closes(engine: Engine, recorder: Recor
 def test_one_quote_through_both_targets_fires_tp1_then_tp2(engine: Engine, recorder: Recorder) -> None:
     open_abcd(engine)
     engine.on_quote(quote("ABCD", 2.50, t=2))
-    assert recorder.events()[1:] == ["target tp1", "order take_profit sell 50", "target tp2",
-                                     "order take_profit sell 50", "closed tp2"]
+    assert recorder.events()[1:] == [
+        "target tp1",
+        "order take_profit sell 50",
+        "target tp2",
+        "order take_profit sell 50",
+        "closed tp2",
+    ]
 
 
 def test_stop_on_last_sells_everything_at_the_bid(engine: Engine, recorder: Recorder) -> None:
@@ -119,8 +128,7 @@ def test_break_even_stop_after_tp1(engine: Engine, recorder: Recorder) -> None:
     assert recorder.events()[-3:] == ["target stop", "order stop sell 50", "closed stop"]
 
 
-def test_take_profits_are_checked_before_the_stop_on_one_quote(engine: Engine,
-                                                                 recorder: Recorder) -> None:
+def test_take_profits_are_checked_before_the_stop_on_one_quote(engine: Engine, recorder: Recorder) -> None:
     open_abcd(engine)
     # ask reaches TP1 while last is at the old stop but above break-even: TP1 only
     engine.on_quote(quote("ABCD", 2.21, bid=2.19, last=2.05, t=2))
@@ -131,8 +139,13 @@ def test_take_profits_are_checked_before_the_stop_on_one_quote(engine: Engine,
 def test_stop_on_the_same_quote_as_tp1_uses_the_moved_stop(engine: Engine, recorder: Recorder) -> None:
     open_abcd(engine)
     engine.on_quote(quote("ABCD", 2.21, bid=1.98, last=1.99, t=2))
-    assert recorder.events()[1:] == ["target tp1", "order take_profit sell 50", "target stop",
-                                     "order stop sell 50", "closed stop"]
+    assert recorder.events()[1:] == [
+        "target tp1",
+        "order take_profit sell 50",
+        "target stop",
+        "order stop sell 50",
+        "closed stop",
+    ]
 
 
 def test_each_target_fires_at_most_once(engine: Engine, recorder: Recorder) -> None:
@@ -142,8 +155,7 @@ def test_each_target_fires_at_most_once(engine: Engine, recorder: Recorder) -> N
     assert recorder.events().count("target tp1") == 1
 
 
-def test_one_share_trade_tp1_sends_no_order_but_moves_the_stop(engine: Engine,
-                                                                recorder: Recorder) -> None:
+def test_one_share_trade_tp1_sends_no_order_but_moves_the_stop(engine: Engine, recorder: Recorder) -> None:
     open_abcd(engine, qty=1)
     engine.on_quote(quote("ABCD", 2.21, t=2))
     trade = engine.open_trades["ABCD"]
@@ -166,17 +178,21 @@ def test_close_without_an_open_trade_is_refused(engine: Engine) -> None:
     assert engine.counters.refused_actions == 1
 
 
-@pytest.mark.parametrize("bad", [
-    Quote("ABCD", at(2), 2.3, 2.2, None),          # bid above ask
-    Quote("ABCD", at(2), math.nan, 2.5, None),
-    Quote("ABCD", at(2), 2.3, math.inf, None),
-    Quote("ABCD", at(2), -1.0, 2.5, None),
-    Quote("ABCD", at(2), 0.0, 2.5, None),
-    Quote("ABCD", at(2), 2.3, 2.5, math.nan),
-    Quote("ABCD", at(2), 2.3, 2.5, -2.0),
-])
-def test_malformed_quote_is_rejected_counted_and_not_acted_on(engine: Engine, recorder: Recorder,
-                                                               bad: Quote) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Quote("ABCD", at(2), 2.3, 2.2, None),  # bid above ask
+        Quote("ABCD", at(2), math.nan, 2.5, None),
+        Quote("ABCD", at(2), 2.3, math.inf, None),
+        Quote("ABCD", at(2), -1.0, 2.5, None),
+        Quote("ABCD", at(2), 0.0, 2.5, None),
+        Quote("ABCD", at(2), 2.3, 2.5, math.nan),
+        Quote("ABCD", at(2), 2.3, 2.5, -2.0),
+    ],
+)
+def test_malformed_quote_is_rejected_counted_and_not_acted_on(
+    engine: Engine, recorder: Recorder, bad: Quote
+) -> None:
     open_abcd(engine)
     assert engine.on_quote(bad) is False
     assert engine.counters.rejected_quotes == 1
@@ -195,8 +211,7 @@ def test_min_hold_delays_targets_until_the_hold_has_passed(recorder: Recorder) -
     assert recorder.events()[1] == "target tp1"
 
 
-def test_hooks_run_after_the_event_is_committed_and_it_is_marked_dispatched_after(
-        tmp_path: Path) -> None:
+def test_hooks_run_after_the_event_is_committed_and_it_is_marked_dispatched_after(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.db")
     seen: list[tuple[int, list[tuple[str, str, str, str]]]] = []
 
@@ -232,8 +247,7 @@ def test_journal_records_every_leg_with_pnl(engine: Engine) -> None:
     engine.on_quote(quote("ABCD", 2.41, t=3))
     assert engine.journal is not None
     legs = engine.journal.legs()
-    assert [(leg.reason, leg.qty, leg.exit_price) for leg in legs] == [("tp1", 50, 2.21),
-                                                                        ("tp2", 50, 2.41)]
+    assert [(leg.reason, leg.qty, leg.exit_price) for leg in legs] == [("tp1", 50, 2.21), ("tp2", 50, 2.41)]
     assert sum(leg.pnl for leg in legs) == pytest.approx(0.21 * 50 + 0.41 * 50, abs=0.005)
 
 

@@ -17,9 +17,9 @@ from conftest import write_jsonl
 
 def test_csv_quotes_parse_with_and_without_last(tmp_path: Path) -> None:
     f = tmp_path / "q.csv"
-    f.write_text("ts,symbol,bid,ask,last\n"
-                 "2026-11-24T14:30:00Z,ABCD,1.99,2.00,1.995\n"
-                 "1795530601,ABCD,1.98,2.01,\n")
+    f.write_text(
+        "ts,symbol,bid,ask,last\n2026-11-24T14:30:00Z,ABCD,1.99,2.00,1.995\n1795530601,ABCD,1.98,2.01,\n"
+    )
     quotes = list(read_csv(f))
     assert quotes[0] == Quote("ABCD", datetime(2026, 11, 24, 14, 30, tzinfo=UTC), 1.99, 2.00, 1.995)
     assert quotes[1].last is None
@@ -42,11 +42,14 @@ def test_naive_timestamps_are_in_the_given_zone_and_epoch_seconds_are_absolute()
 
 
 def test_jsonl_events_parse(tmp_path: Path) -> None:
-    f = write_jsonl(tmp_path / "e.jsonl", [
-        {"type": "quote", "ts": 100, "symbol": "ABCD", "bid": 1.0, "ask": 1.1},
-        {"type": "open", "ts": 101, "symbol": "ABCD", "qty": 10, "tp1": 1.2, "tp2": 1.3, "stop": 1},
-        {"type": "close", "ts": "1970-01-01T00:01:42Z", "symbol": "ABCD"},
-    ])
+    f = write_jsonl(
+        tmp_path / "e.jsonl",
+        [
+            {"type": "quote", "ts": 100, "symbol": "ABCD", "bid": 1.0, "ask": 1.1},
+            {"type": "open", "ts": 101, "symbol": "ABCD", "qty": 10, "tp1": 1.2, "tp2": 1.3, "stop": 1},
+            {"type": "close", "ts": "1970-01-01T00:01:42Z", "symbol": "ABCD"},
+        ],
+    )
     events = list(read_events([f]))
     assert isinstance(events[0], Quote)
     assert events[1] == OpenRequest("ABCD", 10, 1.2, 1.3, 1.0, parse_ts(101))
@@ -56,10 +59,13 @@ def test_jsonl_events_parse(tmp_path: Path) -> None:
 def test_files_merge_in_time_order_ties_by_file_then_line(tmp_path: Path) -> None:
     a = tmp_path / "a.csv"
     a.write_text("ts,symbol,bid,ask,last\n1,A1,1,1.1,\n3,A3,1,1.1,\n3,A3b,1,1.1,\n")
-    b = write_jsonl(tmp_path / "b.jsonl", [
-        {"type": "quote", "ts": 2, "symbol": "B2", "bid": 1, "ask": 1.1},
-        {"type": "quote", "ts": 3, "symbol": "B3", "bid": 1, "ask": 1.1},
-    ])
+    b = write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            {"type": "quote", "ts": 2, "symbol": "B2", "bid": 1, "ask": 1.1},
+            {"type": "quote", "ts": 3, "symbol": "B3", "bid": 1, "ask": 1.1},
+        ],
+    )
     assert [e.symbol for e in read_events([a, b])] == ["A1", "B2", "A3", "A3b", "B3"]
     assert [e.symbol for e in read_events([b, a])] == ["A1", "B2", "B3", "A3", "A3b"]
 
@@ -71,17 +77,21 @@ def test_malformed_but_parseable_prices_reach_the_engine(tmp_path: Path) -> None
     assert q.ask == -2.0
 
 
-@pytest.mark.parametrize(("content", "where", "what"), [
-    ("ts,symbol,bid,ask,last\n1,ABCD,1.0,oops,\n", ":2:", "ask 'oops' is not a number"),
-    ("ts,symbol,bid,ask,last\n1,ABCD,1.0,1.1,\nyesterday,ABCD,1,1.1,\n", ":3:", "ts 'yesterday'"),
-    ("ts,symbol,bid,ask,last\n1,ABCD,1.0\n", ":2:", "expected 5 fields"),
-    ("ts,symbol,bid,ask,last\n1,,1.0,1.1,\n", ":2:", "symbol is empty"),
-    ("ts,symbol,bid\n", ":1:", "lacks column(s) ask"),
-    ("", ":1:", "empty file"),
-    ("ts,symbol,bid,ask,last\n5,ABCD,1.0,1.1,\n4,ABCD,1.0,1.1,\n", ":3:", "earlier than the line before"),
-])
-def test_unreadable_csv_names_file_line_and_problem(tmp_path: Path, content: str, where: str,
-                                                     what: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "where", "what"),
+    [
+        ("ts,symbol,bid,ask,last\n1,ABCD,1.0,oops,\n", ":2:", "ask 'oops' is not a number"),
+        ("ts,symbol,bid,ask,last\n1,ABCD,1.0,1.1,\nyesterday,ABCD,1,1.1,\n", ":3:", "ts 'yesterday'"),
+        ("ts,symbol,bid,ask,last\n1,ABCD,1.0\n", ":2:", "expected 5 fields"),
+        ("ts,symbol,bid,ask,last\n1,,1.0,1.1,\n", ":2:", "symbol is empty"),
+        ("ts,symbol,bid\n", ":1:", "lacks column(s) ask"),
+        ("", ":1:", "empty file"),
+        ("ts,symbol,bid,ask,last\n5,ABCD,1.0,1.1,\n4,ABCD,1.0,1.1,\n", ":3:", "earlier than the line before"),
+    ],
+)
+def test_unreadable_csv_names_file_line_and_problem(
+    tmp_path: Path, content: str, where: str, what: str
+) -> None:
     f = tmp_path / "q.csv"
     f.write_text(content)
     with pytest.raises(InputError) as info:
@@ -90,17 +100,22 @@ def test_unreadable_csv_names_file_line_and_problem(tmp_path: Path, content: str
     assert what in str(info.value)
 
 
-@pytest.mark.parametrize(("line", "what"), [
-    ("{not json", "not valid JSON"),
-    ('["a"]', "expected a JSON object"),
-    ('{"type": "trade", "ts": 1}', "type 'trade'"),
-    ('{"type": "quote", "ts": 1, "symbol": "A", "bid": 1}', "lacks field 'ask'"),
-    ('{"type": "quote", "ts": 1, "symbol": "A", "bid": "1", "ask": 2}', "bid '1' must be a number"),
-    ('{"type": "open", "ts": 1, "symbol": "A", "qty": 1.5, "tp1": 1, "tp2": 2, "stop": 0.5}',
-     "qty 1.5 must be a whole number"),
-    ('{"type": "close", "ts": "noon", "symbol": "A"}', "ts 'noon'"),
-    ('{"type": "close", "ts": 1, "symbol": 7}', "symbol 7"),
-])
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [
+        ("{not json", "not valid JSON"),
+        ('["a"]', "expected a JSON object"),
+        ('{"type": "trade", "ts": 1}', "type 'trade'"),
+        ('{"type": "quote", "ts": 1, "symbol": "A", "bid": 1}', "lacks field 'ask'"),
+        ('{"type": "quote", "ts": 1, "symbol": "A", "bid": "1", "ask": 2}', "bid '1' must be a number"),
+        (
+            '{"type": "open", "ts": 1, "symbol": "A", "qty": 1.5, "tp1": 1, "tp2": 2, "stop": 0.5}',
+            "qty 1.5 must be a whole number",
+        ),
+        ('{"type": "close", "ts": "noon", "symbol": "A"}', "ts 'noon'"),
+        ('{"type": "close", "ts": 1, "symbol": 7}', "symbol 7"),
+    ],
+)
 def test_unreadable_jsonl_names_file_line_and_problem(tmp_path: Path, line: str, what: str) -> None:
     f = tmp_path / "e.jsonl"
     f.write_text('{"type": "quote", "ts": 0, "symbol": "A", "bid": 1, "ask": 1.1}\n\n' + line + "\n")

@@ -16,11 +16,13 @@ from momobot_core.testing import PluginError, Script, run_script
 
 
 def bracket() -> Script:
-    return (Script()
-            .quote("ABCD", ask=2.00)
-            .open("ABCD", qty=100, tp1=2.20, tp2=2.40, stop=1.90)
-            .quote("ABCD", ask=2.21)
-            .quote("ABCD", ask=2.05, bid=1.99, last=1.99))   # break-even stop
+    return (
+        Script()
+        .quote("ABCD", ask=2.00)
+        .open("ABCD", qty=100, tp1=2.20, tp2=2.40, stop=1.90)
+        .quote("ABCD", ask=2.21)
+        .quote("ABCD", ask=2.05, bid=1.99, last=1.99)
+    )  # break-even stop
 
 
 class Seen:
@@ -51,10 +53,15 @@ def test_hook_on_startup_config_error_stops_the_run() -> None:
 
 def test_hook_on_order_submitted_gets_every_order_with_intent_and_fill() -> None:
     result = run_script(bracket())
-    orders = [(c["order"].intent, c["order"].side, c["order"].qty, c["order"].price)
-              for c in result.calls_to("on_order_submitted")]
-    assert orders == [("entry", "buy", 100, 2.00), ("take_profit", "sell", 50, 2.21),
-                      ("stop", "sell", 50, 1.99)]
+    orders = [
+        (c["order"].intent, c["order"].side, c["order"].qty, c["order"].price)
+        for c in result.calls_to("on_order_submitted")
+    ]
+    assert orders == [
+        ("entry", "buy", 100, 2.00),
+        ("take_profit", "sell", 50, 2.21),
+        ("stop", "sell", 50, 1.99),
+    ]
     after_tp1 = result.calls_to("on_order_submitted")[1]["trade"]
     assert after_tp1.remaining == 50 and after_tp1.stop == 2.00
 
@@ -68,8 +75,9 @@ def test_hook_on_target_hit_fires_once_per_target_before_the_exit() -> None:
 
 
 def test_hook_on_position_closed_gives_reason_and_last_price() -> None:
-    result = run_script(bracket().quote("EFGH", ask=5.0)
-                        .open("EFGH", qty=10, tp1=5.5, tp2=6, stop=4.8).close("EFGH"))
+    result = run_script(
+        bracket().quote("EFGH", ask=5.0).open("EFGH", qty=10, tp1=5.5, tp2=6, stop=4.8).close("EFGH")
+    )
     closes = [(c["trade"].symbol, c["reason"], c["price"]) for c in result.calls_to("on_position_closed")]
     assert closes == [("ABCD", "stop", 1.99), ("EFGH", "manual", 4.99)]
     assert all(c["trade"].remaining == 0 for c in result.calls_to("on_position_closed"))
@@ -106,9 +114,11 @@ def test_hook_on_alert_hears_alerts_from_any_thread_on_the_engine_thread() -> No
 
     result = run_script(bracket(), [Listener(), Raiser()])
     engine_thread = threading.get_ident()
-    assert [(k, s, d) for k, s, d, _ in heard] == [("raiser_direct", "ABCD", {"n": 1}),
-                                                   ("raiser_thread", None, {})]
-    assert {t for *_, t in heard} == {engine_thread}   # handed over, not called on the other thread
+    assert [(k, s, d) for k, s, d, _ in heard] == [
+        ("raiser_direct", "ABCD", {"n": 1}),
+        ("raiser_thread", None, {}),
+    ]
+    assert {t for *_, t in heard} == {engine_thread}  # handed over, not called on the other thread
     assert [a.kind for a in result.engine.alerts] == ["raiser_direct", "raiser_thread"]
 
 

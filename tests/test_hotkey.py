@@ -31,8 +31,9 @@ def server() -> Iterator[HotkeyTestServer]:
         yield s
 
 
-def live_engine(plugin: HotkeyPlugin, *others: object, mode: str = "live",
-                config: Config | None = None) -> Engine:
+def live_engine(
+    plugin: HotkeyPlugin, *others: object, mode: str = "live", config: Config | None = None
+) -> Engine:
     engine = Engine(hooks=make_hooks(plugin, *others), journal=Journal(), mode=mode, config=config)
     engine.start()
     return engine
@@ -47,14 +48,23 @@ def test_each_event_sends_its_commands_in_order(server: HotkeyTestServer) -> Non
     plugin = HotkeyPlugin(fast_config(server.url))
     engine = live_engine(plugin)
     open_trade(engine, "AAA")
-    engine.on_quote(quote("AAA", 2.21))             # tp1
-    engine.on_quote(quote("AAA", 2.41))             # tp2
+    engine.on_quote(quote("AAA", 2.21))  # tp1
+    engine.on_quote(quote("AAA", 2.41))  # tp2
     open_trade(engine, "BBB")
     engine.on_quote(quote("BBB", 1.95, last=1.85))  # stop
     open_trade(engine, "CCC")
-    engine.close_trade("CCC")                       # manual
-    expected = ["buy_ask", "sell_ask", "cancel_all", "break_even", "sell_ask",
-                "buy_ask", "sell_all_bid", "buy_ask", "sell_all_bid"]
+    engine.close_trade("CCC")  # manual
+    expected = [
+        "buy_ask",
+        "sell_ask",
+        "cancel_all",
+        "break_even",
+        "sell_ask",
+        "buy_ask",
+        "sell_all_bid",
+        "buy_ask",
+        "sell_all_bid",
+    ]
     assert server.wait_for(len(expected)) == expected
     engine.shutdown()
     assert server.messages == expected  # nothing more, nothing twice
@@ -62,8 +72,12 @@ def test_each_event_sends_its_commands_in_order(server: HotkeyTestServer) -> Non
 
 def test_demo_session_sends_exactly_what_its_events_call_for(server: HotkeyTestServer) -> None:
     recorder = Recorder()
-    run_recorded([demo_session_path()], hooks=make_hooks(HotkeyPlugin(fast_config(server.url)),
-                                                         recorder), config=Config(), mode="live")
+    run_recorded(
+        [demo_session_path()],
+        hooks=make_hooks(HotkeyPlugin(fast_config(server.url)), recorder),
+        config=Config(),
+        mode="live",
+    )
     expected: list[str] = []
     for name, kw in recorder.calls:
         if name == "on_order_submitted" and kw["order"].intent == "entry":
@@ -81,8 +95,8 @@ def test_sequence_is_contiguous_with_the_configured_delay(server: HotkeyTestServ
     engine = live_engine(plugin)
     open_trade(engine, "AAA")
     open_trade(engine, "BBB")
-    engine.on_quote(quote("AAA", 2.21))   # tp1: three commands, 0.1 s apart
-    open_trade(engine, "CCC")             # comes while the sequence is going out
+    engine.on_quote(quote("AAA", 2.21))  # tp1: three commands, 0.1 s apart
+    open_trade(engine, "CCC")  # comes while the sequence is going out
     got = server.wait_for(6)
     assert got == ["buy_ask", "buy_ask", "sell_ask", "cancel_all", "break_even", "buy_ask"]
     gaps = [b - a for a, b in zip(server.times_ns[2:5], server.times_ns[3:6], strict=False)]
@@ -100,12 +114,12 @@ def test_commands_wait_for_a_server_that_is_down_at_start(caplog: pytest.LogCapt
         with HotkeyTestServer(port) as server:
             assert server.wait_for(1) == ["buy_ask"]
             engine.shutdown()
-    assert any("Cannot connect to ws://127.0.0.1:" in line and "refused" in line
-               for line in hotkey_lines(caplog))
+    assert any(
+        "Cannot connect to ws://127.0.0.1:" in line and "refused" in line for line in hotkey_lines(caplog)
+    )
 
 
-def test_server_restarted_mid_session_gets_the_next_commands_once(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_server_restarted_mid_session_gets_the_next_commands_once(caplog: pytest.LogCaptureFixture) -> None:
     first = HotkeyTestServer().start()
     port = first.port
     plugin = HotkeyPlugin(fast_config(first.url))
@@ -114,8 +128,9 @@ def test_server_restarted_mid_session_gets_the_next_commands_once(
         open_trade(engine)
         assert first.wait_for(1) == ["buy_ask"]
         first.stop()
-        assert wait_until(lambda: any("Connection to" in line and "lost" in line
-                                      for line in hotkey_lines(caplog)))
+        assert wait_until(
+            lambda: any("Connection to" in line and "lost" in line for line in hotkey_lines(caplog))
+        )
         with HotkeyTestServer(port) as second:
             engine.on_quote(quote("ABCD", 2.21))
             assert second.wait_for(3) == ["sell_ask", "cancel_all", "break_even"]
@@ -124,9 +139,12 @@ def test_server_restarted_mid_session_gets_the_next_commands_once(
 
 
 def test_server_that_stops_reading_is_noticed_and_never_blocks_the_engine(
-        caplog: pytest.LogCaptureFixture) -> None:
-    with HotkeyTestServer(stop_reading_after=1) as server, \
-            caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        HotkeyTestServer(stop_reading_after=1) as server,
+        caplog.at_level(logging.INFO, logger="momobot.hotkey"),
+    ):
         plugin = HotkeyPlugin(fast_config(server.url, ttl=0.5))
         engine = live_engine(plugin)
         open_trade(engine, "AAA")
@@ -143,28 +161,28 @@ def test_server_that_stops_reading_is_noticed_and_never_blocks_the_engine(
         worker.join(timeout=20)
         assert not worker.is_alive(), "the engine blocked on a server that does not read"
         assert engine.counters.trades_closed == 200
-        assert wait_until(lambda: any("no answer to a keepalive ping" in line
-                                      for line in hotkey_lines(caplog)))
+        assert wait_until(
+            lambda: any("no answer to a keepalive ping" in line for line in hotkey_lines(caplog))
+        )
         engine.shutdown()
     # A person is told the link went down.
-    assert any(a.kind == "link_down" and "no answer to a keepalive ping" in a.message
-               for a in engine.alerts)
+    assert any(a.kind == "link_down" and "no answer to a keepalive ping" in a.message for a in engine.alerts)
 
 
-def test_sequence_cut_by_a_closed_connection_never_continues_on_a_new_one(
-        server: HotkeyTestServer) -> None:
-    server.close_after = 2   # every connection is closed after two commands
+def test_sequence_cut_by_a_closed_connection_never_continues_on_a_new_one(server: HotkeyTestServer) -> None:
+    server.close_after = 2  # every connection is closed after two commands
     plugin = HotkeyPlugin(fast_config(server.url, ttl=3.0, sequence_delay=0.3))
     engine = live_engine(plugin)
     open_trade(engine)
     trade = engine.open_trades["ABCD"]
-    engine.on_quote(quote("ABCD", 2.21))   # TP1: sell_ask, cancel_all, break_even
+    engine.on_quote(quote("ABCD", 2.21))  # TP1: sell_ask, cancel_all, break_even
+
     def cut_told() -> bool:
-        engine.tick()   # hands alerts raised on the link's thread to the engine's
+        engine.tick()  # hands alerts raised on the link's thread to the engine's
         return any(a.kind == "sequence_cut" for a in engine.alerts)
 
     assert wait_until(cut_told)
-    assert wait_until(lambda: plugin.status()[0]["state"] == "up")   # back on a new connection
+    assert wait_until(lambda: plugin.status()[0]["state"] == "up")  # back on a new connection
     engine.close_trade("ABCD")
     assert server.wait_for(3) == ["buy_ask", "sell_ask", "sell_all_bid"]
     engine.shutdown()
@@ -176,21 +194,26 @@ def test_sequence_cut_by_a_closed_connection_never_continues_on_a_new_one(
 
 
 def test_command_cut_off_by_a_lost_connection_is_not_resent_and_the_rest_is_skipped(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # A command too big for the socket buffers of a server that stopped reading is
     # half-written when the connection dies: it must never be written again.
     big = "x" * 8_000_000
-    with HotkeyTestServer(stop_reading_after=1) as server, \
-            caplog.at_level(logging.INFO, logger="momobot.hotkey"):
+    with (
+        HotkeyTestServer(stop_reading_after=1) as server,
+        caplog.at_level(logging.INFO, logger="momobot.hotkey"),
+    ):
         plugin = HotkeyPlugin(fast_config(server.url, ttl=5.0, ping_timeout=0.5))
         engine = live_engine(plugin)
         open_trade(engine)
         assert server.wait_for(1) == ["buy_ask"]
         assert plugin.client is not None
         plugin.client.send([big, "cancel_all", "break_even"])
-        assert wait_until(lambda: any("may have partly reached the server" in line
-                                      for line in hotkey_lines(caplog)), timeout=10)
-        plugin.client.send(["sell_all_bid"])   # the next event goes out on a new connection
+        assert wait_until(
+            lambda: any("may have partly reached the server" in line for line in hotkey_lines(caplog)),
+            timeout=10,
+        )
+        plugin.client.send(["sell_all_bid"])  # the next event goes out on a new connection
         server.wait_for(2)
         engine.shutdown()
     failure = next(line for line in hotkey_lines(caplog) if "partly reached" in line)
@@ -200,8 +223,7 @@ def test_command_cut_off_by_a_lost_connection_is_not_resent_and_the_rest_is_skip
     assert cut.detail["unsent"] == ["cancel_all", "break_even"]
 
 
-def test_command_not_sent_within_its_ttl_is_dropped_never_sent_late(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_command_not_sent_within_its_ttl_is_dropped_never_sent_late(caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{port}", ttl=0.3))
     with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
@@ -214,8 +236,11 @@ def test_command_not_sent_within_its_ttl_is_dropped_never_sent_late(
             assert server.wait_for(1) == ["sell_all_bid"]
             engine.shutdown()
             assert server.messages == ["sell_all_bid"]
-    assert any("Failed to send 'buy_ask' (ABCD entry of trade" in line
-               and "not sent within 0.3 s of its event" in line for line in hotkey_lines(caplog))
+    assert any(
+        "Failed to send 'buy_ask' (ABCD entry of trade" in line
+        and "not sent within 0.3 s of its event" in line
+        for line in hotkey_lines(caplog)
+    )
 
 
 def test_ttl_counts_from_the_hook_not_the_event_time(server: HotkeyTestServer) -> None:
@@ -230,7 +255,7 @@ def test_shutdown_flushes_pending_commands_then_closes(server: HotkeyTestServer)
     engine = live_engine(plugin)
     open_trade(engine)
     engine.on_quote(quote("ABCD", 2.21))
-    engine.shutdown()   # returns once break_even, 0.4 s later, has gone out
+    engine.shutdown()  # returns once break_even, 0.4 s later, has gone out
     assert server.messages[-3:] == ["sell_ask", "cancel_all", "break_even"]
     assert plugin.client is None
 
@@ -244,13 +269,16 @@ def test_shutdown_is_bounded_when_the_server_is_gone(caplog: pytest.LogCaptureFi
         closer.start()
         closer.join(timeout=10)
         assert not closer.is_alive()
-    assert any("Failed to send 'buy_ask' (ABCD entry of trade" in line
-               and "not sent before shutdown" in line for line in hotkey_lines(caplog))
+    assert any(
+        "Failed to send 'buy_ask' (ABCD entry of trade" in line and "not sent before shutdown" in line
+        for line in hotkey_lines(caplog)
+    )
 
 
 def test_queue_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
-    plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{free_port()}", queue_size=3, ttl=30.0,
-                                      flush_timeout=0.1))
+    plugin = HotkeyPlugin(
+        fast_config(f"ws://127.0.0.1:{free_port()}", queue_size=3, ttl=30.0, flush_timeout=0.1)
+    )
     with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
         engine = live_engine(plugin)
         for n in range(5):
@@ -259,25 +287,31 @@ def test_queue_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     assert sum("queue full" in line for line in hotkey_lines(caplog)) == 2
 
 
-def test_replay_mode_sends_nothing_and_says_so_once(server: HotkeyTestServer,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_replay_mode_sends_nothing_and_says_so_once(
+    server: HotkeyTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
     plugin = HotkeyPlugin()
     with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
-        run_recorded([demo_session_path()], hooks=make_hooks(plugin), config=core_config(url=server.url),
-                     mode="replay")
-    assert plugin.client is None   # no link was ever made, so nothing can arrive later
+        run_recorded(
+            [demo_session_path()], hooks=make_hooks(plugin), config=core_config(url=server.url), mode="replay"
+        )
+    assert plugin.client is None  # no link was ever made, so nothing can arrive later
     assert server.messages == [] and server.connections == 0
     said = [line for line in hotkey_lines(caplog) if "no hotkey commands are sent" in line]
     assert len(said) == 1 and "replay mode" in said[0]
 
 
-def test_replay_sends_when_turned_on_by_environment(server: HotkeyTestServer,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_replay_sends_when_turned_on_by_environment(
+    server: HotkeyTestServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("MOMOBOT_HOTKEY_REPLAY", "1")
     with caplog.at_level(logging.INFO, logger="momobot.hotkey"):
-        run_recorded([demo_session_path()], hooks=make_hooks(HotkeyPlugin()),
-                     config=core_config(url=server.url), mode="demo")
+        run_recorded(
+            [demo_session_path()],
+            hooks=make_hooks(HotkeyPlugin()),
+            config=core_config(url=server.url),
+            mode="demo",
+        )
     assert len(server.wait_for(14)) == 14
     assert any("commands ARE sent" in line for line in hotkey_lines(caplog))
 
@@ -342,8 +376,7 @@ def test_several_servers_each_get_every_command() -> None:
 
 
 def test_custom_command_lists_fit_other_hotkey_servers(server: HotkeyTestServer) -> None:
-    config = load_hotkey_config(core_config(url=server.url, entry_commands=["F1"],
-                                            manual_commands=[]))
+    config = load_hotkey_config(core_config(url=server.url, entry_commands=["F1"], manual_commands=[]))
     plugin = HotkeyPlugin(config)
     engine = live_engine(plugin)
     open_trade(engine)
@@ -352,25 +385,35 @@ def test_custom_command_lists_fit_other_hotkey_servers(server: HotkeyTestServer)
     assert server.messages == ["F1"]
 
 
-@pytest.mark.parametrize(("table", "env", "message"), [
-    ({"url": "http://127.0.0.1:8765"}, {}, "[hotkey_ws] url = 'http://127.0.0.1:8765': not a ws://"),
-    ({}, {"MOMOBOT_HOTKEY_URL": "nonsense"}, "url = 'nonsense' (from MOMOBOT_HOTKEY_URL)"),
-    ({"sequence_delay": -1}, {}, "[hotkey_ws] sequence_delay = -1: must be a finite number >= 0"),
-    ({}, {"MOMOBOT_HOTKEY_SEQUENCE_DELAY": "fast"},
-     "sequence_delay = 'fast' (from MOMOBOT_HOTKEY_SEQUENCE_DELAY): must be a number"),
-    ({"ttl": 0}, {}, "[hotkey_ws] ttl = 0: must be a finite number > 0"),
-    ({"format": "xml"}, {}, "[hotkey_ws] format = 'xml': must be one of text, json"),
-    ({"urll": "ws://127.0.0.1:1"}, {}, "[hotkey_ws] urll: unknown key"),
-    ({"replay": "maybe"}, {}, "[hotkey_ws] replay = 'maybe': must be true or false"),
-    ({"ca_file": "/nonexistent/ca.pem", "url": "wss://127.0.0.1:1"}, {},
-     "ca_file = '/nonexistent/ca.pem': no such file"),
-    ({"tp1_commands": ["sell_ask", ""]}, {}, "tp1_commands"),
-    ({"queue_size": 0}, {}, "[hotkey_ws] queue_size = 0: must be >= 1"),
-    ({"url": "ws://127.0.0.1:1", "urls": ["ws://127.0.0.1:2"]}, {}, "url and urls are both set"),
-    ({"sequence_delay": 1.0, "ttl": 1.5}, {}, "ttl = 1.5"),
-])
-def test_bad_config_is_refused_with_key_and_value(monkeypatch: pytest.MonkeyPatch, table: dict[str, object],
-                                                  env: dict[str, str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("table", "env", "message"),
+    [
+        ({"url": "http://127.0.0.1:8765"}, {}, "[hotkey_ws] url = 'http://127.0.0.1:8765': not a ws://"),
+        ({}, {"MOMOBOT_HOTKEY_URL": "nonsense"}, "url = 'nonsense' (from MOMOBOT_HOTKEY_URL)"),
+        ({"sequence_delay": -1}, {}, "[hotkey_ws] sequence_delay = -1: must be a finite number >= 0"),
+        (
+            {},
+            {"MOMOBOT_HOTKEY_SEQUENCE_DELAY": "fast"},
+            "sequence_delay = 'fast' (from MOMOBOT_HOTKEY_SEQUENCE_DELAY): must be a number",
+        ),
+        ({"ttl": 0}, {}, "[hotkey_ws] ttl = 0: must be a finite number > 0"),
+        ({"format": "xml"}, {}, "[hotkey_ws] format = 'xml': must be one of text, json"),
+        ({"urll": "ws://127.0.0.1:1"}, {}, "[hotkey_ws] urll: unknown key"),
+        ({"replay": "maybe"}, {}, "[hotkey_ws] replay = 'maybe': must be true or false"),
+        (
+            {"ca_file": "/nonexistent/ca.pem", "url": "wss://127.0.0.1:1"},
+            {},
+            "ca_file = '/nonexistent/ca.pem': no such file",
+        ),
+        ({"tp1_commands": ["sell_ask", ""]}, {}, "tp1_commands"),
+        ({"queue_size": 0}, {}, "[hotkey_ws] queue_size = 0: must be >= 1"),
+        ({"url": "ws://127.0.0.1:1", "urls": ["ws://127.0.0.1:2"]}, {}, "url and urls are both set"),
+        ({"sequence_delay": 1.0, "ttl": 1.5}, {}, "ttl = 1.5"),
+    ],
+)
+def test_bad_config_is_refused_with_key_and_value(
+    monkeypatch: pytest.MonkeyPatch, table: dict[str, object], env: dict[str, str], message: str
+) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(ConfigError) as info:
@@ -387,6 +430,7 @@ def test_hook_calls_return_while_the_server_accepts_but_never_answers() -> None:
     try:
         plugin = HotkeyPlugin(fast_config(f"ws://127.0.0.1:{port}", ttl=0.2, flush_timeout=0.2))
         engine = live_engine(plugin)
+
         def trade_on() -> None:
             for n in range(50):
                 open_trade(engine, f"S{n}")
@@ -421,7 +465,8 @@ def test_wss_with_a_ca_file_verifies_the_server(tmp_path: Path, caplog: pytest.L
             plugin = HotkeyPlugin(fast_config(server.url, ttl=0.5))
             engine = live_engine(plugin)
             open_trade(engine)
-            assert wait_until(lambda: any("certificate verify failed" in line
-                                          for line in hotkey_lines(caplog)))
+            assert wait_until(
+                lambda: any("certificate verify failed" in line for line in hotkey_lines(caplog))
+            )
             engine.shutdown()
     assert server.messages == ["buy_ask"]

@@ -59,8 +59,15 @@ def test_send_asks_first_and_sends_nothing_when_refused(server: HotkeyTestServer
 
 
 def test_send_to_a_server_that_is_down_fails_loudly() -> None:
-    result = momobot("hotkey", "send", "buy_ask", "--yes", "--url", f"ws://127.0.0.1:{free_port()}",
-                     env={"MOMOBOT_HOTKEY_TTL": "0.5"})
+    result = momobot(
+        "hotkey",
+        "send",
+        "buy_ask",
+        "--yes",
+        "--url",
+        f"ws://127.0.0.1:{free_port()}",
+        env={"MOMOBOT_HOTKEY_TTL": "0.5"},
+    )
     assert result.returncode == 1
     assert "Failed to send 'buy_ask'" in result.stderr
 
@@ -79,9 +86,13 @@ def test_bad_hotkey_config_exits_2_naming_key_and_value(tmp_path: Path) -> None:
 def reference_server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
-    proc = subprocess.Popen([sys.executable, "-m", "momobot_core.cli", "hotkey", "serve", "--port",
-                             str(port), "--token", "tok"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "momobot_core.cli", "hotkey", "serve", "--port", str(port), "--token", "tok"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert wait_until(lambda: _listening(port), timeout=20)
         yield f"ws://127.0.0.1:{port}", proc
@@ -99,11 +110,16 @@ def _listening(port: int) -> bool:
 
 
 def test_reference_server_refuses_browsers_wrong_tokens_and_unknown_commands(
-        reference_server: tuple[str, subprocess.Popen[str]]) -> None:
+    reference_server: tuple[str, subprocess.Popen[str]],
+) -> None:
     url, proc = reference_server
     with pytest.raises(InvalidStatus) as browser:
-        with connect(url, origin=Origin("http://evil.example"),
-                     additional_headers={"Authorization": "Bearer tok"}, proxy=None):
+        with connect(
+            url,
+            origin=Origin("http://evil.example"),
+            additional_headers={"Authorization": "Bearer tok"},
+            proxy=None,
+        ):
             pass
     assert browser.value.response.status_code == 403
     with pytest.raises(InvalidStatus) as no_token:
@@ -139,8 +155,7 @@ def test_hotkey_demo_shows_every_command_received_in_order() -> None:
         assert row in result.stdout
 
 
-def test_hotkey_demo_never_uses_the_configured_server(tmp_path: Path,
-                                                       server: HotkeyTestServer) -> None:
+def test_hotkey_demo_never_uses_the_configured_server(tmp_path: Path, server: HotkeyTestServer) -> None:
     config = tmp_path / "momobot.toml"
     config.write_text(f'[hotkey_ws]\nurl = "{server.url}"\nreplay = true\n')
     result = momobot("hotkey", "demo", "--config", str(config))
@@ -203,7 +218,7 @@ def test_serve_with_a_keymap_needs_the_keys_extra_or_says_what_is_wrong(tmp_path
     assert result.returncode == 2
     # Either pynput is missing, or it has no desktop to press keys in: both are said plainly.
     assert "pressing keys needs pynput and a desktop session" in result.stderr
-    keymap.write_text('buy_ask = 7\n')
+    keymap.write_text("buy_ask = 7\n")
     bad = momobot("hotkey", "serve", "--port", "0", "--keymap", str(keymap))
     assert bad.returncode == 2 and "buy_ask = 7: a chord is a string" in bad.stderr
     missing = momobot("hotkey", "serve", "--keymap", str(tmp_path / "none.toml"))

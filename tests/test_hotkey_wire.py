@@ -30,7 +30,7 @@ def live(plugin: HotkeyPlugin, journal: Journal | None = None) -> Engine:
 
 
 def told(engine: Engine, kind: str) -> bool:
-    engine.tick()   # alerts raised on the link's thread reach the engine's here (serve: at once)
+    engine.tick()  # alerts raised on the link's thread reach the engine's here (serve: at once)
     return any(a.kind == kind for a in engine.alerts)
 
 
@@ -47,16 +47,16 @@ def test_a_sequence_never_starts_on_a_server_that_has_stopped_answering() -> Non
         engine.on_quote(quote("ABCD", 2.00))
         engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
         assert server.wait_for(1) == ["buy_ask"]
-        assert wait_until(lambda: link_state(plugin) != "up")   # no pong lately: not proven
-        engine.on_quote(quote("ABCD", 2.21, t=1))              # TP1 while the server is frozen
-        assert wait_until(lambda: told(engine, "link_down"))    # aborted, and a person is told
-        assert wait_until(lambda: told(engine, "hotkey_ws_dropped"), timeout=10)   # TTL ran out
+        assert wait_until(lambda: link_state(plugin) != "up")  # no pong lately: not proven
+        engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1 while the server is frozen
+        assert wait_until(lambda: told(engine, "link_down"))  # aborted, and a person is told
+        assert wait_until(lambda: told(engine, "hotkey_ws_dropped"), timeout=10)  # TTL ran out
         server.wake()
         assert wait_until(lambda: link_state(plugin) == "up", timeout=10)
         engine.close_trade("ABCD")
         assert server.wait_for(2)[-1] == "sell_all_bid"
         engine.shutdown()
-    assert server.messages == ["buy_ask", "sell_all_bid"]   # TP1 was never written, so never pressed
+    assert server.messages == ["buy_ask", "sell_all_bid"]  # TP1 was never written, so never pressed
     dropped = next(a for a in engine.alerts if a.kind == "hotkey_ws_dropped")
     assert dropped.symbol == "ABCD" and dropped.detail["unsent"] == ["sell_ask", "cancel_all", "break_even"]
 
@@ -80,8 +80,8 @@ def test_exits_wait_longer_than_entries_and_a_person_is_told_while_they_wait() -
     engine = live(plugin)
     engine.on_quote(quote("ABCD", 2.00))
     engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
-    assert wait_until(lambda: told(engine, "hotkey_ws_dropped"))   # the entry's 0.3 s are up
-    engine.close_trade("ABCD")                                      # the exit waits up to 10 s
+    assert wait_until(lambda: told(engine, "hotkey_ws_dropped"))  # the entry's 0.3 s are up
+    engine.close_trade("ABCD")  # the exit waits up to 10 s
     assert wait_until(lambda: told(engine, "exit_pending"))
     pending = next(a for a in engine.alerts if a.kind == "exit_pending")
     assert pending.symbol == "ABCD" and "'sell_all_bid'" in pending.message
@@ -96,7 +96,7 @@ def test_an_exit_dropped_after_exit_ttl_says_to_close_the_position_by_hand() -> 
     engine = live(plugin)
     engine.on_quote(quote("ABCD", 2.00))
     engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
-    engine.on_quote(quote("ABCD", 1.85, t=1, last=1.85))   # the stop
+    engine.on_quote(quote("ABCD", 1.85, t=1, last=1.85))  # the stop
     assert wait_until(lambda: told(engine, "exit_dropped"))
     dropped = next(a for a in engine.alerts if a.kind == "exit_dropped")
     assert "close the position by hand" in dropped.message and dropped.symbol == "ABCD"
@@ -124,8 +124,7 @@ def test_reference_server_drops_a_json_command_read_after_its_ttl_and_says_so() 
         with connect(thread.url, proxy=None) as ws:
             ws.send(json.dumps({"command": "sell_ask", "sent_at": now_ms - 5000, "ttl_ms": 2000}))
             stale = json.loads(ws.recv(timeout=5))
-            ws.send(json.dumps({"command": "buy_ask", "sent_at": now_ms, "ttl_ms": 60_000,
-                                "symbol": "ABCD"}))
+            ws.send(json.dumps({"command": "buy_ask", "sent_at": now_ms, "ttl_ms": 60_000, "symbol": "ABCD"}))
             fresh = json.loads(ws.recv(timeout=5))
             ws.send(json.dumps({"command": "press_random_key"}))
             rejected = json.loads(ws.recv(timeout=5))
@@ -165,8 +164,11 @@ KILLED_MID_SEQUENCE = textwrap.dedent("""
 def test_a_sequence_cut_by_a_crash_is_reported_at_the_next_start(tmp_path: Path) -> None:
     db = tmp_path / "journal.db"
     with HotkeyTestServer() as server:
-        child = subprocess.Popen([sys.executable, "-c", KILLED_MID_SEQUENCE, str(db), server.url],
-                                 stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_MID_SEQUENCE, str(db), server.url],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert server.wait_for(2, timeout=30) == ["buy_ask", "sell_ask"]
         finally:
@@ -178,16 +180,17 @@ def test_a_sequence_cut_by_a_crash_is_reported_at_the_next_start(tmp_path: Path)
     assert cut.symbol == "ABCD" and cut.detail["plugin"] == "hotkey_ws"
     assert cut.detail["sent"] == ["sell_ask"] and cut.detail["unsent"] == ["cancel_all", "break_even"]
     trade = engine.open_trades["ABCD"]
-    assert trade.tp1_hit and not trade.unconfirmed   # the hooks had run: the event was dispatched
+    assert trade.tp1_hit and not trade.unconfirmed  # the hooks had run: the event was dispatched
     assert engine.journal is not None
     engine.journal.close()
-    with Journal(db) as again:   # reported once: the wire log is folded into the journal
+    with Journal(db) as again:  # reported once: the wire log is folded into the journal
         assert again.cut_sequences == []
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_every_hotkey_log_line_names_the_symbol_and_the_trade(fmt: str,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_every_hotkey_log_line_names_the_symbol_and_the_trade(
+    fmt: str, caplog: pytest.LogCaptureFixture
+) -> None:
     import logging
 
     with HotkeyTestServer() as server, caplog.at_level(logging.INFO, logger="momobot.hotkey"):
@@ -229,7 +232,7 @@ def test_a_command_the_server_reads_too_late_is_not_pressed_and_a_person_is_told
     try:
         plugin = HotkeyPlugin(fast_config(thread.url, format="json", ttl=0.3))
         engine = live(plugin)
-        for symbol in ("AAA", "BBB"):   # BBB's buy_ask waits behind AAA's slow press
+        for symbol in ("AAA", "BBB"):  # BBB's buy_ask waits behind AAA's slow press
             engine.on_quote(quote(symbol, 2.00))
             engine.open_trade(symbol, 100, 2.20, 2.40, 1.90)
         assert wait_until(lambda: told(engine, "hotkey_ws_not_pressed"), timeout=10)
@@ -242,10 +245,11 @@ def test_a_command_the_server_reads_too_late_is_not_pressed_and_a_person_is_told
 
 
 def test_a_half_written_command_at_shutdown_is_reported_and_the_connection_reset() -> None:
-    big = "x" * 8_000_000   # more than the socket buffers of a server that stopped reading hold
+    big = "x" * 8_000_000  # more than the socket buffers of a server that stopped reading hold
     with HotkeyTestServer(stop_reading_after=1) as server:
-        plugin = HotkeyPlugin(fast_config(server.url, ttl=5.0, ping_timeout=5.0, ping_interval=5.0,
-                                          flush_timeout=0.3))
+        plugin = HotkeyPlugin(
+            fast_config(server.url, ttl=5.0, ping_timeout=5.0, ping_interval=5.0, flush_timeout=0.3)
+        )
         engine = live(plugin)
         engine.on_quote(quote("ABCD", 2.00))
         engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
@@ -263,7 +267,7 @@ def test_an_exit_dropped_before_a_stop_is_told_again_at_the_next_start(tmp_path:
     engine = live(plugin, Journal(db))
     engine.on_quote(quote("ABCD", 2.00))
     engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
-    engine.on_quote(quote("ABCD", 1.85, t=1, last=1.85))   # the stop, into a server that is down
+    engine.on_quote(quote("ABCD", 1.85, t=1, last=1.85))  # the stop, into a server that is down
     assert wait_until(lambda: told(engine, "exit_dropped"))
     engine.shutdown()
     assert engine.journal is not None
@@ -299,10 +303,15 @@ def test_json_remaining_is_what_is_held_after_each_event() -> None:
         engine = live(plugin)
         engine.on_quote(quote("ABCD", 2.00))
         engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
-        engine.on_quote(quote("ABCD", 2.21, t=1))              # TP1
-        engine.on_quote(quote("ABCD", 1.99, t=2, last=1.99))   # the break-even stop
+        engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1
+        engine.on_quote(quote("ABCD", 1.99, t=2, last=1.99))  # the break-even stop
         messages = [json.loads(m) for m in server.wait_for(5)]
         engine.shutdown()
     assert [(m["event"], m["remaining"]) for m in messages] == [
-        ("entry", 100), ("tp1", 50), ("tp1", 50), ("tp1", 50), ("stop", 0)]
+        ("entry", 100),
+        ("tp1", 50),
+        ("tp1", 50),
+        ("tp1", 50),
+        ("stop", 0),
+    ]
     assert all(datetime.fromisoformat(m["time"]).tzinfo is not None for m in messages)

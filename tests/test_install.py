@@ -25,18 +25,27 @@ def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pip(env_dir: Path, *args: str) -> None:
-    result = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", *args,
-                             "--disable-pip-version-check"], capture_output=True, text=True,
-                            timeout=600, check=False)
+    result = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-m", "pip", *args, "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def momobot(env_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("MOMOBOT_", "PYTHON", "VIRTUAL_ENV"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MOMOBOT_", "PYTHON", "VIRTUAL_ENV"))}
     clean.update(env or {})
-    return subprocess.run([str(env_dir / "bin" / "momobot"), *args], capture_output=True, text=True,
-                          env=clean, timeout=120, check=False)
+    return subprocess.run(
+        [str(env_dir / "bin" / "momobot"), *args],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=120,
+        check=False,
+    )
 
 
 def plugin_names(env_dir: Path) -> list[str]:
@@ -64,28 +73,28 @@ def test_pip_install_enables_the_plugin_and_uninstall_disables_it(fresh_env: Pat
 
         pip(fresh_env, "uninstall", "--yes", "momobot-hotkey-ws")
         assert plugin_names(fresh_env) == []
-        assert momobot(fresh_env, "hotkey", "--help").returncode == 2   # no such command
+        assert momobot(fresh_env, "hotkey", "--help").returncode == 2  # no such command
         before = momobot(fresh_env, "demo", env=env)
         assert before.returncode == 0, before.stderr
         assert "Realised P&L: +17.50" in before.stdout
     assert len(server.messages) == 14 and server.connections == 1  # nothing after the uninstall
 
 
-
-def test_both_plugins_work_side_by_side_and_either_uninstalls_alone(fresh_env: Path,
-                                                                     tmp_path: Path) -> None:
-    pip(fresh_env, "install", "--quiet", str(ROOT / "plugins" / "hotkey_ws"),
-        str(ROOT / "plugins" / "voice"))
+def test_both_plugins_work_side_by_side_and_either_uninstalls_alone(fresh_env: Path, tmp_path: Path) -> None:
+    pip(fresh_env, "install", "--quiet", str(ROOT / "plugins" / "hotkey_ws"), str(ROOT / "plugins" / "voice"))
     assert plugin_names(fresh_env) == ["hotkey_ws", "voice"]
     spoken = tmp_path / "spoken.txt"
-    speech = tmp_path / "fake-tts"   # a speech engine that writes down what it is asked to say
+    speech = tmp_path / "fake-tts"  # a speech engine that writes down what it is asked to say
     speech.write_text(f'#!/bin/sh\necho "$@" >> {spoken}\n')
     speech.chmod(0o755)
 
     def demo(server: HotkeyTestServer) -> list[str]:
         spoken.unlink(missing_ok=True)
-        env = {"MOMOBOT_HOTKEY_URL": server.url, "MOMOBOT_HOTKEY_REPLAY": "1",
-               "MOMOBOT_VOICE_COMMAND": str(speech)}
+        env = {
+            "MOMOBOT_HOTKEY_URL": server.url,
+            "MOMOBOT_HOTKEY_REPLAY": "1",
+            "MOMOBOT_VOICE_COMMAND": str(speech),
+        }
         result = momobot(fresh_env, "demo", env=env)
         assert result.returncode == 0, result.stderr
         return spoken.read_text().splitlines() if spoken.exists() else []
@@ -127,8 +136,14 @@ def test_the_docs_example_plugin_installs_and_lists(fresh_env: Path, tmp_path: P
     pip(fresh_env, "install", "--quiet", str(project))
     rows = {row["name"]: row for row in json.loads(momobot(fresh_env, "plugins").stdout)}
     assert rows["tradelog"]["hooks"] == ["on_position_closed", "on_shutdown", "on_startup"]
-    result = subprocess.run([str(fresh_env / "bin" / "momobot"), "demo"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [str(fresh_env / "bin" / "momobot"), "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "trades.csv").read_text().splitlines()) == 4
     pip(fresh_env, "uninstall", "--yes", "momobot-tradelog")

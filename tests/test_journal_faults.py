@@ -41,19 +41,35 @@ def test_a_second_writer_is_refused_at_once_with_the_holders_pid(db: Path) -> No
     with pytest.raises(JournalError, match=rf"\(PID {os.getpid()}\) is already writing"):
         Journal(db)
     # Another process is refused too (POSIX record locks are per process), and this one still holds it.
-    other = subprocess.run([sys.executable, "-c", "import sys; from momobot_core.journal import Journal;"
-                            " Journal(sys.argv[1])", str(db)], capture_output=True, text=True, check=False,
-                           timeout=60)
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from momobot_core.journal import Journal; Journal(sys.argv[1])",
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert f"another MomoBot process (PID {os.getpid()}) is writing" in other.stderr
     first.close()
-    Journal(db).close()   # the lock goes with its holder
+    Journal(db).close()  # the lock goes with its holder
 
 
 def test_a_second_serve_on_the_same_journal_exits_2_naming_the_pid(db: Path, tmp_path: Path) -> None:
     holder = Journal(db)
     try:
-        result = momobot("serve", "--port", "0", "--db", str(db), cwd=tmp_path,
-                         env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"})
+        result = momobot(
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            cwd=tmp_path,
+            env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"},
+        )
     finally:
         holder.close()
     assert result.returncode == 2
@@ -81,8 +97,8 @@ def test_locked_journal_refuses_entries_at_once_and_never_holds_an_exit_back(db:
         with pytest.raises(TradeRefused, match="journal cannot be written") as refused:
             engine.open_trade("WXYZ", 10, 5.5, 6.0, 4.5)
         assert refused.value.kind == "journal"
-        assert recorder.events() == ["order entry buy 100"]   # nothing sent for the refused entry
-        engine.on_quote(quote("ABCD", 2.21, t=1))   # TP1: the exit goes out all the same
+        assert recorder.events() == ["order entry buy 100"]  # nothing sent for the refused entry
+        engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1: the exit goes out all the same
         assert recorder.events()[1:] == ["target tp1", "order take_profit sell 50"]
         assert engine.journal_pending and Path(f"{db}.pending").exists()
         assert [a.kind for a in engine.alerts] == ["journal_error", "journal_error"]
@@ -91,13 +107,13 @@ def test_locked_journal_refuses_entries_at_once_and_never_holds_an_exit_back(db:
             engine.open_trade("WXYZ", 10, 5.5, 6.0, 4.5)
     finally:
         locker.release()
-    engine.tick()   # serve's loop does this twice a second
+    engine.tick()  # serve's loop does this twice a second
     assert (engine.journal_pending, Path(f"{db}.pending").exists()) == (False, False)
     assert engine.alerts[-1].kind == "resumed"
     assert engine.journal is not None
     assert [(leg.reason, leg.qty) for leg in engine.journal.legs()] == [("tp1", 50)]
-    assert engine.journal.undispatched() == []   # its hooks ran, and the side file said so
-    engine.open_trade("WXYZ", 10, 5.5, 6.0, 4.5)   # entries again
+    assert engine.journal.undispatched() == []  # its hooks ran, and the side file said so
+    engine.open_trade("WXYZ", 10, 5.5, 6.0, 4.5)  # entries again
     engine.journal.close()
     with Journal(db) as again:
         restored = {t.symbol: t for t in again.open_trades()}
@@ -110,9 +126,9 @@ def test_side_file_left_by_a_killed_process_is_written_first_thing_at_start(db: 
     engine.on_quote(quote("ABCD", 2.00))
     engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
     locker = SqliteLocker(db)
-    engine.on_quote(quote("ABCD", 2.21, t=1))   # TP1 into the side file
+    engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1 into the side file
     assert engine.journal is not None
-    engine.journal.close()   # as good as a kill for the file: nothing more is written
+    engine.journal.close()  # as good as a kill for the file: nothing more is written
     locker.release()
     restarted = engine_on(db)
     assert not restarted.journal_pending and not Path(f"{db}.pending").exists()
@@ -151,8 +167,9 @@ CRASH_CHILD = textwrap.dedent("""
 
 
 def test_event_committed_but_not_dispatched_comes_back_unconfirmed(db: Path) -> None:
-    child = subprocess.run([sys.executable, "-c", CRASH_CHILD, str(db)], capture_output=True,
-                           text=True, timeout=60, check=False)
+    child = subprocess.run(
+        [sys.executable, "-c", CRASH_CHILD, str(db)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert child.returncode == -signal.SIGKILL and child.stdout == "hook\n"
     recorder = Recorder()
     engine = engine_on(db, recorder)
@@ -160,21 +177,20 @@ def test_event_committed_but_not_dispatched_comes_back_unconfirmed(db: Path) -> 
     assert trade.unconfirmed and trade.tp1_hit and trade.remaining == 50
     [alert] = [a for a in engine.alerts if a.kind == "unconfirmed_trade"]
     assert alert.symbol == "ABCD" and trade.id in alert.message
-    engine.on_quote(quote("ABCD", 2.50, t=10))   # past TP2, but nothing is sent for it
-    engine.on_quote(quote("ABCD", 1.50, t=11))   # below the stop: nothing either
+    engine.on_quote(quote("ABCD", 2.50, t=10))  # past TP2, but nothing is sent for it
+    engine.on_quote(quote("ABCD", 1.50, t=11))  # below the stop: nothing either
     assert recorder.events() == []
     assert engine.confirm_trade("ABCD").unconfirmed is False
     engine.on_quote(quote("ABCD", 2.50, t=12))
     assert recorder.events() == ["target tp2", "order take_profit sell 50", "closed tp2"]
     assert engine.journal is not None
     engine.journal.close()
-    with Journal(db) as again:   # confirmed for good: no alert at the next start
+    with Journal(db) as again:  # confirmed for good: no alert at the next start
         assert again.undispatched() == []
 
 
 def test_closing_an_unconfirmed_trade_is_a_persons_decision_and_is_sent(db: Path) -> None:
-    subprocess.run([sys.executable, "-c", CRASH_CHILD, str(db)], capture_output=True, timeout=60,
-                   check=False)
+    subprocess.run([sys.executable, "-c", CRASH_CHILD, str(db)], capture_output=True, timeout=60, check=False)
     recorder = Recorder()
     engine = engine_on(db, recorder)
     engine.on_quote(quote("ABCD", 2.10, t=10))
@@ -233,13 +249,13 @@ def test_a_plugins_runtime_error_in_on_startup_stops_start_up_naming_it() -> Non
             started.append("never shut down")
 
     hooks = Hooks()
-    hooks.register(Never(), name="never")    # pluggy calls the last registered first
+    hooks.register(Never(), name="never")  # pluggy calls the last registered first
     hooks.register(Broken(), name="broken")
     hooks.register(Fine(), name="fine")
     engine = Engine(hooks=hooks, journal=Journal())
     with pytest.raises(PluginStartError, match="plugin 'broken' failed to start: RuntimeError: cannot"):
         engine.start()
-    assert isinstance(PluginStartError("x"), ConfigError)   # so the CLI exits 2 with the message
+    assert isinstance(PluginStartError("x"), ConfigError)  # so the CLI exits 2 with the message
     engine.shutdown()
     assert started == ["fine", "fine shut down"]
 
@@ -268,8 +284,9 @@ def test_a_plugin_hanging_in_on_shutdown_is_named_and_left_behind(caplog: pytest
     hooks.shutdown(engine, timeout=0.2)
     release.set()
     assert done == ["next"]
-    assert any("plugin 'hangs' did not finish on_shutdown within 0.2 s" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "plugin 'hangs' did not finish on_shutdown within 0.2 s" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_a_hook_that_blocks_is_logged_with_the_plugins_name(caplog: pytest.LogCaptureFixture) -> None:
@@ -285,8 +302,10 @@ def test_a_hook_that_blocks_is_logged_with_the_plugins_name(caplog: pytest.LogCa
     engine.on_quote(quote("ABCD", 2.00))
     engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
     assert engine.hooks is not None and engine.hooks.slow_calls == {"test-plugin-0": 1}
-    assert any("plugin 'test-plugin-0' took" in r.getMessage() and "on_order_submitted" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "plugin 'test-plugin-0' took" in r.getMessage() and "on_order_submitted" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_values_the_journal_cannot_hold_are_refused_before_anything_happens(db: Path) -> None:
@@ -305,13 +324,24 @@ def test_values_the_journal_cannot_hold_are_refused_before_anything_happens(db: 
 
 # -- replays into a journal ------------------------------------------------------------
 
+
 def session(path: Path, start: str = "2026-11-24T14:30:0") -> Path:
-    return write_jsonl(path, [
-        {"type": "quote", "ts": f"{start}0Z", "symbol": "ABCD", "bid": 1.99, "ask": 2.00},
-        {"type": "open", "ts": f"{start}1Z", "symbol": "ABCD", "qty": 100, "tp1": 2.2, "tp2": 2.4,
-         "stop": 1.9},
-        {"type": "quote", "ts": f"{start}2Z", "symbol": "ABCD", "bid": 2.20, "ask": 2.21},
-    ])
+    return write_jsonl(
+        path,
+        [
+            {"type": "quote", "ts": f"{start}0Z", "symbol": "ABCD", "bid": 1.99, "ask": 2.00},
+            {
+                "type": "open",
+                "ts": f"{start}1Z",
+                "symbol": "ABCD",
+                "qty": 100,
+                "tp1": 2.2,
+                "tp2": 2.4,
+                "stop": 1.9,
+            },
+            {"type": "quote", "ts": f"{start}2Z", "symbol": "ABCD", "bid": 2.20, "ask": 2.21},
+        ],
+    )
 
 
 def test_replaying_the_same_file_twice_is_refused_and_writes_nothing(db: Path, tmp_path: Path) -> None:
@@ -326,12 +356,12 @@ def test_replaying_the_same_file_twice_is_refused_and_writes_nothing(db: Path, t
 
 
 def test_a_replay_that_goes_back_in_time_is_refused(db: Path, tmp_path: Path) -> None:
-    run_recorded([session(tmp_path / "late.jsonl", "2026-11-24T15:00:0")], hooks=None,
-                 config=Config(), db=db)
+    run_recorded([session(tmp_path / "late.jsonl", "2026-11-24T15:00:0")], hooks=None, config=Config(), db=db)
     with pytest.raises(InputError, match="a replay only appends newer events"):
         run_recorded([session(tmp_path / "early.jsonl")], hooks=None, config=Config(), db=db)
-    later = run_recorded([session(tmp_path / "next.jsonl", "2026-11-24T16:00:0")], hooks=None,
-                         config=Config(), db=db)
+    later = run_recorded(
+        [session(tmp_path / "next.jsonl", "2026-11-24T16:00:0")], hooks=None, config=Config(), db=db
+    )
     assert all(leg.closed_at >= leg.opened_at for leg in later.legs)
     assert len(later.trades) == 2
 
@@ -357,12 +387,15 @@ def edited(db: Path) -> Iterator[Path]:
 
 
 def test_a_hand_edited_journal_row_is_a_clear_error_not_a_traceback(edited: Path, tmp_path: Path) -> None:
-    with Journal(edited) as journal, pytest.raises(JournalError, match="table trades has a row"
-                                                                      " that is not valid"):
+    with (
+        Journal(edited) as journal,
+        pytest.raises(JournalError, match="table trades has a row that is not valid"),
+    ):
         Engine(journal=journal)
     for args in (["serve", "--port", "0"], ["replay", str(session(tmp_path / "x.jsonl"))]):
-        result = momobot(*args, "--db", str(edited), cwd=tmp_path,
-                         env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"})
+        result = momobot(
+            *args, "--db", str(edited), cwd=tmp_path, env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"}
+        )
         assert result.returncode == 2, result.stderr
         assert "not valid" in result.stderr and "Traceback" not in result.stderr
 
@@ -372,8 +405,8 @@ def test_side_file_lines_round_trip(db: Path) -> None:
     engine.on_quote(quote("ABCD", 2.00))
     engine.open_trade("ABCD", 1, 2.20, 2.40, 1.90)
     locker = SqliteLocker(db)
-    engine.on_quote(quote("ABCD", 2.21, t=1))   # a 1-share TP1: no order, still an event
-    engine.on_quote(quote("ABCD", 1.99, t=2, last=1.99))   # the break-even stop
+    engine.on_quote(quote("ABCD", 2.21, t=1))  # a 1-share TP1: no order, still an event
+    engine.on_quote(quote("ABCD", 1.99, t=2, last=1.99))  # the break-even stop
     locker.release()
     lines = [json.loads(line) for line in Path(f"{db}.pending").read_text().splitlines()]
     assert [line.get("kind") for line in lines if "kind" in line] == ["tp1", "stop"]
@@ -388,9 +421,18 @@ def test_a_journal_named_through_a_link_is_still_one_journal(db: Path, tmp_path:
     first = Journal(db)
     alias = tmp_path / "alias.db"
     alias.symlink_to(db)
-    other = subprocess.run([sys.executable, "-c", "import sys; from momobot_core.journal import Journal;"
-                            " Journal(sys.argv[1])", str(alias)], capture_output=True, text=True,
-                           check=False, timeout=60)
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from momobot_core.journal import Journal; Journal(sys.argv[1])",
+            str(alias),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     first.close()
     assert other.returncode == 1 and f"(PID {os.getpid()}) is writing" in other.stderr
 
@@ -404,9 +446,9 @@ def test_the_bot_starts_while_another_program_holds_the_journal_locked(db: Path)
     locker = SqliteLocker(db)
     try:
         recorder = Recorder()
-        restarted = engine_on(db, recorder)   # open trades must be watched, lock or not
+        restarted = engine_on(db, recorder)  # open trades must be watched, lock or not
         assert list(restarted.open_trades) == ["ABCD"]
-        restarted.on_quote(quote("ABCD", 1.85, t=1, last=1.85))   # the stop goes out all the same
+        restarted.on_quote(quote("ABCD", 1.85, t=1, last=1.85))  # the stop goes out all the same
         assert recorder.events() == ["target stop", "order stop sell 100", "closed stop"]
         assert restarted.journal_pending
     finally:
@@ -421,14 +463,13 @@ def test_serve_replaying_into_a_journal_twice_is_refused(tmp_path: Path) -> None
     events = session(tmp_path / "day.jsonl")
     db = tmp_path / "paced.db"
     args = ["serve", "--replay", str(events), "--speed", "1000", "--port", "0", "--db", str(db)]
-    run_recorded([events], hooks=None, config=Config(), db=db)   # the same session, already in
+    run_recorded([events], hooks=None, config=Config(), db=db)  # the same session, already in
     result = momobot(*args, cwd=tmp_path, env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"})
     assert result.returncode == 2 and "at or before the journal's last event" in result.stderr
 
 
 def test_closing_an_unconfirmed_trade_ends_its_alerts(db: Path) -> None:
-    subprocess.run([sys.executable, "-c", CRASH_CHILD, str(db)], capture_output=True, timeout=60,
-                   check=False)
+    subprocess.run([sys.executable, "-c", CRASH_CHILD, str(db)], capture_output=True, timeout=60, check=False)
     engine = engine_on(db)
     engine.on_quote(quote("ABCD", 2.10, t=10))
     engine.close_trade("ABCD")

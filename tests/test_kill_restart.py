@@ -47,15 +47,24 @@ def drive(api: ApiProcess, rng: random.Random, prefix: str, budget: int) -> None
         for n in range(1000):
             symbol = f"{prefix}S{n}"
             post("/quotes", {"symbol": symbol, "bid": 1.99, "ask": 2.00})
-            post("/trades", {"symbol": symbol, "qty": rng.choice([1, 3, 100]), "tp1": 2.2, "tp2": 2.4,
-                             "stop": 1.9})
+            post(
+                "/trades",
+                {"symbol": symbol, "qty": rng.choice([1, 3, 100]), "tp1": 2.2, "tp2": 2.4, "stop": 1.9},
+            )
             for step in PATHS[rng.choice(list(PATHS))]:
                 if isinstance(step, str):
                     post("/close-position", {"symbol": symbol})
                 else:
                     ask, last = step
-                    post("/quotes", {"symbol": symbol, "bid": round(ask - 0.01, 2), "ask": ask,
-                                     **({"last": last} if last else {})})
+                    post(
+                        "/quotes",
+                        {
+                            "symbol": symbol,
+                            "bid": round(ask - 0.01, 2),
+                            "ask": ask,
+                            **({"last": last} if last else {}),
+                        },
+                    )
     except _Budget:
         return
 
@@ -77,13 +86,13 @@ def check_journal(db: Path) -> dict[str, int]:
         assert leg.entry_price == trade.entry_price and leg.closed_at >= leg.opened_at
         assert abs(leg.pnl - round((leg.exit_price - leg.entry_price) * leg.qty, 6)) < 1e-9
     sells = [e for e in executions if e["side"] == "sell"]
-    assert len(sells) == len(legs)   # every exit is a leg, none lost
+    assert len(sells) == len(legs)  # every exit is a leg, none lost
     assert sum(int(str(e["qty"])) for e in sells) == sum(leg.qty for leg in legs)
     for trade in trades.values():
         assert sold[trade.id] == trade.qty - trade.remaining, trade
         assert (trade.remaining == 0) == (trade.closed_at is not None), trade
     open_symbols = [t.symbol for t in trades.values() if t.is_open]
-    assert len(open_symbols) == len(set(open_symbols))   # never two open trades on one symbol
+    assert len(open_symbols) == len(set(open_symbols))  # never two open trades on one symbol
     return {t.id: t.remaining for t in trades.values() if t.is_open}
 
 
@@ -91,8 +100,12 @@ def test_serve_killed_30_times_loses_nothing_and_presses_nothing_twice(tmp_path:
     rng = random.Random(20261126)
     db = tmp_path / "journal.db"
     with HotkeyTestServer() as hotkeys:
-        env = {"MOMOBOT_DISABLE_PLUGINS": "", "MOMOBOT_HOTKEY_URL": hotkeys.url,
-               "MOMOBOT_HOTKEY_FORMAT": "json", "MOMOBOT_HOTKEY_SEQUENCE_DELAY": "0.05"}
+        env = {
+            "MOMOBOT_DISABLE_PLUGINS": "",
+            "MOMOBOT_HOTKEY_URL": hotkeys.url,
+            "MOMOBOT_HOTKEY_FORMAT": "json",
+            "MOMOBOT_HOTKEY_SEQUENCE_DELAY": "0.05",
+        }
         server = start_api(tmp_path, env=env, db=db)
         cut_seen = reported = unconfirmed = 0
         checked: set[str] = set()
@@ -112,10 +125,13 @@ def test_serve_killed_30_times_loses_nothing_and_presses_nothing_twice(tmp_path:
                     tp1_seen[str(data["trade_id"])].append(data)
             alerts = server.client.get("/alerts").json()
             unconfirmed += sum(a["kind"] == "unconfirmed_trade" for a in alerts)
-            named = {a["detail"].get("trade_id") for a in alerts
-                     if a["kind"] in ("sequence_cut", "unconfirmed_trade")}
+            named = {
+                a["detail"].get("trade_id")
+                for a in alerts
+                if a["kind"] in ("sequence_cut", "unconfirmed_trade")
+            }
             for trade_id, commands in tp1_seen.items():
-                whole = 2 if commands[0]["qty"] == 1 else 3   # a 1-share TP1 has no sell_ask
+                whole = 2 if commands[0]["qty"] == 1 else 3  # a 1-share TP1 has no sell_ask
                 if trade_id not in checked and len(commands) < whole:
                     cut_seen += 1
                     reported += trade_id in named
@@ -124,28 +140,35 @@ def test_serve_killed_30_times_loses_nothing_and_presses_nothing_twice(tmp_path:
             # TP1 presses nothing (the original bug pressed the same TP1 sequence again).
             for position in positions.values():
                 if position["tp1_hit"]:
-                    server.client.post("/quotes", json={"symbol": position["symbol"], "bid": 2.20,
-                                                        "ask": 2.21})
+                    server.client.post(
+                        "/quotes", json={"symbol": position["symbol"], "bid": 2.20, "ask": 2.21}
+                    )
             # Nothing is pressed again: the next command the receiver gets is the marker's entry.
             marker = f"M{kill}"
             server.client.post("/quotes", json={"symbol": marker, "bid": 1.99, "ask": 2.00})
-            assert server.client.post("/trades", json={"symbol": marker, "qty": 1, "tp1": 2.2,
-                                                       "tp2": 2.4, "stop": 1.9}).status_code == 201
+            assert (
+                server.client.post(
+                    "/trades", json={"symbol": marker, "qty": 1, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
+                ).status_code
+                == 201
+            )
             new = hotkeys.wait_for(received_before + 1, timeout=10)[received_before:]
             assert [json.loads(m)["command"] for m in new] == ["buy_ask"]
             assert json.loads(new[0])["symbol"] == marker
             server.client.post("/close-position", json={"symbol": marker})
             hotkeys.wait_for(received_before + 2, timeout=10)
         server.stop()
-    print(f"{KILLS} kills: {cut_seen} TP1 sequences cut (all reported: {cut_seen == reported}),"
-          f" {unconfirmed} unconfirmed-trade alerts")
+    print(
+        f"{KILLS} kills: {cut_seen} TP1 sequences cut (all reported: {cut_seen == reported}),"
+        f" {unconfirmed} unconfirmed-trade alerts"
+    )
     assert cut_seen == reported
     # The stream runs faster than a TP1 sequence's gaps, so kills land inside sequences (28 and 29
     # of 30 in two runs): the reporting above was really exercised.
     assert cut_seen > 0
     check_journal(db)
     with Journal(db, readonly=True) as journal:
-        assert len(journal.trades()) >= KILLS   # it really traded
+        assert len(journal.trades()) >= KILLS  # it really traded
 
 
 def test_the_kill_loop_checks_what_it_claims(tmp_path: Path) -> None:
@@ -158,8 +181,9 @@ def test_the_kill_loop_checks_what_it_claims(tmp_path: Path) -> None:
     server = start_api(tmp_path, db=db)
     try:
         server.client.post("/quotes", json={"symbol": "ABCD", "bid": 1.99, "ask": 2.00})
-        server.client.post("/trades", json={"symbol": "ABCD", "qty": 100, "tp1": 2.2, "tp2": 2.4,
-                                            "stop": 1.9})
+        server.client.post(
+            "/trades", json={"symbol": "ABCD", "qty": 100, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
+        )
         server.client.post("/quotes", json={"symbol": "ABCD", "bid": 2.20, "ask": 2.21})
     finally:
         server.stop()
@@ -168,4 +192,3 @@ def test_the_kill_loop_checks_what_it_claims(tmp_path: Path) -> None:
         raw.execute("DELETE FROM legs")
     with pytest.raises(AssertionError):
         check_journal(db)
-

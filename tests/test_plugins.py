@@ -78,8 +78,10 @@ def test_disable_plugins_blocks_entry_points_by_name(site: Path) -> None:
     assert result.returncode == 0
     assert "broken" not in result.stderr
     assert "GOOD heard" not in result.stdout
-    names = [row["name"] for row in json.loads(
-        momobot("plugins", env={"MOMOBOT_DISABLE_PLUGINS": "good"}, site=site).stdout)]
+    names = [
+        row["name"]
+        for row in json.loads(momobot("plugins", env={"MOMOBOT_DISABLE_PLUGINS": "good"}, site=site).stdout)
+    ]
     assert "good" not in names and "broken" in names
 
 
@@ -114,7 +116,8 @@ class Boom:
 
 
 def test_plugin_raising_in_event_hooks_never_stops_other_plugins_or_trading(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # Registered on both sides of the recorder, so it runs both before and after it.
     before, after, recorder = Boom(), Boom(), Recorder()
     hooks = make_hooks(before, recorder, after)
@@ -123,8 +126,9 @@ def test_plugin_raising_in_event_hooks_never_stops_other_plugins_or_trading(
         result = run_recorded([demo_session_path()], hooks=hooks, config=load_config(None))
     assert recorder.names()[-1] == "on_shutdown"
     assert recorder.events().count("closed tp2") == 1
-    assert [(leg.symbol, leg.reason, leg.qty) for leg in result.legs] == \
-        [(leg.symbol, leg.reason, leg.qty) for leg in clean.legs]
+    assert [(leg.symbol, leg.reason, leg.qty) for leg in result.legs] == [
+        (leg.symbol, leg.reason, leg.qty) for leg in clean.legs
+    ]
     assert result.plugin_errors == hooks.errors > 0
     messages = [r.getMessage() for r in caplog.records]
     assert any("'test-plugin-0' raised in on_target_hit" in m for m in messages)

@@ -36,13 +36,24 @@ def quote_event(draw: Any) -> tuple[Any, ...]:
 
 @st.composite
 def open_event(draw: Any) -> tuple[Any, ...]:
-    return ("open", draw(st.sampled_from(SYMBOLS)), draw(st.one_of(st.integers(1, 3), st.integers(1, 500))),
-            draw(st.floats(0.01, 0.5)), draw(st.floats(0.0, 0.5)), draw(st.floats(0.01, 0.5)))
+    return (
+        "open",
+        draw(st.sampled_from(SYMBOLS)),
+        draw(st.one_of(st.integers(1, 3), st.integers(1, 500))),
+        draw(st.floats(0.01, 0.5)),
+        draw(st.floats(0.0, 0.5)),
+        draw(st.floats(0.01, 0.5)),
+    )
 
 
 events = st.lists(
-    st.one_of(quote_event(), quote_event(), quote_event(), open_event(),
-              st.tuples(st.just("close"), st.sampled_from(SYMBOLS))),
+    st.one_of(
+        quote_event(),
+        quote_event(),
+        quote_event(),
+        open_event(),
+        st.tuples(st.just("close"), st.sampled_from(SYMBOLS)),
+    ),
     max_size=120,
 )
 
@@ -61,8 +72,14 @@ def run(evts: list[tuple[Any, ...]]) -> tuple[Engine, Recorder, Journal]:
                 _, symbol, qty, up1, up2, down = event
                 last = engine.last_quotes.get(symbol)
                 ask = last.ask if last else 1.0
-                engine.open_trade(symbol, qty, round(ask + up1, 4), round(ask + up1 + up2, 4),
-                                  round(max(ask - down, 0.01), 4), ts=ts)
+                engine.open_trade(
+                    symbol,
+                    qty,
+                    round(ask + up1, 4),
+                    round(ask + up1 + up2, 4),
+                    round(max(ask - down, 0.01), 4),
+                    ts=ts,
+                )
             else:
                 engine.close_trade(event[1], ts=ts)
         except TradeRefused:
@@ -106,8 +123,10 @@ def test_any_quote_path_keeps_every_trade_consistent(evts: list[tuple[Any, ...]]
     # P&L in the journal equals the sum over legs, to the cent
     legs = journal.legs()
     executions = journal.executions()
-    cash = sum((-1 if e["side"] == "buy" else 1) * float(e["price"]) * int(e["qty"])  # type: ignore[arg-type,call-overload]
-               for e in executions)
+    cash = sum(
+        (-1 if e["side"] == "buy" else 1) * float(e["price"]) * int(e["qty"])  # type: ignore[arg-type,call-overload]
+        for e in executions
+    )
     held_cost = sum(t.entry_price * t.remaining for t in trades.values())
     assert math.isclose(sum(leg.pnl for leg in legs), cash + held_cost, abs_tol=0.005)
     assert sum(leg.qty for leg in legs) == sum(sold.values())

@@ -76,7 +76,9 @@ def test_open_trades_survive_sigkill_with_their_state(tmp_path: Path) -> None:
     assert (bbb.tp1_hit, bbb.stop, bbb.remaining) == (False, 1.90, 100)
     assert engine.journal is not None
     assert sorted((leg.symbol, leg.reason, leg.qty) for leg in engine.journal.legs()) == [
-        ("AAA", "tp1", 50), ("CCC", "stop", 100)]
+        ("AAA", "tp1", 50),
+        ("CCC", "stop", 100),
+    ]
     assert len(engine.journal.trades()) == 3  # none duplicated, none lost
     assert recorder.names() == ["on_startup"]  # no entry event emitted again
 
@@ -101,20 +103,22 @@ HANG = """
 
 def test_replay_killed_midway_leaves_the_journal_as_it_was(tmp_path: Path) -> None:
     db = tmp_path / "journal.db"
-    session = write_jsonl(tmp_path / "s.jsonl", [
-        {"type": "quote", "ts": 1, "symbol": "AAA", "bid": 1.99, "ask": 2.0},
-        {"type": "open", "ts": 2, "symbol": "AAA", "qty": 10, "tp1": 2.2, "tp2": 2.4, "stop": 1.9},
-        {"type": "quote", "ts": 3, "symbol": "AAA", "bid": 2.4, "ask": 2.45},
-        {"type": "quote", "ts": 4, "symbol": "BBB", "bid": 1.99, "ask": 2.0},
-        {"type": "open", "ts": 5, "symbol": "BBB", "qty": 10, "tp1": 2.2, "tp2": 2.4, "stop": 1.9},
-        {"type": "quote", "ts": 6, "symbol": "BBB", "bid": 2.4, "ask": 2.45},
-    ])
+    session = write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            {"type": "quote", "ts": 1, "symbol": "AAA", "bid": 1.99, "ask": 2.0},
+            {"type": "open", "ts": 2, "symbol": "AAA", "qty": 10, "tp1": 2.2, "tp2": 2.4, "stop": 1.9},
+            {"type": "quote", "ts": 3, "symbol": "AAA", "bid": 2.4, "ask": 2.45},
+            {"type": "quote", "ts": 4, "symbol": "BBB", "bid": 1.99, "ask": 2.0},
+            {"type": "open", "ts": 5, "symbol": "BBB", "qty": 10, "tp1": 2.2, "tp2": 2.4, "stop": 1.9},
+            {"type": "quote", "ts": 6, "symbol": "BBB", "bid": 2.4, "ask": 2.45},
+        ],
+    )
     site = tmp_path / "site"
     site.mkdir()
     install_fake_dist(site, "momobot-hang", "momobot_hang", HANG, "hang")
     env = {**os.environ, "PYTHONPATH": str(site)}
-    proc = spawn([sys.executable, "-m", "momobot_core.cli", "replay", str(session), "--db", str(db)],
-                 env=env)
+    proc = spawn([sys.executable, "-m", "momobot_core.cli", "replay", str(session), "--db", str(db)], env=env)
     try:
         wait_for_line(proc, "MID-REPLAY")
     finally:
@@ -123,8 +127,13 @@ def test_replay_killed_midway_leaves_the_journal_as_it_was(tmp_path: Path) -> No
         assert journal.trades() == [] and journal.legs() == [] and journal.executions() == []
 
     # The same replay, not killed, lands whole.
-    done = subprocess.run([sys.executable, "-m", "momobot_core.cli", "replay", str(session),
-                           "--db", str(db)], capture_output=True, text=True, check=False, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "momobot_core.cli", "replay", str(session), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     with Journal(db) as journal:
         assert [t.symbol for t in journal.trades()] == ["AAA", "BBB"]

@@ -19,23 +19,27 @@ from momobot_voice.plugin import VoicePlugin, entry_sentence, exit_sentence
 
 ESPEAK = shutil.which("espeak-ng")
 # On CI the speech engine is installed by .ci/run: there these tests must run, never skip.
-needs_espeak = pytest.mark.skipif(ESPEAK is None and not os.environ.get("CI"),
-                                  reason="espeak-ng is not installed (apt-get install espeak-ng)")
+needs_espeak = pytest.mark.skipif(
+    ESPEAK is None and not os.environ.get("CI"),
+    reason="espeak-ng is not installed (apt-get install espeak-ng)",
+)
 
 
 def session() -> Script:
-    return (Script()
-            .quote("ABCD", ask=2.00)
-            .open("ABCD", qty=100, tp1=2.20, tp2=2.40, stop=1.90)
-            .quote("ABCD", ask=2.21)          # TP1
-            .quote("ABCD", ask=2.41)          # TP2
-            .quote("EFGH", ask=5.00)
-            .open("EFGH", qty=10, tp1=5.5, tp2=6.0, stop=4.8)
-            .quote("EFGH", ask=4.80, bid=4.78, last=4.79)   # stop
-            .quote("MNOP", ask=3.00)
-            .open("MNOP", qty=10, tp1=3.3, tp2=3.6, stop=2.8)
-            .quote("MNOP", ask=3.10, bid=3.08)
-            .close("MNOP"))                   # manual
+    return (
+        Script()
+        .quote("ABCD", ask=2.00)
+        .open("ABCD", qty=100, tp1=2.20, tp2=2.40, stop=1.90)
+        .quote("ABCD", ask=2.21)  # TP1
+        .quote("ABCD", ask=2.41)  # TP2
+        .quote("EFGH", ask=5.00)
+        .open("EFGH", qty=10, tp1=5.5, tp2=6.0, stop=4.8)
+        .quote("EFGH", ask=4.80, bid=4.78, last=4.79)  # stop
+        .quote("MNOP", ask=3.00)
+        .open("MNOP", qty=10, tp1=3.3, tp2=3.6, stop=2.8)
+        .quote("MNOP", ask=3.10, bid=3.08)
+        .close("MNOP")
+    )  # manual
 
 
 EXPECTED = [
@@ -60,30 +64,34 @@ def test_every_trade_event_is_spoken_to_a_file(tmp_path: Path) -> None:
     for file in files:
         data = file.read_bytes()
         assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
-        assert len(data) > 10_000   # a spoken sentence, not an empty header
+        assert len(data) > 10_000  # a spoken sentence, not an empty header
 
 
 @needs_espeak
 def test_sentences_say_what_happened_in_order(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="momobot.voice"):
         run_script(session(), [VoicePlugin()], config={"voice": {"output_dir": str(tmp_path)}})
-    said = [r.getMessage().removeprefix("[Voice] ") for r in caplog.records
-            if r.getMessage().startswith("[Voice] ") and "engine" not in r.getMessage()]
+    said = [
+        r.getMessage().removeprefix("[Voice] ")
+        for r in caplog.records
+        if r.getMessage().startswith("[Voice] ") and "engine" not in r.getMessage()
+    ]
     assert said == EXPECTED
 
 
 def test_sentence_wording() -> None:
     assert entry_sentence("ABCD", 1.23) == "New trade taken for ABCD at 1.23"
-    assert exit_sentence("ABCD", 1.35, "tp1") == ("Take profit one for ABCD at 1.35: half sold, stop to"
-                                                  " break even")
+    assert exit_sentence("ABCD", 1.35, "tp1") == (
+        "Take profit one for ABCD at 1.35: half sold, stop to break even"
+    )
     assert exit_sentence("XY", 0.0412, "stop") == "Trade closed for XY at 0.0412 due to stop loss"
 
 
-def test_missing_speech_engine_is_reported_once_and_trading_goes_on(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_speech_engine_is_reported_once_and_trading_goes_on(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="momobot.voice"):
-        result = run_script(session(), [VoicePlugin()],
-                            config={"voice": {"command": "no-such-speech-engine"}})
+        result = run_script(
+            session(), [VoicePlugin()], config={"voice": {"command": "no-such-speech-engine"}}
+        )
     warnings = [r.getMessage() for r in caplog.records if r.name == "momobot.voice"]
     assert len(warnings) == 1 and "no speech engine found (no-such-speech-engine)" in warnings[0]
     assert len(result.legs) == 4 and result.errors == []
@@ -109,7 +117,7 @@ def test_speech_never_blocks_the_engine(tmp_path: Path) -> None:
 
     def run() -> None:
         script = Script().quote("ABCD", ask=2.0)
-        for n in range(20):   # 20 opens and closes: 40 sentences of 3 s each
+        for n in range(20):  # 20 opens and closes: 40 sentences of 3 s each
             script.open("ABCD", qty=10, tp1=2.2, tp2=2.4, stop=1.9).quote("ABCD", ask=2.0 + n / 1000)
             script.close("ABCD")
         run_script(script, [plugin], config={"voice": {"command": str(slow), "queue_size": 2}})

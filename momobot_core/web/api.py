@@ -74,8 +74,11 @@ class TradeOut(BaseModel):
     tp2: float
     stop: float
     tp1_hit: bool
-    unconfirmed: bool = Field(default=False, description="Restored after a crash: nothing is sent"
-                              " for it until a person confirms or closes it (POST /confirm).")
+    unconfirmed: bool = Field(
+        default=False,
+        description="Restored after a crash: nothing is sent"
+        " for it until a person confirms or closes it (POST /confirm).",
+    )
     opened_at: datetime
     closed_at: datetime | None = None
     close_reason: str | None = None
@@ -124,8 +127,7 @@ def _trade_out(trade: Trade) -> dict[str, Any]:
     return attrs.asdict(trade, recurse=False)
 
 
-_STATUS = {"unknown_symbol": 404, "no_position": 404, "already_open": 409, "invalid": 422,
-           "journal": 503}
+_STATUS = {"unknown_symbol": 404, "no_position": 404, "already_open": 409, "invalid": 422, "journal": 503}
 
 
 def _refused(exc: TradeRefused) -> JSONResponse:
@@ -144,17 +146,24 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
-              allowed_hosts: Iterable[str] = ("127.0.0.1", "localhost", "[::1]"),
-              max_quote_skew_s: float = 2.0) -> RequestGuard:
+def build_app(
+    engine: Engine,
+    journal: Journal,
+    token: str | None = None,
+    *,
+    allowed_hosts: Iterable[str] = ("127.0.0.1", "localhost", "[::1]"),
+    max_quote_skew_s: float = 2.0,
+) -> RequestGuard:
     """The API for one running engine, behind its request guard.
 
     The caller owns start-up and shutdown of the engine and the journal.
     """
-    app = FastAPI(title="MomoBot", version=__version__,
-                  description="Bracket trades of the running MomoBot engine.")
+    app = FastAPI(
+        title="MomoBot", version=__version__, description="Bracket trades of the running MomoBot engine."
+    )
     errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 422, 503)}
+        code: {"model": Problem} for code in (400, 401, 403, 404, 409, 413, 422, 503)
+    }
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -162,11 +171,13 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = {404: f"no such endpoint: {request.url.path}",
-                   405: f"{request.method} is not allowed on {request.url.path}"}.get(
-            exc.status_code, str(exc.detail))
-        return JSONResponse(status_code=exc.status_code, content={"error": message},
-                            headers=getattr(exc, "headers", None))
+        message = {
+            404: f"no such endpoint: {request.url.path}",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(exc.status_code, str(exc.detail))
+        return JSONResponse(
+            status_code=exc.status_code, content={"error": message}, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -180,13 +191,21 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
     async def ping() -> dict[str, Any]:
         """Health: mode, time, the journal, whether entries are halted, and plugins' link states."""
         # A plugin with a status() method (hotkey_ws: its links) shows it here.
-        links = {name: getattr(plugin, "status")() for name, plugin in plugins  # noqa: B009
-                 if callable(getattr(plugin, "status", None))}
-        return {"status": "ok", "mode": engine.mode, "time": datetime.now(UTC),
-                "open_trades": len(engine.open_trades),
-                "unconfirmed": sorted(t.symbol for t in engine.open_trades.values() if t.unconfirmed),
-                "journal": "side file in use" if engine.journal_pending else "ok",
-                "halted": engine.journal_pending, "plugins": links}
+        links = {}
+        for name, plugin in plugins:
+            status = getattr(plugin, "status", None)
+            if callable(status):
+                links[name] = status()
+        return {
+            "status": "ok",
+            "mode": engine.mode,
+            "time": datetime.now(UTC),
+            "open_trades": len(engine.open_trades),
+            "unconfirmed": sorted(t.symbol for t in engine.open_trades.values() if t.unconfirmed),
+            "journal": "side file in use" if engine.journal_pending else "ok",
+            "halted": engine.journal_pending,
+            "plugins": links,
+        }
 
     @app.get("/alerts", response_model=list[AlertOut])
     async def alerts() -> list[dict[str, Any]]:
@@ -200,10 +219,13 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
         for trade in engine.open_trades.values():
             quote = engine.last_quotes.get(trade.symbol)
             row = _trade_out(trade)
-            row.update(bid=quote.bid if quote else None, ask=quote.ask if quote else None,
-                       last=quote.last if quote else None, quote_time=quote.ts if quote else None,
-                       unrealised_pnl=round((quote.bid - trade.entry_price) * trade.remaining, 6)
-                       if quote else None)
+            row.update(
+                bid=quote.bid if quote else None,
+                ask=quote.ask if quote else None,
+                last=quote.last if quote else None,
+                quote_time=quote.ts if quote else None,
+                unrealised_pnl=round((quote.bid - trade.entry_price) * trade.remaining, 6) if quote else None,
+            )
             rows.append(row)
         return rows
 
@@ -240,12 +262,15 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
         now = datetime.now(UTC)
         ts = body.ts or now
         if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=engine.settings.tz)   # the exchange's time, like recordings
+            ts = ts.replace(tzinfo=engine.settings.tz)  # the exchange's time, like recordings
         if engine.mode == "live" and abs((ts - now).total_seconds()) > max_quote_skew_s:
             # A client clock far ahead would let targets fire before min_hold_s has passed.
-            return _problem(422, f"ts {ts.isoformat()} is {(ts - now).total_seconds():+.1f} s from the"
-                            f" server's clock: live quotes must be within {max_quote_skew_s:g} s"
-                            " ([api] max_quote_skew_s); leave ts out to use the server's time")
+            return _problem(
+                422,
+                f"ts {ts.isoformat()} is {(ts - now).total_seconds():+.1f} s from the"
+                f" server's clock: live quotes must be within {max_quote_skew_s:g} s"
+                " ([api] max_quote_skew_s); leave ts out to use the server's time",
+            )
         if not body.bid <= body.ask:
             engine.on_quote(Quote(body.symbol, ts, body.bid, body.ask, body.last))
             # rejected and counted like any malformed quote
@@ -253,8 +278,7 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
         engine.on_quote(Quote(body.symbol, ts, body.bid, body.ask, body.last))
         return {"accepted": True, "symbol": body.symbol, "ts": ts}
 
-    @app.get("/trades", response_model=list[LegOut],
-             responses={200: {"content": {"text/csv": {}}}})
+    @app.get("/trades", response_model=list[LegOut], responses={200: {"content": {"text/csv": {}}}})
     async def trades(format: str = "json") -> Any:
         """The journal's closed legs (JSON), or executions in TraderVue CSV (``?format=csv``)."""
         if format not in ("json", "csv"):
@@ -267,9 +291,12 @@ def build_app(engine: Engine, journal: Journal, token: str | None = None, *,
                     return tradervue_csv(reader.executions())
                 return [attrs.asdict(leg) for leg in reader.legs()]
 
-        if journal.in_memory:   # nothing else can open it; small by nature (a paced recording)
-            data = tradervue_csv(journal.executions()) if format == "csv" else [
-                attrs.asdict(leg) for leg in journal.legs()]
+        if journal.in_memory:  # nothing else can open it; small by nature (a paced recording)
+            data = (
+                tradervue_csv(journal.executions())
+                if format == "csv"
+                else [attrs.asdict(leg) for leg in journal.legs()]
+            )
         else:
             data = await asyncio.to_thread(read)
         if format == "csv":

@@ -53,8 +53,9 @@ def host_name(value: str) -> str:
 class RequestGuard:
     """ASGI middleware enforcing the rules above; ``token`` None means no token is required."""
 
-    def __init__(self, app: App, *, token: str | None, allowed_hosts: Iterable[str],
-                 max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self, app: App, *, token: str | None, allowed_hosts: Iterable[str], max_body: int = MAX_BODY
+    ) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode() if token else None
         self.allowed_hosts = frozenset(host_name(h) for h in allowed_hosts)
@@ -75,9 +76,12 @@ class RequestGuard:
         if refusal is None and scope["method"] not in SAFE_METHODS:
             body, too_large = await self._read_body(scope, receive)
             if body is None:
-                log.info("%s %s: the client went away before sending its whole body; not applied",
-                         scope["method"], scope["path"])
-                return   # never act on half a request
+                log.info(
+                    "%s %s: the client went away before sending its whole body; not applied",
+                    scope["method"],
+                    scope["path"],
+                )
+                return  # never act on half a request
             if too_large:
                 refusal = (413, f"request body over {self.max_body // 1024} KiB: refused unread")
             else:
@@ -93,20 +97,26 @@ class RequestGuard:
         headers = {k.lower(): v for k, v in scope["headers"]}
         host = headers.get(b"host", b"").decode("latin-1")
         if host_name(host) not in self.allowed_hosts:
-            return 400, (f"Host {host!r} is not one this API answers to (add it to [api]"
-                         " allowed_hosts if you reach the bot by that name)")
+            return 400, (
+                f"Host {host!r} is not one this API answers to (add it to [api]"
+                " allowed_hosts if you reach the bot by that name)"
+            )
         query = scope.get("query_string", b"").decode("latin-1")
         if query and any(name.lower() in TOKEN_PARAMS for name, _ in parse_qsl(query, True)):
-            return 400, ("a token in the query string is refused (it ends up in logs and browser"
-                         " history): send 'Authorization: Bearer <token>'")
+            return 400, (
+                "a token in the query string is refused (it ends up in logs and browser"
+                " history): send 'Authorization: Bearer <token>'"
+            )
         if scope["method"] in SAFE_METHODS:
             return None
         origin = headers.get(b"origin")
         if origin is not None:
             netloc = urlsplit(origin.decode("latin-1")).netloc.lower()
             if netloc != host.lower():
-                return 403, (f"a request from the web page at {origin.decode('latin-1')!r} may not"
-                             " change anything here")
+                return 403, (
+                    f"a request from the web page at {origin.decode('latin-1')!r} may not"
+                    " change anything here"
+                )
         if self._expected is not None:
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):

@@ -11,5 +11,4 @@ from hotkey_ws.api import send_hotkey, send_hotkey_sequence, trigger_hotkey, tri
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "send_hotkey", "send_hotkey_sequence", "trigger_hotkey",
-           "trigger_hotkey_sequence"]
+__all__ = ["__version__", "send_hotkey", "send_hotkey_sequence", "trigger_hotkey", "trigger_hotkey_sequence"]

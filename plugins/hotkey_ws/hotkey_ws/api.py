@@ -26,7 +26,7 @@ from hotkey_ws.config import load_hotkey_config
 from momobot_core.config import load_config
 
 _lock = threading.Lock()
-_own: dict[str, HotkeyClient] = {}   # this module's own client, made on first use
+_own: dict[str, HotkeyClient] = {}  # this module's own client, made on first use
 
 
 def default_client() -> HotkeyClient:

@@ -33,9 +33,9 @@ class Batch:
     close the position by hand.
     """
 
-    names: tuple[str, ...]           # the commands, for logs
-    payloads: tuple[str, ...]        # what goes on the wire (the name, or JSON)
-    fired_at: float                  # time.monotonic() when the hook fired
+    names: tuple[str, ...]  # the commands, for logs
+    payloads: tuple[str, ...]  # what goes on the wire (the name, or JSON)
+    fired_at: float  # time.monotonic() when the hook fired
     ttl: float = 2.0
     gap: float = 0.0
     exit: bool = False
@@ -43,21 +43,21 @@ class Batch:
     symbol: str = ""
     trade_id: str = ""
     done: Callable[[bool], None] | None = None
-    label: str = ""                  # the event, for people (demo table)
+    label: str = ""  # the event, for people (demo table)
     id: str = attrs.field(factory=_batch_id)
-    sent: int = 0                    # how many commands have left
-    next_due: float = 0.0            # when the next command may go (monotonic)
-    connection: int = 0              # the connection that carries it, once its first command left
+    sent: int = 0  # how many commands have left
+    next_due: float = 0.0  # when the next command may go (monotonic)
+    connection: int = 0  # the connection that carries it, once its first command left
     receipts: list[float] = attrs.field(factory=list)  # monotonic time each command left
-    pending_told: bool = False       # an exit_pending alert went out for it
-    logged: bool = False             # its "queued" record is in the wire log
+    pending_told: bool = False  # an exit_pending alert went out for it
+    logged: bool = False  # its "queued" record is in the wire log
 
     def expired(self, now: float) -> bool:
         return now - self.fired_at > self.ttl
 
     @property
     def unsent(self) -> tuple[str, ...]:
-        return self.names[self.sent:]
+        return self.names[self.sent :]
 
     def about(self) -> str:
         """``ABCD tp1 of trade 1a2b`` (empty parts left out), for log lines and alerts."""
@@ -71,4 +71,3 @@ class Batch:
                 done(ok)
             except Exception:  # a caller's callback must not break the link
                 log.exception("[Hotkey] completion callback failed")
-

@@ -33,10 +33,16 @@ def _config(config_path: str | None, url: str | None) -> HotkeyConfig:
         raise  # unreachable
 
 
-config_option = click.option("--config", "config_path", metavar="PATH", default=None,
-                             help="TOML configuration file (default: $MOMOBOT_CONFIG).")
-url_option = click.option("--url", default=None,
-                          help="Hotkey server URL (default: [hotkey_ws] url, else ws://127.0.0.1:8765).")
+config_option = click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    default=None,
+    help="TOML configuration file (default: $MOMOBOT_CONFIG).",
+)
+url_option = click.option(
+    "--url", default=None, help="Hotkey server URL (default: [hotkey_ws] url, else ws://127.0.0.1:8765)."
+)
 
 
 @click.group()
@@ -57,9 +63,15 @@ def check(url: str | None, config_path: str | None) -> None:
     for target in config.urls:
         start = time.perf_counter()
         try:
-            with connect(target, open_timeout=config.open_timeout, additional_headers=headers,
-                         ssl=config.ssl_context() if target.startswith("wss://") else None,
-                         compression=None, proxy=None, user_agent_header="momobot-hotkey-ws") as ws:
+            with connect(
+                target,
+                open_timeout=config.open_timeout,
+                additional_headers=headers,
+                ssl=config.ssl_context() if target.startswith("wss://") else None,
+                compression=None,
+                proxy=None,
+                user_agent_header="momobot-hotkey-ws",
+            ) as ws:
                 connected = time.perf_counter()
                 rtts = []
                 for _ in range(5):
@@ -68,8 +80,10 @@ def check(url: str | None, config_path: str | None) -> None:
                         raise TimeoutError(f"no answer to a ping within {config.ping_timeout:g} s")
                     rtts.append(time.perf_counter() - sent)
             rtts.sort()
-            click.echo(f"OK    {target}: connected in {(connected - start) * 1e3:.1f} ms, ping round"
-                       f" trip {rtts[len(rtts) // 2] * 1e3:.2f} ms (median of {len(rtts)})")
+            click.echo(
+                f"OK    {target}: connected in {(connected - start) * 1e3:.1f} ms, ping round"
+                f" trip {rtts[len(rtts) // 2] * 1e3:.2f} ms (median of {len(rtts)})"
+            )
         except Exception as exc:
             failed = True
             reason = str(exc) or type(exc).__name__
@@ -91,13 +105,19 @@ def send(actions: tuple[str, ...], yes: bool, url: str | None, config_path: str 
     rejected, stale); a command it did not accept makes this exit 1.
     """
     config = _config(config_path, url)
-    unknown = [a for a in actions if a not in KNOWN_COMMANDS and
-               all(a not in cmds for cmds in config.commands.values())]
+    unknown = [
+        a
+        for a in actions
+        if a not in KNOWN_COMMANDS and all(a not in cmds for cmds in config.commands.values())
+    ]
     if unknown:
         click.echo(f"note: {', '.join(unknown)} is not one of the configured commands", err=True)
     if not yes:
-        click.confirm(f"Send {', '.join(actions)} to {', '.join(config.urls)}? These press real"
-                      " buttons in your trading platform", abort=True)
+        click.confirm(
+            f"Send {', '.join(actions)} to {', '.join(config.urls)}? These press real"
+            " buttons in your trading platform",
+            abort=True,
+        )
     failed = False
     for target in config.urls:
         failed = not _send_to(target, actions, config) or failed
@@ -112,21 +132,37 @@ def _send_to(target: str, actions: tuple[str, ...], config: HotkeyConfig) -> boo
 
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
     try:
-        with connect(target, open_timeout=config.open_timeout, additional_headers=headers,
-                     ssl=config.ssl_context() if target.startswith("wss://") else None,
-                     compression=None, proxy=None, user_agent_header="momobot-hotkey-ws") as ws:
+        with connect(
+            target,
+            open_timeout=config.open_timeout,
+            additional_headers=headers,
+            ssl=config.ssl_context() if target.startswith("wss://") else None,
+            compression=None,
+            proxy=None,
+            user_agent_header="momobot-hotkey-ws",
+        ) as ws:
             ok = True
             for n, action in enumerate(actions):
                 if n:
-                    time.sleep(config.sequence_delay)   # a person's command line, not the trading path
+                    time.sleep(config.sequence_delay)  # a person's command line, not the trading path
                 if config.format != "json":
                     ws.send(action)
                     log.info("[Hotkey] Sent: %s (by hand)", action)
-                    click.echo(f"sent     {action} to {target} (a text-mode server does not answer;"
-                               " with format = \"json\" the reference server confirms each command)")
+                    click.echo(
+                        f"sent     {action} to {target} (a text-mode server does not answer;"
+                        ' with format = "json" the reference server confirms each command)'
+                    )
                     continue
-                ws.send(json.dumps({"command": action, "event": "manual_command",
-                                    "sent_at": int(time.time() * 1000), "ttl_ms": int(config.ttl * 1000)}))
+                ws.send(
+                    json.dumps(
+                        {
+                            "command": action,
+                            "event": "manual_command",
+                            "sent_at": int(time.time() * 1000),
+                            "ttl_ms": int(config.ttl * 1000),
+                        }
+                    )
+                )
                 log.info("[Hotkey] Sent: %s (by hand)", action)
                 answer = _answer(ws.recv(timeout=config.ttl))
                 status = answer.get("status", "?")
@@ -156,22 +192,45 @@ def _answer(message: str | bytes) -> dict[str, object]:
 
 
 @hotkey.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but loopback needs --token.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0 picks a free one).")
-@click.option("--token", envvar="MOMOBOT_HOTKEY_TOKEN", default=None,
-              help="Require 'Authorization: Bearer TOKEN' (default: $MOMOBOT_HOTKEY_TOKEN).")
-@click.option("--keymap", metavar="FILE", default=None,
-              help="TOML file of command = \"chord\" lines: press those keys (needs the keys extra).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback needs --token.",
+)
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--token",
+    envvar="MOMOBOT_HOTKEY_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' (default: $MOMOBOT_HOTKEY_TOKEN).",
+)
+@click.option(
+    "--keymap",
+    metavar="FILE",
+    default=None,
+    help='TOML file of command = "chord" lines: press those keys (needs the keys extra).',
+)
 @click.option("--allow", multiple=True, metavar="COMMAND", help="Accept one more command name.")
 def serve(host: str, port: int, token: str | None, keymap: str | None, allow: tuple[str, ...]) -> None:
     """Run a reference hotkey server: prints each command; presses keys with --keymap."""
     try:
         keys = load_keymap(keymap) if keymap else {}
         presser = KeyPresser(keys) if keys else None
-        server = HotkeyServer(host, port, token=token, commands={*KNOWN_COMMANDS, *keys, *allow},
-                              presser=presser, echo=click.echo)
+        server = HotkeyServer(
+            host,
+            port,
+            token=token,
+            commands={*KNOWN_COMMANDS, *keys, *allow},
+            presser=presser,
+            echo=click.echo,
+        )
     except ConfigError as exc:
         _fail(str(exc))
         return
@@ -189,8 +248,12 @@ def serve(host: str, port: int, token: str | None, keymap: str | None, allow: tu
 
 
 @hotkey.command()
-@click.option("--sequence-delay", type=float, default=None,
-              help="Seconds between the commands of a sequence (default: as configured, 0.1).")
+@click.option(
+    "--sequence-delay",
+    type=float,
+    default=None,
+    help="Seconds between the commands of a sequence (default: as configured, 0.1).",
+)
 @config_option
 @click.pass_context
 def demo(ctx: click.Context, sequence_delay: float | None, config_path: str | None) -> None:
@@ -245,13 +308,18 @@ def _timings(plugin: HotkeyPlugin, server: HotkeyServer) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["Hotkey commands (times from the moment the hook fired):"]
     for n, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i])
-                               for i, c in enumerate(row)).rstrip())
+        lines.append(
+            "  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(row)).rstrip()
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     in_order = [r.command for r in server.received] == [n for b in client_history for n in b.names]
-    lines.append(f"The server received {len(server.received)} of {total} commands"
-                 f"{', in order' if in_order else ', NOT in the order they were sent'}.")
-    lines.append("The session replays as fast as the engine goes, so an event that comes while a"
-                 " sequence is going out waits for it: sequences never interleave.")
+    lines.append(
+        f"The server received {len(server.received)} of {total} commands"
+        f"{', in order' if in_order else ', NOT in the order they were sent'}."
+    )
+    lines.append(
+        "The session replays as fast as the engine goes, so an event that comes while a"
+        " sequence is going out waits for it: sequences never interleave."
+    )
     return "\n".join(lines)

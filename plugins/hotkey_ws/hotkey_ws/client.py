@@ -23,15 +23,28 @@ class HotkeyClient:
     :attr:`history` (``momobot hotkey demo`` reads the timings from it).
     """
 
-    def __init__(self, config: HotkeyConfig, *, record: bool = False, alert: AlertSink | None = None,
-                 wire_log: WireLog | None = None) -> None:
+    def __init__(
+        self,
+        config: HotkeyConfig,
+        *,
+        record: bool = False,
+        alert: AlertSink | None = None,
+        wire_log: WireLog | None = None,
+    ) -> None:
         self.config = config
         context = config.ssl_context()
         several = len(config.urls) > 1
-        self.links = [HotkeyLink(url, config, ssl_context=context,
-                                 label=f" to {url}" if several else "", alert=alert,
-                                 wire_log=wire_log)
-                      for url in config.urls]
+        self.links = [
+            HotkeyLink(
+                url,
+                config,
+                ssl_context=context,
+                label=f" to {url}" if several else "",
+                alert=alert,
+                wire_log=wire_log,
+            )
+            for url in config.urls
+        ]
         self.history: list[Batch] | None = [] if record else None
         self._json = config.format == "json"
         self._closed = False
@@ -48,9 +61,17 @@ class HotkeyClient:
     def status(self) -> list[dict[str, Any]]:
         return [link.status() for link in self.links]
 
-    def send(self, names: Sequence[str], *, event: str = "manual_command", symbol: str = "",
-             trade_id: str = "", context: dict[str, object] | None = None, label: str = "",
-             done: Callable[[bool], None] | None = None) -> bool:
+    def send(
+        self,
+        names: Sequence[str],
+        *,
+        event: str = "manual_command",
+        symbol: str = "",
+        trade_id: str = "",
+        context: dict[str, object] | None = None,
+        label: str = "",
+        done: Callable[[bool], None] | None = None,
+    ) -> bool:
         """Queue one batch of commands for every server. False if any server refused it.
 
         The TTL counts from now (wall clock), never from the event's timestamp.
@@ -60,25 +81,48 @@ class HotkeyClient:
         ttl = self.config.ttl_of(event)
         if self._json:
             # sent_at and ttl_ms let the server drop a command it reads too late.
-            header = {"event": event, "sent_at": int(time.time() * 1000), "ttl_ms": int(ttl * 1000),
-                      **({"symbol": symbol, "trade_id": trade_id} if symbol else {}),
-                      **(context or {})}
+            header = {
+                "event": event,
+                "sent_at": int(time.time() * 1000),
+                "ttl_ms": int(ttl * 1000),
+                **({"symbol": symbol, "trade_id": trade_id} if symbol else {}),
+                **(context or {}),
+            }
             payloads = tuple(json.dumps({"command": name, **header}) for name in names)
         else:
             payloads = names
         callback = _all_of(len(self.links), done) if done is not None else None
         ok = True
         for n, link in enumerate(self.links):
-            batch = Batch(names=names, payloads=payloads, fired_at=fired_at, ttl=ttl,
-                          gap=self.config.sequence_delay, exit=event in EXIT_EVENTS, event=event,
-                          symbol=symbol, trade_id=trade_id, done=callback, label=label)
+            batch = Batch(
+                names=names,
+                payloads=payloads,
+                fired_at=fired_at,
+                ttl=ttl,
+                gap=self.config.sequence_delay,
+                exit=event in EXIT_EVENTS,
+                event=event,
+                symbol=symbol,
+                trade_id=trade_id,
+                done=callback,
+                label=label,
+            )
             if n == 0 and self.history is not None:
                 self.history.append(batch)
             ok = link.submit(batch) and ok
         return ok
 
-    def send_event(self, event: str, *, symbol: str, qty: int, remaining: int, trade_id: str,
-                   ts: datetime, names: Sequence[str] | None = None) -> None:
+    def send_event(
+        self,
+        event: str,
+        *,
+        symbol: str,
+        qty: int,
+        remaining: int,
+        trade_id: str,
+        ts: datetime,
+        names: Sequence[str] | None = None,
+    ) -> None:
         """The commands configured for ``event`` (entry, tp1, tp2, stop, manual); ``ts`` is its time."""
         names = tuple(self.config.commands[event] if names is None else names)
         if not names:
@@ -86,8 +130,14 @@ class HotkeyClient:
         context: dict[str, object] | None = None
         if self._json:
             context = {"qty": qty, "remaining": remaining, "time": ts.isoformat()}
-        self.send(names, event=event, symbol=symbol, trade_id=trade_id, context=context,
-                  label=f"{symbol} {event}" if self.history is not None else "")
+        self.send(
+            names,
+            event=event,
+            symbol=symbol,
+            trade_id=trade_id,
+            context=context,
+            label=f"{symbol} {event}" if self.history is not None else "",
+        )
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -100,8 +150,10 @@ class HotkeyClient:
         self._closed = True
         timeout = self.config.flush_timeout if flush_timeout is None else flush_timeout
         deadline = time.monotonic() + timeout
-        threads = [threading.Thread(target=link.close, args=(max(deadline - time.monotonic(), 0),))
-                   for link in self.links]
+        threads = [
+            threading.Thread(target=link.close, args=(max(deadline - time.monotonic(), 0),))
+            for link in self.links
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

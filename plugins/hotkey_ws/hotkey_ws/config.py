@@ -62,9 +62,22 @@ class HotkeyConfig:
 
 
 KEYS = {
-    "url", "urls", "sequence_delay", "ttl", "exit_ttl", "token", "ca_file", "format", "replay",
-    "ping_interval", "ping_timeout", "open_timeout", "reconnect_max_delay", "queue_size",
-    "flush_timeout", *(f"{event}_commands" for event in EVENTS),
+    "url",
+    "urls",
+    "sequence_delay",
+    "ttl",
+    "exit_ttl",
+    "token",
+    "ca_file",
+    "format",
+    "replay",
+    "ping_interval",
+    "ping_timeout",
+    "open_timeout",
+    "reconnect_max_delay",
+    "queue_size",
+    "flush_timeout",
+    *(f"{event}_commands" for event in EVENTS),
 }
 
 
@@ -72,8 +85,7 @@ def check_url(url: str, key: str, where: str) -> str:
     try:
         uri = parse_uri(url)
     except InvalidURI as exc:
-        raise ConfigError(f"[hotkey_ws] {key} = {url!r}{where}: not a ws:// or wss:// URL ({exc})"
-                          ) from None
+        raise ConfigError(f"[hotkey_ws] {key} = {url!r}{where}: not a ws:// or wss:// URL ({exc})") from None
     if not uri.host:
         raise ConfigError(f"[hotkey_ws] {key} = {url!r}{where}: the URL has no host")
     return url
@@ -91,8 +103,9 @@ def load_hotkey_config(config: Config | dict[str, Any] | None = None) -> HotkeyC
     section.check_known(KEYS)
 
     if section.has("url") and section.has("urls"):
-        raise ConfigError("[hotkey_ws] url and urls are both set: use url for one hotkey server,"
-                          " urls for several")
+        raise ConfigError(
+            "[hotkey_ws] url and urls are both set: use url for one hotkey server, urls for several"
+        )
     if section.has("urls"):
         urls = section.get_str_list("urls", [])
         if not urls:
@@ -138,10 +151,13 @@ def load_hotkey_config(config: Config | dict[str, Any] | None = None) -> HotkeyC
     for key in ("ttl", "exit_ttl"):
         value = getattr(result, key)
         if span >= value:
-            raise ConfigError(f"[hotkey_ws] {key} = {value:g}{section.source(key)}: must be longer"
-                              f" than the longest sequence takes ({longest} commands"
-                              f" {result.sequence_delay:g} s apart = {span:g} s)")
+            raise ConfigError(
+                f"[hotkey_ws] {key} = {value:g}{section.source(key)}: must be longer"
+                f" than the longest sequence takes ({longest} commands"
+                f" {result.sequence_delay:g} s apart = {span:g} s)"
+            )
     if result.ca_file and not any(u.startswith("wss://") for u in result.urls):
-        raise ConfigError(f"[hotkey_ws] ca_file = {ca_file!r}: only used with wss:// URLs, and none"
-                          " is configured")
+        raise ConfigError(
+            f"[hotkey_ws] ca_file = {ca_file!r}: only used with wss:// URLs, and none is configured"
+        )
     return result

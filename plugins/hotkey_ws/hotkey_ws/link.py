@@ -83,28 +83,35 @@ class HotkeyLink:
     are log lines); ``wire_log`` records what actually went out.
     """
 
-    def __init__(self, url: str, config: HotkeyConfig, *, ssl_context: ssl.SSLContext | None = None,
-                 label: str = "", alert: AlertSink | None = None,
-                 wire_log: WireLog | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        config: HotkeyConfig,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        label: str = "",
+        alert: AlertSink | None = None,
+        wire_log: WireLog | None = None,
+    ) -> None:
         self.url = url
         self.settings = config
         self.ssl_context = ssl_context
-        self.label = label                 # appended to log lines when there are several servers
+        self.label = label  # appended to log lines when there are several servers
         self.uri = parse_uri(url)
         self.notes = Notes(alert)
         self.wire_log = wire_log or WireLog(None, "hotkey_ws")
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)   # notified when the queue drains
+        self._idle = threading.Condition(self._lock)  # notified when the queue drains
         self._queue: collections.deque[Batch] = collections.deque()
-        self._wire: Wire | None = None     # the open connection, when there is one
-        self._connection = 0               # which connection: a sequence stays on its own
-        self._in_outbox: Batch | None = None   # the batch whose command is in the wire's outbox
+        self._wire: Wire | None = None  # the open connection, when there is one
+        self._connection = 0  # which connection: a sequence stays on its own
+        self._in_outbox: Batch | None = None  # the batch whose command is in the wire's outbox
         self._broken_reason: str | None = None
-        self._last_pong = 0.0              # monotonic time the server last proved it reads
+        self._last_pong = 0.0  # monotonic time the server last proved it reads
         self._fresh_for = config.ping_interval + config.ping_timeout
         self._want_ping = False
         self._flush_scheduled = False
-        self._flushing = False             # someone waits in flush(): notify when drained
+        self._flushing = False  # someone waits in flush(): notify when drained
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -114,7 +121,7 @@ class HotkeyLink:
         self._poll = min(0.05, max(config.sequence_delay / 2, 0.002))
         self._thread: threading.Thread | None = None
         self.connected_once = threading.Event()
-        self.failed_attempts = 0           # connection attempts failed since the last success
+        self.failed_attempts = 0  # connection attempts failed since the last success
         self.down_since: float | None = time.monotonic()
         self.last_rtt: float | None = None
 
@@ -130,9 +137,13 @@ class HotkeyLink:
         with self._lock:
             now = time.monotonic()
             state = "down" if self._wire is None else "up" if self._fresh(now) else "not answering"
-            return {"url": self.url, "state": state, "queued": len(self._queue),
-                    "failed_attempts": self.failed_attempts,
-                    "last_rtt_ms": round(self.last_rtt * 1e3, 3) if self.last_rtt is not None else None}
+            return {
+                "url": self.url,
+                "state": state,
+                "queued": len(self._queue),
+                "failed_attempts": self.failed_attempts,
+                "last_rtt_ms": round(self.last_rtt * 1e3, 3) if self.last_rtt is not None else None,
+            }
 
     def submit(self, batch: Batch) -> bool:
         """Queue a batch; send its first command right now if the link is up, proven and idle.
@@ -141,8 +152,11 @@ class HotkeyLink:
         """
         with self._lock:
             if self._stopping or len(self._queue) >= self.settings.queue_size:
-                why = ("the hotkey link is shut down" if self._stopping else
-                       f"{len(self._queue)} sequences already waiting; queue full")
+                why = (
+                    "the hotkey link is shut down"
+                    if self._stopping
+                    else f"{len(self._queue)} sequences already waiting; queue full"
+                )
                 self._drop(batch, why)
                 self._wake()
                 return False
@@ -152,7 +166,7 @@ class HotkeyLink:
             if wire is not None and not wire.outbox and len(self._queue) == 1:
                 loop = asyncio._get_running_loop()
                 if loop is None:
-                    self._pump(now)   # a plain thread: write it now
+                    self._pump(now)  # a plain thread: write it now
                 elif not self._flush_scheduled:
                     # On an event loop (momobot serve): write it on this same thread as soon
                     # as the current callback returns, so the hook call does no system call.
@@ -163,12 +177,16 @@ class HotkeyLink:
                 self._want_ping = True
                 self._wake()
                 if batch.exit and not batch.pending_told:
-                    self._tell_pending(batch, "the hotkey server is down" if wire is None
-                                       else "the hotkey server has not answered a ping lately")
+                    self._tell_pending(
+                        batch,
+                        "the hotkey server is down"
+                        if wire is None
+                        else "the hotkey server has not answered a ping lately",
+                    )
             elif wire.outbox:
-                self._wake()   # the I/O thread must watch for the socket to drain
+                self._wake()  # the I/O thread must watch for the socket to drain
             if not self._flush_scheduled:
-                self._log_queued(batch)   # after the write, off the event-to-wire path
+                self._log_queued(batch)  # after the write, off the event-to-wire path
         return True
 
     def _flush_on_loop(self) -> None:
@@ -202,7 +220,7 @@ class HotkeyLink:
         with self._lock:
             self._stopping = True
             for batch in list(self._queue):
-                if batch is not self._in_outbox:   # a half-written one is _break's, with its alert
+                if batch is not self._in_outbox:  # a half-written one is _break's, with its alert
                     self._queue.remove(batch)
                     self._drop(batch, "not sent before shutdown")
             self._wake()
@@ -215,7 +233,7 @@ class HotkeyLink:
     # -- the queue (called with the lock held) -----------------------------------------
 
     def _is_stopping(self) -> bool:
-        return self._stopping   # a method: set by close() on another thread while _serve runs
+        return self._stopping  # a method: set by close() on another thread while _serve runs
 
     def _fresh(self, now: float) -> bool:
         return now - self._last_pong <= self._fresh_for
@@ -238,8 +256,16 @@ class HotkeyLink:
         """
         if not batch.logged:
             batch.logged = True
-            self._record(batch, "queued", commands=list(batch.names), event=batch.event,
-                         symbol=batch.symbol, trade_id=batch.trade_id, url=self.url, exit=batch.exit)
+            self._record(
+                batch,
+                "queued",
+                commands=list(batch.names),
+                event=batch.event,
+                symbol=batch.symbol,
+                trade_id=batch.trade_id,
+                url=self.url,
+                exit=batch.exit,
+            )
 
     def _pump(self, now: float) -> None:
         """Send whatever is due, in order. Never blocks."""
@@ -249,12 +275,15 @@ class HotkeyLink:
             batch = queue[0]
             if batch.expired(now):
                 queue.popleft()
-                self._drop(batch, f"not sent within {batch.ttl:g} s of its event ("
-                                  f"{'the server has not answered a ping' if batch.sent == 0 else 'late'})")
+                self._drop(
+                    batch,
+                    f"not sent within {batch.ttl:g} s of its event ("
+                    f"{'the server has not answered a ping' if batch.sent == 0 else 'late'})",
+                )
                 continue
             if batch.sent == 0:
                 if not self._fresh(now):
-                    self._want_ping = True   # prove the connection reads before starting
+                    self._want_ping = True  # prove the connection reads before starting
                     return
                 batch.connection = self._connection
             elif now < batch.next_due:
@@ -291,44 +320,78 @@ class HotkeyLink:
         """A batch will not (all) go out: say so, and how loudly depends on what it was."""
         unsent = batch.unsent
         about = batch.about()
-        self._log_queued(batch)   # a dropped exit is told again at the next start
+        self._log_queued(batch)  # a dropped exit is told again at the next start
         self._record(batch, "dropped", unsent=list(unsent), why=why)
-        already = f"; {_names(batch.names[:batch.sent])} already sent" if batch.sent else ""
-        self.notes.log(logging.ERROR, "[Hotkey] Failed to send %s (%s): %s%s%s", _names(unsent), about,
-                       why, already, self.label)
+        already = f"; {_names(batch.names[: batch.sent])} already sent" if batch.sent else ""
+        self.notes.log(
+            logging.ERROR,
+            "[Hotkey] Failed to send %s (%s): %s%s%s",
+            _names(unsent),
+            about,
+            why,
+            already,
+            self.label,
+        )
         if batch.exit:
-            self.notes.tell("exit_dropped", f"{about}: {_names(unsent)} NOT sent to the hotkey server"
-                            f" ({why}): close the position by hand", batch.symbol or None,
-                            trade_id=batch.trade_id, unsent=list(unsent), url=self.url)
+            self.notes.tell(
+                "exit_dropped",
+                f"{about}: {_names(unsent)} NOT sent to the hotkey server"
+                f" ({why}): close the position by hand",
+                batch.symbol or None,
+                trade_id=batch.trade_id,
+                unsent=list(unsent),
+                url=self.url,
+            )
         elif batch.sent:
             self._tell_cut(batch, why)
         elif batch.trade_id:
-            self.notes.tell("hotkey_ws_dropped", f"{about}: {_names(unsent)} not sent to the hotkey"
-                            f" server ({why}): check your broker", batch.symbol or None,
-                            trade_id=batch.trade_id, unsent=list(unsent), url=self.url)
+            self.notes.tell(
+                "hotkey_ws_dropped",
+                f"{about}: {_names(unsent)} not sent to the hotkey server ({why}): check your broker",
+                batch.symbol or None,
+                trade_id=batch.trade_id,
+                unsent=list(unsent),
+                url=self.url,
+            )
         batch.finish(False)
         if self._flushing and not self._queue:
             self._idle.notify_all()
 
     def _tell_cut(self, batch: Batch, why: str) -> None:
         if batch.exit:
-            self.notes.tell("exit_dropped", f"{batch.about()}: exit cut short ({why}): sent"
-                            f" {_names(batch.names[:batch.sent]) or 'nothing'}, NOT sent"
-                            f" {_names(batch.unsent)}: close the position by hand", batch.symbol or None,
-                            trade_id=batch.trade_id, sent=list(batch.names[:batch.sent]),
-                            unsent=list(batch.unsent), url=self.url)
+            self.notes.tell(
+                "exit_dropped",
+                f"{batch.about()}: exit cut short ({why}): sent"
+                f" {_names(batch.names[: batch.sent]) or 'nothing'}, NOT sent"
+                f" {_names(batch.unsent)}: close the position by hand",
+                batch.symbol or None,
+                trade_id=batch.trade_id,
+                sent=list(batch.names[: batch.sent]),
+                unsent=list(batch.unsent),
+                url=self.url,
+            )
             return
-        self.notes.tell("sequence_cut", f"{batch.about()}: sequence cut ({why}): sent"
-                        f" {_names(batch.names[:batch.sent]) or 'nothing'}, NOT sent"
-                        f" {_names(batch.unsent)}; check your broker", batch.symbol or None,
-                        trade_id=batch.trade_id, sent=list(batch.names[:batch.sent]),
-                        unsent=list(batch.unsent), url=self.url)
+        self.notes.tell(
+            "sequence_cut",
+            f"{batch.about()}: sequence cut ({why}): sent"
+            f" {_names(batch.names[: batch.sent]) or 'nothing'}, NOT sent"
+            f" {_names(batch.unsent)}; check your broker",
+            batch.symbol or None,
+            trade_id=batch.trade_id,
+            sent=list(batch.names[: batch.sent]),
+            unsent=list(batch.unsent),
+            url=self.url,
+        )
 
     def _tell_pending(self, batch: Batch, why: str) -> None:
         batch.pending_told = True
-        self.notes.tell("exit_pending", f"{batch.about()}: exit pending: {_names(batch.names)} waits"
-                        f" up to {batch.ttl:g} s because {why}", batch.symbol or None,
-                        trade_id=batch.trade_id, url=self.url)
+        self.notes.tell(
+            "exit_pending",
+            f"{batch.about()}: exit pending: {_names(batch.names)} waits up to {batch.ttl:g} s because {why}",
+            batch.symbol or None,
+            trade_id=batch.trade_id,
+            url=self.url,
+        )
 
     def _tell_waiting_exits(self, now: float) -> None:
         """An exit that has waited longer than it should (behind other sequences, or for a link
@@ -336,8 +399,12 @@ class HotkeyLink:
         for batch in self._queue:
             waited = now - batch.fired_at
             if batch.exit and not batch.pending_told and batch.sent == 0 and waited > PENDING_AFTER:
-                self._tell_pending(batch, "the hotkey server has not taken it yet"
-                                   if self._wire is not None else "the hotkey server is down")
+                self._tell_pending(
+                    batch,
+                    "the hotkey server has not taken it yet"
+                    if self._wire is not None
+                    else "the hotkey server is down",
+                )
 
     def _answered(self, answers: list[str]) -> None:
         """The JSON format's answers: a command the server did not press is told to a person."""
@@ -354,16 +421,37 @@ class HotkeyLink:
             trade_id = str(answer.get("trade_id", ""))
             what = f"{symbol or ''} {event} of trade {trade_id}".strip() if trade_id else event
             reason = f" ({answer['reason']})" if answer.get("reason") else ""
-            self.notes.log(logging.ERROR, "[Hotkey] The server did not press '%s' (%s): %s%s%s", command,
-                           what, status, reason, self.label)
+            self.notes.log(
+                logging.ERROR,
+                "[Hotkey] The server did not press '%s' (%s): %s%s%s",
+                command,
+                what,
+                status,
+                reason,
+                self.label,
+            )
             if event in EXIT_EVENTS:
-                self.notes.tell("exit_dropped", f"{what}: the hotkey server did not press '{command}'"
-                                f" ({status}{reason}): close the position by hand", symbol,
-                                trade_id=trade_id, command=command, status=status, url=self.url)
+                self.notes.tell(
+                    "exit_dropped",
+                    f"{what}: the hotkey server did not press '{command}'"
+                    f" ({status}{reason}): close the position by hand",
+                    symbol,
+                    trade_id=trade_id,
+                    command=command,
+                    status=status,
+                    url=self.url,
+                )
             else:
-                self.notes.tell("hotkey_ws_not_pressed", f"{what}: the hotkey server did not press"
-                                f" '{command}' ({status}{reason}): check your broker", symbol,
-                                trade_id=trade_id, command=command, status=status, url=self.url)
+                self.notes.tell(
+                    "hotkey_ws_not_pressed",
+                    f"{what}: the hotkey server did not press"
+                    f" '{command}' ({status}{reason}): check your broker",
+                    symbol,
+                    trade_id=trade_id,
+                    command=command,
+                    status=status,
+                    url=self.url,
+                )
 
     def _break(self, reason: str) -> None:
         """The connection is unusable: cut the sequence it carried; the I/O thread reconnects."""
@@ -379,10 +467,16 @@ class HotkeyLink:
                 queue.popleft()
             name = owner.names[owner.sent]
             self._record(owner, "cut", command=name, why=reason)
-            self.notes.log(logging.ERROR, "[Hotkey] Failed to send %s (%s): %s; it may have partly"
-                           " reached the server and is not sent again%s", _names((name,)),
-                           owner.about(), reason, self.label)
-            owner.sent += 1   # counts as possibly sent: the rest is what was certainly not
+            self.notes.log(
+                logging.ERROR,
+                "[Hotkey] Failed to send %s (%s): %s; it may have partly"
+                " reached the server and is not sent again%s",
+                _names((name,)),
+                owner.about(),
+                reason,
+                self.label,
+            )
+            owner.sent += 1  # counts as possibly sent: the rest is what was certainly not
             self._tell_cut(owner, reason)
             owner.finish(False)
         elif head is not None and head.sent:
@@ -402,8 +496,12 @@ class HotkeyLink:
         failures = 0
         while not self._stopping:
             try:
-                wire = Wire.connect(self.uri, token=self.settings.token, ssl_context=self.ssl_context,
-                                    open_timeout=self.settings.open_timeout)
+                wire = Wire.connect(
+                    self.uri,
+                    token=self.settings.token,
+                    ssl_context=self.ssl_context,
+                    open_timeout=self.settings.open_timeout,
+                )
             except Exception as exc:
                 fatal = process_exception(exc)
                 failures += 1
@@ -413,10 +511,13 @@ class HotkeyLink:
                 delay = next(delays)
                 # The first failure and then one in twenty, so a long outage is visible, not noisy.
                 if failures == 1 or failures % 20 == 0:
-                    log.warning("[Hotkey] Cannot connect to %s: %s%s; retrying every %.1f s at most",
-                                self.url, _describe(exc),
-                                " (will keep trying; check the server's settings)" if fatal else "",
-                                self.settings.reconnect_max_delay)
+                    log.warning(
+                        "[Hotkey] Cannot connect to %s: %s%s; retrying every %.1f s at most",
+                        self.url,
+                        _describe(exc),
+                        " (will keep trying; check the server's settings)" if fatal else "",
+                        self.settings.reconnect_max_delay,
+                    )
                 self._idle_wait(delay)
                 continue
             if failures:
@@ -464,13 +565,13 @@ class HotkeyLink:
     def _serve(self, wire: Wire) -> None:
         settings = self.settings
         with self._lock:
-            if self._stopping:   # connected just as the link was closed
+            if self._stopping:  # connected just as the link was closed
                 wire.sock.close()
                 return
             self._connection += 1
             self._wire = wire
             self._broken_reason = None
-            self._last_pong = time.monotonic()   # the handshake was just answered: it reads
+            self._last_pong = time.monotonic()  # the handshake was just answered: it reads
             self.down_since = None
             self._pump(time.monotonic())
         next_ping = time.monotonic() + settings.ping_interval
@@ -553,8 +654,13 @@ class HotkeyLink:
             else:
                 wire.abort()
                 log.warning("[Hotkey] Connection to %s lost: %s; reconnecting", self.url, reason)
-                self.notes.tell("link_down", f"hotkey server {self.url} lost: {reason}; commands wait"
-                                " up to their TTL for it to come back", None, url=self.url)
+                self.notes.tell(
+                    "link_down",
+                    f"hotkey server {self.url} lost: {reason}; commands wait"
+                    " up to their TTL for it to come back",
+                    None,
+                    url=self.url,
+                )
             self.notes.emit()
 
 

@@ -22,7 +22,8 @@ AlertSink = Callable[..., Any]
 class Notes:
     def __init__(self, alert: AlertSink | None = None) -> None:
         self._items: collections.deque[tuple[int, str, tuple[Any, ...], dict[str, Any] | None]] = (
-            collections.deque())
+            collections.deque()
+        )
         self.alert = alert
 
     def log(self, level: int, message: str, *args: Any) -> None:

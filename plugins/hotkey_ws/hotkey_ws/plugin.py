@@ -42,8 +42,9 @@ class HotkeyPlugin:
     with its own dry-run server).
     """
 
-    def __init__(self, config: HotkeyConfig | None = None, *, send_in_replay: bool = False,
-                 record: bool = False) -> None:
+    def __init__(
+        self, config: HotkeyConfig | None = None, *, send_in_replay: bool = False, record: bool = False
+    ) -> None:
         self._fixed_config = config
         self._send_in_replay = send_in_replay
         self._record = record
@@ -57,24 +58,32 @@ class HotkeyPlugin:
         self.config = config
         where = ", ".join(config.urls)
         if bot.mode != "live" and not (config.replay or self._send_in_replay):
-            log.info("[Hotkey] %s mode: no hotkey commands are sent (a recorded session must not"
-                     " press buttons on a live account; set [hotkey_ws] replay = true or"
-                     " MOMOBOT_HOTKEY_REPLAY=1 to send them)", bot.mode)
+            log.info(
+                "[Hotkey] %s mode: no hotkey commands are sent (a recorded session must not"
+                " press buttons on a live account; set [hotkey_ws] replay = true or"
+                " MOMOBOT_HOTKEY_REPLAY=1 to send them)",
+                bot.mode,
+            )
             return
         if bot.mode != "live" and not self._send_in_replay:
             log.warning("[Hotkey] %s mode with replay = true: commands ARE sent to %s", bot.mode, where)
         else:
             log.info("[Hotkey] sending hotkey commands to %s", where)
-        self.client = HotkeyClient(config, record=self._record, alert=bot.alert,
-                                   wire_log=bot.wire_log("hotkey_ws"))
+        self.client = HotkeyClient(
+            config, record=self._record, alert=bot.alert, wire_log=bot.wire_log("hotkey_ws")
+        )
         if self.client.history is not None:
             self.history = self.client.history
         self.client.start()
         # Start-up (not the trading path) may wait a moment, so the first trade finds the link up
         # and a server that is not there is reported before trading starts.
         if not self.client.wait_connected(min(config.open_timeout, STARTUP_WAIT)):
-            log.warning("[Hotkey] %s not reachable yet: commands wait up to %g s for it, then are"
-                        " dropped and logged (check it with: momobot hotkey check)", where, config.ttl)
+            log.warning(
+                "[Hotkey] %s not reachable yet: commands wait up to %g s for it, then are"
+                " dropped and logged (check it with: momobot hotkey check)",
+                where,
+                config.ttl,
+            )
 
     def status(self) -> list[dict[str, Any]]:
         """Each hotkey server's link (``GET /ping``): state, queue, last ping round trip."""
@@ -85,8 +94,14 @@ class HotkeyPlugin:
     def on_order_submitted(self, order: Order, trade: Trade) -> None:
         client = self.client
         if client is not None and order.intent == "entry":
-            client.send_event("entry", symbol=trade.symbol, qty=trade.qty, remaining=trade.remaining,
-                              trade_id=trade.id, ts=order.ts)
+            client.send_event(
+                "entry",
+                symbol=trade.symbol,
+                qty=trade.qty,
+                remaining=trade.remaining,
+                trade_id=trade.id,
+                ts=order.ts,
+            )
 
     @hookimpl
     def on_target_hit(self, trade: Trade, target: Target, quote: Quote) -> None:
@@ -99,16 +114,29 @@ class HotkeyPlugin:
             names = [n for n in client.config.commands["tp1"] if n != "sell_ask"]
         # ``remaining`` is what is held after the event, for every event alike.
         after = trade.remaining - trade.qty // 2 if target == "tp1" else 0
-        client.send_event(target.value, symbol=trade.symbol, qty=trade.qty,
-                          remaining=after, trade_id=trade.id, ts=quote.ts, names=names)
+        client.send_event(
+            target.value,
+            symbol=trade.symbol,
+            qty=trade.qty,
+            remaining=after,
+            trade_id=trade.id,
+            ts=quote.ts,
+            names=names,
+        )
 
     @hookimpl
     def on_position_closed(self, trade: Trade, reason: str, price: float) -> None:
         client = self.client
         if client is not None and reason == "manual":
             assert trade.closed_at is not None
-            client.send_event("manual", symbol=trade.symbol, qty=trade.qty, remaining=trade.remaining,
-                              trade_id=trade.id, ts=trade.closed_at)
+            client.send_event(
+                "manual",
+                symbol=trade.symbol,
+                qty=trade.qty,
+                remaining=trade.remaining,
+                trade_id=trade.id,
+                ts=trade.closed_at,
+            )
 
     @hookimpl
     def on_shutdown(self, bot: Engine) -> None:

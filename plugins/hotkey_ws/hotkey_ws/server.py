@@ -50,7 +50,6 @@ class Received:
     peer: str
 
 
-
 def load_keymap(path: str | Path) -> dict[str, str]:
     """``command = "chord"`` pairs from a TOML file (top level or a ``[keys]`` table)."""
     file = Path(path)
@@ -62,11 +61,12 @@ def load_keymap(path: str | Path) -> dict[str, str]:
         raise ConfigError(f"keymap {file}: cannot read it: {exc}") from None
     table = data.get("keys", data)
     if not isinstance(table, dict) or not table:
-        raise ConfigError(f"keymap {file}: expected command = \"chord\" lines")
+        raise ConfigError(f'keymap {file}: expected command = "chord" lines')
     for command, chord in table.items():
         if not isinstance(chord, str) or not chord.strip():
-            raise ConfigError(f"keymap {file}: {command} = {chord!r}: a chord is a string such as"
-                              " \"ctrl+shift+b\"")
+            raise ConfigError(
+                f'keymap {file}: {command} = {chord!r}: a chord is a string such as "ctrl+shift+b"'
+            )
     return dict(table)
 
 
@@ -77,9 +77,11 @@ class KeyPresser:
         try:
             from pynput import keyboard  # type: ignore[import-not-found, import-untyped, unused-ignore]
         except Exception as exc:  # ImportError, or no display to attach to
-            raise ConfigError("pressing keys needs pynput and a desktop session: from a MomoBot"
-                              " checkout run  python -m pip install './plugins/hotkey_ws[keys]'  (see"
-                              f" docs/hotkey_ws.md) ({type(exc).__name__}: {exc})") from None
+            raise ConfigError(
+                "pressing keys needs pynput and a desktop session: from a MomoBot"
+                " checkout run  python -m pip install './plugins/hotkey_ws[keys]'  (see"
+                f" docs/hotkey_ws.md) ({type(exc).__name__}: {exc})"
+            ) from None
         self._keyboard = keyboard
         self._controller = keyboard.Controller()
         self._chords = {command: self._parse(command, chord) for command, chord in keymap.items()}
@@ -115,12 +117,21 @@ class KeyPresser:
 class HotkeyServer:
     """Serve hotkey commands on ``host:port`` (port 0 picks a free one)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8765, *, token: str | None = None,
-                 commands: Iterable[str] = KNOWN_COMMANDS, presser: KeyPresser | None = None,
-                 echo: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        *,
+        token: str | None = None,
+        commands: Iterable[str] = KNOWN_COMMANDS,
+        presser: KeyPresser | None = None,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
         if not is_loopback(host) and not token:
-            raise ConfigError(f"refusing to serve hotkeys on {host} without a token: anyone on the"
-                              " network could press your keys (set --token or MOMOBOT_HOTKEY_TOKEN)")
+            raise ConfigError(
+                f"refusing to serve hotkeys on {host} without a token: anyone on the"
+                " network could press your keys (set --token or MOMOBOT_HOTKEY_TOKEN)"
+            )
         self.host = host
         self.port = port
         self.token = token
@@ -160,23 +171,32 @@ class HotkeyServer:
                 self.stale.append(command)
                 self._say(f"DROPPED stale command {command!r} ({reason}): not pressed")
             if data is not None:
-                with contextlib.suppress(Exception):   # the client may be gone already
-                    await connection.send(json.dumps({
-                        "status": status, "command": command, "reason": reason,
-                        **{k: data[k] for k in ("event", "symbol", "trade_id") if k in data}}))
+                with contextlib.suppress(Exception):  # the client may be gone already
+                    await connection.send(
+                        json.dumps(
+                            {
+                                "status": status,
+                                "command": command,
+                                "reason": reason,
+                                **{k: data[k] for k in ("event", "symbol", "trade_id") if k in data},
+                            }
+                        )
+                    )
             if status != "accepted":
                 continue
             wall = datetime.now(UTC)
             self.received.append(Received(command, at, wall, peer))
             symbol = data.get("symbol") if data is not None else None
-            self._say(f"{wall.isoformat(timespec='microseconds')}  {command}"
-                      f"{f'  {symbol}' if symbol else ''}")
+            self._say(
+                f"{wall.isoformat(timespec='microseconds')}  {command}{f'  {symbol}' if symbol else ''}"
+            )
             if self.presser is not None:
                 if isinstance(symbol, str) and SYMBOL.fullmatch(symbol):
                     await asyncio.to_thread(self.presser.load_symbol, symbol)
                 elif symbol is not None:
-                    self._say(f"NOT loading symbol {symbol!r}: not a ticker; {command} acts on the"
-                              " active montage")
+                    self._say(
+                        f"NOT loading symbol {symbol!r}: not a ticker; {command} acts on the active montage"
+                    )
                 await asyncio.to_thread(self.presser.press, command)
         self._say(f"client {peer} disconnected")
 
@@ -184,10 +204,19 @@ class HotkeyServer:
         if self.echo is not None:
             self.echo(line)
 
-    async def run(self, started: Callable[[int], None] | None = None,
-                  stop: asyncio.Event | None = None) -> None:
-        async with serve(self._handle, self.host, self.port, origins=[None], compression=None,
-                         process_request=self._check_request, ping_interval=5, ping_timeout=5) as server:
+    async def run(
+        self, started: Callable[[int], None] | None = None, stop: asyncio.Event | None = None
+    ) -> None:
+        async with serve(
+            self._handle,
+            self.host,
+            self.port,
+            origins=[None],
+            compression=None,
+            process_request=self._check_request,
+            ping_interval=5,
+            ping_timeout=5,
+        ) as server:
             self.port = server.sockets[0].getsockname()[1] if server.sockets else self.port
             if started is not None:
                 started(self.port)

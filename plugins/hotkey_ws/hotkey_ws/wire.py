@@ -34,13 +34,14 @@ class Wire:
     def __init__(self, sock: socket.socket, protocol: ClientProtocol) -> None:
         self.sock = sock
         self.protocol = protocol
-        self.outbox = b""           # bytes already framed, not yet taken by the kernel
-        self.answers: list[str] = []   # text frames from the server (the JSON format's answers)
+        self.outbox = b""  # bytes already framed, not yet taken by the kernel
+        self.answers: list[str] = []  # text frames from the server (the JSON format's answers)
         self._ping_payload = b""
 
     @classmethod
-    def connect(cls, uri: WebSocketURI, *, token: str | None, ssl_context: ssl.SSLContext | None,
-                open_timeout: float) -> Wire:
+    def connect(
+        cls, uri: WebSocketURI, *, token: str | None, ssl_context: ssl.SSLContext | None, open_timeout: float
+    ) -> Wire:
         """TCP (and TLS), then the WebSocket handshake; blocking, bounded by ``open_timeout``."""
         deadline = time.monotonic() + open_timeout
         assert uri.port is not None
@@ -84,13 +85,13 @@ class Wire:
         """Frame one command and write what the kernel takes now. True if all of it left."""
         self.protocol.send_text(payload.encode())
         data = b"".join(self.protocol.data_to_send())
-        self.outbox = data[self._send_some(data):]
+        self.outbox = data[self._send_some(data) :]
         return not self.outbox
 
     def flush(self) -> bool:
         """Write more of the outbox. True once it is empty."""
         if self.outbox:
-            self.outbox = self.outbox[self._send_some(self.outbox):]
+            self.outbox = self.outbox[self._send_some(self.outbox) :]
         return not self.outbox
 
     def send_ping(self) -> None:
@@ -105,7 +106,7 @@ class Wire:
             if self.outbox:
                 self.outbox += data
             else:
-                self.outbox = data[self._send_some(data):]
+                self.outbox = data[self._send_some(data) :]
 
     def _send_some(self, data: bytes) -> int:
         try:

@@ -30,8 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("momobot.voice")
 
-REASONS = {"tp1": "take profit one", "tp2": "take profit two", "stop": "stop loss",
-           "manual": "manual close"}
+REASONS = {"tp1": "take profit one", "tp2": "take profit two", "stop": "stop loss", "manual": "manual close"}
 SHUTDOWN_SECONDS = 5.0
 
 
@@ -44,7 +43,7 @@ def entry_sentence(symbol: str, price: float) -> str:
 
 
 def exit_sentence(symbol: str, price: float, reason: str) -> str:
-    if reason == "tp1":   # a partial exit: the trade goes on
+    if reason == "tp1":  # a partial exit: the trade goes on
         return f"Take profit one for {symbol} at {spoken_price(price)}: half sold, stop to break even"
     return f"Trade closed for {symbol} at {spoken_price(price)} due to {REASONS[reason]}"
 
@@ -74,11 +73,15 @@ class VoicePlugin:
         executable = find_engine(command)
         if executable is None:
             wanted = command or "espeak-ng, espeak or say"
-            log.warning("[Voice] no speech engine found (%s): trade events are not spoken;"
-                        " install espeak-ng or set [voice] command", wanted)
+            log.warning(
+                "[Voice] no speech engine found (%s): trade events are not spoken;"
+                " install espeak-ng or set [voice] command",
+                wanted,
+            )
             return
-        self.speaker = Speaker(executable, output_dir=output_dir, rate=rate, voice=voice,
-                               queue_size=queue_size)
+        self.speaker = Speaker(
+            executable, output_dir=output_dir, rate=rate, voice=voice, queue_size=queue_size
+        )
 
     @hookimpl
     def on_order_submitted(self, order: Order, trade: Trade) -> None:

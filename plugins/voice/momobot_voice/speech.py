@@ -37,8 +37,15 @@ def find_engine(command: str | None) -> str | None:
 class Speaker:
     """Speaks phrases in order on a background thread; never blocks the caller."""
 
-    def __init__(self, executable: str, *, output_dir: Path | None = None, rate: int | None = None,
-                 voice: str | None = None, queue_size: int = 32) -> None:
+    def __init__(
+        self,
+        executable: str,
+        *,
+        output_dir: Path | None = None,
+        rate: int | None = None,
+        voice: str | None = None,
+        queue_size: int = 32,
+    ) -> None:
         self.executable = executable
         self.output_dir = output_dir
         self.rate = rate
@@ -56,8 +63,11 @@ class Speaker:
         except queue.Full:
             if not self._full_once:
                 self._full_once = True
-                log.warning("[Voice] speech is falling behind: phrases are skipped until it"
-                            " catches up (first skipped: %r)", text)
+                log.warning(
+                    "[Voice] speech is falling behind: phrases are skipped until it"
+                    " catches up (first skipped: %r)",
+                    text,
+                )
 
     def close(self, timeout: float) -> None:
         """Say what is queued, for at most ``timeout`` seconds in all, then stop."""
@@ -65,7 +75,7 @@ class Speaker:
         try:
             self._queue.put(_STOP, timeout=timeout)
         except queue.Full:
-            return   # the worker is a daemon thread: it ends with the process
+            return  # the worker is a daemon thread: it ends with the process
         self._thread.join(max(deadline - time.monotonic(), 0))
 
     def _argv(self, text: str) -> list[str]:
@@ -90,14 +100,26 @@ class Speaker:
                 return
             assert isinstance(text, str)
             try:
-                subprocess.run(self._argv(text), check=True, timeout=30, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                subprocess.run(
+                    self._argv(text),
+                    check=True,
+                    timeout=30,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
             except (OSError, subprocess.SubprocessError) as exc:
                 if not self._failed_once:
                     self._failed_once = True
-                    detail = exc.stderr.decode(errors="replace").strip() if isinstance(
-                        exc, subprocess.CalledProcessError) and exc.stderr else str(exc)
-                    log.warning("[Voice] the speech engine failed (%s); trading goes on, and"
-                                " further failures are not reported", detail)
+                    detail = (
+                        exc.stderr.decode(errors="replace").strip()
+                        if isinstance(exc, subprocess.CalledProcessError) and exc.stderr
+                        else str(exc)
+                    )
+                    log.warning(
+                        "[Voice] the speech engine failed (%s); trading goes on, and"
+                        " further failures are not reported",
+                        detail,
+                    )
                 continue
             log.info("[Voice] %s", text)

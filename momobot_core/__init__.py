@@ -22,7 +22,7 @@ from momobot_core.models import (  # noqa: E402
     Trade,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CloseReason",

@@ -23,13 +23,13 @@ import attrs
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from momobot_core import __version__
 from momobot_core.engine import MAX_PRICE, MAX_QTY, Engine, TradeRefused
 from momobot_core.journal import Journal
-from momobot_core.models import Quote, Trade
+from momobot_core.models import Leg, Quote, Trade
 from momobot_core.report import tradervue_csv
 from momobot_core.web.guard import RequestGuard
 
@@ -64,27 +64,20 @@ class QuoteBody(BaseModel):
     ts: datetime | None = Field(default=None, description="Event time; default: now (UTC).")
 
 
-class TradeOut(BaseModel):
-    id: str
-    symbol: str
-    qty: int
-    remaining: int
-    entry_price: float
-    tp1: float
-    tp2: float
-    stop: float
-    tp1_hit: bool
-    unconfirmed: bool = Field(
-        default=False,
-        description="Restored after a crash: nothing is sent"
-        " for it until a person confirms or closes it (POST /confirm).",
-    )
-    opened_at: datetime
-    closed_at: datetime | None = None
-    close_reason: str | None = None
+def response_model(cls: type, name: str) -> type[BaseModel]:
+    """The JSON shape of a domain value, read off its attrs fields: one definition, not two."""
+    attrs.resolve_types(cls)
+    fields: dict[str, Any] = {
+        f.name: (f.type, ... if f.default is attrs.NOTHING else f.default) for f in attrs.fields(cls)
+    }
+    return create_model(name, __doc__=cls.__doc__, **fields)
 
 
-class PositionOut(TradeOut):
+TradeOut = response_model(Trade, "TradeOut")
+LegOut = response_model(Leg, "LegOut")
+
+
+class PositionOut(TradeOut):  # type: ignore[valid-type, misc]
     bid: float | None = Field(description="Last bid: what the remaining shares would sell at.")
     ask: float | None
     last: float | None
@@ -96,18 +89,6 @@ class QuoteOut(BaseModel):
     accepted: bool
     symbol: str
     ts: datetime
-
-
-class LegOut(BaseModel):
-    trade_id: str
-    symbol: str
-    qty: int
-    entry_price: float
-    exit_price: float
-    pnl: float
-    reason: str
-    opened_at: datetime
-    closed_at: datetime
 
 
 class Problem(BaseModel):
@@ -278,7 +259,11 @@ def build_app(
         engine.on_quote(Quote(body.symbol, ts, body.bid, body.ask, body.last))
         return {"accepted": True, "symbol": body.symbol, "ts": ts}
 
-    @app.get("/trades", response_model=list[LegOut], responses={200: {"content": {"text/csv": {}}}})
+    @app.get(
+        "/trades",
+        response_model=list[LegOut],  # type: ignore[valid-type]
+        responses={200: {"content": {"text/csv": {}}}},
+    )
     async def trades(format: str = "json") -> Any:
         """The journal's closed legs (JSON), or executions in TraderVue CSV (``?format=csv``)."""
         if format not in ("json", "csv"):

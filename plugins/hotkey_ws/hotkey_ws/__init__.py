@@ -9,6 +9,6 @@ from __future__ import annotations
 
 from hotkey_ws.api import send_hotkey, send_hotkey_sequence, trigger_hotkey, trigger_hotkey_sequence
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "send_hotkey", "send_hotkey_sequence", "trigger_hotkey", "trigger_hotkey_sequence"]

@@ -140,6 +140,63 @@ class Original:
         pass
 
 
+class LibrarySync:
+    """websockets' own sync client, one persistent connection, the hook sending inline.
+
+    It blocks the engine while the kernel buffer is full (a server that stops
+    reading), and has no reconnect of its own: shown for its latency only.
+    """
+
+    def __init__(self, url: str) -> None:
+        from websockets.sync.client import connect
+
+        self.ws = connect(url, compression=None, proxy=None)
+
+    @hookimpl
+    def on_order_submitted(self, order: Order, trade: Trade) -> None:
+        self.ws.send("buy_ask")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+class LibraryAsyncThread:
+    """websockets' own reconnect loop (``async for ws in connect(...)``) on a background thread;
+    the hook hands each command over with ``call_soon_threadsafe``."""
+
+    def __init__(self, url: str) -> None:
+        from websockets.asyncio.client import connect
+
+        self.loop = asyncio.new_event_loop()
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+
+        async def run() -> None:
+            async for ws in connect(url, compression=None, proxy=None):
+                self.ready.set()
+                while not self.stop.is_set():
+                    try:
+                        payload = await asyncio.wait_for(self.queue.get(), 0.1)
+                    except TimeoutError:
+                        continue
+                    await ws.send(payload)
+                await ws.close()
+                return
+
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(run(),), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(5)
+
+    @hookimpl
+    def on_order_submitted(self, order: Order, trade: Trade) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, "buy_ask")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
 class Plugin:
     def __init__(self, url: str) -> None:
         self.plugin = HotkeyPlugin(HotkeyConfig(urls=(url,), ttl=5.0, queue_size=10_000))
@@ -281,7 +338,15 @@ SCENARIOS: dict[str, Callable[[Trigger, int, float], Shots]] = {
 }
 
 
-DESIGNS = ("original", "hotkey_ws", "engine, no journal", "engine + journal")
+DESIGNS = (
+    "original",
+    "websockets sync, inline",
+    "websockets reconnect loop, thread",
+    "hotkey_ws",
+    "engine, no journal",
+    "engine + journal",
+)
+LIBRARY = {"websockets sync, inline": LibrarySync, "websockets reconnect loop, thread": LibraryAsyncThread}
 
 
 def measure(
@@ -293,6 +358,10 @@ def measure(
         subject = Original(url)
         hooks.register(subject, name=design)
         trigger = hook_trigger(hooks)
+    elif design in LIBRARY:
+        subject = LIBRARY[design](url)
+        hooks.register(subject, name=design)
+        trigger = hook_trigger(hooks)
     elif design == "hotkey_ws":
         subject = Plugin(url)
         hooks.register(subject.plugin, name=design)
@@ -301,7 +370,7 @@ def measure(
         run_dir = tempfile.mkdtemp(dir=directory) if design == "engine + journal" else None
         subject = EngineEvents(url, warmup + count, run_dir)
         trigger = subject.fire
-    if design != "original":
+    if design not in ("original", *LIBRARY):
         assert subject.plugin.client.wait_connected(5)
     shots = SCENARIOS[scenario](trigger, warmup + count, gap)
     time.sleep(1.0 if design == "original" else 0.2)

@@ -181,37 +181,50 @@ def test_trades_refuses_a_file_that_is_not_a_journal_and_leaves_it_alone(tmp_pat
 
 
 def test_trades_reads_a_journal_in_a_read_only_directory(tmp_path: Path) -> None:
+    import importlib
     import shutil
     import tempfile
 
-    # Root reads anything, so the reader runs as nobody (setpriv), in a directory it cannot write.
+    # Root reads anything, so the reader runs as nobody (setpriv), in a directory it cannot write,
+    # with a readable copy of what `momobot trades` imports (tox keeps its environment private).
     setpriv = shutil.which("setpriv")
     if os.geteuid() != 0 or setpriv is None:
         pytest.skip("needs root and setpriv to read as another user")
-    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
-    probe = subprocess.run(
-        [*as_nobody, "-c", "import momobot_core.cli"], capture_output=True, check=False, timeout=60
-    )
-    if probe.returncode != 0:
-        pytest.skip("this checkout is not readable by another user")
     folder = Path(tempfile.mkdtemp(prefix="momobot-ro-"))
     try:
         folder.chmod(0o755)
-        db = folder / "journal.db"
+        site = folder / "site"
+        for name in ("momobot_core", "pluggy", "attr", "attrs", "click"):
+            module = importlib.import_module(name)
+            assert module.__file__ is not None
+            shutil.copytree(Path(module.__file__).parent, site / name)
+        for path in [site, *site.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        journal_dir = folder / "journals"
+        journal_dir.mkdir()
+        db = journal_dir / "journal.db"
         assert momobot("replay", str(demo_session_path()), "--db", str(db)).returncode == 0
-        folder.chmod(0o555)
+        for path in journal_dir.iterdir():
+            path.chmod(0o444)
+        journal_dir.chmod(0o555)
+        code = (
+            f"import sys; sys.path.insert(0, {str(site)!r}); from momobot_core.cli import main;"
+            f" main(['trades', '--db', {str(db)!r}])"
+        )
         result = subprocess.run(
-            [*as_nobody, "-m", "momobot_core.cli", "trades", "--db", str(db)],
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-I", "-c", code],
             capture_output=True,
             text=True,
             check=False,
             timeout=60,
-            env={k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")},
+            cwd=folder,
         )
         assert result.returncode == 0, result.stderr
         assert len(json.loads(result.stdout)) == 6
     finally:
-        folder.chmod(0o755)
+        for path in folder.rglob("*"):
+            if path.is_dir():
+                path.chmod(0o755)
         shutil.rmtree(folder)
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.metadata
 import json
 import logging
@@ -173,16 +174,21 @@ class LibraryAsyncThread:
         self.stop = threading.Event()
 
         async def run() -> None:
-            async for ws in connect(url, compression=None, proxy=None):
-                self.ready.set()
-                while not self.stop.is_set():
-                    try:
-                        payload = await asyncio.wait_for(self.queue.get(), 0.1)
-                    except TimeoutError:
-                        continue
-                    await ws.send(payload)
-                await ws.close()
-                return
+            links_iter: Any = aiter(connect(url, compression=None, proxy=None))
+            async with contextlib.aclosing(links_iter) as links:
+                async for ws in links:
+                    await serve(ws)
+                    return
+
+        async def serve(ws: Any) -> None:
+            self.ready.set()
+            while not self.stop.is_set():
+                try:
+                    payload = await asyncio.wait_for(self.queue.get(), 0.1)
+                except TimeoutError:
+                    continue
+                await ws.send(payload)
+            await ws.close()
 
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(run(),), daemon=True)
         self.thread.start()

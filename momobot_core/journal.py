@@ -29,20 +29,32 @@ start and clean exit, and sequences a crash cut short are reported then.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from momobot_core.errors import JournalError, JournalWriteError
 from momobot_core.models import CloseReason, Intent, Leg, Order, Side, Trade
+from momobot_core.wirelog import CutSequence, WireLog, cut_sequences
+from momobot_core.writer_lock import release_lock, take_lock
+
+__all__ = [
+    "CutSequence",
+    "Journal",
+    "JournalError",
+    "JournalEvent",
+    "JournalWriteError",
+    "WireLog",
+    "open_journal",
+]
 
 log = logging.getLogger("momobot.journal")
 
@@ -124,14 +136,6 @@ _TRADE_COLUMNS = (
     " tp2_hit, stop_hit, closed_at, close_reason"
 )
 _LEG_COLUMNS = "trade_id, symbol, qty, entry_price, exit_price, pnl, reason, opened_at, closed_at"
-
-
-class JournalError(Exception):
-    """The journal file cannot be opened, is in use by another writer, or is not a MomoBot journal."""
-
-
-class JournalWriteError(JournalError):
-    """One write failed (the file is locked by another program, the disk is full, ...)."""
 
 
 @attrs.frozen
@@ -221,47 +225,6 @@ def _maybe_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-@attrs.frozen
-class CutSequence:
-    """A plugin's command sequence that did not all go out: cut by a crash, or an exit dropped."""
-
-    plugin: str
-    trade_id: str
-    symbol: str
-    event: str
-    sent: tuple[str, ...]
-    unsent: tuple[str, ...]
-    #: An exit the plugin gave up on (its TTL, a shutdown): the position must be closed by hand.
-    dropped_exit: bool = False
-
-
-class WireLog:
-    """Append-only record of what one plugin actually wrote to the outside world.
-
-    ``write`` is one ``write(2)`` of one line to an ``O_APPEND`` file: safe
-    from any thread, survives a killed process, and costs a few microseconds.
-    Records are dicts with at least ``batch`` (the sequence's id) and
-    ``status`` (``queued`` with ``commands``; ``sent`` with ``command``;
-    ``done``, ``dropped`` or ``cut`` when the sequence ended).
-    """
-
-    def __init__(self, fd: int | None, plugin: str) -> None:
-        self._fd = fd
-        self.plugin = plugin
-
-    @property
-    def enabled(self) -> bool:
-        return self._fd is not None
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        fd = self._fd
-        if fd is None:
-            return
-        line = json.dumps({"plugin": self.plugin, **record}, separators=(",", ":")) + "\n"
-        with contextlib.suppress(OSError):  # the wire must never stop for its log
-            os.write(fd, line.encode())
-
-
 class Journal:
     """A MomoBot journal in ``path`` (``":memory:"`` keeps it in memory)."""
 
@@ -282,7 +245,7 @@ class Journal:
         #: Sequences cut short by a crash, found when the wire log was folded in at start.
         self.cut_sequences: list[CutSequence] = []
         if not readonly and not self.in_memory:
-            self._lock_fd = _take_lock(self.path)
+            self._lock_fd = take_lock(self.path)
         try:
             self._db = self._connect(readonly)
         except BaseException:
@@ -366,7 +329,7 @@ class Journal:
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
-            _release_lock(self.path, self._lock_fd)
+            release_lock(self.path, self._lock_fd)
             self._lock_fd = None
 
     def __enter__(self) -> Journal:
@@ -598,7 +561,7 @@ class Journal:
         for _, text in rows:
             with contextlib.suppress(ValueError):
                 records.append(json.loads(text))
-        cuts = _cut_sequences(records)
+        cuts = cut_sequences(records)
         with contextlib.suppress(sqlite3.Error), self._transaction() as db:
             db.execute("UPDATE wire SET reported = 1 WHERE reported = 0 AND seq <= ?", (rows[-1][0],))
         return cuts
@@ -687,88 +650,6 @@ class Journal:
                 "INSERT INTO alerts (kind, message, symbol, ts) VALUES (?, ?, ?, ?)",
                 (kind, message, symbol, ts.isoformat()),
             )
-
-
-#: Journals this process writes (POSIX locks do not stop a second writer in the same process).
-_WRITING: set[str] = set()
-_WRITING_LOCK = threading.Lock()
-
-
-def _take_lock(path: str) -> int:
-    """Lock ``<path>.lock`` for this process's life; JournalError naming the holder otherwise.
-
-    A POSIX record lock (``lockf``), not ``flock``: it belongs to the process,
-    is never shared with a forked child (a plugin's subprocess), and goes with
-    the process however it ends.
-    """
-    key = os.path.realpath(path)  # one lock per file, whatever link or relative path names it
-    lock_path = key + ".lock"
-    with _WRITING_LOCK:
-        if key in _WRITING:
-            # Checked before opening the file: closing any descriptor of a POSIX-locked file
-            # releases this process's lock on it.
-            raise JournalError(
-                f"{path}: this process (PID {os.getpid()}) is already writing this"
-                " journal; only one writer at a time"
-            )
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise JournalError(
-                f"{path}: cannot create the lock file {lock_path}: {exc.strerror or exc}"
-            ) from None
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise JournalError(
-                f"{path}: another MomoBot process (PID {holder}) is writing this"
-                " journal; only one process may write a journal at a time"
-            ) from None
-        _WRITING.add(key)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-def _release_lock(path: str, fd: int) -> None:
-    with _WRITING_LOCK:
-        _WRITING.discard(os.path.realpath(path))
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def _cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
-    batches: dict[str, dict[str, Any]] = {}
-    for record in records:
-        batch = batches.setdefault(str(record["batch"]), {"sent": [], "ended": None})
-        status = record["status"]
-        if status == "queued":
-            batch["queued"] = record
-        elif status == "sent":
-            batch["sent"].append(str(record.get("command")))
-        else:
-            batch["ended"] = status
-    cut = []
-    for batch in batches.values():
-        queued = batch.get("queued")
-        dropped_exit = bool(queued and queued.get("exit")) and batch["ended"] in ("dropped", "cut")
-        if queued is None or (batch["ended"] is not None and not dropped_exit):
-            continue
-        commands = tuple(str(c) for c in queued.get("commands", ()))
-        sent = tuple(batch["sent"])
-        cut.append(
-            CutSequence(
-                plugin=str(queued.get("plugin")),
-                trade_id=str(queued.get("trade_id")),
-                symbol=str(queued.get("symbol")),
-                event=str(queued.get("event")),
-                sent=sent,
-                unsent=commands[len(sent) :],
-                dropped_exit=dropped_exit,
-            )
-        )
-    return cut
 
 
 def _trade_row(trade: Trade) -> tuple[Any, ...]:

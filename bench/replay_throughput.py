@@ -68,7 +68,7 @@ CHILD = r"""
 import resource, sys, time, json
 mode, files = sys.argv[1], sys.argv[2:]
 if mode == "parse":
-    from momobot_core.feed import read_events
+    from momobot_core.sources.recorded import read_events
     t = time.perf_counter()
     n = 0
     for _ in read_events(files[:1]):

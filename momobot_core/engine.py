@@ -36,9 +36,11 @@ from momobot_core.config import Config, CoreSettings
 from momobot_core.journal import JournalEvent, JournalWriteError, WireLog
 from momobot_core.models import (
     Alert,
+    Close,
     CloseReason,
     Intent,
     Leg,
+    Open,
     Order,
     Quote,
     Side,
@@ -63,6 +65,8 @@ MAX_PRICE = 10_000_000.0
 _REJECTS_LOGGED = 10
 #: The day's alerts kept in memory (GET /alerts, the dashboard); the journal keeps them all.
 ALERTS_KEPT = 1000
+#: Events other threads may have waiting for the engine (``Engine.submit``).
+SUBMIT_QUEUE = 100_000
 
 
 class TradeRefused(Exception):
@@ -114,8 +118,9 @@ def _price_ok(value: object) -> bool:
 class Engine:
     """Runs bracket trades against a quote stream and tells plugins about every event.
 
-    Not thread-safe: feed it from one thread (the replay loop, or the API's
-    event loop). :meth:`alert` alone may be called from any thread.
+    Not thread-safe: feed it from one thread (the replay loop, or serve's event
+    loop) with :meth:`apply`. From any other thread, :meth:`submit` an event
+    and raise an :meth:`alert`.
     """
 
     def __init__(
@@ -151,6 +156,10 @@ class Engine:
         self._inbox: collections.deque[Alert] = collections.deque()  # alerts from other threads
         self.loop: asyncio.AbstractEventLoop | None = None  # set by serve: alerts reach it at once
         self._undispatched: list[tuple[str, str, str, str]] = []
+        self._submitted: collections.deque[Quote | Open | Close] = collections.deque()
+        self._submit_lock = threading.Lock()
+        self._drain_scheduled = False
+        self._overflows = 0
         if journal is not None:
             self._undispatched = journal.undispatched()
             unconfirmed = {trade_id for trade_id, _, _, _ in self._undispatched}
@@ -289,6 +298,67 @@ class Engine:
         inbox = self._inbox
         while inbox:
             self._publish(inbox.popleft())
+
+    # -- the one way in -----------------------------------------------------------
+
+    def apply(self, event: Quote | Open | Close) -> Trade | bool:
+        """Apply one event on the engine's thread: the one way trading state changes.
+
+        A Quote returns False when it was rejected as malformed; an Open or a
+        Close returns the trade and raises TradeRefused when refused. Replays
+        move the engine's clock to the event's time; live, it is the wall clock.
+        """
+        if type(event) is Quote:
+            return self.on_quote(event)
+        if self._submitted:
+            self._drain_submitted()
+        if not self.clock.live:
+            self.clock.current = event.ts
+        if type(event) is Open:
+            return self.open_trade(event.symbol, event.qty, event.tp1, event.tp2, event.stop, ts=event.ts)
+        if type(event) is Close:
+            return self.close_trade(event.symbol, ts=event.ts)
+        raise TypeError(f"not an engine event: {event!r}")
+
+    def submit(self, event: Quote | Open | Close) -> bool:
+        """Hand an event to the engine's thread from any other thread; never blocks.
+
+        The queue is bounded: past :data:`SUBMIT_QUEUE` waiting events a new one
+        is refused (False) and a person is told (``queue_overflow``), never
+        dropped in silence.
+        """
+        with self._submit_lock:
+            if len(self._submitted) >= SUBMIT_QUEUE:
+                self._overflows += 1
+                overflows = self._overflows
+            else:
+                self._submitted.append(event)
+                overflows = 0
+                wake = not self._drain_scheduled
+                self._drain_scheduled = True
+        if overflows:
+            if overflows == 1 or not overflows % 1000:
+                self.alert(
+                    "queue_overflow",
+                    f"{overflows} event(s) refused: {SUBMIT_QUEUE} were already"
+                    " waiting for the engine (it is falling behind its sources)",
+                )
+            return False
+        loop = self.loop
+        if wake and loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closing: the next event drains it
+                loop.call_soon_threadsafe(self._drain_submitted)
+        return True
+
+    def _drain_submitted(self) -> None:
+        with self._submit_lock:
+            events, self._submitted = self._submitted, collections.deque()
+            self._drain_scheduled = False
+        for event in events:
+            try:
+                self.apply(event)
+            except TradeRefused as exc:
+                log.warning("refused %s: %s", type(event).__name__.lower(), exc)
 
     # -- quotes ------------------------------------------------------------------
 
@@ -522,6 +592,8 @@ class Engine:
     def tick(self) -> None:
         """Periodic upkeep on the engine's thread (serve calls it): alerts, the side file."""
         self._drain_inbox()
+        if self._submitted:
+            self._drain_submitted()
         if self.journal_pending:
             self.retry_journal()
 

@@ -75,6 +75,26 @@ class Quote:
 
 
 @attrs.frozen
+class Open:
+    """A request to open a bracket trade: an entry buy of ``qty`` at the symbol's ask."""
+
+    symbol: str
+    qty: int
+    tp1: float
+    tp2: float
+    stop: float
+    ts: datetime  # when it was asked for (event time)
+
+
+@attrs.frozen
+class Close:
+    """A request to close a trade by hand: sell what remains at the bid."""
+
+    symbol: str
+    ts: datetime
+
+
+@attrs.frozen
 class Order:
     """An order the engine submitted to the (paper) broker, filled at ``price``."""
 

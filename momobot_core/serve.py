@@ -14,10 +14,10 @@ import attrs
 
 from momobot_core.config import Config, ConfigError, CoreSettings
 from momobot_core.engine import Engine
-from momobot_core.feed import Event, read_events
 from momobot_core.journal import Journal
 from momobot_core.models import Quote
 from momobot_core.session import apply, refuse_older_than_journal
+from momobot_core.sources.recorded import Event, read_events
 
 if TYPE_CHECKING:
     from momobot_core.plugins import Hooks
@@ -94,9 +94,8 @@ async def pace(engine: Engine, events: Sequence[Event], speed: float) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
         if type(event) is Quote:
-            engine.on_quote(event)
+            engine.apply(event)
         else:
-            engine.clock.current = event.ts
             apply(engine, event)  # type: ignore[arg-type]
     log.info("paced replay finished: %d events; the API stays up", len(events))
 

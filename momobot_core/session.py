@@ -17,9 +17,9 @@ import click
 from momobot_core import report
 from momobot_core.config import Config, InputError
 from momobot_core.engine import Counters, Engine, TradeRefused
-from momobot_core.feed import CloseRequest, Event, OpenRequest, check_files, estimate_events, read_events
 from momobot_core.journal import Journal, open_journal
-from momobot_core.models import Leg, Quote, Trade
+from momobot_core.models import Close, Leg, Open, Quote, Trade
+from momobot_core.sources.recorded import Event, check_files, estimate_events, read_events
 
 if TYPE_CHECKING:
     from momobot_core.plugins import Hooks
@@ -35,19 +35,13 @@ class RunStats:
     seconds: float = 0.0
 
 
-def apply(engine: Engine, event: OpenRequest | CloseRequest) -> None:
+def apply(engine: Engine, event: Open | Close) -> None:
     """Carry out a recorded action; a refused one is logged and counted, and the run goes on."""
     try:
-        if type(event) is OpenRequest:
-            engine.open_trade(event.symbol, event.qty, event.tp1, event.tp2, event.stop, ts=event.ts)
-        else:
-            engine.close_trade(event.symbol, ts=event.ts)
+        engine.apply(event)
     except TradeRefused as exc:
         log.warning(
-            "refused %s at %s: %s",
-            "open" if type(event) is OpenRequest else "close",
-            event.ts.isoformat(),
-            exc,
+            "refused %s at %s: %s", "open" if type(event) is Open else "close", event.ts.isoformat(), exc
         )
 
 
@@ -67,7 +61,6 @@ def run_events(
             on_quote(event)
         else:
             actions += 1
-            engine.clock.current = event.ts
             apply(engine, event)  # type: ignore[arg-type]
     stats.events = engine.counters.quotes + engine.counters.rejected_quotes - before + actions
     stats.seconds = time.perf_counter() - start

@@ -38,7 +38,7 @@ from momobot_core import hookimpl
 from momobot_core.config import Config
 from momobot_core.engine import Counters, Engine, TradeRefused
 from momobot_core.journal import Journal
-from momobot_core.models import Leg, Quote, Trade
+from momobot_core.models import Close, Leg, Open, Quote, Trade
 from momobot_core.plugins import Hooks
 
 __all__ = ["HookCall", "PluginError", "Script", "ScriptResult", "run_script"]
@@ -198,19 +198,16 @@ def run_script(
         try:
             engine.start()
             for step in script.steps:
-                engine.clock.current = step.at
                 data = step.data
+                event: Quote | Open | Close
+                if step.kind == "quote":
+                    event = Quote(data["symbol"], step.at, data["bid"], data["ask"], data["last"])
+                elif step.kind == "open":
+                    event = Open(data["symbol"], data["qty"], data["tp1"], data["tp2"], data["stop"], step.at)
+                else:
+                    event = Close(data["symbol"], step.at)
                 try:
-                    if step.kind == "quote":
-                        engine.on_quote(
-                            Quote(data["symbol"], step.at, data["bid"], data["ask"], data["last"])
-                        )
-                    elif step.kind == "open":
-                        engine.open_trade(
-                            data["symbol"], data["qty"], data["tp1"], data["tp2"], data["stop"], ts=step.at
-                        )
-                    else:
-                        engine.close_trade(data["symbol"], ts=step.at)
+                    engine.apply(event)  # the one way in, as every front end uses it
                 except TradeRefused as exc:
                     refused.append(str(exc))
         finally:

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from momobot_core.config import InputError
-from momobot_core.feed import CloseRequest, OpenRequest, parse_ts, read_csv, read_events
-from momobot_core.models import Quote
+from momobot_core.models import Close, Open, Quote
+from momobot_core.sources.recorded import parse_ts, read_csv, read_events
 
 from conftest import write_jsonl
 
@@ -52,8 +52,8 @@ def test_jsonl_events_parse(tmp_path: Path) -> None:
     )
     events = list(read_events([f]))
     assert isinstance(events[0], Quote)
-    assert events[1] == OpenRequest("ABCD", 10, 1.2, 1.3, 1.0, parse_ts(101))
-    assert events[2] == CloseRequest("ABCD", parse_ts(102))
+    assert events[1] == Open("ABCD", 10, 1.2, 1.3, 1.0, parse_ts(101))
+    assert events[2] == Close("ABCD", parse_ts(102))
 
 
 def test_files_merge_in_time_order_ties_by_file_then_line(tmp_path: Path) -> None:

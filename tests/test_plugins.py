@@ -55,12 +55,12 @@ def test_plugins_lists_installed_plugins_with_version_and_hooks(site: Path) -> N
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["good"]["version"] == "1.2.3"
     assert rows["good"]["hooks"] == ["on_position_closed"]
-    assert "momobot_core.eventlog" not in rows
+    assert "momobot_core.default_plugins.eventlog" not in rows
 
 
 def test_plugins_all_adds_the_core_builtins(site: Path) -> None:
     rows = {row["name"]: row for row in json.loads(momobot("plugins", "--all", site=site).stdout)}
-    assert "on_order_submitted" in rows["momobot_core.eventlog"]["hooks"]
+    assert "on_order_submitted" in rows["momobot_core.default_plugins.eventlog"]["hooks"]
 
 
 def test_plugin_that_fails_to_import_is_reported_by_name_and_skipped(site: Path) -> None:

@@ -1,4 +1,4 @@
-"""Reading recorded sessions: CSV quote files and JSONL event files, merged in time order.
+"""The recorded source: CSV quote files and JSONL event files, merged in time order.
 
 CSV files have the header ``ts,symbol,bid,ask,last`` (any column order;
 ``last`` may be absent or empty). JSONL files hold one event per line:
@@ -29,37 +29,15 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from momobot_core.config import InputError
-from momobot_core.models import Quote
+from momobot_core.models import Close, Open, Quote
 
 CSV_COLUMNS = ("ts", "symbol", "bid", "ask", "last")
 CSV_SUFFIXES = {".csv"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 
 
-@attrs.frozen
-class OpenRequest:
-    """A recorded request to open a bracket trade (JSONL ``open``)."""
-
-    symbol: str
-    qty: int
-    tp1: float
-    tp2: float
-    stop: float
-    ts: datetime
-
-
-@attrs.frozen
-class CloseRequest:
-    """A recorded manual close (JSONL ``close``)."""
-
-    symbol: str
-    ts: datetime
-
-
-Event = Quote | OpenRequest | CloseRequest
+Event = Quote | Open | Close
 
 
 #: Times outside these years are refused as input: nothing real happened before 1970, and a
@@ -298,8 +276,8 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
             raise ValueError(f"qty {_short(qty)} is a string: write the number without quotes")
         if isinstance(qty, bool) or not isinstance(qty, int):
             raise ValueError(f"qty {_short(qty)} must be a whole number")
-        return OpenRequest(symbol, qty, _number(data, "tp1"), _number(data, "tp2"), _number(data, "stop"), ts)
-    return CloseRequest(symbol, ts)
+        return Open(symbol, qty, _number(data, "tp1"), _number(data, "tp2"), _number(data, "stop"), ts)
+    return Close(symbol, ts)
 
 
 def _number(data: dict[str, Any], name: str) -> float:

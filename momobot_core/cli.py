@@ -159,6 +159,19 @@ def build_cli(hooks: Hooks) -> click.Group:
         click.echo(json.dumps(rows, indent=2))
 
     @cli.command()
+    @click.pass_context
+    def sources(ctx: click.Context) -> None:
+        """List the live quote sources installed plugins offer (JSON)."""
+        from momobot_core.sources import collect_sources
+
+        found = run_or_fail(lambda: collect_sources(hooks_of(ctx)))
+        click.echo(
+            json.dumps(
+                [{"name": name, "plugin": plugin} for name, (plugin, _) in sorted(found.items())], indent=2
+            )
+        )
+
+    @cli.command()
     @click.option("--db", metavar="PATH", default=DEFAULT_DB, show_default=True, help="SQLite journal file.")
     @click.option(
         "--format",
@@ -202,6 +215,13 @@ def build_cli(hooks: Hooks) -> click.Group:
         "--replay", is_flag=True, help="Pace the recorded FILEs (quotes .csv, events .jsonl) in real time."
     )
     @click.option(
+        "--source",
+        "source_name",
+        default=None,
+        metavar="NAME",
+        help="Stream quotes from a live source (momobot sources lists them; default: [momobot] source).",
+    )
+    @click.option(
         "--speed",
         default=1.0,
         show_default=True,
@@ -217,6 +237,7 @@ def build_cli(hooks: Hooks) -> click.Group:
         db: str | None,
         config_path: str | None,
         replay: bool,
+        source_name: str | None,
         speed: float,
     ) -> None:
         """Run the engine and the HTTP API (token: $MOMOBOT_API_TOKEN).
@@ -246,6 +267,7 @@ def build_cli(hooks: Hooks) -> click.Group:
                 replay=files,
                 speed=speed,
                 settings=settings,
+                source=source_name,
             )
 
         run_or_fail(start)

@@ -24,7 +24,7 @@ import attrs
 log = logging.getLogger("momobot.config")
 
 #: The core's own tables.
-CORE_TABLES = ("momobot", "api")
+CORE_TABLES = ("momobot", "api", "risk")
 #: Tables of this project's plugins: configuring one that is not installed is a warning, not an error.
 PLUGIN_TABLES = ("hotkey_ws", "voice", "alpaca", "massive", "das")
 DEFAULT_TIMEZONE = "America/New_York"
@@ -261,6 +261,12 @@ class CoreSettings:
     min_hold_s: float = 0.0
     #: The exchange's time zone: the trading day, naive timestamps in recordings, human output.
     timezone: str = DEFAULT_TIMEZONE
+    #: The live source ``serve`` runs (``momobot sources`` lists them); None: quotes come by HTTP.
+    source: str | None = None
+    #: Symbols a live source streams from the start (open trades' are added, and POST /watch).
+    watchlist: tuple[str, ...] = ()
+    #: How long POST /trades on a symbol without a quote waits for its first one.
+    quote_wait_s: float = 3.0
 
     @property
     def tz(self) -> tzinfo:
@@ -269,7 +275,7 @@ class CoreSettings:
     @classmethod
     def from_config(cls, config: Config) -> CoreSettings:
         section = config.section("momobot", env_prefix="MOMOBOT_")
-        section.check_known({"min_hold_s", "timezone"})
+        section.check_known({"min_hold_s", "timezone", "source", "watchlist", "quote_wait_s"})
         min_hold_s = section.get_float("min_hold_s", 0.0)
         if min_hold_s > 86400:
             raise ConfigError(
@@ -278,4 +284,14 @@ class CoreSettings:
             )
         timezone = section.get_str("timezone", DEFAULT_TIMEZONE) or DEFAULT_TIMEZONE
         zone(timezone)
-        return cls(min_hold_s=min_hold_s, timezone=timezone)
+        watchlist = tuple(s.upper() for s in section.get_str_list("watchlist", []))
+        quote_wait_s = section.get_float("quote_wait_s", 3.0)
+        if quote_wait_s > 60:
+            raise ConfigError(f"[momobot] quote_wait_s = {quote_wait_s:g}: must be at most 60")
+        return cls(
+            min_hold_s=min_hold_s,
+            timezone=timezone,
+            source=section.get_str("source", None) or None,
+            watchlist=watchlist,
+            quote_wait_s=quote_wait_s,
+        )

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -48,10 +49,12 @@ from momobot_core.models import (
     Trade,
     leg_pnl,
 )
+from momobot_core.risk import RiskSettings
 
 if TYPE_CHECKING:
     from momobot_core.journal import Journal
     from momobot_core.plugins import Hooks
+    from momobot_core.sources import QuoteSource, Watchlist
 
 log = logging.getLogger("momobot.engine")
 alert_log = logging.getLogger("momobot.alert")
@@ -74,12 +77,15 @@ class TradeRefused(Exception):
 
     ``unknown_symbol`` (no quote for it yet), ``already_open``, ``no_position``,
     ``invalid`` (levels or quantity that make no sense), ``journal`` (the
-    journal cannot take an entry now: HTTP 503).
+    journal cannot take an entry now: HTTP 503), ``halted`` (a limit refuses
+    entries now: ``rule`` names it; HTTP 403).
     """
 
-    def __init__(self, message: str, kind: str = "invalid") -> None:
+    def __init__(self, message: str, kind: str = "invalid", rule: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        #: The limit that refused it (``stale_quote_s``, ``trading_halt``, ...), for HTTP 403 bodies.
+        self.rule = rule
 
 
 class Clock:
@@ -155,6 +161,19 @@ class Engine:
         self._owner = threading.get_ident()
         self._inbox: collections.deque[Alert] = collections.deque()  # alerts from other threads
         self.loop: asyncio.AbstractEventLoop | None = None  # set by serve: alerts reach it at once
+        self.risk = RiskSettings.from_config(self.config)
+        #: The live source and its watchlist, when ``serve --source`` runs one.
+        self.source: QuoteSource | None = None
+        self.watchlist: Watchlist | None = None
+        #: Symbols under a trading halt or a limit-up/limit-down pause: entries refused.
+        self.halted_symbols: dict[str, str] = {}
+        self._stale: set[str] = set()  # "source" and symbols whose quotes stopped
+        self._quoted_at: dict[str, float] = {}  # monotonic receipt time, symbols with open trades
+        self._quote_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._started_at = time.monotonic()
+        #: False while the quotes are delayed (a source allowed to run on a delayed feed): plugins
+        #: that send orders or hotkeys must stay quiet.
+        self.sending_allowed = True
         self._undispatched: list[tuple[str, str, str, str]] = []
         self._submitted: collections.deque[Quote | Open | Close] = collections.deque()
         self._submit_lock = threading.Lock()
@@ -374,9 +393,13 @@ class Engine:
                 self.last_quotes[symbol] = quote
                 self.clock.current = quote.ts
                 self.counters.quotes += 1
+                if self._quote_waiters:
+                    self._first_quote(symbol)
                 trade = self.open_trades.get(symbol)
-                if trade is not None and not trade.unconfirmed:
-                    self._check_targets(trade, quote)
+                if trade is not None:
+                    self._quoted_at[symbol] = time.monotonic()
+                    if not trade.unconfirmed:
+                        self._check_targets(trade, quote)
                 return True
         self._reject(quote)
         return False
@@ -464,6 +487,19 @@ class Engine:
         return trade
 
     def _check_open(self, symbol: str, qty: int, tp1: float, tp2: float, stop: float) -> None:
+        if self._stale:
+            what = ", ".join(sorted(self._stale)).replace("source", "the live source")
+            raise TradeRefused(
+                f"{symbol}: entries are halted: no quotes from {what} for over {self.risk.stale_quote_s:g} s",
+                "halted",
+                rule="stale_quote_s",
+            )
+        if symbol in self.halted_symbols:
+            raise TradeRefused(
+                f"{symbol}: trading is halted on this symbol ({self.halted_symbols[symbol]})",
+                "halted",
+                rule="trading_halt",
+            )
         if self.journal_pending and not self.retry_journal():
             raise TradeRefused(
                 f"{symbol}: entries are halted: exits wait in the journal's side file"
@@ -590,10 +626,80 @@ class Engine:
         return True
 
     def tick(self) -> None:
-        """Periodic upkeep on the engine's thread (serve calls it): alerts, the side file."""
+        """Periodic upkeep on the engine's thread (serve calls it): alerts, the side file, stale quotes."""
         self._drain_inbox()
         if self._submitted:
             self._drain_submitted()
+        self._check_stale()
+
+    # -- live quotes -----------------------------------------------------------------
+
+    def _check_stale(self) -> None:
+        """A silent live source, or an open trade's symbol without quotes: alert, and halt entries."""
+        limit = self.risk.stale_quote_s
+        if not limit or not self.clock.live:
+            return
+        now = time.monotonic()
+        stale = set()
+        if self.source is not None:
+            age = self.source.status().last_message_age_s
+            if (now - self._started_at if age is None else age) > limit:
+                stale.add("source")
+        for symbol in self.open_trades:
+            if now - self._quoted_at.get(symbol, self._started_at) > limit:
+                stale.add(symbol)
+        for what in sorted(stale - self._stale):
+            name = "the live source" if what == "source" else what
+            self.alert(
+                "stale_quotes",
+                f"no quotes from {name} for over {limit:g} s: entries are halted until"
+                " quotes flow again (exits still go out)",
+                symbol=None if what == "source" else what,
+            )
+        if self._stale and not stale:
+            self.alert("resumed", "quotes flow again: entries are allowed", what="stale_quotes")
+        self._stale = stale
+
+    @property
+    def stale_quotes(self) -> frozenset[str]:
+        """What is stale now (``"source"`` and symbols): entries are halted while it is not empty."""
+        return frozenset(self._stale)
+
+    def trading_halt(self, symbol: str, halted: bool, reason: str) -> None:
+        """A source saw a trading halt or a limit-up/limit-down pause begin (or end) on ``symbol``."""
+        if halted and symbol not in self.halted_symbols:
+            self.halted_symbols[symbol] = reason
+            self.alert(
+                "trading_halt",
+                f"{symbol}: {reason}: entries on it are refused until it trades again",
+                symbol=symbol,
+            )
+        elif not halted and symbol in self.halted_symbols:
+            del self.halted_symbols[symbol]
+            self.alert("resumed", f"{symbol}: trading again ({reason})", symbol=symbol, what="trading_halt")
+
+    async def wait_for_quote(self, symbol: str, timeout: float) -> bool:
+        """Wait (on the engine's loop) until ``symbol`` has a quote; False after ``timeout`` seconds."""
+        if symbol in self.last_quotes:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._quote_waiters.setdefault(symbol, []).append(future)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters = self._quote_waiters.get(symbol, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._quote_waiters.pop(symbol, None)
+
+    def _first_quote(self, symbol: str) -> None:
+        for future in self._quote_waiters.pop(symbol, ()):
+            if not future.done():
+                future.set_result(None)
         if self.journal_pending:
             self.retry_journal()
 

@@ -22,10 +22,13 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import click
 
     from momobot_core.engine import Engine
     from momobot_core.models import Alert, Order, Quote, Target, Trade
+    from momobot_core.sources import SourceFactory
 
 hookspec = pluggy.HookspecMarker("momobot")
 
@@ -129,4 +132,19 @@ def register_commands(cli: click.Group) -> None:
 
     :param cli: The top-level click group; add subcommands or groups to it
         with ``cli.add_command(...)`` or the ``@cli.command()`` decorator.
+    """
+
+
+@hookspec
+def register_sources(register: Callable[[str, SourceFactory], None]) -> None:
+    """Called at start: offer live quote sources.
+
+    :param register: Call ``register(name, factory)`` for each source;
+        ``factory(bot)`` returns a :class:`momobot_core.sources.QuoteSource`
+        (read and check the plugin's configuration there: raise
+        :class:`momobot_core.ConfigError` for bad values).
+
+    ``momobot sources`` lists what is registered; ``momobot serve --source
+    NAME`` (or ``[momobot] source = "NAME"``) runs one. Two plugins offering
+    the same name is an error.
     """

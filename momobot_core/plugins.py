@@ -153,6 +153,10 @@ class Hooks:
             self._callers[hook_name] = callers
         return callers
 
+    def implementations(self, hook_name: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
+        """``(plugin name, function, argument names)`` of every implementation, in calling order."""
+        return list(self._implementations(hook_name))
+
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Call every implementation of an event hook; one raising never stops the rest.
 

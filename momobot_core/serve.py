@@ -8,7 +8,7 @@ import signal
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -17,6 +17,7 @@ from momobot_core.engine import Engine
 from momobot_core.journal import Journal
 from momobot_core.models import Quote
 from momobot_core.session import apply, refuse_older_than_journal
+from momobot_core.sources import SourceError, Watchlist, collect_sources
 from momobot_core.sources.recorded import Event, read_events
 
 if TYPE_CHECKING:
@@ -142,6 +143,39 @@ async def _upkeep(engine: Engine) -> None:
             log.exception("engine upkeep failed; trying again in %g s", TICK_S)
 
 
+#: How long a live source that failed unexpectedly rests before it is started again.
+SOURCE_RESTART_S = 1.0
+
+
+async def _run_source(engine: Engine, server: Any, fatal: list[BaseException]) -> None:
+    """Run the live source for the server's life: it reconnects by itself; if it still ends, restart it.
+
+    A SourceError (keys refused before the first connection, a delayed feed not
+    allowed) stops the server: exit 2 with its message. Anything else is an
+    alert and a restart: a bot with open positions never exits on its own.
+    """
+    source, watchlist = engine.source, engine.watchlist
+    assert source is not None and watchlist is not None
+    while True:
+        try:
+            await source.run(engine, watchlist)
+            log.warning("source %s stopped by itself; starting it again", source.name)
+        except asyncio.CancelledError:
+            raise
+        except SourceError as exc:
+            fatal.append(exc)
+            server.should_exit = True
+            return
+        except Exception as exc:
+            log.exception("source %s failed", source.name)
+            engine.alert(
+                "stale_quotes",
+                f"the {source.name} source failed ({type(exc).__name__}: {exc});"
+                f" starting it again in {SOURCE_RESTART_S:g} s",
+            )
+        await asyncio.sleep(SOURCE_RESTART_S)
+
+
 def serve(
     *,
     hooks: Hooks | None,
@@ -153,6 +187,7 @@ def serve(
     replay: Sequence[str] = (),
     speed: float = 1.0,
     settings: ApiSettings | None = None,
+    source: str | None = None,
 ) -> None:
     """Run until SIGINT or SIGTERM; then finish requests, shut plugins down, close the journal."""
     import uvicorn
@@ -164,8 +199,15 @@ def serve(
     allowed_hosts = settings.hosts_for(host)
     if speed <= 0:
         raise ConfigError(f"--speed {speed}: must be above 0")
-    tz = CoreSettings.from_config(config).tz
-    events = list(read_events(replay, tz)) if replay else []  # bad input stops here, before serving
+    core = CoreSettings.from_config(config)
+    source_name = source or core.source
+    if source_name and replay:
+        raise ConfigError("--replay and a live source cannot run together: choose one")
+    factories = collect_sources(hooks)
+    if source_name and source_name not in factories:
+        known = ", ".join(sorted(factories)) or "none: install a source plugin such as momobot-alpaca"
+        raise ConfigError(f"source {source_name!r} is not installed (installed sources: {known})")
+    events = list(read_events(replay, core.tz)) if replay else []  # bad input stops here, before serving
     sock = listen(host, port)
     port = sock.getsockname()[1]
     try:
@@ -180,6 +222,9 @@ def serve(
         engine = Engine(config=config, hooks=hooks, journal=journal, mode="replay" if replay else "live")
         try:
             engine.start()  # inside: plugins that did start are shut down if another fails
+            if source_name:
+                engine.source = factories[source_name][1](engine)  # ConfigError: bad settings, exit 2
+                engine.watchlist = Watchlist([*core.watchlist, *engine.open_trades])
             app = build_app(
                 engine,
                 journal,
@@ -193,16 +238,21 @@ def serve(
                 )
             )
 
+            fatal: list[BaseException] = []
+
             async def main() -> None:
                 engine.loop = asyncio.get_running_loop()
                 pacer = asyncio.create_task(pace(engine, events, speed)) if events else None
                 upkeep = asyncio.create_task(_upkeep(engine))
+                feed = asyncio.create_task(_run_source(engine, server, fatal)) if engine.source else None
                 try:
                     await server.serve(sockets=[sock])
                 finally:
-                    upkeep.cancel()
-                    if pacer is not None:
-                        pacer.cancel()
+                    for task in (upkeep, pacer, feed):
+                        if task is not None:
+                            task.cancel()
+                    if feed is not None:
+                        await asyncio.gather(feed, return_exceptions=True)
                     engine.loop = None
 
             log.info(
@@ -222,6 +272,8 @@ def serve(
                 log.info("stopped by signal: requests finished, shutting plugins down")
             finally:
                 signal.signal(signal.SIGTERM, previous)
+            if fatal:
+                raise fatal[0]  # the source could not start (bad keys): exit 2 with its message
         finally:
             engine.shutdown()
     finally:

@@ -55,6 +55,11 @@ class SymbolBody(BaseModel):
     symbol: Symbol
 
 
+class WatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    symbols: list[Symbol] = Field(min_length=1, max_length=200, examples=[["ABCD", "WXYZ"]])
+
+
 class QuoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbol: Symbol
@@ -111,7 +116,15 @@ def _trade_out(trade: Trade) -> dict[str, Any]:
 _STATUS = {"unknown_symbol": 404, "no_position": 404, "already_open": 409, "invalid": 422, "journal": 503}
 
 
+def _source_status(engine: Engine) -> dict[str, Any] | None:
+    if engine.source is None:
+        return None
+    return {"name": engine.source.name, **attrs.asdict(engine.source.status())}
+
+
 def _refused(exc: TradeRefused) -> JSONResponse:
+    if exc.rule is not None:
+        return JSONResponse(status_code=403, content={"error": str(exc), "rule": exc.rule})
     return _problem(_STATUS.get(exc.kind, 409), str(exc))
 
 
@@ -184,7 +197,9 @@ def build_app(
             "open_trades": len(engine.open_trades),
             "unconfirmed": sorted(t.symbol for t in engine.open_trades.values() if t.unconfirmed),
             "journal": "side file in use" if engine.journal_pending else "ok",
-            "halted": engine.journal_pending,
+            "halted": engine.journal_pending or bool(engine.stale_quotes),
+            "source": _source_status(engine),
+            "halted_symbols": dict(engine.halted_symbols),
             "plugins": links,
         }
 
@@ -210,9 +225,31 @@ def build_app(
             rows.append(row)
         return rows
 
+    @app.post("/watch", responses=errors)
+    async def watch(body: WatchBody) -> Any:
+        """Have the live source stream these symbols too."""
+        if engine.watchlist is None:
+            return _problem(409, "no live source is running (momobot serve --source NAME)")
+        added = [symbol for symbol in body.symbols if engine.watchlist.add(symbol)]
+        return {"added": added, "watchlist": list(engine.watchlist)}
+
     @app.post("/trades", status_code=201, response_model=TradeOut, responses=errors)
     async def open_trade(body: OpenTradeBody) -> Any:
-        """Open a bracket trade: an entry buy of qty at the symbol's current ask."""
+        """Open a bracket trade: an entry buy of qty at the symbol's current ask.
+
+        With a live source, a symbol that has no quote yet is added to the
+        watchlist and its first quote awaited (``[momobot] quote_wait_s``).
+        """
+        watchlist = engine.watchlist
+        if watchlist is not None and body.symbol not in engine.last_quotes:
+            watchlist.add(body.symbol)
+            wait = engine.settings.quote_wait_s
+            if not await engine.wait_for_quote(body.symbol, wait):
+                return _problem(
+                    404,
+                    f"{body.symbol}: no quote from the live source within {wait:g} s"
+                    " ([momobot] quote_wait_s): is the symbol right?",
+                )
         try:
             trade = engine.open_trade(body.symbol, body.qty, body.tp1, body.tp2, body.stop)
         except TradeRefused as exc:

@@ -51,6 +51,12 @@ class HotkeyPlugin:
         self.config: HotkeyConfig | None = None
         self.client: HotkeyClient | None = None
         self.history: list[Batch] = []
+        self._bot: Engine | None = None
+
+    def _sending(self) -> HotkeyClient | None:
+        """The client, unless the bot says sending is off now (quotes from a delayed feed)."""
+        bot = self._bot
+        return self.client if bot is None or bot.sending_allowed else None
 
     @hookimpl
     def on_startup(self, bot: Engine) -> None:
@@ -69,6 +75,7 @@ class HotkeyPlugin:
             log.warning("[Hotkey] %s mode with replay = true: commands ARE sent to %s", bot.mode, where)
         else:
             log.info("[Hotkey] sending hotkey commands to %s", where)
+        self._bot = bot
         self.client = HotkeyClient(
             config, record=self._record, alert=bot.alert, wire_log=bot.wire_log("hotkey_ws")
         )
@@ -92,7 +99,7 @@ class HotkeyPlugin:
 
     @hookimpl
     def on_order_submitted(self, order: Order, trade: Trade) -> None:
-        client = self.client
+        client = self._sending()
         if client is not None and order.intent == "entry":
             client.send_event(
                 "entry",
@@ -105,7 +112,7 @@ class HotkeyPlugin:
 
     @hookimpl
     def on_target_hit(self, trade: Trade, target: Target, quote: Quote) -> None:
-        client = self.client
+        client = self._sending()
         if client is None:
             return
         names = None
@@ -126,7 +133,7 @@ class HotkeyPlugin:
 
     @hookimpl
     def on_position_closed(self, trade: Trade, reason: str, price: float) -> None:
-        client = self.client
+        client = self._sending()
         if client is not None and reason == "manual":
             assert trade.closed_at is not None
             client.send_event(

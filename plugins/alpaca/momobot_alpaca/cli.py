@@ -1,0 +1,74 @@
+"""``momobot alpaca fake-server``: play a recording as Alpaca's stream on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from momobot_alpaca.fake import FakeAlpacaServer
+from momobot_core.config import InputError
+from momobot_core.models import Quote
+from momobot_core.sources.recorded import read_events
+
+
+@click.group()
+def alpaca() -> None:
+    """Alpaca's market data stream: a local fake for rehearsing with a recording."""
+
+
+@alpaca.command("fake-server")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback).")
+@click.option(
+    "--port",
+    default=8766,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How many times faster than recorded (0: as fast as it goes).",
+)
+@click.option("--key", default="test-key", show_default=True, help="The key id clients must send.")
+@click.option("--secret", default="test-secret", show_default=True, help="The secret clients must send.")
+def fake_server(files: tuple[str, ...], host: str, port: int, speed: float, key: str, secret: str) -> None:
+    """Serve recorded quotes (.csv, .jsonl) as Alpaca's stream, restamped to now.
+
+    Point the bot at it with [alpaca] url = "ws://127.0.0.1:8766" and the same key and secret
+    (APCA_API_KEY_ID, APCA_API_SECRET_KEY).
+    """
+    try:
+        quotes = [event for event in read_events(files) if type(event) is Quote]
+    except InputError as exc:
+        click.echo(f"momobot: error: {exc}", err=True)
+        sys.exit(2)
+    server = FakeAlpacaServer(
+        quotes,
+        host=host,
+        port=port,
+        key=key,
+        secret=secret,
+        speed=speed,
+        echo=lambda line: click.echo(line, err=True),
+    )
+
+    def started(bound: int) -> None:
+        click.echo(
+            f"fake Alpaca stream on ws://{host}:{bound}: {len(quotes)} quotes of"
+            f" {len({q.symbol for q in quotes})} symbols at {speed:g}x; Ctrl-C stops it",
+            err=True,
+        )
+
+    try:
+        asyncio.run(server.run(started=started))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        click.echo(f"momobot: error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(2)

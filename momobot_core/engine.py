@@ -630,6 +630,8 @@ class Engine:
         self._drain_inbox()
         if self._submitted:
             self._drain_submitted()
+        if self.journal_pending:
+            self.retry_journal()
         self._check_stale()
 
     # -- live quotes -----------------------------------------------------------------

@@ -122,6 +122,51 @@ def test_hook_on_alert_hears_alerts_from_any_thread_on_the_engine_thread() -> No
     assert [a.kind for a in result.engine.alerts] == ["raiser_direct", "raiser_thread"]
 
 
+def test_hook_register_sources_offers_a_source_that_serve_can_run() -> None:
+    from momobot_core.sources import SourceStatus, Watchlist, collect_sources
+
+    class Ticks:
+        name = "ticks"
+
+        def __init__(self, bot: Any) -> None:
+            self.sent = 0
+
+        async def run(self, bot: Any, watchlist: Watchlist) -> None:
+            from datetime import UTC, datetime
+
+            from momobot_core.models import Quote
+
+            for symbol in watchlist:
+                bot.apply(Quote(symbol, datetime.now(UTC), 1.99, 2.00))
+                self.sent += 1
+
+        def status(self) -> SourceStatus:
+            return SourceStatus(
+                connected=True, symbols=1, last_message_age_s=0.0, messages=self.sent, errors=0
+            )
+
+    class Offers:
+        @hookimpl
+        def register_sources(self, register: Any) -> None:
+            register("ticks", Ticks)
+
+    hooks = Hooks()
+    hooks.register(Offers(), name="offers")
+    found = collect_sources(hooks)
+    assert list(found) == ["ticks"] and found["ticks"][0] == "offers"
+    from momobot_core.engine import Engine
+
+    engine = Engine(hooks=hooks, mode="live")
+    source = found["ticks"][1](engine)
+    import asyncio
+
+    asyncio.run(source.run(engine, Watchlist(["abcd"])))
+    assert engine.last_quotes["ABCD"].ask == 2.00 and source.status().messages == 1
+    hooks.register(Offers(), name="again")
+    with pytest.raises(ConfigError, match="source 'ticks' is offered by both"):
+        collect_sources(hooks)
+
+
 def test_hook_register_commands_adds_a_subcommand() -> None:
     class WithCommand:
         @hookimpl

@@ -145,7 +145,7 @@ def test_after_a_first_success_a_refusal_is_an_alert_and_the_source_keeps_trying
         assert await until(lambda: source.connected and fake.server.subscriptions[-1] == ["ABCD", "WXYZ"])
 
     streaming(engine, watchlist, body)
-    assert any(a.kind == "stale_quotes" and "Alpaca said 402 auth failed" in a.message for a in engine.alerts)
+    assert any(a.kind == "stale_quotes" and "402 auth failed" in a.message for a in engine.alerts)
 
 
 def _abort(server: FakeAlpacaServer) -> Callable[[], None]:

@@ -1,0 +1,178 @@
+"""What every WebSocket quote source does the same way: stay connected, say so, follow the watchlist.
+
+A vendor's source subclasses :class:`StreamSource` and writes only its
+protocol: :meth:`~StreamSource.handshake` (banner and authentication),
+:meth:`~StreamSource.subscribe_message` and :meth:`~StreamSource.frame`
+(hand quotes to ``bot.apply``). The base runs on the engine's event loop:
+
+* it reconnects with backoff, forever: a bot with open positions never exits
+  on its own; only keys refused before the first success stop start-up
+  (:class:`~momobot_core.sources.SourceError`, exit 2);
+* a vendor's "go away" (:class:`Refused` with ``wait``) is waited out, never
+  hammered;
+* each kind of failure is an alert once (and every twentieth time), so a
+  long outage is visible and not noisy;
+* it subscribes to the watchlist, and to every symbol it gains later;
+* websockets logs every frame at DEBUG, the authentication message and its
+  secret included: a source's connection logger never goes below INFO.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import backoff
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from momobot_core.sources import SourceError, SourceStatus, Watchlist
+
+if TYPE_CHECKING:
+    from momobot_core.engine import Engine
+
+
+class Refused(Exception):
+    """The vendor said no. ``auth``: the keys or the subscription; ``wait``: seconds to stay away."""
+
+    def __init__(self, message: str, *, auth: bool = False, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.auth = auth
+        self.wait = wait
+
+
+class StreamSource:
+    """The shared half of a WebSocket quote source (see the module's docstring)."""
+
+    name = "stream"
+    url = ""
+    open_timeout = 5.0
+    reconnect_max_delay = 10.0
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.messages = 0
+        self.errors = 0
+        self.one_sided = 0
+        self.connections = 0
+        self.subscribed: set[str] = set()
+        self.detail = ""
+        self.log = logging.getLogger(f"momobot.{self.name}")
+        self.wire_log = logging.getLogger(f"momobot.{self.name}.wire")
+        self.wire_log.setLevel(logging.INFO)
+        self._ever_connected = False
+        self._last_message: float | None = None
+        self._last_told = ""
+
+    # -- what a vendor writes ----------------------------------------------------------
+
+    async def handshake(self, ws: ClientConnection) -> None:
+        """Read the banner, authenticate; raise Refused (``auth=True`` for keys) if refused."""
+        raise NotImplementedError
+
+    def subscribe_message(self, symbols: list[str]) -> str:
+        raise NotImplementedError
+
+    def frame(self, bot: Engine, frame: str | bytes) -> None:
+        """Hand what one frame holds to the engine; raise Refused if the vendor says stop."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A line for the status: the feed, the last vendor time."""
+        return ""
+
+    # -- QuoteSource -----------------------------------------------------------------------
+
+    def status(self) -> SourceStatus:
+        age = None if self._last_message is None else time.monotonic() - self._last_message
+        return SourceStatus(
+            connected=self.connected,
+            symbols=len(self.subscribed),
+            last_message_age_s=age,
+            messages=self.messages,
+            errors=self.errors,
+            detail=self.detail or self.describe(),
+        )
+
+    async def run(self, bot: Engine, watchlist: Watchlist) -> None:
+        """Stream until cancelled, reconnecting with backoff."""
+        delays = backoff(initial_delay=0.2, min_delay=0.2, max_delay=self.reconnect_max_delay)
+        while True:
+            wait: float | None = None
+            try:
+                await self._session(bot, watchlist)
+                reason = "the stream closed"
+            except Refused as exc:
+                self.errors += 1
+                if exc.auth and not self._ever_connected:
+                    raise SourceError(f"{self.name}: {exc}") from None
+                reason, wait = str(exc), exc.wait
+            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, ValueError) as exc:
+                self.errors += 1
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            was_connected, self.connected = self.connected, False
+            self.subscribed.clear()
+            if wait is None:
+                wait = next(delays)
+            else:  # the vendor asked us to stay away: start the backoff afresh afterwards
+                delays = backoff(initial_delay=0.2, min_delay=0.2, max_delay=self.reconnect_max_delay)
+            self.detail = f"{reason}; reconnecting in {wait:.1f} s"
+            kind = reason.split(":")[0]
+            if was_connected or kind != self._last_told or not self.errors % 20:
+                self._last_told = kind
+                bot.alert(
+                    "stale_quotes",
+                    f"{self.name} stream: {reason}; reconnecting (entries halt if quotes stop)",
+                    source=self.name,
+                )
+            await asyncio.sleep(wait)
+
+    async def _session(self, bot: Engine, watchlist: Watchlist) -> None:
+        async with connect(
+            self.url,
+            open_timeout=self.open_timeout,
+            compression=None,
+            proxy=None,
+            ping_interval=5,
+            ping_timeout=5,
+            max_size=2**22,
+            max_queue=None,
+            logger=self.wire_log,
+        ) as ws:
+            self.connections += 1
+            await self.handshake(ws)
+            self._ever_connected = self.connected = True
+            self.detail = ""
+            self.log.info("[%s] connected to %s", self.name, self.url)
+            await self._subscribe(ws, list(watchlist))
+            follow = asyncio.create_task(self._follow(ws, watchlist))
+            try:
+                async for frame in ws:
+                    self._last_message = time.monotonic()
+                    self.frame(bot, frame)
+            finally:
+                follow.cancel()
+
+    async def _subscribe(self, ws: ClientConnection, symbols: list[str]) -> None:
+        new = [s for s in symbols if s not in self.subscribed]
+        if new:
+            await ws.send(self.subscribe_message(new))
+            self.subscribed.update(new)
+
+    async def _follow(self, ws: ClientConnection, watchlist: Watchlist) -> None:
+        """Subscribe to symbols the watchlist gains (POST /watch, POST /trades, new trades)."""
+        while True:
+            await self._subscribe(ws, await watchlist.changed())
+
+    async def recv(self, ws: ClientConnection) -> Any:
+        """One frame of the handshake, within ``open_timeout``."""
+        return await asyncio.wait_for(ws.recv(), self.open_timeout)
+
+
+def price(value: object) -> float:
+    """A price from a stream; TypeError for anything that is not a number (the message is skipped)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"not a price: {value!r}")
+    return float(value)

@@ -18,7 +18,7 @@ from momobot_core.journal import Journal
 from momobot_core.models import Quote
 from momobot_core.session import apply, refuse_older_than_journal
 from momobot_core.sources import SourceError, Watchlist, collect_sources
-from momobot_core.sources.recorded import Event, read_events
+from momobot_core.sources.recorded import Event, paced, read_events
 
 if TYPE_CHECKING:
     from momobot_core.plugins import Hooks
@@ -85,15 +85,7 @@ def check_binding(host: str, token: str | None) -> None:
 
 async def pace(engine: Engine, events: Sequence[Event], speed: float) -> None:
     """Feed recorded events at their recorded pace, ``speed`` times faster."""
-    if not events:
-        return
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    first = events[0].ts
-    for event in events:
-        delay = start + (event.ts - first).total_seconds() / speed - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async for event in paced(events, speed):
         if type(event) is Quote:
             engine.apply(event)
         else:

@@ -137,7 +137,7 @@ def test_after_a_first_success_a_refusal_is_an_alert_and_the_source_keeps_trying
     async def body(source: AlpacaSource, task: asyncio.Task[None]) -> None:
         assert await until(lambda: source.connected)
         fake.server.refuse_auth = True
-        fake.loop.call_soon_threadsafe(_abort(fake.server))  # the connection drops mid-stream
+        fake.drop()  # the connection drops mid-stream
         assert await until(lambda: 402 in fake.server.refused)
         assert not task.done()  # still trying, never exiting with positions open
         watchlist.add("WXYZ")  # added while down: subscribed at the next connection
@@ -146,14 +146,6 @@ def test_after_a_first_success_a_refusal_is_an_alert_and_the_source_keeps_trying
 
     streaming(engine, watchlist, body)
     assert any(a.kind == "stale_quotes" and "402 auth failed" in a.message for a in engine.alerts)
-
-
-def _abort(server: FakeAlpacaServer) -> Callable[[], None]:
-    def abort() -> None:
-        if server._active is not None:
-            server._active.transport.abort()
-
-    return abort
 
 
 def test_a_second_connection_is_refused_406_and_the_source_backs_off_long(fake: FakeAlpacaThread) -> None:

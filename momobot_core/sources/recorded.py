@@ -23,7 +23,7 @@ import heapq
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
 from operator import attrgetter
 from pathlib import Path
@@ -309,3 +309,20 @@ def estimate_events(paths: Iterable[Path]) -> int:
         lines = sample.count(b"\n")
         total += int(size * lines / len(sample)) if lines else 1
     return total
+
+
+async def paced(events: Sequence[Event], speed: float) -> AsyncIterator[Event]:
+    """The events at their recorded pace, ``speed`` times faster (0: as fast as they come)."""
+    import asyncio
+
+    if not events:
+        return
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    first = events[0].ts
+    for event in events:
+        if speed > 0:
+            delay = start + (event.ts - first).total_seconds() / speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        yield event

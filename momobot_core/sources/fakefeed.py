@@ -1,0 +1,233 @@
+"""The shared half of a local fake market data stream: rehearse a trading day, test a source.
+
+A vendor's fake (``momobot_alpaca.fake``, ``momobot_massive.fake``) writes its
+protocol (:meth:`FakeFeed.greet`, :meth:`FakeFeed.authenticate`,
+:meth:`FakeFeed.request`, :meth:`FakeFeed.render`); this base serves it on
+127.0.0.1, plays a recording of quotes at its recorded pace (``speed`` times
+faster, 0 as fast as it goes) restamped to now, batches the messages that are
+due together into one frame, and gives tests their knobs: :meth:`push` any
+message, ``refuse_auth``, and :meth:`drop` the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from momobot_core.models import Quote
+from momobot_core.sources.recorded import paced
+
+#: Frames carry the client's secret: never logged below INFO.
+_wire_log = logging.getLogger("momobot.fakefeed.wire")
+_wire_log.setLevel(logging.INFO)
+
+
+class AuthRefused(Exception):
+    """Raised by :meth:`FakeFeed.authenticate`: ``frame`` is what the client is told before the close."""
+
+    def __init__(self, frame: list[dict[str, Any]]) -> None:
+        super().__init__("refused")
+        self.frame = frame
+
+
+class FakeFeed:
+    """Serve a vendor's protocol with a recording; subclasses write the protocol."""
+
+    def __init__(
+        self,
+        quotes: Sequence[Quote] = (),
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        speed: float = 1.0,
+        batch: int = 10,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.quotes = sorted(quotes, key=lambda q: q.ts)
+        self.host, self.port = host, port
+        self.speed = speed
+        self.batch = batch
+        self.echo = echo
+        self.refuse_auth = False
+        self.connections = 0
+        self.subscribed: set[str] = set()
+        self.subscriptions: list[list[str]] = []
+        self.frames_sent = 0
+        self.active: ServerConnection | None = None
+        self._subscribed: asyncio.Event | None = None
+
+    # -- the vendor's protocol ------------------------------------------------------------
+
+    async def greet(self, ws: ServerConnection) -> bool:
+        """A new connection: send the banner. False refuses it (a second connection, say)."""
+        raise NotImplementedError
+
+    def authenticate(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        """The client's auth message: the success frame, or raise AuthRefused."""
+        raise NotImplementedError
+
+    def request(self, request: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        """Any later client message: the symbols it subscribes to, and the acknowledgement frame."""
+        raise NotImplementedError
+
+    def render(self, quote: Quote, trade: bool) -> list[dict[str, Any]]:
+        """The messages for one recorded quote (``trade``: its ``last`` changed, a print first)."""
+        raise NotImplementedError
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def say(self, line: str) -> None:
+        if self.echo is not None:
+            self.echo(line)
+
+    async def push(self, *messages: dict[str, Any]) -> None:
+        """Send messages to the connected client now (on the server's loop)."""
+        if self.active is not None:
+            await self.active.send(json.dumps(list(messages)))
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        if not await self.greet(ws):
+            return
+        try:
+            request = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if self.refuse_auth:
+                self.authenticate({})  # the vendor's refusal, whatever the keys
+            await ws.send(json.dumps(self.authenticate(request)))
+        except AuthRefused as refused:
+            self.say("refused a client's keys")
+            with contextlib.suppress(ConnectionClosed):
+                if refused.frame:
+                    await ws.send(json.dumps(refused.frame))
+                await ws.close()
+            return
+        except (TimeoutError, ValueError, ConnectionClosed):
+            return
+        self.active, self.subscribed = ws, set()
+        self._subscribed = asyncio.Event()
+        self.say("client authenticated")
+        stream = asyncio.create_task(self._stream(ws))
+        try:
+            async for message in ws:
+                symbols, ack = self.request(json.loads(message))
+                if symbols:
+                    self.subscribed.update(symbols)
+                    self.subscriptions.append(sorted(symbols))
+                    self._subscribed.set()
+                if ack:
+                    await ws.send(json.dumps(ack))
+        except (ConnectionClosed, ValueError):
+            pass
+        finally:
+            stream.cancel()
+            if self.active is ws:
+                self.active = None
+
+    async def _stream(self, ws: ServerConnection) -> None:
+        assert self._subscribed is not None
+        await self._subscribed.wait()
+        last: dict[str, float | None] = {}
+        frame: list[dict[str, Any]] = []
+        due = None
+        async for quote in paced(self.quotes, self.speed):
+            if type(quote) is not Quote or quote.symbol not in self.subscribed:
+                continue
+            if frame and (len(frame) >= self.batch or (self.speed > 0 and quote.ts != due)):
+                if not await self._send(ws, frame):
+                    return
+                frame = []
+            due = quote.ts
+            trade = quote.last is not None and last.get(quote.symbol) != quote.last
+            last[quote.symbol] = quote.last
+            frame.extend(self.render(quote, trade))
+        if frame:
+            await self._send(ws, frame)
+        self.say("recording played to its end; the stream stays open")
+
+    async def _send(self, ws: ServerConnection, frame: list[dict[str, Any]]) -> bool:
+        try:
+            await ws.send(json.dumps(frame))
+        except ConnectionClosed:
+            return False
+        self.frames_sent += 1
+        return True
+
+    def drop(self) -> None:
+        """Drop the client's connection at once, mid-stream (call on the server's loop)."""
+        if self.active is not None:
+            self.active.transport.abort()
+
+    async def run(
+        self, started: Callable[[int], None] | None = None, stop: asyncio.Event | None = None
+    ) -> None:
+        async with serve(
+            self._handle, self.host, self.port, compression=None, max_size=2**20, logger=_wire_log
+        ) as server:
+            self.port = server.sockets[0].getsockname()[1] if server.sockets else self.port
+            if started is not None:
+                started(self.port)
+            if stop is None:
+                await server.serve_forever()
+            else:
+                await stop.wait()
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+
+class FeedThread:
+    """Run a fake feed on its own event loop in a daemon thread (tests, the live demo)."""
+
+    def __init__(self, server: FakeFeed) -> None:
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="fake-feed", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await self.server.run(started=lambda port: self._ready.set(), stop=self._stop)
+
+        try:
+            self.loop.run_until_complete(main())
+        finally:
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.run_until_complete(asyncio.sleep(0))
+            self.loop.close()
+
+    def start(self) -> FeedThread:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the fake feed did not start")
+        return self
+
+    def push(self, *messages: dict[str, Any]) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.push(*messages), self.loop).result(5)
+
+    def drop(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.drop)
+
+    def stop(self) -> None:
+        if self._stop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def __enter__(self) -> FeedThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

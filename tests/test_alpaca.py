@@ -6,13 +6,14 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from api_helpers import start_api
+from source_helpers import streaming, until
 from websockets.sync.client import connect
 
 from momobot_alpaca import protocol
@@ -46,41 +47,15 @@ def fake() -> Iterator[FakeAlpacaThread]:
         yield thread
 
 
-def engine_for(url: str, **alpaca: Any) -> Engine:
+def engine_for(url: str, *, source: bool = True, **alpaca: Any) -> Engine:
     config = Config(
         tables={"alpaca": {**KEYS, "url": url, "feed": "sip", **alpaca}, "risk": {"stale_quote_s": 0}}
     )
     engine = Engine(config=config, hooks=make_hooks(), journal=Journal(), mode="live")
     engine.start()
+    if source:
+        engine.source = AlpacaSource(engine)
     return engine
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.01)
-    return predicate()
-
-
-def streaming(
-    engine: Engine, watchlist: Watchlist, body: Callable[[AlpacaSource, asyncio.Task[None]], Awaitable[None]]
-) -> AlpacaSource:
-    """Run the source on this test's loop (as serve runs it on the engine's) while ``body`` checks."""
-    source = AlpacaSource(engine)
-
-    async def main() -> None:
-        engine.loop = asyncio.get_running_loop()
-        task = asyncio.create_task(source.run(engine, watchlist))
-        try:
-            await body(source, task)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    asyncio.run(main())
-    return source
 
 
 def test_a_recorded_session_streams_into_the_engine_with_trades_setting_last(fake: FakeAlpacaThread) -> None:
@@ -118,7 +93,7 @@ def test_one_sided_quotes_are_skipped_and_irregular_prints_do_not_move_last(fake
 
 
 def test_keys_refused_at_the_start_stop_start_up_with_a_clear_error(fake: FakeAlpacaThread) -> None:
-    engine = engine_for(fake.server.url, secret_key="wrong")
+    engine = engine_for(fake.server.url, source=False, secret_key="wrong")
     source = AlpacaSource(engine)
 
     async def main() -> None:
@@ -183,8 +158,8 @@ def test_a_trading_halt_blocks_entries_on_that_symbol_until_it_resumes(fake: Fak
 
 def test_a_delayed_feed_is_refused_unless_allowed_and_then_nothing_is_sent() -> None:
     with pytest.raises(SourceError, match="15 minutes late"):
-        AlpacaSource(engine_for("ws://127.0.0.1:9", feed="delayed_sip"))
-    engine = engine_for("ws://127.0.0.1:9", feed="delayed_sip", allow_delayed=True)
+        AlpacaSource(engine_for("ws://127.0.0.1:9", source=False, feed="delayed_sip"))
+    engine = engine_for("ws://127.0.0.1:9", source=False, feed="delayed_sip", allow_delayed=True)
     AlpacaSource(engine)
     assert engine.sending_allowed is False
 
@@ -198,7 +173,7 @@ def test_missing_keys_are_a_config_error_naming_the_variables(monkeypatch: pytes
 
 
 def test_the_keys_never_reach_a_log(fake: FakeAlpacaThread, caplog: pytest.LogCaptureFixture) -> None:
-    engine = engine_for(fake.server.url, secret_key="s3cret-never-logged")
+    engine = engine_for(fake.server.url, source=False, secret_key="s3cret-never-logged")
     with caplog.at_level(logging.DEBUG), pytest.raises(SourceError) as refused:
         asyncio.run(AlpacaSource(engine).run(engine, Watchlist(["ABCD"])))
     assert "s3cret" not in caplog.text and "s3cret" not in str(refused.value)

@@ -1,0 +1,100 @@
+"""Every message of the Massive stocks stream that MomoBot reads or writes, in one place.
+
+Written from Massive's public WebSocket documentation (stocks: quotes, trades,
+LULD; the status messages): the server sends JSON arrays of events, several
+per frame; ``ev`` says what each is; times are Unix epoch milliseconds.
+
+* server, on connect: ``[{"ev":"status","status":"connected","message":...}]``
+* client: ``{"action":"auth","params":KEY}``
+* server: ``[{"ev":"status","status":"auth_success",...}]`` or ``auth_failed``
+* client: ``{"action":"subscribe","params":"Q.AAPL,T.AAPL,LULD.AAPL"}``
+* server, per topic: ``[{"ev":"status","status":"success","message":"subscribed to: Q.AAPL"}]``
+* quote ``{"ev":"Q","sym","bp","bs","ap","as","t"}``, trade ``{"ev":"T","sym","p","s","c":[ids],"t"}``,
+  ``{"ev":"LULD","T":sym,"h","l","i":[indicators],"t"}``
+* a second connection with the same key closes the older one with status ``max_connections``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+DEFAULT_URL = "wss://socket.massive.com/stocks"
+DELAYED_URL = "wss://delayed.massive.com/stocks"
+#: LULD indicators: a halt, and the resumption (Nasdaq-listed symbols).
+HALTED = frozenset({17})
+RESUMED = frozenset({18})
+#: Trade condition ids (Massive's "Conditions and Indicators") of prints that do not set the last
+#: sale price: average price, cash, derivatively priced, sold out of sequence, official open and
+#: close, next day, price variation, prior reference price, seller, odd lot, corrected close,
+#: contingent and qualified contingent trades.
+IRREGULAR = frozenset({2, 7, 10, 13, 15, 16, 20, 21, 22, 29, 33, 37, 38, 52, 53})
+
+
+def auth(key: str) -> str:
+    return json.dumps({"action": "auth", "params": key})
+
+
+def subscribe(symbols: list[str]) -> str:
+    return json.dumps(
+        {
+            "action": "subscribe",
+            "params": ",".join(f"{channel}.{s}" for s in symbols for channel in ("Q", "T", "LULD")),
+        }
+    )
+
+
+def events(frame: str | bytes) -> list[dict[str, Any]]:
+    data = json.loads(frame)
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise ValueError("expected a JSON array of events")
+    return [item for item in data if isinstance(item, dict)]
+
+
+def regular(conditions: object) -> bool:
+    if not isinstance(conditions, list):
+        return True
+    return not any(c in IRREGULAR for c in conditions if isinstance(c, int))
+
+
+# -- what the fake server sends -----------------------------------------------------------
+
+
+def status(state: str, message: str) -> dict[str, Any]:
+    return {"ev": "status", "status": state, "message": message}
+
+
+def quote(symbol: str, bid: float, ask: float, ms: int) -> dict[str, Any]:
+    return {
+        "ev": "Q",
+        "sym": symbol,
+        "bx": 19,
+        "bp": bid,
+        "bs": 1,
+        "ax": 19,
+        "ap": ask,
+        "as": 1,
+        "c": 1,
+        "t": ms,
+        "z": 3,
+    }
+
+
+def trade(symbol: str, price: float, ms: int, conditions: list[int] | None = None) -> dict[str, Any]:
+    return {
+        "ev": "T",
+        "sym": symbol,
+        "x": 4,
+        "i": "1",
+        "z": 3,
+        "p": price,
+        "s": 100,
+        "c": conditions or [],
+        "t": ms,
+    }
+
+
+def luld(symbol: str, indicators: list[int], ms: int) -> dict[str, Any]:
+    return {"ev": "LULD", "T": symbol, "h": 0, "l": 0, "i": indicators, "z": 3, "t": ms}

@@ -34,7 +34,13 @@ T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 @pytest.fixture
 def fake() -> Iterator[FeedThread]:
     quotes = [
-        Quote("ABCD", T0 + timedelta(seconds=n), 2.0 + n / 100, 2.01 + n / 100, 2.0 + n / 100)
+        Quote(
+            "ABCD",
+            T0 + timedelta(seconds=n),
+            round(2.0 + n / 100, 2),
+            round(2.01 + n / 100, 2),
+            round(2.0 + n / 100, 2),
+        )
         for n in range(4)
     ]
     with FeedThread(FakeMassiveServer(quotes, speed=0)) as thread:
@@ -99,7 +105,9 @@ def test_another_connection_with_the_key_is_reported_and_never_fought(fake: Feed
             thread.join(10)
 
     streaming(engine, Watchlist(["ABCD"]), body)
-    assert fake.server.connections == 2 and fake.server.taken_over == 1  # no attempt to take it back
+    server = fake.server
+    assert isinstance(server, FakeMassiveServer)
+    assert server.connections == 2 and server.taken_over == 1  # no attempt to take it back
     assert any("another program connected with the same key" in a.message for a in engine.alerts)
 
 

@@ -1,0 +1,317 @@
+"""The live loop at full speed: an Alpaca-format feed -> ``serve --source alpaca`` -> hotkey_ws.
+
+Three processes on 127.0.0.1: a feed speaking Alpaca's protocol that sends
+pre-built frames as fast as the socket takes them (500 symbols, 10 quotes per
+frame), ``momobot serve --source alpaca`` with 20 trades open and hotkey_ws
+attached, and a hotkey receiver that stamps each command with
+``time.monotonic_ns()`` (one clock for every process on Linux). Some frames
+carry a quote that reaches an open trade's TP1; the feed stamps when each of
+those left it, so the latency is frame sent -> hotkey command received.
+
+Reported: quotes/s ingested (all frames sent until the source has applied
+them all), the serve process's peak RSS, and the trigger latency p50/p99.
+Baseline in the same run: the same kind of quotes posted to ``POST /quotes``,
+one request at a time.
+
+    python bench/live_feed.py                  # 200,000 quotes, 3 rounds
+    python bench/live_feed.py --quotes 50000 --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SYMBOLS = 500
+PER_FRAME = 10
+OPEN_TRADES = 20
+
+FEED = r"""
+import asyncio, json, sys, time
+from websockets.asyncio.server import serve
+
+with open(sys.argv[1]) as fh:
+    frames, opening = json.load(fh)   # [[frame text, trigger symbol or ""], ...], the opening frame
+sent = {}
+
+async def handler(ws):
+    await ws.send(json.dumps([{"T": "success", "msg": "connected"}]))
+    await ws.recv()
+    await ws.send(json.dumps([{"T": "success", "msg": "authenticated"}]))
+    await ws.recv()
+    await ws.send(json.dumps([{"T": "subscription", "quotes": [], "trades": []}]))
+    await ws.send(opening)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)   # "go"
+    start = time.monotonic_ns()
+    for text, trigger in frames:
+        if trigger:
+            sent[trigger] = time.monotonic_ns()
+        await ws.send(text)
+    print(json.dumps({"start": start, "end": time.monotonic_ns(), "sent": sent}), flush=True)
+    await asyncio.Future()
+
+async def main():
+    async with serve(handler, "127.0.0.1", 0, compression=None, max_queue=None, write_limit=2**22) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+RECEIVER = r"""
+import asyncio, json, sys, time
+from websockets.asyncio.server import serve
+
+received = []
+
+async def handler(ws):
+    async for message in ws:
+        now = time.monotonic_ns()
+        if message == "__report__":
+            await ws.send(json.dumps(received))
+        else:
+            received.append((message, now))
+
+async def main():
+    async with serve(handler, "127.0.0.1", 0, compression=None, max_queue=None) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+
+def symbol(n: int) -> str:
+    return f"S{n:03d}"
+
+
+def build_frames(total: int) -> tuple[list[tuple[str, str]], str]:
+    """Frames of quotes cycling over the symbols; every so often one reaches an open trade's TP1."""
+    ts = "2026-11-26T14:30:00.000000001Z"
+    frames: list[tuple[str, str]] = []
+    n = 0
+    step = total // PER_FRAME // (OPEN_TRADES + 1)
+    triggers = {step * (k + 1): symbol(k) for k in range(OPEN_TRADES)}
+    for index in range(total // PER_FRAME):
+        messages = []
+        for _ in range(PER_FRAME):
+            s = n % SYMBOLS
+            wiggle = (n // SYMBOLS) % 5 / 1000
+            messages.append(
+                {
+                    "T": "q",
+                    "S": symbol(s),
+                    "bp": round(1.99 + wiggle, 4),
+                    "bs": 1,
+                    "ap": round(2.00 + wiggle, 4),
+                    "as": 1,
+                    "t": ts,
+                }
+            )
+            n += 1
+        trigger = triggers.get(index, "")
+        if trigger:  # TP1 of that trade (tp1 2.2)
+            messages[-1] = {"T": "q", "S": trigger, "bp": 2.20, "bs": 1, "ap": 2.21, "as": 1, "t": ts}
+        frames.append((json.dumps(messages), trigger))
+    opening = json.dumps(
+        [
+            {"T": "q", "S": symbol(s), "bp": 1.99, "bs": 1, "ap": 2.00, "as": 1, "t": ts}
+            for s in range(SYMBOLS)
+        ]
+    )
+    return frames, opening
+
+
+def start(code: str, *args: str, stdin: bool = False) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.PIPE if stdin else None,
+    )
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serve(tmp: str, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], httpx.Client]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "momobot_core.cli",
+            "-q",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            f"{tmp}/j{port}.db",
+            *args,
+        ],
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    for _ in range(600):
+        try:
+            client.get("/ping")
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return proc, client
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def live_round(total: int) -> dict[str, Any]:
+    frames, opening = build_frames(total)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump([frames, opening], fh)
+    feed, feed_port = start(FEED, fh.name, stdin=True)
+    os.unlink(fh.name)
+    receiver, receiver_port = start(RECEIVER)
+    assert feed.stdin is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
+    env.update(
+        {
+            "MOMOBOT_ALPACA_URL": f"ws://127.0.0.1:{feed_port}",
+            "MOMOBOT_ALPACA_FEED": "sip",
+            "APCA_API_KEY_ID": "bench",
+            "APCA_API_SECRET_KEY": "bench",
+            "MOMOBOT_HOTKEY_URL": f"ws://127.0.0.1:{receiver_port}",
+            "MOMOBOT_HOTKEY_FORMAT": "json",
+            "MOMOBOT_HOTKEY_SEQUENCE_DELAY": "0",
+            "MOMOBOT_HOTKEY_QUEUE_SIZE": "1000",
+            "MOMOBOT_WATCHLIST": ",".join(symbol(s) for s in range(SYMBOLS)),
+            "MOMOBOT_RISK_STALE_QUOTE_S": "0",
+            "MOMOBOT_DISABLE_PLUGINS": "voice",
+        }
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        serve, client = start_serve(tmp, env, "--source", "alpaca")
+        try:
+            while (client.get("/ping").json()["source"] or {}).get("messages", 0) < SYMBOLS:
+                time.sleep(0.05)
+            for k in range(OPEN_TRADES):
+                response = client.post(
+                    "/trades", json={"symbol": symbol(k), "qty": 100, "tp1": 2.2, "tp2": 9.0, "stop": 1.0}
+                )
+                assert response.status_code == 201, response.text
+            before = client.get("/ping").json()["source"]["messages"]
+            feed.stdin.write("go\n")
+            feed.stdin.flush()
+            assert feed.stdout is not None
+            report = json.loads(feed.stdout.readline())
+            while client.get("/ping").json()["source"]["messages"] < before + total:
+                time.sleep(0.01)
+            done = time.monotonic_ns()
+            rss = peak_rss_mb(serve.pid)
+            from websockets.sync.client import connect
+
+            deadline = time.monotonic() + 10
+            while True:
+                with connect(f"ws://127.0.0.1:{receiver_port}", proxy=None) as ws:
+                    ws.send("__report__")
+                    received = json.loads(ws.recv(timeout=30))
+                if (
+                    sum(json.loads(m)["event"] == "tp1" for m, _ in received) >= OPEN_TRADES * 2
+                    or time.monotonic() > deadline
+                ):
+                    break
+                time.sleep(0.1)
+        finally:
+            client.close()
+            serve.terminate()
+            serve.wait(30)
+            feed.kill()
+            receiver.kill()
+    first_tp1: dict[str, int] = {}
+    for message, at in received:
+        data = json.loads(message)
+        if data["event"] == "tp1":
+            first_tp1.setdefault(data["symbol"], at)
+    latencies = sorted((first_tp1[s] - ns) / 1e6 for s, ns in report["sent"].items() if s in first_tp1)
+    return {
+        "rate": total / ((done - report["start"]) / 1e9),
+        "rss": rss,
+        "p50": latencies[len(latencies) // 2] if latencies else float("nan"),
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
+        "triggered": len(latencies),
+    }
+
+
+def baseline_round(total: int) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
+    env.update(
+        {"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,voice,alpaca,massive", "MOMOBOT_RISK_STALE_QUOTE_S": "0"}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        serve, client = start_serve(tmp, env)
+        try:
+            began = time.perf_counter()
+            for n in range(total):
+                client.post("/quotes", json={"symbol": symbol(n % SYMBOLS), "bid": 1.99, "ask": 2.00})
+            return float(total / (time.perf_counter() - began))
+        finally:
+            client.close()
+            serve.terminate()
+            serve.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quotes", type=int, default=200_000)
+    parser.add_argument("--baseline-quotes", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    live = [live_round(args.quotes) for _ in range(args.rounds)]
+    base = [baseline_round(args.baseline_quotes) for _ in range(args.rounds)]
+
+    def med(key: str) -> float:
+        return float(statistics.median(r[key] for r in live))
+
+    print(
+        f"{args.quotes:,} quotes, {SYMBOLS} symbols, {PER_FRAME} per frame, {OPEN_TRADES} trades open,"
+        f" hotkey_ws attached; median of {args.rounds} rounds"
+    )
+    print()
+    print("| path | quotes/s | peak RSS (serve) | frame -> hotkey p50 | p99 |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| Alpaca stream -> serve --source alpaca | {med('rate'):,.0f} | {med('rss'):.0f} MB |"
+        f" {med('p50'):.3f} ms | {med('p99'):.3f} ms |"
+    )
+    print(f"| POST /quotes, one request at a time | {statistics.median(base):,.0f} | | | |")
+    print()
+    print(
+        f"the stream ingests {med('rate') / statistics.median(base):.0f}x more quotes/s than POST /quotes;"
+        f" TP1 triggered on {min(r['triggered'] for r in live)} of {OPEN_TRADES} trades in every round"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from momobot_core import __version__
 from momobot_core.engine import MAX_PRICE, MAX_QTY, Engine, TradeRefused
 from momobot_core.journal import Journal
-from momobot_core.models import Leg, Quote, Trade
+from momobot_core.models import Close, Leg, Open, Quote, Trade
 from momobot_core.report import tradervue_csv
 from momobot_core.web.guard import RequestGuard
 
@@ -114,6 +114,16 @@ def _trade_out(trade: Trade) -> dict[str, Any]:
 
 
 _STATUS = {"unknown_symbol": 404, "no_position": 404, "already_open": 409, "invalid": 422, "journal": 503}
+
+
+def _acted(action: Callable[[], object]) -> Any:
+    """The trade an action returns, or the JSON error its refusal maps to."""
+    try:
+        trade = action()
+    except TradeRefused as exc:
+        return _refused(exc)
+    assert isinstance(trade, Trade)
+    return _trade_out(trade)
 
 
 def _source_status(engine: Engine) -> dict[str, Any] | None:
@@ -250,29 +260,21 @@ def build_app(
                     f"{body.symbol}: no quote from the live source within {wait:g} s"
                     " ([momobot] quote_wait_s): is the symbol right?",
                 )
-        try:
-            trade = engine.open_trade(body.symbol, body.qty, body.tp1, body.tp2, body.stop)
-        except TradeRefused as exc:
-            return _refused(exc)
-        return _trade_out(trade)
+        return _acted(
+            lambda: engine.apply(
+                Open(body.symbol, body.qty, body.tp1, body.tp2, body.stop, engine.clock.now())
+            )
+        )
 
     @app.post("/close-position", response_model=TradeOut, responses=errors)
     async def close_position(body: SymbolBody) -> Any:
         """Manual close: sell what remains at the bid."""
-        try:
-            trade = engine.close_trade(body.symbol)
-        except TradeRefused as exc:
-            return _refused(exc)
-        return _trade_out(trade)
+        return _acted(lambda: engine.apply(Close(body.symbol, engine.clock.now())))
 
     @app.post("/confirm", response_model=TradeOut, responses=errors)
     async def confirm(body: SymbolBody) -> Any:
         """A person checked the broker: watch (and mirror) an unconfirmed trade again."""
-        try:
-            trade = engine.confirm_trade(body.symbol)
-        except TradeRefused as exc:
-            return _refused(exc)
-        return _trade_out(trade)
+        return _acted(lambda: engine.confirm_trade(body.symbol))
 
     @app.post("/quotes", response_model=QuoteOut, responses=errors)
     async def post_quote(body: QuoteBody) -> Any:

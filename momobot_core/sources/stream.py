@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -75,9 +76,35 @@ class StreamSource:
     def subscribe_message(self, symbols: list[str]) -> str:
         raise NotImplementedError
 
-    def frame(self, bot: Engine, frame: str | bytes) -> None:
-        """Hand what one frame holds to the engine; raise Refused if the vendor says stop."""
+    def decode(self, frame: str | bytes) -> list[dict[str, Any]]:
+        """The messages of one frame; ValueError if it holds none (the frame is skipped, counted)."""
         raise NotImplementedError
+
+    def message(self, bot: Engine, item: dict[str, Any], now: datetime) -> None:
+        """Act on one message that arrived ``now``: ``bot.apply`` a quote, ``bot.trading_halt``...
+
+        KeyError or TypeError skips the message (counted); Refused ends the connection.
+        """
+        raise NotImplementedError
+
+    def frame(self, bot: Engine, frame: str | bytes) -> None:
+        """One frame, several messages: all arrived now (wall clock), the time live rules use."""
+        now = datetime.now(UTC)
+        try:
+            items = self.decode(frame)
+        except ValueError:
+            self.errors += 1
+            self.log.warning("[%s] a frame without messages was skipped: %r", self.name, frame[:200])
+            return
+        for item in items:
+            self.messages += 1
+            try:
+                self.message(bot, item, now)
+            except (KeyError, TypeError):
+                self.errors += 1
+                self.log.warning(
+                    "[%s] a message without the fields it needs was skipped: %r", self.name, item
+                )
 
     def describe(self) -> str:
         """A line for the status: the feed, the last vendor time."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -148,24 +148,10 @@ class AlpacaSource(StreamSource):
                 return
         raise ValueError(f"expected {msg!r} from the stream, got {frame!r:.200}")
 
-    def frame(self, bot: Engine, frame: str | bytes) -> None:
-        """One frame: several messages. Every message of it arrived now (wall clock)."""
-        now = datetime.now(UTC)
-        try:
-            items = protocol.messages(frame)
-        except ValueError:
-            self.errors += 1
-            log.warning("[Alpaca] a frame that is not JSON messages was skipped: %r", frame[:200])
-            return
-        for item in items:
-            self.messages += 1
-            try:
-                self._message(bot, item, now)
-            except (KeyError, TypeError):
-                self.errors += 1
-                log.warning("[Alpaca] a message without the fields it needs was skipped: %r", item)
+    def decode(self, frame: str | bytes) -> list[dict[str, Any]]:
+        return protocol.messages(frame)
 
-    def _message(self, bot: Engine, item: dict[str, Any], now: datetime) -> None:
+    def message(self, bot: Engine, item: dict[str, Any], now: datetime) -> None:
         kind = item.get("T")
         if kind == "q":
             symbol, bid, ask = item["S"], price(item["bp"]), price(item["ap"])

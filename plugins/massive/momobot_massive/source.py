@@ -143,23 +143,10 @@ class MassiveSource(StreamSource):
                 wait=wait,
             )
 
-    def frame(self, bot: Engine, frame: str | bytes) -> None:
-        now = datetime.now(UTC)
-        try:
-            items = protocol.events(frame)
-        except ValueError:
-            self.errors += 1
-            log.warning("[Massive] a frame that is not JSON events was skipped: %r", frame[:200])
-            return
-        for item in items:
-            self.messages += 1
-            try:
-                self._event(bot, item, now)
-            except (KeyError, TypeError):
-                self.errors += 1
-                log.warning("[Massive] an event without the fields it needs was skipped: %r", item)
+    def decode(self, frame: str | bytes) -> list[dict[str, Any]]:
+        return protocol.events(frame)
 
-    def _event(self, bot: Engine, item: dict[str, Any], now: datetime) -> None:
+    def message(self, bot: Engine, item: dict[str, Any], now: datetime) -> None:
         kind = item.get("ev")
         if kind == "Q":
             symbol, bid, ask = item["sym"], price(item["bp"]), price(item["ap"])

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -50,28 +51,34 @@ def hotkey() -> None:
     """Hotkey commands over WebSocket: check the link, send by hand, serve, demo."""
 
 
+def _connect(target: str, config: HotkeyConfig) -> Any:
+    """A by-hand connection to one hotkey server (the CLI's, not the trading path's)."""
+    from websockets.sync.client import connect
+
+    headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
+    return connect(
+        target,
+        open_timeout=config.open_timeout,
+        additional_headers=headers,
+        ssl=config.ssl_context() if target.startswith("wss://") else None,
+        compression=None,
+        proxy=None,
+        user_agent_header="momobot-hotkey-ws",
+    )
+
+
 @hotkey.command()
 @url_option
 @config_option
 def check(url: str | None, config_path: str | None) -> None:
     """Connect to each hotkey server and measure a ping round trip. Sends no command."""
-    from websockets.sync.client import connect
 
     config = _config(config_path, url)
-    headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
     failed = False
     for target in config.urls:
         start = time.perf_counter()
         try:
-            with connect(
-                target,
-                open_timeout=config.open_timeout,
-                additional_headers=headers,
-                ssl=config.ssl_context() if target.startswith("wss://") else None,
-                compression=None,
-                proxy=None,
-                user_agent_header="momobot-hotkey-ws",
-            ) as ws:
+            with _connect(target, config) as ws:
                 connected = time.perf_counter()
                 rtts = []
                 for _ in range(5):
@@ -128,19 +135,8 @@ def _send_to(target: str, actions: tuple[str, ...], config: HotkeyConfig) -> boo
     """Send the commands to one server, ``sequence_delay`` apart; say what became of each."""
     import json
 
-    from websockets.sync.client import connect
-
-    headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
     try:
-        with connect(
-            target,
-            open_timeout=config.open_timeout,
-            additional_headers=headers,
-            ssl=config.ssl_context() if target.startswith("wss://") else None,
-            compression=None,
-            proxy=None,
-            user_agent_header="momobot-hotkey-ws",
-        ) as ws:
+        with _connect(target, config) as ws:
             ok = True
             for n, action in enumerate(actions):
                 if n:

@@ -171,6 +171,9 @@ def test_a_sequence_cut_by_a_crash_is_reported_at_the_next_start(tmp_path: Path)
         )
         try:
             assert server.wait_for(2, timeout=30) == ["buy_ask", "sell_ask"]
+            # "tp1" comes once the TP1 event's hooks ran and it was marked dispatched: killed
+            # before that, the trade would rightly come back unconfirmed instead.
+            assert child.stdout is not None and child.stdout.readline() == "tp1\n"
         finally:
             child.send_signal(signal.SIGKILL)
             child.communicate(timeout=30)

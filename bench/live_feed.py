@@ -10,6 +10,9 @@ those left it, so the latency is frame sent -> hotkey command received.
 
 Reported: quotes/s ingested (all frames sent until the source has applied
 them all), the serve process's peak RSS, and the trigger latency p50/p99.
+At full speed the feed sends faster than any consumer reads, so that latency
+is the backlog's; the paced rounds (``--paced``, default 100,000 quotes/s)
+send on a schedule below the ingest rate and show the path's own latency.
 Baseline in the same run: the same kind of quotes posted to ``POST /quotes``,
 one request at a time.
 
@@ -43,6 +46,7 @@ from websockets.asyncio.server import serve
 
 with open(sys.argv[1]) as fh:
     frames, opening = json.load(fh)   # [[frame text, trigger symbol or ""], ...], the opening frame
+rate = float(sys.argv[2])   # frames per second; 0: as fast as the socket takes them
 sent = {}
 
 async def handler(ws):
@@ -54,7 +58,11 @@ async def handler(ws):
     await ws.send(opening)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)   # "go"
     start = time.monotonic_ns()
-    for text, trigger in frames:
+    for index, (text, trigger) in enumerate(frames):
+        if rate:   # paced: never ahead of the schedule (a burst of at most a millisecond's frames)
+            due = start + int(index / rate * 1e9)
+            if due > time.monotonic_ns() + 1_000_000:
+                await asyncio.sleep((due - time.monotonic_ns()) / 1e9)
         if trigger:
             sent[trigger] = time.monotonic_ns()
         await ws.send(text)
@@ -187,11 +195,12 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def live_round(total: int) -> dict[str, Any]:
+def live_round(total: int, rate: float = 0) -> dict[str, Any]:
+    """One round; ``rate`` paces the feed in quotes/s (0: full speed)."""
     frames, opening = build_frames(total)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump([frames, opening], fh)
-    feed, feed_port = start(FEED, fh.name, stdin=True)
+    feed, feed_port = start(FEED, fh.name, str(rate / PER_FRAME), stdin=True)
     os.unlink(fh.name)
     receiver, receiver_port = start(RECEIVER)
     assert feed.stdin is not None
@@ -287,12 +296,19 @@ def main() -> None:
     parser.add_argument("--quotes", type=int, default=200_000)
     parser.add_argument("--baseline-quotes", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--paced",
+        type=float,
+        default=100_000,
+        help="quotes/s of the paced rounds, where latency is the path's, not a backlog's (0: skip)",
+    )
     args = parser.parse_args()
     live = [live_round(args.quotes) for _ in range(args.rounds)]
+    paced = [live_round(args.quotes, args.paced) for _ in range(args.rounds)] if args.paced else []
     base = [baseline_round(args.baseline_quotes) for _ in range(args.rounds)]
 
-    def med(key: str) -> float:
-        return float(statistics.median(r[key] for r in live))
+    def med(key: str, rounds: list[dict[str, Any]] = live) -> float:
+        return float(statistics.median(r[key] for r in rounds))
 
     print(
         f"{args.quotes:,} quotes, {SYMBOLS} symbols, {PER_FRAME} per frame, {OPEN_TRADES} trades open,"
@@ -305,11 +321,17 @@ def main() -> None:
         f"| Alpaca stream -> serve --source alpaca | {med('rate'):,.0f} | {med('rss'):.0f} MB |"
         f" {med('p50'):.3f} ms | {med('p99'):.3f} ms |"
     )
+    if paced:
+        print(
+            f"| the same, feed paced at {args.paced:,.0f} quotes/s | {med('rate', paced):,.0f} |"
+            f" {med('rss', paced):.0f} MB | {med('p50', paced):.3f} ms | {med('p99', paced):.3f} ms |"
+        )
     print(f"| POST /quotes, one request at a time | {statistics.median(base):,.0f} | | | |")
     print()
     print(
         f"the stream ingests {med('rate') / statistics.median(base):.0f}x more quotes/s than POST /quotes;"
-        f" TP1 triggered on {min(r['triggered'] for r in live)} of {OPEN_TRADES} trades in every round"
+        f" TP1 triggered on {min(r['triggered'] for r in live + paced)} of {OPEN_TRADES} trades"
+        " in every round"
     )
 
 

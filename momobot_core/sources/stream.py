@@ -200,6 +200,8 @@ class StreamSource:
 
 def price(value: object) -> float:
     """A price from a stream; TypeError for anything that is not a number (the message is skipped)."""
+    if type(value) is float:  # the common case, checked first: this runs for every message
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"not a price: {value!r}")
     return float(value)

@@ -13,10 +13,15 @@ hookimpl = pluggy.HookimplMarker("momobot")
 
 from momobot_core.config import ConfigError, InputError  # noqa: E402
 from momobot_core.models import (  # noqa: E402
+    Alert,
+    Close,
     CloseReason,
     Intent,
+    Kill,
+    Open,
     Order,
     Quote,
+    Resume,
     Side,
     Target,
     Trade,
@@ -25,12 +30,17 @@ from momobot_core.models import (  # noqa: E402
 __version__ = "0.2.0"
 
 __all__ = [
+    "Alert",
+    "Close",
     "CloseReason",
     "ConfigError",
     "InputError",
     "Intent",
+    "Kill",
+    "Open",
     "Order",
     "Quote",
+    "Resume",
     "Side",
     "Target",
     "Trade",

@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import attrs
@@ -40,16 +40,18 @@ from momobot_core.models import (
     Close,
     CloseReason,
     Intent,
+    Kill,
     Leg,
     Open,
     Order,
     Quote,
+    Resume,
     Side,
     Target,
     Trade,
     leg_pnl,
 )
-from momobot_core.risk import RiskSettings
+from momobot_core.risk import Halt, RiskBook, RiskRefused, RiskSettings
 
 if TYPE_CHECKING:
     from momobot_core.journal import Journal
@@ -60,6 +62,8 @@ log = logging.getLogger("momobot.engine")
 alert_log = logging.getLogger("momobot.alert")
 
 MODES = ("live", "replay", "demo")
+#: What ``Engine.apply`` takes.
+Event = Quote | Open | Close | Kill | Resume
 #: The largest quantity and price the engine takes: beyond any real order, and far inside what
 #: SQLite and a float hold, so no bad input reaches the journal.
 MAX_QTY = 1_000_000_000
@@ -162,6 +166,12 @@ class Engine:
         self._inbox: collections.deque[Alert] = collections.deque()  # alerts from other threads
         self.loop: asyncio.AbstractEventLoop | None = None  # set by serve: alerts reach it at once
         self.risk = RiskSettings.from_config(self.config)
+        #: The day's count against the [risk] limits, and a halt of the day's entries.
+        self.book = RiskBook(self.risk, self.settings.tz)
+        self._trade_pnl: dict[str, float] = {}  # realised P&L of open trades' legs so far
+        self._sane_bid: dict[str, float] = {}  # last bid of a quote with a sane spread, open trades
+        self._kill_due: str | None = None  # max_daily_loss reached inside an event: flatten after it
+        self._killing = False
         #: The live source and its watchlist, when ``serve --source`` runs one.
         self.source: QuoteSource | None = None
         self.watchlist: Watchlist | None = None
@@ -175,7 +185,7 @@ class Engine:
         #: that send orders or hotkeys must stay quiet.
         self.sending_allowed = True
         self._undispatched: list[tuple[str, str, str, str]] = []
-        self._submitted: collections.deque[Quote | Open | Close] = collections.deque()
+        self._submitted: collections.deque[Event] = collections.deque()
         self._submit_lock = threading.Lock()
         self._drain_scheduled = False
         self._overflows = 0
@@ -207,6 +217,8 @@ class Engine:
         if self.hooks is not None:
             self.hooks.start(self)
         self._restart_alerts()
+        if self.clock.live:
+            self._roll(self.clock.now())  # a halted day stays halted across a restart
 
     def _restart_alerts(self) -> None:
         for trade in self.open_trades.values():
@@ -320,12 +332,13 @@ class Engine:
 
     # -- the one way in -----------------------------------------------------------
 
-    def apply(self, event: Quote | Open | Close) -> Trade | bool:
+    def apply(self, event: Event) -> Trade | bool | list[Trade]:
         """Apply one event on the engine's thread: the one way trading state changes.
 
         A Quote returns False when it was rejected as malformed; an Open or a
-        Close returns the trade and raises TradeRefused when refused. Replays
-        move the engine's clock to the event's time; live, it is the wall clock.
+        Close returns the trade and raises TradeRefused when refused; a Kill
+        returns the trades it flattened; a Resume returns True. Replays move
+        the engine's clock to the event's time; live, it is the wall clock.
         """
         if type(event) is Quote:
             return self.on_quote(event)
@@ -334,12 +347,18 @@ class Engine:
         if not self.clock.live:
             self.clock.current = event.ts
         if type(event) is Open:
-            return self.open_trade(event.symbol, event.qty, event.tp1, event.tp2, event.stop, ts=event.ts)
+            return self.open_trade(
+                event.symbol, event.qty, event.tp1, event.tp2, event.stop, ts=event.ts, risk=event.risk
+            )
         if type(event) is Close:
             return self.close_trade(event.symbol, ts=event.ts)
+        if type(event) is Kill:
+            return self.kill(event.reason, ts=event.ts)
+        if type(event) is Resume:
+            return self.resume(ts=event.ts)
         raise TypeError(f"not an engine event: {event!r}")
 
-    def submit(self, event: Quote | Open | Close) -> bool:
+    def submit(self, event: Event) -> bool:
         """Hand an event to the engine's thread from any other thread; never blocks.
 
         The queue is bounded: past :data:`SUBMIT_QUEUE` waiting events a new one
@@ -400,6 +419,10 @@ class Engine:
                     self._quoted_at[symbol] = time.monotonic()
                     if not trade.unconfirmed:
                         self._check_targets(trade, quote)
+                    if self.risk.max_daily_loss is not None:
+                        self._watch_loss(quote)
+                    if self._kill_due is not None:
+                        self._after_exits(quote.ts)
                 return True
         self._reject(quote)
         return False
@@ -437,21 +460,31 @@ class Engine:
     # -- actions -----------------------------------------------------------------
 
     def open_trade(
-        self, symbol: str, qty: int, tp1: float, tp2: float, stop: float, ts: datetime | None = None
+        self,
+        symbol: str,
+        qty: int | None,
+        tp1: float,
+        tp2: float,
+        stop: float,
+        ts: datetime | None = None,
+        risk: float | None = None,
     ) -> Trade:
         """Open a long bracket trade with an entry buy at the symbol's current ask.
 
-        Raises TradeRefused; then nothing was journaled and no plugin heard of it.
+        Give ``qty``, or ``risk`` (dollars, qty None) to have it sized. Raises
+        TradeRefused; then nothing was journaled and no plugin heard of it.
         """
         if self._inbox:
             self._drain_inbox()
+        ts = ts if ts is not None else self.clock.now()
         try:
-            self._check_open(symbol, qty, tp1, tp2, stop)
-        except TradeRefused:
+            qty = self._check_open(symbol, qty, tp1, tp2, stop, risk, ts)
+        except TradeRefused as exc:
             self.counters.refused_actions += 1
+            if exc.rule is not None:
+                self._refused(symbol, exc, ts)
             raise
         quote = self.last_quotes[symbol]
-        ts = ts if ts is not None else self.clock.now()
         trade = Trade(
             id=_new_id(),
             symbol=symbol,
@@ -480,13 +513,30 @@ class Engine:
                 ) from None
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
+        self.book.entries += 1
         self.counters.trades_opened += 1
         self.counters.orders += 1
         self._notify("on_order_submitted", order=order, trade=trade)
         self._dispatched(event.id, pending=False)
         return trade
 
-    def _check_open(self, symbol: str, qty: int, tp1: float, tp2: float, stop: float) -> None:
+    def _check_open(
+        self,
+        symbol: str,
+        qty: int | None,
+        tp1: float,
+        tp2: float,
+        stop: float,
+        risk: float | None,
+        ts: datetime,
+    ) -> int:
+        """Validate an entry against the rules and the limits; the quantity to buy, or TradeRefused."""
+        self._roll(ts)
+        halt = self.book.halt
+        if halt is not None:
+            raise TradeRefused(
+                f"{symbol}: entries are halted for the day: {halt.message}", "halted", rule=halt.reason
+            )
         if self._stale:
             what = ", ".join(sorted(self._stale)).replace("source", "the live source")
             raise TradeRefused(
@@ -513,9 +563,20 @@ class Engine:
             raise TradeRefused(
                 f"{symbol}: unknown symbol: no quote yet, so there is no ask to buy at", "unknown_symbol"
             )
-        if isinstance(qty, str):  # type: ignore[unreachable]  # JSON and scripts can send one
+        if (qty is None) == (risk is None):
+            raise TradeRefused(
+                f"{symbol}: give qty (shares) or risk (dollars to lose at the stop), not "
+                + ("both" if qty is not None else "neither")
+            )
+        if risk is not None and (
+            isinstance(risk, bool) or not isinstance(risk, int | float) or not 0 < risk <= MAX_PRICE
+        ):
+            raise TradeRefused(
+                f"{symbol}: risk must be dollars above 0 and at most {MAX_PRICE:,.0f}, not {risk!r}"
+            )
+        if isinstance(qty, str):  # JSON and scripts can send one
             raise TradeRefused(f"{symbol}: qty {qty!r} is a string: give a whole number such as 100")
-        if isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= MAX_QTY:
+        if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= MAX_QTY):
             raise TradeRefused(f"{symbol}: qty must be a whole number from 1 to {MAX_QTY:,}, not {qty!r}")
         for name, value in (("tp1", tp1), ("tp2", tp2), ("stop", stop)):
             if not _price_ok(value):
@@ -528,6 +589,29 @@ class Engine:
             raise TradeRefused(f"{symbol}: tp1 {tp1} must be above the entry price (ask {quote.ask})")
         if not tp1 <= tp2:
             raise TradeRefused(f"{symbol}: tp2 {tp2} must be at or above tp1 {tp1}")
+        try:
+            if qty is None:
+                assert risk is not None
+                qty = self.book.size(symbol, risk, quote.ask, stop)
+            self.book.check_entry(symbol, qty, quote.ask, stop, ts, len(self.open_trades), self._at_stops())
+        except RiskRefused as exc:
+            raise TradeRefused(str(exc), "risk", rule=exc.rule) from None
+        return qty
+
+    def _at_stops(self) -> float:
+        """What the open trades would lose together if every stop were hit (0 or less)."""
+        return sum(min(0.0, (t.stop - t.entry_price) * t.remaining) for t in self.open_trades.values())
+
+    def _refused(self, symbol: str, exc: TradeRefused, ts: datetime) -> None:
+        """An entry a limit refused: counted by rule, logged, journaled, and an alert."""
+        rule = exc.rule or "risk"
+        self.book.refused(rule)
+        self.alert("risk_refused", f"entry refused ({rule}): {exc}", symbol=symbol, rule=rule)
+        if self.journal is not None:
+            try:
+                self.journal.record_risk("refused", rule, str(exc), symbol, ts, self.book.trading_day(ts))
+            except JournalWriteError as error:
+                log.debug("refusal not journaled: %s", error)
 
     def close_trade(self, symbol: str, ts: datetime | None = None) -> Trade:
         """Manual close: sell what remains at the bid (an unconfirmed trade too: a person asked)."""
@@ -544,7 +628,9 @@ class Engine:
                 f"{symbol}: no quote since start-up, so there is no bid to sell at", "unknown_symbol"
             )
         ts = ts if ts is not None else self.clock.now()
-        return self._close(trade, None, quote.bid, ts, Intent.MANUAL, CloseReason.MANUAL)
+        after = self._close(trade, None, quote.bid, ts, Intent.MANUAL, CloseReason.MANUAL)
+        self._after_exits(ts)
+        return after
 
     def confirm_trade(self, symbol: str) -> Trade:
         """A person checked the broker: an unconfirmed trade is watched (and mirrored) again."""
@@ -633,6 +719,14 @@ class Engine:
         if self.journal_pending:
             self.retry_journal()
         self._check_stale()
+        if self.clock.live:
+            now = datetime.now(UTC)
+            self._roll(now)
+            if self.open_trades and self.book.breach_confirmed(now):
+                halt = self.book.halt
+                if halt is None or halt.reason != "max_daily_loss":
+                    self._kill_due = "max_daily_loss"
+                    self._after_exits(now)
 
     # -- live quotes -----------------------------------------------------------------
 
@@ -756,6 +850,8 @@ class Engine:
         event = JournalEvent("tp1", after, order, leg, at=quote.ts)
         pending = self._commit_exit(event)
         self.open_trades[trade.symbol] = after
+        if leg is not None:
+            self._count_leg(after, leg, closed=False)
         self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)
         if order is not None:
             self.counters.orders += 1
@@ -779,6 +875,25 @@ class Engine:
         reason: CloseReason,
         quote: Quote | None = None,
     ) -> Trade:
+        after, order, event, pending = self._close_state(trade, target, price, ts, intent, reason)
+        if target is not None:
+            self._notify("on_target_hit", trade=trade, target=target, quote=quote)
+        self.counters.orders += 1
+        self._notify("on_order_submitted", order=order, trade=after)
+        self._notify("on_position_closed", trade=after, reason=reason.value, price=price)
+        self._dispatched(event.id, pending)
+        return after
+
+    def _close_state(
+        self,
+        trade: Trade,
+        target: Target | None,
+        price: float,
+        ts: datetime,
+        intent: Intent,
+        reason: CloseReason,
+    ) -> tuple[Trade, Order, JournalEvent, bool]:
+        """Journal a trade's last exit and make it current; the hooks are the caller's."""
         qty = trade.remaining
         after = attrs.evolve(
             trade,
@@ -789,18 +904,230 @@ class Engine:
             stop_hit=trade.stop_hit or target is Target.STOP,
         )
         order = self._order(after, Side.SELL, qty, price, intent, ts)
-        event = JournalEvent(reason.value, after, order, self._leg(after, qty, price, reason.value, ts))
+        leg = self._leg(after, qty, price, reason.value, ts)
+        event = JournalEvent(reason.value, after, order, leg)
         pending = self._commit_exit(event)
         del self.open_trades[trade.symbol]
         self._hold_until.pop(trade.symbol, None)
+        self._sane_bid.pop(trade.symbol, None)
         self.counters.trades_closed += 1
-        if target is not None:
-            self._notify("on_target_hit", trade=trade, target=target, quote=quote)
-        self.counters.orders += 1
-        self._notify("on_order_submitted", order=order, trade=after)
-        self._notify("on_position_closed", trade=after, reason=reason.value, price=price)
-        self._dispatched(event.id, pending)
-        return after
+        self._count_leg(after, leg, closed=True)
+        return after, order, event, pending
+
+    # -- risk: the day's count, halts and the kill switch ------------------------------
+
+    def _roll(self, ts: datetime) -> None:
+        """Keep the risk book on the trading day of ``ts``; a new day starts from the journal."""
+        book = self.book
+        day = book.trading_day(ts)
+        if day == book.day:
+            return
+        lifted = book.halt
+        book.roll(ts)
+        self._load_day(day)
+        if lifted is not None and book.halt is None:
+            self.alert(
+                "resumed",
+                f"a new trading day ({day}): the halt of {lifted.day} ({lifted.reason}) is over;"
+                " entries are allowed",
+                what=lifted.reason,
+            )
+
+    def _load_day(self, day: date) -> None:
+        """A day already under way in the journal (a restart): its P&L, entries, streak and halt."""
+        journal = self.journal
+        if journal is None:
+            return
+        book = self.book
+        legs = journal.legs()
+        today = [leg for leg in legs if book.trading_day(leg.closed_at) == day]
+        book.realised = round(sum(leg.pnl for leg in today), 6)
+        trades = journal.trades()
+        book.entries = sum(1 for t in trades if book.trading_day(t.opened_at) == day)
+        by_trade: dict[str, float] = collections.defaultdict(float)
+        for leg in legs:
+            by_trade[leg.trade_id] += leg.pnl
+        closed = sorted(
+            (t for t in trades if t.closed_at is not None and book.trading_day(t.closed_at) == day),
+            key=lambda t: t.closed_at or t.opened_at,
+        )
+        for trade in closed:
+            book.streak = book.streak + 1 if by_trade[trade.id] < 0 else 0
+        for trade in self.open_trades.values():
+            self._trade_pnl.setdefault(trade.id, by_trade.get(trade.id, 0.0))
+        for event in journal.risk_events(day, ("halt", "resume")):
+            book.halt = Halt(event.rule, event.message, day) if event.kind == "halt" else None
+        if book.halt is not None:
+            log.warning("entries are halted for %s (journaled): %s", day, book.halt.message)
+
+    def _count_leg(self, trade: Trade, leg: Leg, *, closed: bool) -> None:
+        """A leg closed: today's P&L, the losing streak; a limit reached halts (or flattens, after)."""
+        self._roll(leg.closed_at)
+        book = self.book
+        pnl = self._trade_pnl.pop(trade.id, 0.0) + leg.pnl
+        if not closed:
+            self._trade_pnl[trade.id] = pnl
+        halt = book.halt
+        if (
+            book.leg_closed(leg.pnl)
+            and not self._killing
+            and (halt is None or halt.reason != "max_daily_loss")
+        ):
+            self._kill_due = "max_daily_loss"
+        if closed and book.trade_closed(pnl) and book.halt is None and self._kill_due is None:
+            limit = self.risk.loss_streak
+            message = f"{book.streak} losing trades in a row (loss_streak {limit})"
+            self._set_halt("loss_streak", message, leg.closed_at)
+            self.alert(
+                "halted",
+                f"{message}: entries are halted for the day (open trades keep their exits);"
+                " POST /resume lifts it",
+                reason="loss_streak",
+            )
+
+    def _set_halt(self, reason: str, message: str, ts: datetime) -> None:
+        day = self.book.trading_day(ts)
+        self.book.halt = Halt(reason, message, day)
+        self.book.breach_since = None
+        if self.journal is not None:
+            try:
+                self.journal.record_risk("halt", reason, message, None, ts, day)
+            except JournalWriteError as exc:
+                self.alert(
+                    "journal_error",
+                    f"the halt ({reason}) could not be journaled ({exc}): a restart today would"
+                    " not remember it",
+                )
+
+    def _unrealised(self, bids: dict[str, float] | None = None) -> float:
+        """Open trades valued at ``bids`` (default: the last sane bids; a trade without one: 0)."""
+        bids = self._sane_bid if bids is None else bids
+        return sum(
+            (bids.get(t.symbol, t.entry_price) - t.entry_price) * t.remaining
+            for t in self.open_trades.values()
+        )
+
+    def _watch_loss(self, quote: Quote) -> None:
+        """Unrealised loss, on quotes with a sane spread only, confirmed over ``loss_confirm_s``."""
+        halt = self.book.halt
+        if self._killing or (halt is not None and halt.reason == "max_daily_loss"):
+            return
+        if not self.book.spread_ok(quote.bid, quote.ask):
+            return  # a pulled bid neither starts nor ends a breach
+        self._sane_bid[quote.symbol] = quote.bid
+        self._roll(quote.ts)
+        if self.book.unrealised_breach(self._unrealised(), quote.ts):
+            self._kill_due = "max_daily_loss"
+
+    def _after_exits(self, ts: datetime) -> None:
+        """After an event's own hooks: flatten the book if it reached max_daily_loss."""
+        if self._kill_due is None or self._killing:
+            return
+        self._kill_due = None
+        limit = self.risk.max_daily_loss
+        total = self.book.realised + self._unrealised()
+        self._kill(
+            "max_daily_loss",
+            f"today's P&L ${total:,.2f} (realised ${self.book.realised:,.2f}) reached"
+            f" max_daily_loss ${limit:,.2f}",
+            ts,
+        )
+
+    def kill(self, reason: str = "kill_switch", ts: datetime | None = None) -> list[Trade]:
+        """The kill switch: flatten every open trade at the bid and halt entries for the day."""
+        if self._inbox:
+            self._drain_inbox()
+        if reason not in ("kill_switch", "max_daily_loss"):
+            raise TradeRefused(f"a kill's reason is kill_switch or max_daily_loss, not {reason!r}")
+        ts = ts if ts is not None else self.clock.now()
+        self._roll(ts)
+        message = "the kill switch was pressed" if reason == "kill_switch" else "max_daily_loss"
+        return self._kill(reason, message, ts)
+
+    def _kill(self, reason: str, message: str, ts: datetime) -> list[Trade]:
+        """Journal the halt and every flatten, then ``on_kill`` once, then each trade's hooks."""
+        self._kill_due = None
+        self._killing = True
+        try:
+            trades = list(self.open_trades.values())
+            self._set_halt(reason, message, ts)
+            closes = []
+            for trade in trades:
+                quote = self.last_quotes.get(trade.symbol)
+                if quote is None:
+                    log.warning(
+                        "%s: no quote since start-up: the kill's exit is journaled at the entry price",
+                        trade.symbol,
+                    )
+                price = quote.bid if quote is not None else trade.entry_price
+                closes.append(self._close_state(trade, None, price, ts, Intent.MANUAL, CloseReason.KILL))
+            self._notify("on_kill", trades=trades, reason=reason)
+            for after, order, event, pending in closes:
+                self.counters.orders += 1
+                self._notify("on_order_submitted", order=order, trade=after)
+                self._notify(
+                    "on_position_closed", trade=after, reason=CloseReason.KILL.value, price=order.price
+                )
+                self._dispatched(event.id, pending)
+        finally:
+            self._killing = False
+        flattened = ", ".join(f"{t.symbol} {t.remaining}" for t in trades) or "none open"
+        self.alert(
+            "halted",
+            f"{message}: every open trade flattened at the bid ({flattened}); entries are halted"
+            + (" until POST /resume or the next trading day" if reason == "kill_switch" else " for the day"),
+            reason=reason,
+            symbols=[t.symbol for t in trades],
+        )
+        return [after for after, _, _, _ in closes]
+
+    def resume(self, ts: datetime | None = None) -> bool:
+        """Lift the kill switch's (or a losing streak's) halt; the daily loss limit's lasts the day."""
+        ts = ts if ts is not None else self.clock.now()
+        self._roll(ts)
+        halt = self.book.halt
+        if halt is None:
+            raise TradeRefused("entries are not halted by the kill switch or a risk limit", "not_halted")
+        if halt.reason == "max_daily_loss":
+            raise TradeRefused(
+                f"entries stay halted for the rest of the trading day: {halt.message} (the daily loss"
+                " limit is not lifted by hand; it ends with the day)",
+                "halted",
+            )
+        if self.journal is not None:
+            try:
+                self.journal.record_risk("resume", halt.reason, "resumed by a person", None, ts, halt.day)
+            except JournalWriteError as exc:
+                raise TradeRefused(f"not resumed: the journal cannot be written ({exc})", "journal") from None
+        self.book.halt = None
+        self.book.streak = 0
+        self.alert(
+            "resumed", f"entries are allowed again (the {halt.reason} halt was lifted)", what=halt.reason
+        )
+        return True
+
+    def risk_status(self) -> dict[str, object]:
+        """Today against the limits, for ``GET /ping`` and the dashboard."""
+        book = self.book
+        bids = {s: q.bid for s, q in self.last_quotes.items() if s in self.open_trades}
+        unrealised = self._unrealised(bids)
+        limits = {
+            name: (value.strftime("%H:%M") if hasattr(value, "strftime") else value)
+            for name, value in attrs.asdict(self.risk, recurse=False).items()
+            if value is not None
+        }
+        return {
+            "day": book.day.isoformat() if book.day else None,
+            "realised": round(book.realised, 2),
+            "unrealised": round(unrealised, 2),
+            "total": round(book.realised + unrealised, 2),
+            "trades_today": book.entries,
+            "losing_streak": book.streak,
+            "halted": book.halt.reason if book.halt else None,
+            "halt_message": book.halt.message if book.halt else None,
+            "refused": dict(book.refusals),
+            "limits": limits,
+        }
 
     def _order(self, trade: Trade, side: Side, qty: int, price: float, intent: Intent, ts: datetime) -> Order:
         return Order(

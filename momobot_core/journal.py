@@ -35,7 +35,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +52,14 @@ __all__ = [
     "JournalError",
     "JournalEvent",
     "JournalWriteError",
+    "RiskEvent",
     "WireLog",
     "open_journal",
 ]
 
 log = logging.getLogger("momobot.journal")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trades (
@@ -118,6 +119,15 @@ CREATE TABLE IF NOT EXISTS wire (
     status TEXT NOT NULL,
     record TEXT NOT NULL,
     reported INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS risk (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    message TEXT NOT NULL,
+    symbol TEXT,
+    ts TEXT NOT NULL,
+    day TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS alerts (
     seq INTEGER PRIMARY KEY,
@@ -274,7 +284,7 @@ class Journal:
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if version == 0 and tables:
                 raise JournalError(f"{self.path}: not a MomoBot journal (it holds other tables)")
-            readable = (1, SCHEMA_VERSION)
+            readable = (1, 2, SCHEMA_VERSION)
             if version not in (0, *readable) or (readonly and version not in readable):
                 raise JournalError(
                     f"{self.path}: not a MomoBot journal of schema version"
@@ -288,9 +298,10 @@ class Journal:
                 # must not keep the bot (and its open trades) from starting.
                 if version != SCHEMA_VERSION or db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
-                    db.executescript(_SCHEMA)  # version 1 journals gain the new tables
+                    db.executescript(_SCHEMA)  # older journals gain the new tables
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._has_events = readonly is False or version == SCHEMA_VERSION
+            self._has_events = readonly is False or version >= 2
+            self._has_risk = readonly is False or version >= 3
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{self.path}: not a usable journal: {exc}") from None
         return db
@@ -641,6 +652,36 @@ class Journal:
         times = [datetime.fromisoformat(str(row["ts"])) for row in self.executions()]
         return max(times, default=None)
 
+    def record_risk(
+        self, kind: str, rule: str, message: str, symbol: str | None, ts: datetime, day: date
+    ) -> None:
+        """Journal a halt, a resume or a refused entry (``kind``). Raises JournalWriteError."""
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT INTO risk (kind, rule, message, symbol, ts, day) VALUES (?, ?, ?, ?, ?, ?)",
+                    (kind, rule, message, symbol, ts.isoformat(), day.isoformat()),
+                )
+        except sqlite3.Error as exc:
+            raise JournalWriteError(f"journal {self.path}: {exc}") from None
+
+    def risk_events(
+        self, day: date, kinds: tuple[str, ...] = ("halt", "resume", "refused")
+    ) -> list[RiskEvent]:
+        """A trading day's halts, resumes and refusals, oldest first."""
+        if not self._has_risk:
+            return []
+        marks = ", ".join("?" * len(kinds))
+        rows = self._db.execute(
+            f"SELECT kind, rule, message, symbol, ts FROM risk WHERE day=? AND kind IN ({marks})"
+            " ORDER BY seq",
+            (day.isoformat(), *kinds),
+        ).fetchall()
+        return [
+            _checked(self.path, "risk", row, lambda r: RiskEvent(r[0], r[1], r[2], r[3], _aware(r[4])))
+            for row in rows
+        ]
+
     def record_alert(self, kind: str, message: str, symbol: str | None, ts: datetime) -> None:
         """Keep an alert (best effort: the journal being unwritable is itself an alert)."""
         if self._in_batch:
@@ -650,6 +691,17 @@ class Journal:
                 "INSERT INTO alerts (kind, message, symbol, ts) VALUES (?, ?, ?, ?)",
                 (kind, message, symbol, ts.isoformat()),
             )
+
+
+@attrs.frozen
+class RiskEvent:
+    """A journaled halt, resume or refused entry."""
+
+    kind: str
+    rule: str
+    message: str
+    symbol: str | None
+    ts: datetime
 
 
 def _trade_row(trade: Trade) -> tuple[Any, ...]:

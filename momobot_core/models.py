@@ -76,14 +76,19 @@ class Quote:
 
 @attrs.frozen
 class Open:
-    """A request to open a bracket trade: an entry buy of ``qty`` at the symbol's ask."""
+    """A request to open a bracket trade: an entry buy of ``qty`` at the symbol's ask.
+
+    Give ``risk`` (dollars) instead of ``qty`` (None) and the engine sizes it:
+    floor(risk / (ask - stop)), capped by ``[risk]`` max_shares and max_position_value.
+    """
 
     symbol: str
-    qty: int
+    qty: int | None
     tp1: float
     tp2: float
     stop: float
     ts: datetime  # when it was asked for (event time)
+    risk: float | None = None
 
 
 @attrs.frozen
@@ -91,6 +96,21 @@ class Close:
     """A request to close a trade by hand: sell what remains at the bid."""
 
     symbol: str
+    ts: datetime
+
+
+@attrs.frozen
+class Kill:
+    """Flatten every open trade at the bid (reason kill) and halt entries for the day."""
+
+    ts: datetime
+    reason: str = "kill_switch"  # or "max_daily_loss", when the engine pulls it itself
+
+
+@attrs.frozen
+class Resume:
+    """Allow entries again after the kill switch (or a losing streak) halted them."""
+
     ts: datetime
 
 

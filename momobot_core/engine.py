@@ -115,6 +115,8 @@ class Counters:
     trades_opened: int = 0
     trades_closed: int = 0
     orders: int = 0
+    #: Entries refused by a limit (``[risk]`` keys, ``kill_switch``, ``trading_halt``, ...), by rule.
+    refused_by_rule: dict[str, int] = attrs.field(factory=dict)
 
 
 def _new_id() -> str:
@@ -605,7 +607,7 @@ class Engine:
     def _refused(self, symbol: str, exc: TradeRefused, ts: datetime) -> None:
         """An entry a limit refused: counted by rule, logged, journaled, and an alert."""
         rule = exc.rule or "risk"
-        self.book.refused(rule)
+        self.counters.refused_by_rule[rule] = self.counters.refused_by_rule.get(rule, 0) + 1
         self.alert("risk_refused", f"entry refused ({rule}): {exc}", symbol=symbol, rule=rule)
         if self.journal is not None:
             try:
@@ -1125,7 +1127,7 @@ class Engine:
             "losing_streak": book.streak,
             "halted": book.halt.reason if book.halt else None,
             "halt_message": book.halt.message if book.halt else None,
-            "refused": dict(book.refusals),
+            "refused": dict(self.counters.refused_by_rule),
             "limits": limits,
         }
 

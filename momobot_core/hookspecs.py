@@ -5,7 +5,7 @@ plugin implements any subset of these hooks, and of each hook any subset of
 its arguments.
 
 The event hooks (``on_order_submitted``, ``on_target_hit``,
-``on_position_closed``, ``on_alert``) run synchronously on the engine's thread,
+``on_position_closed``, ``on_kill``, ``on_alert``) run synchronously on the engine's thread,
 in the middle of the trading path, *after* the event is committed to the
 journal (so a plugin never hears of something the journal does not hold). An
 implementation must return in microseconds: hand any I/O to a thread or a
@@ -112,12 +112,30 @@ def on_shutdown(bot: Engine) -> None:
 
 
 @hookspec
+def on_kill(trades: list[Trade], reason: str) -> None:
+    """Called once when the book is flattened: the kill switch, or the daily loss limit.
+
+    :param trades: The trades being flattened, as they stood before (``remaining`` is
+        what each one still held); empty if none was open.
+    :param reason: ``"kill_switch"`` (a person pressed it) or ``"max_daily_loss"``.
+
+    Every flatten is already in the journal. Each trade's own
+    ``on_order_submitted`` and ``on_position_closed(trade, "kill", price)``
+    follow this call. A keystroke plugin acts here once (hotkey_ws sends
+    ``cancel_all``, ``flatten_all``: one key for the whole account, where one
+    ``sell_all_bid`` per trade would sell the active montage's symbol N
+    times); an order plugin closes each trade by its symbol.
+    """
+
+
+@hookspec
 def on_alert(alert: Alert) -> None:
     """Called when something needs a person now: a journal error, a hotkey link down, a cut sequence...
 
     :param alert: ``alert.kind`` (``journal_error``, ``link_down``,
         ``sequence_cut``, ``exit_pending``, ``exit_dropped``,
-        ``unconfirmed_trade``, ``resumed``, ... or a plugin's own kind,
+        ``unconfirmed_trade``, ``resumed``, ``risk_refused``, ``halted``,
+        ``stale_quotes``, ``trading_halt``, ... or a plugin's own kind,
         prefixed with its name), ``alert.message`` (a sentence for a person),
         ``alert.symbol`` (or None), ``alert.ts`` and ``alert.detail`` (a dict).
 

@@ -101,6 +101,9 @@ def summary(
         f"Quotes: {counters.quotes:,} processed, {counters.rejected_quotes:,} rejected as malformed{rate}"
     )
     lines.append(f"Refused actions: {counters.refused_actions}; plugin errors: {plugin_errors}")
+    if counters.refused_by_rule:
+        by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(counters.refused_by_rule.items()))
+        lines.append(f"Entries refused by a limit: {by_rule}")
     lines.append(f"Realised P&L: {_money(total)}")
     return "\n".join(lines)
 

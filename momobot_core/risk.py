@@ -158,7 +158,6 @@ class RiskBook:
     halt: Halt | None = None
     #: When the unrealised loss first passed the limit on a sane quote (None: it does not now).
     breach_since: datetime | None = None
-    refusals: dict[str, int] = attrs.field(factory=dict)  # by rule, for the summary
 
     def trading_day(self, ts: datetime) -> date:
         return ts.astimezone(self.tz).date()
@@ -249,9 +248,6 @@ class RiskBook:
                     f" max_daily_loss ${limits.max_daily_loss:,.2f}",
                     "max_daily_loss",
                 )
-
-    def refused(self, rule: str) -> None:
-        self.refusals[rule] = self.refusals.get(rule, 0) + 1
 
     # -- exits ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from momobot_core import report
 from momobot_core.config import Config, InputError
 from momobot_core.engine import Counters, Engine, TradeRefused
 from momobot_core.journal import Journal, open_journal
-from momobot_core.models import Close, Leg, Open, Quote, Trade
+from momobot_core.models import Close, Kill, Leg, Open, Quote, Resume, Trade
 from momobot_core.sources.recorded import Event, check_files, estimate_events, read_events
 
 if TYPE_CHECKING:
@@ -35,14 +35,12 @@ class RunStats:
     seconds: float = 0.0
 
 
-def apply(engine: Engine, event: Open | Close) -> None:
+def apply(engine: Engine, event: Open | Close | Kill | Resume) -> None:
     """Carry out a recorded action; a refused one is logged and counted, and the run goes on."""
     try:
         engine.apply(event)
     except TradeRefused as exc:
-        log.warning(
-            "refused %s at %s: %s", "open" if type(event) is Open else "close", event.ts.isoformat(), exc
-        )
+        log.warning("refused %s at %s: %s", type(event).__name__.lower(), event.ts.isoformat(), exc)
 
 
 def run_events(

@@ -36,9 +36,9 @@ import attrs
 
 from momobot_core import hookimpl
 from momobot_core.config import Config
-from momobot_core.engine import Counters, Engine, TradeRefused
+from momobot_core.engine import Counters, Engine, Event, TradeRefused
 from momobot_core.journal import Journal
-from momobot_core.models import Close, Leg, Open, Quote, Trade
+from momobot_core.models import Close, Kill, Leg, Open, Quote, Resume, Trade
 from momobot_core.plugins import Hooks
 
 __all__ = ["HookCall", "PluginError", "Script", "ScriptResult", "run_script"]
@@ -103,14 +103,29 @@ class Script:
         return self
 
     def open(
-        self, symbol: str, *, qty: int, tp1: float, tp2: float, stop: float, at: float | None = None
+        self,
+        symbol: str,
+        *,
+        qty: int | None = None,
+        tp1: float,
+        tp2: float,
+        stop: float,
+        risk: float | None = None,
+        at: float | None = None,
     ) -> Script:
-        """Open a bracket trade at the symbol's current ask."""
-        self.steps.append(
-            _Step(
-                "open", self._time(at), {"symbol": symbol, "qty": qty, "tp1": tp1, "tp2": tp2, "stop": stop}
-            )
-        )
+        """Open a bracket trade at the symbol's current ask: ``qty`` shares, or sized by ``risk``."""
+        data = {"symbol": symbol, "qty": qty, "tp1": tp1, "tp2": tp2, "stop": stop, "risk": risk}
+        self.steps.append(_Step("open", self._time(at), data))
+        return self
+
+    def kill(self, *, at: float | None = None) -> Script:
+        """Press the kill switch: flatten everything at the bid, halt entries for the day."""
+        self.steps.append(_Step("kill", self._time(at), {}))
+        return self
+
+    def resume(self, *, at: float | None = None) -> Script:
+        """Allow entries again after the kill switch."""
+        self.steps.append(_Step("resume", self._time(at), {}))
         return self
 
     def close(self, symbol: str, *, at: float | None = None) -> Script:
@@ -159,6 +174,10 @@ class _Recorder:
         self.calls.append(HookCall("on_position_closed", {"trade": trade, "reason": reason, "price": price}))
 
     @hookimpl(trylast=True)
+    def on_kill(self, trades: Any, reason: str) -> None:
+        self.calls.append(HookCall("on_kill", {"trades": trades, "reason": reason}))
+
+    @hookimpl(trylast=True)
     def on_shutdown(self, bot: Engine) -> None:
         self.calls.append(HookCall("on_shutdown", {"bot": bot}))
 
@@ -199,11 +218,23 @@ def run_script(
             engine.start()
             for step in script.steps:
                 data = step.data
-                event: Quote | Open | Close
+                event: Event
                 if step.kind == "quote":
                     event = Quote(data["symbol"], step.at, data["bid"], data["ask"], data["last"])
                 elif step.kind == "open":
-                    event = Open(data["symbol"], data["qty"], data["tp1"], data["tp2"], data["stop"], step.at)
+                    event = Open(
+                        data["symbol"],
+                        data["qty"],
+                        data["tp1"],
+                        data["tp2"],
+                        data["stop"],
+                        step.at,
+                        data["risk"],
+                    )
+                elif step.kind == "kill":
+                    event = Kill(step.at)
+                elif step.kind == "resume":
+                    event = Resume(step.at)
                 else:
                     event = Close(data["symbol"], step.at)
                 try:

@@ -153,7 +153,11 @@ def test_a_trading_halt_blocks_entries_on_that_symbol_until_it_resumes(fake: Fak
         assert await until(lambda: "ABCD" not in engine.halted_symbols)
 
     streaming(engine, Watchlist(["ABCD"]), body)
-    assert [a.kind for a in engine.alerts if a.symbol == "ABCD"] == ["trading_halt", "risk_refused", "resumed"]
+    assert [a.kind for a in engine.alerts if a.symbol == "ABCD"] == [
+        "trading_halt",
+        "risk_refused",
+        "resumed",
+    ]
 
 
 def test_a_delayed_feed_is_refused_unless_allowed_and_then_nothing_is_sent() -> None:

@@ -34,6 +34,7 @@ def test_there_are_hooks_to_check() -> None:
         "on_shutdown",
         "register_commands",
         "on_alert",
+        "on_kill",
         "register_sources",
     }
 

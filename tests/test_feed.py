@@ -66,8 +66,8 @@ def test_files_merge_in_time_order_ties_by_file_then_line(tmp_path: Path) -> Non
             {"type": "quote", "ts": 3, "symbol": "B3", "bid": 1, "ask": 1.1},
         ],
     )
-    assert [e.symbol for e in read_events([a, b])] == ["A1", "B2", "A3", "A3b", "B3"]
-    assert [e.symbol for e in read_events([b, a])] == ["A1", "B2", "B3", "A3", "A3b"]
+    assert [getattr(e, "symbol", "") for e in read_events([a, b])] == ["A1", "B2", "A3", "A3b", "B3"]
+    assert [getattr(e, "symbol", "") for e in read_events([b, a])] == ["A1", "B2", "B3", "A3", "A3b"]
 
 
 def test_malformed_but_parseable_prices_reach_the_engine(tmp_path: Path) -> None:

@@ -122,6 +122,43 @@ def test_hook_on_alert_hears_alerts_from_any_thread_on_the_engine_thread() -> No
     assert [a.kind for a in result.engine.alerts] == ["raiser_direct", "raiser_thread"]
 
 
+def test_hook_on_kill_fires_once_with_the_open_trades_before_their_closes() -> None:
+    calls: list[tuple[str, Any]] = []
+
+    class Book:
+        @hookimpl
+        def on_kill(self, trades: Any, reason: str) -> None:
+            calls.append(("kill", (reason, [(t.symbol, t.remaining, t.is_open) for t in trades])))
+
+        @hookimpl
+        def on_position_closed(self, trade: Any, reason: str, price: float) -> None:
+            calls.append(("closed", (trade.symbol, reason, price)))
+
+    script = (
+        Script()
+        .quote("ABCD", ask=2.00)
+        .open("ABCD", qty=100, tp1=2.20, tp2=2.40, stop=1.90)
+        .quote("ABCD", ask=2.21, bid=2.20)  # TP1: 50 left
+        .quote("EFGH", ask=5.00)
+        .open("EFGH", qty=10, tp1=5.5, tp2=6.0, stop=4.8)
+        .quote("EFGH", ask=5.10, bid=5.05)
+        .kill()
+        .kill()  # nothing open: still once more, the broker may hold what the bot does not know
+    )
+    result = run_script(script, [Book()])
+    assert calls == [
+        ("kill", ("kill_switch", [("ABCD", 50, True), ("EFGH", 10, True)])),
+        ("closed", ("ABCD", "kill", 2.20)),
+        ("closed", ("EFGH", "kill", 5.05)),
+        ("kill", ("kill_switch", [])),
+    ]
+    assert [(leg.symbol, leg.reason, leg.exit_price) for leg in result.legs] == [
+        ("ABCD", "tp1", 2.21),
+        ("ABCD", "kill", 2.20),
+        ("EFGH", "kill", 5.05),
+    ]
+
+
 def test_hook_register_sources_offers_a_source_that_serve_can_run() -> None:
     from momobot_core.sources import SourceStatus, Watchlist, collect_sources
 

@@ -135,3 +135,32 @@ def test_bad_voice_config_names_key_and_value() -> None:
         run_script(session(), [VoicePlugin()], config={"voice": {"rate": 5}})
     with pytest.raises(ConfigError, match=r"\[voice\] volume: unknown key"):
         run_script(session(), [VoicePlugin()], config={"voice": {"volume": 11}})
+
+
+@needs_espeak
+def test_alerts_and_a_kill_are_spoken_once_not_per_trade(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    script = (
+        Script()
+        .quote("ABCD", ask=2.00)
+        .open("ABCD", qty=100, tp1=2.20, tp2=2.40, stop=1.90)
+        .quote("EFGH", ask=5.00)
+        .open("EFGH", qty=10, tp1=5.5, tp2=6.0, stop=4.8)
+        .kill()
+        .open("ABCD", qty=100, tp1=2.20, tp2=2.40, stop=1.90)  # refused: halted
+    )
+    with caplog.at_level(logging.INFO, logger="momobot.voice"):
+        result = run_script(script, [VoicePlugin()], config={"voice": {"output_dir": str(tmp_path)}})
+    assert [leg.reason for leg in result.legs] == ["kill", "kill"]
+    said = [
+        r.getMessage().removeprefix("[Voice] ")
+        for r in caplog.records
+        if r.getMessage().startswith("[Voice] ") and "engine" not in r.getMessage()
+    ]
+    assert said == [
+        "New trade taken for ABCD at 2.00",
+        "New trade taken for EFGH at 5.00",
+        "Alert: halted, kill switch",
+        "Alert: risk refused for ABCD, kill switch",
+    ]

@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from momobot_core.config import InputError
-from momobot_core.models import Close, Open, Quote
+from momobot_core.models import Close, Kill, Open, Quote, Resume
 
 CSV_COLUMNS = ("ts", "symbol", "bid", "ask", "last")
 CSV_SUFFIXES = {".csv"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 
 
-Event = Quote | Open | Close
+Event = Quote | Open | Close | Kill | Resume
 
 
 #: Times outside these years are refused as input: nothing real happened before 1970, and a
@@ -201,8 +201,10 @@ def _csv_problem(row: list[str], columns: list[str]) -> str:
 
 _FIELDS: dict[str, tuple[str, ...]] = {
     "quote": ("symbol", "bid", "ask"),
-    "open": ("symbol", "qty", "tp1", "tp2", "stop"),
+    "open": ("symbol", "tp1", "tp2", "stop"),  # and qty or risk
     "close": ("symbol",),
+    "kill": (),
+    "resume": (),
 }
 
 
@@ -245,7 +247,7 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
         raise ValueError("expected a JSON object")
     kind = data.get("type")
     if not isinstance(kind, str) or kind not in _FIELDS:
-        raise ValueError(f"type {_short(kind)} is not one of quote, open, close")
+        raise ValueError(f"type {_short(kind)} is not one of quote, open, close, kill, resume")
     for name in ("ts", *_FIELDS[kind]):
         if name not in data:
             raise ValueError(f"{kind} event lacks field {name!r}")
@@ -256,6 +258,10 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
             f"ts {_short(data['ts'])} is neither ISO 8601 nor epoch seconds in the years"
             f" {MIN_YEAR} to {MAX_YEAR}"
         ) from None
+    if kind == "kill":
+        return Kill(ts)
+    if kind == "resume":
+        return Resume(ts)
     symbol = data["symbol"]
     if not isinstance(symbol, str) or not symbol:
         raise ValueError(f"symbol {_short(symbol)} must be a non-empty string")
@@ -271,12 +277,18 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
             None if last is None or last == "" else _number(data, "last"),
         )
     if kind == "open":
-        qty = data["qty"]
+        if ("qty" in data) == ("risk" in data):
+            raise ValueError(
+                "open event needs qty (shares) or risk (dollars), not "
+                + ("both" if "qty" in data else "neither")
+            )
+        risk = _number(data, "risk") if "risk" in data else None
+        qty = data.get("qty")
         if isinstance(qty, str):
             raise ValueError(f"qty {_short(qty)} is a string: write the number without quotes")
-        if isinstance(qty, bool) or not isinstance(qty, int):
+        if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int)):
             raise ValueError(f"qty {_short(qty)} must be a whole number")
-        return Open(symbol, qty, _number(data, "tp1"), _number(data, "tp2"), _number(data, "stop"), ts)
+        return Open(symbol, qty, _number(data, "tp1"), _number(data, "tp2"), _number(data, "stop"), ts, risk)
     return Close(symbol, ts)
 
 

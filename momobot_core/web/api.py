@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from momobot_core import __version__
 from momobot_core.engine import MAX_PRICE, MAX_QTY, Engine, TradeRefused
 from momobot_core.journal import Journal
-from momobot_core.models import Close, Leg, Open, Quote, Trade
+from momobot_core.models import Close, Kill, Leg, Open, Quote, Resume, Trade
 from momobot_core.report import tradervue_csv
 from momobot_core.web.guard import RequestGuard
 
@@ -44,7 +44,15 @@ Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9./^+-]{0,31}$", ex
 class OpenTradeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbol: Symbol
-    qty: int = Field(ge=1, le=MAX_QTY, strict=True, examples=[100])
+    qty: int | None = Field(default=None, ge=1, le=MAX_QTY, strict=True, examples=[100])
+    risk: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_PRICE,
+        allow_inf_nan=False,
+        description="Dollars to lose at the stop, instead of qty: the engine sizes the entry.",
+        examples=[50],
+    )
     tp1: Price = Field(examples=[2.2])
     tp2: Price = Field(examples=[2.4])
     stop: Price = Field(examples=[1.9])
@@ -113,7 +121,15 @@ def _trade_out(trade: Trade) -> dict[str, Any]:
     return attrs.asdict(trade, recurse=False)
 
 
-_STATUS = {"unknown_symbol": 404, "no_position": 404, "already_open": 409, "invalid": 422, "journal": 503}
+_STATUS = {
+    "unknown_symbol": 404,
+    "no_position": 404,
+    "already_open": 409,
+    "not_halted": 409,
+    "halted": 409,
+    "invalid": 422,
+    "journal": 503,
+}
 
 
 def _acted(action: Callable[[], object]) -> Any:
@@ -207,7 +223,8 @@ def build_app(
             "open_trades": len(engine.open_trades),
             "unconfirmed": sorted(t.symbol for t in engine.open_trades.values() if t.unconfirmed),
             "journal": "side file in use" if engine.journal_pending else "ok",
-            "halted": engine.journal_pending or bool(engine.stale_quotes),
+            "halted": engine.journal_pending or bool(engine.stale_quotes) or engine.book.halt is not None,
+            "risk": engine.risk_status(),
             "source": _source_status(engine),
             "halted_symbols": dict(engine.halted_symbols),
             "plugins": links,
@@ -262,9 +279,31 @@ def build_app(
                 )
         return _acted(
             lambda: engine.apply(
-                Open(body.symbol, body.qty, body.tp1, body.tp2, body.stop, engine.clock.now())
+                Open(body.symbol, body.qty, body.tp1, body.tp2, body.stop, engine.clock.now(), body.risk)
             )
         )
+
+    @app.post("/kill", response_model=list[TradeOut], responses=errors)  # type: ignore[valid-type]
+    async def kill() -> Any:
+        """The kill switch: flatten every open trade at the bid; entries halt for the day.
+
+        Answers the trades it flattened (none open: an empty list; the halt still holds).
+        """
+        try:
+            trades = engine.apply(Kill(engine.clock.now()))
+        except TradeRefused as exc:
+            return _refused(exc)
+        assert isinstance(trades, list)
+        return [_trade_out(trade) for trade in trades]
+
+    @app.post("/resume", responses=errors)
+    async def resume() -> Any:
+        """Allow entries again after the kill switch (or a losing streak); not after the daily loss limit."""
+        try:
+            engine.apply(Resume(engine.clock.now()))
+        except TradeRefused as exc:
+            return _refused(exc)
+        return {"resumed": True, "risk": engine.risk_status()}
 
     @app.post("/close-position", response_model=TradeOut, responses=errors)
     async def close_position(body: SymbolBody) -> Any:

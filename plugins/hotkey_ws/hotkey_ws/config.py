@@ -22,10 +22,11 @@ DEFAULT_COMMANDS: dict[str, tuple[str, ...]] = {
     "tp2": ("sell_ask",),
     "stop": ("sell_all_bid",),
     "manual": ("sell_all_bid",),
+    "kill": ("cancel_all", "flatten_all"),
 }
 EVENTS = tuple(DEFAULT_COMMANDS)
 #: The sequences that protect the account: they wait up to exit_ttl, and a person hears of them.
-EXIT_EVENTS = frozenset({"stop", "manual"})
+EXIT_EVENTS = frozenset({"stop", "manual", "kill"})
 KNOWN_COMMANDS = frozenset(c for commands in DEFAULT_COMMANDS.values() for c in commands)
 
 

@@ -7,6 +7,7 @@
 | ``on_target_hit`` tp2                  | ``sell_ask``                           |
 | ``on_target_hit`` stop                 | ``sell_all_bid``                       |
 | ``on_position_closed``, reason manual  | ``sell_all_bid``                       |
+| ``on_kill`` (once per kill)            | ``cancel_all``, ``flatten_all``        |
 
 Replays are not live trading: in ``replay`` and ``demo`` mode nothing is sent
 unless ``[hotkey_ws] replay = true`` (or ``MOMOBOT_HOTKEY_REPLAY=1``).
@@ -144,6 +145,21 @@ class HotkeyPlugin:
                 trade_id=trade.id,
                 ts=trade.closed_at,
             )
+
+    @hookimpl
+    def on_kill(self, trades: list[Trade], reason: str) -> None:
+        # Once for the whole book: a keystroke acts on the active montage, so one sell_all_bid
+        # per trade would sell one symbol N times. The per-trade closes (reason kill) send nothing.
+        client = self._sending()
+        if client is None:
+            return
+        symbols = [trade.symbol for trade in trades]
+        client.send(
+            client.config.commands["kill"],
+            event="kill",
+            context={"reason": reason, "symbols": symbols} if client.config.format == "json" else None,
+            label=f"kill ({', '.join(symbols) or 'nothing open'})" if client.history is not None else "",
+        )
 
     @hookimpl
     def on_shutdown(self, bot: Engine) -> None:

@@ -7,6 +7,9 @@
 | closed at TP2 | "... due to take profit two" |
 | closed at the stop | "... due to stop loss" |
 | manual close | "... due to manual close" |
+| an alert (``on_alert``) | "Alert: halted, max daily loss", "Alert: link down" |
+
+A kill's per-trade closes are not spoken one by one: its ``halted`` alert says it once.
 
 Configuration, table ``[voice]`` (environment ``MOMOBOT_VOICE_<KEY>``):
 ``command`` (speech engine; default the first of espeak-ng, espeak, say found),
@@ -26,11 +29,17 @@ from momobot_voice.speech import Speaker, find_engine
 
 if TYPE_CHECKING:
     from momobot_core.engine import Engine
-    from momobot_core.models import Order, Quote, Target, Trade
+    from momobot_core.models import Alert, Order, Quote, Target, Trade
 
 log = logging.getLogger("momobot.voice")
 
-REASONS = {"tp1": "take profit one", "tp2": "take profit two", "stop": "stop loss", "manual": "manual close"}
+REASONS = {
+    "tp1": "take profit one",
+    "tp2": "take profit two",
+    "stop": "stop loss",
+    "manual": "manual close",
+    "kill": "the kill switch",
+}
 SHUTDOWN_SECONDS = 5.0
 
 
@@ -46,6 +55,17 @@ def exit_sentence(symbol: str, price: float, reason: str) -> str:
     if reason == "tp1":  # a partial exit: the trade goes on
         return f"Take profit one for {symbol} at {spoken_price(price)}: half sold, stop to break even"
     return f"Trade closed for {symbol} at {spoken_price(price)} due to {REASONS[reason]}"
+
+
+def alert_sentence(alert: Alert) -> str:
+    """A short sentence for an alert: its kind, the symbol, and the rule or reason if any."""
+    words = alert.kind.replace("_", " ")
+    if alert.symbol:
+        words += f" for {alert.symbol}"
+    why = alert.detail.get("rule") or alert.detail.get("reason")
+    if isinstance(why, str) and why:
+        words += ", " + why.replace("_", " ")
+    return f"Alert: {words}"
 
 
 class VoicePlugin:
@@ -96,8 +116,13 @@ class VoicePlugin:
 
     @hookimpl
     def on_position_closed(self, trade: Trade, reason: str, price: float) -> None:
-        if self.speaker is not None:
+        if self.speaker is not None and reason != "kill":
             self.speaker.say(exit_sentence(trade.symbol, price, reason))
+
+    @hookimpl
+    def on_alert(self, alert: Alert) -> None:
+        if self.speaker is not None:
+            self.speaker.say(alert_sentence(alert))
 
     @hookimpl
     def on_shutdown(self, bot: Engine) -> None:

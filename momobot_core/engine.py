@@ -172,7 +172,8 @@ class Engine:
         self.book = RiskBook(self.risk, self.settings.tz)
         self._trade_pnl: dict[str, float] = {}  # realised P&L of open trades' legs so far
         self._sane_bid: dict[str, float] = {}  # last bid of a quote with a sane spread, open trades
-        self._kill_due: str | None = None  # max_daily_loss reached inside an event: flatten after it
+        #: max_daily_loss reached inside an event ("realised" or "unrealised"): flatten after it.
+        self._kill_due: str | None = None
         self._killing = False
         #: The live source and its watchlist, when ``serve --source`` runs one.
         self.source: QuoteSource | None = None
@@ -727,7 +728,7 @@ class Engine:
             if self.open_trades and self.book.breach_confirmed(now):
                 halt = self.book.halt
                 if halt is None or halt.reason != "max_daily_loss":
-                    self._kill_due = "max_daily_loss"
+                    self._kill_due = "unrealised"
                     self._after_exits(now)
 
     # -- live quotes -----------------------------------------------------------------
@@ -975,7 +976,7 @@ class Engine:
             and not self._killing
             and (halt is None or halt.reason != "max_daily_loss")
         ):
-            self._kill_due = "max_daily_loss"
+            self._kill_due = "realised"
         if closed and book.trade_closed(pnl) and book.halt is None and self._kill_due is None:
             limit = self.risk.loss_streak
             message = f"{book.streak} losing trades in a row (loss_streak {limit})"
@@ -1019,21 +1020,25 @@ class Engine:
         self._sane_bid[quote.symbol] = quote.bid
         self._roll(quote.ts)
         if self.book.unrealised_breach(self._unrealised(), quote.ts):
-            self._kill_due = "max_daily_loss"
+            self._kill_due = "unrealised"
 
     def _after_exits(self, ts: datetime) -> None:
         """After an event's own hooks: flatten the book if it reached max_daily_loss."""
         if self._kill_due is None or self._killing:
             return
-        self._kill_due = None
+        cause, self._kill_due = self._kill_due, None
         limit = self.risk.max_daily_loss
-        total = self.book.realised + self._unrealised()
-        self._kill(
-            "max_daily_loss",
-            f"today's P&L ${total:,.2f} (realised ${self.book.realised:,.2f}) reached"
-            f" max_daily_loss ${limit:,.2f}",
-            ts,
-        )
+        realised = self.book.realised
+        if cause == "realised":
+            why = f"today's realised P&L ${realised:,.2f} reached max_daily_loss ${limit:,.2f}"
+        else:
+            open_pnl = self._unrealised()
+            why = (
+                f"today's P&L ${realised + open_pnl:,.2f} (realised ${realised:,.2f}, open trades"
+                f" at the bid ${open_pnl:,.2f}) stayed past max_daily_loss ${limit:,.2f} for"
+                f" {self.risk.loss_confirm_s:g} s"
+            )
+        self._kill("max_daily_loss", why, ts)
 
     def kill(self, reason: str = "kill_switch", ts: datetime | None = None) -> list[Trade]:
         """The kill switch: flatten every open trade at the bid and halt entries for the day."""

@@ -47,7 +47,7 @@ def test_ping_and_openapi_schema(api: ApiProcess) -> None:
     schema = api.client.get("/openapi.json").json()
     assert {"/ping", "/positions", "/trades", "/close-position", "/quotes"} <= set(schema["paths"])
     body = schema["components"]["schemas"]["OpenTradeBody"]
-    assert set(body["required"]) == {"symbol", "qty", "tp1", "tp2", "stop"}
+    assert set(body["required"]) == {"symbol", "tp1", "tp2", "stop"}  # and qty or risk
 
 
 def test_open_trade_for_an_unknown_symbol_is_404(api: ApiProcess) -> None:

@@ -1,0 +1,395 @@
+"""Risk limits, sizing and the kill switch, in the engine (a real in-memory or on-disk journal)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from momobot_core import hookimpl
+from momobot_core.config import Config, ConfigError
+from momobot_core.engine import Engine, TradeRefused
+from momobot_core.journal import Journal
+from momobot_core.models import Kill, Open, Quote, Resume
+from momobot_core.risk import RiskSettings, size_from_risk
+from momobot_core.testing import START, Script, run_script
+
+
+def risk(**limits: Any) -> dict[str, dict[str, Any]]:
+    return {"risk": limits}
+
+
+class Kills:
+    def __init__(self) -> None:
+        self.kills: list[tuple[str, list[str]]] = []
+
+    @hookimpl
+    def on_kill(self, trades: Any, reason: str) -> None:
+        self.kills.append((reason, [t.symbol for t in trades]))
+
+
+# -- configuration -----------------------------------------------------------------------
+
+
+def test_every_limit_is_read_from_the_table() -> None:
+    settings = RiskSettings.from_config(
+        Config(
+            tables=risk(
+                max_daily_loss=500,
+                max_trades_per_day=10,
+                max_open_trades=3,
+                max_shares=2000,
+                max_position_value=10_000,
+                trading_start="09:30",
+                trading_end="15:45",
+                loss_streak=3,
+                stale_quote_s=5,
+                max_spread_pct=1.5,
+                loss_confirm_s=1,
+            )
+        )
+    )
+    assert settings.max_daily_loss == 500 and settings.max_trades_per_day == 10
+    assert settings.max_open_trades == 3 and settings.max_shares == 2000
+    assert settings.max_position_value == 10_000 and settings.loss_streak == 3
+    assert f"{settings.trading_start:%H:%M}-{settings.trading_end:%H:%M}" == "09:30-15:45"
+    assert (settings.stale_quote_s, settings.max_spread_pct, settings.loss_confirm_s) == (5, 1.5, 1)
+    assert RiskSettings.from_config(Config()) == RiskSettings()  # all optional: no limit
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ({"max_daily_loss": -5}, "[risk] max_daily_loss = -5: must be a finite number > 0"),
+        ({"max_daily_loss": "lots"}, "[risk] max_daily_loss = 'lots': must be a number"),
+        ({"max_shares": 0}, "[risk] max_shares = 0: must be >= 1"),
+        ({"max_trades_per_day": 2.5}, "[risk] max_trades_per_day = 2.5: must be a whole number"),
+        ({"trading_start": "9:30"}, "[risk] trading_start = '9:30': must be a time of day"),
+        ({"trading_end": "24:00"}, "[risk] trading_end = '24:00': must be a time of day"),
+        (
+            {"trading_start": "15:00", "trading_end": "09:30"},
+            "[risk] trading_end = 09:30 must be after trading_start = 15:00",
+        ),
+        ({"max_spread_pct": 0}, "[risk] max_spread_pct = 0: must be a finite number > 0"),
+        ({"max_loss": 100}, "[risk] max_loss: unknown key"),
+    ],
+)
+def test_a_bad_limit_stops_start_up_naming_key_and_value(table: dict[str, Any], says: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Engine(config=Config(tables={"risk": table}))
+    assert says in str(error.value)
+
+
+def test_a_limit_from_the_environment_is_named_with_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOMOBOT_RISK_MAX_OPEN_TRADES", "none")
+    with pytest.raises(ConfigError, match=r"max_open_trades = 'none' \(from MOMOBOT_RISK_MAX_OPEN_TRADES\)"):
+        Engine()
+
+
+# -- sizing ---------------------------------------------------------------------------------
+
+
+def test_sizing_by_risk_is_exact_in_decimal() -> None:
+    assert size_from_risk(50, 2.00, 1.90) == 500  # floats say 499.99999999999994
+    assert size_from_risk(100, 3.30, 3.00) == 333
+    assert size_from_risk(10, 0.0512, 0.0411) == 990
+    assert size_from_risk(50, 2.00, 2.00) == 0
+
+
+def test_an_open_by_risk_buys_the_sized_quantity_capped_by_the_limits() -> None:
+    script = (
+        Script()
+        .quote("ABCD", ask=2.00)
+        .open("ABCD", risk=50, tp1=2.2, tp2=2.4, stop=1.9)
+        .quote("EFGH", ask=2.00)
+        .open("EFGH", risk=500, tp1=2.2, tp2=2.4, stop=1.9)  # 5,000 shares: capped to 1,000
+        .quote("MNOP", ask=20.00)
+        .open("MNOP", risk=500, tp1=22, tp2=24, stop=19)  # 500 shares: $10,000 capped to $6,000
+    )
+    result = run_script(script, config=risk(max_shares=1000, max_position_value=6000))
+    assert {t.symbol: t.qty for t in result.trades} == {"ABCD": 500, "EFGH": 1000, "MNOP": 300}
+    assert result.refused == []
+
+
+def test_an_explicit_qty_over_a_cap_is_refused_not_cut() -> None:
+    script = (
+        Script()
+        .quote("ABCD", ask=2.00)
+        .open("ABCD", qty=1001, tp1=2.2, tp2=2.4, stop=1.9)
+        .open("ABCD", qty=600, tp1=2.2, tp2=2.4, stop=1.9)  # $1,200 > $1,000
+        .open("ABCD", qty=500, tp1=2.2, tp2=2.4, stop=1.9)
+    )
+    result = run_script(script, config=risk(max_shares=1000, max_position_value=1000))
+    assert [t.qty for t in result.trades] == [500]
+    assert result.refused == [
+        "ABCD: qty 1,001 is over max_shares 1,000",
+        "ABCD: 600 x 2.0 = $1,200.00 is over max_position_value $1,000.00",
+    ]
+    assert result.counters.refused_by_rule == {"max_shares": 1, "max_position_value": 1}
+
+
+def test_risk_that_buys_less_than_a_share_and_qty_with_risk_are_refused() -> None:
+    script = (
+        Script()
+        .quote("ABCD", ask=2.00)
+        .open("ABCD", risk=0.05, tp1=2.2, tp2=2.4, stop=1.9)
+        .open("ABCD", qty=10, risk=50, tp1=2.2, tp2=2.4, stop=1.9)
+    )
+    result = run_script(script)
+    assert result.trades == []
+    assert "buys less than one share" in result.refused[0]
+    assert result.refused[1] == "ABCD: give qty (shares) or risk (dollars to lose at the stop), not both"
+
+
+# -- entries a limit refuses --------------------------------------------------------------
+
+
+def test_trades_per_day_and_open_trades_are_counted() -> None:
+    script = Script()
+    for symbol in ("A", "B", "C"):
+        script.quote(symbol, ask=2.00).open(symbol, qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+    script.close("A").open("A", qty=10, tp1=2.2, tp2=2.4, stop=1.9)  # 3rd entry of the day
+    script.close("A").quote("D", ask=2.0).open("D", qty=10, tp1=2.2, tp2=2.4, stop=1.9)  # a 4th
+    result = run_script(script, config=risk(max_open_trades=2, max_trades_per_day=3))
+    assert [t.symbol for t in result.trades] == ["A", "B", "A"]
+    assert result.counters.refused_by_rule == {"max_open_trades": 1, "max_trades_per_day": 1}
+    assert result.refused[0] == "C: 2 trades are open: max_open_trades is 2"
+
+
+def test_the_trading_window_is_in_the_configured_time_zone() -> None:
+    # START is 14:30 UTC on 2 January: 09:30 in New York.
+    script = (
+        Script()
+        .quote("ABCD", ask=2.00, at=0)
+        .open("ABCD", qty=10, tp1=2.2, tp2=2.4, stop=1.9, at=1)  # 09:30:01: before 09:45
+        .open("ABCD", qty=10, tp1=2.2, tp2=2.4, stop=1.9, at=15 * 60)  # 09:45
+        .close("ABCD", at=6 * 3600)  # 15:30: exits are never refused
+        .open("ABCD", qty=10, tp1=2.2, tp2=2.4, stop=1.9, at=6 * 3600 + 1)  # 15:30:01: after 15:30
+    )
+    result = run_script(script, config=risk(trading_start="09:45", trading_end="15:30"))
+    assert [(t.symbol, t.close_reason) for t in result.trades] == [("ABCD", "manual")]
+    assert result.counters.refused_by_rule == {"trading_start": 1, "trading_end": 1}
+    assert "entries start at 09:45 (09:30:01 now, America/New_York)" in result.refused[0]
+
+
+def test_a_refused_entry_is_alerted_journaled_and_summarised(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    script = Script().quote("ABCD", ask=2.00).open("ABCD", qty=200, tp1=2.2, tp2=2.4, stop=1.9)
+    result = run_script(script, config=risk(max_shares=100), db=db)
+    [alert] = [a for a in result.engine.alerts if a.kind == "risk_refused"]
+    assert alert.symbol == "ABCD" and alert.detail == {"rule": "max_shares"}
+    with Journal(db, readonly=True) as journal:
+        [row] = journal.risk_events(START.date())
+    assert (row.kind, row.rule, row.symbol) == ("refused", "max_shares", "ABCD")
+    from momobot_core.report import summary
+
+    text = summary(result.trades, result.legs, result.counters, 0, None)
+    assert "Entries refused by a limit: max_shares 1" in text
+
+
+def test_an_entry_whose_own_risk_would_pass_the_daily_loss_is_refused() -> None:
+    script = (
+        Script()
+        .quote("ABCD", ask=2.00)
+        .open("ABCD", qty=1000, tp1=2.2, tp2=2.4, stop=1.9)  # risks $100
+        .quote("ABCD", ask=1.89, bid=1.88, last=1.88)  # stop: -$120 realised
+        .quote("EFGH", ask=2.00)
+        .open("EFGH", qty=900, tp1=2.2, tp2=2.4, stop=1.9)  # -120 - 90 = -210: past 200
+        .open("EFGH", qty=800, tp1=2.2, tp2=2.4, stop=1.9)  # -120 - 80 = -200: allowed
+    )
+    result = run_script(script, config=risk(max_daily_loss=200))
+    assert [t.qty for t in result.trades] == [1000, 800]
+    assert result.counters.refused_by_rule == {"max_daily_loss": 1}
+    assert "would take today's P&L to $-210.00" in result.refused[0]
+
+
+def test_open_trades_stops_count_against_the_daily_loss_of_a_new_entry() -> None:
+    script = (
+        Script()
+        .quote("A", ask=2.00)
+        .open("A", qty=1000, tp1=2.2, tp2=2.4, stop=1.9)  # $100 at risk
+        .quote("B", ask=2.00)
+        .open("B", qty=1000, tp1=2.2, tp2=2.4, stop=1.9)  # 100 + 100 = 200 allowed
+        .quote("C", ask=2.00)
+        .open("C", qty=100, tp1=2.2, tp2=2.4, stop=1.9)  # 210: refused
+    )
+    result = run_script(script, config=risk(max_daily_loss=200))
+    assert [t.symbol for t in result.trades] == ["A", "B"]
+    assert result.counters.refused_by_rule == {"max_daily_loss": 1}
+
+
+# -- the daily loss limit flattens the book -------------------------------------------------
+
+
+def test_a_realised_loss_reaching_the_limit_flattens_the_book_and_halts_the_day() -> None:
+    kills = Kills()
+    script = (
+        Script()
+        .quote("A", ask=2.00)
+        .open("A", qty=1000, tp1=2.2, tp2=2.4, stop=1.9)
+        .quote("B", ask=5.00)
+        .open("B", qty=100, tp1=5.5, tp2=6.0, stop=4.9)
+        .quote("B", ask=5.05, bid=5.04)
+        .quote("A", ask=1.86, bid=1.85, last=1.85)  # stop: -$150 realised, limit 150
+        .quote("B", ask=5.10, bid=5.09)  # B is flat already: nothing fires
+        .quote("C", ask=3.00)
+        .open("C", qty=10, tp1=3.3, tp2=3.6, stop=2.9)
+    )
+    result = run_script(script, [kills], config=risk(max_daily_loss=150))
+    assert kills.kills == [("max_daily_loss", ["B"])]
+    assert [(leg.symbol, leg.reason, leg.exit_price) for leg in result.legs] == [
+        ("A", "stop", 1.85),
+        ("B", "kill", 5.04),
+    ]
+    assert result.refused == [
+        "C: entries are halted for the day: today's realised P&L $-150.00 reached max_daily_loss $150.00"
+    ]
+    halted = [a for a in result.engine.alerts if a.kind == "halted"]
+    assert len(halted) == 1 and halted[0].detail["reason"] == "max_daily_loss"
+    assert result.engine.risk_status()["halted"] == "max_daily_loss"
+
+
+def test_one_quote_with_the_bid_pulled_cannot_flatten_the_book() -> None:
+    kills = Kills()
+    script = (
+        Script()
+        .quote("A", ask=2.00, at=0)
+        .open("A", qty=500, tp1=2.2, tp2=2.4, stop=1.8, at=1)  # risks $100: the whole limit
+        # The bid pulled (a 33% spread: -$250 at the bid), prints still above the stop:
+        .quote("A", ask=2.00, bid=1.50, last=1.99, at=2)
+        .quote("A", ask=2.00, bid=1.50, last=1.99, at=10)
+        .quote("A", ask=2.00, bid=1.99, at=11)
+    )
+    result = run_script(script, [kills], config=risk(max_daily_loss=100))
+    assert kills.kills == []
+    assert [t.is_open for t in result.trades] == [True]
+
+
+def test_an_unrealised_breach_must_last_loss_confirm_s() -> None:
+    kills = Kills()
+    script = (
+        Script()
+        .quote("A", ask=2.00, at=0)
+        .open("A", qty=500, tp1=2.2, tp2=2.4, stop=1.8, at=1)  # risks $100: the whole limit
+        # Prints stay above the stop (no stop fires) while the bid sinks below it:
+        .quote("A", ask=1.80, bid=1.79, last=1.85, at=2)  # -$105 at the bid: the breach begins
+        .quote("A", ask=1.86, bid=1.85, last=1.85, at=3)  # -$75: over
+        .quote("A", ask=1.80, bid=1.79, last=1.85, at=4)  # begins again
+        .quote("A", ask=1.80, bid=1.79, last=1.85, at=5)  # 1 s: not yet
+        .quote("A", ask=1.79, bid=1.78, last=1.85, at=6)  # 2 s: confirmed
+    )
+    result = run_script(script, [kills], config=risk(max_daily_loss=100, loss_confirm_s=2))
+    assert kills.kills == [("max_daily_loss", ["A"])]
+    [leg] = result.legs
+    assert (leg.reason, leg.exit_price, leg.closed_at - START) == ("kill", 1.78, timedelta(seconds=6))
+
+
+# -- the losing streak, the kill switch, resume ---------------------------------------------
+
+
+def test_a_losing_streak_halts_entries_until_resumed() -> None:
+    script = Script()
+    for symbol in ("A", "B"):
+        script.quote(symbol, ask=2.00).open(symbol, qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+        script.quote(symbol, ask=1.89, bid=1.88, last=1.88)  # stopped out: a loss
+    script.quote("C", ask=2.00).open("C", qty=10, tp1=2.2, tp2=2.4, stop=1.9)  # refused
+    script.resume().open("C", qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+    result = run_script(script, config=risk(loss_streak=2))
+    assert [t.symbol for t in result.trades] == ["A", "B", "C"]
+    assert result.counters.refused_by_rule == {"loss_streak": 1}
+    assert [a.kind for a in result.engine.alerts] == ["halted", "risk_refused", "resumed"]
+
+
+def test_the_kill_switch_flattens_halts_and_resume_lifts_it() -> None:
+    kills = Kills()
+    script = (
+        Script()
+        .quote("A", ask=2.00)
+        .open("A", qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+        .kill()
+        .open("A", qty=10, tp1=2.2, tp2=2.4, stop=1.9)  # refused: kill_switch
+        .resume()
+        .open("A", qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+    )
+    result = run_script(script, [kills])
+    assert kills.kills == [("kill_switch", ["A"])]
+    assert [(t.close_reason, t.is_open) for t in result.trades] == [("kill", False), (None, True)]
+    assert result.counters.refused_by_rule == {"kill_switch": 1}
+
+
+def test_resume_is_refused_when_not_halted_and_after_the_daily_loss() -> None:
+    script = (
+        Script()
+        .resume()
+        .quote("A", ask=2.00)
+        .open("A", qty=1000, tp1=2.2, tp2=2.4, stop=1.9)
+        .quote("A", ask=1.89, bid=1.88, last=1.88)  # -$120: the limit is 100
+        .resume()
+    )
+    result = run_script(script, config=risk(max_daily_loss=100))
+    assert result.refused[0] == "entries are not halted by the kill switch or a risk limit"
+    assert result.refused[1].startswith("entries stay halted for the rest of the trading day")
+
+
+def test_a_new_trading_day_lifts_the_halt() -> None:
+    script = Script().quote("A", ask=2.00).kill().open("A", qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+    script.quote("A", ask=2.00, at=24 * 3600).open("A", qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+    result = run_script(script)
+    assert len(result.trades) == 1 and result.trades[0].opened_at == START + timedelta(days=1, seconds=1)
+    assert [a.kind for a in result.engine.alerts] == ["halted", "risk_refused", "resumed"]
+
+
+def test_exits_are_never_refused_while_halted() -> None:
+    script = (
+        Script()
+        .quote("A", ask=2.00)
+        .quote("B", ask=2.00)
+        .open("A", qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+        .open("B", qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+        .quote("A", ask=1.89, bid=1.88, last=1.88)
+        .quote("B", ask=1.89, bid=1.88, last=1.88)  # 2nd loss: halted; B's exit went out first
+        .quote("C", ask=2.00)
+    )
+    result = run_script(script, config=risk(loss_streak=1))
+    assert [(t.symbol, t.close_reason) for t in result.trades] == [("A", "stop"), ("B", "stop")]
+
+
+# -- across a restart -------------------------------------------------------------------------
+
+
+def _engine(db: Path, **limits: Any) -> Engine:
+    return Engine(config=Config(tables=risk(**limits)), journal=Journal(db), mode="replay")
+
+
+def test_a_halted_day_stays_halted_after_a_restart_with_its_count(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    bot = _engine(db, max_trades_per_day=5)
+    bot.start()
+    bot.apply(Quote("A", START, 1.99, 2.00))
+    bot.apply(Open("A", 10, 2.2, 2.4, 1.9, START))
+    bot.apply(Quote("A", START + timedelta(seconds=1), 1.88, 1.89, 1.88))  # -$1.20
+    bot.apply(Kill(START + timedelta(seconds=2)))
+    bot.shutdown()
+    assert bot.journal is not None
+    bot.journal.close()
+
+    again = _engine(db, max_trades_per_day=5)
+    again.start()
+    again.apply(Quote("A", START + timedelta(seconds=3), 1.99, 2.00))
+    with pytest.raises(TradeRefused) as refused:
+        again.apply(Open("A", 10, 2.2, 2.4, 1.9, START + timedelta(seconds=4)))
+    assert refused.value.rule == "kill_switch"
+    status = again.risk_status()
+    assert (status["halted"], status["realised"], status["trades_today"]) == ("kill_switch", -1.2, 1)
+    again.apply(Resume(START + timedelta(seconds=5)))
+    again.apply(Open("A", 10, 2.2, 2.4, 1.9, START + timedelta(seconds=6)))
+    assert again.risk_status()["trades_today"] == 2
+    again.shutdown()
+    assert again.journal is not None
+    again.journal.close()
+    with sqlite3.connect(db) as raw:
+        kinds = [row[0] for row in raw.execute("SELECT kind FROM risk ORDER BY seq")]
+    assert kinds == ["halt", "refused", "resume"]

@@ -51,7 +51,7 @@ def limits(draw: Any) -> dict[str, Any]:
 @st.composite
 def day(draw: Any) -> list[tuple[Any, ...]]:
     """Events a second or a few apart: quotes (sometimes with the bid pulled), opens, closes, kills."""
-    steps = []
+    steps: list[tuple[Any, ...]] = []
     for _ in range(draw(st.integers(1, 80))):
         gap = draw(st.integers(0, 20))
         kind = draw(st.sampled_from(["quote"] * 6 + ["open"] * 3 + ["close", "kill", "resume"]))
@@ -114,7 +114,7 @@ class Model:
         self.halted: str | None = None
 
     def at_stops(self) -> float:
-        return sum(min(0.0, (t["stop"] - t["entry"]) * t["held"]) for t in self.open.values())
+        return float(sum(min(0.0, (t["stop"] - t["entry"]) * t["held"]) for t in self.open.values()))
 
     def check_entry_allowed(self, order: Any, trade: Any, ts: datetime) -> None:
         """An entry the engine let through: every limit held before it."""

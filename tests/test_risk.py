@@ -393,3 +393,41 @@ def test_a_halted_day_stays_halted_after_a_restart_with_its_count(tmp_path: Path
     with sqlite3.connect(db) as raw:
         kinds = [row[0] for row in raw.execute("SELECT kind FROM risk ORDER BY seq")]
     assert kinds == ["halt", "refused", "resume"]
+
+
+def test_the_worked_example_in_docs_risk_md() -> None:
+    kills = Kills()
+    m = 60  # START is 09:30 New York time
+    script = (
+        Script()
+        .quote("ABCD", ask=2.00, at=5 * m - 1)
+        .open("ABCD", risk=50, tp1=2.2, tp2=2.4, stop=1.9, at=5 * m)
+        .quote("EFGH", ask=4.00, at=6 * m - 1)
+        .open("EFGH", qty=2500, tp1=4.4, tp2=4.8, stop=3.9, at=6 * m)
+        .open("EFGH", risk=120, tp1=4.4, tp2=4.8, stop=3.9, at=7 * m)
+        .open("EFGH", risk=90, tp1=4.4, tp2=4.8, stop=3.9, at=7 * m + 1)
+        .quote("ABCD", ask=1.89, bid=1.88, last=1.89, at=11 * m)
+        .quote("EFGH", ask=3.96, bid=3.95, at=14 * m)
+        .quote("EFGH", ask=3.96, bid=3.20, last=3.95, at=16 * m)
+        .quote("EFGH", ask=3.90, bid=3.89, last=3.91, at=18 * m)
+        .quote("EFGH", ask=3.90, bid=3.89, last=3.91, at=18 * m + 2)
+        .quote("MNOP", ask=3.00, at=20 * m - 1)
+        .open("MNOP", qty=100, tp1=3.3, tp2=3.6, stop=2.9, at=20 * m)
+        .resume(at=21 * m)
+    )
+    config = risk(max_daily_loss=150, max_trades_per_day=6, max_shares=2000, loss_streak=3)
+    result = run_script(script, [kills], config=config)
+    assert [(t.symbol, t.qty, t.close_reason) for t in result.trades] == [
+        ("ABCD", 500, "stop"),
+        ("EFGH", 900, "kill"),
+    ]
+    assert [(leg.symbol, leg.exit_price, leg.pnl) for leg in result.legs] == [
+        ("ABCD", 1.88, -60.0),
+        ("EFGH", 3.89, -99.0),
+    ]
+    assert kills.kills == [("max_daily_loss", ["EFGH"])]
+    assert result.legs[1].closed_at == START + timedelta(seconds=18 * m + 2)
+    status = result.engine.risk_status()
+    assert (status["realised"], status["trades_today"], status["losing_streak"]) == (-159.0, 2, 2)
+    assert (status["halted"], status["refused"]) == ("max_daily_loss", {"max_shares": 1, "max_daily_loss": 2})
+    assert result.refused[-1].startswith("entries stay halted for the rest of the trading day")

@@ -155,6 +155,8 @@ class Engine:
         self.last_quotes: dict[str, Quote] = {}
         self.open_trades: dict[str, Trade] = {}
         self.alerts: collections.deque[Alert] = collections.deque(maxlen=ALERTS_KEPT)
+        #: Alerts of today raised before a restart (from the journal): shown, never raised again.
+        self.earlier_alerts: list[Alert] = []
         self._hold_until: dict[str, datetime] = {}
         self._min_hold = timedelta(seconds=self.settings.min_hold_s)
         self._started = False
@@ -221,7 +223,9 @@ class Engine:
             self.hooks.start(self)
         self._restart_alerts()
         if self.clock.live:
-            self._roll(self.clock.now())  # a halted day stays halted across a restart
+            now = self.clock.now()
+            self._roll(now)  # a halted day stays halted across a restart
+            self._restore_alerts(now)
 
     def _restart_alerts(self) -> None:
         for trade in self.open_trades.values():
@@ -279,6 +283,19 @@ class Engine:
                 )
         if self.journal_pending:
             self.retry_journal()
+
+    def _restore_alerts(self, now: datetime) -> None:
+        """Earlier alerts of today (a restart), for the day's list; not raised again."""
+        if self.journal is None or self.journal.in_memory:
+            return
+        local = now.astimezone(self.settings.tz)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        mine = {(a.kind, a.message, a.ts) for a in self.alerts}
+        self.earlier_alerts = [
+            Alert(kind=kind, message=message, symbol=symbol, ts=ts)
+            for kind, message, symbol, ts in self.journal.alerts_since(midnight)
+            if (kind, message, ts) not in mine
+        ]
 
     def shutdown(self) -> None:
         """Call ``on_shutdown`` once for every plugin that started (each bounded in time)."""

@@ -682,6 +682,17 @@ class Journal:
             for row in rows
         ]
 
+    def alerts_since(self, since: datetime) -> list[tuple[str, str, str | None, datetime]]:
+        """``(kind, message, symbol, ts)`` of the alerts kept since ``since``, oldest first."""
+        rows = self._db.execute("SELECT kind, message, symbol, ts FROM alerts ORDER BY seq").fetchall()
+        kept = []
+        for kind, message, symbol, ts in rows:
+            with contextlib.suppress(ValueError, TypeError):
+                at = _aware(ts)
+                if at >= since:
+                    kept.append((kind, message, symbol, at))
+        return kept
+
     def record_alert(self, kind: str, message: str, symbol: str | None, ts: datetime) -> None:
         """Keep an alert (best effort: the journal being unwritable is itself an alert)."""
         if self._in_batch:

@@ -85,7 +85,10 @@ def test_second_open_on_the_same_symbol_is_409(api: ApiProcess) -> None:
         ({**TRADE, "stop": 2.5}, "stop 2.5 must be below the entry price"),
         ({**TRADE, "tp2": 2.1}, "tp2 2.1 must be at or above tp1 2.2"),
         ({**TRADE, "side": "short"}, "side: Extra inputs are not permitted"),
-        ({"symbol": "ABCD"}, "qty: Field required"),
+        ({"symbol": "ABCD"}, "tp1: Field required"),
+        ({"symbol": "ABCD", "tp1": 2.2, "tp2": 2.4, "stop": 1.9}, "not neither"),
+        ({**TRADE, "risk": 50}, "not both"),
+        ({**TRADE, "qty": None, "risk": 0}, "risk: Input should be greater than 0"),
     ],
 )
 def test_bad_trade_bodies_are_422_with_a_readable_message(

@@ -92,6 +92,8 @@ def test_a_kill_presses_cancel_all_flatten_all_once_and_a_sigkill_keeps_the_day_
             ping = second.client.get("/ping").json()
             assert ping["risk"]["halted"] == "kill_switch"
             assert ping["open_trades"] == 0
+            # The day's alerts are still the day's after the restart.
+            assert "halted" in [a["kind"] for a in second.client.get("/alerts").json()]
             quote(second, "MNOP")
             refused = second.client.post("/trades", json={"symbol": "MNOP", "qty": 100, **TRADE})
             assert (refused.status_code, refused.json()["rule"]) == (403, "kill_switch")

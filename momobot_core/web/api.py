@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from momobot_core import __version__
-from momobot_core.engine import MAX_PRICE, MAX_QTY, Engine, TradeRefused
+from momobot_core.engine import ALERTS_KEPT, MAX_PRICE, MAX_QTY, Engine, TradeRefused
 from momobot_core.journal import Journal
 from momobot_core.models import Close, Kill, Leg, Open, Quote, Resume, Trade
 from momobot_core.report import tradervue_csv
@@ -232,8 +232,9 @@ def build_app(
 
     @app.get("/alerts", response_model=list[AlertOut])
     async def alerts() -> list[dict[str, Any]]:
-        """The alerts raised since start (the newest last)."""
-        return [attrs.asdict(alert) for alert in engine.alerts]
+        """The day's alerts (the newest last): this run's, after earlier ones from the journal."""
+        day = [*engine.earlier_alerts, *engine.alerts][-ALERTS_KEPT:]
+        return [attrs.asdict(alert) for alert in day]
 
     @app.get("/positions", response_model=list[PositionOut])
     async def positions() -> list[dict[str, Any]]:

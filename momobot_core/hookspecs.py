@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     import click
+    from fastapi import FastAPI
 
     from momobot_core.engine import Engine
-    from momobot_core.models import Alert, Order, Quote, Target, Trade
+    from momobot_core.models import Alert, Order, Panel, Quote, Target, Trade
     from momobot_core.sources import SourceFactory
 
 hookspec = pluggy.HookspecMarker("momobot")
@@ -166,3 +167,26 @@ def register_sources(register: Callable[[str, SourceFactory], None]) -> None:
     NAME`` (or ``[momobot] source = "NAME"``) runs one. Two plugins offering
     the same name is an error.
     """
+
+
+@hookspec
+def register_routes(app: FastAPI, bot: Engine) -> None:
+    """Called while ``momobot serve`` builds its web app: add HTTP routes.
+
+    :param app: The FastAPI app. Routes go behind the same guard as the core's
+        (allowed hosts, Origin, the token for anything that is not a GET).
+    :param bot: The running engine. Handlers run on the engine's event loop:
+        read its state freely, change it only through ``bot.apply(...)``.
+    """
+
+
+@hookspec
+def dashboard_panels(bot: Engine) -> list[Panel]:
+    """Called when the dashboard page is drawn: return the panels this plugin adds.
+
+    :param bot: The running engine.
+    :return: A list of :class:`momobot_core.models.Panel` (``title``, ``path``);
+        ``path`` is a GET route (added with ``register_routes``) answering an HTML
+        fragment, which the page fetches again every second.
+    """
+    return []

@@ -61,6 +61,15 @@ class Alert:
 
 
 @attrs.frozen
+class Panel:
+    """A plugin's panel on the dashboard (``dashboard_panels``): ``path`` serves an HTML
+    fragment (a route the plugin adds with ``register_routes``) that the page refreshes."""
+
+    title: str
+    path: str
+
+
+@attrs.frozen
 class Quote:
     """A top-of-book quote for one symbol at one event time.
 

@@ -176,6 +176,20 @@ class Hooks:
             if elapsed > self.slow_hook_s and hook_name in EVENT_HOOKS:
                 self._slow(plugin_name, hook_name, elapsed)
 
+    def collect(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation and return what each returned (None left out); isolated
+        like :meth:`notify`, for hooks that answer (``dashboard_panels``)."""
+        results = []
+        for plugin_name, function, argnames in self._implementations(hook_name):
+            try:
+                result = function(*[kwargs[arg] for arg in argnames])
+            except BaseException as exc:
+                self._isolated(plugin_name, hook_name, exc)
+                continue
+            if result is not None:
+                results.append(result)
+        return results
+
     def _isolated(self, plugin_name: str, hook_name: str, exc: BaseException) -> None:
         self.errors += 1
         log.error(

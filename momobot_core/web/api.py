@@ -31,7 +31,8 @@ from momobot_core.engine import ALERTS_KEPT, MAX_PRICE, MAX_QTY, Engine, TradeRe
 from momobot_core.journal import Journal
 from momobot_core.models import Close, Kill, Leg, Open, Quote, Resume, Trade
 from momobot_core.report import tradervue_csv
-from momobot_core.web.guard import RequestGuard
+from momobot_core.web.dashboard import Dashboard
+from momobot_core.web.guard import RequestGuard, Sessions
 
 TOKEN_ENV = "MOMOBOT_API_TOKEN"
 log = logging.getLogger("momobot.api")
@@ -367,4 +368,9 @@ def build_app(
             return PlainTextResponse(data, media_type="text/csv")
         return data
 
-    return RequestGuard(app, token=token, allowed_hosts=allowed_hosts)
+    sessions = Sessions(token)
+    dashboard = Dashboard(engine, sessions)
+    dashboard.routes(app)
+    if engine.hooks is not None:
+        engine.hooks.notify("register_routes", app=app, bot=engine)
+    return RequestGuard(app, allowed_hosts=allowed_hosts, sessions=sessions)

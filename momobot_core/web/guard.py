@@ -13,7 +13,10 @@ browser can reach none of the state-changing endpoints:
   ``Host`` is refused, token or not (a form posted by any web page): 403.
   No ``Origin`` (curl, scripts) passes.
 * With a token set, a state-changing request needs ``Authorization: Bearer
-  <token>`` (compared in constant time): 401.
+  <token>`` (compared in constant time) or the dashboard's session cookie
+  (given once the token was typed into the page; HttpOnly, SameSite=Strict):
+  401. The login form itself is the one exception: it checks the token it
+  is sent.
 * A body over :data:`MAX_BODY` bytes is refused unread: 413.
 
 The access log names the method, the path and the status, never the query string.
@@ -24,7 +27,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -33,6 +38,8 @@ log = logging.getLogger("momobot.api.access")
 MAX_BODY = 64 * 1024
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_PARAMS = frozenset({"token", "access_token", "api_token", "auth", "authorization"})
+SESSION_COOKIE = "momobot_session"
+LOGIN_PATH = "/ui/login"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -50,14 +57,60 @@ def host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+class Sessions:
+    """The API token, and the dashboard sessions given for it (random ids, never the token)."""
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+        self._ids: set[str] = set()
+
+    @property
+    def required(self) -> bool:
+        return self.token is not None
+
+    def token_matches(self, given: str) -> bool:
+        return self.token is not None and hmac.compare_digest(given.encode(), self.token.encode())
+
+    def open(self) -> str:
+        session = secrets.token_urlsafe(32)
+        self._ids.add(session)
+        return session
+
+    def valid(self, cookie_header: str | None) -> bool:
+        """True when the request's ``Cookie`` header carries a session given by this process."""
+        if not cookie_header:
+            return False
+        try:
+            cookie = SimpleCookie(cookie_header)
+        except CookieError:
+            return False
+        morsel = cookie.get(SESSION_COOKIE)
+        return morsel is not None and any(hmac.compare_digest(morsel.value, s) for s in self._ids)
+
+    def allows(self, headers: dict[bytes, bytes]) -> bool:
+        """No token configured, or the right bearer token, or a valid session cookie."""
+        if self.token is None:
+            return True
+        given = headers.get(b"authorization", b"")
+        if hmac.compare_digest(given, f"Bearer {self.token}".encode()):
+            return True
+        return self.valid(headers.get(b"cookie", b"").decode("latin-1"))
+
+
 class RequestGuard:
     """ASGI middleware enforcing the rules above; ``token`` None means no token is required."""
 
     def __init__(
-        self, app: App, *, token: str | None, allowed_hosts: Iterable[str], max_body: int = MAX_BODY
+        self,
+        app: App,
+        *,
+        token: str | None = None,
+        allowed_hosts: Iterable[str],
+        max_body: int = MAX_BODY,
+        sessions: Sessions | None = None,
     ) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode() if token else None
+        self.sessions = sessions if sessions is not None else Sessions(token)
         self.allowed_hosts = frozenset(host_name(h) for h in allowed_hosts)
         self.max_body = max_body
 
@@ -117,10 +170,8 @@ class RequestGuard:
                     f"a request from the web page at {origin.decode('latin-1')!r} may not"
                     " change anything here"
                 )
-        if self._expected is not None:
-            given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
-                return 401, "missing or wrong API token", {"www-authenticate": "Bearer"}
+        if scope["path"] != LOGIN_PATH and not self.sessions.allows(headers):
+            return 401, "missing or wrong API token", {"www-authenticate": "Bearer"}
         return None
 
     async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes | None, bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -14,6 +15,9 @@ from hotkey_ws.config import EXIT_EVENTS, HotkeyConfig
 from hotkey_ws.link import HotkeyLink
 from hotkey_ws.notes import AlertSink
 from momobot_core.journal import WireLog
+
+#: Batches kept in :attr:`HotkeyClient.history`.
+HISTORY = 1000
 
 
 class HotkeyClient:
@@ -45,7 +49,8 @@ class HotkeyClient:
             )
             for url in config.urls
         ]
-        self.history: list[Batch] | None = [] if record else None
+        #: The latest batches (the demo's table, the dashboard panel); None when not recorded.
+        self.history: collections.deque[Batch] | None = collections.deque(maxlen=HISTORY) if record else None
         self._json = config.format == "json"
         self._closed = False
 

@@ -16,15 +16,18 @@ unless ``[hotkey_ws] replay = true`` (or ``MOMOBOT_HOTKEY_REPLAY=1``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hotkey_ws.batch import Batch
 from hotkey_ws.client import HotkeyClient
 from hotkey_ws.config import HotkeyConfig, load_hotkey_config
-from momobot_core import hookimpl
+from hotkey_ws.panel import PANEL_PATH, PANEL_ROWS, panel_html
+from momobot_core import Panel, hookimpl
 
 if TYPE_CHECKING:
     import click
+    from fastapi import FastAPI
 
     from momobot_core.engine import Engine
     from momobot_core.models import Order, Quote, Target, Trade
@@ -51,7 +54,7 @@ class HotkeyPlugin:
         self._record = record
         self.config: HotkeyConfig | None = None
         self.client: HotkeyClient | None = None
-        self.history: list[Batch] = []
+        self.history: Sequence[Batch] = ()
         self._bot: Engine | None = None
 
     def _sending(self) -> HotkeyClient | None:
@@ -78,7 +81,11 @@ class HotkeyPlugin:
             log.info("[Hotkey] sending hotkey commands to %s", where)
         self._bot = bot
         self.client = HotkeyClient(
-            config, record=self._record, alert=bot.alert, wire_log=bot.wire_log("hotkey_ws")
+            # Live, the latest batches are kept for the dashboard's panel.
+            config,
+            record=self._record or bot.mode == "live",
+            alert=bot.alert,
+            wire_log=bot.wire_log("hotkey_ws"),
         )
         if self.client.history is not None:
             self.history = self.client.history
@@ -160,6 +167,18 @@ class HotkeyPlugin:
             context={"reason": reason, "symbols": symbols} if client.config.format == "json" else None,
             label=f"kill ({', '.join(symbols) or 'nothing open'})" if client.history is not None else "",
         )
+
+    @hookimpl
+    def register_routes(self, app: FastAPI, bot: Engine) -> None:
+        from fastapi.responses import HTMLResponse
+
+        @app.get(PANEL_PATH, response_class=HTMLResponse, include_in_schema=False)
+        async def panel() -> HTMLResponse:
+            return HTMLResponse(panel_html(self.status(), list(self.history)[-PANEL_ROWS:]))
+
+    @hookimpl
+    def dashboard_panels(self, bot: Engine) -> list[Panel]:
+        return [Panel("Hotkeys", PANEL_PATH)]
 
     @hookimpl
     def on_shutdown(self, bot: Engine) -> None:

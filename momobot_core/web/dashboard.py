@@ -1,0 +1,350 @@
+"""The dashboard: ``GET /`` on ``momobot serve``, kept live over Server-Sent Events (``GET /events``).
+
+Server-rendered (Jinja2) with htmx 2 and its SSE extension, both vendored
+under ``static/`` (no CDN, no build step). The page is drawn once; after that
+``/events`` pushes HTML fragments by name (``positions``, ``today``,
+``source``, ``equity``) whenever what they show changes, and appends to the
+event log (``log``). Plugin panels (``dashboard_panels``) are fragments the
+page fetches every second. Buttons post forms to ``/ui/...``, behind the same
+guard as the API (Origin checked; with a token, the session cookie the login
+form gives, HttpOnly and SameSite=Strict).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import attrs
+import jinja2
+import pygal
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from momobot_core import hookimpl
+from momobot_core.engine import TradeRefused
+from momobot_core.models import Alert, Close, Kill, Order, Panel, Resume, Target, Trade
+from momobot_core.web.guard import LOGIN_PATH, SESSION_COOKIE, Sessions
+
+if TYPE_CHECKING:
+    from momobot_core.engine import Engine
+    from momobot_core.models import Quote
+
+log = logging.getLogger("momobot.dashboard")
+
+HERE = Path(__file__).parent
+#: How often the event stream looks for something new to show (seconds).
+REFRESH_S = 0.25
+LOG_KEPT = 500
+
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+
+
+def price(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.2f}" if value >= 1 else f"{value:.4f}"
+
+
+CHART_STYLE = pygal.style.Style(
+    background="transparent",
+    plot_background="transparent",
+    foreground="#d8dee6",
+    foreground_strong="#d8dee6",
+    foreground_subtle="#2a323c",
+    colors=("#58a6ff",),
+    font_family="system-ui, sans-serif",
+)
+
+templates.filters["money"] = money
+templates.filters["price"] = price
+
+
+@attrs.frozen
+class LogEntry:
+    seq: int
+    ts: datetime
+    kind: str  # "event" or "alert"
+    text: str
+    symbol: str | None = None
+
+
+class EventFeed:
+    """A built-in plugin: remembers the day's trade events and alerts, and the equity curve."""
+
+    def __init__(self, bot: Engine) -> None:
+        self.bot = bot
+        self.entries: collections.deque[LogEntry] = collections.deque(maxlen=LOG_KEPT)
+        self._seq = itertools.count(1)
+        self.equity: list[tuple[datetime, float]] = []  # (time, realised P&L) after each leg
+        self.changed = asyncio.Event()
+
+    def add(self, kind: str, text: str, symbol: str | None = None, ts: datetime | None = None) -> None:
+        self.entries.append(LogEntry(next(self._seq), ts or datetime.now(UTC), kind, text, symbol))
+        self.changed.set()
+
+    def since(self, seq: int) -> list[LogEntry]:
+        return [entry for entry in self.entries if entry.seq > seq]
+
+    @hookimpl
+    def on_order_submitted(self, order: Order, trade: Trade) -> None:
+        if order.intent == "entry":
+            self.add("event", f"{trade.symbol}: bought {order.qty} at {price(order.price)}", trade.symbol)
+        else:
+            self._point(order.ts)
+
+    @hookimpl
+    def on_target_hit(self, trade: Trade, target: Target, quote: Quote) -> None:
+        what = {
+            "tp1": f"TP1 at {price(quote.ask)}: sold {trade.qty // 2}, stop moved to break-even"
+            f" {price(trade.entry_price)}",
+            "tp2": f"TP2 at {price(quote.ask)}",
+            "stop": f"stop at {price(quote.bid if quote.last is None else quote.last)}",
+        }[target.value]
+        self.add("event", f"{trade.symbol}: {what}", trade.symbol)
+
+    @hookimpl
+    def on_position_closed(self, trade: Trade, reason: str, price: float) -> None:
+        self.add("event", f"{trade.symbol}: closed ({reason}) at {_price(price)}", trade.symbol)
+
+    @hookimpl
+    def on_kill(self, trades: list[Trade], reason: str) -> None:
+        names = ", ".join(t.symbol for t in trades) or "nothing open"
+        self.add("event", f"KILL ({reason.replace('_', ' ')}): flattening {names}")
+
+    @hookimpl
+    def on_alert(self, alert: Alert) -> None:
+        self.add("alert", f"{alert.kind}: {alert.message}", alert.symbol, alert.ts)
+
+    def _point(self, ts: datetime) -> None:
+        self.equity.append((ts, self.bot.book.realised))
+
+
+def _price(value: float) -> str:
+    return price(value)
+
+
+def positions(bot: Engine) -> list[dict[str, Any]]:
+    now = bot.clock.now()
+    rows = []
+    for trade in sorted(bot.open_trades.values(), key=lambda t: t.opened_at):
+        quote = bot.last_quotes.get(trade.symbol)
+        held = now - trade.opened_at
+        rows.append(
+            {
+                "trade": trade,
+                "bid": quote.bid if quote else None,
+                "ask": quote.ask if quote else None,
+                "pnl": (quote.bid - trade.entry_price) * trade.remaining if quote else None,
+                "held": f"{int(held.total_seconds()) // 60}m {int(held.total_seconds()) % 60:02d}s",
+            }
+        )
+    return rows
+
+
+def render(name: str, **context: Any) -> str:
+    return templates.get_template(name).render(**context)
+
+
+class Dashboard:
+    """The page, its fragments, its event stream and its buttons, for one engine."""
+
+    def __init__(self, bot: Engine, sessions: Sessions) -> None:
+        self.bot = bot
+        self.sessions = sessions
+        self.feed = EventFeed(bot)
+        if bot.hooks is not None:
+            bot.hooks.register(self.feed, name="momobot.dashboard")
+        self.feed.equity.extend(_equity_from_journal(bot))
+        self._equity_key: tuple[object, ...] = ()
+        self._equity_svg = ""
+
+    # -- fragments ----------------------------------------------------------------------
+
+    def fragments(self) -> dict[str, str]:
+        bot = self.bot
+        return {
+            "positions": render("_positions.html", rows=positions(bot)),
+            "today": render("_today.html", risk=bot.risk_status(), bot=bot),
+            "source": render("_source.html", source=_source(bot)),
+            "equity": self.equity_svg(),
+        }
+
+    def equity_svg(self) -> str:
+        """The day's P&L curve: realised after each leg, then the total now. Drawn again only when
+        a number on it changes (or a minute passes), so the stream does not resend it."""
+        status = self.bot.risk_status()
+        now = datetime.now(UTC)
+        total = float(status["total"])  # type: ignore[arg-type]
+        key = (len(self.feed.equity), round(total, 2), now.replace(second=0, microsecond=0))
+        if key == self._equity_key:
+            return self._equity_svg
+        points = [*self.feed.equity, (now, total)]
+        chart = pygal.DateTimeLine(
+            width=640,
+            height=220,
+            show_legend=False,
+            show_dots=False,
+            x_label_rotation=0,
+            x_value_formatter=lambda t: t.astimezone(self.bot.settings.tz).strftime("%H:%M"),
+            js=[],
+            disable_xml_declaration=True,
+            style=CHART_STYLE,
+            value_formatter=money,
+            title=None,
+        )
+        chart.add("P&L", points if len(points) > 1 else [points[0], points[0]])
+        self._equity_key, self._equity_svg = key, str(chart.render(is_unicode=True))
+        return self._equity_svg
+
+    def panels(self) -> list[Panel]:
+        if self.bot.hooks is None:
+            return []
+        panels: list[Panel] = []
+        for result in self.bot.hooks.collect("dashboard_panels", bot=self.bot):
+            panels.extend(p for p in result if isinstance(p, Panel))
+        return panels
+
+    async def stream(self, request: Request, seen: int) -> AsyncIterator[ServerSentEvent]:
+        """Fragments as they change, and log entries after ``seen`` (what the page already shows)."""
+        last: dict[str, str] = {}
+        while not await request.is_disconnected():
+            for name, html in self.fragments().items():
+                if last.get(name) != html:
+                    last[name] = html
+                    yield ServerSentEvent(data=html, event=name)
+            new = self.feed.since(seen)
+            if new:
+                seen = new[-1].seq
+                html = render("_log.html", entries=reversed(new), tz=self.bot.settings.tz)
+                yield ServerSentEvent(data=html, event="log")
+            self.feed.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.feed.changed.wait(), REFRESH_S)
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def routes(self, app: FastAPI) -> None:
+        app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+        sessions = self.sessions
+
+        def allowed(request: Request) -> bool:
+            return sessions.allows({k.lower(): v for k, v in request.headers.raw})
+
+        @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+        async def page(request: Request) -> Response:
+            if not allowed(request):
+                return RedirectResponse(LOGIN_PATH, status_code=303)
+            return HTMLResponse(
+                render(
+                    "dashboard.html",
+                    bot=self.bot,
+                    fragments=self.fragments(),
+                    entries=list(reversed(self.feed.entries)),
+                    last_seq=self.feed.entries[-1].seq if self.feed.entries else 0,
+                    panels=self.panels(),
+                    tz=self.bot.settings.tz,
+                )
+            )
+
+        @app.get(LOGIN_PATH, response_class=HTMLResponse, include_in_schema=False)
+        async def login_page() -> Response:
+            if not sessions.required:
+                return RedirectResponse("/", status_code=303)
+            return HTMLResponse(render("login.html", error=None))
+
+        @app.post(LOGIN_PATH, response_class=HTMLResponse, include_in_schema=False)
+        async def login(request: Request) -> Response:
+            token = await _field(request, "token")
+            if not sessions.required:
+                return RedirectResponse("/", status_code=303)
+            if not sessions.token_matches(token):
+                return HTMLResponse(render("login.html", error="That is not the API token."), status_code=401)
+            response = RedirectResponse("/", status_code=303)
+            response.set_cookie(SESSION_COOKIE, sessions.open(), httponly=True, samesite="strict", path="/")
+            return response
+
+        @app.get("/events", include_in_schema=False)
+        async def events(request: Request, since: int = 0) -> Response:
+            """Server-Sent Events: the dashboard's fragments, as they change."""
+            if not allowed(request):
+                return Response("missing or wrong API token", status_code=401)
+            return EventSourceResponse(self.stream(request, since), ping=15)
+
+        @app.post("/ui/close", response_class=HTMLResponse, include_in_schema=False)
+        async def close(request: Request) -> Response:
+            symbol = await _field(request, "symbol")
+            return self._act(lambda: self.bot.apply(Close(symbol, self.bot.clock.now())), f"{symbol} closed")
+
+        @app.post("/ui/confirm", response_class=HTMLResponse, include_in_schema=False)
+        async def confirm(request: Request) -> Response:
+            symbol = await _field(request, "symbol")
+            return self._act(lambda: self.bot.confirm_trade(symbol), f"{symbol} confirmed")
+
+        @app.post("/ui/kill", response_class=HTMLResponse, include_in_schema=False)
+        async def kill() -> Response:
+            return self._act(lambda: self.bot.apply(Kill(self.bot.clock.now())), "kill switch pressed")
+
+        @app.post("/ui/resume", response_class=HTMLResponse, include_in_schema=False)
+        async def resume() -> Response:
+            return self._act(lambda: self.bot.apply(Resume(self.bot.clock.now())), "entries allowed again")
+
+    def _act(self, action: Any, done: str) -> Response:
+        try:
+            action()
+        except TradeRefused as exc:
+            return HTMLResponse(render("_said.html", ok=False, text=str(exc)))
+        self.feed.changed.set()
+        return HTMLResponse(render("_said.html", ok=True, text=done))
+
+
+async def _field(request: Request, name: str) -> str:
+    """One field of a posted form (``application/x-www-form-urlencoded``, as htmx and browsers send)."""
+    body = (await request.body()).decode("utf-8", "replace")
+    return parse_qs(body).get(name, [""])[0].strip()
+
+
+def _source(bot: Engine) -> dict[str, Any] | None:
+    if bot.source is None:
+        return None
+    return {"name": bot.source.name, **attrs.asdict(bot.source.status())}
+
+
+def _equity_from_journal(bot: Engine) -> list[tuple[datetime, float]]:
+    """Today's realised P&L after each leg already in the journal (a restart mid-day)."""
+    journal = bot.journal
+    if journal is None or bot.book.day is None:
+        return []
+    day = bot.book.day
+    legs = sorted(
+        (leg for leg in journal.legs() if bot.book.trading_day(leg.closed_at) == day),
+        key=lambda leg: leg.closed_at,
+    )
+    total = 0.0
+    points = []
+    for leg in legs:
+        total += leg.pnl
+        points.append((leg.closed_at, round(total, 6)))
+    return points

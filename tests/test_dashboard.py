@@ -1,0 +1,189 @@
+"""The dashboard in a real browser: headless Chromium (the operating system's package) driven by
+Selenium, against a real ``momobot serve`` and a real WebSocket hotkey receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from api_helpers import ApiProcess, start_api
+
+from hotkey_helpers import HotkeyTestServer, wait_until
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+# On CI .ci/run installs both from the distribution's packages: there these tests must run.
+needs_browser = pytest.mark.skipif(
+    (CHROMIUM is None or DRIVER is None) and not os.environ.get("CI"),
+    reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
+)
+pytestmark = needs_browser
+
+TRADE = {"tp1": 2.2, "tp2": 2.4, "stop": 1.9}
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(str(DRIVER)))
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def hotkeys() -> Iterator[HotkeyTestServer]:
+    with HotkeyTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def api(tmp_path: Path, hotkeys: HotkeyTestServer) -> Iterator[ApiProcess]:
+    server = start_api(tmp_path, env={"MOMOBOT_DISABLE_PLUGINS": "voice", "MOMOBOT_HOTKEY_URL": hotkeys.url})
+    yield server
+    server.stop()
+
+
+def quote(api: ApiProcess, symbol: str, ask: float, bid: float | None = None) -> None:
+    body = {"symbol": symbol, "bid": round(ask - 0.01, 2) if bid is None else bid, "ask": ask}
+    assert api.client.post("/quotes", json=body).status_code == 200
+
+
+def open_trade(api: ApiProcess, symbol: str, qty: int = 100) -> None:
+    assert api.client.post("/trades", json={"symbol": symbol, "qty": qty, **TRADE}).status_code == 201
+
+
+def text_of(driver: Any, css: str) -> str:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    try:
+        return str(driver.find_element("css selector", css).text)
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
+
+
+def severe_console_messages(driver: Any) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def connected(driver: Any) -> bool:
+    """The page's event stream is open (the htmx SSE extension keeps its EventSource on the element)."""
+    script = (
+        "const e = document.querySelector('[sse-connect]');"
+        " const d = e && e['htmx-internal-data'];"
+        " return !!(d && d.sseEventSource && d.sseEventSource.readyState === 1);"
+    )
+    return bool(driver.execute_script(script))
+
+
+def test_the_page_follows_quotes_and_tp1_live_and_close_presses_sell_all_bid(
+    browser: Any, api: ApiProcess, hotkeys: HotkeyTestServer
+) -> None:
+    quote(api, "ABCD", 2.00)
+    open_trade(api, "ABCD")
+    assert hotkeys.wait_for(1) == ["buy_ask"]
+    browser.get(api.url + "/")
+    assert wait_until(lambda: "ABCD" in text_of(browser, "#pos-ABCD"), timeout=10)
+    assert wait_until(lambda: connected(browser), timeout=10)
+    page_id = browser.execute_script("return window.performance.timeOrigin")
+
+    quote(api, "ABCD", 2.10, bid=2.08)  # +$8.00 at the bid
+    assert wait_until(lambda: text_of(browser, "#pos-ABCD .pnl") == "$8.00", timeout=10)
+    quote(api, "ABCD", 2.21)  # TP1: half sold, the stop to break-even
+    assert wait_until(lambda: "b/e" in text_of(browser, "#pos-ABCD .stop"), timeout=10)
+    assert text_of(browser, "#pos-ABCD td:nth-child(2)") == "50 / 100"
+    assert wait_until(lambda: "TP1 at 2.21" in text_of(browser, "#log"), timeout=10)
+    assert browser.execute_script("return window.performance.timeOrigin") == page_id  # no reload
+
+    browser.find_element("css selector", "#pos-ABCD button.close").click()
+    assert hotkeys.wait_for(5) == ["buy_ask", "sell_ask", "cancel_all", "break_even", "sell_all_bid"]
+    assert wait_until(lambda: "No open positions" in text_of(browser, "#positions"), timeout=10)
+    # hotkey_ws's panel: the link, and the close's command with its event-to-wire time.
+    assert wait_until(lambda: "sell_all_bid" in text_of(browser, ".panel"), timeout=10)
+    assert " up " in text_of(browser, ".panel")
+    assert severe_console_messages(browser) == []
+
+
+def test_the_kill_switch_flattens_everything_and_resume_lifts_it(
+    browser: Any, api: ApiProcess, hotkeys: HotkeyTestServer
+) -> None:
+    for symbol in ("ABCD", "WXYZ"):
+        quote(api, symbol, 2.00)
+        open_trade(api, symbol)
+    assert hotkeys.wait_for(2) == ["buy_ask", "buy_ask"]
+    browser.get(api.url + "/")
+    assert wait_until(lambda: connected(browser), timeout=10)
+    browser.find_element("css selector", "#kill").click()
+    browser.switch_to.alert.accept()  # "Flatten every position ...?"
+    assert hotkeys.wait_for(4)[2:] == ["cancel_all", "flatten_all"]
+    assert wait_until(lambda: "No open positions" in text_of(browser, "#positions"), timeout=10)
+    assert wait_until(lambda: "halted: kill switch" in text_of(browser, "#entries"), timeout=10)
+    assert api.client.get("/ping").json()["risk"]["halted"] == "kill_switch"
+    browser.find_element("css selector", "#resume").click()
+    assert wait_until(lambda: "allowed" in text_of(browser, "#entries"), timeout=10)
+    assert severe_console_messages(browser) == []
+
+
+def test_with_a_token_nothing_works_before_it_is_given_and_other_origins_are_refused(
+    browser: Any, tmp_path: Path, hotkeys: HotkeyTestServer
+) -> None:
+    env = {
+        "MOMOBOT_DISABLE_PLUGINS": "voice",
+        "MOMOBOT_HOTKEY_URL": hotkeys.url,
+        "MOMOBOT_API_TOKEN": "s3cret",
+    }
+    api = start_api(tmp_path, env=env)
+    try:
+        auth = {"Authorization": "Bearer s3cret"}
+        api.client.headers.update(auth)
+        quote(api, "ABCD", 2.00)
+        assert (
+            api.client.post("/trades", json={"symbol": "ABCD", "qty": 100, **TRADE}, headers=auth).status_code
+            == 201
+        )
+        browser.get(api.url + "/")
+        assert browser.current_url.endswith("/ui/login")
+        # Before the token: the page cannot act, the stream is closed to it, a kill from it is 401.
+        status = browser.execute_script("return fetch('/ui/kill', {method: 'POST'}).then(r => r.status);")
+        assert status == 401
+        assert httpx.get(api.url + "/events").status_code == 401
+        assert api.client.get("/ping").json()["open_trades"] == 1
+        browser.find_element("css selector", "#token").send_keys("wrong")
+        browser.find_element("css selector", "#login").click()
+        assert "not the API token" in text_of(browser, "body")
+        # The refused fetch and the refused login are the only errors the browser saw so far.
+        assert all(" 401 " in m for m in severe_console_messages(browser))
+        browser.find_element("css selector", "#token").send_keys("s3cret")
+        browser.find_element("css selector", "#login").click()
+        assert wait_until(lambda: "ABCD" in text_of(browser, "#positions"), timeout=10)
+        cookie = browser.get_cookie("momobot_session")
+        assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert "s3cret" not in cookie["value"]
+        # The session cookie from another Origin (a web page posting a form): refused.
+        stolen = {"Cookie": f"momobot_session={cookie['value']}", "Origin": "http://evil.example:8000"}
+        assert httpx.post(api.url + "/ui/kill", headers=stolen).status_code == 403
+        assert (
+            httpx.post(api.url + "/kill", headers={**auth, "Origin": "http://evil.example:8000"}).status_code
+            == 403
+        )
+        assert api.client.get("/ping").json()["open_trades"] == 1
+        # From the page itself, with the cookie: it works.
+        browser.find_element("css selector", "#pos-ABCD button.close").click()
+        assert hotkeys.wait_for(2) == ["buy_ask", "sell_all_bid"]
+        assert severe_console_messages(browser) == []
+    finally:
+        api.stop()

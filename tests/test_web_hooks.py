@@ -1,0 +1,84 @@
+"""``register_routes`` and ``dashboard_panels``: a plugin installed as pip would, in a real
+``momobot serve``, over real HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api_helpers import ApiProcess, start_api
+
+from conftest import install_fake_dist
+
+TALLY = """
+from momobot_core import Panel, hookimpl
+
+
+@hookimpl
+def register_routes(app, bot):
+    from fastapi.responses import HTMLResponse
+
+    @app.get("/ui/tally")
+    async def tally():
+        return HTMLResponse(f"<b id='tally'>{len(bot.open_trades)} open</b>")
+
+    @app.post("/ui/tally")
+    async def reset():
+        return {"reset": True}
+
+
+@hookimpl
+def dashboard_panels(bot):
+    return [Panel("Tally", "/ui/tally")]
+"""
+
+BROKEN = """
+from momobot_core import hookimpl
+
+
+@hookimpl
+def dashboard_panels(bot):
+    raise RuntimeError("no panel today")
+"""
+
+
+def serve_with(tmp_path: Path, *plugins: tuple[str, str], token: str | None = None) -> ApiProcess:
+    site = tmp_path / "site"
+    site.mkdir()
+    for name, source in plugins:
+        install_fake_dist(site, f"momobot-{name}", f"momobot_{name}", source, name)
+    env = {"PYTHONPATH": str(site), "MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,voice"}
+    if token:
+        env["MOMOBOT_API_TOKEN"] = token
+    return start_api(tmp_path, env=env)
+
+
+def test_hook_register_routes_adds_a_route_behind_the_core_guard(tmp_path: Path) -> None:
+    api = serve_with(tmp_path, ("tally", TALLY), token="s3cret")
+    try:
+        api.client.post(
+            "/quotes",
+            json={"symbol": "ABCD", "bid": 1.99, "ask": 2.0},
+            headers={"Authorization": "Bearer s3cret"},
+        )
+        assert api.client.get("/ui/tally").text == "<b id='tally'>0 open</b>"
+        assert api.client.post("/ui/tally").status_code == 401  # not a GET: the token
+        auth = {"Authorization": "Bearer s3cret"}
+        assert api.client.post("/ui/tally", headers=auth).json() == {"reset": True}
+        evil = {**auth, "Origin": "http://evil.example:8000"}
+        assert api.client.post("/ui/tally", headers=evil).status_code == 403
+    finally:
+        api.stop()
+
+
+def test_hook_dashboard_panels_puts_a_panel_on_the_page_and_a_broken_one_is_left_out(
+    tmp_path: Path,
+) -> None:
+    api = serve_with(tmp_path, ("tally", TALLY), ("broken", BROKEN))
+    try:
+        page = api.client.get("/")
+        assert page.status_code == 200
+        assert "<h2>Tally</h2>" in page.text
+        assert 'hx-get="/ui/tally"' in page.text
+    finally:
+        _, err = api.stop()
+    assert "plugin 'broken' raised in dashboard_panels" in err

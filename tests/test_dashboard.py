@@ -76,6 +76,20 @@ def text_of(driver: Any, css: str) -> str:
         return ""
 
 
+def click(driver: Any, css: str) -> None:
+    """Click an element the live page may be swapping out (the positions table redraws as quotes move)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    def attempt() -> bool:
+        try:
+            driver.find_element("css selector", css).click()
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+        return True
+
+    assert wait_until(attempt, timeout=10), f"nothing to click at {css}"
+
+
 def severe_console_messages(driver: Any) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
@@ -109,7 +123,7 @@ def test_the_page_follows_quotes_and_tp1_live_and_close_presses_sell_all_bid(
     assert wait_until(lambda: "TP1 at 2.21" in text_of(browser, "#log"), timeout=10)
     assert browser.execute_script("return window.performance.timeOrigin") == page_id  # no reload
 
-    browser.find_element("css selector", "#pos-ABCD button.close").click()
+    click(browser, "#pos-ABCD button.close")
     assert hotkeys.wait_for(5) == ["buy_ask", "sell_ask", "cancel_all", "break_even", "sell_all_bid"]
     assert wait_until(lambda: "No open positions" in text_of(browser, "#positions"), timeout=10)
     # hotkey_ws's panel: the link, and the close's command with its event-to-wire time.
@@ -127,13 +141,13 @@ def test_the_kill_switch_flattens_everything_and_resume_lifts_it(
     assert hotkeys.wait_for(2) == ["buy_ask", "buy_ask"]
     browser.get(api.url + "/")
     assert wait_until(lambda: connected(browser), timeout=10)
-    browser.find_element("css selector", "#kill").click()
+    click(browser, "#kill")
     browser.switch_to.alert.accept()  # "Flatten every position ...?"
     assert hotkeys.wait_for(4)[2:] == ["cancel_all", "flatten_all"]
     assert wait_until(lambda: "No open positions" in text_of(browser, "#positions"), timeout=10)
     assert wait_until(lambda: "halted: kill switch" in text_of(browser, "#entries"), timeout=10)
     assert api.client.get("/ping").json()["risk"]["halted"] == "kill_switch"
-    browser.find_element("css selector", "#resume").click()
+    click(browser, "#resume")
     assert wait_until(lambda: "allowed" in text_of(browser, "#entries"), timeout=10)
     assert severe_console_messages(browser) == []
 
@@ -164,7 +178,7 @@ def test_with_a_token_nothing_works_before_it_is_given_and_other_origins_are_ref
         assert api.client.get("/ping").json()["open_trades"] == 1
         browser.find_element("css selector", "#token").send_keys("wrong")
         browser.find_element("css selector", "#login").click()
-        assert "not the API token" in text_of(browser, "body")
+        assert wait_until(lambda: "not the API token" in text_of(browser, "body"), timeout=10)
         # The refused fetch and the refused login are the only errors the browser saw so far.
         assert all(" 401 " in m for m in severe_console_messages(browser))
         browser.find_element("css selector", "#token").send_keys("s3cret")
@@ -182,7 +196,7 @@ def test_with_a_token_nothing_works_before_it_is_given_and_other_origins_are_ref
         )
         assert api.client.get("/ping").json()["open_trades"] == 1
         # From the page itself, with the cookie: it works.
-        browser.find_element("css selector", "#pos-ABCD button.close").click()
+        click(browser, "#pos-ABCD button.close")
         assert hotkeys.wait_for(2) == ["buy_ask", "sell_all_bid"]
         assert severe_console_messages(browser) == []
     finally:

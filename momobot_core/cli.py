@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from momobot_core import __version__
-from momobot_core.config import ConfigError, InputError, load_config
+from momobot_core.config import ConfigError, CoreSettings, InputError, load_config
 from momobot_core.journal import Journal, JournalError
 from momobot_core.plugins import Hooks, load_hooks
 from momobot_core.report import legs_json, tradervue_csv
@@ -196,6 +196,49 @@ def build_cli(hooks: Hooks) -> click.Group:
                 click.echo(legs_json(journal.legs()))
             else:
                 click.echo(tradervue_csv(journal.executions()), nl=False)
+
+    @cli.command()
+    @click.option("--db", metavar="PATH", default=DEFAULT_DB, show_default=True, help="SQLite journal file.")
+    @click.option(
+        "--day",
+        metavar="YYYY-MM-DD",
+        default=None,
+        help="The trading day ([momobot] timezone); default: the last day a trade closed.",
+    )
+    @click.option("--out", metavar="FILE", required=True, help="Where to write the HTML report.")
+    @config_option
+    def report(db: str, day: str | None, out: str, config_path: str | None) -> None:
+        """One trading day as a self-contained HTML file: statistics, trades, pictures."""
+        import datetime as dt
+        from pathlib import Path
+
+        from momobot_core.report import day_report_html, day_stats, trading_days
+
+        settings = run_or_fail(lambda: CoreSettings.from_config(load_config(config_path)))
+        if day is not None:
+            try:
+                dt.date.fromisoformat(day)
+            except ValueError:
+                fail(f"--day {day!r}: give a date as YYYY-MM-DD, such as 2026-11-24")
+        if not Path(db).is_file():
+            fail(f"{db}: no such journal file (give one with --db)")
+        journal = run_or_fail(lambda: Journal(db, readonly=True))
+        with journal:
+            trades, legs = journal.trades(), journal.legs()
+        days = trading_days(legs, settings.tz)
+        if day is None:
+            if not days:
+                fail(f"{db}: no trade has closed yet: nothing to report")
+            day = days[-1]
+        stats = day_stats(trades, legs, day, settings.tz)
+        try:
+            Path(out).write_text(day_report_html(stats, settings.tz), encoding="utf-8")
+        except OSError as exc:
+            fail(f"--out {out}: cannot write it: {exc.strerror or exc}")
+        click.echo(
+            f"{out}: {day}, {len(stats.trades)} trade(s), realised {stats.total:+,.2f}"
+            + ("" if stats.trades else f" (days with trades: {', '.join(days[-5:]) or 'none'})")
+        )
 
     @cli.command()
     @click.argument("files", nargs=-1, metavar="[FILE...]")

@@ -515,6 +515,7 @@ class Engine:
             tp2=tp2,
             stop=stop,
             opened_at=ts,
+            initial_stop=stop,
         )
         order = self._order(trade, Side.BUY, qty, quote.ask, Intent.ENTRY, ts)
         event = JournalEvent("open", trade, order)

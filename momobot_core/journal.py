@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS trades (
     tp2_hit INTEGER NOT NULL DEFAULT 0,
     stop_hit INTEGER NOT NULL DEFAULT 0,
     closed_at TEXT,
-    close_reason TEXT
+    close_reason TEXT,
+    initial_stop REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_open_trade_per_symbol
     ON trades(symbol) WHERE closed_at IS NULL;
@@ -300,6 +301,14 @@ class Journal:
                     db.execute("PRAGMA journal_mode=WAL")
                     db.executescript(_SCHEMA)  # older journals gain the new tables
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            columns = {row[1] for row in db.execute("PRAGMA table_info(trades)")}
+            if not readonly and columns and "initial_stop" not in columns:
+                db.execute("ALTER TABLE trades ADD COLUMN initial_stop REAL")  # schema 2 -> 3
+                columns.add("initial_stop")
+            # Journals before schema 3 do not know the stop a trade opened with.
+            self._trade_columns = _TRADE_COLUMNS + (
+                ", initial_stop" if "initial_stop" in columns or not columns else ", NULL"
+            )
             self._has_events = readonly is False or version >= 2
             self._has_risk = readonly is False or version >= 3
         except sqlite3.DatabaseError as exc:
@@ -372,8 +381,9 @@ class Journal:
         trade = event.trade
         if event.kind == "open":
             db.execute(
-                f"INSERT INTO trades ({_TRADE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _trade_row(trade),
+                f"INSERT INTO trades ({_TRADE_COLUMNS}, initial_stop)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*_trade_row(trade), trade.initial_stop),
             )
         elif event.kind != "confirm":
             db.execute(
@@ -611,11 +621,11 @@ class Journal:
 
     def open_trades(self) -> list[Trade]:
         return self._trades(
-            f"SELECT {_TRADE_COLUMNS} FROM trades WHERE closed_at IS NULL ORDER BY opened_at, rowid"
+            f"SELECT {self._trade_columns} FROM trades WHERE closed_at IS NULL ORDER BY opened_at, rowid"
         )
 
     def trades(self) -> list[Trade]:
-        return self._trades(f"SELECT {_TRADE_COLUMNS} FROM trades ORDER BY opened_at, rowid")
+        return self._trades(f"SELECT {self._trade_columns} FROM trades ORDER BY opened_at, rowid")
 
     def _trades(self, sql: str) -> list[Trade]:
         return [_checked(self.path, "trades", row, _trade) for row in self._db.execute(sql).fetchall()]
@@ -762,6 +772,7 @@ def _trade(row: Any) -> Trade:
         stop_hit,
         closed_at,
         close_reason,
+        initial_stop,
     ) = row
     for name, value in (("qty", qty), ("remaining", remaining)):
         if not isinstance(value, int) or value < 0:
@@ -786,6 +797,7 @@ def _trade(row: Any) -> Trade:
         stop_hit=bool(stop_hit),
         closed_at=_aware(closed_at) if closed_at else None,
         close_reason=CloseReason(close_reason) if close_reason else None,
+        initial_stop=float(initial_stop) if isinstance(initial_stop, int | float) else None,
     )
 
 

@@ -162,6 +162,8 @@ class Trade:
     #: Restored after a crash from an event the plugins may not have heard of: nothing is sent
     #: for it (no target fires) until a person confirms or closes it.
     unconfirmed: bool = False
+    #: The stop the trade opened with (the R in R multiples); None in journals older than schema 3.
+    initial_stop: float | None = None
 
     @property
     def is_open(self) -> bool:

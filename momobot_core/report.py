@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
@@ -134,3 +135,151 @@ def tradervue_csv(executions: Sequence[dict[str, Any]]) -> str:
             ]
         )
     return out.getvalue()
+
+
+# -- the day report (momobot report) -----------------------------------------------------------
+
+
+@attrs.frozen
+class TradeResult:
+    """One trade's legs closed on the reported day, added up."""
+
+    trade: Trade
+    pnl: float
+    closed_at: datetime
+    #: P&L in units of the risk taken at entry ((entry - initial stop) x qty); None if unknown.
+    r_multiple: float | None
+
+
+@attrs.frozen
+class DayStats:
+    day: str
+    trades: list[TradeResult]
+    legs: list[Leg]
+    total: float
+    wins: int
+    losses: int
+    win_rate: float | None
+    average_win: float | None
+    average_loss: float | None
+    profit_factor: float | None
+    largest_loss: float | None
+    max_drawdown: float
+    by_symbol: dict[str, float]
+    equity: list[tuple[datetime, float]]
+
+
+def day_stats(trades: Sequence[Trade], legs: Sequence[Leg], day: str, tz: tzinfo) -> DayStats:
+    """The statistics of one trading day (``YYYY-MM-DD`` in ``tz``): every leg closed that day.
+
+    Money is summed leg by leg exactly as ``momobot trades`` lists them, so the totals agree to the
+    cent.
+    """
+    today = sorted(
+        (leg for leg in legs if leg.closed_at.astimezone(tz).date().isoformat() == day),
+        key=lambda leg: leg.closed_at,
+    )
+    by_id = {trade.id: trade for trade in trades}
+    pnl: dict[str, float] = defaultdict(float)
+    last: dict[str, datetime] = {}
+    for leg in today:
+        pnl[leg.trade_id] += leg.pnl
+        last[leg.trade_id] = leg.closed_at
+    results = []
+    for trade_id, total in pnl.items():
+        trade = by_id.get(trade_id)
+        if trade is None:
+            continue
+        risk = None
+        if trade.initial_stop is not None and trade.entry_price > trade.initial_stop:
+            risk = (trade.entry_price - trade.initial_stop) * trade.qty
+        results.append(
+            TradeResult(trade, round(total, 6), last[trade_id], round(total / risk, 2) if risk else None)
+        )
+    results.sort(key=lambda r: r.closed_at)
+    wins = [r.pnl for r in results if r.pnl > 0]
+    losses = [r.pnl for r in results if r.pnl < 0]
+    equity: list[tuple[datetime, float]] = []
+    running = peak = drawdown = 0.0
+    for leg in today:
+        running += leg.pnl
+        equity.append((leg.closed_at, round(running, 6)))
+        peak = max(peak, running)
+        drawdown = max(drawdown, peak - running)
+    by_symbol: dict[str, float] = defaultdict(float)
+    for leg in today:
+        by_symbol[leg.symbol] += leg.pnl
+    return DayStats(
+        day=day,
+        trades=results,
+        legs=today,
+        total=round(sum(leg.pnl for leg in today), 6),
+        wins=len(wins),
+        losses=len(losses),
+        win_rate=len(wins) / len(results) if results else None,
+        average_win=sum(wins) / len(wins) if wins else None,
+        average_loss=sum(losses) / len(losses) if losses else None,
+        profit_factor=sum(wins) / -sum(losses) if losses else None,
+        largest_loss=min(losses) if losses else None,
+        max_drawdown=round(drawdown, 6),
+        by_symbol={s: round(v, 6) for s, v in sorted(by_symbol.items())},
+        equity=equity,
+    )
+
+
+def trading_days(legs: Sequence[Leg], tz: tzinfo) -> list[str]:
+    """The days (``YYYY-MM-DD`` in ``tz``) on which legs closed, oldest first."""
+    return sorted({leg.closed_at.astimezone(tz).date().isoformat() for leg in legs})
+
+
+_SCRIPT = re.compile(r"<script\b.*?</script>", re.S)
+
+
+def svg_of(chart: Any) -> str:
+    """A pygal chart as inline SVG without its script (tooltips): nothing runs, nothing is fetched."""
+    return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
+
+
+def day_report_html(stats: DayStats, tz: tzinfo) -> str:
+    """One self-contained HTML file: the day's numbers, its trades, and two pictures (inline SVG)."""
+    import jinja2
+    import pygal
+
+    style = pygal.style.Style(
+        background="white",
+        plot_background="white",
+        colors=("#1f6feb", "#2da44e", "#cf222e"),
+        font_family="system-ui, sans-serif",
+    )
+    common: dict[str, Any] = {
+        "width": 760,
+        "height": 260,
+        "show_legend": False,
+        "js": [],
+        "disable_xml_declaration": True,
+        "style": style,
+        "value_formatter": lambda v: f"{v:+,.2f}",
+    }
+    equity = pygal.DateTimeLine(
+        **common, x_value_formatter=lambda t: t.astimezone(tz).strftime("%H:%M:%S"), show_dots=True
+    )
+    equity.add("realised P&L", stats.equity or [])
+    per_trade = pygal.Bar(**common)
+    per_trade.x_labels = [f"{r.trade.symbol} {r.closed_at.astimezone(tz):%H:%M}" for r in stats.trades]
+    per_trade.add(
+        "P&L",
+        [{"value": r.pnl, "color": "#2da44e" if r.pnl >= 0 else "#cf222e"} for r in stats.trades],
+    )
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("momobot_core", "web/templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["money"] = lambda v: "" if v is None else f"{v:+,.2f}"
+    env.filters["price"] = _price
+    return env.get_template("report.html").render(
+        stats=stats,
+        tz=tz,
+        equity_svg=svg_of(equity) if stats.equity else "",
+        trades_svg=svg_of(per_trade) if stats.trades else "",
+    )

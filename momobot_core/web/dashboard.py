@@ -34,6 +34,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from momobot_core import hookimpl
 from momobot_core.engine import TradeRefused
 from momobot_core.models import Alert, Close, Kill, Order, Panel, Resume, Target, Trade
+from momobot_core.report import svg_of
 from momobot_core.web.guard import LOGIN_PATH, SESSION_COOKIE, Sessions
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ class Dashboard:
             title=None,
         )
         chart.add("P&L", points if len(points) > 1 else [points[0], points[0]])
-        self._equity_key, self._equity_svg = key, str(chart.render(is_unicode=True))
+        self._equity_key, self._equity_svg = key, svg_of(chart)
         return self._equity_svg
 
     def panels(self) -> list[Panel]:

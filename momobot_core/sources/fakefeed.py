@@ -23,7 +23,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from momobot_core.models import Quote
-from momobot_core.sources.recorded import paced
+from momobot_core.sources.recorded import Event, paced
 
 #: Frames carry the client's secret: never logged below INFO.
 _wire_log = logging.getLogger("momobot.fakefeed.wire")
@@ -43,15 +43,19 @@ class FakeFeed:
 
     def __init__(
         self,
-        quotes: Sequence[Quote] = (),
+        quotes: Sequence[Event] = (),
         *,
         host: str = "127.0.0.1",
         port: int = 0,
         speed: float = 1.0,
         batch: int = 10,
         echo: Callable[[str], None] | None = None,
+        on_action: Callable[[Event], None] | None = None,
     ) -> None:
+        #: The recording: quotes are streamed; other events (opens, closes) go to ``on_action``
+        #: at their time on the same clock (the live demo opens its trades that way).
         self.quotes = sorted(quotes, key=lambda q: q.ts)
+        self.on_action = on_action
         self.host, self.port = host, port
         self.speed = speed
         self.batch = batch
@@ -138,7 +142,11 @@ class FakeFeed:
         frame: list[dict[str, Any]] = []
         due = None
         async for quote in paced(self.quotes, self.speed):
-            if type(quote) is not Quote or quote.symbol not in self.subscribed:
+            if type(quote) is not Quote:
+                if self.on_action is not None:
+                    self.on_action(quote)
+                continue
+            if quote.symbol not in self.subscribed:
                 continue
             if frame and (len(frame) >= self.batch or (self.speed > 0 and quote.ts != due)):
                 if not await self._send(ws, frame):

@@ -209,7 +209,7 @@ class Dashboard:
             show_legend=False,
             show_dots=False,
             x_label_rotation=0,
-            x_value_formatter=lambda t: t.astimezone(self.bot.settings.tz).strftime("%H:%M"),
+            x_value_formatter=lambda t: t.astimezone(self.bot.settings.tz).strftime("%H:%M:%S"),
             js=[],
             disable_xml_declaration=True,
             style=CHART_STYLE,

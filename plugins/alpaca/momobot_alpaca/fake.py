@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from momobot_alpaca import protocol
 from momobot_core.models import Quote
 from momobot_core.sources.fakefeed import AuthRefused, FakeFeed, FeedThread
+from momobot_core.sources.recorded import Event
 
 __all__ = ["FakeAlpacaServer", "FakeAlpacaThread"]
 
@@ -33,7 +34,7 @@ def _now() -> str:
 class FakeAlpacaServer(FakeFeed):
     def __init__(
         self,
-        quotes: Sequence[Quote] = (),
+        quotes: Sequence[Event] = (),
         *,
         key: str = "test-key",
         secret: str = "test-secret",

@@ -1,4 +1,4 @@
-"""The momobot plugin: offers the ``alpaca`` source and the ``momobot alpaca`` commands."""
+"""The momobot plugin: offers the ``alpaca`` source, ``momobot alpaca`` and ``momobot live-demo``."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ class AlpacaPlugin:
     @hookimpl
     def register_commands(self, cli: click.Group) -> None:
         from momobot_alpaca.cli import alpaca
+        from momobot_alpaca.demo import live_demo
 
         cli.add_command(alpaca)
+        cli.add_command(live_demo)
 
 
 #: The instance the ``alpaca`` entry point registers.

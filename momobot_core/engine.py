@@ -614,6 +614,11 @@ class Engine:
             if qty is None:
                 assert risk is not None
                 qty = self.book.size(symbol, risk, quote.ask, stop)
+                if qty > MAX_QTY:
+                    raise TradeRefused(
+                        f"{symbol}: risk ${risk:,.2f} over a stop {quote.ask - stop:.4f} below the ask"
+                        f" sizes {qty:,} shares, more than the {MAX_QTY:,} the engine takes"
+                    )
             self.book.check_entry(symbol, qty, quote.ask, stop, ts, len(self.open_trades), self._at_stops())
         except RiskRefused as exc:
             raise TradeRefused(str(exc), "risk", rule=exc.rule) from None
@@ -869,6 +874,7 @@ class Engine:
             order = self._order(after, Side.SELL, sell_qty, price, Intent.TAKE_PROFIT, quote.ts)
             leg = self._leg(after, sell_qty, price, Target.TP1.value, quote.ts)
         event = JournalEvent("tp1", after, order, leg, at=quote.ts)
+        self._roll(quote.ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event)
         self.open_trades[trade.symbol] = after
         if leg is not None:
@@ -927,6 +933,7 @@ class Engine:
         order = self._order(after, Side.SELL, qty, price, intent, ts)
         leg = self._leg(after, qty, price, reason.value, ts)
         event = JournalEvent(reason.value, after, order, leg)
+        self._roll(ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event)
         del self.open_trades[trade.symbol]
         self._hold_until.pop(trade.symbol, None)
@@ -938,12 +945,19 @@ class Engine:
     # -- risk: the day's count, halts and the kill switch ------------------------------
 
     def _roll(self, ts: datetime) -> None:
-        """Keep the risk book on the trading day of ``ts``; a new day starts from the journal."""
+        """Keep the risk book on the trading day of ``ts`` (live: the wall clock's); a new day starts
+        from the journal. Called before an event is journaled, so the day read back is the day
+        before the event. Never goes back a day (a late quote just after midnight)."""
         book = self.book
+        if self.clock.live:
+            ts = datetime.now(UTC)
         day = book.trading_day(ts)
-        if day == book.day:
+        if day == book.day or (book.day is not None and day < book.day):
             return
         lifted = book.halt
+        if book.day is not None:  # a new day, not the first: yesterday's alerts are yesterday's
+            self.alerts.clear()
+            self.earlier_alerts = []
         book.roll(ts)
         self._load_day(day)
         if lifted is not None and book.halt is None:
@@ -1001,8 +1015,7 @@ class Engine:
             self._set_halt("loss_streak", message, leg.closed_at)
             self.alert(
                 "halted",
-                f"{message}: entries are halted for the day (open trades keep their exits);"
-                " POST /resume lifts it",
+                f"{message}: entries are halted for the day (open trades keep their exits)",
                 reason="loss_streak",
             )
 
@@ -1096,6 +1109,18 @@ class Engine:
                 self._dispatched(event.id, pending)
         finally:
             self._killing = False
+        self._kill_due = None
+        limit = self.risk.max_daily_loss
+        if reason == "kill_switch" and limit is not None and self.book.realised <= -limit + 0.005:
+            # The flatten itself reached the daily loss limit: that halt, not the button's, holds.
+            reason, message = (
+                "max_daily_loss",
+                (
+                    f"{message}; the flatten took today's realised P&L to ${self.book.realised:,.2f},"
+                    f" past max_daily_loss ${limit:,.2f}"
+                ),
+            )
+            self._set_halt(reason, message, ts)
         flattened = ", ".join(f"{t.symbol} {t.remaining}" for t in trades) or "none open"
         self.alert(
             "halted",
@@ -1107,25 +1132,31 @@ class Engine:
         return [after for after, _, _, _ in closes]
 
     def resume(self, ts: datetime | None = None) -> bool:
-        """Lift the kill switch's (or a losing streak's) halt; the daily loss limit's lasts the day."""
+        """Lift the kill switch's halt. The daily loss limit's and a losing streak's last the day."""
         ts = ts if ts is not None else self.clock.now()
         self._roll(ts)
         halt = self.book.halt
         if halt is None:
             raise TradeRefused("entries are not halted by the kill switch or a risk limit", "not_halted")
-        if halt.reason == "max_daily_loss":
+        if halt.reason != "kill_switch":
             raise TradeRefused(
-                f"entries stay halted for the rest of the trading day: {halt.message} (the daily loss"
-                " limit is not lifted by hand; it ends with the day)",
+                f"entries stay halted for the rest of the trading day: {halt.message} ({halt.reason}"
+                " is not lifted by hand; it ends with the day)",
                 "halted",
             )
+        streak, limit = self.book.streak, self.risk.loss_streak
+        if limit is not None and streak >= limit:
+            # The losing streak was reached while the kill switch held: it halts the day.
+            message = f"{streak} losing trades in a row (loss_streak {limit})"
+            self._set_halt("loss_streak", message, ts)
+            self.alert("halted", f"{message}: entries are halted for the day", reason="loss_streak")
+            raise TradeRefused(f"entries stay halted for the rest of the trading day: {message}", "halted")
         if self.journal is not None:
             try:
                 self.journal.record_risk("resume", halt.reason, "resumed by a person", None, ts, halt.day)
             except JournalWriteError as exc:
                 raise TradeRefused(f"not resumed: the journal cannot be written ({exc})", "journal") from None
         self.book.halt = None
-        self.book.streak = 0
         self.alert(
             "resumed", f"entries are allowed again (the {halt.reason} halt was lifted)", what=halt.reason
         )

@@ -12,6 +12,7 @@ and every closed trade; the book never sends anything itself.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
@@ -19,6 +20,9 @@ from decimal import ROUND_FLOOR, Decimal
 import attrs
 
 from momobot_core.config import Config, ConfigError, Section
+
+ENV_PREFIX = "MOMOBOT_RISK_"
+DAY_S = 86_400
 
 #: Why entries are halted for the day (``RiskBook.halt``): the rules that halt, and the button.
 HALT_REASONS = ("kill_switch", "max_daily_loss", "loss_streak")
@@ -54,8 +58,15 @@ class RiskSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> RiskSettings:
-        section = config.section("risk", env_prefix="MOMOBOT_RISK_")
-        section.check_known(attrs.fields_dict(cls))
+        section = config.section("risk", env_prefix=ENV_PREFIX)
+        known = attrs.fields_dict(cls)
+        section.check_known(known)
+        for var in sorted(os.environ):
+            if var.startswith(ENV_PREFIX) and var[len(ENV_PREFIX) :].lower() not in known:
+                raise ConfigError(
+                    f"{var}: not a [risk] key (known keys: {', '.join(sorted(known))}); a misspelt"
+                    " limit must not leave you trading without it"
+                )
         start = _clock_time(section, "trading_start")
         end = _clock_time(section, "trading_end")
         if start is not None and end is not None and not start < end:
@@ -72,9 +83,9 @@ class RiskSettings:
             trading_start=start,
             trading_end=end,
             loss_streak=_count(section, "loss_streak"),
-            stale_quote_s=section.get_float("stale_quote_s", 10.0),
+            stale_quote_s=_seconds(section, "stale_quote_s", 10.0),
             max_spread_pct=section.get_float("max_spread_pct", 2.0, strictly_positive=True),
-            loss_confirm_s=section.get_float("loss_confirm_s", 2.0),
+            loss_confirm_s=_seconds(section, "loss_confirm_s", 2.0),
         )
 
     @property
@@ -93,6 +104,15 @@ class RiskSettings:
                 "loss_streak",
             )
         )
+
+
+def _seconds(section: Section, key: str, default: float) -> float:
+    value = section.get_float(key, default)
+    if value > DAY_S:
+        raise ConfigError(
+            f"[risk] {key} = {value:g}{section.source(key)}: must be at most {DAY_S} seconds (a day)"
+        )
+    return value
 
 
 def _positive(section: Section, key: str) -> float | None:
@@ -130,7 +150,9 @@ def size_from_risk(risk: float, ask: float, stop: float) -> int:
     binary floats give.
     """
     places = Decimal("0.0001")
-    per_share = Decimal(repr(ask)).quantize(places) - Decimal(repr(stop)).quantize(places)
+    exact = Decimal(repr(ask)) - Decimal(repr(stop))
+    rounded = Decimal(repr(ask)).quantize(places) - Decimal(repr(stop)).quantize(places)
+    per_share = max(exact, rounded)  # a sub-tick stop distance never sizes past the risk
     if per_share <= 0:
         return 0
     return int((Decimal(repr(risk)) / per_share).to_integral_value(rounding=ROUND_FLOOR))
@@ -231,7 +253,9 @@ class RiskBook:
             )
         if limits.max_shares is not None and qty > limits.max_shares:
             raise RiskRefused(f"{symbol}: qty {qty:,} is over max_shares {limits.max_shares:,}", "max_shares")
-        if limits.max_position_value is not None and qty * ask > limits.max_position_value:
+        if limits.max_position_value is not None and Decimal(repr(ask)) * qty > Decimal(
+            repr(limits.max_position_value)
+        ):
             raise RiskRefused(
                 f"{symbol}: {qty:,} x {ask} = ${qty * ask:,.2f} is over max_position_value"
                 f" ${limits.max_position_value:,.2f}",

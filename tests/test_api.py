@@ -89,6 +89,8 @@ def test_second_open_on_the_same_symbol_is_409(api: ApiProcess) -> None:
         ({"symbol": "ABCD", "tp1": 2.2, "tp2": 2.4, "stop": 1.9}, "not neither"),
         ({**TRADE, "risk": 50}, "not both"),
         ({**TRADE, "qty": None, "risk": 0}, "risk: Input should be greater than 0"),
+        ({**TRADE, "qty": None, "risk": True}, "risk: Input should be a valid number"),
+        ({**TRADE, "qty": None, "risk": "50"}, "risk: Input should be a valid number"),
     ],
 )
 def test_bad_trade_bodies_are_422_with_a_readable_message(

@@ -75,6 +75,7 @@ def test_every_limit_is_read_from_the_table() -> None:
         ),
         ({"max_spread_pct": 0}, "[risk] max_spread_pct = 0: must be a finite number > 0"),
         ({"max_loss": 100}, "[risk] max_loss: unknown key"),
+        ({"loss_confirm_s": 1e300}, "[risk] loss_confirm_s = 1e+300: must be at most 86400 seconds"),
     ],
 )
 def test_a_bad_limit_stops_start_up_naming_key_and_value(table: dict[str, Any], says: str) -> None:
@@ -89,6 +90,12 @@ def test_a_limit_from_the_environment_is_named_with_its_variable(monkeypatch: py
         Engine()
 
 
+def test_a_misspelt_limit_in_the_environment_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOMOBOT_RISK_MAX_DAILY_LOS", "100")
+    with pytest.raises(ConfigError, match="MOMOBOT_RISK_MAX_DAILY_LOS: not a \\[risk\\] key"):
+        Engine()
+
+
 # -- sizing ---------------------------------------------------------------------------------
 
 
@@ -97,6 +104,22 @@ def test_sizing_by_risk_is_exact_in_decimal() -> None:
     assert size_from_risk(100, 3.30, 3.00) == 333
     assert size_from_risk(10, 0.0512, 0.0411) == 990
     assert size_from_risk(50, 2.00, 2.00) == 0
+    # A sub-tick stop distance never sizes past the risk (rounded, 0.0001 would buy 1,000,000).
+    assert size_from_risk(100, 2.00014, 2.0) == 714_285
+
+
+def test_the_caps_allow_exactly_the_cap_and_a_sized_entry_too_large_is_refused() -> None:
+    script = (
+        Script()
+        .quote("A", ask=0.14)
+        .open("A", risk=1e6, tp1=0.2, tp2=0.3, stop=0.1)  # capped to 19,250: 19,250 x 0.14 = 2,695
+    )
+    result = run_script(script, config=risk(max_position_value=2695))
+    assert [(t.symbol, t.qty) for t in result.trades] == [("A", 19_250)]
+    script = Script().quote("B", ask=2.00).open("B", risk=1e7, tp1=2.2, tp2=2.4, stop=1.9999)
+    result = run_script(script)
+    assert result.trades == []
+    assert "more than the 1,000,000,000 the engine takes" in result.refused[0]
 
 
 def test_an_open_by_risk_buys_the_sized_quantity_capped_by_the_limits() -> None:
@@ -290,17 +313,66 @@ def test_an_unrealised_breach_must_last_loss_confirm_s() -> None:
 # -- the losing streak, the kill switch, resume ---------------------------------------------
 
 
-def test_a_losing_streak_halts_entries_until_resumed() -> None:
+def test_a_losing_streak_halts_entries_for_the_day() -> None:
     script = Script()
     for symbol in ("A", "B"):
         script.quote(symbol, ask=2.00).open(symbol, qty=10, tp1=2.2, tp2=2.4, stop=1.9)
         script.quote(symbol, ask=1.89, bid=1.88, last=1.88)  # stopped out: a loss
     script.quote("C", ask=2.00).open("C", qty=10, tp1=2.2, tp2=2.4, stop=1.9)  # refused
-    script.resume().open("C", qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+    script.resume().open("C", qty=10, tp1=2.2, tp2=2.4, stop=1.9)  # not lifted by hand
+    script.quote("C", ask=2.00, at=24 * 3600).open("C", qty=10, tp1=2.2, tp2=2.4, stop=1.9)  # next day
     result = run_script(script, config=risk(loss_streak=2))
     assert [t.symbol for t in result.trades] == ["A", "B", "C"]
-    assert result.counters.refused_by_rule == {"loss_streak": 1}
-    assert [a.kind for a in result.engine.alerts] == ["halted", "risk_refused", "resumed"]
+    assert result.counters.refused_by_rule == {"loss_streak": 2}
+    assert result.refused[1].startswith("entries stay halted for the rest of the trading day: 2 losing")
+    # The day's alerts: a new day starts a new list (the journal keeps them all).
+    assert [a.kind for a in result.engine.alerts] == ["resumed"]
+
+
+def test_a_streak_reached_under_the_kill_switch_still_halts_the_day_after_resume() -> None:
+    script = Script()
+    for symbol in ("A", "B"):
+        script.quote(symbol, ask=2.00).open(symbol, qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+    script.quote("A", ask=1.89, bid=1.88, last=1.88)  # a loss: streak 1
+    script.kill()  # B flattened at a loss under the kill switch: streak 2
+    script.resume()  # lifts the kill switch, but the streak holds the day
+    script.quote("C", ask=2.00).open("C", qty=10, tp1=2.2, tp2=2.4, stop=1.9)
+    result = run_script(script, config=risk(loss_streak=2))
+    assert [t.symbol for t in result.trades] == ["A", "B"]
+    assert "2 losing trades in a row (loss_streak 2)" in result.refused[0]
+    assert result.engine.risk_status()["halted"] == "loss_streak"
+
+
+def test_a_kill_whose_flatten_reaches_the_daily_loss_cannot_be_resumed() -> None:
+    script = (
+        Script()
+        .quote("A", ask=2.00)
+        .open("A", qty=1000, tp1=2.2, tp2=2.4, stop=1.9)
+        .quote("A", ask=1.93, bid=1.89, last=1.95)  # spread 2.1%: not counted as a breach
+        .kill()  # flattened at 1.89: -$110, past the limit of 100
+        .resume()
+    )
+    result = run_script(script, config=risk(max_daily_loss=100))
+    assert result.engine.risk_status()["halted"] == "max_daily_loss"
+    assert result.refused[0].startswith("entries stay halted for the rest of the trading day")
+
+
+def test_an_exit_on_a_new_day_is_counted_once() -> None:
+    # A trade held overnight: the next day's first event is its stop. Counted twice, -$52 would
+    # read as -$104 and flatten the book at a limit of 100.
+    kills = Kills()
+    script = (
+        Script()
+        .quote("A", ask=2.00)
+        .open("A", qty=400, tp1=2.2, tp2=2.4, stop=1.9)
+        .quote("A", ask=1.88, bid=1.87, last=1.87, at=24 * 3600)  # day 2: stopped, -$52
+        .quote("B", ask=2.00, at=24 * 3600 + 1)
+        .open("B", qty=400, tp1=2.2, tp2=2.4, stop=1.9, at=24 * 3600 + 2)  # -52 - 40 = -92: allowed
+    )
+    result = run_script(script, [kills], config=risk(max_daily_loss=100))
+    assert kills.kills == []
+    assert result.engine.risk_status()["realised"] == -52.0
+    assert [t.symbol for t in result.trades] == ["A", "B"]
 
 
 def test_the_kill_switch_flattens_halts_and_resume_lifts_it() -> None:
@@ -339,7 +411,8 @@ def test_a_new_trading_day_lifts_the_halt() -> None:
     script.quote("A", ask=2.00, at=24 * 3600).open("A", qty=10, tp1=2.2, tp2=2.4, stop=1.9)
     result = run_script(script)
     assert len(result.trades) == 1 and result.trades[0].opened_at == START + timedelta(days=1, seconds=1)
-    assert [a.kind for a in result.engine.alerts] == ["halted", "risk_refused", "resumed"]
+    assert result.counters.refused_by_rule == {"kill_switch": 1}
+    assert [a.kind for a in result.engine.alerts] == ["resumed"]  # the new day's
 
 
 def test_exits_are_never_refused_while_halted() -> None:
@@ -362,6 +435,31 @@ def test_exits_are_never_refused_while_halted() -> None:
 
 def _engine(db: Path, **limits: Any) -> Engine:
     return Engine(config=Config(tables=risk(**limits)), journal=Journal(db), mode="replay")
+
+
+def test_the_losing_streak_survives_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    bot = _engine(db, loss_streak=3)
+    bot.start()
+    for n, symbol in enumerate(("A", "B")):
+        at = START + timedelta(seconds=10 * n)
+        bot.apply(Quote(symbol, at, 1.99, 2.00))
+        bot.apply(Open(symbol, 10, 2.2, 2.4, 1.9, at + timedelta(seconds=1)))
+        bot.apply(Quote(symbol, at + timedelta(seconds=2), 1.88, 1.89, 1.88))
+    assert bot.risk_status()["losing_streak"] == 2
+    bot.shutdown()
+    assert bot.journal is not None
+    bot.journal.close()
+    again = _engine(db, loss_streak=3)
+    again.start()
+    again.apply(Quote("C", START + timedelta(seconds=30), 1.99, 2.00))
+    again.apply(Open("C", 10, 2.2, 2.4, 1.9, START + timedelta(seconds=31)))
+    assert again.risk_status()["losing_streak"] == 2
+    again.apply(Quote("C", START + timedelta(seconds=32), 1.88, 1.89, 1.88))  # the third loss
+    assert again.risk_status()["halted"] == "loss_streak"
+    again.shutdown()
+    assert again.journal is not None
+    again.journal.close()
 
 
 def test_a_halted_day_stays_halted_after_a_restart_with_its_count(tmp_path: Path) -> None:

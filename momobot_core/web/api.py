@@ -48,6 +48,7 @@ class OpenTradeBody(BaseModel):
     qty: int | None = Field(default=None, ge=1, le=MAX_QTY, strict=True, examples=[100])
     risk: float | None = Field(
         default=None,
+        strict=True,
         gt=0,
         le=MAX_PRICE,
         allow_inf_nan=False,
@@ -300,7 +301,7 @@ def build_app(
 
     @app.post("/resume", responses=errors)
     async def resume() -> Any:
-        """Allow entries again after the kill switch (or a losing streak); not after the daily loss limit."""
+        """Allow entries again after the kill switch (not after the daily loss limit or a losing streak)."""
         try:
             engine.apply(Resume(engine.clock.now()))
         except TradeRefused as exc:

@@ -217,6 +217,8 @@ def build_cli(hooks: Hooks) -> click.Group:
         settings = run_or_fail(lambda: CoreSettings.from_config(load_config(config_path)))
         if day is not None:
             try:
+                if len(day) != 10 or day[4] != "-" or day[7] != "-":
+                    raise ValueError(day)
                 dt.date.fromisoformat(day)
             except ValueError:
                 fail(f"--day {day!r}: give a date as YYYY-MM-DD, such as 2026-11-24")

@@ -199,5 +199,25 @@ def test_with_a_token_nothing_works_before_it_is_given_and_other_origins_are_ref
         click(browser, "#pos-ABCD button.close")
         assert hotkeys.wait_for(2) == ["buy_ask", "sell_all_bid"]
         assert severe_console_messages(browser) == []
+        # A session the server does not know (it restarted): the button says so, it is not silent.
+        browser.delete_all_cookies()
+        click(browser, "#kill")
+        browser.switch_to.alert.accept()
+        assert wait_until(lambda: "not signed in" in text_of(browser, "#said"), timeout=10)
+        assert api.client.get("/ping").json()["risk"]["halted"] is None
     finally:
         api.stop()
+
+
+def test_a_page_whose_bot_went_away_says_so_and_a_button_that_fails_is_seen(
+    browser: Any, tmp_path: Path, hotkeys: HotkeyTestServer
+) -> None:
+    api = start_api(tmp_path, env={"MOMOBOT_DISABLE_PLUGINS": "voice", "MOMOBOT_HOTKEY_URL": hotkeys.url})
+    browser.get(api.url + "/")
+    assert wait_until(lambda: connected(browser), timeout=10)
+    assert not browser.find_element("css selector", "#offline").is_displayed()
+    api.stop()
+    assert wait_until(lambda: browser.find_element("css selector", "#offline").is_displayed(), timeout=15)
+    click(browser, "#resume")
+    assert wait_until(lambda: "Not done: the bot does not answer." in text_of(browser, "#said"), timeout=10)
+    browser.get_log("browser")  # the refused connections are expected here: read and dropped

@@ -65,3 +65,25 @@ def test_live_demo_trades_the_session_on_the_dashboard_and_stops_on_ctrl_c(tmp_p
         proc.stderr.close()
     assert proc.returncode == 0, "".join(lines)
     assert "Traceback" not in "".join(lines)
+
+
+def test_live_demo_on_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "momobot_core.cli", "live-demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"momobot: error: --port {port}: 127.0.0.1:{port} is taken (Address already in use): stop what"
+        " uses it, or pass --port 0"
+    ]

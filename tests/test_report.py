@@ -71,6 +71,8 @@ def test_bad_report_requests_are_one_clear_line(tmp_path: Path) -> None:
     db = replayed(tmp_path)
     cases = [
         (["--db", str(db), "--day", "24/11/2026"], "--day '24/11/2026': give a date as YYYY-MM-DD"),
+        (["--db", str(db), "--day", "20261124"], "--day '20261124': give a date as YYYY-MM-DD"),
+        (["--db", str(db), "--day", "2026-W48-2"], "--day '2026-W48-2': give a date as YYYY-MM-DD"),
         (["--db", str(tmp_path / "none.db")], "none.db: no such journal file"),
         (["--db", str(db), "--out", str(tmp_path / "no" / "dir.html")], "cannot write it"),
     ]

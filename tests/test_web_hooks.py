@@ -60,12 +60,16 @@ def test_hook_register_routes_adds_a_route_behind_the_core_guard(tmp_path: Path)
             json={"symbol": "ABCD", "bid": 1.99, "ask": 2.0},
             headers={"Authorization": "Bearer s3cret"},
         )
-        assert api.client.get("/ui/tally").text == "<b id='tally'>0 open</b>"
         assert api.client.post("/ui/tally").status_code == 401  # not a GET: the token
         auth = {"Authorization": "Bearer s3cret"}
         assert api.client.post("/ui/tally", headers=auth).json() == {"reset": True}
         evil = {**auth, "Origin": "http://evil.example:8000"}
         assert api.client.post("/ui/tally", headers=evil).status_code == 403
+        # With a token, the dashboard's fragments are for a signed-in browser only.
+        assert api.client.get("/ui/tally").json() == {
+            "error": "sign in first: missing or wrong API token or session"
+        }
+        assert api.client.get("/ui/tally", headers=auth).status_code == 200
     finally:
         api.stop()
 
@@ -82,3 +86,19 @@ def test_hook_dashboard_panels_puts_a_panel_on_the_page_and_a_broken_one_is_left
     finally:
         _, err = api.stop()
     assert "plugin 'broken' raised in dashboard_panels" in err
+
+
+def test_the_session_cookie_is_found_among_other_programs_cookies() -> None:
+    from momobot_core.web.guard import Sessions
+
+    sessions = Sessions("s3cret")
+    mine = sessions.open()
+    for header in (
+        f"momobot_session={mine}",
+        f'pref={{"a":1}}; momobot_session={mine}',  # another local app's cookie, not RFC-clean
+        f'a=b c; x="a\\"; momobot_session="{mine}"',
+    ):
+        assert sessions.valid(header), header
+    assert not sessions.valid("momobot_session=forged")
+    assert not sessions.valid(f"other_session={mine}")
+    assert not sessions.valid(None)

@@ -17,6 +17,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -48,6 +49,8 @@ HERE = Path(__file__).parent
 #: How often the event stream looks for something new to show (seconds).
 REFRESH_S = 0.25
 LOG_KEPT = 500
+#: This process's run: log ids are ``<run>-<seq>``, so a page from before a restart asks for all.
+BOOT = os.urandom(4).hex()
 
 templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -180,6 +183,7 @@ class Dashboard:
         if bot.hooks is not None:
             bot.hooks.register(self.feed, name="momobot.dashboard")
         self.feed.equity.extend(_equity_from_journal(bot))
+        _seed_log(self.feed, bot)
         self._equity_key: tuple[object, ...] = ()
         self._equity_svg = ""
 
@@ -198,12 +202,14 @@ class Dashboard:
         """The day's P&L curve: realised after each leg, then the total now. Drawn again only when
         a number on it changes (or a minute passes), so the stream does not resend it."""
         status = self.bot.risk_status()
-        now = datetime.now(UTC)
+        now = self.bot.clock.now()  # a paced replay draws on its own time
         total = float(status["total"])  # type: ignore[arg-type]
         key = (len(self.feed.equity), round(total, 2), now.replace(second=0, microsecond=0))
         if key == self._equity_key:
             return self._equity_svg
-        points = [*self.feed.equity, (now, total)]
+        book = self.bot.book
+        today = [p for p in self.feed.equity if book.day is None or book.trading_day(p[0]) == book.day]
+        points = [*today, (now, total)]
         chart = pygal.DateTimeLine(
             width=640,
             height=220,
@@ -266,7 +272,8 @@ class Dashboard:
             if new:
                 seen = new[-1].seq
                 html = render("_log.html", entries=reversed(new), tz=self.bot.settings.tz)
-                yield ServerSentEvent(data=html, event="log")
+                # The id comes back as Last-Event-ID when the browser reconnects by itself.
+                yield ServerSentEvent(data=html, event="log", id=f"{BOOT}-{seen}")
             self.feed.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.feed.changed.wait(), REFRESH_S)
@@ -290,7 +297,7 @@ class Dashboard:
                     bot=self.bot,
                     fragments=self.fragments(),
                     entries=list(reversed(self.feed.entries)),
-                    last_seq=self.feed.entries[-1].seq if self.feed.entries else 0,
+                    since=f"{BOOT}-{self.feed.entries[-1].seq if self.feed.entries else 0}",
                     panels=self.panels(),
                     tz=self.bot.settings.tz,
                 )
@@ -314,11 +321,9 @@ class Dashboard:
             return response
 
         @app.get("/events", include_in_schema=False)
-        async def events(request: Request, since: int = 0) -> Response:
+        async def events(request: Request, since: str = "") -> Response:
             """Server-Sent Events: the dashboard's fragments, as they change."""
-            if not allowed(request):
-                return Response("missing or wrong API token", status_code=401)
-            return EventSourceResponse(self.stream(request, since), ping=15)
+            return EventSourceResponse(self.stream(request, _since(request, since)), ping=15)
 
         @app.post("/ui/close", response_class=HTMLResponse, include_in_schema=False)
         async def close(request: Request) -> Response:
@@ -347,6 +352,16 @@ class Dashboard:
         return HTMLResponse(render("_said.html", ok=True, text=done))
 
 
+def _since(request: Request, since: str) -> int:
+    """The last log entry the page has: Last-Event-ID on a reconnect, else ``?since=``; one from
+    another run of the server (a restart) counts as none."""
+    mark = request.headers.get("last-event-id") or since
+    run, _, seq = mark.partition("-")
+    if run != BOOT or not seq.isdigit():
+        return 0
+    return int(seq)
+
+
 async def _field(request: Request, name: str) -> str:
     """One field of a posted form (``application/x-www-form-urlencoded``, as htmx and browsers send)."""
     body = (await request.body()).decode("utf-8", "replace")
@@ -357,6 +372,27 @@ def _source(bot: Engine) -> dict[str, Any] | None:
     if bot.source is None:
         return None
     return {"name": bot.source.name, **attrs.asdict(bot.source.status())}
+
+
+def _seed_log(feed: EventFeed, bot: Engine) -> None:
+    """The day's events and alerts from before a restart, oldest first, marked as such."""
+    journal = bot.journal
+    if journal is None or journal.in_memory or bot.book.day is None:
+        return
+    day, book = bot.book.day, bot.book
+    earlier: list[tuple[datetime, str, str, str | None]] = []
+    for trade in journal.trades():
+        if book.trading_day(trade.opened_at) == day:
+            text = f"{trade.symbol}: bought {trade.qty} at {price(trade.entry_price)}"
+            earlier.append((trade.opened_at, "event", text, trade.symbol))
+    for leg in journal.legs():
+        if book.trading_day(leg.closed_at) == day:
+            text = f"{leg.symbol}: sold {leg.qty} at {price(leg.exit_price)} ({leg.reason}, {money(leg.pnl)})"
+            earlier.append((leg.closed_at, "event", text, leg.symbol))
+    for alert in bot.earlier_alerts:
+        earlier.append((alert.ts, "alert", f"{alert.kind}: {alert.message}", alert.symbol))
+    for ts, kind, text, symbol in sorted(earlier, key=lambda e: e[0]):
+        feed.add(kind, text + " (before the restart)", symbol, ts)
 
 
 def _equity_from_journal(bot: Engine) -> list[tuple[datetime, float]]:

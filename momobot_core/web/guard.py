@@ -29,7 +29,6 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -40,6 +39,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_PARAMS = frozenset({"token", "access_token", "api_token", "auth", "authorization"})
 SESSION_COOKIE = "momobot_session"
 LOGIN_PATH = "/ui/login"
+#: GET paths that show the dashboard's fragments: with a token, only to a signed-in browser.
+PAGE_PREFIXES = ("/ui/", "/events")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,15 +78,18 @@ class Sessions:
         return session
 
     def valid(self, cookie_header: str | None) -> bool:
-        """True when the request's ``Cookie`` header carries a session given by this process."""
-        if not cookie_header:
-            return False
-        try:
-            cookie = SimpleCookie(cookie_header)
-        except CookieError:
-            return False
-        morsel = cookie.get(SESSION_COOKIE)
-        return morsel is not None and any(hmac.compare_digest(morsel.value, s) for s in self._ids)
+        """True when the request's ``Cookie`` header carries a session given by this process.
+
+        Read by hand, pair by pair: cookies of other programs on 127.0.0.1 (cookies are shared
+        across ports) may be anything, and must not hide ours.
+        """
+        for part in (cookie_header or "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == SESSION_COOKIE:
+                value = value.strip().strip('"')
+                if any(hmac.compare_digest(value.encode(), s.encode()) for s in self._ids):
+                    return True
+        return False
 
     def allows(self, headers: dict[bytes, bytes]) -> bool:
         """No token configured, or the right bearer token, or a valid session cookie."""
@@ -161,6 +165,10 @@ class RequestGuard:
                 " history): send 'Authorization: Bearer <token>'"
             )
         if scope["method"] in SAFE_METHODS:
+            path = scope["path"]
+            if path.startswith(PAGE_PREFIXES) and path != LOGIN_PATH and not self.sessions.allows(headers):
+                # The dashboard's own pages and fragments (plugin panels too) need the sign-in.
+                return 401, "sign in first: missing or wrong API token or session"
             return None
         origin = headers.get(b"origin")
         if origin is not None:

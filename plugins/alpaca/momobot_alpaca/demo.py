@@ -10,8 +10,10 @@ dashboard. It prints the dashboard's URL and runs until Ctrl-C.
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -47,6 +49,8 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+    except OSError as exc:  # refused, timed out: the bot is busy or gone; the demo goes on
+        return 0, str(getattr(exc, "reason", exc))
 
 
 def _up(url: str) -> bool:
@@ -78,8 +82,8 @@ class Trader(threading.Thread):
                 what = f"close {event.symbol}"
             else:
                 continue
-            if status >= 300:
-                click.echo(f"live-demo: {what}: {status} {text}", err=True)
+            if not 200 <= status < 300:
+                click.echo(f"live-demo: {what}: {status or 'no answer'} {text}", err=True)
 
 
 @click.command("live-demo")
@@ -99,12 +103,23 @@ class Trader(threading.Thread):
 )
 def live_demo(speed: float, port: int) -> None:
     """Watch the bot trade the bundled session live in your browser (no keys, nothing pressed)."""
+    if not math.isfinite(speed):
+        _fail(f"--speed {speed}: must be a number above 0")
     events = list(read_events([demo_session_path()]))
     symbols = sorted({e.symbol for e in events if type(e) in (Quote, Open, Close)})  # type: ignore[union-attr]
     port = port or _free_port()
     api = f"http://127.0.0.1:{port}"
-    if _up(api):
-        raise click.ClickException(f"something already answers on {api}: stop it, or pass --port 0")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            _fail(
+                f"--port {port}: 127.0.0.1:{port} is taken ({exc.strerror or exc}): stop what"
+                " uses it, or pass --port 0"
+            )
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on)
     trader = Trader(api)
     feed = FakeAlpacaServer(events, key=KEY, secret=SECRET, speed=speed, on_action=trader.actions.put)
     hotkeys = _dry_run_hotkey_server()
@@ -131,7 +146,7 @@ def live_demo(speed: float, port: int) -> None:
             deadline = time.monotonic() + 30
             while not _up(api):
                 if bot.poll() is not None or time.monotonic() > deadline:
-                    raise click.ClickException("the bot did not start (its messages are above)")
+                    _fail("the bot did not start (its messages are above)")
                 time.sleep(0.1)
             trader.start()
             click.echo(
@@ -146,7 +161,8 @@ def live_demo(speed: float, port: int) -> None:
                 + "  Ctrl-C stops it.\n",
                 err=True,
             )
-            bot.wait()
+            if bot.wait() != 0:
+                _fail(f"the bot stopped with exit code {bot.returncode} (its messages are above)")
         except KeyboardInterrupt:
             pass
         finally:
@@ -160,12 +176,23 @@ def live_demo(speed: float, port: int) -> None:
                 hotkeys.stop()
 
 
+def _fail(message: str) -> NoReturn:
+    click.echo(f"momobot: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _stop_on(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM, SIGHUP: stop the bot and the feed as Ctrl-C does
+
+
 def _dry_run_hotkey_server() -> Any:
     """hotkey_ws's dry-run server on a free loopback port, when hotkey_ws is installed."""
     try:
         from hotkey_ws.server import HotkeyServer, ServerThread
     except ImportError:
         return None
-    thread = ServerThread(HotkeyServer("127.0.0.1", 0))
+    # It says what it receives (what would have been pressed) on this terminal.
+    server = HotkeyServer("127.0.0.1", 0, echo=lambda line: click.echo(f"dry-run hotkeys: {line}", err=True))
+    thread = ServerThread(server)
     thread.start()
     return thread

@@ -185,6 +185,8 @@ class Dashboard:
         self.feed.equity.extend(_equity_from_journal(bot))
         _seed_log(self.feed, bot)
         self._equity_key: tuple[object, ...] = ()
+        self._drawn_state: tuple[object, ...] = ()
+        self._drawn: dict[str, str] = {}
         self._equity_svg = ""
 
     # -- fragments ----------------------------------------------------------------------
@@ -264,7 +266,9 @@ class Dashboard:
             state = self._state()
             if state != drawn:
                 drawn = state
-                for name, html in self.fragments().items():
+                if state != self._drawn_state:  # one draw for every connected page
+                    self._drawn_state, self._drawn = state, self.fragments()
+                for name, html in self._drawn.items():
                     if last.get(name) != html:
                         last[name] = html
                         yield ServerSentEvent(data=html, event=name)

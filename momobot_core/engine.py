@@ -996,8 +996,9 @@ class Engine:
             log.warning("entries are halted for %s (journaled): %s", day, book.halt.message)
 
     def _count_leg(self, trade: Trade, leg: Leg, *, closed: bool) -> None:
-        """A leg closed: today's P&L, the losing streak; a limit reached halts (or flattens, after)."""
-        self._roll(leg.closed_at)
+        """A leg closed: today's P&L, the losing streak; a limit reached halts (or flattens, after).
+
+        The caller rolled the book to the leg's day before journaling it."""
         book = self.book
         pnl = self._trade_pnl.pop(trade.id, 0.0) + leg.pnl
         if not closed:

@@ -102,3 +102,31 @@ def test_the_session_cookie_is_found_among_other_programs_cookies() -> None:
     assert not sessions.valid("momobot_session=forged")
     assert not sessions.valid(f"other_session={mine}")
     assert not sessions.valid(None)
+
+
+def test_sigterm_with_dashboard_streams_open_ends_them_cleanly(tmp_path: Path) -> None:
+    import signal
+    import threading
+
+    import httpx
+
+    from hotkey_helpers import wait_until
+
+    api = start_api(tmp_path)
+    opened: list[bytes] = []
+
+    def listen() -> None:
+        with httpx.Client(base_url=api.url, timeout=30) as client, client.stream("GET", "/events") as events:
+            for chunk in events.iter_bytes():
+                opened.append(chunk)
+
+    readers = [threading.Thread(target=listen, daemon=True) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    assert wait_until(lambda: len(opened) >= 3, timeout=15)  # each stream has sent its first draw
+    code, err = api.stop(signal.SIGTERM)
+    for reader in readers:
+        reader.join(timeout=15)
+    assert code == 0, err
+    assert "ASGI callable returned without completing response" not in err
+    assert "ERROR" not in err

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import anyio
 import attrs
 import jinja2
 import pygal
@@ -256,11 +257,13 @@ class Dashboard:
             int(time.time() // 60),  # the equity curve's "now"
         )
 
-    async def stream(self, request: Request, seen: int) -> AsyncIterator[ServerSentEvent]:
+    async def stream(
+        self, request: Request, seen: int, closing: anyio.Event | None = None
+    ) -> AsyncIterator[ServerSentEvent]:
         """Fragments as they change, and log entries after ``seen`` (what the page already shows)."""
         last: dict[str, str] = {}
         drawn: tuple[object, ...] = ()
-        while not await request.is_disconnected():
+        while not await request.is_disconnected() and not (closing is not None and closing.is_set()):
             # Drawing takes about 0.5 ms of the engine's loop (20 positions): only when something
             # it shows may have moved.
             state = self._state()
@@ -327,7 +330,14 @@ class Dashboard:
         @app.get("/events", include_in_schema=False)
         async def events(request: Request, since: str = "") -> Response:
             """Server-Sent Events: the dashboard's fragments, as they change."""
-            return EventSourceResponse(self.stream(request, _since(request, since)), ping=15)
+            # On shutdown the library sets the event and the stream ends its response cleanly.
+            closing = anyio.Event()
+            return EventSourceResponse(
+                self.stream(request, _since(request, since), closing),
+                ping=15,
+                shutdown_event=closing,
+                shutdown_grace_period=2,
+            )
 
         @app.post("/ui/close", response_class=HTMLResponse, include_in_schema=False)
         async def close(request: Request) -> Response:

@@ -994,6 +994,17 @@ class Engine:
             book.halt = Halt(event.rule, event.message, day) if event.kind == "halt" else None
         if book.halt is not None:
             log.warning("entries are halted for %s (journaled): %s", day, book.halt.message)
+            if book.halt.reason in ("kill_switch", "max_daily_loss") and self.open_trades:
+                # The flatten was journaled trade by trade after the halt: the process died in
+                # between. These trades are still open here, and nothing was sent for them.
+                left = ", ".join(sorted(self.open_trades))
+                self.alert(
+                    "halted",
+                    f"a kill ({book.halt.reason}) was cut short by a stop of the process: {left} still"
+                    " open and not flattened; check your broker and press the kill switch again",
+                    reason=book.halt.reason,
+                    symbols=sorted(self.open_trades),
+                )
 
     def _count_leg(self, trade: Trade, leg: Leg, *, closed: bool) -> None:
         """A leg closed: today's P&L, the losing streak; a limit reached halts (or flattens, after).

@@ -529,3 +529,26 @@ def test_the_worked_example_in_docs_risk_md() -> None:
     assert (status["realised"], status["trades_today"], status["losing_streak"]) == (-159.0, 2, 2)
     assert (status["halted"], status["refused"]) == ("max_daily_loss", {"max_shares": 1, "max_daily_loss": 2})
     assert result.refused[-1].startswith("entries stay halted for the rest of the trading day")
+
+
+def test_a_kill_cut_short_by_a_crash_is_told_at_the_next_start(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    bot = _engine(db)
+    bot.start()
+    bot.apply(Quote("A", START, 1.99, 2.00))
+    bot.apply(Open("A", 10, 2.2, 2.4, 1.9, START))
+    assert bot.journal is not None
+    # The halt row is written first; the process dies before A's flatten is journaled.
+    bot.journal.record_risk("halt", "kill_switch", "the kill switch was pressed", None, START, START.date())
+    bot.journal.close()
+    again = _engine(db)
+    again.start()
+    again.apply(Quote("B", START + timedelta(seconds=5), 1.99, 2.00))
+    with pytest.raises(TradeRefused):  # a replay's day starts with its first action (live: at start)
+        again.apply(Open("B", 10, 2.2, 2.4, 1.9, START + timedelta(seconds=6)))
+    [told] = [a for a in again.alerts if a.kind == "halted"]
+    assert "A still open and not flattened" in told.message and told.detail["symbols"] == ["A"]
+    assert again.risk_status()["halted"] == "kill_switch"
+    again.shutdown()
+    assert again.journal is not None
+    again.journal.close()

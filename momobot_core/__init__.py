@@ -16,6 +16,7 @@ from momobot_core.models import (  # noqa: E402
     Alert,
     Close,
     CloseReason,
+    Fill,
     Intent,
     Kill,
     Open,
@@ -28,13 +29,14 @@ from momobot_core.models import (  # noqa: E402
     Trade,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Alert",
     "Close",
     "CloseReason",
     "ConfigError",
+    "Fill",
     "InputError",
     "Intent",
     "Kill",

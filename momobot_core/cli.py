@@ -193,7 +193,12 @@ def build_cli(hooks: Hooks) -> click.Group:
         journal = run_or_fail(lambda: Journal(db, readonly=True))
         with journal:
             if fmt == "json":
-                click.echo(legs_json(journal.legs()))
+                entries = {
+                    str(row["trade_id"]): str(row["order_id"])
+                    for row in journal.executions()
+                    if row["intent"] == "entry"
+                }
+                click.echo(legs_json(journal.legs(), journal.fills(), entries))
             else:
                 click.echo(tradervue_csv(journal.executions()), nl=False)
 

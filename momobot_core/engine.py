@@ -39,6 +39,7 @@ from momobot_core.models import (
     Alert,
     Close,
     CloseReason,
+    Fill,
     Intent,
     Kill,
     Leg,
@@ -63,7 +64,7 @@ alert_log = logging.getLogger("momobot.alert")
 
 MODES = ("live", "replay", "demo")
 #: What ``Engine.apply`` takes.
-Event = Quote | Open | Close | Kill | Resume
+Event = Quote | Open | Close | Kill | Resume | Fill
 #: The largest quantity and price the engine takes: beyond any real order, and far inside what
 #: SQLite and a float hold, so no bad input reaches the journal.
 MAX_QTY = 1_000_000_000
@@ -115,6 +116,8 @@ class Counters:
     trades_opened: int = 0
     trades_closed: int = 0
     orders: int = 0
+    #: Broker fills an order plugin reported (``Fill``), each recorded once.
+    fills: int = 0
     #: Entries refused by a limit (``[risk]`` keys, ``kill_switch``, ``trading_halt``, ...), by rule.
     refused_by_rule: dict[str, int] = attrs.field(factory=dict)
 
@@ -194,6 +197,7 @@ class Engine:
         self._submit_lock = threading.Lock()
         self._drain_scheduled = False
         self._overflows = 0
+        self._fills_pending: list[Fill] = []  # broker fills the journal could not take yet
         if journal is not None:
             self._undispatched = journal.undispatched()
             unconfirmed = {trade_id for trade_id, _, _, _ in self._undispatched}
@@ -357,13 +361,17 @@ class Engine:
 
         A Quote returns False when it was rejected as malformed; an Open or a
         Close returns the trade and raises TradeRefused when refused; a Kill
-        returns the trades it flattened; a Resume returns True. Replays move
-        the engine's clock to the event's time; live, it is the wall clock.
+        returns the trades it flattened; a Resume returns True; a Fill returns
+        True when it was recorded (False: that execution was already kept).
+        Replays move the engine's clock to the event's time (not a Fill's: a
+        broker's time is not the replay's); live, it is the wall clock.
         """
         if type(event) is Quote:
             return self.on_quote(event)
         if self._submitted:
             self._drain_submitted()
+        if type(event) is Fill:
+            return self.record_fill(event)
         if not self.clock.live:
             self.clock.current = event.ts
         if type(event) is Open:
@@ -677,6 +685,64 @@ class Engine:
         log.info("%s: trade %s confirmed by a person; its targets are watched again", symbol, trade.id)
         return confirmed
 
+    def record_fill(self, fill: Fill) -> bool:
+        """A broker's fill of one of the engine's orders (an order plugin's report): journaled
+        beside the engine's model price. The trade's state does not change: the engine trades
+        its model; the fills show what the broker did. Raises TradeRefused for a fill that
+        names no journaled order or makes no sense."""
+        what = f"fill {fill.broker_ref!r} of order {fill.order_id!r}"
+        if not isinstance(fill.qty, int) or isinstance(fill.qty, bool) or not 1 <= fill.qty <= MAX_QTY:
+            raise TradeRefused(f"{what}: qty must be a whole number from 1 to {MAX_QTY:,}, not {fill.qty!r}")
+        if not _price_ok(fill.price):
+            raise TradeRefused(
+                f"{what}: price must be above 0 and at most {MAX_PRICE:,.0f}, not {fill.price!r}"
+            )
+        if not isinstance(fill.broker_ref, str) or not fill.broker_ref:
+            raise TradeRefused(f"{what}: broker_ref must name the broker's execution")
+        if fill.ts.tzinfo is None:
+            raise TradeRefused(f"{what}: ts must be an aware datetime")
+        journal = self.journal
+        if journal is None:
+            self.counters.fills += 1
+            return True
+        order = journal.order(fill.order_id)
+        if order is None:
+            raise TradeRefused(f"{what}: the journal has no such order", "unknown_order")
+        try:
+            if self._fills_pending:
+                self._retry_fills()
+            new = journal.record_fill(fill)
+        except JournalWriteError as exc:
+            self._fills_pending.append(fill)
+            if len(self._fills_pending) == 1:
+                self.alert(
+                    "journal_error",
+                    f"{order.symbol}: a broker fill could not be journaled ({exc}); it is kept in"
+                    " memory and written when the journal can take it",
+                    symbol=order.symbol,
+                )
+            return True
+        if new:
+            self.counters.fills += 1
+            log.info(
+                "%s: broker filled %d of %s order %s at %s (model %s)",
+                order.symbol,
+                fill.qty,
+                order.intent.value,
+                order.id,
+                fill.price,
+                order.price,
+            )
+        return new
+
+    def _retry_fills(self) -> None:
+        journal = self.journal
+        assert journal is not None
+        while self._fills_pending:
+            if journal.record_fill(self._fills_pending[0]):
+                self.counters.fills += 1
+            self._fills_pending.pop(0)
+
     # -- the journal ---------------------------------------------------------------
 
     def _commit_exit(self, event: JournalEvent) -> bool:
@@ -744,6 +810,9 @@ class Engine:
             self._drain_submitted()
         if self.journal_pending:
             self.retry_journal()
+        if self._fills_pending:
+            with contextlib.suppress(JournalWriteError):
+                self._retry_fills()
         self._check_stale()
         if self.clock.live:
             now = datetime.now(UTC)

@@ -42,7 +42,7 @@ from typing import Any
 import attrs
 
 from momobot_core.errors import JournalError, JournalWriteError
-from momobot_core.models import CloseReason, Intent, Leg, Order, Side, Trade
+from momobot_core.models import CloseReason, Fill, Intent, Leg, Order, Side, Trade
 from momobot_core.wirelog import CutSequence, WireLog, cut_sequences
 from momobot_core.writer_lock import release_lock, take_lock
 
@@ -59,7 +59,7 @@ __all__ = [
 
 log = logging.getLogger("momobot.journal")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trades (
@@ -101,7 +101,8 @@ CREATE TABLE IF NOT EXISTS legs (
     pnl REAL NOT NULL,
     reason TEXT NOT NULL,
     opened_at TEXT NOT NULL,
-    closed_at TEXT NOT NULL
+    closed_at TEXT NOT NULL,
+    order_id TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
@@ -129,6 +130,15 @@ CREATE TABLE IF NOT EXISTS risk (
     symbol TEXT,
     ts TEXT NOT NULL,
     day TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fills (
+    seq INTEGER PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    qty INTEGER NOT NULL,
+    price REAL NOT NULL,
+    ts TEXT NOT NULL,
+    broker_ref TEXT NOT NULL,
+    UNIQUE (order_id, broker_ref)
 );
 CREATE TABLE IF NOT EXISTS alerts (
     seq INTEGER PRIMARY KEY,
@@ -285,7 +295,7 @@ class Journal:
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if version == 0 and tables:
                 raise JournalError(f"{self.path}: not a MomoBot journal (it holds other tables)")
-            readable = (1, 2, SCHEMA_VERSION)
+            readable = (1, 2, 3, SCHEMA_VERSION)
             if version not in (0, *readable) or (readonly and version not in readable):
                 raise JournalError(
                     f"{self.path}: not a MomoBot journal of schema version"
@@ -305,6 +315,15 @@ class Journal:
             if not readonly and columns and "initial_stop" not in columns:
                 db.execute("ALTER TABLE trades ADD COLUMN initial_stop REAL")  # schema 2 -> 3
                 columns.add("initial_stop")
+            leg_columns = {row[1] for row in db.execute("PRAGMA table_info(legs)")}
+            if not readonly and leg_columns and "order_id" not in leg_columns:
+                db.execute("ALTER TABLE legs ADD COLUMN order_id TEXT")  # schema 3 -> 4
+                leg_columns.add("order_id")
+            # Journals before schema 4 do not know a leg's order, nor broker fills.
+            self._leg_columns = _LEG_COLUMNS + (
+                ", order_id" if "order_id" in leg_columns or not leg_columns else ", NULL"
+            )
+            self._has_fills = readonly is False or version >= 4
             # Journals before schema 3 do not know the stop a trade opened with.
             self._trade_columns = _TRADE_COLUMNS + (
                 ", initial_stop" if "initial_stop" in columns or not columns else ", NULL"
@@ -419,7 +438,7 @@ class Journal:
         leg = event.leg
         if leg is not None:
             db.execute(
-                f"INSERT INTO legs ({_LEG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO legs ({_LEG_COLUMNS}, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     leg.trade_id,
                     leg.symbol,
@@ -430,6 +449,7 @@ class Journal:
                     leg.reason,
                     leg.opened_at.isoformat(),
                     leg.closed_at.isoformat(),
+                    order.id if order is not None else leg.order_id,
                 ),
             )
         ts = event.ts
@@ -631,7 +651,7 @@ class Journal:
         return [_checked(self.path, "trades", row, _trade) for row in self._db.execute(sql).fetchall()]
 
     def legs(self) -> list[Leg]:
-        rows = self._db.execute(f"SELECT {_LEG_COLUMNS} FROM legs ORDER BY id").fetchall()
+        rows = self._db.execute(f"SELECT {self._leg_columns} FROM legs ORDER BY id").fetchall()
         return [_checked(self.path, "legs", row, _leg) for row in rows]
 
     def executions(self) -> list[dict[str, object]]:
@@ -643,6 +663,50 @@ class Journal:
         for row in rows:
             _checked(self.path, "executions", row, lambda r: datetime.fromisoformat(str(r["ts"])))
         return rows
+
+    def record_fill(self, fill: Fill) -> bool:
+        """Keep a broker's fill of an engine order. False if that execution was already kept
+        (a reconnect reports the day's executions again). Raises JournalWriteError."""
+        try:
+            with self._transaction() as db:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO fills (order_id, qty, price, ts, broker_ref)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (fill.order_id, fill.qty, fill.price, fill.ts.isoformat(), fill.broker_ref),
+                )
+                return cursor.rowcount == 1
+        except sqlite3.Error as exc:
+            raise JournalWriteError(f"journal {self.path}: {exc}") from None
+
+    def order(self, order_id: str) -> Order | None:
+        """The engine's order ``order_id`` as journaled, or None."""
+        row = self._db.execute(
+            "SELECT order_id, symbol, side, qty, price, intent, trade_id, ts FROM executions"
+            " WHERE order_id=?",
+            (order_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return _checked(  # type: ignore[no-any-return]
+            self.path,
+            "executions",
+            row,
+            lambda r: Order(r[0], r[1], Side(r[2]), r[3], r[4], Intent(r[5]), r[6], _aware(r[7])),
+        )
+
+    def fills(self) -> list[Fill]:
+        """Every broker fill kept, oldest first (none in journals older than schema 4)."""
+        if not self._has_fills:
+            return []
+        rows = self._db.execute(
+            "SELECT order_id, qty, price, ts, broker_ref FROM fills ORDER BY seq"
+        ).fetchall()
+        return [
+            _checked(
+                self.path, "fills", row, lambda r: Fill(r[0], int(r[1]), float(r[2]), _aware(r[3]), r[4])
+            )
+            for row in rows
+        ]
 
     def undispatched(self) -> list[tuple[str, str, str, str]]:
         """``(trade_id, symbol, kind, ts)`` of events committed but never marked dispatched."""
@@ -802,7 +866,7 @@ def _trade(row: Any) -> Trade:
 
 
 def _leg(row: Any) -> Leg:
-    trade_id, symbol, qty, entry, exit_, pnl, reason, opened_at, closed_at = row
+    trade_id, symbol, qty, entry, exit_, pnl, reason, opened_at, closed_at, order_id = row
     if not isinstance(qty, int) or not all(isinstance(v, int | float) for v in (entry, exit_, pnl)):
         raise ValueError("qty, prices and pnl must be numbers")
     return Leg(
@@ -815,6 +879,7 @@ def _leg(row: Any) -> Leg:
         reason=str(reason),
         opened_at=_aware(opened_at),
         closed_at=_aware(closed_at),
+        order_id=None if order_id is None else str(order_id),
     )
 
 

@@ -124,6 +124,22 @@ class Resume:
 
 
 @attrs.frozen
+class Fill:
+    """What a broker filled of one of the engine's orders, reported by an order plugin.
+
+    ``order_id`` is the engine's :class:`Order` id; ``broker_ref`` is the broker's own id of
+    the execution (a reconnect that reports the same execution again is recorded once).
+    The engine keeps its model prices; the journal keeps these beside them.
+    """
+
+    order_id: str
+    qty: int
+    price: float
+    ts: datetime
+    broker_ref: str
+
+
+@attrs.frozen
 class Order:
     """An order the engine submitted to the (paper) broker, filled at ``price``."""
 
@@ -183,6 +199,8 @@ class Leg:
     reason: str
     opened_at: datetime
     closed_at: datetime
+    #: The engine's exit order that closed this leg; None in journals older than schema 4.
+    order_id: str | None = None
 
 
 def leg_pnl(entry_price: float, exit_price: float, qty: int) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from momobot_core.engine import Counters
-from momobot_core.models import Leg, Trade
+from momobot_core.models import Fill, Leg, Trade
 
 
 def _money(value: float) -> str:
@@ -109,11 +109,42 @@ def summary(
     return "\n".join(lines)
 
 
-def legs_json(legs: Sequence[Leg]) -> str:
-    rows: list[dict[str, Any]] = [
-        {**attrs.asdict(leg), "opened_at": iso_z(leg.opened_at), "closed_at": iso_z(leg.closed_at)}
-        for leg in legs
-    ]
+def broker_prices(fills: Sequence[Fill]) -> dict[str, float]:
+    """Each order's average broker fill price (volume-weighted), by the engine's order id."""
+    qty: dict[str, int] = defaultdict(int)
+    value: dict[str, float] = defaultdict(float)
+    for fill in fills:
+        qty[fill.order_id] += fill.qty
+        value[fill.order_id] += fill.qty * fill.price
+    return {order_id: round(value[order_id] / n, 6) for order_id, n in qty.items()}
+
+
+def legs_json(
+    legs: Sequence[Leg], fills: Sequence[Fill] = (), entry_orders: dict[str, str] | None = None
+) -> str:
+    """Closed legs for ``momobot trades``. With an order plugin's broker fills, each leg also
+    shows ``broker_entry_price`` and ``broker_exit_price`` (volume-weighted; null when the broker
+    reported nothing for that order) and ``slippage``: dollars the broker's prices made or cost
+    this leg against the engine's model prices (negative: a cost), from the sides known."""
+    prices = broker_prices(fills)
+    entries = entry_orders or {}
+    rows: list[dict[str, Any]] = []
+    for leg in legs:
+        row = {**attrs.asdict(leg), "opened_at": iso_z(leg.opened_at), "closed_at": iso_z(leg.closed_at)}
+        row.pop("order_id")
+        if prices:
+            entry = prices.get(entries.get(leg.trade_id, ""))
+            exit_ = prices.get(leg.order_id or "")
+            row["broker_entry_price"] = entry
+            row["broker_exit_price"] = exit_
+            if entry is None and exit_ is None:
+                row["slippage"] = None
+            else:
+                worse = (0.0 if entry is None else entry - leg.entry_price) - (
+                    0.0 if exit_ is None else exit_ - leg.exit_price
+                )
+                row["slippage"] = round(-worse * leg.qty, 6)
+        rows.append(row)
     return json.dumps(rows, indent=2)
 
 

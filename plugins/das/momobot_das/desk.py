@@ -1,0 +1,798 @@
+"""The order desk: trade events in, DAS orders out, the platform's answers back to the engine.
+
+Rules (DESIGN.md, "Order plugins and fills"; docs/das.md):
+
+* entry: a marketable limit buy at the ask plus ``entry_offset`` cents. Written at once when
+  the link is up; otherwise kept up to ``entry_ttl`` and then dropped, with an alert.
+* take profit 1: a limit sell of its quantity at the ask. It rests until it fills or the
+  trade's last exit cancels it.
+* the last exit (take profit 2, stop, manual close, kill) is a job that ends only when the
+  trade holds nothing at the broker: it cancels the trade's other open orders one by one
+  (``CANCEL <id>``), and sells min(what the trade holds, the broker's position) less what is
+  already being sold. Take profit 2 starts as a limit at the ask; every sell not filled within
+  ``exit_reprice_s`` is cancelled and re-sent at the current bid minus ``exit_offset``. Exits
+  are never dropped: while one waits an alert says so.
+* orders of different symbols never wait for each other: each is written when its event fires.
+
+Every order of this run carries an integer token; the platform's ``%ORDER`` lines map tokens
+to its order ids, and ``%TRADE`` lines (executions of an order id) become ``Fill`` events for
+the engine's order. The engine keeps its model; the broker's prices go to the journal.
+
+Thread-safety: hooks call in on the engine's thread, the link calls in on its own; one lock
+guards the book, and nothing under it blocks (writes are non-blocking).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from datetime import time as clock_time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from momobot_core.models import Fill, Order, Trade
+from momobot_das.config import DasConfig
+from momobot_das.protocol import (
+    MAX_TOKEN,
+    POSREFRESH,
+    BuyingPower,
+    LoginReply,
+    Marker,
+    Message,
+    OrderAct,
+    OrderLine,
+    PosLine,
+    ProtocolError,
+    TradeLine,
+    cancel_line,
+    das_time,
+    limit_price,
+    on_tick,
+    order_line,
+    stop_line,
+)
+
+if TYPE_CHECKING:
+    from momobot_core.engine import Engine
+    from momobot_core.journal import WireLog
+    from momobot_das.link import DasLink
+
+log = logging.getLogger("momobot.das")
+
+#: Intents of the orders the desk writes (the engine's, and its own catastrophic stop).
+CATASTROPHIC = "catastrophic"
+#: Regular trading hours, exchange time: the catastrophic stop is only placed inside them.
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+REGULAR_HOURS = (clock_time(9, 30), clock_time(16, 0))
+#: How long a rejection waits for its reason (%OrderAct) before it is told without one.
+REASON_WAIT = 0.25
+#: Orders kept for the dashboard and ``status()`` after they are done.
+RECENT = 50
+
+
+@attrs.define
+class Working:
+    """One NEWORDER this run wrote, and what the platform said of it since."""
+
+    token: int
+    order_id: str  # the engine's order id ("" for a catastrophic stop)
+    trade_id: str
+    symbol: str
+    side: str  # "B" or "S"
+    qty: int
+    price: Decimal
+    intent: str
+    sent_at: float  # monotonic
+    line: str
+    das_id: str | None = None
+    status: str = "Sent"
+    filled: int = 0  # from %ORDER (qty - leaves - cancelled), or the %TRADE sum if larger
+    traded: int = 0  # the %TRADE sum
+    cancelled: int = 0
+    final: bool = False
+    cancel_sent: bool = False
+    cancel_wanted: bool = False  # cancel as soon as the platform names its order id
+    rejected: str | None = None
+    rejected_at: float | None = None  # %ORDER said Rejected; its %OrderAct (the reason) may follow
+
+    @property
+    def leaves(self) -> int:
+        return 0 if self.final else max(0, self.qty - self.filled)
+
+
+@attrs.define
+class ExitJob:
+    """A trade's last exit: done when the trade holds nothing more at the broker."""
+
+    trade_id: str
+    symbol: str
+    order_id: str  # the engine's exit order: every sell of the job fills it
+    event: str  # tp2, stop, manual or kill
+    engine_qty: int  # what the engine sold (its remaining before the exit)
+    model_price: float  # the engine's price: the bid when no quote is known
+    first_price: Decimal | None  # take profit 2: a limit at the ask first
+    started: float
+    sells: list[int] = attrs.field(factory=list)  # tokens
+    alerted: bool = False
+    retry_at: float = 0.0
+    refresh_asked: float | None = None
+
+
+@attrs.define
+class PendingEntry:
+    order: Order
+    trade: Trade
+    queued_at: float
+
+
+class Desk:
+    """The book of this run's orders, positions at the broker, and exits in progress."""
+
+    def __init__(
+        self,
+        config: DasConfig,
+        *,
+        submit: Callable[[Fill], object],
+        alert: Callable[..., object],
+        wire_log: WireLog | None = None,
+        bot: Engine | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self._submit = submit
+        self._alert = alert
+        self._wire = wire_log
+        self._bot = bot
+        self._clock = clock
+        self._wall = wall  # the catastrophic stop's regular-hours check
+        self.link: DasLink | None = None
+        self._lock = threading.RLock()
+        # Tokens unique across runs of a day (a reconnect lists earlier runs' orders too).
+        self._next_token = int(time.time()) % 2_000_000 * 1000 + 1
+        self.orders: dict[int, Working] = {}
+        self._by_das_id: dict[str, int] = {}
+        self.positions: dict[str, int] = {}
+        self.positions_known = False
+        self._listing: str | None = None  # inside "#POS" ... "#POSEND" (and the others)
+        self._staged_positions: dict[str, int] = {}
+        self._seen_trades: set[str] = set()
+        self._orphans: dict[str, list[TradeLine]] = collections.defaultdict(list)
+        self._entries: collections.deque[PendingEntry] = collections.deque()
+        self._pending_tp: list[tuple[Order, Trade]] = []
+        self.exits: dict[str, ExitJob] = {}
+        self._reconcile_due = False
+        self.last_reconcile: dict[str, Any] | None = None
+        self.buying_power: BuyingPower | None = None
+        self.rejections = 0
+        self.fills = 0
+        self.recent: collections.deque[Working] = collections.deque(maxlen=RECENT)
+        self._cat_skipped: set[str] = set()
+        self.latency_us: collections.deque[float] = collections.deque(maxlen=RECENT)
+        self._avg: dict[int, Decimal] = {}  # each order's average fill price (%TRADE)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _token(self) -> int:
+        token = self._next_token
+        self._next_token = token + 1 if token < MAX_TOKEN else 1
+        return token
+
+    def _write(self, line: str) -> bool:
+        link = self.link
+        return link is not None and link.send(line)
+
+    def _record(self, **record: object) -> None:
+        if self._wire is not None:
+            self._wire.write(record)
+
+    def _bid(self, symbol: str, fallback: float) -> float:
+        bot = self._bot
+        quote = bot.last_quotes.get(symbol) if bot is not None else None
+        return quote.bid if quote is not None else fallback
+
+    def _place(
+        self,
+        *,
+        order_id: str,
+        trade_id: str,
+        symbol: str,
+        side: str,
+        qty: int,
+        price: Decimal,
+        intent: str,
+        stop: bool = False,
+    ) -> Working | None:
+        """Write one NEWORDER now (link up) and book it; None if the link is not up."""
+        token = self._token()
+        route = self.config.route
+        line = (
+            stop_line(token, symbol, route, qty, price)
+            if stop
+            else order_line(token, side, symbol, route, qty, price)
+        )
+        started = time.perf_counter()
+        if not self._write(line):
+            return None
+        self.latency_us.append((time.perf_counter() - started) * 1e6)
+        working = Working(
+            token, order_id, trade_id, symbol, side, qty, price, intent, self._clock(), line.strip()
+        )
+        self.orders[token] = working
+        self.recent.append(working)
+        self._record(batch=order_id or f"cat-{trade_id}", status="sent", command=line.strip(), token=token)
+        return working
+
+    def _cancel(self, working: Working) -> None:
+        if working.final or working.cancel_sent:
+            return
+        if working.das_id is None:
+            working.cancel_wanted = True  # sent as soon as %ORDER names it
+            return
+        if self._write(cancel_line(working.das_id)):
+            working.cancel_sent = True
+            self._record(
+                batch=working.order_id or f"cat-{working.trade_id}", status="cancel", das_id=working.das_id
+            )
+
+    def _of_trade(self, trade_id: str) -> list[Working]:
+        return [w for w in self.orders.values() if w.trade_id == trade_id and not w.final]
+
+    def _holds(self, trade_id: str) -> int | None:
+        """What the trade holds at the broker by this run's fills (None: its entry is not ours)."""
+        orders = [w for w in self.orders.values() if w.trade_id == trade_id]
+        if not any(w.side == "B" for w in orders):
+            return None
+        return sum(w.filled if w.side == "B" else -w.filled for w in orders)
+
+    # -- trade events (the engine's thread) -------------------------------------------------------
+
+    def entry(self, order: Order, trade: Trade) -> None:
+        """An entry: written now, or kept until the link is up (at most ``entry_ttl``)."""
+        with self._lock:
+            self._record(
+                batch=order.id,
+                status="queued",
+                plugin="das",
+                trade_id=trade.id,
+                symbol=trade.symbol,
+                event="entry",
+                commands=[f"NEWORDER B {trade.symbol} {order.qty}"],
+            )
+            if not self._send_entry(order, trade):
+                self._entries.append(PendingEntry(order, trade, self._clock()))
+                log.warning(
+                    "DAS: %s entry of trade %s waits for the link (at most %g s): %s",
+                    trade.symbol,
+                    trade.id,
+                    self.config.entry_ttl,
+                    self.link.last_error if self.link is not None else "not started",
+                )
+
+    def _send_entry(self, order: Order, trade: Trade) -> bool:
+        price = limit_price(order.price, self.config.entry_offset, buy=True)
+        working = self._place(
+            order_id=order.id,
+            trade_id=trade.id,
+            symbol=trade.symbol,
+            side="B",
+            qty=order.qty,
+            price=price,
+            intent="entry",
+        )
+        if working is None:
+            return False
+        self._record(batch=order.id, status="done")
+        log.info("DAS: %s", working.line)
+        return True
+
+    def take_profit(self, order: Order, trade: Trade) -> None:
+        """Take profit 1: a limit sell of its quantity at the ask (the engine's price)."""
+        with self._lock:
+            self._record(
+                batch=order.id,
+                status="queued",
+                plugin="das",
+                trade_id=trade.id,
+                symbol=trade.symbol,
+                event="tp1",
+                commands=[f"NEWORDER S {trade.symbol} {order.qty}"],
+            )
+            if not self._send_take_profit(order, trade):
+                self._pending_tp.append((order, trade))
+
+    def _send_take_profit(self, order: Order, trade: Trade) -> bool:
+        if self.link is None or not self.link.up:
+            return False
+        qty = order.qty
+        holds = self._holds(trade.id)
+        if holds is not None:
+            selling = sum(
+                w.leaves for w in self._of_trade(trade.id) if w.side == "S" and w.intent != CATASTROPHIC
+            )
+            qty = min(qty, holds - selling)
+        if qty <= 0:
+            log.warning(
+                "DAS: %s take profit 1 of trade %s not sent: the broker has filled none of its entry"
+                " yet (the last exit sells whatever it holds)",
+                trade.symbol,
+                trade.id,
+            )
+            self._record(batch=order.id, status="done")
+            return True
+        self._retire_catastrophic(trade.id)
+        working = self._place(
+            order_id=order.id,
+            trade_id=trade.id,
+            symbol=trade.symbol,
+            side="S",
+            qty=qty,
+            price=on_tick(order.price, up=False),
+            intent="take_profit",
+        )
+        if working is None:
+            return False
+        self._record(batch=order.id, status="done")
+        log.info("DAS: %s", working.line)
+        return True
+
+    def last_exit(self, order: Order, trade: Trade, event: str) -> None:
+        """A trade's last exit (tp2, stop, manual, kill): a job until the broker holds none of it."""
+        with self._lock:
+            job = ExitJob(
+                trade_id=trade.id,
+                symbol=trade.symbol,
+                order_id=order.id,
+                event=event,
+                engine_qty=order.qty,
+                model_price=order.price,
+                first_price=on_tick(order.price, up=False) if event == "tp2" else None,
+                started=self._clock(),
+            )
+            self.exits[trade.id] = job
+            self._record(
+                batch=order.id,
+                status="queued",
+                plugin="das",
+                trade_id=trade.id,
+                symbol=trade.symbol,
+                event=event,
+                exit=True,
+                commands=[f"sell {trade.symbol} {order.qty}"],
+            )
+            # A take profit 1 still waiting for the link is not sent: this exit sells it all.
+            self._pending_tp = [(o, t) for o, t in self._pending_tp if t.id != trade.id]
+            self._work_exit(job)
+
+    # -- exits ---------------------------------------------------------------------------------
+
+    def _work_exit(self, job: ExitJob) -> None:
+        """One step of an exit: cancel what else the trade has working, sell what it still holds."""
+        link = self.link
+        if link is None or not link.up or not self.positions_known:
+            self._exit_waiting(job, "the link to DAS is down" if link is None or not link.up else "")
+            return
+        now = self._clock()
+        mine = [w for w in self.orders.values() if w.trade_id == job.trade_id]
+        working = [w for w in mine if not w.final]
+        for w in working:
+            if w.token not in job.sells:
+                self._cancel(w)  # the entry's rest, take profit 1, the catastrophic stop
+            elif now - w.sent_at >= self.config.exit_reprice_s and not w.cancel_sent:
+                self._cancel(w)  # not filled in time: re-priced from the bid once it is out
+                self._exit_waiting(job, f"{w.symbol} sell of {w.leaves} at {w.price} not filled")
+        holds = self._holds(job.trade_id)
+        sold_by_job = sum(w.filled for w in mine if w.token in job.sells)
+        selling = sum(w.leaves for w in working if w.side == "S")
+        left = (holds if holds is not None else job.engine_qty - sold_by_job) - selling
+        position = self.positions.get(job.symbol, 0)
+        symbol_selling = sum(
+            w.leaves for w in self.orders.values() if w.symbol == job.symbol and w.side == "S" and not w.final
+        )
+        want = min(left, position - symbol_selling)
+        if want > 0 and now >= job.retry_at:
+            if job.first_price is not None and not job.sells:
+                price = job.first_price
+            else:
+                bid = self._bid(job.symbol, job.model_price)
+                price = limit_price(bid, self.config.exit_offset, buy=False)
+            placed = self._place(
+                order_id=job.order_id,
+                trade_id=job.trade_id,
+                symbol=job.symbol,
+                side="S",
+                qty=want,
+                price=price,
+                intent=job.event,
+            )
+            if placed is not None:
+                job.sells.append(placed.token)
+                log.info("DAS: %s (%s of trade %s)", placed.line, job.event, job.trade_id)
+            return
+        if working:
+            return
+        if left <= 0:
+            self._exit_done(job, "")
+        elif position <= 0:
+            # The trade should hold shares the broker does not show: ask again, then say so.
+            if job.refresh_asked is None:
+                job.refresh_asked = now
+                self._write(POSREFRESH + "\r\n")
+            elif self._listing is None and now - job.refresh_asked >= self.config.exit_reprice_s:
+                self._exit_done(
+                    job,
+                    f"DAS shows no {job.symbol} position although trade {job.trade_id} should hold"
+                    f" {left}: nothing was sold; check the account",
+                )
+
+    def _exit_waiting(self, job: ExitJob, why: str) -> None:
+        if job.alerted or self._clock() - job.started < self.config.exit_reprice_s:
+            return
+        job.alerted = True
+        self._alert(
+            "exit_pending",
+            f"{job.symbol}: the {job.event} exit of trade {job.trade_id} is not filled yet"
+            f" ({why or 'waiting for the position list'}); it is re-priced from the bid and"
+            f" re-sent every {self.config.exit_reprice_s:g} s until the position is flat",
+            symbol=job.symbol,
+            trade_id=job.trade_id,
+            plugin="das",
+        )
+
+    def _exit_done(self, job: ExitJob, problem: str) -> None:
+        self.exits.pop(job.trade_id, None)
+        self._record(batch=job.order_id, status="done")
+        if problem:
+            self._alert("reconcile_mismatch", problem, symbol=job.symbol, trade_id=job.trade_id, plugin="das")
+        else:
+            log.info("DAS: %s %s exit of trade %s is filled", job.symbol, job.event, job.trade_id)
+
+    # -- the catastrophic stop -------------------------------------------------------------------
+
+    def _retire_catastrophic(self, trade_id: str) -> None:
+        for w in self._of_trade(trade_id):
+            if w.intent == CATASTROPHIC:
+                self._cancel(w)
+
+    def _update_catastrophic(self, trade_id: str) -> None:
+        """Keep one wide stop at the broker for what the trade holds (not already being sold)."""
+        pct = self.config.catastrophic_stop_pct
+        if pct is None or trade_id in self.exits:
+            return
+        working = self._of_trade(trade_id)
+        stops = [w for w in working if w.intent == CATASTROPHIC]
+        holds = self._holds(trade_id) or 0
+        cover = holds - sum(w.leaves for w in working if w.side == "S" and w.intent != CATASTROPHIC)
+        if any(w.cancel_sent or w.cancel_wanted for w in stops):
+            return  # the old one is on its way out
+        if stops and stops[0].qty == cover:
+            return
+        for w in stops:
+            self._cancel(w)
+        if stops or cover <= 0:
+            return  # placed again once the cancel is confirmed
+        now = self._wall().astimezone(EXCHANGE_TZ)
+        if now.weekday() >= 5 or not REGULAR_HOURS[0] <= now.time() < REGULAR_HOURS[1]:
+            if trade_id not in self._cat_skipped:
+                self._cat_skipped.add(trade_id)
+                log.warning(
+                    "DAS: no catastrophic stop for trade %s: stop orders are placed in regular hours"
+                    " only (09:30-16:00 New York)",
+                    trade_id,
+                )
+            return
+        entry = next((w for w in self.orders.values() if w.trade_id == trade_id and w.side == "B"), None)
+        if entry is None:
+            return
+        bought = entry.price if entry.traded == 0 else self._avg_price(entry)
+        stop = on_tick(bought * (1 - Decimal(repr(pct)) / 100), up=False)
+        placed = self._place(
+            order_id="",
+            trade_id=trade_id,
+            symbol=entry.symbol,
+            side="S",
+            qty=cover,
+            price=stop,
+            intent=CATASTROPHIC,
+            stop=True,
+        )
+        if placed is not None:
+            log.info("DAS: catastrophic stop for trade %s: %s", trade_id, placed.line)
+
+    def _avg_price(self, working: Working) -> Decimal:
+        return self._avg.get(working.token, working.price)
+
+    # -- the platform's lines (the link's thread) ------------------------------------------------
+
+    def connected(self) -> None:
+        """A new login: the lists that follow are a snapshot; reconcile at its end."""
+        with self._lock:
+            self.positions_known = False
+            self._staged_positions = {}
+            self._reconcile_due = True
+
+    def disconnected(self, reason: str) -> None:
+        self._alert(
+            "link_down",
+            f"DAS at {self.config.where}: connection lost ({reason}); reconnecting. Orders cannot be"
+            " sent until it is back: entries wait at most"
+            f" {self.config.entry_ttl:g} s, exits wait as long as it takes",
+            plugin="das",
+        )
+
+    def handle(self, message: Message) -> None:
+        with self._lock:
+            kind = type(message)
+            if kind is OrderLine:
+                self._order_line(message)  # type: ignore[arg-type]
+            elif kind is OrderAct:
+                self._order_act(message)  # type: ignore[arg-type]
+            elif kind is TradeLine:
+                self._trade_line(message)  # type: ignore[arg-type]
+            elif kind is PosLine:
+                assert isinstance(message, PosLine)
+                if self._listing == "#POS":
+                    self._staged_positions[message.symbol] = message.qty
+                else:
+                    self.positions[message.symbol] = message.qty
+                    self._symbol_changed(message.symbol)
+            elif kind is Marker:
+                assert isinstance(message, Marker)
+                self._marker(message.name)
+            elif kind is BuyingPower:
+                assert isinstance(message, BuyingPower)
+                self.buying_power = message
+            elif kind is LoginReply:
+                pass
+
+    def _marker(self, name: str) -> None:
+        if name in ("#POS", "#Order", "#Trade"):
+            self._listing = name
+            if name == "#POS":
+                self._staged_positions = {}
+            return
+        self._listing = None
+        if name == "#POSEND":
+            self.positions = dict(self._staged_positions)
+            self.positions_known = True
+            if self._reconcile_due:
+                self._reconcile_due = False
+                self.reconcile()
+            for job in list(self.exits.values()):
+                self._work_exit(job)
+
+    def _token_of(self, das_id: str, token: int | None) -> int | None:
+        """This run's token for a platform order: the line's own token first (ours are unique
+        across runs), else the order id a line with the token named before."""
+        if token is not None and token in self.orders:
+            self._by_das_id[das_id] = token
+            return token
+        if token is not None:
+            return None  # another client's or another run's token
+        return self._by_das_id.get(das_id)
+
+    def _order_line(self, line: OrderLine) -> None:
+        token = self._token_of(line.das_id, line.token)
+        if token is None:
+            return  # not this run's order (a person's, or an earlier run's)
+        working = self.orders[token]
+        working.das_id = line.das_id
+        working.status = line.status
+        working.filled = max(working.traded, line.filled)
+        working.cancelled = line.cancelled
+        if line.status.lower() == "rejected" and working.rejected is None and working.rejected_at is None:
+            working.rejected_at = self._clock()  # the reason comes on %OrderAct (else told at a tick)
+        if line.final and not working.final:
+            working.final = True
+        if working.cancel_wanted and not working.final:
+            working.cancel_wanted = False
+            self._cancel(working)
+        for trade in self._orphans.pop(line.das_id, []):
+            self._trade_line(trade)
+        self._order_changed(working)
+
+    def _order_act(self, act: OrderAct) -> None:
+        token = self._token_of(act.das_id, act.token)
+        if token is None:
+            return
+        working = self.orders[token]
+        working.das_id = act.das_id
+        if act.rejected and working.rejected is None:
+            working.final = True
+            self._rejected(working, act.notes or act.action)
+            self._order_changed(working)
+        elif act.action.lower() == "cancelrej":
+            log.warning(
+                "DAS: cancel of %s %s refused: %s", working.symbol, act.das_id, act.notes or "no reason given"
+            )
+            working.cancel_sent = False
+
+    def _rejected(self, working: Working, reason: str) -> None:
+        working.rejected = reason
+        self.rejections += 1
+        what = "entry" if working.side == "B" else f"{working.intent} sell"
+        consequence = {
+            "entry": "nothing was bought; the engine still shows the trade open: close it in MomoBot once"
+            " you have checked the account",
+            CATASTROPHIC: "the position has no broker-side stop",
+        }.get(working.intent, f"it is tried again in {self.config.exit_reprice_s:g} s")
+        self._alert(
+            "order_rejected",
+            f"{working.symbol}: DAS rejected the {what} of trade {working.trade_id} ({working.line}):"
+            f" {reason}; {consequence}",
+            symbol=working.symbol,
+            trade_id=working.trade_id,
+            reason=reason,
+            plugin="das",
+        )
+        job = self.exits.get(working.trade_id)
+        if job is not None:
+            job.retry_at = self._clock() + self.config.exit_reprice_s
+
+    def _trade_line(self, line: TradeLine) -> None:
+        token = self._by_das_id.get(line.das_order_id)
+        if token is None:
+            if self._listing != "#Trade":
+                self._orphans[line.das_order_id].append(line)  # its %ORDER may come next
+            return
+        if line.trade_id in self._seen_trades:
+            return
+        self._seen_trades.add(line.trade_id)
+        working = self.orders[token]
+        total = working.traded * self._avg.get(token, Decimal(0)) + line.qty * line.price
+        working.traded += line.qty
+        self._avg[token] = total / working.traded
+        working.filled = max(working.filled, working.traded)
+        self.fills += 1
+        if working.order_id:
+            try:
+                ts = das_time(line.time, self.config.tz, datetime.now(UTC))
+            except ProtocolError:
+                ts = datetime.now(UTC)
+            self._submit(Fill(working.order_id, line.qty, float(line.price), ts, line.trade_id))
+        elif working.intent == CATASTROPHIC:
+            self._alert(
+                "das_catastrophic_stop",
+                f"{working.symbol}: the broker-side catastrophic stop of trade {working.trade_id} sold"
+                f" {line.qty} at {line.price}: the engine did not; check the account and close the"
+                " trade in MomoBot",
+                symbol=working.symbol,
+                trade_id=working.trade_id,
+                plugin="das",
+            )
+        self._order_changed(working)
+
+    def _order_changed(self, working: Working) -> None:
+        job = self.exits.get(working.trade_id)
+        if job is not None:
+            self._work_exit(job)
+        elif working.intent in ("entry", "take_profit", CATASTROPHIC):
+            self._update_catastrophic(working.trade_id)
+
+    def _symbol_changed(self, symbol: str) -> None:
+        for job in list(self.exits.values()):
+            if job.symbol == symbol:
+                self._work_exit(job)
+
+    # -- upkeep (the link's thread) ----------------------------------------------------------------
+
+    def tick(self) -> None:
+        with self._lock:
+            now = self._clock()
+            link = self.link
+            up = link is not None and link.up
+            for w in self.orders.values():
+                if w.rejected is None and w.rejected_at is not None and now - w.rejected_at > REASON_WAIT:
+                    self._rejected(w, "no reason given")
+            while self._entries:
+                pending = self._entries[0]
+                if now - pending.queued_at > self.config.entry_ttl:
+                    self._entries.popleft()
+                    self._record(batch=pending.order.id, status="dropped")
+                    self._alert(
+                        "das_entry_dropped",
+                        f"{pending.trade.symbol}: the entry of trade {pending.trade.id} was not sent to DAS"
+                        f" within {self.config.entry_ttl:g} s ({link.last_error if link else 'no link'}):"
+                        " dropped, nothing was bought; the engine still shows the trade open: close it"
+                        " in MomoBot",
+                        symbol=pending.trade.symbol,
+                        trade_id=pending.trade.id,
+                        plugin="das",
+                    )
+                    continue
+                if not up or not self._send_entry(pending.order, pending.trade):
+                    break
+                self._entries.popleft()
+            if up and self._pending_tp:
+                waiting, self._pending_tp = self._pending_tp, []
+                for order, trade in waiting:
+                    if not self._send_take_profit(order, trade):
+                        self._pending_tp.append((order, trade))
+            for job in list(self.exits.values()):
+                if not up or self.positions_known:
+                    self._work_exit(job)
+
+    def reconcile(self) -> None:
+        """The broker's positions against the engine's open trades: a difference is an alert."""
+        bot = self._bot
+        trades = dict(bot.open_trades) if bot is not None else {}
+        engine = {symbol: trade.remaining for symbol, trade in trades.items()}
+        mismatches = []
+        for symbol in sorted(set(engine) | {s for s, q in self.positions.items() if q}):
+            mine, theirs = engine.get(symbol, 0), self.positions.get(symbol, 0)
+            if mine != theirs:
+                mismatches.append({"symbol": symbol, "engine": mine, "broker": theirs})
+        self.last_reconcile = {"at": datetime.now(UTC).isoformat(), "mismatches": mismatches}
+        if not mismatches:
+            log.info("DAS: positions reconciled: %d open, all match", len(engine))
+            return
+        for m in mismatches:
+            symbol = str(m["symbol"])
+            working = [w for w in self.orders.values() if w.symbol == symbol and not w.final]
+            selling = [job for job in self.exits.values() if job.symbol == symbol]
+            note = f" ({len(working)} order(s) of this run still working)" if working else ""
+            if selling:
+                note += f" (the {selling[0].event} exit of trade {selling[0].trade_id} is still selling it)"
+            self._alert(
+                "reconcile_mismatch",
+                f"{symbol}: DAS holds {m['broker']} shares, the engine's open trades {m['engine']}{note};"
+                " nothing is changed: check the account and close or confirm by hand",
+                symbol=symbol,
+                engine=m["engine"],
+                broker=m["broker"],
+                plugin="das",
+            )
+
+    def shutdown(self) -> None:
+        """Exits still in progress are cut: the next start reports them (close them by hand)."""
+        with self._lock:
+            for job in self.exits.values():
+                self._record(batch=job.order_id, status="cut")
+                log.error(
+                    "DAS: the %s exit of trade %s (%s) was not filled when the bot stopped: check the"
+                    " position in DAS and close it by hand",
+                    job.event,
+                    job.trade_id,
+                    job.symbol,
+                )
+            for pending in self._entries:
+                self._record(batch=pending.order.id, status="dropped")
+
+    def set_wall_clock(self, wall: Callable[[], datetime]) -> None:
+        """Replace the wall clock of the catastrophic stop's regular-hours check (tests)."""
+        self._wall = wall
+
+    def recent_orders(self) -> list[Working]:
+        """This run's latest orders, oldest first (a copy: the link's thread changes them)."""
+        with self._lock:
+            return [attrs.evolve(w) for w in self.recent]
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            link = self.link
+            working = [w for w in self.orders.values() if not w.final]
+            return {
+                "host": self.config.where,
+                "account": self.config.account,
+                "state": link.state if link is not None else "not started",
+                "last_error": link.last_error if link is not None else None,
+                "connected_at": (
+                    datetime.fromtimestamp(link.connected_at, UTC).isoformat()
+                    if link is not None and link.connected_at
+                    else None
+                ),
+                "working_orders": len(working),
+                "exits_pending": sorted(job.symbol for job in self.exits.values()),
+                "entries_waiting": len(self._entries),
+                "positions": dict(self.positions) if self.positions_known else None,
+                "last_reconcile": self.last_reconcile,
+                "rejections": self.rejections,
+                "fills": self.fills,
+            }

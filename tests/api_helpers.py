@@ -37,7 +37,9 @@ def start_api(
 ) -> ApiProcess:
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
-    full_env.update({"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws", **(env or {})})
+    # Tests name the plugins they want: hotkey_ws would dial out, das (installed, not configured)
+    # would raise its "not configured" alert.
+    full_env.update({"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,das", **(env or {})})
     db_args = ["--db", str(db or tmp_path / "journal.db")] if with_db else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "momobot_core.cli", "serve", "--port", str(port), *db_args, *args],

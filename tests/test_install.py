@@ -147,3 +147,39 @@ def test_the_docs_example_plugin_installs_and_lists(fresh_env: Path, tmp_path: P
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "trades.csv").read_text().splitlines()) == 4
     pip(fresh_env, "uninstall", "--yes", "momobot-tradelog")
+
+
+def test_das_runs_beside_hotkey_ws_or_instead_of_it(fresh_env: Path) -> None:
+    from momobot_das.fake import FakeDas
+
+    pip(fresh_env, "uninstall", "--yes", "momobot-voice")  # whatever the tests before left
+    pip(fresh_env, "install", "--quiet", str(ROOT / "plugins" / "hotkey_ws"), str(ROOT / "plugins" / "das"))
+    assert plugin_names(fresh_env) == ["das", "hotkey_ws"]
+    assert momobot(fresh_env, "das", "--help").returncode == 0
+    with FakeDas() as fake, HotkeyTestServer() as server:
+        env = {
+            "MOMOBOT_HOTKEY_URL": server.url,
+            "MOMOBOT_HOTKEY_REPLAY": "1",
+            "MOMOBOT_DAS_USER": fake.user,
+            "MOMOBOT_DAS_ACCOUNT": fake.account,
+            "MOMOBOT_DAS_ROUTE": "SMAT",
+            "MOMOBOT_DAS_PORT": str(fake.port),
+            "MOMOBOT_DAS_PASSWORD": fake.password,
+            "MOMOBOT_DAS_REPLAY": "1",
+        }
+        both = momobot(fresh_env, "demo", env=env)
+        assert both.returncode == 0, both.stderr
+        assert len(server.wait_for(14)) == 14
+        assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) >= 4)
+        sent = len(fake.lines("NEWORDER"))
+
+        pip(fresh_env, "uninstall", "--yes", "momobot-hotkey-ws")  # das instead of hotkey_ws
+        assert plugin_names(fresh_env) == ["das"]
+        alone = momobot(fresh_env, "demo", env=env)
+        assert alone.returncode == 0, alone.stderr
+        assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) >= 2 * sent)
+        assert len(server.messages) == 14  # nothing more reached the hotkey server
+
+        pip(fresh_env, "uninstall", "--yes", "momobot-das")
+        assert plugin_names(fresh_env) == []
+        assert momobot(fresh_env, "das", "--help").returncode == 2

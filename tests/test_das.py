@@ -1,0 +1,419 @@
+"""plugins/das against a fake DAS CMD API on 127.0.0.1: orders, fills, rejections, reconnects."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from das_helpers import DasSession, das_config, order_lines
+
+from momobot_core.config import ConfigError
+from momobot_das.fake import FakeDas
+
+from conftest import momobot
+from hotkey_helpers import free_port, wait_until
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDas]:
+    with FakeDas() as server:
+        yield server
+
+
+@pytest.fixture
+def session(fake: FakeDas, tmp_path: Path) -> Iterator[DasSession]:
+    s = DasSession(das_config(fake), tmp_path / "journal.db")
+    yield s
+    s.close()
+
+
+def test_an_entry_is_a_marketable_limit_for_its_symbol_and_its_fill_is_journaled(
+    fake: FakeDas, session: DasSession
+) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    trade = session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    # Written on the engine's thread before open_trade returned: nothing queued behind it.
+    assert [w.line.split()[2:] for w in session.desk.orders.values()] == [
+        ["B", "ABCD", "SMAT", "100", "2.05", "TIF=DAY+"]
+    ]
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    fills = session.journal.fills()
+    assert [(f.qty, f.price) for f in fills] == [(100, 2.05)]
+    entry = session.journal.order(fills[0].order_id)
+    assert entry is not None and entry.trade_id == trade.id and entry.intent == "entry"
+    assert fake.lines()[0] == "LOGIN trader secret TR1234"
+    assert order_lines(fake) == ["B ABCD SMAT 100 2.05 TIF=DAY+"]
+
+
+def test_take_profits_sell_at_the_ask_and_the_journal_shows_broker_prices_and_slippage(
+    fake: FakeDas, session: DasSession, tmp_path: Path
+) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.quote("ABCD", 2.19, 2.20)  # TP1: 50 at the ask
+    assert session.pump(lambda: session.engine.counters.fills == 2)
+    session.quote("ABCD", 2.40, 2.41)  # TP2: the rest, a limit at the ask first
+    assert session.pump(lambda: session.engine.counters.fills == 3 and not session.desk.exits)
+    assert order_lines(fake) == [
+        "B ABCD SMAT 100 2.05 TIF=DAY+",
+        "S ABCD SMAT 50 2.20 TIF=DAY+",
+        "S ABCD SMAT 50 2.41 TIF=DAY+",
+    ]
+    assert fake.positions == {"ABCD": 0}
+    session.close()
+    result = momobot("trades", "--db", str(tmp_path / "journal.db"))
+    assert result.returncode == 0, result.stderr
+    legs = json.loads(result.stdout)
+    assert [(leg["reason"], leg["broker_entry_price"], leg["broker_exit_price"]) for leg in legs] == [
+        ("tp1", 2.05, 2.20),
+        ("tp2", 2.05, 2.41),
+    ]
+    # Paid 5 cents over the model's entry on 50 shares each leg; the exits filled at the model.
+    assert [leg["slippage"] for leg in legs] == [-2.5, -2.5]
+
+
+def test_partial_fills_are_each_journaled_and_averaged(fake: FakeDas, session: DasSession) -> None:
+    fake.fill_buys = False
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert fake.wait_for(lambda: len(fake.orders) == 1)
+    das_id = next(iter(fake.orders))
+    fake.fill(das_id, 30, "2.01")
+    fake.fill(das_id, 70, "2.02")
+    assert session.pump(lambda: session.engine.counters.fills == 2)
+    assert sorted((f.qty, f.price) for f in session.journal.fills()) == [(30, 2.01), (70, 2.02)]
+    assert session.desk.orders[next(iter(session.desk.orders))].filled == 100
+
+
+def test_a_rejected_order_is_an_alert_with_the_brokers_reason(fake: FakeDas, session: DasSession) -> None:
+    fake.reject_next("Insufficient buying power")
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: bool(session.alerts("order_rejected")))
+    alert = session.alerts("order_rejected")[0]
+    assert "Insufficient buying power" in alert.message and "ABCD" in alert.message
+    assert "nothing was bought" in alert.message
+    assert alert.symbol == "ABCD"
+    assert session.journal.fills() == []
+
+
+def test_a_stop_cancels_the_trades_orders_one_by_one_and_sells_what_the_broker_holds(
+    fake: FakeDas, session: DasSession
+) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    fake.fill_sells = False
+    session.quote("ABCD", 2.19, 2.20)  # TP1 rests unfilled at the broker
+    session.quote("ABCD", 1.85, 1.86)  # the break-even stop
+    # The TP1 order is cancelled by its id; the 50 the engine still holds are sold at once at
+    # the bid less 5 cents, and the 50 the cancelled TP1 did not sell once it is out.
+    assert fake.wait_for(lambda: len(fake.lines("CANCEL")) >= 1 and fake.positions["ABCD"] == 100)
+    assert session.pump(lambda: sum(o.qty for o in fake.working("ABCD")) == 100)
+    take_profit_id = sorted(fake.orders)[1]
+    assert fake.lines("CANCEL")[0] == f"CANCEL {take_profit_id}"
+    sells = [line for line in order_lines(fake) if line.startswith("S ")][1:]
+    assert sells == ["S ABCD SMAT 50 1.80 TIF=DAY+", "S ABCD SMAT 50 1.80 TIF=DAY+"]
+    fake.fill_sells = True
+    for order in fake.working("ABCD"):
+        fake.fill(order.das_id)
+    assert session.pump(lambda: not session.desk.exits)
+    assert fake.positions == {"ABCD": 0}
+
+
+def test_an_unfilled_exit_is_repriced_from_the_bid_and_never_dropped(
+    fake: FakeDas, session: DasSession
+) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    fake.fill_sells = False
+    session.quote("ABCD", 1.85, 1.86)  # stop
+    assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) == 2)
+    session.quote("ABCD", 1.70, 1.71)  # the bid falls away from the first sell's limit
+    assert session.pump(lambda: len(fake.lines("CANCEL")) >= 1 and len(fake.lines("NEWORDER")) >= 3)
+    sells = order_lines(fake)[1:3]
+    assert sells == ["S ABCD SMAT 100 1.80 TIF=DAY+", "S ABCD SMAT 100 1.65 TIF=DAY+"]
+    pending = session.alerts("exit_pending")
+    assert len(pending) == 1 and "re-priced from the bid" in pending[0].message
+    fake.fill_sells = True
+    for order in fake.working("ABCD"):
+        fake.fill(order.das_id)
+    assert session.pump(lambda: not session.desk.exits and session.engine.counters.fills == 2)
+
+
+def test_orders_for_different_symbols_never_wait_for_each_other(fake: FakeDas, session: DasSession) -> None:
+    for symbol in ("AAAA", "BBBB", "CCCC"):
+        session.quote(symbol, 1.99, 2.00)
+        session.open(symbol, 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 3)
+    fake.fill_sells = False
+    session.quote("AAAA", 2.19, 2.20)  # a take profit on one symbol ...
+    session.quote("BBBB", 1.85, 1.86)  # ... then a stop on another: written on the same call
+    lines = [w.line.split()[2:5] for w in session.desk.orders.values()][3:]
+    assert lines == [["S", "AAAA", "SMAT"], ["S", "BBBB", "SMAT"]]
+    assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) == 5)
+    assert [line.split()[3] for line in fake.lines("NEWORDER")] == ["AAAA", "BBBB", "CCCC", "AAAA", "BBBB"]
+
+
+def test_a_connection_dropped_between_an_order_and_its_fill_loses_nothing(
+    fake: FakeDas, session: DasSession
+) -> None:
+    fake.fill_buys = False
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: all(w.das_id for w in session.desk.orders.values()))
+    fake.drop_connections()
+    link = session.plugin.link
+    assert link is not None
+    assert wait_until(lambda: link.state != "up" or link.connects > 1, timeout=10)
+    fake.fill(next(iter(fake.orders)), 100, "2.03")  # filled while the link was down
+    assert session.pump(lambda: link.connects >= 2 and session.engine.counters.fills == 1)
+    assert [(f.qty, f.price) for f in session.journal.fills()] == [(100, 2.03)]
+    assert session.pump(lambda: session.desk.last_reconcile is not None and fake.logins == 2)
+    assert session.pump(lambda: session.desk.positions.get("ABCD") == 100)
+    assert session.alerts("link_down")
+    assert fake.lines("LOGIN") == ["LOGIN trader secret TR1234"] * 2
+
+
+def test_a_position_the_engine_does_not_know_is_an_alert_never_a_change(
+    fake: FakeDas, tmp_path: Path
+) -> None:
+    fake.positions = {"ZZZZ": 300}
+    s = DasSession(das_config(fake), tmp_path / "journal.db")
+    try:
+        assert s.pump(lambda: bool(s.alerts("reconcile_mismatch")))
+        alert = s.alerts("reconcile_mismatch")[0]
+        assert (
+            alert.symbol == "ZZZZ"
+            and "DAS holds 300" in alert.message
+            and "engine's open trades 0" in alert.message
+        )
+        assert s.desk.last_reconcile is not None
+        assert s.desk.last_reconcile["mismatches"] == [{"symbol": "ZZZZ", "engine": 0, "broker": 300}]
+        assert fake.lines("NEWORDER") == [] and fake.lines("CANCEL") == []
+    finally:
+        s.close()
+
+
+def test_an_entry_not_sent_within_its_ttl_is_dropped_and_alerted(tmp_path: Path) -> None:
+    port = free_port()
+    fake = FakeDas(port=port)
+    s = DasSession(das_config(fake, port=port, entry_ttl=0.3), tmp_path / "journal.db")
+    try:
+        s.quote("ABCD", 1.99, 2.00)
+        s.open("ABCD", 100, 2.20, 2.40, 1.90)
+        assert s.pump(lambda: bool(s.alerts("das_entry_dropped")))
+        assert "nothing was bought" in s.alerts("das_entry_dropped")[0].message
+        fake.start()  # the platform comes up late: the dropped entry is not sent then
+        link = s.plugin.link
+        assert link is not None
+        assert s.pump(lambda: link.up and s.desk.positions_known)
+        assert fake.lines("NEWORDER") == []
+    finally:
+        s.close()
+        fake.close()
+
+
+def test_an_exit_while_the_link_is_down_goes_out_when_it_is_back(fake: FakeDas, tmp_path: Path) -> None:
+    s = DasSession(das_config(fake, exit_reprice_s=0.2), tmp_path / "journal.db")
+    try:
+        s.quote("ABCD", 1.99, 2.00)
+        s.open("ABCD", 100, 2.20, 2.40, 1.90)
+        assert s.pump(lambda: s.engine.counters.fills == 1)
+        port = fake.port
+        fake.close()
+        link = s.plugin.link
+        assert link is not None
+        assert wait_until(lambda: link.state != "up", timeout=10)
+        s.quote("ABCD", 1.85, 1.86)  # stop, with no link
+        assert s.pump(lambda: bool(s.alerts("exit_pending")))
+        back = FakeDas(port=port)
+        back.positions = {"ABCD": 100}
+        with back:
+            assert s.pump(lambda: not s.desk.exits, timeout=15)
+            assert order_lines(back) == ["S ABCD SMAT 100 1.80 TIF=DAY+"]
+            assert back.positions == {"ABCD": 0}
+    finally:
+        s.close()
+
+
+def test_a_refused_login_stops_start_up_and_never_shows_the_password(
+    fake: FakeDas, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.echo = True  # a platform that echoes commands back: the password comes back too
+    config = das_config(fake, password="wrong-pass-123")
+    with pytest.raises(ConfigError) as raised:
+        DasSession(config, tmp_path / "journal.db")
+    assert "refused the login of user 'trader' on account 'TR1234'" in str(raised.value)
+    assert "invalid user, password or account" in str(raised.value)
+    assert "wrong-pass-123" not in str(raised.value)
+    assert "wrong-pass-123" not in caplog.text
+    assert wait_until(lambda: fake.lines("LOGIN") == ["LOGIN trader wrong-pass-123 TR1234"])
+
+
+def test_the_password_is_never_logged_nor_written_to_the_wire_log(
+    fake: FakeDas, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.echo = True
+    s = DasSession(das_config(fake), tmp_path / "journal.db")
+    try:
+        s.quote("ABCD", 1.99, 2.00)
+        s.open("ABCD", 100, 2.20, 2.40, 1.90)
+        assert s.pump(lambda: s.engine.counters.fills == 1)
+    finally:
+        s.close()
+    assert fake.password not in caplog.text
+    assert "***" in caplog.text or "LOGIN" not in caplog.text
+    wire = Path(str(tmp_path / "journal.db") + ".wire")
+    assert not wire.exists() or fake.password not in wire.read_text()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "journal.db") as db:
+        records = [row[0] for row in db.execute("SELECT record FROM wire")]
+    assert records and all(fake.password not in r for r in records)
+
+
+def test_an_exit_cut_by_a_stop_of_the_bot_is_reported_at_the_next_start(
+    fake: FakeDas, tmp_path: Path
+) -> None:
+    db = tmp_path / "journal.db"
+    s = DasSession(das_config(fake), db)
+    s.quote("ABCD", 1.99, 2.00)
+    s.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert s.pump(lambda: s.engine.counters.fills == 1)
+    fake.fill_sells = False
+    s.quote("ABCD", 1.85, 1.86)  # stop: the sell rests unfilled
+    assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) == 2)
+    s.close()
+    again = DasSession(das_config(fake), db)
+    try:
+        dropped = again.alerts("exit_dropped")
+        assert len(dropped) == 1 and "das" in dropped[0].message and "ABCD" in dropped[0].message
+        assert "close it by hand" in dropped[0].message
+    finally:
+        again.close()
+
+
+def test_a_catastrophic_stop_follows_each_fill_in_regular_hours_only(fake: FakeDas, tmp_path: Path) -> None:
+    ten_am = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York
+    s = DasSession(das_config(fake, catastrophic_stop_pct=10), tmp_path / "journal.db", wall=lambda: ten_am)
+    try:
+        s.quote("ABCD", 1.99, 2.00)
+        s.open("ABCD", 100, 2.20, 2.40, 1.90)
+        assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) == 2)
+        assert fake.lines("NEWORDER")[1].split()[2:] == [
+            "S",
+            "ABCD",
+            "SMAT",
+            "100",
+            "STOPMKT",
+            "1.84",
+            "TIF=DAY",
+        ]
+        s.quote("ABCD", 2.19, 2.20)  # TP1: the stop is cancelled, then placed again for the 50 left
+        assert fake.wait_for(
+            lambda: (
+                [o.qty for o in fake.working("ABCD") if o.kind == "STOP"] == [50]
+                and fake.positions["ABCD"] == 50
+            )
+        )
+        s.quote("ABCD", 2.40, 2.41)  # TP2: the stop goes before the last sell
+        assert s.pump(lambda: not s.desk.exits and fake.working("ABCD") == [])
+        assert fake.positions == {"ABCD": 0}
+    finally:
+        s.close()
+    evening = datetime(2026, 11, 24, 23, 0, tzinfo=UTC)  # 18:00 in New York: no stop orders
+    with FakeDas() as late:
+        s = DasSession(das_config(late, catastrophic_stop_pct=10), tmp_path / "late.db", wall=lambda: evening)
+        try:
+            s.quote("ABCD", 1.99, 2.00)
+            s.open("ABCD", 100, 2.20, 2.40, 1.90)
+            assert s.pump(lambda: s.engine.counters.fills == 1)
+            assert [line.split()[6] for line in late.lines("NEWORDER")] == ["2.05"]
+        finally:
+            s.close()
+
+
+def test_replays_send_nothing_unless_told(fake: FakeDas, tmp_path: Path) -> None:
+    env = {
+        "MOMOBOT_DAS_USER": fake.user,
+        "MOMOBOT_DAS_ACCOUNT": fake.account,
+        "MOMOBOT_DAS_ROUTE": "SMAT",
+        "MOMOBOT_DAS_PORT": str(fake.port),
+        "MOMOBOT_DAS_PASSWORD": fake.password,
+        "MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,voice",
+    }
+    quiet = momobot("demo", env=env, cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "no orders are sent" in quiet.stderr
+    assert fake.lines() == []
+    loud = momobot("demo", env={**env, "MOMOBOT_DAS_REPLAY": "1"}, cwd=tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert "orders ARE sent" in loud.stderr
+    assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) >= 4)
+    first = order_lines(fake)[0].split()
+    assert first[0] == "B" and first[2] == "SMAT" and first[-1] == "TIF=DAY+"
+
+
+def test_the_plugin_installed_but_not_configured_says_so_and_sends_nothing(tmp_path: Path) -> None:
+    result = momobot("demo", env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,voice"}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "installed but not configured" in result.stderr
+
+
+def test_an_incomplete_das_table_stops_start_up_naming_what_is_missing(tmp_path: Path) -> None:
+    config = tmp_path / "momobot.toml"
+    config.write_text('[das]\nuser = "trader"\n')
+    result = momobot("demo", "--config", str(config), env={"MOMOBOT_DAS_REPLAY": "1"}, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "[das] account, route: required" in result.stderr
+
+
+def test_serve_sends_real_orders_and_the_journal_carries_the_fakes_fills(
+    fake: FakeDas, tmp_path: Path
+) -> None:
+    from api_helpers import start_api
+
+    config = tmp_path / "momobot.toml"
+    config.write_text(
+        f'[das]\nuser = "trader"\naccount = "TR1234"\nroute = "SMAT"\nport = {fake.port}\nexit_offset = 2\n'
+    )
+    env = {"MOMOBOT_DAS_PASSWORD": fake.password, "MOMOBOT_DISABLE_PLUGINS": "hotkey_ws"}
+    api = start_api(tmp_path, "--config", str(config), env=env)
+    try:
+        client = api.client
+        assert client.post("/quotes", json={"symbol": "ABCD", "bid": 1.99, "ask": 2.00}).status_code == 200
+        opened = client.post(
+            "/trades", json={"symbol": "ABCD", "qty": 100, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
+        )
+        assert opened.status_code == 201, opened.text
+        assert fake.wait_for(lambda: fake.positions.get("ABCD") == 100)
+        assert client.post("/quotes", json={"symbol": "ABCD", "bid": 2.19, "ask": 2.20}).status_code == 200
+        assert client.post("/quotes", json={"symbol": "ABCD", "bid": 1.95, "ask": 1.96}).status_code == 200
+        assert fake.wait_for(lambda: fake.positions.get("ABCD") == 0)
+        assert order_lines(fake) == [
+            "B ABCD SMAT 100 2.05 TIF=DAY+",
+            "S ABCD SMAT 50 2.20 TIF=DAY+",
+            "S ABCD SMAT 50 1.93 TIF=DAY+",  # the break-even stop: the bid less 2 cents
+        ]
+        ping = client.get("/ping").json()["plugins"]["das"]
+        assert ping["state"] == "up" and ping["last_reconcile"]["mismatches"] == []
+        assert wait_until(lambda: client.get("/ping").json()["plugins"]["das"]["fills"] == 3)
+        panel = client.get("/ui/das")
+        assert panel.status_code == 200 and "all positions match" in panel.text and "ABCD" in panel.text
+    finally:
+        code, err = api.stop()
+    assert code == 0, err
+    assert "secret" not in err
+    result = momobot("trades", "--db", str(tmp_path / "journal.db"))
+    legs = json.loads(result.stdout)
+    assert [(leg["reason"], leg["broker_exit_price"]) for leg in legs] == [("tp1", 2.2), ("stop", 1.93)]
+    assert [leg["broker_entry_price"] for leg in legs] == [2.05, 2.05]

@@ -100,6 +100,7 @@ class Rig:
         self.journal = Journal(Path(directory) / f"{name}-{time.monotonic_ns()}.db")
         self.engine = Engine(hooks=hooks, journal=self.journal, mode="live")
         self.engine.start()
+        self.calls: list[int] = []  # how long each open_trade took on this thread
 
     def quote(self, symbol: str, bid: float, ask: float) -> int:
         stamp = time.monotonic_ns()
@@ -109,6 +110,7 @@ class Rig:
     def open(self, symbol: str) -> int:
         stamp = time.monotonic_ns()
         self.engine.open_trade(symbol, 100, 2.20, 2.40, 1.90)
+        self.calls.append(time.monotonic_ns() - stamp)
         return stamp
 
     def settle(self, seconds: float = 0.3) -> None:
@@ -186,9 +188,11 @@ def measure(
     for line, at in receipts():
         key = symbol_of(design, line)
         first.setdefault(key, at)
+    calls = sorted(rig.calls[args.warmup : args.warmup + args.count])
     spaced_lat = sorted(first[key] - t for key, t in sent.items() if key in first)
     burst_lat = sorted(first[(s, "exit")] - t for s, t in stops.items() if (s, "exit") in first)
     return {
+        "call_p50": calls[len(calls) // 2] / 1e3,
         "p50": spaced_lat[len(spaced_lat) // 2] / 1e6,
         "p99": spaced_lat[int(len(spaced_lat) * 0.99)] / 1e6,
         "delivered": len(spaced_lat) / len(sent),
@@ -233,15 +237,20 @@ def main() -> None:
         f" Python {sys.version.split()[0]}"
     )
     print()
-    print("| plugin | event to line p50 | p99 | delivered | burst: stop behind 3 TP1s, p50 | max |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| plugin | open_trade call p50 | event to line p50 | p99 | delivered"
+        " | burst: stop behind 3 TP1s, p50 | max |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name in designs:
         print(
-            f"| {name} | {med(name, 'p50'):.3f} ms | {med(name, 'p99'):.3f} ms | {med(name, 'delivered'):.0%}"
+            f"| {name} | {med(name, 'call_p50'):.0f} us | {med(name, 'p50'):.3f} ms"
+            f" | {med(name, 'p99'):.3f} ms | {med(name, 'delivered'):.0%}"
             f" | {med(name, 'burst_p50'):.3f} ms | {med(name, 'burst_max'):.3f} ms |"
         )
     print()
-    print(f"das event-to-line p50 is {med('hotkey_ws', 'p50') / med('das', 'p50'):.2f}x hotkey_ws's")
+    ratio = med("das", "p50") / med("hotkey_ws", "p50")
+    print(f"das event-to-line p50 / hotkey_ws event-to-wire p50: {ratio:.2f}")
     print(
         f"in a burst the stop reaches DAS {med('hotkey_ws', 'burst_p50') / med('das', 'burst_p50'):.0f}x"
         " sooner than its hotkey reaches the hotkey server"

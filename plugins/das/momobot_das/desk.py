@@ -25,10 +25,11 @@ guards the book, and nothing under it blocks (writes are non-blocking).
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from datetime import time as clock_time
 from decimal import Decimal
@@ -177,6 +178,7 @@ class Desk:
         self._cat_skipped: set[str] = set()
         self.latency_us: collections.deque[float] = collections.deque(maxlen=RECENT)
         self._avg: dict[int, Decimal] = {}  # each order's average fill price (%TRADE)
+        self._records: list[dict[str, object]] = []  # wire log records not yet written
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -191,7 +193,21 @@ class Desk:
 
     def _record(self, **record: object) -> None:
         if self._wire is not None:
-            self._wire.write(record)
+            self._records.append(record)  # written after the orders, in one go (see _locked)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The book's lock; on the way out, the wire log's records of what was written under it.
+
+        The order lines go to the wire first; their records follow in one ``write`` (a crash in
+        between leaves the event undispatched in the journal, which a restart reports)."""
+        with self._lock:
+            try:
+                yield
+            finally:
+                if self._records and self._wire is not None:
+                    records, self._records = self._records, []
+                    self._wire.write_all(records)
 
     def _bid(self, symbol: str, fallback: float) -> float:
         bot = self._bot
@@ -256,7 +272,7 @@ class Desk:
 
     def entry(self, order: Order, trade: Trade) -> None:
         """An entry: written now, or kept until the link is up (at most ``entry_ttl``)."""
-        with self._lock:
+        with self._locked():
             self._record(
                 batch=order.id,
                 status="queued",
@@ -295,7 +311,7 @@ class Desk:
 
     def take_profit(self, order: Order, trade: Trade) -> None:
         """Take profit 1: a limit sell of its quantity at the ask (the engine's price)."""
-        with self._lock:
+        with self._locked():
             self._record(
                 batch=order.id,
                 status="queued",
@@ -345,7 +361,7 @@ class Desk:
 
     def last_exit(self, order: Order, trade: Trade, event: str) -> None:
         """A trade's last exit (tp2, stop, manual, kill): a job until the broker holds none of it."""
-        with self._lock:
+        with self._locked():
             job = ExitJob(
                 trade_id=trade.id,
                 symbol=trade.symbol,
@@ -513,7 +529,7 @@ class Desk:
 
     def connected(self) -> None:
         """A new login: the lists that follow are a snapshot; reconcile at its end."""
-        with self._lock:
+        with self._locked():
             self.positions_known = False
             self._staged_positions = {}
             self._reconcile_due = True
@@ -528,7 +544,7 @@ class Desk:
         )
 
     def handle(self, message: Message) -> None:
-        with self._lock:
+        with self._locked():
             kind = type(message)
             if kind is OrderLine:
                 self._order_line(message)  # type: ignore[arg-type]
@@ -684,7 +700,7 @@ class Desk:
     # -- upkeep (the link's thread) ----------------------------------------------------------------
 
     def tick(self) -> None:
-        with self._lock:
+        with self._locked():
             now = self._clock()
             link = self.link
             up = link is not None and link.up
@@ -752,7 +768,7 @@ class Desk:
 
     def shutdown(self) -> None:
         """Exits still in progress are cut: the next start reports them (close them by hand)."""
-        with self._lock:
+        with self._locked():
             for job in self.exits.values():
                 self._record(batch=job.order_id, status="cut")
                 log.error(
@@ -771,11 +787,11 @@ class Desk:
 
     def recent_orders(self) -> list[Working]:
         """This run's latest orders, oldest first (a copy: the link's thread changes them)."""
-        with self._lock:
+        with self._locked():
             return [attrs.evolve(w) for w in self.recent]
 
     def status(self) -> dict[str, Any]:
-        with self._lock:
+        with self._locked():
             link = self.link
             working = [w for w in self.orders.values() if not w.final]
             return {

@@ -64,7 +64,7 @@ def test_take_profits_sell_at_the_ask_and_the_journal_shows_broker_prices_and_sl
         "S ABCD SMAT 50 2.20 TIF=DAY+",
         "S ABCD SMAT 50 2.41 TIF=DAY+",
     ]
-    assert fake.positions == {"ABCD": 0}
+    assert fake.positions == {"ABCD": 0} and fake.lowest == {}
     session.close()
     result = momobot("trades", "--db", str(tmp_path / "journal.db"))
     assert result.returncode == 0, result.stderr
@@ -123,7 +123,7 @@ def test_a_stop_cancels_the_trades_orders_one_by_one_and_sells_what_the_broker_h
     for order in fake.working("ABCD"):
         fake.fill(order.das_id)
     assert session.pump(lambda: not session.desk.exits)
-    assert fake.positions == {"ABCD": 0}
+    assert fake.positions == {"ABCD": 0} and fake.lowest == {}
 
 
 def test_an_unfilled_exit_is_repriced_from_the_bid_and_never_dropped(
@@ -327,7 +327,7 @@ def test_a_catastrophic_stop_follows_each_fill_in_regular_hours_only(fake: FakeD
         )
         s.quote("ABCD", 2.40, 2.41)  # TP2: the stop goes before the last sell
         assert s.pump(lambda: not s.desk.exits and fake.working("ABCD") == [])
-        assert fake.positions == {"ABCD": 0}
+        assert fake.positions == {"ABCD": 0} and fake.lowest == {}
     finally:
         s.close()
     evening = datetime(2026, 11, 24, 23, 0, tzinfo=UTC)  # 18:00 in New York: no stop orders
@@ -417,3 +417,50 @@ def test_serve_sends_real_orders_and_the_journal_carries_the_fakes_fills(
     legs = json.loads(result.stdout)
     assert [(leg["reason"], leg["broker_exit_price"]) for leg in legs] == [("tp1", 2.2), ("stop", 1.93)]
     assert [leg["broker_entry_price"] for leg in legs] == [2.05, 2.05]
+
+
+def test_the_kill_switch_flattens_every_symbol_at_the_broker(fake: FakeDas, session: DasSession) -> None:
+    for symbol in ("AAAA", "BBBB"):
+        session.quote(symbol, 1.99, 2.00)
+        session.open(symbol, 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 2)
+    fake.fill_sells = False
+    session.quote("AAAA", 2.19, 2.20)  # AAAA's take profit 1 rests at the broker
+    session.engine.kill()
+    assert fake.wait_for(lambda: len(fake.lines("CANCEL")) == 1)
+    fake.fill_sells = True
+    assert session.pump(lambda: not session.desk.exits and fake.positions == {"AAAA": 0, "BBBB": 0})
+    assert fake.working() == [] and fake.lowest == {}  # never sold a share it did not hold
+    sells = [line for line in order_lines(fake) if line.startswith("S ")]
+    # AAAA: its take profit 1 (cancelled), then at once what the engine held, at the bid - 5c;
+    # BBBB: all of it. The rest of AAAA follows once the take profit's cancel is confirmed.
+    assert sells[:2] == ["S AAAA SMAT 50 2.20 TIF=DAY+", "S AAAA SMAT 50 2.14 TIF=DAY+"]
+    assert "S BBBB SMAT 100 1.94 TIF=DAY+" in sells[2:4]
+
+
+def test_a_manual_close_of_a_trade_restored_from_the_journal_sells_what_the_broker_holds(
+    fake: FakeDas, tmp_path: Path
+) -> None:
+    db = tmp_path / "journal.db"
+    first = DasSession(das_config(fake), db)
+    first.quote("ABCD", 1.99, 2.00)
+    first.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert first.pump(lambda: first.engine.counters.fills == 1)
+    first.close()
+    fake.positions["ABCD"] = 60  # sold 40 by hand in DAS meanwhile
+    again = DasSession(das_config(fake), db)
+    try:
+        assert again.pump(lambda: bool(again.alerts("reconcile_mismatch")))
+        assert (
+            "DAS holds 60 shares, the engine's open trades 100"
+            in again.alerts("reconcile_mismatch")[0].message
+        )
+        again.quote("ABCD", 2.05, 2.06)
+        again.engine.close_trade("ABCD")
+        assert again.pump(lambda: not again.desk.exits and fake.positions == {"ABCD": 0})
+        assert order_lines(fake)[-1] == "S ABCD SMAT 60 2.00 TIF=DAY+"  # never more than the broker holds
+        assert fake.lowest == {}
+        tokens = [order.token for order in fake.orders.values()]
+        assert len(set(tokens)) == len(tokens)  # a restart never reuses a token the platform knows
+    finally:
+        again.close()

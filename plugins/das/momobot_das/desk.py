@@ -162,6 +162,7 @@ class Desk:
         self._by_das_id: dict[str, int] = {}
         self.positions: dict[str, int] = {}
         self.positions_known = False
+        self._positions_at = float("-inf")  # when the last position list ended
         self._listing: str | None = None  # inside "#POS" ... "#POSEND" (and the others)
         self._staged_positions: dict[str, int] = {}
         self._seen_trades: set[str] = set()
@@ -436,17 +437,20 @@ class Desk:
             return
         if left <= 0:
             self._exit_done(job, "")
-        elif position <= 0:
-            # The trade should hold shares the broker does not show: ask again, then say so.
-            if job.refresh_asked is None:
-                job.refresh_asked = now
-                self._write(POSREFRESH + "\r\n")
-            elif self._listing is None and now - job.refresh_asked >= self.config.exit_reprice_s:
-                self._exit_done(
-                    job,
-                    f"DAS shows no {job.symbol} position although trade {job.trade_id} should hold"
-                    f" {left}: nothing was sold; check the account",
-                )
+            return
+        # Nothing working, yet the trade should hold shares the position as known does not
+        # cover: ask the platform for its positions; if it still shows none, say so and stop.
+        asked = job.refresh_asked
+        refreshed = asked is not None and self._positions_at > asked
+        if refreshed and position - symbol_selling <= 0:
+            self._exit_done(
+                job,
+                f"DAS shows no {job.symbol} shares to sell although trade {job.trade_id} should hold"
+                f" {left} more: nothing more was sold; check the account",
+            )
+        elif asked is None or refreshed or now - asked >= self.config.exit_reprice_s:
+            job.refresh_asked = now
+            self._write(POSREFRESH + "\r\n")
 
     def _exit_waiting(self, job: ExitJob, why: str) -> None:
         if job.alerted or self._clock() - job.started < self.config.exit_reprice_s:
@@ -578,6 +582,7 @@ class Desk:
         if name == "#POSEND":
             self.positions = dict(self._staged_positions)
             self.positions_known = True
+            self._positions_at = self._clock()
             if self._reconcile_due:
                 self._reconcile_due = False
                 self.reconcile()
@@ -591,6 +596,8 @@ class Desk:
             self._by_das_id[das_id] = token
             return token
         if token is not None:
+            if token >= self._next_token:
+                self._next_token = token + 1  # never reuse a token the platform has seen today
             return None  # another client's or another run's token
         return self._by_das_id.get(das_id)
 
@@ -662,6 +669,10 @@ class Desk:
             return
         self._seen_trades.add(line.trade_id)
         working = self.orders[token]
+        if working.side == "S" and self._listing != "#Trade":
+            # A sale lowers the position now: the %POS that says so may come later, and an exit
+            # sized on the old position would sell shares that are gone (a short).
+            self.positions[working.symbol] = self.positions.get(working.symbol, 0) - line.qty
         total = working.traded * self._avg.get(token, Decimal(0)) + line.qty * line.price
         working.traded += line.qty
         self._avg[token] = total / working.traded

@@ -71,6 +71,8 @@ class FakeDas:
         self.fill_sells = True
         self.buying_power = Decimal("100000.00")
         self.positions: dict[str, int] = {}
+        #: Positions that went below 0: a client sold shares it did not have (a short).
+        self.lowest: dict[str, int] = {}
         self.orders: dict[str, FakeOrder] = {}
         self.trades: list[str] = []  # every %TRADE line sent, for the lists after a login
         self.received: list[tuple[int, str]] = []
@@ -322,6 +324,8 @@ class FakeDas:
         self.positions[order.symbol] = self.positions.get(order.symbol, 0) + (
             qty if order.side == "B" else -qty
         )
+        if self.positions[order.symbol] < 0:
+            self.lowest[order.symbol] = min(self.lowest.get(order.symbol, 0), self.positions[order.symbol])
         self._next_trade += 1
         trade = (
             f"%TRADE {self._next_trade} {order.symbol} {order.side} {qty} {price} {order.route} {self._now()}"

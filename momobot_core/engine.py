@@ -308,8 +308,26 @@ class Engine:
         self._stopped = True
         if self.hooks is not None and self._started:
             self.hooks.shutdown(self)  # plugins flush what they still had to send
+        self._keep_fills()
         self._mark_dispatched()
         self._drain_inbox()
+
+    def _keep_fills(self) -> None:
+        """At exit: broker fills still waiting for the engine's thread go to the journal (nothing
+        else that waits is applied once the plugins have stopped)."""
+        with self._submit_lock:
+            waiting, self._submitted = self._submitted, collections.deque()
+        dropped = 0
+        for event in waiting:
+            if type(event) is Fill:
+                try:
+                    self.record_fill(event)
+                except TradeRefused as exc:
+                    log.warning("refused fill: %s", exc)
+            else:
+                dropped += 1
+        if dropped:
+            log.info("%d event(s) from other threads not applied: the bot is stopping", dropped)
 
     def _notify(self, hook_name: str, **kwargs: object) -> None:
         if self.hooks is not None:

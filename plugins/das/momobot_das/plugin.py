@@ -55,6 +55,7 @@ class DasPlugin:
         self.desk: Desk | None = None
         self.link: DasLink | None = None
         self._bot: Engine | None = None
+        self._state = "not started"
 
     def _sending(self) -> Desk | None:
         bot = self._bot
@@ -62,7 +63,9 @@ class DasPlugin:
 
     @hookimpl
     def on_startup(self, bot: Engine) -> None:
+        self._state = "not sending in this mode"
         if self._fixed_config is None and not configured(bot.config):
+            self._state = "not configured: no [das] table"
             log.warning(
                 "DAS: the das plugin is installed but not configured (no [das] table): no orders go"
                 " to DAS Trader. Add [das] (docs/das.md) or uninstall momobot-das"
@@ -123,7 +126,7 @@ class DasPlugin:
     def status(self) -> dict[str, Any]:
         """The link, the orders working and the last reconciliation (``GET /ping``)."""
         desk = self.desk
-        return desk.status() if desk is not None else {"state": "not sending in this mode"}
+        return desk.status() if desk is not None else {"state": self._state}
 
     @hookimpl
     def on_order_submitted(self, order: Order, trade: Trade) -> None:

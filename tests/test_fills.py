@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SqliteLocker
 from momobot_core.engine import Engine, TradeRefused
 from momobot_core.journal import Journal
 from momobot_core.models import Fill, Leg, Quote
 from momobot_core.report import legs_json
+
+from conftest import SqliteLocker
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 

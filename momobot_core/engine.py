@@ -560,6 +560,8 @@ class Engine:
                 ) from None
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
+        # Opened on a quote: its silence counts from now, not from the start of the process.
+        self._quoted_at[symbol] = time.monotonic()
         self.book.entries += 1
         self.counters.trades_opened += 1
         self.counters.orders += 1
@@ -724,6 +726,10 @@ class Engine:
             self.counters.fills += 1
             return True
         order = journal.order(fill.order_id)
+        if order is None and self.journal_pending and fill.order_id in journal.pending_order_ids():
+            # Its order waits in the side file (the journal was locked when it went out).
+            self._fills_pending.append(fill)
+            return True
         if order is None:
             raise TradeRefused(f"{what}: the journal has no such order", "unknown_order")
         try:
@@ -754,10 +760,16 @@ class Engine:
         return new
 
     def _retry_fills(self) -> None:
+        """Fills kept in memory, into the journal (their orders out of the side file first)."""
         journal = self.journal
         assert journal is not None
+        if self.journal_pending:
+            return  # their orders may still be in the side file
         while self._fills_pending:
-            if journal.record_fill(self._fills_pending[0]):
+            fill = self._fills_pending[0]
+            if journal.order(fill.order_id) is None:
+                log.warning("broker fill %r names an order the journal does not hold: not kept", fill)
+            elif journal.record_fill(fill):
                 self.counters.fills += 1
             self._fills_pending.pop(0)
 

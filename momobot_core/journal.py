@@ -678,6 +678,20 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalWriteError(f"journal {self.path}: {exc}") from None
 
+    def pending_order_ids(self) -> set[str]:
+        """The ids of the orders whose events wait in the side file."""
+        path = self.pending_path
+        ids: set[str] = set()
+        if path is None or not path.exists():
+            return ids
+        with contextlib.suppress(OSError):
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    order = json.loads(line).get("order")
+                    if order:
+                        ids.add(str(order["id"]))
+        return ids
+
     def order(self, order_id: str) -> Order | None:
         """The engine's order ``order_id`` as journaled, or None."""
         row = self._db.execute(

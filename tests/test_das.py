@@ -355,12 +355,17 @@ def test_replays_send_nothing_unless_told(fake: FakeDas, tmp_path: Path) -> None
     assert quiet.returncode == 0, quiet.stderr
     assert "no orders are sent" in quiet.stderr
     assert fake.lines() == []
-    loud = momobot("demo", env={**env, "MOMOBOT_DAS_REPLAY": "1"}, cwd=tmp_path)
+    db = tmp_path / "demo.db"
+    loud = momobot("demo", "--db", str(db), env={**env, "MOMOBOT_DAS_REPLAY": "1"}, cwd=tmp_path)
     assert loud.returncode == 0, loud.stderr
     assert "orders ARE sent" in loud.stderr
-    assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) >= 4)
-    first = order_lines(fake)[0].split()
-    assert first[0] == "B" and first[2] == "SMAT" and first[-1] == "TIF=DAY+"
+    lines = order_lines(fake)
+    buys = [line for line in lines if line.startswith("B ")]
+    assert len(buys) == 4 and all(line.split()[2] == "SMAT" and line.endswith("TIF=DAY+") for line in lines)
+    # Each entry is a limit 5 cents over the recorded ask: the journal has the fake's fills beside it.
+    legs = json.loads(momobot("trades", "--db", str(db)).stdout)
+    assert legs and all(leg["broker_entry_price"] == round(leg["entry_price"] + 0.05, 2) for leg in legs)
+    assert all(leg["broker_exit_price"] is not None for leg in legs)
 
 
 def test_the_plugin_installed_but_not_configured_says_so_and_sends_nothing(tmp_path: Path) -> None:
@@ -464,3 +469,118 @@ def test_a_manual_close_of_a_trade_restored_from_the_journal_sells_what_the_brok
         assert len(set(tokens)) == len(tokens)  # a restart never reuses a token the platform knows
     finally:
         again.close()
+
+
+def test_an_exit_sell_lost_with_its_connection_is_sent_again_after_the_reconnect(
+    fake: FakeDas, session: DasSession
+) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    fake.drop_on = lambda line: line.startswith("NEWORDER") and " S " in line  # the sell never arrives
+    session.quote("ABCD", 1.85, 1.86)  # stop
+    link = session.plugin.link
+    assert link is not None
+    assert session.pump(lambda: not session.desk.exits and fake.positions == {"ABCD": 0}, timeout=15)
+    assert link.connects == 2 and fake.lowest == {}
+    assert order_lines(fake) == ["B ABCD SMAT 100 2.05 TIF=DAY+", "S ABCD SMAT 100 1.80 TIF=DAY+"]
+
+
+def test_an_exit_cancels_the_symbols_open_orders_of_an_earlier_run(fake: FakeDas, tmp_path: Path) -> None:
+    ten_am = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    db = tmp_path / "journal.db"
+    first = DasSession(das_config(fake, catastrophic_stop_pct=10), db, wall=lambda: ten_am)
+    first.quote("ABCD", 1.99, 2.00)
+    first.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert fake.wait_for(lambda: [o.kind for o in fake.working("ABCD")] == ["STOP"])
+    first.close()  # the broker-side stop stays: it protects the position while the bot is down
+    again = DasSession(das_config(fake, catastrophic_stop_pct=10), db, wall=lambda: ten_am)
+    try:
+        again.quote("ABCD", 1.85, 1.86)  # the restored trade's stop
+        assert again.pump(lambda: not again.desk.exits and fake.working() == [])
+        assert fake.positions == {"ABCD": 0} and fake.lowest == {}
+        stop_id = next(o.das_id for o in fake.orders.values() if o.kind == "STOP")
+        assert f"CANCEL {stop_id}" in fake.lines("CANCEL")
+    finally:
+        again.close()
+
+
+def test_fills_of_an_exit_kept_in_the_side_file_are_journaled_once_it_is_back(
+    fake: FakeDas, session: DasSession, tmp_path: Path
+) -> None:
+    from conftest import SqliteLocker
+
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    locker = SqliteLocker(tmp_path / "journal.db")
+    try:
+        session.quote("ABCD", 1.85, 1.86)  # stop: journaled to the side file, sent, filled
+        assert session.engine.journal_pending
+        assert fake.wait_for(lambda: fake.positions == {"ABCD": 0})
+        assert session.pump(lambda: len(session.engine._fills_pending) == 1)
+    finally:
+        locker.release()
+    assert session.pump(lambda: session.engine.counters.fills == 2 and not session.engine.journal_pending)
+    assert sorted(f.price for f in session.journal.fills()) == [1.80, 2.05]
+
+
+def test_a_take_profits_unsold_shares_sold_by_the_stop_are_its_fills(
+    fake: FakeDas, session: DasSession
+) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    fake.fill_sells = False
+    session.quote("ABCD", 2.19, 2.20)  # TP1 rests unfilled
+    assert fake.wait_for(lambda: len(fake.working("ABCD")) == 1)
+    fake.fill_sells = True
+    session.quote("ABCD", 1.95, 1.96)  # the break-even stop sells all 100
+    assert session.pump(lambda: not session.desk.exits and session.engine.counters.fills == 3)
+    executions = {row["order_id"]: row["intent"] for row in session.journal.executions()}
+    by_intent = {executions[f.order_id]: (f.qty, f.price) for f in session.journal.fills()}
+    # 50 to the stop's order, 50 to take profit 1's: each leg shows what its shares fetched.
+    assert by_intent == {"entry": (100, 2.05), "stop": (50, 1.90), "take_profit": (50, 1.90)}
+
+
+def test_a_rejected_exit_is_alerted_and_tried_again(fake: FakeDas, session: DasSession) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    fake.reject_next("Route closed")
+    session.quote("ABCD", 1.85, 1.86)
+    assert session.pump(lambda: not session.desk.exits and fake.positions == {"ABCD": 0})
+    rejected = session.alerts("order_rejected")
+    assert (
+        len(rejected) == 1 and "Route closed" in rejected[0].message and "tried again" in rejected[0].message
+    )
+    assert order_lines(fake)[1:] == ["S ABCD SMAT 100 1.80 TIF=DAY+"] * 2
+
+
+def test_a_rejection_without_a_reason_is_still_told(fake: FakeDas, session: DasSession) -> None:
+    fake.fill_buys = False
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert fake.wait_for(lambda: len(fake.orders) == 1)
+    order = next(iter(fake.orders.values()))
+    fake.push(f"%ORDER {order.das_id} {order.token} ABCD B L 100 0 100 2.05 SMAT Rejected 09:30:00")
+    assert session.pump(lambda: bool(session.alerts("order_rejected")))
+    assert "no reason given" in session.alerts("order_rejected")[0].message
+
+
+def test_an_exit_the_broker_has_no_shares_for_asks_again_then_says_so(
+    fake: FakeDas, session: DasSession
+) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(
+        lambda: session.engine.counters.fills == 1 and session.desk.positions.get("ABCD") == 100
+    )
+    fake.positions["ABCD"] = 0  # sold elsewhere; no %POS pushed to this connection
+    session.desk.positions["ABCD"] = 0  # ... and the plugin heard of it
+    session.quote("ABCD", 1.85, 1.86)
+    assert session.pump(lambda: not session.desk.exits)
+    assert fake.lines("POSREFRESH") == ["POSREFRESH"]
+    assert [line for line in order_lines(fake) if line.startswith("S ")] == []
+    (mismatch,) = session.alerts("reconcile_mismatch")
+    assert "DAS shows no ABCD shares to sell" in mismatch.message

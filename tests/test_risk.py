@@ -552,3 +552,19 @@ def test_a_kill_cut_short_by_a_crash_is_told_at_the_next_start(tmp_path: Path) -
     again.shutdown()
     assert again.journal is not None
     again.journal.close()
+
+
+def test_a_trade_opened_long_after_start_is_not_stale_at_once() -> None:
+    # Found in review: a symbol's silence was counted from the process's start, so a trade
+    # opened after stale_quote_s of uptime raised stale_quotes (and halted entries) at once.
+    import time
+    from datetime import UTC, datetime
+
+    engine = Engine(mode="live")
+    engine.start()
+    engine._started_at = time.monotonic() - 60  # up for a minute
+    engine.apply(Quote("ABCD", datetime.now(UTC), 1.99, 2.00))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    engine.tick()
+    assert [a.kind for a in engine.alerts if a.kind == "stale_quotes"] == []
+    assert engine.stale_quotes == frozenset()

@@ -41,10 +41,10 @@ import attrs
 from momobot_core.models import Fill, Order, Trade
 from momobot_das.config import DasConfig
 from momobot_das.protocol import (
+    EOL,
     MAX_TOKEN,
     POSREFRESH,
     BuyingPower,
-    LoginReply,
     Marker,
     Message,
     OrderAct,
@@ -72,6 +72,8 @@ CATASTROPHIC = "catastrophic"
 #: Regular trading hours, exchange time: the catastrophic stop is only placed inside them.
 EXCHANGE_TZ = ZoneInfo("America/New_York")
 REGULAR_HOURS = (clock_time(9, 30), clock_time(16, 0))
+#: After a login, how long the plugin waits for the order and trade lists before it goes on.
+SNAPSHOT_WAIT = 2.0
 #: How long a rejection waits for its reason (%OrderAct) before it is told without one.
 REASON_WAIT = 0.25
 #: Orders kept for the dashboard and ``status()`` after they are done.
@@ -102,6 +104,7 @@ class Working:
     cancel_wanted: bool = False  # cancel as soon as the platform names its order id
     rejected: str | None = None
     rejected_at: float | None = None  # %ORDER said Rejected; its %OrderAct (the reason) may follow
+    made_up: int = 0  # a take profit's unsold shares a last exit sold since, counted to it
 
     @property
     def leaves(self) -> int:
@@ -123,6 +126,7 @@ class ExitJob:
     sells: list[int] = attrs.field(factory=list)  # tokens
     alerted: bool = False
     retry_at: float = 0.0
+    attributed: int = 0  # shares of its fills counted to its own order (the rest: take profit 1's)
     refresh_asked: float | None = None
 
 
@@ -156,8 +160,9 @@ class Desk:
         self._wall = wall  # the catastrophic stop's regular-hours check
         self.link: DasLink | None = None
         self._lock = threading.RLock()
-        # Tokens unique across runs of a day (a reconnect lists earlier runs' orders too).
-        self._next_token = int(time.time()) % 2_000_000 * 1000 + 1
+        # Tokens unique across runs (the platform lists earlier runs' orders too): from the clock
+        # in milliseconds, and past any token a listed order carries.
+        self._next_token = time.time_ns() // 1_000_000 % 2_000_000_000 + 1
         self.orders: dict[int, Working] = {}
         self._by_das_id: dict[str, int] = {}
         self.positions: dict[str, int] = {}
@@ -180,6 +185,16 @@ class Desk:
         self.latency_us: collections.deque[float] = collections.deque(maxlen=RECENT)
         self._avg: dict[int, Decimal] = {}  # each order's average fill price (%TRADE)
         self._records: list[dict[str, object]] = []  # wire log records not yet written
+        #: Open orders of the account that are not this run's (a person's, an earlier run's), by id.
+        self.others: dict[str, OrderLine] = {}
+        self._others_cancelled: set[str] = set()
+        self._lists_seen: set[str] = set()  # the end lines seen since the login
+        self._listed_tokens: set[int] = set()  # this run's tokens in the login's order list
+        self._login_at = float("-inf")
+        self.snapshot_done = False  # the login's position, order and trade lists are all in
+        #: Set once the first login's lists are all in (start-up waits for it, briefly).
+        self.ready = threading.Event()
+        self._finished: dict[str, ExitJob] = {}  # exits done, for fills that come after
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -393,7 +408,7 @@ class Desk:
     def _work_exit(self, job: ExitJob) -> None:
         """One step of an exit: cancel what else the trade has working, sell what it still holds."""
         link = self.link
-        if link is None or not link.up or not self.positions_known:
+        if link is None or not link.up or not self.snapshot_done:
             self._exit_waiting(job, "the link to DAS is down" if link is None or not link.up else "")
             return
         now = self._clock()
@@ -405,6 +420,18 @@ class Desk:
             elif now - w.sent_at >= self.config.exit_reprice_s and not w.cancel_sent:
                 self._cancel(w)  # not filled in time: re-priced from the bid once it is out
                 self._exit_waiting(job, f"{w.symbol} sell of {w.leaves} at {w.price} not filled")
+        others = [o for o in self.others.values() if o.symbol == job.symbol]
+        for other in others:  # the symbol's other open orders: a person's, an earlier run's
+            if other.das_id not in self._others_cancelled and self._write(cancel_line(other.das_id)):
+                self._others_cancelled.add(other.das_id)
+                log.warning(
+                    "DAS: %s exit cancels open order %s (not this run's: %s %d at %s)",
+                    job.symbol,
+                    other.das_id,
+                    other.side,
+                    other.leaves,
+                    other.price,
+                )
         holds = self._holds(job.trade_id)
         sold_by_job = sum(w.filled for w in mine if w.token in job.sells)
         selling = sum(w.leaves for w in working if w.side == "S")
@@ -412,7 +439,7 @@ class Desk:
         position = self.positions.get(job.symbol, 0)
         symbol_selling = sum(
             w.leaves for w in self.orders.values() if w.symbol == job.symbol and w.side == "S" and not w.final
-        )
+        ) + sum(o.leaves for o in others if o.side in ("S", "SS"))
         want = min(left, position - symbol_selling)
         if want > 0 and now >= job.retry_at:
             if job.first_price is not None and not job.sells:
@@ -433,7 +460,7 @@ class Desk:
                 job.sells.append(placed.token)
                 log.info("DAS: %s (%s of trade %s)", placed.line, job.event, job.trade_id)
             return
-        if working:
+        if working or others:
             return
         if left <= 0:
             self._exit_done(job, "")
@@ -450,7 +477,7 @@ class Desk:
             )
         elif asked is None or refreshed or now - asked >= self.config.exit_reprice_s:
             job.refresh_asked = now
-            self._write(POSREFRESH + "\r\n")
+            self._write(POSREFRESH + EOL)
 
     def _exit_waiting(self, job: ExitJob, why: str) -> None:
         if job.alerted or self._clock() - job.started < self.config.exit_reprice_s:
@@ -468,6 +495,9 @@ class Desk:
 
     def _exit_done(self, job: ExitJob, problem: str) -> None:
         self.exits.pop(job.trade_id, None)
+        self._finished[job.trade_id] = job  # a fill reported after the order's end still finds it
+        if len(self._finished) > RECENT:
+            self._finished.pop(next(iter(self._finished)))
         self._record(batch=job.order_id, status="done")
         if problem:
             self._alert("reconcile_mismatch", problem, symbol=job.symbol, trade_id=job.trade_id, plugin="das")
@@ -535,7 +565,11 @@ class Desk:
         """A new login: the lists that follow are a snapshot; reconcile at its end."""
         with self._locked():
             self.positions_known = False
+            self.snapshot_done = False
             self._staged_positions = {}
+            self._lists_seen = set()
+            self._listed_tokens = set()
+            self._login_at = self._clock()
             self._reconcile_due = True
 
     def disconnected(self, reason: str) -> None:
@@ -549,28 +583,22 @@ class Desk:
 
     def handle(self, message: Message) -> None:
         with self._locked():
-            kind = type(message)
-            if kind is OrderLine:
-                self._order_line(message)  # type: ignore[arg-type]
-            elif kind is OrderAct:
-                self._order_act(message)  # type: ignore[arg-type]
-            elif kind is TradeLine:
-                self._trade_line(message)  # type: ignore[arg-type]
-            elif kind is PosLine:
-                assert isinstance(message, PosLine)
+            if isinstance(message, OrderLine):
+                self._order_line(message)
+            elif isinstance(message, OrderAct):
+                self._order_act(message)
+            elif isinstance(message, TradeLine):
+                self._trade_line(message)
+            elif isinstance(message, PosLine):
                 if self._listing == "#POS":
                     self._staged_positions[message.symbol] = message.qty
                 else:
                     self.positions[message.symbol] = message.qty
                     self._symbol_changed(message.symbol)
-            elif kind is Marker:
-                assert isinstance(message, Marker)
+            elif isinstance(message, Marker):
                 self._marker(message.name)
-            elif kind is BuyingPower:
-                assert isinstance(message, BuyingPower)
+            elif isinstance(message, BuyingPower):
                 self.buying_power = message
-            elif kind is LoginReply:
-                pass
 
     def _marker(self, name: str) -> None:
         if name in ("#POS", "#Order", "#Trade"):
@@ -579,15 +607,46 @@ class Desk:
                 self._staged_positions = {}
             return
         self._listing = None
+        self._lists_seen.add(name)
         if name == "#POSEND":
             self.positions = dict(self._staged_positions)
             self.positions_known = True
             self._positions_at = self._clock()
-            if self._reconcile_due:
-                self._reconcile_due = False
-                self.reconcile()
-            for job in list(self.exits.values()):
-                self._work_exit(job)
+        elif name == "#OrderEnd" and not self.snapshot_done:
+            self._lost_orders()
+        if not self.snapshot_done:
+            if {"#POSEND", "#OrderEnd", "#TradeEnd"} <= self._lists_seen:
+                self._snapshot_complete()
+            return
+        for job in list(self.exits.values()):
+            self._work_exit(job)
+
+    def _lost_orders(self) -> None:
+        """After a login: this run's open orders the platform does not list never reached it (the
+        connection died with them unsent) or are gone. They are counted as over, so an exit
+        sends again what they were to sell; an entry is not sent again (its moment is past)."""
+        for w in self.orders.values():
+            if not w.final and w.token not in self._listed_tokens:
+                w.final = True
+                w.status = "Lost"
+                log.warning(
+                    "DAS: %s order %s (%s) is not in the platform's list after the reconnect: counted"
+                    " as not sent (filled %d of %d)",
+                    w.symbol,
+                    w.token,
+                    w.line,
+                    w.filled,
+                    w.qty,
+                )
+
+    def _snapshot_complete(self) -> None:
+        self.snapshot_done = True
+        self.ready.set()
+        if self._reconcile_due:
+            self._reconcile_due = False
+            self.reconcile()
+        for job in list(self.exits.values()):
+            self._work_exit(job)
 
     def _token_of(self, das_id: str, token: int | None) -> int | None:
         """This run's token for a platform order: the line's own token first (ours are unique
@@ -604,7 +663,15 @@ class Desk:
     def _order_line(self, line: OrderLine) -> None:
         token = self._token_of(line.das_id, line.token)
         if token is None:
-            return  # not this run's order (a person's, or an earlier run's)
+            # Not this run's order (a person's, or an earlier run's): kept while open, because the
+            # last exit of a trade cancels every open order of its symbol.
+            if line.final:
+                self.others.pop(line.das_id, None)
+            else:
+                self.others[line.das_id] = line
+            return
+        if self._listing == "#Order":
+            self._listed_tokens.add(token)
         working = self.orders[token]
         working.das_id = line.das_id
         working.status = line.status
@@ -680,10 +747,11 @@ class Desk:
         self.fills += 1
         if working.order_id:
             try:
-                ts = das_time(line.time, self.config.tz, datetime.now(UTC))
+                ts = das_time(line.time, self.config.tz, datetime.now(UTC)).astimezone(UTC)
             except ProtocolError:
                 ts = datetime.now(UTC)
-            self._submit(Fill(working.order_id, line.qty, float(line.price), ts, line.trade_id))
+            for order_id, qty in self._owners(working, line.qty):
+                self._submit(Fill(order_id, qty, float(line.price), ts, line.trade_id))
         elif working.intent == CATASTROPHIC:
             self._alert(
                 "das_catastrophic_stop",
@@ -695,6 +763,31 @@ class Desk:
                 plugin="das",
             )
         self._order_changed(working)
+
+    def _owners(self, working: Working, qty: int) -> list[tuple[str, int]]:
+        """The engine orders a fill of ``working`` belongs to. A last exit's sells fill its own order
+        up to what the engine sold with it; beyond that they sell what a take profit 1 did not
+        (the engine counted those shares sold at the take profit): those go to that order."""
+        job = self.exits.get(working.trade_id) or self._finished.get(working.trade_id)
+        if job is None or working.token not in job.sells:
+            return [(working.order_id, qty)]
+        own = max(0, min(qty, job.engine_qty - job.attributed))
+        job.attributed += own
+        owners = [(job.order_id, own)] if own else []
+        rest = qty - own
+        for tp in self.orders.values():
+            if rest <= 0:
+                break
+            if tp.trade_id == job.trade_id and tp.intent == "take_profit" and tp.final:
+                owed = tp.qty - tp.filled - tp.made_up
+                if owed > 0:
+                    part = min(owed, rest)
+                    tp.made_up += part
+                    owners.append((tp.order_id, part))
+                    rest -= part
+        if rest > 0:
+            owners.append((job.order_id, rest))
+        return owners
 
     def _order_changed(self, working: Working) -> None:
         job = self.exits.get(working.trade_id)
@@ -715,6 +808,18 @@ class Desk:
             now = self._clock()
             link = self.link
             up = link is not None and link.up
+            if (
+                up
+                and not self.snapshot_done
+                and self.positions_known
+                and now - self._login_at > SNAPSHOT_WAIT
+            ):
+                log.warning(
+                    "DAS: the order and trade lists did not all come within %g s of the login:"
+                    " going on with the positions",
+                    SNAPSHOT_WAIT,
+                )
+                self._snapshot_complete()
             for w in self.orders.values():
                 if w.rejected is None and w.rejected_at is not None and now - w.rejected_at > REASON_WAIT:
                     self._rejected(w, "no reason given")
@@ -743,30 +848,42 @@ class Desk:
                     if not self._send_take_profit(order, trade):
                         self._pending_tp.append((order, trade))
             for job in list(self.exits.values()):
-                if not up or self.positions_known:
-                    self._work_exit(job)
+                self._work_exit(job)
 
     def reconcile(self) -> None:
-        """The broker's positions against the engine's open trades: a difference is an alert."""
+        """The broker's positions against the engine's open trades: a difference is an alert.
+
+        A trade this run entered should hold what its fills say (bought less sold: a take profit
+        resting unfilled is not a difference); a trade of an earlier run, the engine's
+        remaining. A symbol with an exit in progress or an order the platform has not
+        acknowledged yet is in flight: not compared now (its exit reconciles it)."""
         bot = self._bot
         trades = dict(bot.open_trades) if bot is not None else {}
-        engine = {symbol: trade.remaining for symbol, trade in trades.items()}
+        in_flight = {job.symbol for job in self.exits.values()} | {
+            w.symbol for w in self.orders.values() if not w.final and w.das_id is None
+        }
         mismatches = []
-        for symbol in sorted(set(engine) | {s for s, q in self.positions.items() if q}):
-            mine, theirs = engine.get(symbol, 0), self.positions.get(symbol, 0)
+        for symbol in sorted(set(trades) | {s for s, q in self.positions.items() if q}):
+            if symbol in in_flight:
+                continue
+            trade = trades.get(symbol)
+            holds = self._holds(trade.id) if trade is not None else None
+            mine = (holds if holds is not None else trade.remaining) if trade is not None else 0
+            theirs = self.positions.get(symbol, 0)
             if mine != theirs:
                 mismatches.append({"symbol": symbol, "engine": mine, "broker": theirs})
-        self.last_reconcile = {"at": datetime.now(UTC).isoformat(), "mismatches": mismatches}
+        self.last_reconcile = {
+            "at": datetime.now(UTC).isoformat(),
+            "mismatches": mismatches,
+            "in_flight": sorted(in_flight),
+        }
         if not mismatches:
-            log.info("DAS: positions reconciled: %d open, all match", len(engine))
+            log.info("DAS: positions reconciled: %d open trade(s), all match", len(trades))
             return
         for m in mismatches:
             symbol = str(m["symbol"])
-            working = [w for w in self.orders.values() if w.symbol == symbol and not w.final]
-            selling = [job for job in self.exits.values() if job.symbol == symbol]
-            note = f" ({len(working)} order(s) of this run still working)" if working else ""
-            if selling:
-                note += f" (the {selling[0].event} exit of trade {selling[0].trade_id} is still selling it)"
+            others = [o for o in self.others.values() if o.symbol == symbol]
+            note = f" ({len(others)} open order(s) of the symbol are not this run's)" if others else ""
             self._alert(
                 "reconcile_mismatch",
                 f"{symbol}: DAS holds {m['broker']} shares, the engine's open trades {m['engine']}{note};"
@@ -795,6 +912,11 @@ class Desk:
     def set_wall_clock(self, wall: Callable[[], datetime]) -> None:
         """Replace the wall clock of the catastrophic stop's regular-hours check (tests)."""
         self._wall = wall
+
+    def working_count(self) -> int:
+        """This run's orders not over yet, and exits in progress."""
+        with self._lock:
+            return sum(1 for w in self.orders.values() if not w.final) + len(self.exits)
 
     def recent_orders(self) -> list[Working]:
         """This run's latest orders, oldest first (a copy: the link's thread changes them)."""

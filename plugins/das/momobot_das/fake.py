@@ -66,6 +66,9 @@ class FakeDas:
         self._port = port
         self.tz = ZoneInfo(timezone)
         self.echo = echo  # echo every command line back (as some set-ups do), password and all
+        #: A received line for which this returns True is not handled: the connection is dropped
+        #: instead (an order lost with the connection it was written to).
+        self.drop_on: Callable[[str], bool] = lambda line: False
         self._log = log
         self.fill_buys = True
         self.fill_sells = True
@@ -118,6 +121,11 @@ class FakeDas:
         self.close()
 
     # -- what a test does ------------------------------------------------------------------------
+
+    def push(self, *lines: str) -> None:
+        """Send raw lines to every client (what a test wants the platform to say)."""
+        with self._lock:
+            self._broadcast(*lines)
 
     def reject_next(self, reason: str) -> None:
         with self._lock:
@@ -189,6 +197,12 @@ class FakeDas:
                     with self._lock:
                         self.received.append((arrived, line))
                         self._changed.notify_all()
+                    if self.drop_on(line):
+                        self.drop_on = lambda line: False
+                        with self._lock:
+                            self.received.pop()  # never handled: as if it was lost on the way
+                        client.shutdown(socket.SHUT_RDWR)
+                        return
                     if self.echo:
                         self._send(client, line)
                     if not logged_in:

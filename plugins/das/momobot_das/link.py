@@ -5,7 +5,7 @@ Why it is built this way:
 * Orders are written on the caller's thread, the engine's (:meth:`DasLink.send`): a
   non-blocking ``send`` on a connected socket puts the line on the wire within microseconds,
   with no thread to wake (a sender thread must win the GIL back from a busy engine for
-  every order; measured in MEASUREMENTS.md). What the kernel does not take at once is kept
+  every order; see docs/PERFORMANCE.md). What the kernel does not take at once is kept
   and written by the link's thread when the socket drains: the caller never blocks.
 * The link's thread reads: it connects, logs in, hands every line to ``on_message``, calls
   ``on_tick`` a few times a second (re-pricing exits, dropping stale entries), and reconnects

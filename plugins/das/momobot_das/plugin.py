@@ -15,13 +15,15 @@ Replays are not live trading: in ``replay`` and ``demo`` mode nothing is sent un
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from momobot_core import Panel, hookimpl
 from momobot_core.config import ConfigError
-from momobot_das.config import DasConfig, configured, load_das_config, replay_wanted
+from momobot_das.config import PASSWORD_ENV, DasConfig, configured, load_das_config, replay_wanted
 from momobot_das.desk import Desk
 from momobot_das.link import DasLink
 from momobot_das.panel import PANEL_PATH, panel_html
@@ -37,6 +39,8 @@ log = logging.getLogger("momobot.das")
 
 #: The longest start-up waits for the first login before trading begins anyway.
 STARTUP_WAIT = 2.0
+#: The longest shutdown waits for answers to orders still working (their fills, for the journal).
+SHUTDOWN_WAIT = 1.0
 
 
 class DasPlugin:
@@ -105,16 +109,27 @@ class DasPlugin:
         desk.link = link
         self.desk, self.link = desk, link
         link.start()
-        # Start-up (not the trading path) may wait a moment: a refused login stops it here.
+        # Start-up (not the trading path) may wait a moment: a refused login stops it here, and
+        # the first trade finds the broker's lists in (so reconciliation compares settled books).
+        deadline = time.monotonic() + STARTUP_WAIT
         link.wait_first_login(min(config.connect_timeout, STARTUP_WAIT))
+        if link.up:
+            desk.ready.wait(max(0.0, deadline - time.monotonic()))
         if link.state == "refused":
             link.close()
             self.desk = self.link = None
             raise ConfigError(
                 f"[das] DAS at {config.where} refused the login of user {config.user!r} on account"
-                f" {config.account!r}: {link.refused} (check user, account and {'MOMOBOT_DAS_PASSWORD'})"
+                f" {config.account!r}: {link.refused} (check user, account and {PASSWORD_ENV})"
             )
         if not link.up:
+            bot.alert(
+                "link_down",
+                f"DAS at {config.where} is not reachable ({link.last_error or 'connecting'}): no order"
+                f" can be sent until it is; entries wait at most {config.entry_ttl:g} s, exits as long"
+                " as it takes",
+                plugin="das",
+            )
             log.warning(
                 "DAS: %s not reachable yet (%s): it keeps trying; entries wait up to %g s for it,"
                 " exits as long as it takes (check it with: momobot das check)",
@@ -159,6 +174,11 @@ class DasPlugin:
     def on_shutdown(self, bot: Engine) -> None:
         desk, link = self.desk, self.link
         self.desk = self.link = None
+        if desk is not None and link is not None and link.up:
+            # Bounded: orders just written get their answers (fills for the journal) first.
+            deadline = time.monotonic() + SHUTDOWN_WAIT
+            while desk.working_count() and time.monotonic() < deadline:
+                threading.Event().wait(0.01)
         if desk is not None:
             desk.shutdown()
         if link is not None:

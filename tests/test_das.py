@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Iterator
@@ -584,3 +585,200 @@ def test_an_exit_the_broker_has_no_shares_for_asks_again_then_says_so(
     assert [line for line in order_lines(fake) if line.startswith("S ")] == []
     (mismatch,) = session.alerts("reconcile_mismatch")
     assert "DAS shows no ABCD shares to sell" in mismatch.message
+
+
+# -- found by attacking it ------------------------------------------------------------------------
+
+
+def receipts(fake: FakeDas, prefix: str) -> list[int]:
+    with fake._lock:
+        return [at for at, line in fake.received if line.startswith(prefix)]
+
+
+def test_an_entry_waiting_for_the_link_is_never_sent_once_its_trade_closed(tmp_path: Path) -> None:
+    port = free_port()
+    fake = FakeDas(port=port)
+    s = DasSession(das_config(fake, port=port, entry_ttl=5.0), tmp_path / "journal.db")
+    try:
+        s.quote("ABCD", 1.99, 2.00)
+        s.open("ABCD", 100, 2.20, 2.40, 1.90)
+        s.quote("ABCD", 1.85, 1.86)  # stop, while the entry still waits for the link
+        fake.start()
+        link = s.plugin.link
+        assert link is not None
+        assert s.pump(lambda: link.up and s.desk.snapshot_done and not s.desk.exits)
+        assert fake.lines("NEWORDER") == []  # neither the entry nor a sell of shares never bought
+    finally:
+        s.close()
+        fake.close()
+
+
+def test_a_platform_that_stops_answering_orders_is_dropped_and_the_exit_sent_again(
+    fake: FakeDas, session: DasSession
+) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    fake.ignore_on = lambda line: line.startswith("NEWORDER") and " S " in line  # read, never answered
+    session.quote("ABCD", 1.85, 1.86)
+    assert session.pump(lambda: bool(session.alerts("link_down")), timeout=15)
+    assert "no answer to NEWORDER" in session.alerts("link_down")[0].message
+    fake.ignore_on = lambda line: False
+    assert session.pump(lambda: not session.desk.exits and fake.positions == {"ABCD": 0}, timeout=15)
+    assert fake.lowest == {}
+
+
+def test_take_profit_1_never_sells_more_than_the_broker_holds(fake: FakeDas, session: DasSession) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(
+        lambda: session.engine.counters.fills == 1 and session.desk.positions.get("ABCD") == 100
+    )
+    fake.positions["ABCD"] = 0  # flattened by hand in DAS ...
+    fake.push(fake._pos_line("ABCD"))  # ... and the platform says so
+    assert session.pump(lambda: session.desk.positions.get("ABCD") == 0)
+    session.quote("ABCD", 2.19, 2.20)  # TP1
+    assert session.pump(lambda: bool(session.alerts("das_take_profit_waiting")))
+    assert [line for line in order_lines(fake) if line.startswith("S ")] == [] and fake.lowest == {}
+
+
+def test_take_profit_1_before_the_entrys_fill_waits_for_it(fake: FakeDas, session: DasSession) -> None:
+    fake.fill_buys = False
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert fake.wait_for(lambda: len(fake.orders) == 1)
+    session.quote("ABCD", 2.19, 2.20)  # TP1 fires before the broker filled the entry
+    fake.fill(next(iter(fake.orders)))
+    assert session.pump(lambda: any(line.startswith("S ") for line in order_lines(fake)))
+    assert order_lines(fake)[1] == "S ABCD SMAT 50 2.20 TIF=DAY+"
+
+
+def test_a_trade_whose_entry_was_dropped_sells_none_of_the_accounts_shares(tmp_path: Path) -> None:
+    port = free_port()
+    fake = FakeDas(port=port)
+    fake.positions = {"ABCD": 300}  # the trader's own shares
+    s = DasSession(das_config(fake, port=port, entry_ttl=0.2), tmp_path / "journal.db")
+    try:
+        s.quote("ABCD", 1.99, 2.00)
+        s.open("ABCD", 100, 2.20, 2.40, 1.90)
+        assert s.pump(lambda: bool(s.alerts("das_entry_dropped")))
+        fake.start()
+        link = s.plugin.link
+        assert link is not None
+        assert s.pump(lambda: link.up and s.desk.snapshot_done)
+        s.engine.close_trade("ABCD")  # as the alert says to
+        assert s.pump(lambda: not s.desk.exits)
+        assert fake.lines("NEWORDER") == [] and fake.positions == {"ABCD": 300}
+    finally:
+        s.close()
+        fake.close()
+
+
+def test_a_refused_catastrophic_stop_is_not_placed_again(fake: FakeDas, tmp_path: Path) -> None:
+    ten_am = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    s = DasSession(das_config(fake, catastrophic_stop_pct=10), tmp_path / "journal.db", wall=lambda: ten_am)
+    try:
+        fake.reject_sells = "Stop orders are not allowed on this route"
+        s.quote("ABCD", 1.99, 2.00)
+        s.open("ABCD", 100, 2.20, 2.40, 1.90)
+        assert s.pump(lambda: bool(s.alerts("order_rejected")))
+        assert "no broker-side stop" in s.alerts("order_rejected")[0].message
+        s.quote("ABCD", 2.00, 2.01)  # more events for the trade: no new stop order
+        s.pump(lambda: False, timeout=0.5)
+        assert len(fake.lines("NEWORDER")) == 2
+    finally:
+        s.close()
+
+
+def test_rejected_exit_sells_are_tried_again_each_time_later(fake: FakeDas, session: DasSession) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    fake.reject_sells = "Route closed"
+    session.quote("ABCD", 1.85, 1.86)
+    assert session.pump(lambda: len(fake.lines("NEWORDER")) >= 4)  # the first sell and 2 retries
+    fake.reject_sells = None
+    assert session.pump(lambda: not session.desk.exits and fake.positions == {"ABCD": 0})
+    sells = receipts(fake, "NEWORDER")[1:4]
+    gaps = [(b - a) / 1e9 for a, b in itertools.pairwise(sells)]
+    assert gaps[0] >= 0.3 * 0.9 and gaps[1] >= 0.6 * 0.9  # exit_reprice_s, then twice that
+    assert len(session.alerts("order_rejected")) == 1  # told once; the log has the rest
+
+
+def test_a_refused_cancel_is_tried_again_not_hammered(fake: FakeDas, session: DasSession) -> None:
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: session.engine.counters.fills == 1)
+    fake.fill_sells = False
+    fake.refuse_cancels = True
+    session.quote("ABCD", 2.19, 2.20)  # TP1 rests
+    session.quote("ABCD", 1.95, 1.96)  # stop: cancels TP1, which the platform refuses
+    take_profit_id = sorted(fake.orders)[1]
+    assert session.pump(lambda: fake.lines("CANCEL").count(f"CANCEL {take_profit_id}") >= 3)
+    with fake._lock:
+        cancels = [at for at, line in fake.received if line == f"CANCEL {take_profit_id}"]
+    assert all((b - a) / 1e9 >= 0.3 * 0.9 for a, b in itertools.pairwise(cancels))
+    fake.refuse_cancels = False
+    fake.fill_sells = True
+    for order in fake.working("ABCD"):
+        fake.fill(order.das_id)
+    assert session.pump(lambda: not session.desk.exits and fake.positions == {"ABCD": 0})
+
+
+def test_a_login_refused_after_start_up_is_told_and_retried(fake: FakeDas, session: DasSession) -> None:
+    link = session.plugin.link
+    assert link is not None and link.up
+    fake.password = "changed"
+    fake.drop_connections()
+    assert session.pump(lambda: bool(session.alerts("das_login_refused")), timeout=15)
+    assert link.state != "refused"
+    fake.password = "secret"
+    assert session.pump(lambda: link.up and fake.logins == 2, timeout=15)
+
+
+def test_a_platform_that_closes_right_after_each_login_is_backed_off(tmp_path: Path) -> None:
+    with FakeDas() as fake:
+        fake.drop_on = lambda line: False
+        s = DasSession(das_config(fake, reconnect_max_delay=1.0), tmp_path / "journal.db")
+        try:
+            original = fake._login
+
+            def login_then_close(client: object, line: str) -> bool:
+                original(client, line)  # type: ignore[arg-type]
+                return False  # ... and close the connection
+
+            fake._login = login_then_close  # type: ignore[method-assign]
+            fake.drop_connections()
+            assert s.pump(lambda: fake.logins >= 6, timeout=20)
+            logins = receipts(fake, "LOGIN")[-4:]
+            gaps = [(b - a) / 1e9 for a, b in itertools.pairwise(logins)]
+            assert gaps[-1] >= 0.4 * 0.9  # 0.1, 0.2, 0.4, 0.8 ...: not a reconnect storm
+        finally:
+            s.close()
+
+
+def test_an_order_line_naming_another_symbol_under_our_token_is_not_ours(
+    fake: FakeDas, session: DasSession
+) -> None:
+    fake.fill_buys = False
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert fake.wait_for(lambda: len(fake.orders) == 1)
+    token = next(iter(fake.orders.values())).token
+    fake.push(f"%ORDER 999 {token} WXYZ B L 10 0 0 1.00 SMAT Executed 09:30:00")
+    fake.push("%TRADE 777 WXYZ B 10 1.00 SMAT 09:30:00 999")
+    session.pump(lambda: False, timeout=0.3)
+    assert session.journal.fills() == []
+
+
+def test_a_lowercase_symbol_is_sent_upper_case_and_one_das_cannot_take_is_told(
+    fake: FakeDas, session: DasSession
+) -> None:
+    session.quote("abcd", 1.99, 2.00)
+    session.open("abcd", 100, 2.20, 2.40, 1.90)
+    assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) == 1)
+    assert order_lines(fake) == ["B ABCD SMAT 100 2.05 TIF=DAY+"]
+    session.quote("A=B", 1.99, 2.00)
+    session.open("A=B", 100, 2.20, 2.40, 1.90)
+    (refused,) = [a for a in session.alerts("order_rejected") if a.symbol == "A=B"]
+    assert "not a symbol DAS takes" in refused.message

@@ -232,3 +232,54 @@ def test_das_check_with_nothing_listening_says_what_to_check(tmp_path: Path) -> 
     code, _, err = _check(free_port(), tmp_path)
     assert code == 2 and "Traceback" not in err
     assert "cannot connect" in err and "CMD API" in err
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "%POS ABCD 2 1e400000",
+        "%POS ABCD 2 NaN",
+        "%ORDER 1 2 A B L 1e9999999 0 0 1 R Accepted 09:00:00",
+        "BP 1e99999",
+    ],
+)
+def test_numbers_no_line_can_make_the_reader_compute_for_long(line: str) -> None:
+    with pytest.raises(ProtocolError):
+        parse(line)  # at once: a quantity is at most 12 digits, an amount below 10**12
+
+
+def test_the_password_is_masked_however_a_log_line_quotes_it(tmp_path: Path) -> None:
+    from momobot_das.config import DasConfig
+    from momobot_das.link import DasLink
+
+    link = DasLink(
+        DasConfig(user="u", account="a", route="SMAT", password="Zq9\\pw"), on_message=lambda m: None
+    )
+    try:
+        for text in ("LOGIN u Zq9\\pw a", repr("LOGIN u Zq9\\pw a"), ascii("x Zq9\\pw")):
+            assert "pw" not in link.mask(text)
+    finally:
+        link.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "table", "message"),
+    [
+        ({"MOMOBOT_DAS_PASSWORD": "pässword"}, GOOD, "MOMOBOT_DAS_PASSWORD: printable ASCII"),
+        ({"MOMOBOT_DAS_PASSWORD": "pw"}, {**GOOD, "user": "tràder"}, "[das] user = 'tràder'"),
+        (
+            {"MOMOBOT_DAS_PASSWORD": "pw"},
+            {**GOOD, "connect_timeout": 1e308},
+            "[das] connect_timeout = 1e+308",
+        ),
+        ({"MOMOBOT_DAS_PASSWORD": "pw"}, {**GOOD, "exit_reprice_s": 0.0001}, "[das] exit_reprice_s = 0.0001"),
+    ],
+)
+def test_values_the_link_cannot_use_stop_start_up(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], table: dict[str, object], message: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as raised:
+        load_das_config(Config({"das": table}))
+    assert message in str(raised.value) and "pässword" not in str(raised.value)

@@ -100,7 +100,10 @@ def _check(sock: socket.socket, config: DasConfig) -> tuple[BuyingPower | None, 
         buffer += chunk
         while b"\n" in buffer:
             raw, buffer = buffer.split(b"\n", 1)
-            message = parse(raw.decode("ascii", "replace"))
+            try:
+                message = parse(raw.decode("ascii", "replace"))
+            except ProtocolError:
+                continue  # a line the check need not read (the plugin logs and skips them too)
             if type(message) is LoginReply:
                 if not message.ok:
                     raise OSError(

@@ -70,7 +70,7 @@ class DasConfig:
 
     @property
     def where(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 def configured(config: Config) -> bool:
@@ -108,8 +108,10 @@ def load_das_config(config: Config | dict[str, Any] | None = None) -> DasConfig:
     account = section.get_str("account", None) or ""
     route = section.get_str("route", None) or ""
     for key, value in (("user", user), ("account", account)):
-        if any(c.isspace() for c in value):
-            raise ConfigError(f"[das] {key} = {value!r}{section.source(key)}: must not contain spaces")
+        if any(c.isspace() for c in value) or not value.isascii() or not value.isprintable():
+            raise ConfigError(
+                f"[das] {key} = {value!r}{section.source(key)}: printable ASCII without spaces only"
+            )
     try:
         check_route(route)
     except ValueError as exc:
@@ -117,10 +119,12 @@ def load_das_config(config: Config | dict[str, Any] | None = None) -> DasConfig:
     password = os.environ.get(PASSWORD_ENV, "")
     if not password:
         raise ConfigError(f"[das]: no password: set {PASSWORD_ENV} in the environment")
-    if any(c.isspace() for c in password):
-        raise ConfigError(f"{PASSWORD_ENV}: must not contain spaces or line breaks (value not shown)")
+    if any(c.isspace() for c in password) or not password.isascii() or not password.isprintable():
+        raise ConfigError(
+            f"{PASSWORD_ENV}: printable ASCII without spaces or line breaks only (value not shown)"
+        )
     host = section.get_str("host", "127.0.0.1") or ""
-    if not host or any(c.isspace() for c in host):
+    if not host or any(c.isspace() for c in host) or not host.isascii():
         raise ConfigError(f"[das] host = {host!r}{section.source('host')}: not a host name or address")
     port = section.get_int("port", DEFAULT_PORT, minimum=1)
     if port > 65535:
@@ -157,11 +161,18 @@ def load_das_config(config: Config | dict[str, Any] | None = None) -> DasConfig:
         port=port,
         entry_offset=offsets["entry_offset"],
         exit_offset=offsets["exit_offset"],
-        exit_reprice_s=section.get_float("exit_reprice_s", 1.0, strictly_positive=True),
-        entry_ttl=section.get_float("entry_ttl", 2.0, strictly_positive=True),
+        exit_reprice_s=_seconds(section, "exit_reprice_s", 1.0, 0.1, 60),
+        entry_ttl=_seconds(section, "entry_ttl", 2.0, 0.05, 60),
         timezone=timezone,
         catastrophic_stop_pct=stop_pct,
         replay=section.get_bool("replay", False),
-        connect_timeout=section.get_float("connect_timeout", 2.0, strictly_positive=True),
-        reconnect_max_delay=section.get_float("reconnect_max_delay", 5.0, strictly_positive=True),
+        connect_timeout=_seconds(section, "connect_timeout", 2.0, 0.1, 60),
+        reconnect_max_delay=_seconds(section, "reconnect_max_delay", 5.0, 0.1, 300),
     )
+
+
+def _seconds(section: Section, key: str, default: float, low: float, high: float) -> float:
+    value = section.get_float(key, default, strictly_positive=True)
+    if not low <= value <= high:
+        raise ConfigError(f"[das] {key} = {value:g}{section.source(key)}: seconds, from {low:g} to {high:g}")
+    return value

@@ -53,6 +53,7 @@ from momobot_das.protocol import (
     ProtocolError,
     TradeLine,
     cancel_line,
+    check_symbol,
     das_time,
     limit_price,
     on_tick,
@@ -72,12 +73,27 @@ CATASTROPHIC = "catastrophic"
 #: Regular trading hours, exchange time: the catastrophic stop is only placed inside them.
 EXCHANGE_TZ = ZoneInfo("America/New_York")
 REGULAR_HOURS = (clock_time(9, 30), clock_time(16, 0))
+#: Executions of orders not (yet) known kept at most: another client's are never claimed.
+MAX_ORPHANS = 1000
+#: An order the platform has not acknowledged this long means it is not reading: reconnect.
+ACK_TIMEOUT = 2.0
+#: The longest wait between tries of an exit whose sells the platform keeps rejecting.
+MAX_RETRY = 30.0
 #: After a login, how long the plugin waits for the order and trade lists before it goes on.
 SNAPSHOT_WAIT = 2.0
 #: How long a rejection waits for its reason (%OrderAct) before it is told without one.
 REASON_WAIT = 0.25
 #: Orders kept for the dashboard and ``status()`` after they are done.
 RECENT = 50
+
+
+def _das_symbol(symbol: str) -> str:
+    """The symbol as DAS writes it (upper case); unchanged if no line could carry it (the order
+    line then refuses it, and the refusal is told)."""
+    try:
+        return check_symbol(symbol)
+    except ValueError:
+        return symbol
 
 
 @attrs.define
@@ -105,6 +121,7 @@ class Working:
     rejected: str | None = None
     rejected_at: float | None = None  # %ORDER said Rejected; its %OrderAct (the reason) may follow
     made_up: int = 0  # a take profit's unsold shares a last exit sold since, counted to it
+    cancel_retry_at: float | None = None  # the platform refused the cancel: try again then
 
     @property
     def leaves(self) -> int:
@@ -127,6 +144,8 @@ class ExitJob:
     alerted: bool = False
     retry_at: float = 0.0
     attributed: int = 0  # shares of its fills counted to its own order (the rest: take profit 1's)
+    rejections: int = 0  # its sells the platform rejected: each waits longer before the next
+    quote_symbol: str = ""  # the engine's name of the symbol (its quotes)
     refresh_asked: float | None = None
 
 
@@ -135,6 +154,17 @@ class PendingEntry:
     order: Order
     trade: Trade
     queued_at: float
+
+
+@attrs.define
+class PendingTakeProfit:
+    """A take profit 1 that cannot go out yet: the link is down, the entry's fill or the position
+    has not come in, or the catastrophic stop is being cancelled first."""
+
+    order: Order
+    trade: Trade
+    queued_at: float
+    alerted: bool = False
 
 
 class Desk:
@@ -173,7 +203,9 @@ class Desk:
         self._seen_trades: set[str] = set()
         self._orphans: dict[str, list[TradeLine]] = collections.defaultdict(list)
         self._entries: collections.deque[PendingEntry] = collections.deque()
-        self._pending_tp: list[tuple[Order, Trade]] = []
+        self._pending_tp: list[PendingTakeProfit] = []
+        self._no_entry: set[str] = set()  # trades whose entry this run never sent (dropped)
+        self._cat_refused: set[str] = set()  # trades whose catastrophic stop the platform refused
         self.exits: dict[str, ExitJob] = {}
         self._reconcile_due = False
         self.last_reconcile: dict[str, Any] | None = None
@@ -242,14 +274,23 @@ class Desk:
         intent: str,
         stop: bool = False,
     ) -> Working | None:
-        """Write one NEWORDER now (link up) and book it; None if the link is not up."""
+        """Write one NEWORDER now (link up) and book it; None if the link is not up.
+
+        An order no line can carry (a symbol DAS does not take) is booked as rejected, and said."""
         token = self._token()
         route = self.config.route
-        line = (
-            stop_line(token, symbol, route, qty, price)
-            if stop
-            else order_line(token, side, symbol, route, qty, price)
-        )
+        try:
+            line = (
+                stop_line(token, symbol, route, qty, price)
+                if stop
+                else order_line(token, side, symbol, route, qty, price)
+            )
+        except ValueError as exc:
+            dead = Working(token, order_id, trade_id, symbol, side, qty, price, intent, self._clock(), "")
+            dead.final, dead.status = True, "Not sent"
+            self.orders[token] = dead
+            self._rejected(dead, f"not sent: {exc}")
+            return dead
         started = time.perf_counter()
         if not self._write(line):
             return None
@@ -263,8 +304,13 @@ class Desk:
         return working
 
     def _cancel(self, working: Working) -> None:
-        if working.final or working.cancel_sent:
+        if working.final:
             return
+        if working.cancel_sent:
+            retry = working.cancel_retry_at
+            if retry is None or self._clock() < retry:
+                return
+            working.cancel_sent, working.cancel_retry_at = False, None
         if working.das_id is None:
             working.cancel_wanted = True  # sent as soon as %ORDER names it
             return
@@ -281,7 +327,7 @@ class Desk:
         """What the trade holds at the broker by this run's fills (None: its entry is not ours)."""
         orders = [w for w in self.orders.values() if w.trade_id == trade_id]
         if not any(w.side == "B" for w in orders):
-            return None
+            return 0 if trade_id in self._no_entry else None
         return sum(w.filled if w.side == "B" else -w.filled for w in orders)
 
     # -- trade events (the engine's thread) -------------------------------------------------------
@@ -313,7 +359,7 @@ class Desk:
         working = self._place(
             order_id=order.id,
             trade_id=trade.id,
-            symbol=trade.symbol,
+            symbol=_das_symbol(trade.symbol),
             side="B",
             qty=order.qty,
             price=price,
@@ -338,49 +384,63 @@ class Desk:
                 commands=[f"NEWORDER S {trade.symbol} {order.qty}"],
             )
             if not self._send_take_profit(order, trade):
-                self._pending_tp.append((order, trade))
+                self._pending_tp.append(PendingTakeProfit(order, trade, self._clock()))
 
     def _send_take_profit(self, order: Order, trade: Trade) -> bool:
-        if self.link is None or not self.link.up:
+        """Take profit 1 now, if it can go: False to keep it waiting (checked again at each tick).
+
+        Never more than the entry has filled and the broker's position allows (less what other
+        sells of the symbol offer); a catastrophic stop is cancelled first and confirmed out,
+        so the two can never both fill."""
+        if self.link is None or not self.link.up or not self.snapshot_done:
+            return False
+        symbol = _das_symbol(trade.symbol)
+        working = self._of_trade(trade.id)
+        stops = [w for w in working if w.intent == CATASTROPHIC]
+        if stops:
+            for stop in stops:
+                self._cancel(stop)
             return False
         qty = order.qty
+        selling = sum(w.leaves for w in working if w.side == "S")
         holds = self._holds(trade.id)
         if holds is not None:
-            selling = sum(
-                w.leaves for w in self._of_trade(trade.id) if w.side == "S" and w.intent != CATASTROPHIC
-            )
             qty = min(qty, holds - selling)
+        qty = min(qty, self.positions.get(symbol, 0) - self._symbol_selling(symbol))
         if qty <= 0:
-            log.warning(
-                "DAS: %s take profit 1 of trade %s not sent: the broker has filled none of its entry"
-                " yet (the last exit sells whatever it holds)",
-                trade.symbol,
-                trade.id,
-            )
-            self._record(batch=order.id, status="done")
-            return True
-        self._retire_catastrophic(trade.id)
-        working = self._place(
+            return False  # the entry's fill (or the position saying so) has not come in yet
+        working_tp = self._place(
             order_id=order.id,
             trade_id=trade.id,
-            symbol=trade.symbol,
+            symbol=symbol,
             side="S",
             qty=qty,
             price=on_tick(order.price, up=False),
             intent="take_profit",
         )
-        if working is None:
+        if working_tp is None:
             return False
         self._record(batch=order.id, status="done")
-        log.info("DAS: %s", working.line)
+        log.info("DAS: %s", working_tp.line)
+        self._pending_tp = [p for p in self._pending_tp if p.order.id != order.id]
+        self._update_catastrophic(trade.id)  # again, for what the take profit does not sell
         return True
+
+    def _symbol_selling(self, symbol: str) -> int:
+        """What open sells of the symbol still offer: this run's and the account's other orders."""
+        mine = sum(
+            w.leaves for w in self.orders.values() if w.symbol == symbol and w.side == "S" and not w.final
+        )
+        others = sum(o.leaves for o in self.others.values() if o.symbol == symbol and o.side in ("S", "SS"))
+        return mine + others
 
     def last_exit(self, order: Order, trade: Trade, event: str) -> None:
         """A trade's last exit (tp2, stop, manual, kill): a job until the broker holds none of it."""
         with self._locked():
             job = ExitJob(
                 trade_id=trade.id,
-                symbol=trade.symbol,
+                symbol=_das_symbol(trade.symbol),
+                quote_symbol=trade.symbol,
                 order_id=order.id,
                 event=event,
                 engine_qty=order.qty,
@@ -399,8 +459,19 @@ class Desk:
                 exit=True,
                 commands=[f"sell {trade.symbol} {order.qty}"],
             )
-            # A take profit 1 still waiting for the link is not sent: this exit sells it all.
-            self._pending_tp = [(o, t) for o, t in self._pending_tp if t.id != trade.id]
+            # A take profit 1 still waiting is not sent: this exit sells it all. An entry still
+            # waiting for the link is never sent: its trade is over.
+            self._pending_tp = [p for p in self._pending_tp if p.trade.id != trade.id]
+            for pending in [p for p in self._entries if p.trade.id == trade.id]:
+                self._entries.remove(pending)
+                self._no_entry.add(trade.id)
+                self._record(batch=pending.order.id, status="dropped")
+                log.warning(
+                    "DAS: %s entry of trade %s was never sent (no link) and its trade is closed: it is"
+                    " dropped, nothing to sell",
+                    trade.symbol,
+                    trade.id,
+                )
             self._work_exit(job)
 
     # -- exits ---------------------------------------------------------------------------------
@@ -422,7 +493,13 @@ class Desk:
                 self._exit_waiting(job, f"{w.symbol} sell of {w.leaves} at {w.price} not filled")
         others = [o for o in self.others.values() if o.symbol == job.symbol]
         for other in others:  # the symbol's other open orders: a person's, an earlier run's
-            if other.das_id not in self._others_cancelled and self._write(cancel_line(other.das_id)):
+            if other.das_id in self._others_cancelled:
+                continue
+            try:
+                line = cancel_line(other.das_id)
+            except ValueError:
+                continue  # an id no line can carry: it stays counted as selling
+            if self._write(line):
                 self._others_cancelled.add(other.das_id)
                 log.warning(
                     "DAS: %s exit cancels open order %s (not this run's: %s %d at %s)",
@@ -437,15 +514,13 @@ class Desk:
         selling = sum(w.leaves for w in working if w.side == "S")
         left = (holds if holds is not None else job.engine_qty - sold_by_job) - selling
         position = self.positions.get(job.symbol, 0)
-        symbol_selling = sum(
-            w.leaves for w in self.orders.values() if w.symbol == job.symbol and w.side == "S" and not w.final
-        ) + sum(o.leaves for o in others if o.side in ("S", "SS"))
+        symbol_selling = self._symbol_selling(job.symbol)
         want = min(left, position - symbol_selling)
         if want > 0 and now >= job.retry_at:
             if job.first_price is not None and not job.sells:
                 price = job.first_price
             else:
-                bid = self._bid(job.symbol, job.model_price)
+                bid = self._bid(job.quote_symbol, job.model_price)
                 price = limit_price(bid, self.config.exit_offset, buy=False)
             placed = self._place(
                 order_id=job.order_id,
@@ -460,8 +535,8 @@ class Desk:
                 job.sells.append(placed.token)
                 log.info("DAS: %s (%s of trade %s)", placed.line, job.event, job.trade_id)
             return
-        if working or others:
-            return
+        if working or others or want > 0:
+            return  # answers to wait for, or a rejected sell's time to try again
         if left <= 0:
             self._exit_done(job, "")
             return
@@ -506,16 +581,13 @@ class Desk:
 
     # -- the catastrophic stop -------------------------------------------------------------------
 
-    def _retire_catastrophic(self, trade_id: str) -> None:
-        for w in self._of_trade(trade_id):
-            if w.intent == CATASTROPHIC:
-                self._cancel(w)
-
     def _update_catastrophic(self, trade_id: str) -> None:
         """Keep one wide stop at the broker for what the trade holds (not already being sold)."""
         pct = self.config.catastrophic_stop_pct
-        if pct is None or trade_id in self.exits:
+        if pct is None or trade_id in self.exits or trade_id in self._cat_refused:
             return
+        if any(p.trade.id == trade_id for p in self._pending_tp):
+            return  # its take profit goes first: the stop is placed again for what is left after
         working = self._of_trade(trade_id)
         stops = [w for w in working if w.intent == CATASTROPHIC]
         holds = self._holds(trade_id) or 0
@@ -578,6 +650,15 @@ class Desk:
             f"DAS at {self.config.where}: connection lost ({reason}); reconnecting. Orders cannot be"
             " sent until it is back: entries wait at most"
             f" {self.config.entry_ttl:g} s, exits wait as long as it takes",
+            plugin="das",
+        )
+
+    def refused(self, answer: str) -> None:
+        """A login refused after start-up (the password changed, the account was locked)."""
+        self._alert(
+            "das_login_refused",
+            f"DAS at {self.config.where} refused the login: {answer}. No order can be sent; the"
+            " plugin keeps trying. Check [das] user, account and MOMOBOT_DAS_PASSWORD",
             plugin="das",
         )
 
@@ -648,10 +729,19 @@ class Desk:
         for job in list(self.exits.values()):
             self._work_exit(job)
 
-    def _token_of(self, das_id: str, token: int | None) -> int | None:
+    def _token_of(self, das_id: str, token: int | None, symbol: str, side: str) -> int | None:
         """This run's token for a platform order: the line's own token first (ours are unique
-        across runs), else the order id a line with the token named before."""
-        if token is not None and token in self.orders:
+        across runs, and must name the same symbol and side), else the order id a line with the
+        token named before."""
+        mine = self.orders.get(token) if token is not None else None
+        if mine is not None and (mine.symbol != symbol.upper() or mine.side[0] != side[:1].upper()):
+            log.warning(
+                "DAS: order %s carries token %s of another order (%s): not ours", das_id, token, mine.line
+            )
+            mine = None
+            if das_id in self._by_das_id:
+                return None
+        if mine is not None and token is not None:
             self._by_das_id[das_id] = token
             return token
         if token is not None:
@@ -661,7 +751,7 @@ class Desk:
         return self._by_das_id.get(das_id)
 
     def _order_line(self, line: OrderLine) -> None:
-        token = self._token_of(line.das_id, line.token)
+        token = self._token_of(line.das_id, line.token, line.symbol, line.side)
         if token is None:
             # Not this run's order (a person's, or an earlier run's): kept while open, because the
             # last exit of a trade cancels every open order of its symbol.
@@ -679,6 +769,11 @@ class Desk:
         working.cancelled = line.cancelled
         if line.status.lower() == "rejected" and working.rejected is None and working.rejected_at is None:
             working.rejected_at = self._clock()  # the reason comes on %OrderAct (else told at a tick)
+            if working.intent == CATASTROPHIC:
+                self._cat_refused.add(working.trade_id)  # not placed again for this trade
+            job = self.exits.get(working.trade_id)
+            if job is not None and working.token in job.sells:
+                self._hold_off(job)  # no new sell before the wait, whether or not a reason comes
         if line.final and not working.final:
             working.final = True
         if working.cancel_wanted and not working.final:
@@ -689,7 +784,7 @@ class Desk:
         self._order_changed(working)
 
     def _order_act(self, act: OrderAct) -> None:
-        token = self._token_of(act.das_id, act.token)
+        token = self._token_of(act.das_id, act.token, act.symbol, act.side)
         if token is None:
             return
         working = self.orders[token]
@@ -699,20 +794,33 @@ class Desk:
             self._rejected(working, act.notes or act.action)
             self._order_changed(working)
         elif act.action.lower() == "cancelrej":
-            log.warning(
-                "DAS: cancel of %s %s refused: %s", working.symbol, act.das_id, act.notes or "no reason given"
-            )
-            working.cancel_sent = False
+            if working.cancel_retry_at is None:
+                log.warning(
+                    "DAS: cancel of %s order %s refused (%s): tried again every %g s while it is open",
+                    working.symbol,
+                    act.das_id,
+                    act.notes or "no reason given",
+                    self.config.exit_reprice_s,
+                )
+            working.cancel_retry_at = self._clock() + self.config.exit_reprice_s
 
     def _rejected(self, working: Working, reason: str) -> None:
         working.rejected = reason
         self.rejections += 1
         what = "entry" if working.side == "B" else f"{working.intent} sell"
+        job = self.exits.get(working.trade_id)
+        if working.intent == CATASTROPHIC:
+            self._cat_refused.add(working.trade_id)  # not placed again for this trade
+        delay = self._hold_off(job) if job is not None and working.token in job.sells else 0.0
         consequence = {
             "entry": "nothing was bought; the engine still shows the trade open: close it in MomoBot once"
             " you have checked the account",
-            CATASTROPHIC: "the position has no broker-side stop",
-        }.get(working.intent, f"it is tried again in {self.config.exit_reprice_s:g} s")
+            CATASTROPHIC: "the position has no broker-side stop; none is placed again for this trade",
+            "take_profit": "the trade's last exit sells these shares",
+        }.get(working.intent, f"it is tried again in {delay:g} s, and again until the position is flat")
+        if job is not None and job.rejections > 1 and job.rejections % 10:
+            log.warning("DAS: %s sell rejected again (%d): %s", working.symbol, job.rejections, reason)
+            return  # told at the first and every tenth: the exit keeps trying
         self._alert(
             "order_rejected",
             f"{working.symbol}: DAS rejected the {what} of trade {working.trade_id} ({working.line}):"
@@ -722,15 +830,22 @@ class Desk:
             reason=reason,
             plugin="das",
         )
-        job = self.exits.get(working.trade_id)
-        if job is not None:
-            job.retry_at = self._clock() + self.config.exit_reprice_s
+
+    def _hold_off(self, job: ExitJob) -> float:
+        """A rejected sell of an exit: wait before the next, longer each time (at most 30 s)."""
+        if job.retry_at <= self._clock():  # once per rejection, whichever line told it first
+            job.rejections += 1
+            delay = min(self.config.exit_reprice_s * 2 ** (job.rejections - 1), MAX_RETRY)
+            job.retry_at = self._clock() + delay
+        return max(0.0, job.retry_at - self._clock())
 
     def _trade_line(self, line: TradeLine) -> None:
         token = self._by_das_id.get(line.das_order_id)
         if token is None:
             if self._listing != "#Trade":
                 self._orphans[line.das_order_id].append(line)  # its %ORDER may come next
+                while len(self._orphans) > MAX_ORPHANS:  # another client's executions: forgotten
+                    self._orphans.pop(next(iter(self._orphans)))
             return
         if line.trade_id in self._seen_trades:
             return
@@ -820,13 +935,31 @@ class Desk:
                     SNAPSHOT_WAIT,
                 )
                 self._snapshot_complete()
+            unanswered = None
             for w in self.orders.values():
                 if w.rejected is None and w.rejected_at is not None and now - w.rejected_at > REASON_WAIT:
                     self._rejected(w, "no reason given")
+                if up and not w.final and w.das_id is None and now - w.sent_at > ACK_TIMEOUT:
+                    unanswered = w
+            if unanswered is not None and link is not None:
+                # The platform takes no order and answers none: it is not reading. A new connection
+                # and its order list say which orders it has (the others are counted as not sent).
+                link.drop(f"no answer to {unanswered.line} within {ACK_TIMEOUT:g} s")
+                up = False
             while self._entries:
                 pending = self._entries[0]
+                bot = self._bot
+                still_open = bot is None or any(
+                    t.id == pending.trade.id for t in dict(bot.open_trades).values()
+                )
+                if not still_open:
+                    self._entries.popleft()
+                    self._no_entry.add(pending.trade.id)
+                    self._record(batch=pending.order.id, status="dropped")
+                    continue  # its trade closed while it waited: never sent
                 if now - pending.queued_at > self.config.entry_ttl:
                     self._entries.popleft()
+                    self._no_entry.add(pending.trade.id)
                     self._record(batch=pending.order.id, status="dropped")
                     self._alert(
                         "das_entry_dropped",
@@ -844,9 +977,22 @@ class Desk:
                 self._entries.popleft()
             if up and self._pending_tp:
                 waiting, self._pending_tp = self._pending_tp, []
-                for order, trade in waiting:
-                    if not self._send_take_profit(order, trade):
-                        self._pending_tp.append((order, trade))
+                for pending_tp in waiting:
+                    if not self._send_take_profit(pending_tp.order, pending_tp.trade):
+                        self._pending_tp.append(pending_tp)
+            for pending_tp in self._pending_tp:
+                if not pending_tp.alerted and now - pending_tp.queued_at > self.config.entry_ttl:
+                    pending_tp.alerted = True
+                    trade = pending_tp.trade
+                    self._alert(
+                        "das_take_profit_waiting",
+                        f"{trade.symbol}: take profit 1 of trade {trade.id} is not sent yet"
+                        f" ({'no link' if not up else 'DAS shows no filled shares of its entry to sell'});"
+                        " it goes as soon as it can, or the trade's last exit sells these shares",
+                        symbol=trade.symbol,
+                        trade_id=trade.id,
+                        plugin="das",
+                    )
             for job in list(self.exits.values()):
                 self._work_exit(job)
 

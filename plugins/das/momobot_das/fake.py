@@ -69,6 +69,11 @@ class FakeDas:
         #: A received line for which this returns True is not handled: the connection is dropped
         #: instead (an order lost with the connection it was written to).
         self.drop_on: Callable[[str], bool] = lambda line: False
+        #: A received line for which this returns True is read and never answered (a platform that
+        #: has stopped working while its connection stays up).
+        self.ignore_on: Callable[[str], bool] = lambda line: False
+        self.reject_sells: str | None = None  # reject every sell with this reason
+        self.refuse_cancels = False  # answer every CANCEL with CancelRej
         self._log = log
         self.fill_buys = True
         self.fill_sells = True
@@ -203,6 +208,8 @@ class FakeDas:
                             self.received.pop()  # never handled: as if it was lost on the way
                         client.shutdown(socket.SHUT_RDWR)
                         return
+                    if self.ignore_on(line):
+                        continue
                     if self.echo:
                         self._send(client, line)
                     if not logged_in:
@@ -318,6 +325,8 @@ class FakeDas:
         self._next_id += 1
         order = FakeOrder(str(self._next_id), token, side, symbol, route, qty, price, "STOP" if stop else "L")
         self.orders[order.das_id] = order
+        if self._reject is None and self.reject_sells is not None and side != "B":
+            self._reject = self.reject_sells
         if self._reject is not None:
             reason, self._reject = self._reject, None
             order.status = "Rejected"
@@ -356,6 +365,9 @@ class FakeDas:
 
     def _cancel(self, client: socket.socket, das_id: str) -> None:
         order = self.orders.get(das_id)
+        if order is not None and self.refuse_cancels:
+            self._send(client, self._act(order, "CancelRej", 0, order.price, "Cancel refused"))
+            return
         if order is None or order.status not in ("Accepted", "Partial"):
             if order is not None:
                 self._send(client, self._act(order, "CancelRej", 0, order.price, "Order not open"))

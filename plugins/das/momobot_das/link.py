@@ -31,6 +31,8 @@ log = logging.getLogger("momobot.das")
 
 #: How often ``on_tick`` runs while connected (seconds).
 TICK = 0.05
+#: A connection up this long was good: the next reconnect starts again from a short wait.
+STABLE = 10.0
 #: The longest a line may be: past it the connection is not DAS (or is broken), and is dropped.
 MAX_LINE = 64 * 1024
 
@@ -54,12 +56,18 @@ class DasLink:
         on_up: Callable[[], None] = lambda: None,
         on_down: Callable[[str], None] = lambda reason: None,
         on_tick: Callable[[], None] = lambda: None,
+        on_refused: Callable[[str], None] = lambda answer: None,
     ) -> None:
         self.config = config
         self._on_message = on_message
         self._on_up = on_up
         self._on_down = on_down
         self._on_tick = on_tick
+        self._on_refused = on_refused
+        #: A refused login ends the link only while this is True (start-up: the bot stops with the
+        #: platform's answer). Once trading, a refusal is told and the link keeps trying.
+        self.refusal_is_fatal = True
+        self._drop: str | None = None  # the caller asked for a new connection (see drop)
         self.state = "connecting"
         self.last_error: str | None = None
         self.refused: str | None = None  # the platform's answer to a refused first login
@@ -114,9 +122,16 @@ class DasLink:
         self._poke()  # the link's thread writes the rest when the socket drains
         return True
 
-    def close(self, timeout: float = 2.0) -> None:
+    def drop(self, reason: str) -> None:
+        """Drop the connection and make a new one (the platform stopped answering)."""
+        self._drop = reason
+        self._poke()
+
+    def close(self, timeout: float | None = None) -> None:
         self._closed.set()
         self._poke()
+        if timeout is None:
+            timeout = self.config.connect_timeout + 1.0  # a login under way ends by then
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         if self._thread.is_alive():
@@ -135,9 +150,13 @@ class DasLink:
             self._wake_w.send(b"\0")
 
     def mask(self, text: str) -> str:
-        """``text`` with the password masked, for logs."""
+        """``text`` with the password masked, for logs: as written, and as ``repr`` writes it."""
         password = self.config.password
-        return text.replace(password, "***") if password else text
+        if not password:
+            return text
+        for form in {password, repr(password)[1:-1], ascii(password)[1:-1]}:
+            text = text.replace(form, "***")
+        return text
 
     # -- the link's thread -------------------------------------------------------------------
 
@@ -145,18 +164,19 @@ class DasLink:
         delay = 0.1
         while not self._closed.is_set():
             self.state = "connecting"
+            began = time.monotonic()
             try:
                 self._session()
-                delay = 0.1
             except LoginRefused as exc:
                 self.last_error = self.mask(f"login refused: {exc}")
-                if not self.ever_up:
+                if self.refusal_is_fatal:
                     self.refused = self.mask(str(exc))
                     self.state = "refused"
                     self._first.set()
                     log.error("DAS at %s refused the login: %s", self.config.where, self.refused)
                     return
                 self._lost(self.last_error)
+                self._on_refused(self.mask(str(exc)))
             except (OSError, ProtocolError, UnicodeError) as exc:
                 self._lost(self.mask(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__))
             except Exception as exc:  # a bug must not end the link: say so, reconnect
@@ -164,6 +184,8 @@ class DasLink:
                 self._lost(self.mask(f"{type(exc).__name__}: {exc}"))
             if self._closed.is_set():
                 break
+            if time.monotonic() - began > STABLE:
+                delay = 0.1  # it was up a good while: reconnect at once; else keep backing off
             self.state = "down"
             self._idle(delay)  # upkeep goes on while down: entries expire, exits say they wait
             delay = min(delay * 2, self.config.reconnect_max_delay)
@@ -176,10 +198,13 @@ class DasLink:
             if left <= 0:
                 return
             self._closed.wait(min(TICK, left))
-            try:
-                self._on_tick()
-            except Exception:
-                log.exception("DAS: upkeep failed")
+            self._tick()
+
+    def _tick(self) -> None:
+        try:
+            self._on_tick()
+        except Exception:  # a bug in the upkeep must not take the connection down
+            log.exception("DAS: upkeep failed")
 
     def _lost(self, reason: str) -> None:
         was_up = self.state == "up"
@@ -212,6 +237,7 @@ class DasLink:
         with self._wlock:
             self._sock = sock
             self._out.clear()
+            self._drop = None
             self.state = "up"
         self.connects += 1
         self.ever_up = True
@@ -238,7 +264,7 @@ class DasLink:
             sock.settimeout(left)
             chunk = sock.recv(65536)
             if not chunk:
-                raise LoginRefused("the platform closed the connection without answering LOGIN")
+                raise OSError("the platform closed the connection without answering LOGIN")
             buffer += chunk
             if len(buffer) > MAX_LINE:
                 raise ProtocolError("no line end in the first 64 KiB: is this DAS's CMD API port?")
@@ -273,9 +299,11 @@ class DasLink:
                         self._lines(buffer)
                 if self.last_error is not None and self.state == "up":
                     raise OSError(self.last_error)  # a write on the caller's thread failed
+                if self._drop is not None:
+                    raise OSError(self._drop)
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK
-                    self._on_tick()
+                    self._tick()
         except (OSError, ProtocolError) as exc:
             self._lost(self.mask(getattr(exc, "strerror", None) or str(exc)))  # closes the socket
             return
@@ -307,7 +335,7 @@ class DasLink:
                 message = parse(text)
             except ProtocolError as exc:
                 self.bad_lines += 1
-                log.warning("DAS: a line was not understood and is skipped: %s", self.mask(str(exc)))
+                log.warning("DAS: a line was not understood (%s), skipped: %s", exc, self.mask(text)[:200])
                 continue
             try:
                 self._on_message(message)

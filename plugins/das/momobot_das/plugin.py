@@ -105,6 +105,7 @@ class DasPlugin:
             on_up=desk.connected,
             on_down=desk.disconnected,
             on_tick=desk.tick,
+            on_refused=desk.refused,
         )
         desk.link = link
         self.desk, self.link = desk, link
@@ -115,6 +116,7 @@ class DasPlugin:
         link.wait_first_login(min(config.connect_timeout, STARTUP_WAIT))
         if link.up:
             desk.ready.wait(max(0.0, deadline - time.monotonic()))
+        link.refusal_is_fatal = False  # from here on, a refusal is told and the link keeps trying
         if link.state == "refused":
             link.close()
             self.desk = self.link = None

@@ -42,7 +42,11 @@ FINAL_STATUSES = frozenset({"closed", "canceled", "cancelled", "rejected", "exec
 REJECT_ACTIONS = frozenset({"reject", "rejected", "send_rej"})
 #: An integer the CMD API takes as a token (a C int).
 MAX_TOKEN = 2_147_483_647
-_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-/]{0,15}$")
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-/^+]{0,31}$")
+_ORDER_ID = re.compile(r"^[!-~]{1,32}$")  # printable, no spaces
+_INT = re.compile(r"^[+-]?\d{1,12}(\.0*)?$")
+#: The largest number a line may carry: a price, a quantity or an amount of buying power.
+_MAX_NUMBER = Decimal(10) ** 12
 _ROUTE = re.compile(r"^[A-Za-z0-9_\-]{1,16}$")
 _CENT = Decimal("0.01")
 _HUNDREDTH_CENT = Decimal("0.0001")
@@ -85,9 +89,11 @@ def limit_price(base: float, offset_cents: float, *, buy: bool) -> Decimal:
 
 
 def check_symbol(symbol: str) -> str:
-    if not _SYMBOL.match(symbol):
-        raise ValueError(f"{symbol!r} is not a symbol DAS takes (capital letters, digits, . - /)")
-    return symbol
+    """The symbol as DAS takes it (upper case); ValueError for one that cannot go on a line."""
+    upper = symbol.upper()
+    if not _SYMBOL.match(upper):
+        raise ValueError(f"{symbol!r} is not a symbol DAS takes (letters, digits, . - / ^ +; up to 32)")
+    return upper
 
 
 def check_route(route: str) -> str:
@@ -123,7 +129,7 @@ def stop_line(token: int, symbol: str, route: str, qty: int, stop: Decimal) -> s
 
 def cancel_line(order_id: str) -> str:
     """Cancel one order by the platform's order id."""
-    if not order_id.isdigit():
+    if not _ORDER_ID.match(order_id):
         raise ValueError(f"{order_id!r} is not a DAS order id")
     return f"CANCEL {order_id}{EOL}"
 
@@ -230,19 +236,19 @@ Message = LoginReply | Marker | OrderLine | OrderAct | TradeLine | PosLine | Buy
 
 
 def _int(text: str, what: str) -> int:
-    try:
-        return int(Decimal(text))
-    except ArithmeticError:
-        raise ProtocolError(f"{what} {text!r} is not a number") from None
+    """A whole number of at most 12 digits (so no line can make the reader compute for long)."""
+    if not _INT.match(text):
+        raise ProtocolError(f"{what} is not a whole number")
+    return int(text.split(".", maxsplit=1)[0])
 
 
 def _dec(text: str, what: str) -> Decimal:
     try:
         value = Decimal(text)
     except ArithmeticError:
-        raise ProtocolError(f"{what} {text!r} is not a number") from None
-    if not value.is_finite():
-        raise ProtocolError(f"{what} {text!r} is not a number")
+        raise ProtocolError(f"{what} is not a number") from None
+    if not value.is_finite() or abs(value) >= _MAX_NUMBER:
+        raise ProtocolError(f"{what} is not a number below {_MAX_NUMBER:,}")
     return value
 
 
@@ -251,7 +257,7 @@ def _price(text: str) -> Decimal | None:
         value = Decimal(text)
     except ArithmeticError:
         return None  # "MKT", "STOPMKT": no price
-    return value if value.is_finite() and value > 0 else None
+    return value if value.is_finite() and 0 < value < _MAX_NUMBER else None
 
 
 def _token(text: str) -> int | None:
@@ -271,7 +277,7 @@ def parse(line: str) -> Message:
         return Marker(head)
     if head == "%ORDER":
         if len(parts) < 13:
-            raise ProtocolError(f"%ORDER with {len(parts) - 1} fields, not at least 12: {text!r}")
+            raise ProtocolError(f"%ORDER with {len(parts) - 1} fields, not at least 12")
         return OrderLine(
             das_id=parts[1],
             token=_token(parts[2]),
@@ -288,7 +294,7 @@ def parse(line: str) -> Message:
         )
     if head == "%OrderAct":
         if len(parts) < 9:
-            raise ProtocolError(f"%OrderAct with {len(parts) - 1} fields, not at least 8: {text!r}")
+            raise ProtocolError(f"%OrderAct with {len(parts) - 1} fields, not at least 8")
         token = _token(parts[-1]) if len(parts) >= 10 else None
         notes = " ".join(parts[9:-1] if token is not None else parts[9:])
         return OrderAct(
@@ -305,10 +311,10 @@ def parse(line: str) -> Message:
         )
     if head == "%TRADE":
         if len(parts) < 9:
-            raise ProtocolError(f"%TRADE with {len(parts) - 1} fields, not at least 8: {text!r}")
+            raise ProtocolError(f"%TRADE with {len(parts) - 1} fields, not at least 8")
         price = _dec(parts[5], "price")
         if price <= 0:
-            raise ProtocolError(f"%TRADE price {parts[5]!r} is not a price")
+            raise ProtocolError("%TRADE price is not a price")
         return TradeLine(
             trade_id=parts[1],
             symbol=parts[2],
@@ -321,7 +327,7 @@ def parse(line: str) -> Message:
         )
     if head == "%POS":
         if len(parts) < 4:
-            raise ProtocolError(f"%POS with {len(parts) - 1} fields, not at least 3: {text!r}")
+            raise ProtocolError(f"%POS with {len(parts) - 1} fields, not at least 3")
         qty = abs(_int(parts[3], "qty"))
         short = parts[2].upper() in ("3", "S", "SS", "SHORT")
         return PosLine(parts[1], -qty if short else qty, _price(parts[4]) if len(parts) > 4 else None)
@@ -341,7 +347,7 @@ def das_time(text: str, tz: tzinfo, now: datetime) -> datetime:
     try:
         clock = time.fromisoformat(text)
     except ValueError:
-        raise ProtocolError(f"time {text!r} is not HH:MM:SS") from None
+        raise ProtocolError("a time is not HH:MM:SS") from None
     local_now = now.astimezone(tz)
     at = datetime.combine(local_now.date(), clock).replace(tzinfo=tz)
     if at - local_now > timedelta(hours=1):

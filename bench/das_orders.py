@@ -4,7 +4,10 @@ Each receiver runs in a process of its own on 127.0.0.1 and stamps what it reads
 ``time.monotonic_ns()`` (one clock for every process on Linux):
 
 * das: the fake DAS CMD API (``momobot_das.fake``), which acknowledges and fills each order
-  as the platform would, so the plugin's reader thread is busy as it would be live;
+  as the platform would (six lines back per order), so the plugin's reader thread is busy as
+  it would be live; "das, acks only": the same fake acknowledging each order, filling none
+  (two lines back). On a 2-core machine the fake's own work competes with the bot for the
+  CPU: a real platform runs on the trading PC;
 * hotkey_ws: a WebSocket server (the one of ``bench/hotkey_latency.py``), JSON frames (they
   carry the symbol, so each frame is matched to its event).
 
@@ -57,6 +60,7 @@ FAKE = r"""
 import json, sys
 from momobot_das.fake import FakeDas
 fake = FakeDas().start()
+fake.fill_buys = fake.fill_sells = sys.argv[1] == "fills"
 print(fake.port, flush=True)
 for command in sys.stdin:
     with fake._lock:
@@ -67,9 +71,15 @@ for command in sys.stdin:
 
 
 class FakeProcess:
-    def __init__(self) -> None:
+    """The fake DAS in a process of its own: ``fills`` answers each order with an acknowledgement
+    and a fill (six lines), else with the acknowledgement only (two)."""
+
+    def __init__(self, fills: bool = True) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", FAKE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", FAKE, "fills" if fills else "acks"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
@@ -134,7 +144,7 @@ def hotkey_plugin(url: str) -> HotkeyPlugin:
 
 def symbol_of(design: str, line: str) -> tuple[str, str]:
     """(symbol, "entry" or "exit") of a received line."""
-    if design == "das":
+    if design.startswith("das"):
         parts = line.split()
         return parts[3], "entry" if parts[2] == "B" else "exit"
     frame = json.loads(line)
@@ -189,15 +199,18 @@ def measure(
         key = symbol_of(design, line)
         first.setdefault(key, at)
     calls = sorted(rig.calls[args.warmup : args.warmup + args.count])
+    if design.endswith("acks only"):
+        sent = {key: t for key, t in sent.items() if key[1] == "entry"}
     spaced_lat = sorted(first[key] - t for key, t in sent.items() if key in first)
     burst_lat = sorted(first[(s, "exit")] - t for s, t in stops.items() if (s, "exit") in first)
+    nan = float("nan")  # acks only: nothing is bought, so no exit has anything to sell
     return {
         "call_p50": calls[len(calls) // 2] / 1e3,
         "p50": spaced_lat[len(spaced_lat) // 2] / 1e6,
         "p99": spaced_lat[int(len(spaced_lat) * 0.99)] / 1e6,
         "delivered": len(spaced_lat) / len(sent),
-        "burst_p50": burst_lat[len(burst_lat) // 2] / 1e6,
-        "burst_max": burst_lat[-1] / 1e6,
+        "burst_p50": burst_lat[len(burst_lat) // 2] / 1e6 if burst_lat else nan,
+        "burst_max": burst_lat[-1] / 1e6 if burst_lat else nan,
     }
 
 
@@ -211,10 +224,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     fake = FakeProcess()
+    quiet = FakeProcess(fills=False)
     server, url = start_server()
     directory = tempfile.mkdtemp(prefix="momobot-bench-", dir=".")
     designs: dict[str, tuple[Callable[[], list[tuple[str, int]]], Callable[[], object]]] = {
         "das": (fake.receipts, lambda: das_plugin(fake.port)),
+        "das, acks only": (quiet.receipts, lambda: das_plugin(quiet.port)),  # entries only
         "hotkey_ws": (lambda: fetch_receipts(url), lambda: hotkey_plugin(url)),
     }
     results: dict[str, list[dict[str, float]]] = {name: [] for name in designs}
@@ -224,6 +239,7 @@ def main() -> None:
                 results[name].append(measure(name, receipts, make, args, directory))
     finally:
         fake.close()
+        quiet.close()
         server.terminate()
         server.wait()
         shutil.rmtree(directory, ignore_errors=True)

@@ -194,6 +194,10 @@ class Desk:
         # in milliseconds, and past any token a listed order carries.
         self._next_token = time.time_ns() // 1_000_000 % 2_000_000_000 + 1
         self.orders: dict[int, Working] = {}
+        # The same orders by trade and by symbol: an exit looks at its own, never the whole day's.
+        self._by_trade: dict[str, list[Working]] = collections.defaultdict(list)
+        self._by_symbol: dict[str, list[Working]] = collections.defaultdict(list)
+        self._open: dict[int, Working] = {}  # not over yet (acknowledged or not)
         self._by_das_id: dict[str, int] = {}
         self.positions: dict[str, int] = {}
         self.positions_known = False
@@ -288,7 +292,7 @@ class Desk:
         except ValueError as exc:
             dead = Working(token, order_id, trade_id, symbol, side, qty, price, intent, self._clock(), "")
             dead.final, dead.status = True, "Not sent"
-            self.orders[token] = dead
+            self._book(dead)
             self._rejected(dead, f"not sent: {exc}")
             return dead
         started = time.perf_counter()
@@ -298,10 +302,17 @@ class Desk:
         working = Working(
             token, order_id, trade_id, symbol, side, qty, price, intent, self._clock(), line.strip()
         )
-        self.orders[token] = working
+        self._book(working)
         self.recent.append(working)
         self._record(batch=order_id or f"cat-{trade_id}", status="sent", command=line.strip(), token=token)
         return working
+
+    def _book(self, working: Working) -> None:
+        self.orders[working.token] = working
+        self._by_trade[working.trade_id].append(working)
+        self._by_symbol[working.symbol].append(working)
+        if not working.final:
+            self._open[working.token] = working
 
     def _cancel(self, working: Working) -> None:
         if working.final:
@@ -321,11 +332,11 @@ class Desk:
             )
 
     def _of_trade(self, trade_id: str) -> list[Working]:
-        return [w for w in self.orders.values() if w.trade_id == trade_id and not w.final]
+        return [w for w in self._by_trade.get(trade_id, ()) if not w.final]
 
     def _holds(self, trade_id: str) -> int | None:
         """What the trade holds at the broker by this run's fills (None: its entry is not ours)."""
-        orders = [w for w in self.orders.values() if w.trade_id == trade_id]
+        orders = self._by_trade.get(trade_id, [])
         if not any(w.side == "B" for w in orders):
             return 0 if trade_id in self._no_entry else None
         return sum(w.filled if w.side == "B" else -w.filled for w in orders)
@@ -428,9 +439,7 @@ class Desk:
 
     def _symbol_selling(self, symbol: str) -> int:
         """What open sells of the symbol still offer: this run's and the account's other orders."""
-        mine = sum(
-            w.leaves for w in self.orders.values() if w.symbol == symbol and w.side == "S" and not w.final
-        )
+        mine = sum(w.leaves for w in self._by_symbol.get(symbol, ()) if w.side == "S" and not w.final)
         others = sum(o.leaves for o in self.others.values() if o.symbol == symbol and o.side in ("S", "SS"))
         return mine + others
 
@@ -483,7 +492,7 @@ class Desk:
             self._exit_waiting(job, "the link to DAS is down" if link is None or not link.up else "")
             return
         now = self._clock()
-        mine = [w for w in self.orders.values() if w.trade_id == job.trade_id]
+        mine = self._by_trade.get(job.trade_id, [])
         working = [w for w in mine if not w.final]
         for w in working:
             if w.token not in job.sells:
@@ -610,7 +619,7 @@ class Desk:
                     trade_id,
                 )
             return
-        entry = next((w for w in self.orders.values() if w.trade_id == trade_id and w.side == "B"), None)
+        entry = next((w for w in self._by_trade.get(trade_id, ()) if w.side == "B"), None)
         if entry is None:
             return
         bought = entry.price if entry.traded == 0 else self._avg_price(entry)
@@ -706,7 +715,7 @@ class Desk:
         """After a login: this run's open orders the platform does not list never reached it (the
         connection died with them unsent) or are gone. They are counted as over, so an exit
         sends again what they were to sell; an entry is not sent again (its moment is past)."""
-        for w in self.orders.values():
+        for w in list(self._open.values()):
             if not w.final and w.token not in self._listed_tokens:
                 w.final = True
                 w.status = "Lost"
@@ -890,7 +899,7 @@ class Desk:
         job.attributed += own
         owners = [(job.order_id, own)] if own else []
         rest = qty - own
-        for tp in self.orders.values():
+        for tp in self._by_trade.get(job.trade_id, ()):
             if rest <= 0:
                 break
             if tp.trade_id == job.trade_id and tp.intent == "take_profit" and tp.final:
@@ -936,7 +945,10 @@ class Desk:
                 )
                 self._snapshot_complete()
             unanswered = None
-            for w in self.orders.values():
+            for w in list(self._open.values()):
+                if w.final and (w.rejected_at is None or w.rejected is not None):
+                    del self._open[w.token]  # over, and told if rejected: nothing left to watch
+                    continue
                 if w.rejected is None and w.rejected_at is not None and now - w.rejected_at > REASON_WAIT:
                     self._rejected(w, "no reason given")
                 if up and not w.final and w.das_id is None and now - w.sent_at > ACK_TIMEOUT:
@@ -1006,7 +1018,7 @@ class Desk:
         bot = self._bot
         trades = dict(bot.open_trades) if bot is not None else {}
         in_flight = {job.symbol for job in self.exits.values()} | {
-            w.symbol for w in self.orders.values() if not w.final and w.das_id is None
+            w.symbol for w in self._open.values() if not w.final and w.das_id is None
         }
         mismatches = []
         for symbol in sorted(set(trades) | {s for s, q in self.positions.items() if q}):
@@ -1062,7 +1074,7 @@ class Desk:
     def working_count(self) -> int:
         """This run's orders not over yet, and exits in progress."""
         with self._lock:
-            return sum(1 for w in self.orders.values() if not w.final) + len(self.exits)
+            return sum(1 for w in self._open.values() if not w.final) + len(self.exits)
 
     def recent_orders(self) -> list[Working]:
         """This run's latest orders, oldest first (a copy: the link's thread changes them)."""
@@ -1072,7 +1084,7 @@ class Desk:
     def status(self) -> dict[str, Any]:
         with self._locked():
             link = self.link
-            working = [w for w in self.orders.values() if not w.final]
+            working = [w for w in self._open.values() if not w.final]
             return {
                 "host": self.config.where,
                 "account": self.config.account,

@@ -66,6 +66,14 @@ class DasSession:
     def open(self, symbol: str, qty: int, tp1: float, tp2: float, stop: float) -> Trade:
         return self.engine.open_trade(symbol, qty, tp1, tp2, stop)
 
+    def entered(self, symbol: str = "ABCD", qty: int = 100) -> Trade:
+        """A trade opened at ask 2.00 (tp1 2.20, tp2 2.40, stop 1.90), once its entry's fill is in."""
+        self.quote(symbol, 1.99, 2.00)
+        fills = self.engine.counters.fills
+        trade = self.open(symbol, qty, 2.20, 2.40, 1.90)
+        assert self.pump(lambda: self.engine.counters.fills > fills)
+        return trade
+
     def pump(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
         """Run the engine's upkeep (fills from the plugin land here) until ``predicate()``."""
         deadline = time.monotonic() + timeout

@@ -53,9 +53,7 @@ def test_an_entry_is_a_marketable_limit_for_its_symbol_and_its_fill_is_journaled
 def test_take_profits_sell_at_the_ask_and_the_journal_shows_broker_prices_and_slippage(
     fake: FakeDas, session: DasSession, tmp_path: Path
 ) -> None:
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.entered("ABCD")
     session.quote("ABCD", 2.19, 2.20)  # TP1: 50 at the ask
     assert session.pump(lambda: session.engine.counters.fills == 2)
     session.quote("ABCD", 2.40, 2.41)  # TP2: the rest, a limit at the ask first
@@ -106,9 +104,7 @@ def test_a_rejected_order_is_an_alert_with_the_brokers_reason(fake: FakeDas, ses
 def test_a_stop_cancels_the_trades_orders_one_by_one_and_sells_what_the_broker_holds(
     fake: FakeDas, session: DasSession
 ) -> None:
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.entered("ABCD")
     fake.fill_sells = False
     session.quote("ABCD", 2.19, 2.20)  # TP1 rests unfilled at the broker
     session.quote("ABCD", 1.85, 1.86)  # the break-even stop
@@ -130,9 +126,7 @@ def test_a_stop_cancels_the_trades_orders_one_by_one_and_sells_what_the_broker_h
 def test_an_unfilled_exit_is_repriced_from_the_bid_and_never_dropped(
     fake: FakeDas, session: DasSession
 ) -> None:
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.entered("ABCD")
     fake.fill_sells = False
     session.quote("ABCD", 1.85, 1.86)  # stop
     assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) == 2)
@@ -224,9 +218,7 @@ def test_an_entry_not_sent_within_its_ttl_is_dropped_and_alerted(tmp_path: Path)
 def test_an_exit_while_the_link_is_down_goes_out_when_it_is_back(fake: FakeDas, tmp_path: Path) -> None:
     s = DasSession(das_config(fake, exit_reprice_s=0.2), tmp_path / "journal.db")
     try:
-        s.quote("ABCD", 1.99, 2.00)
-        s.open("ABCD", 100, 2.20, 2.40, 1.90)
-        assert s.pump(lambda: s.engine.counters.fills == 1)
+        s.entered("ABCD")
         port = fake.port
         fake.close()
         link = s.plugin.link
@@ -266,9 +258,7 @@ def test_the_password_is_never_logged_nor_written_to_the_wire_log(
     fake.echo = True
     s = DasSession(das_config(fake), tmp_path / "journal.db")
     try:
-        s.quote("ABCD", 1.99, 2.00)
-        s.open("ABCD", 100, 2.20, 2.40, 1.90)
-        assert s.pump(lambda: s.engine.counters.fills == 1)
+        s.entered("ABCD")
     finally:
         s.close()
     assert fake.password not in caplog.text
@@ -287,9 +277,7 @@ def test_an_exit_cut_by_a_stop_of_the_bot_is_reported_at_the_next_start(
 ) -> None:
     db = tmp_path / "journal.db"
     s = DasSession(das_config(fake), db)
-    s.quote("ABCD", 1.99, 2.00)
-    s.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert s.pump(lambda: s.engine.counters.fills == 1)
+    s.entered("ABCD")
     fake.fill_sells = False
     s.quote("ABCD", 1.85, 1.86)  # stop: the sell rests unfilled
     assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) == 2)
@@ -449,9 +437,7 @@ def test_a_manual_close_of_a_trade_restored_from_the_journal_sells_what_the_brok
 ) -> None:
     db = tmp_path / "journal.db"
     first = DasSession(das_config(fake), db)
-    first.quote("ABCD", 1.99, 2.00)
-    first.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert first.pump(lambda: first.engine.counters.fills == 1)
+    first.entered("ABCD")
     first.close()
     fake.positions["ABCD"] = 60  # sold 40 by hand in DAS meanwhile
     again = DasSession(das_config(fake), db)
@@ -475,9 +461,7 @@ def test_a_manual_close_of_a_trade_restored_from_the_journal_sells_what_the_brok
 def test_an_exit_sell_lost_with_its_connection_is_sent_again_after_the_reconnect(
     fake: FakeDas, session: DasSession
 ) -> None:
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.entered("ABCD")
     fake.drop_on = lambda line: line.startswith("NEWORDER") and " S " in line  # the sell never arrives
     session.quote("ABCD", 1.85, 1.86)  # stop
     link = session.plugin.link
@@ -511,9 +495,7 @@ def test_fills_of_an_exit_kept_in_the_side_file_are_journaled_once_it_is_back(
 ) -> None:
     from conftest import SqliteLocker
 
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.entered("ABCD")
     locker = SqliteLocker(tmp_path / "journal.db")
     try:
         session.quote("ABCD", 1.85, 1.86)  # stop: journaled to the side file, sent, filled
@@ -529,9 +511,7 @@ def test_fills_of_an_exit_kept_in_the_side_file_are_journaled_once_it_is_back(
 def test_a_take_profits_unsold_shares_sold_by_the_stop_are_its_fills(
     fake: FakeDas, session: DasSession
 ) -> None:
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.entered("ABCD")
     fake.fill_sells = False
     session.quote("ABCD", 2.19, 2.20)  # TP1 rests unfilled
     assert fake.wait_for(lambda: len(fake.working("ABCD")) == 1)
@@ -545,9 +525,7 @@ def test_a_take_profits_unsold_shares_sold_by_the_stop_are_its_fills(
 
 
 def test_a_rejected_exit_is_alerted_and_tried_again(fake: FakeDas, session: DasSession) -> None:
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.entered("ABCD")
     fake.reject_next("Route closed")
     session.quote("ABCD", 1.85, 1.86)
     assert session.pump(lambda: not session.desk.exits and fake.positions == {"ABCD": 0})
@@ -616,9 +594,7 @@ def test_an_entry_waiting_for_the_link_is_never_sent_once_its_trade_closed(tmp_p
 def test_a_platform_that_stops_answering_orders_is_dropped_and_the_exit_sent_again(
     fake: FakeDas, session: DasSession
 ) -> None:
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.entered("ABCD")
     fake.ignore_on = lambda line: line.startswith("NEWORDER") and " S " in line  # read, never answered
     session.quote("ABCD", 1.85, 1.86)
     assert session.pump(lambda: bool(session.alerts("link_down")), timeout=15)
@@ -691,9 +667,7 @@ def test_a_refused_catastrophic_stop_is_not_placed_again(fake: FakeDas, tmp_path
 
 
 def test_rejected_exit_sells_are_tried_again_each_time_later(fake: FakeDas, session: DasSession) -> None:
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.entered("ABCD")
     fake.reject_sells = "Route closed"
     session.quote("ABCD", 1.85, 1.86)
     assert session.pump(lambda: len(fake.lines("NEWORDER")) >= 4)  # the first sell and 2 retries
@@ -706,9 +680,7 @@ def test_rejected_exit_sells_are_tried_again_each_time_later(fake: FakeDas, sess
 
 
 def test_a_refused_cancel_is_tried_again_not_hammered(fake: FakeDas, session: DasSession) -> None:
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert session.pump(lambda: session.engine.counters.fills == 1)
+    session.entered("ABCD")
     fake.fill_sells = False
     fake.refuse_cancels = True
     session.quote("ABCD", 2.19, 2.20)  # TP1 rests
@@ -782,3 +754,18 @@ def test_a_lowercase_symbol_is_sent_upper_case_and_one_das_cannot_take_is_told(
     session.open("A=B", 100, 2.20, 2.40, 1.90)
     (refused,) = [a for a in session.alerts("order_rejected") if a.symbol == "A=B"]
     assert "not a symbol DAS takes" in refused.message
+
+
+def test_a_take_profit_that_never_went_out_still_gets_its_shares_fills(fake: FakeDas, session: DasSession) -> None:
+    fake.hold()  # the entry fills at once, but the platform's lines saying so come late
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert fake.wait_for(lambda: fake.positions.get("ABCD") == 100)
+    session.quote("ABCD", 2.19, 2.20)  # TP1 waits for the entry's fill ...
+    session.quote("ABCD", 1.95, 1.96)  # ... and the break-even stop comes first
+    fake.release()
+    assert session.pump(lambda: not session.desk.exits and session.engine.counters.fills == 3)
+    executions = {row["order_id"]: row["intent"] for row in session.journal.executions()}
+    by_intent = {executions[f.order_id]: (f.qty, f.price) for f in session.journal.fills()}
+    assert by_intent == {"entry": (100, 2.05), "stop": (50, 1.90), "take_profit": (50, 1.90)}
+    assert fake.positions == {"ABCD": 0} and fake.lowest == {}

@@ -266,15 +266,7 @@ class Desk:
     def entry(self, order: Order, trade: Trade) -> None:
         """An entry: written now, or kept until the link is up (at most ``entry_ttl``)."""
         with self._locked():
-            self._record(
-                batch=order.id,
-                status="queued",
-                plugin="das",
-                trade_id=trade.id,
-                symbol=trade.symbol,
-                event="entry",
-                commands=[f"NEWORDER B {trade.symbol} {order.qty}"],
-            )
+            self._queued(order, trade, "entry", f"NEWORDER B {trade.symbol} {order.qty}")
             if not self._send_entry(order, trade):
                 self._entries.append(PendingEntry(order, trade, self._clock()))
                 log.warning(
@@ -284,6 +276,14 @@ class Desk:
                     self.config.entry_ttl,
                     self.link.last_error if self.link is not None else "not started",
                 )
+
+    def _queued(self, order: Order, trade: Trade, event: str, command: str, *, exit: bool = False) -> None:
+        """The wire log's first record of an event: what it is to send (a crash before its
+        ``done`` is reported at the next start; an exit's, as one to close by hand)."""
+        record: dict[str, object] = {"trade_id": trade.id, "symbol": trade.symbol, "event": event}
+        if exit:
+            record["exit"] = True
+        self._record(batch=order.id, status="queued", plugin="das", commands=[command], **record)
 
     def _send_entry(self, order: Order, trade: Trade) -> bool:
         price = limit_price(order.price, self.config.entry_offset, buy=True)
@@ -305,15 +305,7 @@ class Desk:
     def take_profit(self, order: Order, trade: Trade) -> None:
         """Take profit 1: a limit sell of its quantity at the ask (the engine's price)."""
         with self._locked():
-            self._record(
-                batch=order.id,
-                status="queued",
-                plugin="das",
-                trade_id=trade.id,
-                symbol=trade.symbol,
-                event="tp1",
-                commands=[f"NEWORDER S {trade.symbol} {order.qty}"],
-            )
+            self._queued(order, trade, "tp1", f"NEWORDER S {trade.symbol} {order.qty}")
             if not self._send_take_profit(order, trade):
                 self._pending_tp.append(PendingTakeProfit(order, trade, self._clock()))
 
@@ -378,18 +370,13 @@ class Desk:
                 started=self._clock(),
             )
             self.exits[trade.id] = job
-            self._record(
-                batch=order.id,
-                status="queued",
-                plugin="das",
-                trade_id=trade.id,
-                symbol=trade.symbol,
-                event=event,
-                exit=True,
-                commands=[f"sell {trade.symbol} {order.qty}"],
-            )
+            self._queued(order, trade, event, f"sell {trade.symbol} {order.qty}", exit=True)
             # A take profit 1 still waiting is not sent: this exit sells it all. An entry still
             # waiting for the link is never sent: its trade is over.
+            for pending_tp in self._pending_tp:
+                if pending_tp.trade.id == trade.id:
+                    job.owed[pending_tp.order.id] = pending_tp.order.qty
+                    self._record(batch=pending_tp.order.id, status="done")  # its exit sells it
             self._pending_tp = [p for p in self._pending_tp if p.trade.id != trade.id]
             for pending in [p for p in self._entries if p.trade.id == trade.id]:
                 self._entries.remove(pending)
@@ -829,9 +816,20 @@ class Desk:
                     tp.made_up += part
                     owners.append((tp.order_id, part))
                     rest -= part
+        for order_id, owed in job.owed.items():
+            if rest <= 0:
+                break
+            part = min(owed, rest)
+            if part > 0:
+                job.owed[order_id] = owed - part
+                owners.append((order_id, part))
+                rest -= part
         if rest > 0:
             owners.append((job.order_id, rest))
-        return owners
+        merged: dict[str, int] = {}
+        for order_id, part in owners:  # one fill per order: an execution is kept once per order
+            merged[order_id] = merged.get(order_id, 0) + part
+        return list(merged.items())
 
     def _order_changed(self, working: Working) -> None:
         job = self.exits.get(working.trade_id)

@@ -92,6 +92,7 @@ class FakeDas:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._clients: list[socket.socket] = []
+        self._held: list[str] | None = None
         self._server: socket.socket | None = None
         self._closed = False
 
@@ -233,8 +234,21 @@ class FakeDas:
             client.sendall(data)
 
     def _broadcast(self, *lines: str) -> None:
+        if self._held is not None:
+            self._held.extend(lines)
+            return
         for client in list(self._clients):
             self._send(client, *lines)
+
+    def hold(self) -> None:
+        """Keep what the platform would push (acknowledgements, fills) until :meth:`release`."""
+        with self._lock:
+            self._held = []
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held or [], None
+            self._broadcast(*held)
 
     def _login(self, client: socket.socket, line: str) -> bool:
         parts = line.split()

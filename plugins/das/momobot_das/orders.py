@@ -72,6 +72,9 @@ class ExitJob:
     retry_at: float = 0.0
     attributed: int = 0  # shares of its fills counted to its own order (the rest: take profit 1's)
     rejections: int = 0  # its sells the platform rejected: each waits longer before the next
+    #: Take profits of the trade never sent (they waited for the entry's fill): the shares the
+    #: exit sells for them are their fills, by the engine's order id.
+    owed: dict[str, int] = attrs.field(factory=dict)
     quote_symbol: str = ""  # the engine's name of the symbol (its quotes)
     refresh_asked: float | None = None
 

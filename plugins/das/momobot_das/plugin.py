@@ -40,7 +40,7 @@ log = logging.getLogger("momobot.das")
 #: The longest start-up waits for the first login before trading begins anyway.
 STARTUP_WAIT = 2.0
 #: The longest shutdown waits for answers to orders still working (their fills, for the journal).
-SHUTDOWN_WAIT = 1.0
+SHUTDOWN_WAIT = 3.0
 
 
 class DasPlugin:

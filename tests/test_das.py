@@ -756,7 +756,9 @@ def test_a_lowercase_symbol_is_sent_upper_case_and_one_das_cannot_take_is_told(
     assert "not a symbol DAS takes" in refused.message
 
 
-def test_a_take_profit_that_never_went_out_still_gets_its_shares_fills(fake: FakeDas, session: DasSession) -> None:
+def test_a_take_profit_that_never_went_out_still_gets_its_shares_fills(
+    fake: FakeDas, session: DasSession
+) -> None:
     fake.hold()  # the entry fills at once, but the platform's lines saying so come late
     session.quote("ABCD", 1.99, 2.00)
     session.open("ABCD", 100, 2.20, 2.40, 1.90)
@@ -769,3 +771,18 @@ def test_a_take_profit_that_never_went_out_still_gets_its_shares_fills(fake: Fak
     by_intent = {executions[f.order_id]: (f.qty, f.price) for f in session.journal.fills()}
     assert by_intent == {"entry": (100, 2.05), "stop": (50, 1.90), "take_profit": (50, 1.90)}
     assert fake.positions == {"ABCD": 0} and fake.lowest == {}
+
+
+def test_an_entry_the_platform_never_took_is_told_and_never_sent_again(
+    fake: FakeDas, session: DasSession
+) -> None:
+    fake.ignore_on = lambda line: line.startswith("NEWORDER")  # read, never answered
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert session.pump(lambda: bool(session.alerts("das_entry_dropped")), timeout=15)
+    assert "never took it" in session.alerts("das_entry_dropped")[0].message
+    fake.ignore_on = lambda line: False
+    link = session.plugin.link
+    assert link is not None
+    assert session.pump(lambda: link.up and session.desk.snapshot_done)
+    assert len(fake.lines("NEWORDER")) == 1 and fake.orders == {}  # read once, ignored, not re-sent

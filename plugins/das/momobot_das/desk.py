@@ -626,6 +626,16 @@ class Desk:
             if not w.final and w.token not in self._listed_tokens:
                 w.final = True
                 w.status = "Lost"
+                if w.intent == "entry" and w.filled == 0:
+                    self._alert(
+                        "das_entry_dropped",
+                        f"{w.symbol}: the entry of trade {w.trade_id} was written but the platform never"
+                        " took it (it is not in its order list after the reconnect): nothing was bought;"
+                        " the engine still shows the trade open: close it in MomoBot",
+                        symbol=w.symbol,
+                        trade_id=w.trade_id,
+                        plugin="das",
+                    )
                 log.warning(
                     "DAS: %s order %s (%s) is not in the platform's list after the reconnect: counted"
                     " as not sent (filled %d of %d)",

@@ -389,8 +389,10 @@ def test_serve_sends_real_orders_and_the_journal_carries_the_fakes_fills(
             "/trades", json={"symbol": "ABCD", "qty": 100, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
         )
         assert opened.status_code == 201, opened.text
-        assert fake.wait_for(lambda: fake.positions.get("ABCD") == 100)
+        # The bot knows the entry filled (its %TRADE and %POS read) before the price moves on.
+        assert wait_until(lambda: client.get("/ping").json()["plugins"]["das"]["positions"] == {"ABCD": 100})
         assert client.post("/quotes", json={"symbol": "ABCD", "bid": 2.19, "ask": 2.20}).status_code == 200
+        assert fake.wait_for(lambda: fake.positions.get("ABCD") == 50)
         assert client.post("/quotes", json={"symbol": "ABCD", "bid": 1.95, "ask": 1.96}).status_code == 200
         assert fake.wait_for(lambda: fake.positions.get("ABCD") == 0)
         assert order_lines(fake) == [
@@ -422,7 +424,9 @@ def test_the_kill_switch_flattens_every_symbol_at_the_broker(fake: FakeDas, sess
     session.quote("AAAA", 2.19, 2.20)  # AAAA's take profit 1 rests at the broker
     session.engine.kill()
     assert fake.wait_for(lambda: len(fake.lines("CANCEL")) == 1)
-    fake.fill_sells = True
+    assert session.pump(lambda: len([line for line in order_lines(fake) if line.startswith("S ")]) == 4)
+    for order in fake.working():  # the market takes the resting sells
+        fake.fill(order.das_id)
     assert session.pump(lambda: not session.desk.exits and fake.positions == {"AAAA": 0, "BBBB": 0})
     assert fake.working() == [] and fake.lowest == {}  # never sold a share it did not hold
     sells = [line for line in order_lines(fake) if line.startswith("S ")]
@@ -786,3 +790,111 @@ def test_an_entry_the_platform_never_took_is_told_and_never_sent_again(
     assert link is not None
     assert session.pump(lambda: link.up and session.desk.snapshot_done)
     assert len(fake.lines("NEWORDER")) == 1 and fake.orders == {}  # read once, ignored, not re-sent
+
+
+# -- found by attacking it again -------------------------------------------------------------------
+
+
+def test_an_order_written_while_the_login_lists_come_is_not_counted_lost(tmp_path: Path) -> None:
+    import threading
+
+    class SlowLists(FakeDas):
+        """Answers the login at once, then its order list only when a test lets it."""
+
+        go = threading.Event()
+
+        def _login(self, client, line):  # type: ignore[no-untyped-def]
+            if self.logins == 0:
+                return super()._login(client, line)
+            with self._lock:
+                orders = [self._order_line(o) for o in self.orders.values()]  # as at the login
+                self.logins += 1
+                self._clients.append(client)
+            self._send(client, "#LOGIN SUCCESSED", *self._position_list())
+            trades = list(self.trades)
+
+            def rest() -> None:  # the rest of the lists, late, while orders are served
+                self.go.wait(10)
+                self._send(client, "#Order", *orders, "#OrderEnd", "#Trade", *trades, "#TradeEnd")
+
+            threading.Thread(target=rest, daemon=True).start()
+            return True
+
+    fake = SlowLists()
+    with fake:
+        s = DasSession(das_config(fake), tmp_path / "journal.db")
+        try:
+            link = s.plugin.link
+            assert link is not None
+            fake.drop_connections()
+            assert s.pump(lambda: fake.logins == 2 and link.up)
+            fake.fill_buys = False
+            s.quote("ABCD", 1.99, 2.00)
+            s.open("ABCD", 100, 2.20, 2.40, 1.90)  # written before this login's order list came
+            assert s.pump(lambda: all(w.das_id for w in s.desk.orders.values()))
+            fake.go.set()
+            assert s.pump(lambda: s.desk.snapshot_done)
+            assert s.alerts("das_entry_dropped") == []
+            fake.fill(next(iter(fake.orders)))  # still working: it fills
+            assert s.pump(lambda: s.engine.counters.fills == 1)
+            s.quote("ABCD", 1.85, 1.86)
+            assert s.pump(lambda: not s.desk.exits and fake.positions == {"ABCD": 0})
+            assert fake.lowest == {}
+        finally:
+            s.close()
+
+
+def test_an_older_platform_without_tokens_on_order_lines_still_trades_and_journals(
+    fake: FakeDas, session: DasSession
+) -> None:
+    fake.old_layout = True
+    session.entered("ABCD")
+    session.quote("ABCD", 1.85, 1.86)
+    assert session.pump(lambda: not session.desk.exits and session.engine.counters.fills == 2)
+    assert fake.positions == {"ABCD": 0} and fake.lowest == {}
+    assert session.desk.others == {}
+
+
+def test_take_profit_1_during_a_partial_entry_sells_the_rest_as_it_fills(
+    fake: FakeDas, session: DasSession
+) -> None:
+    fake.fill_buys = False
+    session.quote("ABCD", 1.99, 2.00)
+    session.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert fake.wait_for(lambda: len(fake.orders) == 1)
+    entry = next(iter(fake.orders))
+    fake.fill(entry, 30)
+    assert session.pump(
+        lambda: session.engine.counters.fills == 1 and session.desk.positions.get("ABCD") == 30
+    )
+    session.quote("ABCD", 2.19, 2.20)  # TP1 of 50: 30 can go now
+    assert session.pump(lambda: "S ABCD SMAT 30 2.20 TIF=DAY+" in order_lines(fake))
+    fake.fill(entry)  # the other 70
+    assert session.pump(lambda: "S ABCD SMAT 20 2.20 TIF=DAY+" in order_lines(fake))
+    assert fake.positions == {"ABCD": 50}
+
+
+def test_an_exit_at_a_bid_that_does_not_move_is_not_cancelled_and_resent(
+    fake: FakeDas, session: DasSession
+) -> None:
+    session.entered("ABCD")
+    fake.fill_sells = False
+    session.quote("ABCD", 1.85, 1.86)  # the stop's sell rests; the quote stays (a halt)
+    assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) == 2)
+    session.pump(lambda: False, timeout=1.2)  # four reprice periods
+    assert fake.lines("CANCEL") == [] and len(fake.lines("NEWORDER")) == 2
+    session.quote("ABCD", 1.75, 1.76)  # the bid moves: now it is re-priced
+    assert session.pump(lambda: "S ABCD SMAT 100 1.70 TIF=DAY+" in order_lines(fake))
+
+
+def test_a_refused_cancel_of_an_exit_sell_is_tried_again(fake: FakeDas, session: DasSession) -> None:
+    session.entered("ABCD")
+    fake.fill_sells = False
+    session.quote("ABCD", 1.85, 1.86)
+    assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) == 2)
+    fake.refuse_cancels = True
+    session.quote("ABCD", 1.75, 1.76)  # re-price: the cancel is refused, and tried again
+    sell_id = sorted(fake.orders)[1]
+    assert session.pump(lambda: fake.lines("CANCEL").count(f"CANCEL {sell_id}") >= 2)
+    fake.refuse_cancels = False
+    assert session.pump(lambda: "S ABCD SMAT 100 1.70 TIF=DAY+" in order_lines(fake))

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from momobot_core.models import Fill, Order, Trade
+from momobot_core.models import Fill, Intent, Order, Side, Trade
 from momobot_das.config import DasConfig
 from momobot_das.orders import ExitJob, PendingEntry, PendingTakeProfit, Working, das_symbol
 from momobot_das.protocol import (
@@ -128,6 +128,10 @@ class Desk:
         self._orphans: dict[str, list[TradeLine]] = collections.defaultdict(list)
         self._entries: collections.deque[PendingEntry] = collections.deque()
         self._pending_tp: list[PendingTakeProfit] = []
+        #: The engine's take profit orders of each trade and their quantities (fills are counted
+        #: to them, wherever the shares were sold), and what a last exit sold for each.
+        self._tp_orders: dict[str, dict[str, int]] = {}
+        self._made_up: dict[str, int] = {}
         self._no_entry: set[str] = set()  # trades whose entry this run never sent (dropped)
         self._cat_refused: set[str] = set()  # trades whose catastrophic stop the platform refused
         self.exits: dict[str, ExitJob] = {}
@@ -300,30 +304,49 @@ class Desk:
             return False
         self._record(batch=order.id, status="done")
         log.info("DAS: %s", working.line)
+        others = [o for o in self.others.values() if o.symbol == working.symbol]
+        if others:
+            self._alert(
+                "das_other_orders",
+                f"{working.symbol}: {len(others)} open order(s) on the symbol are not this run's"
+                f" ({', '.join(f'{o.side} {o.leaves} at {o.price}' for o in others)}): their sells count"
+                " against the bot's take profit and stop; the trade's last exit cancels them",
+                symbol=working.symbol,
+                plugin="das",
+            )
         return True
 
     def take_profit(self, order: Order, trade: Trade) -> None:
         """Take profit 1: a limit sell of its quantity at the ask (the engine's price)."""
         with self._locked():
             self._queued(order, trade, "tp1", f"NEWORDER S {trade.symbol} {order.qty}")
-            if not self._send_take_profit(order, trade):
-                self._pending_tp.append(PendingTakeProfit(order, trade, self._clock()))
+            self._tp_orders.setdefault(trade.id, {})[order.id] = order.qty
+            self._take_profit_now(order, trade, self._clock())
 
-    def _send_take_profit(self, order: Order, trade: Trade) -> bool:
-        """Take profit 1 now, if it can go: False to keep it waiting (checked again at each tick).
+    def _take_profit_now(self, order: Order, trade: Trade, queued_at: float) -> None:
+        """Send what can go of a take profit; what cannot yet waits (checked again at each tick)."""
+        left = self._send_take_profit(order, trade)
+        if left:
+            rest = order if left == order.qty else attrs.evolve(order, qty=left)
+            self._pending_tp.append(PendingTakeProfit(rest, trade, queued_at))
+        else:
+            self._record(batch=order.id, status="done")
+
+    def _send_take_profit(self, order: Order, trade: Trade) -> int:
+        """Take profit 1 now, as much as can go: the shares still to send (0: all went).
 
         Never more than the entry has filled and the broker's position allows (less what other
-        sells of the symbol offer); a catastrophic stop is cancelled first and confirmed out,
-        so the two can never both fill."""
+        sells of the symbol offer): the rest waits for them; a catastrophic stop is cancelled
+        first and confirmed out, so the two can never both fill."""
         if self.link is None or not self.link.up or not self.snapshot_done:
-            return False
+            return order.qty
         symbol = das_symbol(trade.symbol)
         working = self._of_trade(trade.id)
         stops = [w for w in working if w.intent == CATASTROPHIC]
         if stops:
             for stop in stops:
                 self._cancel(stop)
-            return False
+            return order.qty
         qty = order.qty
         selling = sum(w.leaves for w in working if w.side == "S")
         holds = self._holds(trade.id)
@@ -331,7 +354,7 @@ class Desk:
             qty = min(qty, holds - selling)
         qty = min(qty, self.positions.get(symbol, 0) - self._symbol_selling(symbol))
         if qty <= 0:
-            return False  # the entry's fill (or the position saying so) has not come in yet
+            return order.qty  # the entry's fill (or the position saying so) has not come in yet
         working_tp = self._place(
             order_id=order.id,
             trade_id=trade.id,
@@ -342,12 +365,11 @@ class Desk:
             intent="take_profit",
         )
         if working_tp is None:
-            return False
-        self._record(batch=order.id, status="done")
+            return order.qty
         log.info("DAS: %s", working_tp.line)
         self._pending_tp = [p for p in self._pending_tp if p.order.id != order.id]
         self._update_catastrophic(trade.id)  # again, for what the take profit does not sell
-        return True
+        return order.qty - qty
 
     def _symbol_selling(self, symbol: str) -> int:
         """What open sells of the symbol still offer: this run's and the account's other orders."""
@@ -375,7 +397,6 @@ class Desk:
             # waiting for the link is never sent: its trade is over.
             for pending_tp in self._pending_tp:
                 if pending_tp.trade.id == trade.id:
-                    job.owed[pending_tp.order.id] = pending_tp.order.qty
                     self._record(batch=pending_tp.order.id, status="done")  # its exit sells it
             self._pending_tp = [p for p in self._pending_tp if p.trade.id != trade.id]
             for pending in [p for p in self._entries if p.trade.id == trade.id]:
@@ -404,8 +425,13 @@ class Desk:
         for w in working:
             if w.token not in job.sells:
                 self._cancel(w)  # the entry's rest, take profit 1, the catastrophic stop
-            elif now - w.sent_at >= self.config.exit_reprice_s and not w.cancel_sent:
-                self._cancel(w)  # not filled in time: re-priced from the bid once it is out
+            elif now - max(w.sent_at, w.priced_at) >= self.config.exit_reprice_s:
+                # Not filled in time: re-priced from the bid once it is out, unless the bid has not
+                # moved (a halted symbol): cancelling then would only lose its place in the queue.
+                if w.cancel_sent or self._exit_price(job) != w.price:
+                    self._cancel(w)
+                else:
+                    w.priced_at = now
                 self._exit_waiting(job, f"{w.symbol} sell of {w.leaves} at {w.price} not filled")
         others = [o for o in self.others.values() if o.symbol == job.symbol]
         for other in others:  # the symbol's other open orders: a person's, an earlier run's
@@ -436,8 +462,7 @@ class Desk:
             if job.first_price is not None and not job.sells:
                 price = job.first_price
             else:
-                bid = self._bid(job.quote_symbol, job.model_price)
-                price = limit_price(bid, self.config.exit_offset, buy=False)
+                price = self._exit_price(job)
             placed = self._place(
                 order_id=job.order_id,
                 trade_id=job.trade_id,
@@ -452,6 +477,8 @@ class Desk:
                 log.info("DAS: %s (%s of trade %s)", placed.line, job.event, job.trade_id)
             return
         if working or others or want > 0:
+            if working or others:
+                self._exit_waiting(job, "waiting for the platform to confirm cancels")
             return  # answers to wait for, or a rejected sell's time to try again
         if left <= 0:
             self._exit_done(job, "")
@@ -469,6 +496,10 @@ class Desk:
         elif asked is None or refreshed or now - asked >= self.config.exit_reprice_s:
             job.refresh_asked = now
             self._write(POSREFRESH + EOL)
+
+    def _exit_price(self, job: ExitJob) -> Decimal:
+        """An exit sell's limit now: the current bid less ``exit_offset``, on the tick."""
+        return limit_price(self._bid(job.quote_symbol, job.model_price), self.config.exit_offset, buy=False)
 
     def _exit_waiting(self, job: ExitJob, why: str) -> None:
         if job.alerted or self._clock() - job.started < self.config.exit_reprice_s:
@@ -508,6 +539,8 @@ class Desk:
         stops = [w for w in working if w.intent == CATASTROPHIC]
         holds = self._holds(trade_id) or 0
         cover = holds - sum(w.leaves for w in working if w.side == "S" and w.intent != CATASTROPHIC)
+        symbol = stops[0].symbol if stops else next((w.symbol for w in self._by_trade.get(trade_id, ())), "")
+        cover -= sum(o.leaves for o in self.others.values() if o.symbol == symbol and o.side in ("S", "SS"))
         if any(w.cancel_sent or w.cancel_wanted for w in stops):
             return  # the old one is on its way out
         if stops and stops[0].qty == cover:
@@ -559,6 +592,10 @@ class Desk:
             self._listed_tokens = set()
             self._login_at = self._clock()
             self._reconcile_due = True
+            # A cancel written on the old connection may have died with it: sent again as needed.
+            for w in self._open.values():
+                w.cancel_sent, w.cancel_retry_at = False, None
+            self._others_cancelled.clear()
 
     def disconnected(self, reason: str) -> None:
         self._alert(
@@ -575,6 +612,20 @@ class Desk:
             "das_login_refused",
             f"DAS at {self.config.where} refused the login: {answer}. No order can be sent; the"
             " plugin keeps trying. Check [das] user, account and MOMOBOT_DAS_PASSWORD",
+            plugin="das",
+        )
+
+    def unreadable(self, head: str, why: str, count: int) -> None:
+        """A line of the platform's the plugin could not read: orders and fills it carried are
+        not tracked. Said loudly (the first, then every hundredth): the platform may speak a
+        version of the protocol this plugin does not know."""
+        if head not in ("%ORDER", "%OrderAct", "%TRADE", "%POS") or (count > 1 and count % 100):
+            return
+        self._alert(
+            "das_protocol",
+            f"DAS sent a {head} line this plugin cannot read ({why}; {count} line(s) so far): the"
+            " orders, fills or positions it carried are not tracked. Check the platform's version"
+            " against docs/das.md; watch the account in DAS itself",
             plugin="das",
         )
 
@@ -623,9 +674,12 @@ class Desk:
         connection died with them unsent) or are gone. They are counted as over, so an exit
         sends again what they were to sell; an entry is not sent again (its moment is past)."""
         for w in list(self._open.values()):
-            if not w.final and w.token not in self._listed_tokens:
+            # Orders written after this login's lists began cannot be in them: never "lost".
+            if not w.final and w.token not in self._listed_tokens and w.sent_at < self._login_at:
                 w.final = True
                 w.status = "Lost"
+                if w.intent == "take_profit" and w.filled < w.qty:
+                    self._requeue_take_profit(w)
                 if w.intent == "entry" and w.filled == 0:
                     self._alert(
                         "das_entry_dropped",
@@ -646,6 +700,26 @@ class Desk:
                     w.qty,
                 )
 
+    def _requeue_take_profit(self, lost: Working) -> None:
+        """A take profit 1 that never reached the platform: what it did not sell waits to go again."""
+        bot = self._bot
+        trade = (
+            next((t for t in dict(bot.open_trades).values() if t.id == lost.trade_id), None) if bot else None
+        )
+        if trade is None or lost.trade_id in self.exits:
+            return  # the trade's last exit sells those shares
+        order = Order(
+            id=lost.order_id,
+            symbol=trade.symbol,
+            side=Side.SELL,
+            qty=lost.qty - lost.filled,
+            price=float(lost.price),
+            intent=Intent.TAKE_PROFIT,
+            trade_id=trade.id,
+            ts=datetime.now(UTC),
+        )
+        self._pending_tp.append(PendingTakeProfit(order, trade, self._clock()))
+
     def _snapshot_complete(self) -> None:
         self.snapshot_done = True
         self.ready.set()
@@ -654,6 +728,8 @@ class Desk:
             self.reconcile()
         for job in list(self.exits.values()):
             self._work_exit(job)
+        for trade_id in list(self._by_trade):
+            self._update_catastrophic(trade_id)  # one lost with the old connection is placed again
 
     def _token_of(self, das_id: str, token: int | None, symbol: str, side: str) -> int | None:
         """This run's token for a platform order: the line's own token first (ours are unique
@@ -669,6 +745,7 @@ class Desk:
                 return None
         if mine is not None and token is not None:
             self._by_das_id[das_id] = token
+            self.others.pop(das_id, None)  # an older %ORDER without a token made it look foreign
             return token
         if token is not None:
             if token >= self._next_token:
@@ -689,6 +766,12 @@ class Desk:
         if self._listing == "#Order":
             self._listed_tokens.add(token)
         working = self.orders[token]
+        if working.status == "Lost":  # the platform had it after all: it counts again
+            log.warning(
+                "DAS: %s order %s, counted as lost, is reported by the platform", working.symbol, token
+            )
+            working.final = False
+            self._open[token] = working
         working.das_id = line.das_id
         working.status = line.status
         working.filled = max(working.traded, line.filled)
@@ -807,8 +890,9 @@ class Desk:
 
     def _owners(self, working: Working, qty: int) -> list[tuple[str, int]]:
         """The engine orders a fill of ``working`` belongs to. A last exit's sells fill its own order
-        up to what the engine sold with it; beyond that they sell what a take profit 1 did not
-        (the engine counted those shares sold at the take profit): those go to that order."""
+        up to what the engine sold with it; beyond that they sell what the trade's take profits
+        did not (the engine counted those shares sold at the take profit, at its quantity): those
+        go to the take profit's order, once none of its own orders can fill any more."""
         job = self.exits.get(working.trade_id) or self._finished.get(working.trade_id)
         if job is None or working.token not in job.sells:
             return [(working.order_id, qty)]
@@ -816,22 +900,17 @@ class Desk:
         job.attributed += own
         owners = [(job.order_id, own)] if own else []
         rest = qty - own
-        for tp in self._by_trade.get(job.trade_id, ()):
+        mine = self._by_trade.get(job.trade_id, [])
+        for order_id, tp_qty in self._tp_orders.get(job.trade_id, {}).items():
             if rest <= 0:
                 break
-            if tp.trade_id == job.trade_id and tp.intent == "take_profit" and tp.final:
-                owed = tp.qty - tp.filled - tp.made_up
-                if owed > 0:
-                    part = min(owed, rest)
-                    tp.made_up += part
-                    owners.append((tp.order_id, part))
-                    rest -= part
-        for order_id, owed in job.owed.items():
-            if rest <= 0:
-                break
-            part = min(owed, rest)
-            if part > 0:
-                job.owed[order_id] = owed - part
+            sent = [w for w in mine if w.order_id == order_id]
+            if any(not w.final for w in sent):
+                continue  # it may still fill by itself
+            owed = tp_qty - sum(w.filled for w in sent) - self._made_up.get(order_id, 0)
+            if owed > 0:
+                part = min(owed, rest)
+                self._made_up[order_id] = self._made_up.get(order_id, 0) + part
                 owners.append((order_id, part))
                 rest -= part
         if rest > 0:
@@ -918,16 +997,26 @@ class Desk:
             if up and self._pending_tp:
                 waiting, self._pending_tp = self._pending_tp, []
                 for pending_tp in waiting:
-                    if not self._send_take_profit(pending_tp.order, pending_tp.trade):
-                        self._pending_tp.append(pending_tp)
+                    self._take_profit_now(pending_tp.order, pending_tp.trade, pending_tp.queued_at)
+                    for again in self._pending_tp:  # still waiting: told once, not again
+                        if again.order.id == pending_tp.order.id:
+                            again.alerted = pending_tp.alerted
             for pending_tp in self._pending_tp:
                 if not pending_tp.alerted and now - pending_tp.queued_at > self.config.entry_ttl:
                     pending_tp.alerted = True
                     trade = pending_tp.trade
+                    others = [o for o in self.others.values() if o.symbol == das_symbol(trade.symbol)]
+                    why = (
+                        "no link"
+                        if not up
+                        else f"{len(others)} open order(s) of the account on the symbol that are not this"
+                        " run's already offer the shares"
+                        if others
+                        else "DAS shows no filled shares of its entry to sell"
+                    )
                     self._alert(
                         "das_take_profit_waiting",
-                        f"{trade.symbol}: take profit 1 of trade {trade.id} is not sent yet"
-                        f" ({'no link' if not up else 'DAS shows no filled shares of its entry to sell'});"
+                        f"{trade.symbol}: take profit 1 of trade {trade.id} is not sent yet ({why});"
                         " it goes as soon as it can, or the trade's last exit sells these shares",
                         symbol=trade.symbol,
                         trade_id=trade.id,

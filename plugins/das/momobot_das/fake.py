@@ -73,6 +73,7 @@ class FakeDas:
         #: has stopped working while its connection stays up).
         self.ignore_on: Callable[[str], bool] = lambda line: False
         self.reject_sells: str | None = None  # reject every sell with this reason
+        self.old_layout = False  # %ORDER lines without token and cxlqty (an older platform)
         self.refuse_cancels = False  # answer every CANCEL with CancelRej
         self._log = log
         self.fill_buys = True
@@ -294,6 +295,11 @@ class FakeDas:
     def _order_line(self, o: FakeOrder) -> str:
         price = "0" if o.price is None else str(o.price)
         kind = "STOPMKT" if o.kind == "STOP" else "L"
+        if self.old_layout:
+            return (
+                f"%ORDER {o.das_id} {o.symbol} {o.side} {kind} {o.qty} {o.leaves} {price} {o.route}"
+                f" {o.status} {self._now()} 0 {self.account} {self.user}"
+            )
         return (
             f"%ORDER {o.das_id} {o.token} {o.symbol} {o.side} {kind} {o.qty} {o.leaves} {o.cancelled} {price}"
             f" {o.route} {o.status} {self._now()} 0 {self.account} {self.user} CMDAPI DAY+"

@@ -57,6 +57,7 @@ class DasLink:
         on_down: Callable[[str], None] = lambda reason: None,
         on_tick: Callable[[], None] = lambda: None,
         on_refused: Callable[[str], None] = lambda answer: None,
+        on_unreadable: Callable[[str, str, int], None] = lambda head, why, count: None,
     ) -> None:
         self.config = config
         self._on_message = on_message
@@ -64,6 +65,7 @@ class DasLink:
         self._on_down = on_down
         self._on_tick = on_tick
         self._on_refused = on_refused
+        self._on_unreadable = on_unreadable
         #: A refused login ends the link only while this is True (start-up: the bot stops with the
         #: platform's answer). Once trading, a refusal is told and the link keeps trying.
         self.refusal_is_fatal = True
@@ -234,6 +236,7 @@ class DasLink:
         except BaseException:
             sock.close()
             raise
+        self._on_up()  # before any order can go on this connection: the lists that follow are new
         with self._wlock:
             self._sock = sock
             self._out.clear()
@@ -245,7 +248,6 @@ class DasLink:
         self.last_error = None
         self._first.set()
         log.info("DAS: logged in at %s as %s, account %s", config.where, config.user, config.account)
-        self._on_up()
         self._read_loop(sock, buffer)
 
     def _login_reply(self, sock: socket.socket, buffer: bytearray) -> LoginReply:
@@ -336,6 +338,7 @@ class DasLink:
             except ProtocolError as exc:
                 self.bad_lines += 1
                 log.warning("DAS: a line was not understood (%s), skipped: %s", exc, self.mask(text)[:200])
+                self._on_unreadable(text.split(" ", 1)[0], str(exc), self.bad_lines)
                 continue
             try:
                 self._on_message(message)

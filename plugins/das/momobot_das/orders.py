@@ -47,8 +47,8 @@ class Working:
     cancel_wanted: bool = False  # cancel as soon as the platform names its order id
     rejected: str | None = None
     rejected_at: float | None = None  # %ORDER said Rejected; its %OrderAct (the reason) may follow
-    made_up: int = 0  # a take profit's unsold shares a last exit sold since, counted to it
     cancel_retry_at: float | None = None  # the platform refused the cancel: try again then
+    priced_at: float = 0.0  # an exit sell's price last found still right (the bid had not moved)
 
     @property
     def leaves(self) -> int:
@@ -72,9 +72,6 @@ class ExitJob:
     retry_at: float = 0.0
     attributed: int = 0  # shares of its fills counted to its own order (the rest: take profit 1's)
     rejections: int = 0  # its sells the platform rejected: each waits longer before the next
-    #: Take profits of the trade never sent (they waited for the entry's fill): the shares the
-    #: exit sells for them are their fills, by the engine's order id.
-    owed: dict[str, int] = attrs.field(factory=dict)
     quote_symbol: str = ""  # the engine's name of the symbol (its quotes)
     refresh_asked: float | None = None
 

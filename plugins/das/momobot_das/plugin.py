@@ -106,6 +106,7 @@ class DasPlugin:
             on_down=desk.disconnected,
             on_tick=desk.tick,
             on_refused=desk.refused,
+            on_unreadable=desk.unreadable,
         )
         desk.link = link
         self.desk, self.link = desk, link

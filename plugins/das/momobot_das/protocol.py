@@ -40,6 +40,8 @@ MARKERS = frozenset({"#POS", "#POSEND", "#Order", "#OrderEnd", "#Trade", "#Trade
 FINAL_STATUSES = frozenset({"closed", "canceled", "cancelled", "rejected", "executed"})
 #: %OrderAct actions that mean the order was refused, not placed.
 REJECT_ACTIONS = frozenset({"reject", "rejected", "send_rej"})
+#: The sides an order line names.
+SIDES = frozenset({"B", "S", "SS", "Buy", "Sell", "Short", "BUY", "SELL", "SHORT"})
 #: An integer the CMD API takes as a token (a C int).
 MAX_TOKEN = 2_147_483_647
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-/^+]{0,31}$")
@@ -276,6 +278,23 @@ def parse(line: str) -> Message:
     if head in MARKERS:
         return Marker(head)
     if head == "%ORDER":
+        if len(parts) >= 11 and parts[3] in SIDES and parts[4] not in SIDES:
+            # The older layout, without token and cxlqty: id symb b/s type qty lvqty price route
+            # status time ... (the token then comes on the order's %OrderAct lines).
+            return OrderLine(
+                das_id=parts[1],
+                token=None,
+                symbol=parts[2],
+                side=parts[3],
+                kind=parts[4],
+                qty=_int(parts[5], "qty"),
+                leaves=_int(parts[6], "lvqty"),
+                cancelled=0,
+                price=_price(parts[7]),
+                route=parts[8],
+                status=parts[9],
+                time=parts[10],
+            )
         if len(parts) < 13:
             raise ProtocolError(f"%ORDER with {len(parts) - 1} fields, not at least 12")
         return OrderLine(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,22 @@ class DasSession:
     def close(self) -> None:
         self.engine.shutdown()
         self.journal.close()
+
+
+@contextlib.contextmanager
+def platform_down(tmp_path: Path, **config: Any) -> Iterator[tuple[FakeDas, DasSession]]:
+    """A session whose platform is not up yet: ``fake.start()`` brings it up on the port
+    the session keeps dialling."""
+    from hotkey_helpers import free_port
+
+    port = free_port()
+    fake = FakeDas(port=port)
+    session = DasSession(das_config(fake, port=port, **config), tmp_path / "journal.db")
+    try:
+        yield fake, session
+    finally:
+        session.close()
+        fake.close()
 
 
 def order_lines(fake: FakeDas) -> list[str]:

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from das_helpers import DasSession, das_config, order_lines
+from das_helpers import DasSession, das_config, order_lines, platform_down
 
 from momobot_core.config import ConfigError
 from momobot_das.fake import FakeDas
 
 from conftest import momobot
-from hotkey_helpers import free_port, wait_until
+from hotkey_helpers import wait_until
 
 
 @pytest.fixture
@@ -197,10 +197,7 @@ def test_a_position_the_engine_does_not_know_is_an_alert_never_a_change(
 
 
 def test_an_entry_not_sent_within_its_ttl_is_dropped_and_alerted(tmp_path: Path) -> None:
-    port = free_port()
-    fake = FakeDas(port=port)
-    s = DasSession(das_config(fake, port=port, entry_ttl=0.3), tmp_path / "journal.db")
-    try:
+    with platform_down(tmp_path, entry_ttl=0.3) as (fake, s):
         s.quote("ABCD", 1.99, 2.00)
         s.open("ABCD", 100, 2.20, 2.40, 1.90)
         assert s.pump(lambda: bool(s.alerts("das_entry_dropped")))
@@ -210,9 +207,6 @@ def test_an_entry_not_sent_within_its_ttl_is_dropped_and_alerted(tmp_path: Path)
         assert link is not None
         assert s.pump(lambda: link.up and s.desk.positions_known)
         assert fake.lines("NEWORDER") == []
-    finally:
-        s.close()
-        fake.close()
 
 
 def test_an_exit_while_the_link_is_down_goes_out_when_it_is_back(fake: FakeDas, tmp_path: Path) -> None:
@@ -578,10 +572,7 @@ def receipts(fake: FakeDas, prefix: str) -> list[int]:
 
 
 def test_an_entry_waiting_for_the_link_is_never_sent_once_its_trade_closed(tmp_path: Path) -> None:
-    port = free_port()
-    fake = FakeDas(port=port)
-    s = DasSession(das_config(fake, port=port, entry_ttl=5.0), tmp_path / "journal.db")
-    try:
+    with platform_down(tmp_path, entry_ttl=5.0) as (fake, s):
         s.quote("ABCD", 1.99, 2.00)
         s.open("ABCD", 100, 2.20, 2.40, 1.90)
         s.quote("ABCD", 1.85, 1.86)  # stop, while the entry still waits for the link
@@ -590,9 +581,6 @@ def test_an_entry_waiting_for_the_link_is_never_sent_once_its_trade_closed(tmp_p
         assert link is not None
         assert s.pump(lambda: link.up and s.desk.snapshot_done and not s.desk.exits)
         assert fake.lines("NEWORDER") == []  # neither the entry nor a sell of shares never bought
-    finally:
-        s.close()
-        fake.close()
 
 
 def test_a_platform_that_stops_answering_orders_is_dropped_and_the_exit_sent_again(
@@ -634,11 +622,8 @@ def test_take_profit_1_before_the_entrys_fill_waits_for_it(fake: FakeDas, sessio
 
 
 def test_a_trade_whose_entry_was_dropped_sells_none_of_the_accounts_shares(tmp_path: Path) -> None:
-    port = free_port()
-    fake = FakeDas(port=port)
-    fake.positions = {"ABCD": 300}  # the trader's own shares
-    s = DasSession(das_config(fake, port=port, entry_ttl=0.2), tmp_path / "journal.db")
-    try:
+    with platform_down(tmp_path, entry_ttl=0.2) as (fake, s):
+        fake.positions = {"ABCD": 300}  # the trader's own shares
         s.quote("ABCD", 1.99, 2.00)
         s.open("ABCD", 100, 2.20, 2.40, 1.90)
         assert s.pump(lambda: bool(s.alerts("das_entry_dropped")))
@@ -649,9 +634,6 @@ def test_a_trade_whose_entry_was_dropped_sells_none_of_the_accounts_shares(tmp_p
         s.engine.close_trade("ABCD")  # as the alert says to
         assert s.pump(lambda: not s.desk.exits)
         assert fake.lines("NEWORDER") == [] and fake.positions == {"ABCD": 300}
-    finally:
-        s.close()
-        fake.close()
 
 
 def test_a_refused_catastrophic_stop_is_not_placed_again(fake: FakeDas, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from momobot_core import hookimpl
 from momobot_core.engine import Engine
@@ -18,6 +19,11 @@ from momobot_core.models import Quote
 from momobot_core.plugins import Hooks
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+
+# Hypothesis's own clocks (an example's deadline, how long generating data took) are luck on a
+# busy CI machine: the properties are what is tested, never their speed.
+settings.register_profile("momobot", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("momobot")
 
 
 def at(seconds: float) -> datetime:

@@ -16,7 +16,7 @@ from momobot_core.models import Alert, Quote, Trade
 from momobot_core.plugins import Hooks
 from momobot_das.config import DasConfig
 from momobot_das.desk import Desk
-from momobot_das.fake import FakeDas
+from momobot_das.fake import FakeDas, FakeOrder
 from momobot_das.plugin import DasPlugin
 
 
@@ -115,3 +115,25 @@ def platform_down(tmp_path: Path, **config: Any) -> Iterator[tuple[FakeDas, DasS
 def order_lines(fake: FakeDas) -> list[str]:
     """NEWORDER lines without their token: side, symbol, route, qty, price, TIF."""
     return [" ".join(line.split()[2:]) for line in fake.lines("NEWORDER")]
+
+
+def platform_order(fake: FakeDas, session: DasSession, trade: Trade, intent: str) -> FakeOrder:
+    """The fake's record of ``trade``'s order of ``intent`` (``"take_profit"``, ``"stop"``, ...),
+    matched by the token the desk wrote it with, once that order has reached the fake.
+
+    Never by position in the fake's list: its ids are text, and an order may still be on the
+    socket when the action that sent it returns."""
+    found: list[FakeOrder] = []
+
+    def arrived() -> bool:
+        with session.desk._lock:
+            tokens = [
+                w.token for w in session.desk.orders.values() if w.trade_id == trade.id and w.intent == intent
+            ]
+        with fake._lock:
+            found[:] = [o for o in fake.orders.values() if o.token in tokens]
+        return bool(found)
+
+    assert session.pump(arrived), f"no {intent} order of trade {trade.id} reached the platform"
+    assert len(found) == 1, f"{len(found)} {intent} orders of trade {trade.id}: {found}"
+    return found[0]

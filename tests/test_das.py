@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from das_helpers import DasSession, das_config, order_lines, platform_down
+from das_helpers import DasSession, das_config, order_lines, platform_down, platform_order
 
 from momobot_core.config import ConfigError
 from momobot_das.fake import FakeDas
@@ -104,15 +104,15 @@ def test_a_rejected_order_is_an_alert_with_the_brokers_reason(fake: FakeDas, ses
 def test_a_stop_cancels_the_trades_orders_one_by_one_and_sells_what_the_broker_holds(
     fake: FakeDas, session: DasSession
 ) -> None:
-    session.entered("ABCD")
+    trade = session.entered("ABCD")
     fake.fill_sells = False
     session.quote("ABCD", 2.19, 2.20)  # TP1 rests unfilled at the broker
+    take_profit_id = platform_order(fake, session, trade, "take_profit").das_id
     session.quote("ABCD", 1.85, 1.86)  # the break-even stop
     # The TP1 order is cancelled by its id; the 50 the engine still holds are sold at once at
     # the bid less 5 cents, and the 50 the cancelled TP1 did not sell once it is out.
     assert fake.wait_for(lambda: len(fake.lines("CANCEL")) >= 1 and fake.positions["ABCD"] == 100)
     assert session.pump(lambda: sum(o.qty for o in fake.working("ABCD")) == 100)
-    take_profit_id = sorted(fake.orders)[1]
     assert fake.lines("CANCEL")[0] == f"CANCEL {take_profit_id}"
     sells = [line for line in order_lines(fake) if line.startswith("S ")][1:]
     assert sells == ["S ABCD SMAT 50 1.80 TIF=DAY+", "S ABCD SMAT 50 1.80 TIF=DAY+"]
@@ -666,12 +666,12 @@ def test_rejected_exit_sells_are_tried_again_each_time_later(fake: FakeDas, sess
 
 
 def test_a_refused_cancel_is_tried_again_not_hammered(fake: FakeDas, session: DasSession) -> None:
-    session.entered("ABCD")
+    trade = session.entered("ABCD")
     fake.fill_sells = False
     fake.refuse_cancels = True
     session.quote("ABCD", 2.19, 2.20)  # TP1 rests
+    take_profit_id = platform_order(fake, session, trade, "take_profit").das_id
     session.quote("ABCD", 1.95, 1.96)  # stop: cancels TP1, which the platform refuses
-    take_profit_id = sorted(fake.orders)[1]
     assert session.pump(lambda: fake.lines("CANCEL").count(f"CANCEL {take_profit_id}") >= 3)
     with fake._lock:
         cancels = [at for at, line in fake.received if line == f"CANCEL {take_profit_id}"]
@@ -870,13 +870,12 @@ def test_an_exit_at_a_bid_that_does_not_move_is_not_cancelled_and_resent(
 
 
 def test_a_refused_cancel_of_an_exit_sell_is_tried_again(fake: FakeDas, session: DasSession) -> None:
-    session.entered("ABCD")
+    trade = session.entered("ABCD")
     fake.fill_sells = False
     session.quote("ABCD", 1.85, 1.86)
-    assert fake.wait_for(lambda: len(fake.lines("NEWORDER")) == 2)
+    sell_id = platform_order(fake, session, trade, "stop").das_id
     fake.refuse_cancels = True
     session.quote("ABCD", 1.75, 1.76)  # re-price: the cancel is refused, and tried again
-    sell_id = sorted(fake.orders)[1]
     assert session.pump(lambda: fake.lines("CANCEL").count(f"CANCEL {sell_id}") >= 2)
     fake.refuse_cancels = False
     assert session.pump(lambda: "S ABCD SMAT 100 1.70 TIF=DAY+" in order_lines(fake))

@@ -69,7 +69,11 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
     return event
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(lines=st.lists(events(), min_size=1, max_size=4))
 def test_any_jsonl_event_is_read_or_refused_as_file_line(tmp_path: Path, lines: list[dict[str, Any]]) -> None:
     path = tmp_path / "fuzz.jsonl"
@@ -97,7 +101,11 @@ def test_any_jsonl_event_is_read_or_refused_as_file_line(tmp_path: Path, lines: 
     )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     row=st.lists(
         st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12), min_size=1, max_size=6

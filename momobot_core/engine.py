@@ -5,7 +5,8 @@ Every rule of a trade's life is in this module (DESIGN.md, "Trade rules"):
 * open: an entry buy at the symbol's current ask;
 * TP1 (``ask >= tp1``): sell ``qty // 2`` at the ask, move the stop to the entry price;
 * TP2 (after TP1, ``ask >= tp2``): sell the rest at the ask;
-* stop (``last <= stop``, ``bid`` when there is no last): sell the rest at the bid;
+* stop (``last <= stop``, ``bid`` when there is no last, or when the print is older than the
+  stop's last move): sell the rest at the bid; never on the quote that moved the stop;
 * manual close: sell the rest at the bid.
 
 Per event the order of work is fixed: validate, compute the new state,
@@ -161,6 +162,8 @@ class Engine:
         #: Alerts of today raised before a restart (from the journal): shown, never raised again.
         self.earlier_alerts: list[Alert] = []
         self._hold_until: dict[str, datetime] = {}
+        #: When each open trade's stop last moved (TP1's quote): older prints never trigger it.
+        self._stop_moved_at: dict[str, datetime] = {}
         self._min_hold = timedelta(seconds=self.settings.min_hold_s)
         self._started = False
         self._stopped = False
@@ -494,12 +497,24 @@ class Engine:
         if self._min_hold and quote.ts < self._hold_until[trade.symbol]:
             return
         ask = quote.ask
+        moved = False
         if not trade.tp1_hit and ask >= trade.tp1:
             trade = self._take_profit_1(trade, quote)
+            moved = True
         if trade.tp1_hit and ask >= trade.tp2:
             self._exit_rest(trade, quote, Target.TP2)
             return
-        price = quote.last if quote.last is not None else quote.bid
+        if moved:  # a stop moved by this quote is not tested against this same quote
+            return
+        price = quote.last
+        if price is None:
+            price = quote.bid
+        elif trade.tp1_hit:
+            # A print from before the stop moved (the entry's own, often) says nothing of the
+            # price since: the bid does.
+            moved_at = self._stop_moved_at.get(trade.id)
+            if moved_at is not None and (quote.last_at or quote.ts) <= moved_at:
+                price = quote.bid
         if price <= trade.stop:
             self._exit_rest(trade, quote, Target.STOP)
 
@@ -976,6 +991,7 @@ class Engine:
         self._roll(quote.ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event)
         self.open_trades[trade.symbol] = after
+        self._stop_moved_at[after.id] = quote.ts
         if leg is not None:
             self._count_leg(after, leg, closed=False)
         self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)
@@ -1036,6 +1052,7 @@ class Engine:
         pending = self._commit_exit(event)
         del self.open_trades[trade.symbol]
         self._hold_until.pop(trade.symbol, None)
+        self._stop_moved_at.pop(trade.id, None)
         self._sane_bid.pop(trade.symbol, None)
         self.counters.trades_closed += 1
         self._count_leg(after, leg, closed=True)

@@ -74,6 +74,9 @@ class Quote:
     """A top-of-book quote for one symbol at one event time.
 
     ``last`` may be None (no trade print yet); the stop then triggers on ``bid``.
+    ``last_at`` is when that print happened (a live source: when it was received); None means
+    "as of ``ts``" (a recorded row, an API quote). A print older than the stop's last move
+    never triggers the stop: the bid does.
     """
 
     symbol: str
@@ -81,6 +84,7 @@ class Quote:
     bid: float
     ask: float
     last: float | None = None
+    last_at: datetime | None = None
 
 
 @attrs.frozen

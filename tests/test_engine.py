@@ -136,16 +136,14 @@ def test_take_profits_are_checked_before_the_stop_on_one_quote(engine: Engine, r
     assert "ABCD" in engine.open_trades
 
 
-def test_stop_on_the_same_quote_as_tp1_uses_the_moved_stop(engine: Engine, recorder: Recorder) -> None:
+def test_the_stop_moved_by_tp1_is_tested_from_the_next_quote_on(engine: Engine, recorder: Recorder) -> None:
     open_abcd(engine)
-    engine.on_quote(quote("ABCD", 2.21, bid=1.98, last=1.99, t=2))
-    assert recorder.events()[1:] == [
-        "target tp1",
-        "order take_profit sell 50",
-        "target stop",
-        "order stop sell 50",
-        "closed stop",
-    ]
+    engine.on_quote(
+        quote("ABCD", 2.21, bid=1.98, last=1.99, t=2)
+    )  # TP1: its own quote never tests the moved stop
+    assert recorder.events()[1:] == ["target tp1", "order take_profit sell 50"]
+    engine.on_quote(quote("ABCD", 2.00, bid=1.98, last=1.99, t=3))  # a later print at 1.99: below break-even
+    assert recorder.events()[3:] == ["target stop", "order stop sell 50", "closed stop"]
 
 
 def test_each_target_fires_at_most_once(engine: Engine, recorder: Recorder) -> None:

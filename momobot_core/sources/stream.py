@@ -198,6 +198,10 @@ class StreamSource:
         return await asyncio.wait_for(ws.recv(), self.open_timeout)
 
 
+#: A symbol's last print before any regular trade message came: (price, when).
+NO_PRINT: tuple[float | None, datetime | None] = (None, None)
+
+
 def price(value: object) -> float:
     """A price from a stream; TypeError for anything that is not a number (the message is skipped)."""
     if type(value) is float:  # the common case, checked first: this runs for every message

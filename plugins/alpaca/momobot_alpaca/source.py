@@ -29,7 +29,7 @@ from momobot_alpaca import protocol
 from momobot_core.config import Config, ConfigError
 from momobot_core.models import Quote
 from momobot_core.sources import SourceError
-from momobot_core.sources.stream import Refused, StreamSource, price
+from momobot_core.sources.stream import NO_PRINT, Refused, StreamSource, price
 
 if TYPE_CHECKING:
     from momobot_core.engine import Engine
@@ -123,7 +123,8 @@ class AlpacaSource(StreamSource):
                 ' prices can differ from your broker\'s (feed = "sip" is the consolidated tape)'
             )
         self._vendor_time = ""
-        self._last: dict[str, float] = {}  # last regular trade price per symbol
+        #: The last regular print per symbol and when it came (older than a stop's move: not used).
+        self._last: dict[str, tuple[float | None, datetime | None]] = {}
         self._book: dict[str, tuple[float, float]] = {}  # latest bid and ask per symbol
 
     def describe(self) -> str:
@@ -159,15 +160,16 @@ class AlpacaSource(StreamSource):
                 self.one_sided += 1
                 return
             self._book[symbol] = (bid, ask)
-            bot.apply(Quote(symbol, now, bid, ask, self._last.get(symbol)))
+            last, last_at = self._last.get(symbol, NO_PRINT)
+            bot.apply(Quote(symbol, now, bid, ask, last, last_at))
             self._vendor_time = item.get("t", "")
         elif kind == "t":
             symbol, last = item["S"], price(item["p"])
             if last and protocol.regular(item.get("c")):
-                self._last[symbol] = last
+                self._last[symbol] = (last, now)
                 if symbol in self._book:
                     bid, ask = self._book[symbol]
-                    bot.apply(Quote(symbol, now, bid, ask, last))
+                    bot.apply(Quote(symbol, now, bid, ask, last, now))
         elif kind == "s":
             code = str(item.get("sc", ""))
             reason = str(item.get("sm") or f"status {code}")

@@ -22,7 +22,7 @@ from websockets.uri import parse_uri
 from momobot_core.config import Config, ConfigError
 from momobot_core.models import Quote
 from momobot_core.sources import SourceError
-from momobot_core.sources.stream import Refused, StreamSource, price
+from momobot_core.sources.stream import NO_PRINT, Refused, StreamSource, price
 from momobot_massive import protocol
 
 if TYPE_CHECKING:
@@ -102,7 +102,8 @@ class MassiveSource(StreamSource):
             bot.sending_allowed = False
             log.warning("[Massive] delayed feed: plugins that send orders or hotkeys stay quiet")
         self._vendor_ms = 0
-        self._last: dict[str, float] = {}
+        #: The last regular print per symbol and when it came (older than a stop's move: not used).
+        self._last: dict[str, tuple[float | None, datetime | None]] = {}
         self._book: dict[str, tuple[float, float]] = {}
 
     def describe(self) -> str:
@@ -154,15 +155,16 @@ class MassiveSource(StreamSource):
                 self.one_sided += 1
                 return
             self._book[symbol] = (bid, ask)
-            bot.apply(Quote(symbol, now, bid, ask, self._last.get(symbol)))
+            last, last_at = self._last.get(symbol, NO_PRINT)
+            bot.apply(Quote(symbol, now, bid, ask, last, last_at))
             self._vendor_ms = item.get("t", 0)
         elif kind == "T":
             symbol, last = item["sym"], price(item["p"])
             if last and protocol.regular(item.get("c")):
-                self._last[symbol] = last
+                self._last[symbol] = (last, now)
                 if symbol in self._book:
                     bid, ask = self._book[symbol]
-                    bot.apply(Quote(symbol, now, bid, ask, last))
+                    bot.apply(Quote(symbol, now, bid, ask, last, now))
         elif kind == "LULD":
             indicators = set(item.get("i") or [])
             if indicators & protocol.HALTED:

@@ -267,6 +267,9 @@ class CoreSettings:
     watchlist: tuple[str, ...] = ()
     #: How long POST /trades on a symbol without a quote waits for its first one.
     quote_wait_s: float = 3.0
+    #: How long start-up waits for a journal another program holds when the side file has exits
+    #: for it; then it refuses to start (nothing is restored from half the truth).
+    journal_wait_s: float = 10.0
 
     @property
     def tz(self) -> tzinfo:
@@ -275,7 +278,9 @@ class CoreSettings:
     @classmethod
     def from_config(cls, config: Config) -> CoreSettings:
         section = config.section("momobot", env_prefix="MOMOBOT_")
-        section.check_known({"min_hold_s", "timezone", "source", "watchlist", "quote_wait_s"})
+        section.check_known(
+            {"min_hold_s", "timezone", "source", "watchlist", "quote_wait_s", "journal_wait_s"}
+        )
         min_hold_s = section.get_float("min_hold_s", 0.0)
         if min_hold_s > 86400:
             raise ConfigError(
@@ -288,7 +293,11 @@ class CoreSettings:
         quote_wait_s = section.get_float("quote_wait_s", 3.0)
         if quote_wait_s > 60:
             raise ConfigError(f"[momobot] quote_wait_s = {quote_wait_s:g}: must be at most 60")
+        journal_wait_s = section.get_float("journal_wait_s", 10.0)
+        if journal_wait_s > 600:
+            raise ConfigError(f"[momobot] journal_wait_s = {journal_wait_s:g}: must be at most 600")
         return cls(
+            journal_wait_s=journal_wait_s,
             min_hold_s=min_hold_s,
             timezone=timezone,
             source=section.get_str("source", None) or None,

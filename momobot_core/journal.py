@@ -34,6 +34,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -152,6 +153,15 @@ CREATE TABLE IF NOT EXISTS alerts (
 #: ``events.dispatched``: not yet (or never) heard by the plugins; heard; confirmed by a person.
 NOT_DISPATCHED, DISPATCHED, CONFIRMED = 0, 1, 2
 
+#: How long start-up waits for a journal another program holds when the side file has exits
+#: for it (``[momobot] journal_wait_s``).
+PENDING_WAIT_S = 10.0
+
+
+class SideFileUnreadable(JournalWriteError):
+    """The side file cannot be read: waiting will not help; a person must look at it."""
+
+
 _TRADE_COLUMNS = (
     "id, symbol, qty, remaining, entry_price, tp1, tp2, stop, opened_at, tp1_hit,"
     " tp2_hit, stop_hit, closed_at, close_reason"
@@ -249,12 +259,19 @@ def _maybe_time(text: str | None) -> datetime | None:
 class Journal:
     """A MomoBot journal in ``path`` (``":memory:"`` keeps it in memory)."""
 
-    def __init__(self, path: str | Path = ":memory:", *, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        readonly: bool = False,
+        pending_wait_s: float = PENDING_WAIT_S,
+    ) -> None:
         """Open (and, unless ``readonly``, create and lock) the journal at ``path``.
 
         Raises JournalError for a file that is not a MomoBot journal (another
-        program's database is never written to) and for a journal another
-        process is writing.
+        program's database is never written to), for a journal another
+        process is writing, and for a side file of exits that the journal
+        cannot take within ``pending_wait_s`` (nothing may be restored without it).
         """
         self.path = str(path)
         self.readonly = readonly
@@ -274,16 +291,53 @@ class Journal:
             raise
         if not readonly and not self.in_memory:
             try:
-                # A journal that cannot take its side file yet still starts: entries stay halted
-                # and the engine keeps trying (positions may be open).
-                with contextlib.suppress(JournalWriteError):
-                    self.flush_pending()
+                self._take_side_file(pending_wait_s)
                 self._fold_wire_log()
                 self.cut_sequences = self._unreported_cuts()
                 self._wire_fd = os.open(self.path + ".wire", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             except (JournalWriteError, OSError) as exc:
                 self.close()
                 raise JournalError(f"{self.path}: cannot bring the journal up to date: {exc}") from None
+            except JournalError:
+                self.close()
+                raise
+
+    def _take_side_file(self, wait_s: float) -> None:
+        """Write the side file's exits into the journal before anything is restored from it.
+
+        The side file is part of the truth: a trade restored without it is a trade as it was
+        before its exit, and the next quote would press that exit again. A journal another
+        program holds is waited for (``wait_s``), then start-up is refused.
+        """
+        if not self.has_pending:
+            return
+        deadline = time.monotonic() + wait_s
+        told = False
+        pause = threading.Event()  # never set: a poll interval while another program holds the file
+        while True:
+            try:
+                self.flush_pending()
+                return
+            except SideFileUnreadable:
+                raise
+            except JournalWriteError as exc:
+                if time.monotonic() >= deadline:
+                    raise JournalError(
+                        f"{self.path}: the side file {self.pending_path} holds exits the journal"
+                        f" has not taken, and the journal stayed unwritable for {wait_s:g} s ({exc});"
+                        " nothing was restored and no quote acted on: free the journal (close the"
+                        " program holding it, or make room on the disk) and start again"
+                    ) from None
+                if not told:
+                    log.warning(
+                        "%s: the side file holds exits the journal cannot take yet (%s); waiting up"
+                        " to %g s before anything is restored",
+                        self.path,
+                        exc,
+                        wait_s,
+                    )
+                    told = True
+                pause.wait(0.05)
 
     def _connect(self, readonly: bool) -> sqlite3.Connection:
         try:
@@ -527,7 +581,7 @@ class Journal:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise JournalWriteError(f"{path}: cannot read the side file: {exc.strerror or exc}") from None
+            raise SideFileUnreadable(f"{path}: cannot read the side file: {exc.strerror or exc}") from None
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -540,7 +594,7 @@ class Journal:
             except (ValueError, KeyError, TypeError) as exc:
                 if n == len(lines):
                     continue  # the last line of a crash, cut mid-write: its hooks never ran
-                raise JournalWriteError(
+                raise SideFileUnreadable(
                     f"{path}:{n}: unreadable side-file line ({exc}); the file is"
                     " kept: repair or move it, then start again"
                 ) from None
@@ -935,6 +989,6 @@ class _Transaction:
                 self._db.execute("ROLLBACK")
 
 
-def open_journal(path: str | Path | None) -> Journal:
+def open_journal(path: str | Path | None, pending_wait_s: float = PENDING_WAIT_S) -> Journal:
     """The journal at ``path``, or one in memory when ``path`` is None."""
-    return Journal(":memory:" if path is None else path)
+    return Journal(":memory:" if path is None else path, pending_wait_s=pending_wait_s)

@@ -203,7 +203,7 @@ def serve(
     sock = listen(host, port)
     port = sock.getsockname()[1]
     try:
-        journal = Journal(db)
+        journal = Journal(db, pending_wait_s=core.journal_wait_s)
     except BaseException:
         sock.close()
         raise

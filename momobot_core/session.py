@@ -15,7 +15,7 @@ import attrs
 import click
 
 from momobot_core import report
-from momobot_core.config import Config, InputError
+from momobot_core.config import Config, CoreSettings, InputError
 from momobot_core.engine import Counters, Engine, TradeRefused
 from momobot_core.journal import Journal, open_journal
 from momobot_core.models import Close, Kill, Leg, Open, Quote, Resume, Trade
@@ -152,7 +152,7 @@ def run_recorded(
     configuration, JournalError for a journal file that cannot be used.
     """
     files = check_files(paths)
-    journal = open_journal(db)
+    journal = open_journal(db, CoreSettings.from_config(config).journal_wait_s)
     try:
         engine = Engine(config=config, hooks=hooks, journal=journal, mode=mode)
         try:

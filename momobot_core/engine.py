@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import logging
 import os
 import threading
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from momobot_core.config import Config, CoreSettings
-from momobot_core.journal import JournalEvent, JournalWriteError, WireLog
+from momobot_core.journal import LOST_PREFIX, JournalEvent, JournalWriteError, WireLog
 from momobot_core.models import (
     Alert,
     Close,
@@ -201,6 +202,11 @@ class Engine:
         self._drain_scheduled = False
         self._overflows = 0
         self._fills_pending: list[Fill] = []  # broker fills the journal could not take yet
+        #: Exits sent that neither the journal nor the side file could take (a full disk past the
+        #: side file's reserve): written into the journal first when it can take them again.
+        self._unrecorded: list[JournalEvent] = []
+        #: The last journal write's failure (None once a write succeeds): /ping tells it.
+        self.journal_error: str | None = None
         if journal is not None:
             self._undispatched = journal.undispatched()
             unconfirmed = {trade_id for trade_id, _, _, _ in self._undispatched}
@@ -235,8 +241,24 @@ class Engine:
             self._restore_alerts(now)
 
     def _restart_alerts(self) -> None:
+        lost = {
+            trade_id: kind.removeprefix(LOST_PREFIX)
+            for trade_id, _, kind, _ in self._undispatched
+            if kind.startswith(LOST_PREFIX)
+        }
         for trade in self.open_trades.values():
-            if trade.unconfirmed:
+            if trade.unconfirmed and trade.id in lost:
+                self.alert(
+                    "unconfirmed_trade",
+                    f"{trade.symbol}: the {lost[trade.id]} exit of trade {trade.id} was sent but"
+                    " could not be recorded (the journal and its side file had no room): the"
+                    " journal shows the trade as before that exit. Nothing is sent for it until"
+                    " you check your broker and confirm or close it",
+                    symbol=trade.symbol,
+                    trade_id=trade.id,
+                    event=lost[trade.id],
+                )
+            elif trade.unconfirmed:
                 self.alert(
                     "unconfirmed_trade",
                     f"{trade.symbol}: trade {trade.id} was journaled but the process stopped"
@@ -563,7 +585,9 @@ class Engine:
         if self.journal is not None:
             try:
                 self.journal.write(event)
+                self.journal_error = None
             except JournalWriteError as exc:
+                self.journal_error = str(exc)
                 self.counters.refused_actions += 1
                 self.alert(
                     "journal_error",
@@ -798,22 +822,42 @@ class Engine:
         if not self.journal_pending or self.retry_journal():
             try:
                 journal.write(event)
+                self.journal_error = None
                 return False
             except JournalWriteError as exc:
                 reason = str(exc)
+                self.journal_error = reason
         else:
             reason = "earlier exits still wait in the side file"
         try:
+            if self._unrecorded:
+                raise OSError(errno.ENOSPC, "earlier exits could not be recorded either")
             journal.append_pending(event)
         except OSError as exc:
+            self._unrecorded.append(event)  # written as soon as the journal takes it
+            self.journal_pending = True
+            trade = event.trade
+            try:
+                journal.mark_lost(event)
+                after = (
+                    "if the bot stops before the journal takes it, the trade comes back"
+                    " unconfirmed (nothing sent for it until you check your broker)"
+                )
+            except OSError as lost:
+                after = (
+                    f"not even its mark could be kept ({lost.strerror or lost}): if the bot stops"
+                    " now, the journal shows the trade as before this exit: check your broker"
+                )
             self.alert(
                 "journal_error",
-                f"{event.trade.symbol}: the {event.kind} exit of trade"
-                f" {event.trade.id} could not be recorded anywhere ({reason}; side file:"
-                f" {exc.strerror or exc}); it is sent anyway: check your journal and broker",
-                symbol=event.trade.symbol,
+                f"{trade.symbol}: the {event.kind} exit of trade {trade.id} is sent but could not"
+                f" be recorded ({reason}; side file: {exc.strerror or exc}); it is kept in memory"
+                f" and written when the journal can take it; {after}. New entries are halted",
+                symbol=trade.symbol,
+                trade_id=trade.id,
+                event=event.kind,
             )
-            return False
+            return True
         if not self.journal_pending:
             self.journal_pending = True
             self.alert(
@@ -825,6 +869,29 @@ class Engine:
             )
         return True
 
+    @property
+    def journal_state(self) -> str:
+        """What /ping and the dashboard say of the journal: ``ok`` or what is wrong."""
+        if self._unrecorded:
+            return f"exits not recorded ({len(self._unrecorded)}): {self.journal_error or 'disk full'}"
+        if self.journal_pending:
+            return "side file in use"
+        if self.journal_error:
+            return f"failing: {self.journal_error}"
+        if self.journal is not None and self.journal.reserve_error:
+            return f"no room held for exits: {self.journal.reserve_error}"
+        return "ok"
+
+    @property
+    def entries_halted(self) -> bool:
+        """Entries cannot go now (the journal, a stale feed or a halt): /ping's ``halted``."""
+        return (
+            self.journal_pending
+            or self.journal_error is not None
+            or bool(self.stale_quotes)
+            or self.book.halt is not None
+        )
+
     def retry_journal(self) -> bool:
         """Try to move the side file into the journal. True when nothing is pending any more."""
         journal = self.journal
@@ -835,11 +902,13 @@ class Engine:
             ids, self._to_mark_pending = self._to_mark_pending, []
             journal.mark_pending_dispatched(ids)
         try:
-            count = journal.flush_pending()
+            count = journal.flush_pending(self._unrecorded)
         except (JournalWriteError, OSError) as exc:
             log.debug("the side file is still waiting: %s", exc)
             return False
+        self._unrecorded = []
         self.journal_pending = False
+        self.journal_error = None
         self.alert(
             "resumed",
             f"the journal can be written again: {count} event(s) moved in from the"

@@ -29,13 +29,14 @@ start and clean exit, and sequences a crash cut short are reported then.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ import attrs
 
 from momobot_core.errors import JournalError, JournalWriteError
 from momobot_core.models import CloseReason, Fill, Intent, Leg, Order, Side, Trade
+from momobot_core.sidefile import RESERVE, SideFile, read_side_file
 from momobot_core.wirelog import CutSequence, WireLog, cut_sequences
 from momobot_core.writer_lock import release_lock, take_lock
 
@@ -157,6 +159,11 @@ NOT_DISPATCHED, DISPATCHED, CONFIRMED = 0, 1, 2
 #: for it (``[momobot] journal_wait_s``).
 PENDING_WAIT_S = 10.0
 
+#: An exit the side file marks as lost comes into the journal as an undispatched event of this
+#: kind prefix (``lost_tp1``, ``lost_stop``...): its trade is restored unconfirmed.
+LOST_PREFIX = "lost_"
+LOST_KEYS = ("lost", "trade_id", "symbol", "kind", "ts")
+
 
 class SideFileUnreadable(JournalWriteError):
     """The side file cannot be read: waiting will not help; a person must look at it."""
@@ -265,6 +272,7 @@ class Journal:
         *,
         readonly: bool = False,
         pending_wait_s: float = PENDING_WAIT_S,
+        side_file_reserve: int = RESERVE,
     ) -> None:
         """Open (and, unless ``readonly``, create and lock) the journal at ``path``.
 
@@ -272,6 +280,7 @@ class Journal:
         program's database is never written to), for a journal another
         process is writing, and for a side file of exits that the journal
         cannot take within ``pending_wait_s`` (nothing may be restored without it).
+        ``side_file_reserve`` is the room the side file holds for exits (bytes).
         """
         self.path = str(path)
         self.readonly = readonly
@@ -289,7 +298,22 @@ class Journal:
         except BaseException:
             self._release_lock()
             raise
+        self._side: SideFile | None = None
+        #: Why the side file cannot hold its reserve (None: it does): told at start and on /ping.
+        self.reserve_error: str | None = None
         if not readonly and not self.in_memory:
+            try:
+                self._side = SideFile(Path(self.path + ".pending"), side_file_reserve)
+                self.reserve_error = self._side.reserve_error
+            except OSError as exc:
+                self.reserve_error = f"the side file cannot be opened: {exc.strerror or exc}"
+            if self.reserve_error:
+                log.warning(
+                    "%s.pending: no room is held for exits the journal may not take (%s): free"
+                    " some disk space and start again",
+                    self.path,
+                    self.reserve_error,
+                )
             try:
                 self._take_side_file(pending_wait_s)
                 self._fold_wire_log()
@@ -418,6 +442,9 @@ class Journal:
             self._wire_fd = None
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
+        if self._side is not None:
+            self._side.close()
+            self._side = None
         self._release_lock()
 
     def _release_lock(self) -> None:
@@ -439,8 +466,17 @@ class Journal:
 
     @property
     def has_pending(self) -> bool:
+        """The side file holds exits (or marks of exits) the journal has not taken yet."""
+        if self._side is not None:
+            return self._side.has_records
         path = self.pending_path
-        return path is not None and path.exists()
+        return path is not None and any(read_side_file(path))
+
+    def _side_lines(self) -> tuple[list[str], list[str]]:
+        if self._side is not None:
+            return self._side.records(), self._side.lost()
+        path = self.pending_path
+        return ([], []) if path is None else read_side_file(path)
 
     def write(self, event: JournalEvent) -> None:
         """Commit one event (dispatched = 0). Raises JournalWriteError; nothing is half-written."""
@@ -541,47 +577,65 @@ class Journal:
     # -- the side file for exits the journal could not take ------------------------
 
     def append_pending(self, event: JournalEvent) -> None:
-        """Append an exit to ``<db>.pending`` and fsync it. Raises OSError (disk full, ...)."""
-        path = self.pending_path
-        if path is None:
-            raise OSError("an in-memory journal has no side file")
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (event.to_json() + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        """Write an exit into ``<db>.pending`` (its reserved room) and sync it. Raises OSError."""
+        if self._side is None:
+            raise OSError(errno.ENOENT, self.reserve_error or "an in-memory journal has no side file")
+        self._side.append(event.to_json(), sync=True)
+
+    def mark_lost(self, event: JournalEvent) -> None:
+        """Note that an exit went out but could not be recorded: at the next start its trade
+        comes back unconfirmed, never as before the exit. Raises OSError."""
+        if self._side is None:
+            raise OSError(errno.ENOENT, self.reserve_error or "an in-memory journal has no side file")
+        trade = event.trade
+        self._side.mark_lost(
+            json.dumps(
+                {
+                    "lost": event.id,
+                    "trade_id": trade.id,
+                    "symbol": trade.symbol,
+                    "kind": event.kind,
+                    "ts": event.ts.isoformat(),
+                }
+            )
+        )
 
     def mark_pending_dispatched(self, event_ids: list[str]) -> None:
-        """Note in the side file that the plugins heard of these events (no fsync: a crash just
+        """Note in the side file that the plugins heard of these events (no sync: a crash just
         leaves them unconfirmed, the safe side)."""
-        path = self.pending_path
-        if path is None or not event_ids:
+        if self._side is None or not event_ids:
             return
-        with contextlib.suppress(OSError), path.open("a", encoding="utf-8") as fh:
+        with contextlib.suppress(OSError):
             for event_id in event_ids:
-                fh.write(json.dumps({"dispatched": event_id}) + "\n")
+                self._side.append(json.dumps({"dispatched": event_id}), sync=False)
 
-    def flush_pending(self) -> int:
-        """Write the side file's events into the journal, in order, in one transaction; then remove it.
+    def flush_pending(self, unrecorded: Sequence[JournalEvent] = ()) -> int:
+        """Write the side file's events into the journal, in order, in one transaction, then
+        ``unrecorded`` (exits this run could not record anywhere; the plugins heard of them);
+        then empty the side file.
 
-        Returns how many events were written. Raises JournalWriteError if the
-        journal still cannot take them (the side file is then kept as it is).
-        Events already in the journal (a crash between the commit and the
-        removal) are skipped, so flushing twice never doubles anything.
+        An exit the side file marks as lost (it went out, but even the side file could not
+        take it) and that is not written by then comes into the journal as an undispatched
+        event of its trade: the trade is restored *unconfirmed*. Returns how many events were
+        written. Raises JournalWriteError if the journal still cannot take them (the side file
+        is then kept as it is); SideFileUnreadable for a line no one can read. Events already
+        in the journal (a crash between the commit and the emptying) are skipped, so flushing
+        twice never doubles anything.
         """
-        path = self.pending_path
-        if path is None or not path.exists():
+        if not self.has_pending and not unrecorded:
             return 0
         if self._in_batch:
-            # Inside a replay's one transaction the side file would be removed before the commit.
+            # Inside a replay's one transaction the side file would be emptied before the commit.
             raise JournalWriteError("the side file is written into the journal after the replay")
         events: list[JournalEvent] = []
         dispatched: set[str] = set()
+        lost: list[dict[str, str]] = []
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines, lost_lines = self._side_lines()
         except OSError as exc:
-            raise SideFileUnreadable(f"{path}: cannot read the side file: {exc.strerror or exc}") from None
+            raise SideFileUnreadable(
+                f"{self.pending_path}: cannot read the side file: {exc.strerror or exc}"
+            ) from None
         for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -595,24 +649,52 @@ class Journal:
                 if n == len(lines):
                     continue  # the last line of a crash, cut mid-write: its hooks never ran
                 raise SideFileUnreadable(
-                    f"{path}:{n}: unreadable side-file line ({exc}); the file is"
+                    f"{self.pending_path}:{n}: unreadable side-file line ({exc}); the file is"
                     " kept: repair or move it, then start again"
                 ) from None
+        for line in lost_lines:
+            with contextlib.suppress(ValueError, TypeError):
+                data = json.loads(line)
+                if isinstance(data, dict) and all(isinstance(data.get(k), str) for k in LOST_KEYS):
+                    lost.append(data)
         try:
             with self._transaction() as db:
                 for event in events:
                     if db.execute("SELECT 1 FROM events WHERE id=?", (event.id,)).fetchone():
                         continue
                     self._write(db, event, DISPATCHED if event.id in dispatched else NOT_DISPATCHED)
-        except sqlite3.Error as exc:
+                for event in unrecorded:
+                    if not db.execute("SELECT 1 FROM events WHERE id=?", (event.id,)).fetchone():
+                        self._write(db, event, DISPATCHED)
+                for mark in lost:
+                    if db.execute("SELECT 1 FROM events WHERE id=?", (mark["lost"],)).fetchone():
+                        continue
+                    ts = _aware(mark["ts"])
+                    db.execute(
+                        "INSERT INTO events (id, trade_id, symbol, kind, ts, epoch, dispatched)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            mark["lost"],
+                            mark["trade_id"],
+                            mark["symbol"],
+                            LOST_PREFIX + mark["kind"],
+                            ts.isoformat(),
+                            ts.timestamp(),
+                            NOT_DISPATCHED,
+                        ),
+                    )
+        except (sqlite3.Error, JournalError) as exc:
             raise JournalWriteError(f"journal {self.path}: {exc}") from None
         try:
-            path.unlink()
+            if self._side is not None:
+                self._side.clear()
+            elif self.pending_path is not None:
+                self.pending_path.unlink(missing_ok=True)
         except OSError as exc:  # in the journal now; a second flush skips what is there
             raise JournalWriteError(
-                f"{path}: written into the journal but not removed: {exc.strerror or exc}"
+                f"{self.pending_path}: written into the journal but not emptied: {exc.strerror or exc}"
             ) from None
-        return len(events)
+        return len(events) + len(unrecorded) + len(lost)
 
     # -- what plugins wrote to the wire --------------------------------------------
 
@@ -734,12 +816,9 @@ class Journal:
 
     def pending_order_ids(self) -> set[str]:
         """The ids of the orders whose events wait in the side file."""
-        path = self.pending_path
         ids: set[str] = set()
-        if path is None or not path.exists():
-            return ids
         with contextlib.suppress(OSError):
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            for line in self._side_lines()[0]:
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     order = json.loads(line).get("order")
                     if order:

@@ -140,6 +140,14 @@ def install_fake_dist(site: Path, dist: str, module: str, source: str, ep_name: 
     (info / "entry_points.txt").write_text(f"[momobot]\n{ep_name} = {module}\n")
 
 
+def side_file(db: Path) -> list[str]:
+    """The records the side file ``<db>.pending`` holds (it keeps its room when empty)."""
+    from momobot_core.sidefile import read_side_file
+
+    records, lost = read_side_file(Path(f"{db}.pending"))
+    return records + lost
+
+
 class SqliteLocker:
     """Another process holding SQLite's write lock on a journal until told to let go."""
 

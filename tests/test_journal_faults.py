@@ -22,7 +22,7 @@ from momobot_core.journal import Journal, JournalError
 from momobot_core.plugins import Hooks, PluginStartError
 from momobot_core.session import run_recorded
 
-from conftest import Recorder, SqliteLocker, make_hooks, momobot, quote, write_jsonl
+from conftest import Recorder, SqliteLocker, make_hooks, momobot, quote, side_file, write_jsonl
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_locked_journal_refuses_entries_at_once_and_never_holds_an_exit_back(db:
         assert recorder.events() == ["order entry buy 100"]  # nothing sent for the refused entry
         engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1: the exit goes out all the same
         assert recorder.events()[1:] == ["target tp1", "order take_profit sell 50"]
-        assert engine.journal_pending and Path(f"{db}.pending").exists()
+        assert engine.journal_pending and side_file(db)
         assert [a.kind for a in engine.alerts] == ["journal_error", "journal_error"]
         assert "new entries are halted" in engine.alerts[1].message
         with pytest.raises(TradeRefused, match="entries are halted"):
@@ -108,7 +108,7 @@ def test_locked_journal_refuses_entries_at_once_and_never_holds_an_exit_back(db:
     finally:
         locker.release()
     engine.tick()  # serve's loop does this twice a second
-    assert (engine.journal_pending, Path(f"{db}.pending").exists()) == (False, False)
+    assert (engine.journal_pending, side_file(db)) == (False, [])
     assert engine.alerts[-1].kind == "resumed"
     assert engine.journal is not None
     assert [(leg.reason, leg.qty) for leg in engine.journal.legs()] == [("tp1", 50)]
@@ -131,7 +131,7 @@ def test_side_file_left_by_a_killed_process_is_written_first_thing_at_start(db: 
     engine.journal.close()  # as good as a kill for the file: nothing more is written
     locker.release()
     restarted = engine_on(db)
-    assert not restarted.journal_pending and not Path(f"{db}.pending").exists()
+    assert not restarted.journal_pending and not side_file(db)
     assert restarted.open_trades["ABCD"].tp1_hit and not restarted.open_trades["ABCD"].unconfirmed
     assert restarted.journal is not None
     assert [leg.reason for leg in restarted.journal.legs()] == ["tp1"]
@@ -408,7 +408,7 @@ def test_side_file_lines_round_trip(db: Path) -> None:
     engine.on_quote(quote("ABCD", 2.21, t=1))  # a 1-share TP1: no order, still an event
     engine.on_quote(quote("ABCD", 1.99, t=2, last=1.99))  # the break-even stop
     locker.release()
-    lines = [json.loads(line) for line in Path(f"{db}.pending").read_text().splitlines()]
+    lines = [json.loads(line) for line in side_file(db)]
     assert [line.get("kind") for line in lines if "kind" in line] == ["tp1", "stop"]
     assert sum("dispatched" in line for line in lines) == 2
     engine.tick()

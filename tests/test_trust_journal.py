@@ -8,17 +8,22 @@ where a trader would see it.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_helpers import start_api
 
+from momobot_core.engine import Engine
 from momobot_core.journal import Journal
+from momobot_core.sidefile import LOST_END
 
-from conftest import SqliteLocker, momobot
+from conftest import Recorder, SqliteLocker, make_hooks, momobot, quote, side_file
 from hotkey_helpers import HotkeyTestServer, wait_until
 
 
@@ -50,7 +55,7 @@ def test_a_crash_while_another_program_locks_the_journal_never_presses_tp1_twice
                 "/quotes", json={"symbol": "ABCD", "bid": 2.20, "ask": 2.21}
             ).raise_for_status()
             assert len(hotkeys.wait_for(4, timeout=15)) == 4  # buy_ask, then TP1's three: pressed, rightly
-            assert Path(f"{db}.pending").exists()  # the exit is in the side file, not the journal
+            assert side_file(db)  # the exit is in the side file, not the journal
             server.stop(signal.SIGKILL)
 
             # Started again while the lock is still held: it waits, then refuses, restoring nothing.
@@ -83,3 +88,169 @@ def test_a_crash_while_another_program_locks_the_journal_never_presses_tp1_twice
     assert pressed(hotkeys)[("tp1", "sell_ask")] == 1
     with Journal(db, readonly=True) as journal:
         assert [(leg.reason, leg.qty) for leg in journal.legs()] == [("tp1", 50), ("tp2", 50)]
+
+
+# -- a full disk ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs of its own (root only; skipped where the machine does not allow a mount)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a 2 MiB tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"this machine does not allow a tmpfs mount: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last byte; returns the file to remove to free it."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as fh:
+        for size in (64 * 1024, 4096, 1):
+            try:
+                while True:
+                    fh.write(bytes(size))
+            except OSError:
+                continue
+    return filler
+
+
+def test_a_full_disk_then_a_restart_never_presses_tp1_twice(tmp_path: Path, small_disk: Path) -> None:
+    db = small_disk / "journal.db"
+    with HotkeyTestServer() as hotkeys:
+        env = {
+            "MOMOBOT_DISABLE_PLUGINS": "das",
+            "MOMOBOT_HOTKEY_URL": hotkeys.url,
+            "MOMOBOT_HOTKEY_FORMAT": "json",
+            "MOMOBOT_HOTKEY_SEQUENCE_DELAY": "0",
+        }
+        server = start_api(tmp_path, env=env, db=db)
+        server.client.post("/quotes", json={"symbol": "ABCD", "bid": 1.99, "ask": 2.00}).raise_for_status()
+        server.client.post("/quotes", json={"symbol": "EFGH", "bid": 4.99, "ask": 5.00}).raise_for_status()
+        opened = server.client.post(
+            "/trades", json={"symbol": "ABCD", "qty": 100, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
+        )
+        assert opened.status_code == 201, opened.text
+        assert len(hotkeys.wait_for(1, timeout=15)) == 1
+        filler = fill(small_disk)
+        server.client.post("/quotes", json={"symbol": "ABCD", "bid": 2.20, "ask": 2.21}).raise_for_status()
+        assert len(hotkeys.wait_for(4, timeout=15)) == 4  # TP1 pressed: an exit is never held back
+        assert side_file(db)  # recorded in the room the side file held from the start
+        ping = server.client.get("/ping").json()
+        assert ping["journal"] != "ok" and ping["halted"] is True, ping
+        entry = server.client.post(
+            "/trades", json={"symbol": "EFGH", "qty": 10, "tp1": 5.5, "tp2": 6.0, "stop": 4.5}
+        )
+        assert entry.status_code == 503, entry.text
+        server.stop(signal.SIGKILL)
+
+        filler.unlink()
+        server = start_api(tmp_path, env=env, db=db)
+        try:
+            (position,) = server.client.get("/positions").json()
+            assert (position["remaining"], position["tp1_hit"], position["unconfirmed"]) == (50, True, False)
+            assert server.client.get("/ping").json()["journal"] == "ok"
+            before = len(hotkeys.messages)
+            server.client.post(
+                "/quotes", json={"symbol": "ABCD", "bid": 2.20, "ask": 2.21}
+            ).raise_for_status()
+            server.client.post(
+                "/quotes", json={"symbol": "ABCD", "bid": 2.39, "ask": 2.40}
+            ).raise_for_status()
+            assert len(hotkeys.wait_for(before + 1, timeout=15)) == before + 1  # TP2's sell_ask
+            assert wait_until(lambda: server.client.get("/positions").json() == [])
+        finally:
+            server.stop()
+    assert pressed(hotkeys)[("tp1", "sell_ask")] == 1
+    with Journal(db, readonly=True) as journal:
+        assert [(leg.reason, leg.qty) for leg in journal.legs()] == [("tp1", 50), ("tp2", 50)]
+
+
+def live_engine(db: Path, recorder: Recorder, **journal: Any) -> Engine:
+    engine = Engine(hooks=make_hooks(recorder), journal=Journal(db, **journal), mode="live")
+    engine.start()
+    return engine
+
+
+def test_an_exit_past_the_side_files_room_comes_back_unconfirmed_never_as_before(small_disk: Path) -> None:
+    db = small_disk / "journal.db"
+    recorder = Recorder()
+    engine = live_engine(db, recorder, side_file_reserve=LOST_END)  # no room beyond the marks
+    engine.on_quote(quote("ABCD", 2.00))
+    trade = engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    filler = fill(small_disk)
+    engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1: pressed; neither journal nor records area takes it
+    assert recorder.events()[1:] == ["target tp1", "order take_profit sell 50"]
+    assert engine.journal_state.startswith("exits not recorded") and engine.entries_halted
+    assert "comes back unconfirmed" in engine.alerts[-1].message
+    assert engine.journal is not None
+    engine.journal.close()  # as good as a kill for the files: nothing more is written
+    filler.unlink()
+
+    again = Recorder()
+    restarted = live_engine(db, again)
+    restored = restarted.open_trades["ABCD"]
+    assert restored.id == trade.id and restored.unconfirmed  # never simply as before its exit
+    (alert,) = [a for a in restarted.alerts if a.kind == "unconfirmed_trade"]
+    assert "tp1 exit" in alert.message and "could not be recorded" in alert.message
+    restarted.on_quote(quote("ABCD", 2.21, t=2))
+    assert again.events() == []  # nothing sent until a person checks the broker
+    assert restarted.journal is not None
+    restarted.journal.close()
+
+
+def test_exits_kept_in_memory_are_journaled_once_the_disk_has_room(small_disk: Path) -> None:
+    db = small_disk / "journal.db"
+    recorder = Recorder()
+    engine = live_engine(db, recorder, side_file_reserve=LOST_END)
+    engine.on_quote(quote("ABCD", 2.00))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    filler = fill(small_disk)
+    engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1, kept in memory and marked
+    engine.on_quote(quote("ABCD", 2.41, t=2))  # TP2, the same
+    engine.tick()
+    assert engine.entries_halted
+    filler.unlink()
+    engine.tick()  # serve's loop does this twice a second
+    assert (engine.journal_state, engine.entries_halted) == ("ok", False)
+    assert engine.alerts[-1].kind == "resumed"
+    assert engine.journal is not None
+    assert [(leg.reason, leg.qty) for leg in engine.journal.legs()] == [("tp1", 50), ("tp2", 50)]
+    assert engine.journal.undispatched() == []
+    engine.journal.close()
+    restarted = live_engine(db, Recorder())
+    assert restarted.open_trades == {} and not [a for a in restarted.alerts if a.kind == "unconfirmed_trade"]
+    assert restarted.journal is not None
+    restarted.journal.close()
+
+
+def test_a_side_file_from_before_the_reserve_is_still_written_in_at_start(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    engine = live_engine(db, Recorder())
+    engine.on_quote(quote("ABCD", 2.00))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    locker = SqliteLocker(db)
+    engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1 into the side file
+    assert engine.journal is not None
+    engine.journal.close()
+    locker.release()
+    # The older layout: the same lines, plain, from the first byte.
+    Path(f"{db}.pending").write_text("".join(line + "\n" for line in side_file(db)))
+    restarted = live_engine(db, Recorder())
+    assert restarted.open_trades["ABCD"].tp1_hit and not restarted.open_trades["ABCD"].unconfirmed
+    assert side_file(db) == [] and restarted.journal_state == "ok"
+    assert restarted.journal is not None
+    assert [leg.reason for leg in restarted.journal.legs()] == ["tp1"]
+    restarted.journal.close()

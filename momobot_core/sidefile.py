@@ -1,0 +1,171 @@
+"""The side file ``<db>.pending``: where an exit is recorded when the journal cannot take it.
+
+An exit is never held back, so its record must always have somewhere to go. A full disk is
+the case that matters: the journal's write fails for want of space, and so would a new file
+or an append that needs a new block. The side file therefore holds its room from the start,
+as databases keep a reserve: ``RESERVE`` bytes are allocated when the journal opens, and a
+record is written into that room in place (``pwrite``), which needs no new block.
+
+Layout (text, NUL padded, so a record cut by a crash never runs into the next):
+
+* ``HEADER``, the format's name;
+* the *lost* area, up to ``LOST_END``: a line for each exit that could not be recorded even
+  in the records area (the reserve used up): at the next start its trade comes back
+  ``unconfirmed``, never as before its exit;
+* the records area, from ``LOST_END``: the exits' journal events as JSON lines, then ``{"dispatched":
+  id}`` lines; it may grow past the reserve while the disk has room.
+
+Each area ends at its first NUL byte. Clearing an area writes a NUL at its start first (one
+byte, in place), so a crash while clearing leaves an empty area, never a half one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+HEADER = b"momobot side file 1\n"
+LOST_END = 16 * 1024
+RESERVE = 1024 * 1024
+
+
+class SideFile:
+    """The side file, open for the journal's writer for its whole life."""
+
+    def __init__(self, path: Path, reserve: int = RESERVE) -> None:
+        self.path = path
+        self.reserve = max(reserve, LOST_END)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        #: Why the reserve could not be allocated (None: it is held).
+        self.reserve_error: str | None = None
+        try:
+            data = _read_all(self._fd)
+            # A side file from before the reserve holds plain JSON lines from its first byte: it
+            # is read and appended to as it is, and takes the new layout once it is cleared.
+            self._legacy = bool(data) and not data.startswith(HEADER)
+            if self._legacy:
+                self._start = self._lost_end = 0
+                self._end = _end(data, 0, None)
+            else:
+                if not data:
+                    os.pwrite(self._fd, HEADER, 0)
+                self._start = LOST_END
+                self._lost_end = _end(data, len(HEADER), LOST_END)
+                self._end = _end(data, LOST_END, None)
+            self._reserve()
+        except OSError:
+            os.close(self._fd)
+            raise
+
+    def _reserve(self) -> None:
+        try:
+            os.posix_fallocate(self._fd, 0, max(self.reserve, self._end))
+        except OSError as exc:
+            self.reserve_error = exc.strerror or str(exc)
+        else:
+            self.reserve_error = None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def has_records(self) -> bool:
+        return self._end > self._start or self._lost_end > len(HEADER)
+
+    def records(self) -> list[str]:
+        """The records area's lines."""
+        if self._end <= self._start:
+            return []
+        data = os.pread(self._fd, self._end - self._start, self._start)
+        return data.decode("utf-8", errors="replace").splitlines()
+
+    def lost(self) -> list[str]:
+        """The lost area's lines: exits that went out but could not be recorded."""
+        if self._legacy or self._lost_end <= len(HEADER):
+            return []
+        data = os.pread(self._fd, self._lost_end - len(HEADER), len(HEADER))
+        return data.decode("utf-8", errors="replace").splitlines()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def append(self, line: str, *, sync: bool) -> None:
+        """Write one record line at the records area's end. Raises OSError; a record that did not
+        go whole is cut off again (a NUL where it began), so the area stays readable."""
+        self._end = self._put(line, self._end, None, sync=sync)
+
+    def mark_lost(self, line: str) -> None:
+        """Write one line in the lost area (room held since the start). Raises OSError."""
+        if self._legacy:
+            raise OSError(errno.ENOSPC, "a side file from before the reserve has no room for it")
+        self._lost_end = self._put(line, self._lost_end, LOST_END, sync=True)
+
+    def _put(self, line: str, at: int, limit: int | None, *, sync: bool) -> int:
+        data = line.encode() + b"\n"
+        if limit is not None and at + len(data) >= limit:
+            raise OSError(errno.ENOSPC, "the side file's room for unrecorded exits is used up")
+        try:
+            written = os.pwrite(self._fd, data, at)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, "no room left on the device")
+            if sync:
+                os.fdatasync(self._fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.pwrite(self._fd, b"\0", at)
+            raise
+        return at + len(data)
+
+    def clear(self) -> None:
+        """Both areas emptied, in place: their room stays held. Raises OSError. Call once what
+        they hold is in the journal (a crash half way leaves an empty area, never a half one)."""
+        if self._legacy:
+            os.pwrite(self._fd, b"\0", 0)
+            os.fdatasync(self._fd)
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, HEADER, 0)
+            self._legacy = False
+            self._start = self._end = LOST_END
+            self._lost_end = len(HEADER)
+            self._reserve()
+            return
+        for start, end in ((self._start, self._end), (len(HEADER), self._lost_end)):
+            if end > start:
+                os.pwrite(self._fd, b"\0", start)
+                os.fdatasync(self._fd)
+                os.pwrite(self._fd, bytes(end - start - 1), start + 1)
+        self._end, self._lost_end = self._start, len(HEADER)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+def read_side_file(path: Path) -> tuple[list[str], list[str]]:
+    """(records, lost) of a side file, for a reader that does not hold the journal."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], []
+    if data and not data.startswith(HEADER):
+        return data.split(b"\0", 1)[0].decode("utf-8", errors="replace").splitlines(), []
+    records = data[LOST_END:].split(b"\0", 1)[0]
+    lost = data[len(HEADER) : LOST_END].split(b"\0", 1)[0]
+    return (
+        records.decode("utf-8", errors="replace").splitlines(),
+        lost.decode("utf-8", errors="replace").splitlines(),
+    )
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    return os.pread(fd, size, 0) if size else b""
+
+
+def _end(data: bytes, start: int, limit: int | None) -> int:
+    """Where an area's content ends: its first NUL (or the limit, or the data's end)."""
+    stop = len(data) if limit is None else min(limit, len(data))
+    if start >= stop:
+        return start
+    nul = data.find(b"\0", start, stop)
+    return stop if nul < 0 else nul

@@ -47,6 +47,7 @@ class HotkeyTestServer:
         self.messages: list[str] = []
         self.times_ns: list[int] = []
         self.connections = 0
+        self.open_connections = 0
         self.authorization: list[str | None] = []
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
@@ -56,6 +57,21 @@ class HotkeyTestServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
+        with self._changed:
+            self.open_connections += 1
+        try:
+            await self._read(ws)
+        finally:
+            with self._changed:
+                self.open_connections -= 1
+                self._changed.notify_all()
+
+    def wait_all_closed(self, timeout: float = 15.0) -> bool:
+        """Wait until no client is connected: every byte a closed client sent has been read."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.open_connections == 0, timeout)
+
+    async def _read(self, ws: ServerConnection) -> None:
         self.authorization.append(ws.request.headers.get("Authorization") if ws.request else None)
         count = 0
         async for message in ws:
@@ -141,7 +157,7 @@ class HotkeyTestServer:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=10)
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[str]:
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[str]:
         """Wait until ``count`` messages have arrived; return them all."""
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -172,10 +188,12 @@ def fast_config(*urls: str, **overrides: Any) -> HotkeyConfig:
     values: dict[str, Any] = {
         "urls": tuple(urls),
         "sequence_delay": 0.05,
-        "ttl": 1.0,
+        # Long enough that a receiver thread slowed by a busy machine is not taken for a dead
+        # one; the tests about keepalive and TTLs set their own.
+        "ttl": 3.0,
         "ping_interval": 0.3,
-        "ping_timeout": 0.3,
-        "open_timeout": 0.5,
+        "ping_timeout": 1.0,
+        "open_timeout": 2.0,
         "reconnect_max_delay": 0.2,
         "flush_timeout": 2.0,
     }
@@ -187,7 +205,7 @@ def core_config(**hotkey: Any) -> Config:
     return Config(tables={"hotkey_ws": hotkey})
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     pause = threading.Event()  # never set: a poll interval, the condition is what is waited on
     while time.monotonic() < deadline:

@@ -190,6 +190,7 @@ def test_serve_with_the_alpaca_source_trades_end_to_end(tmp_path: Path) -> None:
         env = {
             "MOMOBOT_DISABLE_PLUGINS": "",
             "MOMOBOT_HOTKEY_URL": hotkeys.url,
+            "MOMOBOT_QUOTE_WAIT_S": "30",  # the held entry waits on the test's push, not on luck
             "MOMOBOT_ALPACA_URL": feed.server.url,
             "MOMOBOT_ALPACA_FEED": "sip",
             "APCA_API_KEY_ID": "test-key",

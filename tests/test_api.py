@@ -324,7 +324,7 @@ def test_responses_never_wait_on_a_stuck_hotkey_server(tmp_path: Path) -> None:
             "MOMOBOT_HOTKEY_FLUSH_TIMEOUT": "0.5",
         }
         server = start_api(tmp_path, env=env)
-        fast = httpx.Client(base_url=server.url, timeout=3)  # far below the hotkey timeouts
+        fast = httpx.Client(base_url=server.url, timeout=10)  # far below the hotkey timeouts
         try:
             quote(server, 2.00)
             assert fast.post("/trades", json=TRADE).status_code == 201
@@ -340,12 +340,13 @@ def test_paced_replay_is_watchable_in_the_api_and_sends_no_hotkeys(tmp_path: Pat
     with HotkeyTestServer() as hotkeys:
         env = {"MOMOBOT_DISABLE_PLUGINS": "", "MOMOBOT_HOTKEY_URL": hotkeys.url}
         server = start_api(
-            tmp_path, "--replay", str(demo_session_path()), "--speed", "40", env=env, with_db=False
+            tmp_path, "--replay", str(demo_session_path()), "--speed", "10", env=env, with_db=False
         )
         try:
             assert server.client.get("/ping").json()["mode"] == "replay"
-            assert wait_until(lambda: len(server.client.get("/positions").json()) >= 2, timeout=10)
-            assert wait_until(lambda: len(server.client.get("/trades").json()) == 6, timeout=10)
+            # At 10x, two or more trades are open together for about 7 s of the session.
+            assert wait_until(lambda: len(server.client.get("/positions").json()) >= 2, timeout=30)
+            assert wait_until(lambda: len(server.client.get("/trades").json()) == 6, timeout=30)
             assert server.client.get("/positions").json() == []
         finally:
             server.stop()

@@ -119,7 +119,7 @@ def test_the_page_follows_quotes_and_tp1_live_and_close_presses_sell_all_bid(
     assert wait_until(lambda: text_of(browser, "#pos-ABCD .pnl") == "$8.00", timeout=10)
     quote(api, "ABCD", 2.21)  # TP1: half sold, the stop to break-even
     assert wait_until(lambda: "b/e" in text_of(browser, "#pos-ABCD .stop"), timeout=10)
-    assert text_of(browser, "#pos-ABCD td:nth-child(2)") == "50 / 100"
+    assert wait_until(lambda: text_of(browser, "#pos-ABCD td:nth-child(2)") == "50 / 100", timeout=10)
     assert wait_until(lambda: "TP1 at 2.21" in text_of(browser, "#log"), timeout=10)
     assert browser.execute_script("return window.performance.timeOrigin") == page_id  # no reload
 
@@ -128,7 +128,7 @@ def test_the_page_follows_quotes_and_tp1_live_and_close_presses_sell_all_bid(
     assert wait_until(lambda: "No open positions" in text_of(browser, "#positions"), timeout=10)
     # hotkey_ws's panel: the link, and the close's command with its event-to-wire time.
     assert wait_until(lambda: "sell_all_bid" in text_of(browser, ".panel"), timeout=10)
-    assert " up " in text_of(browser, ".panel")
+    assert wait_until(lambda: " up " in text_of(browser, ".panel"), timeout=10)
     assert severe_console_messages(browser) == []
 
 

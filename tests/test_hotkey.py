@@ -355,7 +355,7 @@ def test_wrong_token_is_reported_and_nothing_is_sent(caplog: pytest.LogCaptureFi
 
 
 def test_json_format_carries_the_event_context(server: HotkeyTestServer) -> None:
-    plugin = HotkeyPlugin(fast_config(server.url, format="json"))
+    plugin = HotkeyPlugin(fast_config(server.url, format="json", ttl=1.5))
     engine = live_engine(plugin)
     open_trade(engine)
     [message] = server.wait_for(1)
@@ -365,7 +365,7 @@ def test_json_format_carries_the_event_context(server: HotkeyTestServer) -> None
     assert data["command"] == "buy_ask" and data["event"] == "entry"
     assert (data["symbol"], data["qty"], data["trade_id"]) == ("ABCD", 100, trade_id)
     # When the hook fired (epoch ms) and how long the command stays good: the server drops it after.
-    assert abs(data["sent_at"] - time.time() * 1000) < 60_000 and data["ttl_ms"] == 1000
+    assert abs(data["sent_at"] - time.time() * 1000) < 60_000 and data["ttl_ms"] == 1500
 
 
 def test_several_servers_each_get_every_command() -> None:

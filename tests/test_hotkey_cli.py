@@ -29,7 +29,9 @@ def server() -> Iterator[HotkeyTestServer]:
 
 
 def test_check_reports_a_reachable_server_and_sends_nothing(server: HotkeyTestServer) -> None:
-    result = momobot("hotkey", "check", "--url", server.url)
+    # A round trip slowed by a busy machine is still an answer: the check's own bound is not
+    # what this test is about.
+    result = momobot("hotkey", "check", "--url", server.url, env={"MOMOBOT_HOTKEY_PING_TIMEOUT": "5"})
     assert result.returncode == 0, result.stderr
     assert f"OK    {server.url}: connected in" in result.stdout
     assert "ping round trip" in result.stdout
@@ -46,7 +48,7 @@ def test_check_reports_an_unreachable_server_and_exits_1() -> None:
 def test_send_with_yes_sends_in_order(server: HotkeyTestServer) -> None:
     result = momobot("hotkey", "send", "sell_ask", "cancel_all", "--yes", "--url", server.url)
     assert result.returncode == 0, result.stderr
-    assert server.messages == ["sell_ask", "cancel_all"]
+    assert server.wait_for(2) == ["sell_ask", "cancel_all"]
     assert "[Hotkey] Sent: sell_ask" in result.stderr
 
 

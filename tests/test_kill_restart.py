@@ -112,6 +112,8 @@ def test_serve_killed_30_times_loses_nothing_and_presses_nothing_twice(tmp_path:
         for kill in range(KILLS):
             drive(server, rng, f"K{kill}", budget=rng.randint(3, 25))
             server.stop(signal.SIGKILL)
+            # What the killed server wrote before dying may still be on its way: read it all.
+            assert hotkeys.wait_all_closed()
             open_before = check_journal(db)
             received_before = len(hotkeys.messages)
             server = start_api(tmp_path, env=env, db=db)

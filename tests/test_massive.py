@@ -141,6 +141,7 @@ def test_serve_with_the_massive_source_trades_end_to_end(tmp_path: Path) -> None
         env = {
             "MOMOBOT_DISABLE_PLUGINS": "",
             "MOMOBOT_HOTKEY_URL": hotkeys.url,
+            "MOMOBOT_QUOTE_WAIT_S": "30",  # the held entry waits on the test's push, not on luck
             "MOMOBOT_MASSIVE_URL": feed.server.url,
             "MASSIVE_API_KEY": "test-key",
             "MOMOBOT_WATCHLIST": "ABCD",

@@ -109,8 +109,12 @@ def test_failing_speech_engine_is_reported_once(tmp_path: Path, caplog: pytest.L
 
 
 def test_speech_never_blocks_the_engine(tmp_path: Path) -> None:
+    # Speech that lasts until the test lets it end: nothing of it outlives the test (a phrase
+    # still being spoken would land in a later test's log).
+    gate = tmp_path / "speaking"
+    gate.touch()
     slow = tmp_path / "slow-tts"
-    slow.write_text("#!/bin/sh\nsleep 3\n")
+    slow.write_text(f"#!/bin/sh\nwhile [ -e '{gate}' ]; do sleep 0.05; done\n")
     slow.chmod(0o755)
     plugin = VoicePlugin()
     done = threading.Event()
@@ -128,6 +132,11 @@ def test_speech_never_blocks_the_engine(tmp_path: Path) -> None:
     # The engine finishes at once; shutdown waits at most a bounded time for queued speech.
     worker.join(timeout=20)
     assert done.is_set()
+    gate.unlink()  # the speech still queued ends now
+    for thread in threading.enumerate():
+        if thread.name == "momobot-voice":
+            thread.join(timeout=30)
+            assert not thread.is_alive()
 
 
 def test_bad_voice_config_names_key_and_value() -> None:

@@ -201,25 +201,25 @@ class FakeDas:
                     raw, buffer = buffer.split(b"\n", 1)
                     arrived = time.monotonic_ns()
                     line = raw.decode("ascii", "replace").rstrip("\r")
-                    with self._lock:
-                        self.received.append((arrived, line))
-                        self._changed.notify_all()
                     if self.drop_on(line):
                         self.drop_on = lambda line: False
-                        with self._lock:
-                            self.received.pop()  # never handled: as if it was lost on the way
-                        client.shutdown(socket.SHUT_RDWR)
+                        client.shutdown(socket.SHUT_RDWR)  # never handled: lost on the way
                         return
-                    if self.ignore_on(line):
-                        continue
-                    if self.echo:
-                        self._send(client, line)
-                    if not logged_in:
-                        logged_in = self._login(client, line)
-                        if not logged_in:
-                            return
-                        continue
-                    self._command(client, line)
+                    # A line is in ``received`` once it is handled (its order booked, its fill
+                    # done): whoever waits for the line finds the platform's state with it.
+                    with self._lock:
+                        ignored = self.ignore_on(line)
+                        if not ignored:
+                            if self.echo:
+                                self._send(client, line)
+                            if logged_in:
+                                self._command(client, line)
+                            else:
+                                logged_in = self._login(client, line)
+                        self.received.append((arrived, line))
+                        self._changed.notify_all()
+                    if not ignored and not logged_in:
+                        return
         except OSError:
             return
         finally:

@@ -7,6 +7,7 @@ otherwise ignored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import shutil
@@ -54,6 +55,7 @@ class Speaker:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._failed_once = False
         self._full_once = False
+        self._deadline: float | None = None  # set by close(): nothing queued is said after it
         self._thread = threading.Thread(target=self._run, name="momobot-voice", daemon=True)
         self._thread.start()
 
@@ -70,12 +72,12 @@ class Speaker:
                 )
 
     def close(self, timeout: float) -> None:
-        """Say what is queued, for at most ``timeout`` seconds in all, then stop."""
+        """Say what is queued, for at most ``timeout`` seconds in all, then stop: what is still
+        queued then is not said (the phrase being spoken ends first)."""
         deadline = time.monotonic() + timeout
-        try:
+        self._deadline = deadline
+        with contextlib.suppress(queue.Full):
             self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            return  # the worker is a daemon thread: it ends with the process
         self._thread.join(max(deadline - time.monotonic(), 0))
 
     def _argv(self, text: str) -> list[str]:
@@ -96,7 +98,7 @@ class Speaker:
     def _run(self) -> None:
         while True:
             text = self._queue.get()
-            if text is _STOP:
+            if text is _STOP or (self._deadline is not None and time.monotonic() > self._deadline):
                 return
             assert isinstance(text, str)
             try:

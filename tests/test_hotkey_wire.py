@@ -318,3 +318,53 @@ def test_json_remaining_is_what_is_held_after_each_event() -> None:
         ("stop", 0),
     ]
     assert all(datetime.fromisoformat(m["time"]).tzinfo is not None for m in messages)
+
+
+@pytest.mark.parametrize("wire_format", ["json", "text"])
+def test_commands_written_into_a_frozen_server_are_named_when_the_link_dies(wire_format: str) -> None:
+    # The reference server, in its own process, is frozen (SIGSTOP) just before TP1 while its
+    # last pong is still fresh: the bot writes TP1's three commands and logs them sent, then
+    # the link dies. The server may never press them: a person is told which, for which trade.
+    import os
+    import socket
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "momobot_core.cli", "hotkey", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+
+    def listening() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        assert wait_until(listening, timeout=30)
+        plugin = HotkeyPlugin(
+            fast_config(
+                f"ws://127.0.0.1:{port}", format=wire_format, ping_interval=0.5, ping_timeout=3.0, ttl=10.0
+            )
+        )
+        engine = live(plugin)
+        engine.on_quote(quote("ABCD", 2.00))
+        trade = engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+        assert plugin.client is not None and plugin.client.flush(10)  # buy_ask is out
+        # The entry proven read (JSON: answered; text: a pong since): it is not in question.
+        assert wait_until(lambda: not plugin.client.links[0]._unanswered)  # type: ignore[union-attr]
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1, into the frozen server
+            assert wait_until(lambda: told(engine, "hotkey_ws_unconfirmed"), timeout=30)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        engine.shutdown()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    [alert] = [a for a in engine.alerts if a.kind == "hotkey_ws_unconfirmed"]
+    assert alert.symbol == "ABCD" and alert.detail["trade_id"] == trade.id and alert.detail["event"] == "tp1"
+    assert alert.detail["commands"] == ["sell_ask", "cancel_all", "break_even"]
+    assert trade.id in alert.message and "may not have been pressed: check your broker" in alert.message

@@ -67,6 +67,9 @@ log = logging.getLogger("momobot.hotkey")
 HURRY_DELAY = 0.05
 #: An exit not on the wire this long after its event is told to a person (exit_pending).
 PENDING_AFTER = 0.5
+#: A JSON command the server has not answered this long, though it answers pings, is not
+#: waited for any more (a server that reads JSON commands but never answers them).
+ANSWER_WAIT = 5.0
 
 
 def _reconnect_delays(max_delay: float) -> Iterator[float]:
@@ -106,6 +109,11 @@ class HotkeyLink:
         self._wire: Wire | None = None  # the open connection, when there is one
         self._connection = 0  # which connection: a sequence stays on its own
         self._in_outbox: Batch | None = None  # the batch whose command is in the wire's outbox
+        #: Commands written on this connection that the server has not yet shown it read: in
+        #: order, (batch, command, when it left). JSON: until its answer; text: until a pong
+        #: to a ping sent after it. If the connection dies first, a person is told which.
+        self._unanswered: collections.deque[tuple[Batch, str, float]] = collections.deque()
+        self._json = config.format == "json"
         self._broken_reason: str | None = None
         self._last_pong = 0.0  # monotonic time the server last proved it reads
         self._fresh_for = config.ping_interval + config.ping_timeout
@@ -305,6 +313,7 @@ class HotkeyLink:
         name = batch.names[batch.sent]
         batch.sent += 1
         batch.receipts.append(now)
+        self._unanswered.append((batch, name, now))
         batch.next_due = now + batch.gap
         self._log_queued(batch)
         self._record(batch, "sent", command=name)
@@ -406,6 +415,44 @@ class HotkeyLink:
                     else "the hotkey server is down",
                 )
 
+    def _proven(self, ping_sent_at: float) -> None:
+        """A pong to a ping sent at ``ping_sent_at``: the server has read what came before it."""
+        unanswered = self._unanswered
+        # JSON commands wait for their own answers (reading is not pressing), within reason.
+        upto = ping_sent_at - ANSWER_WAIT if self._json else ping_sent_at
+        while unanswered and unanswered[0][2] <= upto:
+            unanswered.popleft()
+
+    def _tell_unanswered(self, reason: str) -> None:
+        """The connection died with commands the server never showed it read: name them."""
+        unanswered, self._unanswered = self._unanswered, collections.deque()
+        batches: dict[str, tuple[Batch, list[str]]] = {}
+        for batch, name, _ in unanswered:
+            batches.setdefault(batch.id, (batch, []))[1].append(name)
+        proof = "answered" if self._json else "shown it read (no pong since)"
+        for batch, names in batches.values():
+            self.notes.log(
+                logging.ERROR,
+                "[Hotkey] %s written for %s but the server never %s before the connection"
+                " died (%s): they may not have been pressed%s",
+                _names(tuple(names)),
+                batch.about(),
+                proof,
+                reason,
+                self.label,
+            )
+            self.notes.tell(
+                "hotkey_ws_unconfirmed",
+                f"{batch.about()}: {_names(tuple(names))} written to the hotkey server, which"
+                f" never {proof} before the connection died ({reason}): may not have been"
+                " pressed: check your broker",
+                batch.symbol or None,
+                trade_id=batch.trade_id,
+                event=batch.event,
+                commands=names,
+                url=self.url,
+            )
+
     def _answered(self, answers: list[str]) -> None:
         """The JSON format's answers: a command the server did not press is told to a person."""
         for text in answers:
@@ -413,6 +460,8 @@ class HotkeyLink:
                 answer = json.loads(text)
             except ValueError:
                 continue
+            if isinstance(answer, dict) and answer.get("status") is not None and self._unanswered:
+                self._unanswered.popleft()  # answers come in the order the commands were read
             if not isinstance(answer, dict) or answer.get("status") in (None, "accepted"):
                 continue
             command, status = answer.get("command"), answer.get("status")
@@ -572,6 +621,7 @@ class HotkeyLink:
             self._wire = wire
             self._broken_reason = None
             self._last_pong = time.monotonic()  # the handshake was just answered: it reads
+            self._unanswered.clear()  # the last connection's were told when it died
             self.down_since = None
             self._pump(time.monotonic())
         next_ping = time.monotonic() + settings.ping_interval
@@ -626,6 +676,7 @@ class HotkeyLink:
                                 self._last_pong = now
                                 self.last_rtt = now - ping_sent_at
                                 ping_deadline = None
+                                self._proven(ping_sent_at)
                             if wire.answers:
                                 self._answered(wire.answers)
                                 wire.answers = []
@@ -644,6 +695,8 @@ class HotkeyLink:
                 # A half-written command, or a server that has not answered lately: no closing
                 # handshake (its close frame would follow the partial command), a reset instead.
                 clean = reason == "stopped" and not wire.outbox and self._fresh(time.monotonic())
+                if reason != "stopped" and self._unanswered:
+                    self._tell_unanswered(reason)
                 if self._wire is wire:
                     self._break(reason)
                 self.down_since = time.monotonic()

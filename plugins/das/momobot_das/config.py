@@ -30,6 +30,7 @@ KEYS = {
     "exit_offset",
     "exit_reprice_s",
     "entry_ttl",
+    "lost_order_wait_s",
     "timezone",
     "catastrophic_stop_pct",
     "replay",
@@ -56,6 +57,10 @@ class DasConfig:
     exit_reprice_s: float = 1.0
     #: An entry not written to DAS within this many seconds of its event is dropped (and alerted).
     entry_ttl: float = 2.0
+    #: A sell written on a connection that died unanswered may still reach the platform when it
+    #: wakes: no sell of its symbol replaces it until this long after the next login's lists, and
+    #: a position list asked for after that (so the replacement is sized on what the old one did).
+    lost_order_wait_s: float = 3.0
     timezone: str = DEFAULT_TIMEZONE
     #: A stop order this far (percent) below each entry fill, regular hours only; None: none.
     catastrophic_stop_pct: float | None = None
@@ -163,6 +168,7 @@ def load_das_config(config: Config | dict[str, Any] | None = None) -> DasConfig:
         exit_offset=offsets["exit_offset"],
         exit_reprice_s=_seconds(section, "exit_reprice_s", 1.0, 0.1, 60),
         entry_ttl=_seconds(section, "entry_ttl", 2.0, 0.05, 60),
+        lost_order_wait_s=_seconds(section, "lost_order_wait_s", 3.0, 0.1, 60),
         timezone=timezone,
         catastrophic_stop_pct=stop_pct,
         replay=section.get_bool("replay", False),

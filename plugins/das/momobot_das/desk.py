@@ -155,6 +155,10 @@ class Desk:
         #: Set once the first login's lists are all in (start-up waits for it, briefly).
         self.ready = threading.Event()
         self._finished: dict[str, ExitJob] = {}  # exits done, for fills that come after
+        #: Symbols with a sell counted lost at a reconnect (written, never answered): it may still
+        #: reach a platform that was frozen, so no sell of the symbol goes out until this time and
+        #: a position list asked for after it (symbol -> (until, when the list was asked)).
+        self._doubt: dict[str, tuple[float, float | None]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -348,6 +352,8 @@ class Desk:
                 self._cancel(stop)
             return order.qty
         qty = order.qty
+        if self._in_doubt(symbol) is not None:
+            return order.qty  # a sell lost with the connection may still arrive: it waits
         selling = sum(w.leaves for w in working if w.side == "S")
         holds = self._holds(trade.id)
         if holds is not None:
@@ -413,6 +419,24 @@ class Desk:
 
     # -- exits ---------------------------------------------------------------------------------
 
+    def _in_doubt(self, symbol: str) -> str | None:
+        """Why no sell of ``symbol`` may go now (None: it may): a sell counted lost at a reconnect
+        could still reach the platform, and a second sell beside it would go short."""
+        doubt = self._doubt.get(symbol)
+        if doubt is None:
+            return None
+        until, asked = doubt
+        now = self._clock()
+        if now < until:
+            return "a sell written before the reconnect may still reach the platform"
+        if asked is not None and self._positions_at > asked:
+            del self._doubt[symbol]  # the position now shows whatever that sell did
+            return None
+        if asked is None or now - asked >= self.config.exit_reprice_s:
+            self._doubt[symbol] = (until, now)
+            self._write(POSREFRESH + EOL)
+        return "waiting for the position list after a sell lost with the connection"
+
     def _work_exit(self, job: ExitJob) -> None:
         """One step of an exit: cancel what else the trade has working, sell what it still holds."""
         link = self.link
@@ -458,6 +482,10 @@ class Desk:
         position = self.positions.get(job.symbol, 0)
         symbol_selling = self._symbol_selling(job.symbol)
         want = min(left, position - symbol_selling)
+        doubt = self._in_doubt(job.symbol) if want > 0 else None
+        if doubt is not None:
+            self._exit_waiting(job, doubt)
+            return
         if want > 0 and now >= job.retry_at:
             if job.first_price is not None and not job.sells:
                 price = job.first_price
@@ -549,6 +577,8 @@ class Desk:
             self._cancel(w)
         if stops or cover <= 0:
             return  # placed again once the cancel is confirmed
+        if self._in_doubt(symbol) is not None:
+            return  # placed again once no lost sell can still arrive
         now = self._wall().astimezone(EXCHANGE_TZ)
         if now.weekday() >= 5 or not REGULAR_HOURS[0] <= now.time() < REGULAR_HOURS[1]:
             if trade_id not in self._cat_skipped:
@@ -678,6 +708,9 @@ class Desk:
             if not w.final and w.token not in self._listed_tokens and w.sent_at < self._login_at:
                 w.final = True
                 w.status = "Lost"
+                if w.side == "S" and w.das_id is None:
+                    until = self._clock() + self.config.lost_order_wait_s
+                    self._doubt[w.symbol] = (max(until, self._doubt.get(w.symbol, (0.0, None))[0]), None)
                 if w.intent == "take_profit" and w.filled < w.qty:
                     self._requeue_take_profit(w)
                 if w.intent == "entry" and w.filled == 0:
@@ -772,6 +805,23 @@ class Desk:
             )
             working.final = False
             self._open[token] = working
+            if working.side == "S":
+                # Anything sent to replace it sells the same shares again: out, at once; the
+                # exit sells what is left once the platform has said what the old one did.
+                for other in list(self._open.values()):
+                    if (
+                        other.symbol == working.symbol
+                        and other.side == "S"
+                        and other.sent_at > working.sent_at
+                    ):
+                        log.warning(
+                            "DAS: %s order %s replaced lost order %s, which the platform now reports:"
+                            " cancelled",
+                            other.symbol,
+                            other.token,
+                            token,
+                        )
+                        self._cancel(other)
         working.das_id = line.das_id
         working.status = line.status
         working.filled = max(working.traded, line.filled)

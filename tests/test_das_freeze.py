@@ -1,0 +1,141 @@
+"""Through plugins/das no symbol ever sells more than it bought (trust III, fault 3).
+
+The fake DAS platform runs in its own process and is frozen (SIGSTOP) for longer than the
+plugin's answer timeout while a take profit and a manual close's sells are written into it:
+the plugin drops the link, logs in again, and the login's order list arrives without those
+sells, which the platform still holds in its socket and executes when it wakes. `momobot
+serve` with the plugin runs in its own process too, and is SIGKILLed and started again on the
+same journal in other cycles. Over every cycle the platform's lowest position per symbol must
+never go below zero, and every trade ends flat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+from api_helpers import ApiProcess, start_api
+
+from hotkey_helpers import wait_until
+
+#: Freeze and kill cycles (each trades two symbols); at least 30 keeps the promise the docs make.
+CYCLES = int(os.environ.get("MOMOBOT_DAS_FREEZE_CYCLES", "30"))
+
+FAKE = textwrap.dedent("""
+    import json, sys
+    from momobot_das.fake import FakeDas
+    fake = FakeDas(port=0).start()
+    print(fake.port, flush=True)
+    for line in sys.stdin:
+        with fake._lock:
+            state = {
+                "positions": dict(fake.positions),
+                "lowest": dict(fake.lowest),
+                "working": [o.symbol for o in fake.working()],
+                "logins": fake.logins,
+            }
+        print(json.dumps(state), flush=True)
+""")
+
+
+class FakeProcess:
+    """The fake platform in a process of its own: frozen and thawed by signals, asked by stdin."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", FAKE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+
+    def state(self) -> dict[str, dict[str, int]]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("state\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())  # type: ignore[no-any-return]
+
+    def freeze(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def close(self) -> None:
+        self.thaw()
+        self.proc.kill()
+        self.proc.communicate(timeout=10)
+
+
+def serve(tmp_path: Path, fake: FakeProcess) -> ApiProcess:
+    env = {
+        "MOMOBOT_DISABLE_PLUGINS": "hotkey_ws",
+        "MOMOBOT_DAS_USER": "trader",
+        "MOMOBOT_DAS_ACCOUNT": "TR1234",
+        "MOMOBOT_DAS_PASSWORD": "secret",
+        "MOMOBOT_DAS_ROUTE": "SMAT",
+        "MOMOBOT_DAS_PORT": str(fake.port),
+        "MOMOBOT_DAS_EXIT_REPRICE_S": "0.3",
+        "MOMOBOT_DAS_RECONNECT_MAX_DELAY": "0.2",
+        "MOMOBOT_RISK_STALE_QUOTE_S": "0",
+    }
+    return start_api(tmp_path, env=env, db=tmp_path / "journal.db")
+
+
+def post(api: ApiProcess, path: str, body: dict[str, object]) -> int:
+    return api.client.post(path, json=body).status_code
+
+
+def test_no_symbol_ever_sells_more_than_it_bought_through_freezes_and_kills(tmp_path: Path) -> None:
+    rng = random.Random(20261205)
+    fake = FakeProcess()
+    api = serve(tmp_path, fake)
+    pause = threading.Event()  # never set: how long a fault lasts, not a wait for a result
+    try:
+        for cycle in range(CYCLES):
+            symbols = [f"C{cycle}A", f"C{cycle}B"]
+            for symbol in symbols:
+                assert post(api, "/quotes", {"symbol": symbol, "bid": 1.99, "ask": 2.00}) == 200
+                opened = post(
+                    api, "/trades", {"symbol": symbol, "qty": 100, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
+                )
+                assert opened == 201, f"cycle {cycle}: {symbol} not opened ({opened})"
+            assert wait_until(
+                lambda: all(fake.state()["positions"].get(s) == 100 for s in symbols),  # noqa: B023
+                timeout=30,
+            )
+            if rng.random() < 0.7:
+                # Frozen while TP1 on one symbol and a manual close on both are written.
+                fake.freeze()
+                try:
+                    post(api, "/quotes", {"symbol": symbols[0], "bid": 2.20, "ask": 2.21})
+                    for symbol in symbols:
+                        post(api, "/close-position", {"symbol": symbol})
+                    pause.wait(rng.uniform(2.2, 3.5))  # past the plugin's 2 s answer timeout
+                finally:
+                    fake.thaw()
+            else:
+                # The bot killed right after TP1's sell is written, started again, then closed.
+                post(api, "/quotes", {"symbol": symbols[0], "bid": 2.20, "ask": 2.21})
+                api.stop(signal.SIGKILL)
+                api = serve(tmp_path, fake)
+                for symbol in symbols:
+                    if any(p["symbol"] == symbol for p in api.client.get("/positions").json()):
+                        post(api, "/quotes", {"symbol": symbol, "bid": 2.05, "ask": 2.06})
+                        post(api, "/close-position", {"symbol": symbol})
+            assert fake.state()["lowest"] == {}, f"cycle {cycle}: a symbol went short"
+        assert wait_until(
+            lambda: not any(fake.state()["positions"].values()) and not fake.state()["working"], timeout=60
+        ), fake.state()
+        state = fake.state()
+        assert state["lowest"] == {}, f"went short: {state['lowest']}"
+        assert api.client.get("/positions").json() == []
+    finally:
+        api.stop()
+        fake.close()

@@ -228,6 +228,18 @@ def test_das_check_with_a_wrong_password_is_one_line_and_never_shows_it(tmp_path
     assert "hunter22" not in out + err
 
 
+def test_das_check_says_what_it_waited_for_when_the_platform_stays_silent(tmp_path: Path) -> None:
+    with FakeDas() as fake:
+        fake.ignore_on = lambda line: line == "GET BP"  # no buying power: the rest is reported
+        code, out, err = _check(fake.port, tmp_path)
+        assert code == 0, err
+        assert "buying power: not reported" in out and "no order was sent" in out
+        fake.ignore_on = lambda line: line.startswith("LOGIN")  # a platform that answers nothing
+        code, out, err = _check(fake.port, tmp_path)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "waited 2 s for an answer to LOGIN, and none came" in err
+
+
 def test_das_check_with_nothing_listening_says_what_to_check(tmp_path: Path) -> None:
     code, _, err = _check(free_port(), tmp_path)
     assert code == 2 and "Traceback" not in err

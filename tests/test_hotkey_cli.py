@@ -247,3 +247,29 @@ def test_send_help_lists_the_commands() -> None:
     result = momobot("hotkey", "send", "--help")
     assert "buy_ask" in result.stdout and "sell_all_bid" in result.stdout
     assert "Port to listen on" in momobot("hotkey", "serve", "--help").stdout
+
+
+def test_reference_server_notes_a_client_reset_without_a_traceback(
+    reference_server: tuple[str, subprocess.Popen[str]],
+) -> None:
+    import struct
+
+    from websockets.exceptions import ConnectionClosed
+
+    url, proc = reference_server
+    try:
+        with connect(url, additional_headers={"Authorization": "Bearer tok"}, proxy=None) as ws:
+            ws.send("buy_ask")
+            assert ws.ping().wait(5)
+            # A reset, as the bot sends to a server it stopped trusting: no close frame, RST.
+            ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            ws.socket.close()
+    except (OSError, ConnectionClosed):
+        pass  # closing what was already reset
+    with connect(url, additional_headers={"Authorization": "Bearer tok"}, proxy=None) as again:
+        again.send("sell_ask")
+        assert again.ping().wait(5)  # the server went on serving
+    proc.terminate()
+    out, err = proc.communicate(timeout=10)
+    assert "reset the connection" in out + err
+    assert "Traceback" not in out + err and "connection handler failed" not in out + err

@@ -85,14 +85,33 @@ def _check(sock: socket.socket, config: DasConfig) -> tuple[BuyingPower | None, 
     positions: dict[str, int] = {}
     listing = False
     listed = False
+    allowed = max(config.connect_timeout, 2.0)
     while not (logged_in and bp is not None and listed):
         left = deadline - time.monotonic()
+        chunk = b""
+        if left > 0:
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                left = 0
         if left <= 0:
             if logged_in and listed:
                 break  # no BP line: report what came
-            raise OSError("no complete answer within the time allowed (login, positions, buying power)")
-        sock.settimeout(left)
-        chunk = sock.recv(65536)
+            missing = (
+                ["an answer to LOGIN"]
+                if not logged_in
+                else [
+                    *([] if listed else [f"the position list ({POSREFRESH})"]),
+                    *([] if bp is not None else [f"buying power ({GET_BP})"]),
+                ]
+            )
+            raise OSError(
+                f"waited {allowed:g} s for {' and '.join(missing)}, and none came"
+                + (" (logged in)" if logged_in else "")
+                + ": is the CMD API enabled, and is DAS Trader Pro responding?"
+            )
+        sock.settimeout(None)
         if not chunk:
             raise OSError(
                 "the platform closed the connection" + ("" if logged_in else " without answering LOGIN")

@@ -32,6 +32,7 @@ from typing import Any
 
 import attrs
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosedError
 from websockets.http11 import Request, Response
 
 from hotkey_ws.config import KNOWN_COMMANDS
@@ -156,6 +157,16 @@ class HotkeyServer:
         self.connections += 1
         peer = _peer(connection)
         self._say(f"client connected from {peer}")
+        try:
+            await self._serve_client(connection, peer)
+        except ConnectionClosedError as exc:
+            # A client that resets (the bot aborting a connection it no longer trusts, a crash)
+            # is an event to note, not a server error.
+            self._say(
+                f"client {peer} reset the connection ({exc.rcvd.reason if exc.rcvd else 'no close frame'})"
+            )
+
+    async def _serve_client(self, connection: ServerConnection, peer: str) -> None:
         async for message in connection:
             at = time.monotonic_ns()
             text = message if isinstance(message, str) else message.decode("utf-8", "replace")

@@ -411,6 +411,13 @@ def test_host_header_must_be_one_the_api_answers_to(api: ApiProcess) -> None:
     refused = api.client.get("/positions", headers={"Host": "evil.example"})
     assert refused.status_code == 400 and "allowed_hosts" in refused.json()["error"]
     assert api.client.get("/positions", headers={"Host": "localhost:1234"}).status_code == 200
+    port = api.url.rsplit(":", 1)[1]
+    # A Host that smuggles a second name past a loose parse is refused whole.
+    for smuggled in (f"127.0.0.1:{port}, evil.example", "[::1]evil.example", "127.0.0.1 evil.example"):
+        bad = api.client.get("/positions", headers={"Host": smuggled})
+        assert bad.status_code == 400, smuggled
+        assert "not a single host" in bad.json()["error"]
+    assert api.client.get("/positions", headers={"Host": f"[::1]:{port}"}).status_code == 200
 
 
 def test_a_state_change_from_another_origin_is_refused_token_or_not(api: ApiProcess) -> None:
@@ -423,6 +430,11 @@ def test_a_state_change_from_another_origin_is_refused_token_or_not(api: ApiProc
     assert evil.status_code == 403 and "evil.example" in evil.json()["error"]
     assert len(api.client.get("/positions").json()) == 1
     port = api.url.rsplit(":", 1)[1]
+    other_scheme = api.client.post(  # the same host and port over https is another origin
+        "/close-position", json={"symbol": "ABCD"}, headers={"Origin": f"https://127.0.0.1:{port}"}
+    )
+    assert other_scheme.status_code == 403
+    assert len(api.client.get("/positions").json()) == 1
     same = api.client.post(
         "/close-position", json={"symbol": "ABCD"}, headers={"Origin": f"http://127.0.0.1:{port}"}
     )

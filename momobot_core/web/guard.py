@@ -27,6 +27,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -47,6 +48,19 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+#: A whole ``Host`` header: one host (a bracketed IPv6 literal, an IPv4 address or a name) and an
+#: optional port, nothing else (a list, spaces, text after the bracket are refused).
+_HOST_HEADER = re.compile(r"(?:\[[0-9a-f:.]+\]|[a-z0-9_](?:[a-z0-9._-]*[a-z0-9_])?)(?::[0-9]{1,5})?")
+
+
+def parse_host_header(value: str) -> str | None:
+    """The host of a well-formed ``Host`` header (lower case), or None for anything else."""
+    value = value.lower()
+    if not _HOST_HEADER.fullmatch(value):
+        return None
+    return host_name(value)
 
 
 def host_name(value: str) -> str:
@@ -153,7 +167,10 @@ class RequestGuard:
     def _refusal(self, scope: Scope) -> tuple[int, str, dict[str, str]] | tuple[int, str] | None:
         headers = {k.lower(): v for k, v in scope["headers"]}
         host = headers.get(b"host", b"").decode("latin-1")
-        if host_name(host) not in self.allowed_hosts:
+        name = parse_host_header(host)
+        if name is None:
+            return 400, f"Host {host!r} is not a single host with an optional port"
+        if name not in self.allowed_hosts:
             return 400, (
                 f"Host {host!r} is not one this API answers to (add it to [api]"
                 " allowed_hosts if you reach the bot by that name)"
@@ -172,8 +189,10 @@ class RequestGuard:
             return None
         origin = headers.get(b"origin")
         if origin is not None:
-            netloc = urlsplit(origin.decode("latin-1")).netloc.lower()
-            if netloc != host.lower():
+            parts = urlsplit(origin.decode("latin-1"))
+            # Scheme, host and port: a page served over https is another origin than this
+            # plain-http server, even on the same host and port.
+            if parts.netloc.lower() != host.lower() or parts.scheme.lower() != scope.get("scheme", "http"):
                 return 403, (
                     f"a request from the web page at {origin.decode('latin-1')!r} may not"
                     " change anything here"

@@ -19,11 +19,21 @@ from momobot_core.models import Quote
 from momobot_core.session import apply, refuse_older_than_journal
 from momobot_core.sources import SourceError, Watchlist, collect_sources
 from momobot_core.sources.recorded import Event, paced, read_events
+from momobot_core.web.guard import SESSION_HOURS
 
 if TYPE_CHECKING:
     from momobot_core.plugins import Hooks
 
 log = logging.getLogger("momobot.serve")
+
+
+def _session_hours(section: Any) -> float:
+    hours: float = section.get_float("session_hours", SESSION_HOURS, strictly_positive=True)
+    if hours > 168:
+        raise ConfigError(
+            f"[api] session_hours = {hours:g}{section.source('session_hours')}: must be at most 168"
+        )
+    return hours
 
 
 @attrs.frozen
@@ -36,11 +46,13 @@ class ApiSettings:
     #: Host names the API answers to (None: loopback names and the bound address).
     allowed_hosts: tuple[str, ...] | None = None
     max_quote_skew_s: float = 2.0
+    #: How long a dashboard sign-in lasts.
+    session_hours: float = SESSION_HOURS
 
     @classmethod
     def from_config(cls, config: Config) -> ApiSettings:
         section = config.section("api", env_prefix="MOMOBOT_API_")
-        section.check_known({"host", "port", "token", "allowed_hosts", "max_quote_skew_s"})
+        section.check_known({"host", "port", "token", "allowed_hosts", "max_quote_skew_s", "session_hours"})
         host = section.get_str("host", "127.0.0.1")
         port = section.get_int("port", 8000, minimum=0)
         if port > 65535:
@@ -54,6 +66,7 @@ class ApiSettings:
             token=token,
             allowed_hosts=tuple(allowed) if allowed is not None else None,
             max_quote_skew_s=section.get_float("max_quote_skew_s", 2.0, strictly_positive=True),
+            session_hours=_session_hours(section),
         )
 
     def hosts_for(self, host: str) -> tuple[str, ...]:
@@ -223,6 +236,7 @@ def serve(
                 token,
                 allowed_hosts=allowed_hosts,
                 max_quote_skew_s=settings.max_quote_skew_s,
+                session_hours=settings.session_hours,
             )
             server = uvicorn.Server(
                 uvicorn.Config(

@@ -32,7 +32,7 @@ from momobot_core.journal import Journal
 from momobot_core.models import Close, Kill, Leg, Open, Quote, Resume, Trade
 from momobot_core.report import tradervue_csv
 from momobot_core.web.dashboard import Dashboard
-from momobot_core.web.guard import RequestGuard, Sessions
+from momobot_core.web.guard import SESSION_HOURS, RequestGuard, Sessions
 
 TOKEN_ENV = "MOMOBOT_API_TOKEN"
 log = logging.getLogger("momobot.api")
@@ -175,6 +175,7 @@ def build_app(
     *,
     allowed_hosts: Iterable[str] = ("127.0.0.1", "localhost", "[::1]"),
     max_quote_skew_s: float = 2.0,
+    session_hours: float = SESSION_HOURS,
 ) -> RequestGuard:
     """The API for one running engine, behind its request guard.
 
@@ -369,7 +370,7 @@ def build_app(
             return PlainTextResponse(data, media_type="text/csv")
         return data
 
-    sessions = Sessions(token)
+    sessions = Sessions(token, session_hours=session_hours)
     dashboard = Dashboard(engine, sessions)
     dashboard.routes(app)
     if engine.hooks is not None:

@@ -38,7 +38,7 @@ from momobot_core import hookimpl
 from momobot_core.engine import TradeRefused
 from momobot_core.models import Alert, Close, Kill, Order, Panel, Resume, Target, Trade
 from momobot_core.report import svg_of
-from momobot_core.web.guard import LOGIN_PATH, SESSION_COOKIE, Sessions
+from momobot_core.web.guard import LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE, Sessions
 
 if TYPE_CHECKING:
     from momobot_core.engine import Engine
@@ -307,6 +307,7 @@ class Dashboard:
                     since=f"{BOOT}-{self.feed.entries[-1].seq if self.feed.entries else 0}",
                     panels=self.panels(),
                     tz=self.bot.settings.tz,
+                    signed_in=sessions.required,
                 )
             )
 
@@ -321,10 +322,21 @@ class Dashboard:
             token = await _field(request, "token")
             if not sessions.required:
                 return RedirectResponse("/", status_code=303)
+            client = request.client.host if request.client else "?"
             if not sessions.token_matches(token):
+                sessions.failed(client)
                 return HTMLResponse(render("login.html", error="That is not the API token."), status_code=401)
+            sessions.succeeded(client)
             response = RedirectResponse("/", status_code=303)
             response.set_cookie(SESSION_COOKIE, sessions.open(), httponly=True, samesite="strict", path="/")
+            return response
+
+        @app.post(LOGOUT_PATH, include_in_schema=False)
+        async def logout(request: Request) -> Response:
+            """Sign out: this browser's session ends now; the token is asked for again."""
+            sessions.close(request.headers.get("cookie"))
+            response = RedirectResponse(LOGIN_PATH if sessions.required else "/", status_code=303)
+            response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
             return response
 
         @app.get("/events", include_in_schema=False)

@@ -27,8 +27,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -40,6 +42,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_PARAMS = frozenset({"token", "access_token", "api_token", "auth", "authorization"})
 SESSION_COOKIE = "momobot_session"
 LOGIN_PATH = "/ui/login"
+LOGOUT_PATH = "/ui/logout"
 #: GET paths that show the dashboard's fragments: with a token, only to a signed-in browser.
 PAGE_PREFIXES = ("/ui/", "/events")
 
@@ -72,12 +75,32 @@ def host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-class Sessions:
-    """The API token, and the dashboard sessions given for it (random ids, never the token)."""
+#: How long a dashboard session lasts (``[api] session_hours``): a trading day and its evening.
+SESSION_HOURS = 12.0
+#: Wrong tokens from one client within ``FAILURE_WINDOW_S`` before it is locked out for
+#: ``LOCKOUT_S`` (429, Retry-After): a guess a second at most, not hundreds.
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 60.0
+LOCKOUT_S = 30.0
 
-    def __init__(self, token: str | None) -> None:
+
+class Sessions:
+    """The API token, the dashboard sessions given for it (random ids, never the token, each
+    ending ``session_hours`` after it began), and the clients locked out for guessing."""
+
+    def __init__(
+        self,
+        token: str | None,
+        *,
+        session_hours: float = SESSION_HOURS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.token = token
-        self._ids: set[str] = set()
+        self.session_s = session_hours * 3600
+        self._clock = clock
+        self._ids: dict[str, float] = {}  # session id -> when it ends
+        self._failures: dict[str, list[float]] = {}
+        self._locked: dict[str, float] = {}  # client -> until
 
     @property
     def required(self) -> bool:
@@ -88,22 +111,33 @@ class Sessions:
 
     def open(self) -> str:
         session = secrets.token_urlsafe(32)
-        self._ids.add(session)
+        self._ids[session] = self._clock() + self.session_s
         return session
 
-    def valid(self, cookie_header: str | None) -> bool:
-        """True when the request's ``Cookie`` header carries a session given by this process.
-
-        Read by hand, pair by pair: cookies of other programs on 127.0.0.1 (cookies are shared
-        across ports) may be anything, and must not hide ours.
-        """
+    def _session_of(self, cookie_header: str | None) -> str | None:
+        """Our session id in a ``Cookie`` header, read by hand, pair by pair: cookies of other
+        programs on 127.0.0.1 (cookies are shared across ports) may be anything."""
+        now = self._clock()
         for part in (cookie_header or "").split(";"):
             name, _, value = part.strip().partition("=")
             if name == SESSION_COOKIE:
                 value = value.strip().strip('"')
-                if any(hmac.compare_digest(value.encode(), s.encode()) for s in self._ids):
-                    return True
-        return False
+                for session, ends in list(self._ids.items()):
+                    if hmac.compare_digest(value.encode(), session.encode()):
+                        if ends > now:
+                            return session
+                        del self._ids[session]  # ended: sign in again
+        return None
+
+    def valid(self, cookie_header: str | None) -> bool:
+        """True when the request's ``Cookie`` header carries a live session given by this process."""
+        return self._session_of(cookie_header) is not None
+
+    def close(self, cookie_header: str | None) -> None:
+        """Sign out: the session in the header ends now."""
+        session = self._session_of(cookie_header)
+        if session is not None:
+            del self._ids[session]
 
     def allows(self, headers: dict[bytes, bytes]) -> bool:
         """No token configured, or the right bearer token, or a valid session cookie."""
@@ -113,6 +147,41 @@ class Sessions:
         if hmac.compare_digest(given, f"Bearer {self.token}".encode()):
             return True
         return self.valid(headers.get(b"cookie", b"").decode("latin-1"))
+
+    # -- guessing --------------------------------------------------------------------------------
+
+    def locked_for(self, client: str) -> float:
+        """Seconds this client stays locked out (0: it may try)."""
+        until = self._locked.get(client)
+        if until is None:
+            return 0.0
+        left = until - self._clock()
+        if left <= 0:
+            del self._locked[client]
+            return 0.0
+        return left
+
+    def failed(self, client: str) -> None:
+        """A wrong token from ``client``: enough of them lock it out for a while."""
+        now = self._clock()
+        recent = [t for t in self._failures.get(client, []) if now - t < FAILURE_WINDOW_S]
+        recent.append(now)
+        if len(recent) >= MAX_FAILURES:
+            self._locked[client] = now + LOCKOUT_S
+            recent = []
+            log.warning(
+                "%d wrong API tokens from %s within %g s: locked out for %g s",
+                MAX_FAILURES,
+                client,
+                FAILURE_WINDOW_S,
+                LOCKOUT_S,
+            )
+        self._failures[client] = recent
+        if len(self._failures) > 10_000:  # a flood of clients: forget the oldest
+            self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
 
 
 class RequestGuard:
@@ -166,6 +235,19 @@ class RequestGuard:
 
     def _refusal(self, scope: Scope) -> tuple[int, str, dict[str, str]] | tuple[int, str] | None:
         headers = {k.lower(): v for k, v in scope["headers"]}
+        # A client that guessed wrong too often: its attempts with a token (a bearer header, the
+        # sign-in form) wait, the right token too, or a guesser would learn it. A signed-in
+        # page's session still works (its kill switch must), and so do requests with no token.
+        attempt = bool(headers.get(b"authorization")) or (
+            scope["path"] == LOGIN_PATH and scope["method"] == "POST"
+        )
+        locked = self.sessions.locked_for(_client(scope)) if attempt else 0.0
+        if locked > 0 and not self.sessions.valid(headers.get(b"cookie", b"").decode("latin-1")):
+            return (
+                429,
+                (f"too many wrong API tokens from this address: try again in {math.ceil(locked)} s"),
+                {"retry-after": str(math.ceil(locked))},
+            )
         host = headers.get(b"host", b"").decode("latin-1")
         name = parse_host_header(host)
         if name is None:
@@ -198,6 +280,8 @@ class RequestGuard:
                     " change anything here"
                 )
         if scope["path"] != LOGIN_PATH and not self.sessions.allows(headers):
+            if headers.get(b"authorization"):
+                self.sessions.failed(_client(scope))  # a wrong token given, not just none
             return 401, "missing or wrong API token", {"www-authenticate": "Bearer"}
         return None
 
@@ -225,6 +309,11 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks), False
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
 
 
 def _replay(body: bytes) -> Receive:

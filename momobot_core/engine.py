@@ -285,11 +285,14 @@ class Engine:
             self.journal.confirm_closed(told)
         if self.journal is not None:
             for cut in self.journal.cut_sequences:
+                # A kill's sequence belongs to no trade and no symbol: it is named as the kill.
+                where = f"{cut.symbol}: " if cut.symbol else ""
+                what = f"the {cut.event} of trade {cut.trade_id}" if cut.trade_id else f"the {cut.event}"
                 if cut.dropped_exit:
                     self.alert(
                         "exit_dropped",
-                        f"{cut.symbol}: {cut.plugin} gave up on the {cut.event} exit of trade"
-                        f" {cut.trade_id} before the last stop ({', '.join(cut.unsent)} not"
+                        f"{where}{cut.plugin} gave up on {what} (an exit) before the last stop"
+                        f" ({', '.join(cut.unsent)} not"
                         " sent): the journal shows the trade closed; if your broker still"
                         " holds the position, close it by hand",
                         symbol=cut.symbol,
@@ -300,8 +303,7 @@ class Engine:
                     continue
                 self.alert(
                     "sequence_cut",
-                    f"{cut.symbol}: {cut.plugin} was sending the {cut.event} of trade"
-                    f" {cut.trade_id} when the process stopped: sent"
+                    f"{where}{cut.plugin} was sending {what} when the process stopped: sent"
                     f" {', '.join(cut.sent) or 'nothing'}; not sent"
                     f" {', '.join(cut.unsent) or 'nothing'}. Check your broker",
                     symbol=cut.symbol,
@@ -1103,8 +1105,11 @@ class Engine:
         ts: datetime,
         intent: Intent,
         reason: CloseReason,
+        *,
+        commit: bool = True,
     ) -> tuple[Trade, Order, JournalEvent, bool]:
-        """Journal a trade's last exit and make it current; the hooks are the caller's."""
+        """Journal a trade's last exit and make it current; the hooks are the caller's.
+        ``commit=False``: the caller journals the event (a kill, all its exits in one go)."""
         qty = trade.remaining
         after = attrs.evolve(
             trade,
@@ -1118,7 +1123,7 @@ class Engine:
         leg = self._leg(after, qty, price, reason.value, ts)
         event = JournalEvent(reason.value, after, order, leg)
         self._roll(ts)  # before the commit: a new day read back must not hold this leg yet
-        pending = self._commit_exit(event)
+        pending = self._commit_exit(event) if commit else False
         del self.open_trades[trade.symbol]
         self._hold_until.pop(trade.symbol, None)
         self._stop_moved_at.pop(trade.id, None)
@@ -1216,6 +1221,31 @@ class Engine:
                 reason="loss_streak",
             )
 
+    def _commit_kill(self, reason: str, message: str, ts: datetime, events: list[JournalEvent]) -> set[str]:
+        """Journal a kill's halt and flattens together; the ids of the events that went to the
+        side file instead (the journal could not take them: exits are never held back)."""
+        day = self.book.trading_day(ts)
+        self.book.halt = Halt(reason, message, day)
+        self.book.breach_since = None
+        journal = self.journal
+        if journal is None:
+            return set()
+        if not self.journal_pending:
+            try:
+                journal.write_kill(reason, message, ts, day, events)
+                self.journal_error = None
+                return set()
+            except JournalWriteError as exc:
+                self.journal_error = str(exc)
+        try:
+            journal.record_risk("halt", reason, message, None, ts, day)
+        except JournalWriteError as exc:
+            self.alert(
+                "journal_error",
+                f"the halt ({reason}) could not be journaled ({exc}): a restart today would not remember it",
+            )
+        return {event.id for event in events if self._commit_exit(event)}
+
     def _set_halt(self, reason: str, message: str, ts: datetime) -> None:
         day = self.book.trading_day(ts)
         self.book.halt = Halt(reason, message, day)
@@ -1285,7 +1315,6 @@ class Engine:
         self._killing = True
         try:
             trades = list(self.open_trades.values())
-            self._set_halt(reason, message, ts)
             closes = []
             for trade in trades:
                 quote = self.last_quotes.get(trade.symbol)
@@ -1295,7 +1324,13 @@ class Engine:
                         trade.symbol,
                     )
                 price = quote.bid if quote is not None else trade.entry_price
-                closes.append(self._close_state(trade, None, price, ts, Intent.MANUAL, CloseReason.KILL))
+                closes.append(
+                    self._close_state(trade, None, price, ts, Intent.MANUAL, CloseReason.KILL, commit=False)
+                )
+            # The halt and every flatten in one transaction: a crash leaves the day halted with
+            # every trade flattened, or as it was; never halted with trades left open.
+            in_side_file = self._commit_kill(reason, message, ts, [event for _, _, event, _ in closes])
+            closes = [(after, order, event, event.id in in_side_file) for after, order, event, _ in closes]
             self._notify("on_kill", trades=trades, reason=reason)
             for after, order, event, pending in closes:
                 self.counters.orders += 1
@@ -1318,10 +1353,16 @@ class Engine:
                 ),
             )
             self._set_halt(reason, message, ts)
-        flattened = ", ".join(f"{t.symbol} {t.remaining}" for t in trades) or "none open"
+        flattened = ", ".join(f"{t.symbol} {t.remaining}" for t in trades)
+        done = (
+            f"every open trade closed at the bid in the journal ({flattened}) and its flatten handed"
+            " to the sending plugins (their alerts say if it did not go out; check your broker)"
+            if trades
+            else "no trade was open"
+        )
         self.alert(
             "halted",
-            f"{message}: every open trade flattened at the bid ({flattened}); entries are halted"
+            f"{message}: {done}; entries are halted"
             + (" until POST /resume or the next trading day" if reason == "kill_switch" else " for the day"),
             reason=reason,
             symbols=[t.symbol for t in trades],

@@ -873,6 +873,22 @@ class Journal:
         times = [datetime.fromisoformat(str(row["ts"])) for row in self.executions()]
         return max(times, default=None)
 
+    def write_kill(
+        self, rule: str, message: str, ts: datetime, day: date, events: list[JournalEvent]
+    ) -> None:
+        """A kill in one transaction: its halt and every trade's flatten, or none of them.
+        Raises JournalWriteError."""
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT INTO risk (kind, rule, message, symbol, ts, day) VALUES (?, ?, ?, ?, ?, ?)",
+                    ("halt", rule, message, None, ts.isoformat(), day.isoformat()),
+                )
+                for event in events:
+                    self._write(db, event)
+        except sqlite3.Error as exc:
+            raise JournalWriteError(f"journal {self.path}: {exc}") from None
+
     def record_risk(
         self, kind: str, rule: str, message: str, symbol: str | None, ts: datetime, day: date
     ) -> None:

@@ -155,8 +155,12 @@ KILLED_MID_SEQUENCE = textwrap.dedent("""
     engine.start()
     engine.on_quote(Quote("ABCD", T0, 1.99, 2.00))
     engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
-    engine.on_quote(Quote("ABCD", T0 + timedelta(seconds=1), 2.20, 2.21))   # TP1, 30 s apart
-    print("tp1", flush=True)
+    if sys.argv[3:] == ["kill"]:
+        engine.kill()  # cancel_all, flatten_all, 30 s apart
+        print("kill", flush=True)
+    else:
+        engine.on_quote(Quote("ABCD", T0 + timedelta(seconds=1), 2.20, 2.21))   # TP1, 30 s apart
+        print("tp1", flush=True)
     threading.Event().wait(120)
 """)
 
@@ -188,6 +192,34 @@ def test_a_sequence_cut_by_a_crash_is_reported_at_the_next_start(tmp_path: Path)
     engine.journal.close()
     with Journal(db) as again:  # reported once: the wire log is folded into the journal
         assert again.cut_sequences == []
+
+
+def test_a_kill_cut_by_a_crash_is_reported_as_the_kill_and_the_day_stays_halted(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    with HotkeyTestServer() as server:
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_MID_SEQUENCE, str(db), server.url, "kill"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.wait_for(2, timeout=30) == ["buy_ask", "cancel_all"]
+            assert child.stdout is not None and child.stdout.readline() == "kill\n"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.communicate(timeout=30)
+    engine = Engine(journal=Journal(db), mode="live")
+    engine.start()
+    [cut] = [a for a in engine.alerts if a.kind == "sequence_cut"]
+    assert cut.detail["sent"] == ["cancel_all"] and cut.detail["unsent"] == ["flatten_all"]
+    assert cut.message.startswith("hotkey_ws was sending the kill when the process stopped"), cut.message
+    assert "trade " not in cut.message and "  " not in cut.message
+    # The halt and the flatten were one transaction: halted, nothing left open, no "cut short".
+    assert engine.book.halt is not None and engine.open_trades == {}
+    assert not [a for a in engine.alerts if a.kind == "halted" and "cut short" in a.message]
+    assert engine.journal is not None
+    assert [leg.reason for leg in engine.journal.legs()] == ["kill"]
+    engine.journal.close()
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

@@ -148,6 +148,8 @@ def test_a_full_disk_then_a_restart_never_presses_tp1_twice(tmp_path: Path, smal
         server.client.post("/quotes", json={"symbol": "ABCD", "bid": 2.20, "ask": 2.21}).raise_for_status()
         assert len(hotkeys.wait_for(4, timeout=15)) == 4  # TP1 pressed: an exit is never held back
         assert side_file(db)  # recorded in the room the side file held from the start
+        # Its hooks ran, and the side file says so (else the restart rightly shows it unconfirmed).
+        assert wait_until(lambda: any('"dispatched"' in line for line in side_file(db)))
         ping = server.client.get("/ping").json()
         assert ping["journal"] != "ok" and ping["halted"] is True, ping
         entry = server.client.post(

@@ -1035,10 +1035,14 @@ class Engine:
             try:
                 journal.mark_dispatched(ids)
             except JournalWriteError as exc:
-                # The events are journaled; unmarked, a restart shows them unconfirmed: the safe side.
+                # The events are journaled; their marks go to the side file (its room is held),
+                # and into the journal with it. Lost too, a restart shows them unconfirmed: the
+                # safe side.
+                journal.mark_pending_dispatched(ids)
+                self.journal_pending = True
                 log.warning(
-                    "could not mark %d event(s) dispatched (%s); after a restart they would"
-                    " show as unconfirmed",
+                    "could not mark %d event(s) dispatched in the journal (%s): the marks wait in"
+                    " the side file",
                     len(ids),
                     exc,
                 )

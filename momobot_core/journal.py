@@ -666,6 +666,11 @@ class Journal:
                 for event in unrecorded:
                     if not db.execute("SELECT 1 FROM events WHERE id=?", (event.id,)).fetchone():
                         self._write(db, event, DISPATCHED)
+                # Marks of events the journal already held (their own mark could not be written).
+                db.executemany(
+                    "UPDATE events SET dispatched=? WHERE id=? AND dispatched=?",
+                    [(DISPATCHED, event_id, NOT_DISPATCHED) for event_id in dispatched],
+                )
                 for mark in lost:
                     if db.execute("SELECT 1 FROM events WHERE id=?", (mark["lost"],)).fetchone():
                         continue

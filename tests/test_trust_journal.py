@@ -162,7 +162,8 @@ def test_a_full_disk_then_a_restart_never_presses_tp1_twice(tmp_path: Path, smal
         server = start_api(tmp_path, env=env, db=db)
         try:
             (position,) = server.client.get("/positions").json()
-            assert (position["remaining"], position["tp1_hit"], position["unconfirmed"]) == (50, True, False)
+            alerts = server.client.get("/alerts").json()
+            assert (position["remaining"], position["tp1_hit"], position["unconfirmed"]) == (50, True, False), alerts
             assert server.client.get("/ping").json()["journal"] == "ok"
             before = len(hotkeys.messages)
             server.client.post(

@@ -322,6 +322,25 @@ def build_cli(hooks: Hooks) -> click.Group:
 
         run_or_fail(start)
 
+    @cli.command()
+    @click.argument("symbol")
+    @click.option("--db", metavar="PATH", default=DEFAULT_DB, show_default=True, help="SQLite journal file.")
+    def discard(symbol: str, db: str) -> None:
+        """Discard an unconfirmed trade whose entry never reached the broker: close it in the
+        journal and send nothing. While serve runs, use POST /discard or the dashboard."""
+        from momobot_core.engine import Engine, TradeRefused
+
+        journal = run_or_fail(lambda: Journal(db))
+        try:
+            engine = Engine(journal=journal, mode="live")  # no plugins: nothing can be sent
+            try:
+                trade = engine.discard_trade(symbol.upper())
+            except TradeRefused as exc:
+                fail(str(exc))
+            click.echo(f"{trade.symbol}: trade {trade.id} discarded: closed in the journal, nothing sent")
+        finally:
+            journal.close()
+
     hooks.notify("register_commands", cli=cli)
     return cli
 

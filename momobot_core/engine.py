@@ -727,6 +727,40 @@ class Engine:
         self._after_exits(ts)
         return after
 
+    def discard_trade(self, symbol: str, ts: datetime | None = None) -> Trade:
+        """A person checked the broker: an unconfirmed trade's entry never reached it. The trade is
+        closed in the journal (reason ``discarded``, no leg, no P&L) and nothing is sent: no
+        plugin hears of it. Only an unconfirmed trade: one the broker holds is closed instead."""
+        trade = self.open_trades.get(symbol)
+        if trade is None:
+            raise TradeRefused(f"{symbol}: no open trade to discard", "no_position")
+        if not trade.unconfirmed:
+            raise TradeRefused(
+                f"{symbol}: trade {trade.id} is not unconfirmed: only a trade the broker may never"
+                " have had can be discarded; close it to sell what it holds",
+                "already_open",
+            )
+        ts = ts if ts is not None else self.clock.now()
+        after = attrs.evolve(trade, closed_at=ts, close_reason=CloseReason.DISCARDED, unconfirmed=False)
+        if self.journal is not None:
+            try:
+                self.journal.write(JournalEvent("discard", after, at=ts))
+            except JournalWriteError as exc:
+                raise TradeRefused(
+                    f"{symbol}: not discarded: the journal cannot be written ({exc})", "journal"
+                ) from None
+        del self.open_trades[symbol]
+        self._hold_until.pop(symbol, None)
+        self._stop_moved_at.pop(trade.id, None)
+        self._sane_bid.pop(symbol, None)
+        log.warning(
+            "%s: trade %s discarded by a person (its entry never reached the broker): closed in the"
+            " journal, nothing sent",
+            symbol,
+            trade.id,
+        )
+        return after
+
     def confirm_trade(self, symbol: str) -> Trade:
         """A person checked the broker: an unconfirmed trade is watched (and mirrored) again."""
         trade = self.open_trades.get(symbol)

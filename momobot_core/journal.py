@@ -548,7 +548,7 @@ class Journal:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (event.id, trade.id, trade.symbol, event.kind, ts.isoformat(), ts.timestamp(), dispatched),
         )
-        if event.kind == "confirm" or trade.unconfirmed:
+        if event.kind in ("confirm", "discard") or trade.unconfirmed:
             # A person confirmed the trade, or closed it knowing it was unconfirmed.
             db.execute(
                 "UPDATE events SET dispatched=? WHERE trade_id=? AND dispatched=?",

@@ -43,6 +43,9 @@ class CloseReason(enum.StrEnum):
     STOP = "stop"
     MANUAL = "manual"
     KILL = "kill"
+    #: A person discarded an unconfirmed trade whose entry never reached the broker: it is
+    #: closed in the journal, nothing was sold, no plugin hears of it.
+    DISCARDED = "discarded"
 
 
 @attrs.frozen

@@ -163,7 +163,8 @@ def test_a_full_disk_then_a_restart_never_presses_tp1_twice(tmp_path: Path, smal
         try:
             (position,) = server.client.get("/positions").json()
             alerts = server.client.get("/alerts").json()
-            assert (position["remaining"], position["tp1_hit"], position["unconfirmed"]) == (50, True, False), alerts
+            held = (position["remaining"], position["tp1_hit"], position["unconfirmed"])
+            assert held == (50, True, False), alerts
             assert server.client.get("/ping").json()["journal"] == "ok"
             before = len(hotkeys.messages)
             server.client.post(

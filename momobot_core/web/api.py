@@ -319,6 +319,12 @@ def build_app(
         """A person checked the broker: watch (and mirror) an unconfirmed trade again."""
         return _acted(lambda: engine.confirm_trade(body.symbol))
 
+    @app.post("/discard", response_model=TradeOut, responses=errors)
+    async def discard(body: SymbolBody) -> Any:
+        """An unconfirmed trade whose entry never reached the broker: close it in the journal and
+        send nothing (``close-position`` would send a sell for shares the broker never bought)."""
+        return _acted(lambda: engine.discard_trade(body.symbol))
+
     @app.post("/quotes", response_model=QuoteOut, responses=errors)
     async def post_quote(body: QuoteBody) -> Any:
         """Feed a quote from any source; it is acted on at once."""

@@ -361,6 +361,11 @@ class Dashboard:
             symbol = await _field(request, "symbol")
             return self._act(lambda: self.bot.confirm_trade(symbol), f"{symbol} confirmed")
 
+        @app.post("/ui/discard", response_class=HTMLResponse, include_in_schema=False)
+        async def discard(request: Request) -> Response:
+            symbol = await _field(request, "symbol")
+            return self._act(lambda: self.bot.discard_trade(symbol), f"{symbol} discarded, nothing sent")
+
         @app.post("/ui/kill", response_class=HTMLResponse, include_in_schema=False)
         async def kill() -> Response:
             return self._act(lambda: self.bot.apply(Kill(self.bot.clock.now())), "kill switch pressed")

@@ -31,6 +31,7 @@ def api(tmp_path: Path) -> Iterator[ApiProcess]:
 
 
 TRADE = {"symbol": "ABCD", "qty": 100, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
+WITHOUT_QTY = {k: v for k, v in TRADE.items() if k != "qty"}
 
 
 def quote(
@@ -88,9 +89,10 @@ def test_second_open_on_the_same_symbol_is_409(api: ApiProcess) -> None:
         ({"symbol": "ABCD"}, "tp1: Field required"),
         ({"symbol": "ABCD", "tp1": 2.2, "tp2": 2.4, "stop": 1.9}, "not neither"),
         ({**TRADE, "risk": 50}, "not both"),
-        ({**TRADE, "qty": None, "risk": 0}, "risk: Input should be greater than 0"),
-        ({**TRADE, "qty": None, "risk": True}, "risk: Input should be a valid number"),
-        ({**TRADE, "qty": None, "risk": "50"}, "risk: Input should be a valid number"),
+        ({**WITHOUT_QTY, "risk": 0}, "risk: Input should be greater than 0"),
+        ({**WITHOUT_QTY, "risk": True}, "risk: Input should be a valid number"),
+        ({**WITHOUT_QTY, "risk": "50"}, "risk: Input should be a valid number"),
+        ({**TRADE, "qty": None}, "qty: Input should be a valid integer"),  # left out, never null
     ],
 )
 def test_bad_trade_bodies_are_422_with_a_readable_message(
@@ -458,6 +460,25 @@ def test_every_error_is_json_unknown_routes_and_methods_included(api: ApiProcess
     assert missing.status_code == 404 and missing.json() == {"error": "no such endpoint: /nothing-here"}
     wrong = api.client.delete("/positions")
     assert wrong.status_code == 405 and wrong.json() == {"error": "DELETE is not allowed on /positions"}
+    assert wrong.headers["allow"] == "GET"
+    # A path with two routes: Allow names both (Starlette alone named the first one's only).
+    options = api.client.options("/trades")
+    assert options.status_code == 405 and options.headers["allow"] == "GET, POST"
+    bad_format = api.client.get("/trades", params={"format": "xml"})
+    assert bad_format.status_code == 422 and "format" in bad_format.json()["error"]
+
+
+def test_the_openapi_schema_says_what_the_api_does(api: ApiProcess) -> None:
+    schema = api.client.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    # Exactly one of qty and risk, neither nullable, as POST /trades answers.
+    trade = components["OpenTradeBody"]
+    assert trade["oneOf"] == [{"required": ["qty"]}, {"required": ["risk"]}]
+    assert trade["properties"]["qty"]["type"] == "integer" and "anyOf" not in trade["properties"]["qty"]
+    # ?format= lists the two formats; a quote's time at odds with the clock is a listed 409.
+    (format_param,) = schema["paths"]["/trades"]["get"]["parameters"]
+    assert format_param["schema"]["enum"] == ["json", "csv"]
+    assert "409" in schema["paths"]["/quotes"]["post"]["responses"]
 
 
 def test_a_live_quote_far_from_the_server_clock_is_refused(api: ApiProcess) -> None:
@@ -465,7 +486,9 @@ def test_a_live_quote_far_from_the_server_clock_is_refused(api: ApiProcess) -> N
 
     ahead = (datetime.now(UTC) + timedelta(seconds=60)).isoformat()
     response = quote(api, 2.00, ts=ahead)
-    assert response.status_code == 422 and "max_quote_skew_s" in response.json()["error"]
+    # A well-formed quote at odds with the server's clock: a conflict with its state, as the
+    # OpenAPI schema lists (a schema-valid body is never a 422).
+    assert response.status_code == 409 and "max_quote_skew_s" in response.json()["error"]
     assert api.client.post("/trades", json=TRADE).status_code == 404  # the quote was not applied
 
 

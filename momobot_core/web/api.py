@@ -17,12 +17,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import attrs
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -43,10 +44,14 @@ Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9./^+-]{0,31}$", ex
 
 
 class OpenTradeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Exactly one of qty and risk, as the engine requires; neither may be null (leave it out).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["qty"]}, {"required": ["risk"]}]},
+    )
     symbol: Symbol
-    qty: int | None = Field(default=None, ge=1, le=MAX_QTY, strict=True, examples=[100])
-    risk: float | None = Field(
+    qty: int = Field(default=None, ge=1, le=MAX_QTY, strict=True, examples=[100])  # type: ignore[assignment]
+    risk: float = Field(  # type: ignore[assignment]
         default=None,
         strict=True,
         gt=0,
@@ -198,9 +203,17 @@ def build_app(
             404: f"no such endpoint: {request.url.path}",
             405: f"{request.method} is not allowed on {request.url.path}",
         }.get(exc.status_code, str(exc.detail))
-        return JSONResponse(
-            status_code=exc.status_code, content={"error": message}, headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Every method the path answers to (Starlette names only the first route's).
+            methods = {
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.path == request.url.path
+                for method in route.methods or ()
+            }
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse(status_code=exc.status_code, content={"error": message}, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -333,9 +346,10 @@ def build_app(
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=engine.settings.tz)  # the exchange's time, like recordings
         if engine.mode == "live" and abs((ts - now).total_seconds()) > max_quote_skew_s:
-            # A client clock far ahead would let targets fire before min_hold_s has passed.
+            # A client clock far ahead would let targets fire before min_hold_s has passed. A
+            # well-formed quote at odds with the server's clock (its state): 409, as the schema says.
             return _problem(
-                422,
+                409,
                 f"ts {ts.isoformat()} is {(ts - now).total_seconds():+.1f} s from the"
                 f" server's clock: live quotes must be within {max_quote_skew_s:g} s"
                 " ([api] max_quote_skew_s); leave ts out to use the server's time",
@@ -352,10 +366,8 @@ def build_app(
         response_model=list[LegOut],  # type: ignore[valid-type]
         responses={200: {"content": {"text/csv": {}}}},
     )
-    async def trades(format: str = "json") -> Any:
+    async def trades(format: Literal["json", "csv"] = "json") -> Any:
         """The journal's closed legs (JSON), or executions in TraderVue CSV (``?format=csv``)."""
-        if format not in ("json", "csv"):
-            return _problem(400, f"format {format!r}: use json or csv")
 
         def read() -> Any:
             # A reader of its own, on a worker thread: a long journal never holds up a quote.

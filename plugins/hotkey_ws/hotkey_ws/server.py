@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 import re
 import threading
 import time
@@ -227,6 +228,7 @@ class HotkeyServer:
             process_request=self._check_request,
             ping_interval=5,
             ping_timeout=5,
+            logger=_WIRE_LOG,
         ) as server:
             self.port = server.sockets[0].getsockname()[1] if server.sockets else self.port
             if started is not None:
@@ -235,6 +237,21 @@ class HotkeyServer:
                 await server.serve_forever()
             else:
                 await stop.wait()
+
+
+class _NoHandshakeTracebacks(logging.Filter):
+    """A connection that closes before its handshake (a port probe, a client that gave up) is a
+    line, not a traceback: the library logs it as an error with one (websockets before 17)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("opening handshake failed"):
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_WIRE_LOG = logging.getLogger("momobot.hotkey.server.wire")
+_WIRE_LOG.addFilter(_NoHandshakeTracebacks())
 
 
 def _json_command(text: str) -> dict[str, Any] | None:

@@ -1275,28 +1275,41 @@ class Engine:
                 return set()
             except JournalWriteError as exc:
                 self.journal_error = str(exc)
+        self._record_halt(reason, message, ts, day)
+        return {event.id for event in events if self._commit_exit(event)}
+
+    def _record_halt(self, reason: str, message: str, ts: datetime, day: date) -> None:
+        """Journal a halt; the side file keeps one the journal cannot take (a restart the same
+        day must still be halted)."""
+        journal = self.journal
+        if journal is None:
+            return
         try:
             journal.record_risk("halt", reason, message, None, ts, day)
+            return
         except JournalWriteError as exc:
+            failed = str(exc)
+        try:
+            journal.append_pending_risk("halt", reason, message, None, ts, day)
+        except OSError as exc:
             self.alert(
                 "journal_error",
-                f"the halt ({reason}) could not be journaled ({exc}): a restart today would not remember it",
+                f"the halt ({reason}) could not be recorded ({failed}; side file:"
+                f" {exc.strerror or exc}): a restart today would not remember it",
             )
-        return {event.id for event in events if self._commit_exit(event)}
+            return
+        self.journal_pending = True
+        self.alert(
+            "journal_error",
+            f"the halt ({reason}) is kept in the side file until the journal can take it ({failed});"
+            " new entries are halted",
+        )
 
     def _set_halt(self, reason: str, message: str, ts: datetime) -> None:
         day = self.book.trading_day(ts)
         self.book.halt = Halt(reason, message, day)
         self.book.breach_since = None
-        if self.journal is not None:
-            try:
-                self.journal.record_risk("halt", reason, message, None, ts, day)
-            except JournalWriteError as exc:
-                self.alert(
-                    "journal_error",
-                    f"the halt ({reason}) could not be journaled ({exc}): a restart today would"
-                    " not remember it",
-                )
+        self._record_halt(reason, message, ts, day)
 
     def _unrealised(self, bids: dict[str, float] | None = None) -> float:
         """Open trades valued at ``bids`` (default: the last sane bids; a trade without one: 0)."""

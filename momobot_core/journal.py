@@ -582,6 +582,18 @@ class Journal:
             raise OSError(errno.ENOENT, self.reserve_error or "an in-memory journal has no side file")
         self._side.append(event.to_json(), sync=True)
 
+    def append_pending_risk(
+        self, kind: str, rule: str, message: str, symbol: str | None, ts: datetime, day: date
+    ) -> None:
+        """A halt (or resume) the journal cannot take, into the side file and synced: a restart
+        the same day is still halted. Raises OSError."""
+        if self._side is None:
+            raise OSError(errno.ENOENT, self.reserve_error or "an in-memory journal has no side file")
+        row = {"kind": kind, "rule": rule, "message": message, "symbol": symbol}
+        self._side.append(
+            json.dumps({"risk": {**row, "ts": ts.isoformat(), "day": day.isoformat()}}), sync=True
+        )
+
     def mark_lost(self, event: JournalEvent) -> None:
         """Note that an exit went out but could not be recorded: at the next start its trade
         comes back unconfirmed, never as before the exit. Raises OSError."""
@@ -630,6 +642,7 @@ class Journal:
         events: list[JournalEvent] = []
         dispatched: set[str] = set()
         lost: list[dict[str, str]] = []
+        risks: list[tuple[str, str, str, str | None, str, str]] = []
         try:
             lines, lost_lines = self._side_lines()
         except OSError as exc:
@@ -643,6 +656,19 @@ class Journal:
                 data = json.loads(line)
                 if "dispatched" in data:
                     dispatched.add(str(data["dispatched"]))
+                elif "risk" in data:
+                    r = data["risk"]
+                    symbol = r["symbol"] if isinstance(r["symbol"], str) else None
+                    risks.append(
+                        (
+                            str(r["kind"]),
+                            str(r["rule"]),
+                            str(r["message"]),
+                            symbol,
+                            str(r["ts"]),
+                            str(r["day"]),
+                        )
+                    )
                 else:
                     events.append(JournalEvent.from_json(line))
             except (ValueError, KeyError, TypeError) as exc:
@@ -666,6 +692,9 @@ class Journal:
                 for event in unrecorded:
                     if not db.execute("SELECT 1 FROM events WHERE id=?", (event.id,)).fetchone():
                         self._write(db, event, DISPATCHED)
+                db.executemany(
+                    "INSERT INTO risk (kind, rule, message, symbol, ts, day) VALUES (?, ?, ?, ?, ?, ?)", risks
+                )
                 # Marks of events the journal already held (their own mark could not be written).
                 db.executemany(
                     "UPDATE events SET dispatched=? WHERE id=? AND dispatched=?",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from api_helpers import start_api
 
-from momobot_core.engine import Engine
+from momobot_core.engine import Engine, TradeRefused
 from momobot_core.journal import Journal
 from momobot_core.sidefile import LOST_END
 
@@ -257,4 +257,28 @@ def test_a_side_file_from_before_the_reserve_is_still_written_in_at_start(tmp_pa
     assert side_file(db) == [] and restarted.journal_state == "ok"
     assert restarted.journal is not None
     assert [leg.reason for leg in restarted.journal.legs()] == ["tp1"]
+    restarted.journal.close()
+
+
+def test_a_kill_while_the_journal_is_locked_still_halts_the_day_after_a_crash(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    engine = live_engine(db, Recorder())
+    for symbol in ("AAAA", "BBBB"):
+        engine.on_quote(quote(symbol, 2.00))
+        engine.open_trade(symbol, 100, 2.20, 2.40, 1.90)
+    locker = SqliteLocker(db)
+    try:
+        engine.kill()  # the halt and both flattens go to the side file
+        assert engine.entries_halted and engine.book.halt is not None
+        assert engine.journal is not None
+        engine.journal.close()  # as good as a kill for the files: nothing more is written
+    finally:
+        locker.release()
+    restarted = live_engine(db, Recorder())
+    assert restarted.book.halt is not None and restarted.book.halt.reason == "kill_switch"
+    assert restarted.open_trades == {}
+    restarted.on_quote(quote("CCCC", 2.00))
+    with pytest.raises(TradeRefused, match="kill"):
+        restarted.open_trade("CCCC", 100, 2.20, 2.40, 1.90)
+    assert restarted.journal is not None
     restarted.journal.close()

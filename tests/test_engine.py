@@ -251,4 +251,6 @@ def test_journal_records_every_leg_with_pnl(engine: Engine) -> None:
 
 def test_target_enum_values_are_the_design_strings() -> None:
     assert [t.value for t in Target] == ["tp1", "tp2", "stop"]
-    assert [r.value for r in CloseReason] == ["tp2", "stop", "manual", "kill"]
+    # "discarded": an unconfirmed trade whose entry never reached the broker (trust III's discard;
+    # no plugin hears of it, so on_position_closed's reasons stay the design's four).
+    assert [r.value for r in CloseReason] == ["tp2", "stop", "manual", "kill", "discarded"]

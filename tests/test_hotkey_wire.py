@@ -400,3 +400,22 @@ def test_commands_written_into_a_frozen_server_are_named_when_the_link_dies(wire
     assert alert.symbol == "ABCD" and alert.detail["trade_id"] == trade.id and alert.detail["event"] == "tp1"
     assert alert.detail["commands"] == ["sell_ask", "cancel_all", "break_even"]
     assert trade.id in alert.message and "may not have been pressed: check your broker" in alert.message
+
+
+def test_a_sequence_that_cannot_finish_within_its_ttl_is_never_started() -> None:
+    # TP1's three commands 0.6 s apart need 1.2 s; its TTL is 1 s: started, it would be cut
+    # after sell_ask or cancel_all, leaving a partial TP1 at the broker. It is dropped whole.
+    with HotkeyTestServer() as server:
+        plugin = HotkeyPlugin(fast_config(server.url, ttl=1.0, sequence_delay=0.6))
+        engine = live(plugin)
+        engine.on_quote(quote("ABCD", 2.00))
+        trade = engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+        assert server.wait_for(1) == ["buy_ask"]
+        engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1
+        assert wait_until(lambda: told(engine, "hotkey_ws_dropped"))
+        engine.close_trade("ABCD")
+        assert server.wait_for(2)[-1] == "sell_all_bid"
+        engine.shutdown()
+    assert server.messages == ["buy_ask", "sell_all_bid"]  # nothing of TP1, not a part of it
+    [dropped] = [a for a in engine.alerts if a.kind == "hotkey_ws_dropped"]
+    assert dropped.detail["trade_id"] == trade.id and "not started" in dropped.message

@@ -293,6 +293,17 @@ class HotkeyLink:
                 if not self._fresh(now):
                     self._want_ping = True  # prove the connection reads before starting
                     return
+                finish = now + (len(batch.names) - 1) * batch.gap
+                if finish - batch.fired_at > batch.ttl:
+                    # Started now, it would be cut by its TTL half way: a partial TP1 at the
+                    # broker is worse than none. Dropped whole, and said so.
+                    queue.popleft()
+                    self._drop(
+                        batch,
+                        f"not started: its {len(batch.names)} commands, {batch.gap:g} s apart, could"
+                        f" not all go within {batch.ttl:g} s of its event",
+                    )
+                    continue
                 batch.connection = self._connection
             elif now < batch.next_due:
                 return

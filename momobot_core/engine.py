@@ -163,8 +163,9 @@ class Engine:
         #: Alerts of today raised before a restart (from the journal): shown, never raised again.
         self.earlier_alerts: list[Alert] = []
         self._hold_until: dict[str, datetime] = {}
-        #: When each open trade's stop last moved (TP1's quote): older prints never trigger it.
-        self._stop_moved_at: dict[str, datetime] = {}
+        #: When each open trade's stop last moved (TP1's quote), and the print known then: older
+        #: prints, and that same print, never trigger it.
+        self._stop_moved_at: dict[str, tuple[datetime, float | None, datetime | None]] = {}
         self._min_hold = timedelta(seconds=self.settings.min_hold_s)
         self._started = False
         self._stopped = False
@@ -536,9 +537,16 @@ class Engine:
         elif trade.tp1_hit:
             # A print from before the stop moved (the entry's own, often) says nothing of the
             # price since: the bid does.
-            moved_at = self._stop_moved_at.get(trade.id)
-            if moved_at is not None and (quote.last_at or quote.ts) <= moved_at:
-                price = quote.bid
+            move = self._stop_moved_at.get(trade.id)
+            if move is not None:
+                moved_at, known_last, known_at = move
+                printed = quote.last_at or quote.ts
+                # Older than the move, or the very print the move already knew (a print in the
+                # same frame as TP1's quote carries the same time, and is new all the same).
+                if printed < moved_at or (
+                    printed == moved_at and (price, quote.last_at) == (known_last, known_at)
+                ):
+                    price = quote.bid
         if price <= trade.stop:
             self._exit_rest(trade, quote, Target.STOP)
 
@@ -1100,7 +1108,7 @@ class Engine:
         self._roll(quote.ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event)
         self.open_trades[trade.symbol] = after
-        self._stop_moved_at[after.id] = quote.ts
+        self._stop_moved_at[after.id] = (quote.ts, quote.last, quote.last_at)
         if leg is not None:
             self._count_leg(after, leg, closed=False)
         self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)

@@ -21,7 +21,8 @@ def test_csv_quotes_parse_with_and_without_last(tmp_path: Path) -> None:
         "ts,symbol,bid,ask,last\n2026-11-24T14:30:00Z,ABCD,1.99,2.00,1.995\n1795530601,ABCD,1.98,2.01,\n"
     )
     quotes = list(read_csv(f))
-    assert quotes[0] == Quote("ABCD", datetime(2026, 11, 24, 14, 30, tzinfo=UTC), 1.99, 2.00, 1.995)
+    at = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+    assert quotes[0] == Quote("ABCD", at, 1.99, 2.00, 1.995, at)  # printed at its row's time
     assert quotes[1].last is None
     assert quotes[1].ts == datetime.fromtimestamp(1795530601, UTC)
 

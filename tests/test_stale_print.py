@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from momobot_core.config import Config
 from momobot_core.engine import Engine
 from momobot_core.journal import Journal
 from momobot_core.models import Quote, Target
+from momobot_core.session import run_recorded
 from momobot_core.sources import Watchlist
 from momobot_core.sources.fakefeed import FeedThread
 from momobot_massive import protocol as massive
@@ -159,6 +161,7 @@ def test_on_any_path_the_moved_stop_fires_only_on_a_newer_print_or_the_bid(path:
     engine.apply(Quote("ABCD", T0, 1.99, 2.00, 2.00, T0))  # the entry's own print
     engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90, ts=T0)
     moved_at = T0
+    known: tuple[float | None, datetime | None] = (2.00, T0)
     for seconds, bid, last, age in path:
         before = engine.open_trades.get("ABCD")
         if before is None:
@@ -172,11 +175,56 @@ def test_on_any_path_the_moved_stop_fires_only_on_a_newer_print_or_the_bid(path:
         said = f"{fired} at bid {bid}, print {last} from {printed}, stop {before.stop} moved at {moved_at}"
         if not before.tp1_hit and ask >= before.tp1:
             assert fired[:1] == [Target.TP1] and Target.STOP not in fired, said
-            moved_at = ts
+            moved_at, known = ts, (last, printed)
         elif before.tp1_hit and ask >= before.tp2:
             assert fired == [Target.TP2], said
         else:
-            fresh = last is not None and (not before.tp1_hit or (printed or ts) > moved_at)
+            when = printed or ts
+            newer = when > moved_at or (when == moved_at and (last, printed) != known)
+            fresh = last is not None and (not before.tp1_hit or newer)
             price = last if fresh and last is not None else bid
             assert (Target.STOP in fired) == (price <= before.stop), said
     engine.shutdown()
+
+
+def test_a_print_right_behind_tp1s_quote_in_the_same_frame_is_new_and_fires_the_stop() -> None:
+    # A live source stamps every message of one frame with the same receipt time: the print
+    # that follows TP1's quote in it is no older than the move, and it is not the print the
+    # move knew: it counts.
+    recorder = Recorder()
+    engine = Engine(hooks=make_hooks(recorder), journal=Journal(), mode="replay")
+    engine.start()
+    engine.apply(Quote("ABCD", T0, 1.99, 2.00, 2.00, T0))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90, ts=T0)
+    frame = T0 + timedelta(seconds=5)
+    engine.apply(Quote("ABCD", frame, 2.20, 2.21, 2.00, T0))  # TP1; the entry's print
+    engine.apply(Quote("ABCD", frame, 2.20, 2.21, 2.00, T0))  # the same print again: not new
+    assert "ABCD" in engine.open_trades
+    engine.apply(Quote("ABCD", frame, 2.20, 2.21, 1.95, frame))  # a print in the same frame
+    assert "ABCD" not in engine.open_trades
+    assert [c["target"] for n, c in recorder.calls if n == "on_target_hit"] == [Target.TP1, Target.STOP]
+    engine.shutdown()
+
+
+def test_a_replay_whose_last_column_carries_the_entrys_print_forward_lets_tp2_happen(tmp_path: Path) -> None:
+    quotes = tmp_path / "q.csv"
+    quotes.write_text(
+        "ts,symbol,bid,ask,last\n"
+        "2026-11-24T14:30:00Z,ABCD,1.99,2.00,2.00\n"
+        "2026-11-24T14:30:02Z,ABCD,2.20,2.21,2.00\n"
+        "2026-11-24T14:30:03Z,ABCD,2.15,2.16,2.00\n"  # the same print, carried: older than the move
+        "2026-11-24T14:30:04Z,ABCD,2.39,2.40,2.00\n"
+    )
+    opens = tmp_path / "e.jsonl"
+    opens.write_text(
+        '{"type": "open", "ts": "2026-11-24T14:30:01Z", "symbol": "ABCD", "qty": 100,'
+        ' "tp1": 2.2, "tp2": 2.4, "stop": 1.9}\n'
+    )
+    result = run_recorded([quotes, opens], hooks=None, config=Config())
+    assert [(leg.reason, leg.qty) for leg in result.legs] == [("tp1", 50), ("tp2", 50)]
+    # A new print at break-even in the recording is a print: the stop takes it.
+    quotes.write_text(
+        quotes.read_text().replace("14:30:03Z,ABCD,2.15,2.16,2.00", "14:30:03Z,ABCD,2.15,2.16,1.99")
+    )
+    result = run_recorded([quotes, opens], hooks=None, config=Config())
+    assert [(leg.reason, leg.qty) for leg in result.legs] == [("tp1", 50), ("stop", 50)]

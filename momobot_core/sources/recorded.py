@@ -29,6 +29,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from momobot_core.config import InputError
 from momobot_core.models import Close, Kill, Open, Quote, Resume
 
@@ -135,6 +137,7 @@ def read_csv(path: Path, tz: tzinfo = UTC) -> Iterator[Quote]:
         previous: datetime | None = None
         parse = parse_ts
         fromiso = datetime.fromisoformat
+        prints: dict[str, tuple[float, datetime]] = {}
         row: list[str] = []
         try:
             for row in reader:
@@ -153,12 +156,14 @@ def read_csv(path: Path, tz: tzinfo = UTC) -> Iterator[Quote]:
                         ts = parse(text)
                     symbol = row[i_sym]
                     last_text = row[i_last] if i_last is not None else ""
+                    last = float(last_text) if last_text else None
                     quote = Quote(
                         symbol,
                         ts,
                         float(row[i_bid]),
                         float(row[i_ask]),
-                        float(last_text) if last_text else None,
+                        last,
+                        None if last is None else printed_at(prints, symbol, last, ts),
                     )
                     if not symbol or len(row) != width:
                         raise ValueError
@@ -208,10 +213,22 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def printed_at(prints: dict[str, tuple[float, datetime]], symbol: str, last: float, ts: datetime) -> datetime:
+    """When a recording's ``last`` was printed: a row that repeats the row before's ``last``
+    carries that print forward (as a feed sends a print once), so it is as old as its first row.
+    (A stop moved after that first row is never triggered by it.)"""
+    known = prints.get(symbol)
+    if known is not None and known[0] == last:
+        return known[1]
+    prints[symbol] = (last, ts)
+    return ts
+
+
 def read_jsonl(path: Path, tz: tzinfo = UTC) -> Iterator[Event]:
     """Events from a JSONL file, in file order (which must be time order)."""
     with _open_text(path) as fh:
         previous: datetime | None = None
+        prints: dict[str, tuple[float, datetime]] = {}
         lineno = 0
         while True:
             try:
@@ -233,6 +250,8 @@ def read_jsonl(path: Path, tz: tzinfo = UTC) -> Iterator[Event]:
                     f" line before ({previous.isoformat()}): a file must be in time order"
                 )
             previous = event.ts
+            if type(event) is Quote and event.last is not None:
+                event = attrs.evolve(event, last_at=printed_at(prints, event.symbol, event.last, event.ts))
             yield event
 
 

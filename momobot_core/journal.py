@@ -307,6 +307,13 @@ class Journal:
                 self.reserve_error = self._side.reserve_error
             except OSError as exc:
                 self.reserve_error = f"the side file cannot be opened: {exc.strerror or exc}"
+            if self._side is not None and self._side.damaged:
+                damaged = self._side.damaged
+                self.close()
+                raise JournalError(
+                    f"{self.path}.pending: {damaged}; it may hold exits already sent, so nothing was"
+                    " restored: the file is kept as it is: repair or move it, then start again"
+                )
             if self.reserve_error:
                 log.warning(
                     "%s.pending: no room is held for exits the journal may not take (%s): free"
@@ -472,7 +479,7 @@ class Journal:
         path = self.pending_path
         return path is not None and any(read_side_file(path))
 
-    def _side_lines(self) -> tuple[list[str], list[str]]:
+    def _side_lines(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         if self._side is not None:
             return self._side.records(), self._side.lost()
         path = self.pending_path
@@ -649,10 +656,13 @@ class Journal:
             raise SideFileUnreadable(
                 f"{self.pending_path}: cannot read the side file: {exc.strerror or exc}"
             ) from None
-        for n, line in enumerate(lines, 1):
+        for n, (line, state) in enumerate(lines, 1):
             if not line.strip():
                 continue
+            cut = state == "cut" or (state == "ok" and not line.rstrip().endswith("}"))
             try:
+                if state == "damaged":
+                    raise ValueError("its checksum does not match: changed after it was written")
                 data = json.loads(line)
                 if "dispatched" in data:
                     dispatched.add(str(data["dispatched"]))
@@ -672,17 +682,26 @@ class Journal:
                 else:
                     events.append(JournalEvent.from_json(line))
             except (ValueError, KeyError, TypeError) as exc:
-                if n == len(lines):
+                if n == len(lines) and cut:
                     continue  # the last line of a crash, cut mid-write: its hooks never ran
                 raise SideFileUnreadable(
                     f"{self.pending_path}:{n}: unreadable side-file line ({exc}); the file is"
                     " kept: repair or move it, then start again"
                 ) from None
-        for line in lost_lines:
-            with contextlib.suppress(ValueError, TypeError):
+        for n, (line, state) in enumerate(lost_lines, 1):
+            try:
+                if state != "ok":
+                    raise ValueError(f"{state} line")
                 data = json.loads(line)
-                if isinstance(data, dict) and all(isinstance(data.get(k), str) for k in LOST_KEYS):
-                    lost.append(data)
+                if not (isinstance(data, dict) and all(isinstance(data.get(k), str) for k in LOST_KEYS)):
+                    raise ValueError("not a mark of an exit")
+                _aware(data["ts"])
+            except (ValueError, TypeError, JournalError) as exc:
+                raise SideFileUnreadable(
+                    f"{self.pending_path}: unreadable mark {n} of an exit that went out unrecorded"
+                    f" ({exc}); the file is kept: repair or move it, then start again"
+                ) from None
+            lost.append(data)
         try:
             with self._transaction() as db:
                 for event in events:
@@ -852,7 +871,7 @@ class Journal:
         """The ids of the orders whose events wait in the side file."""
         ids: set[str] = set()
         with contextlib.suppress(OSError):
-            for line in self._side_lines()[0]:
+            for line, _ in self._side_lines()[0]:
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     order = json.loads(line).get("order")
                     if order:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import zlib
 from pathlib import Path
 
 HEADER = b"momobot side file 1\n"
@@ -40,8 +41,16 @@ class SideFile:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         #: Why the reserve could not be allocated (None: it is held).
         self.reserve_error: str | None = None
+        #: What is wrong with a file that is neither this layout nor the older one (it is left
+        #: exactly as it is, and the journal refuses to start: a person must look at it).
+        self.damaged: str | None = None
         try:
             data = _read_all(self._fd)
+            if data and not data.startswith(HEADER) and not data.startswith(b"{"):
+                self.damaged = f"it does not begin with {HEADER.strip().decode()!r} (its header is damaged)"
+                self._legacy, self._start = False, LOST_END
+                self._lost_end, self._end = len(HEADER), LOST_END
+                return
             # A side file from before the reserve holds plain JSON lines from its first byte: it
             # is read and appended to as it is, and takes the new layout once it is cleared.
             self._legacy = bool(data) and not data.startswith(HEADER)
@@ -73,19 +82,18 @@ class SideFile:
     def has_records(self) -> bool:
         return self._end > self._start or self._lost_end > len(HEADER)
 
-    def records(self) -> list[str]:
-        """The records area's lines."""
+    def records(self) -> list[tuple[str, str]]:
+        """The records area's lines, unsealed: ``(line, state)`` (see :func:`unseal`)."""
         if self._end <= self._start:
             return []
         data = os.pread(self._fd, self._end - self._start, self._start)
-        return data.decode("utf-8", errors="replace").splitlines()
+        return _lines(data, legacy=self._legacy)
 
-    def lost(self) -> list[str]:
-        """The lost area's lines: exits that went out but could not be recorded."""
+    def lost(self) -> list[tuple[str, str]]:
+        """The lost area's lines, unsealed: exits that went out but could not be recorded."""
         if self._legacy or self._lost_end <= len(HEADER):
             return []
-        data = os.pread(self._fd, self._lost_end - len(HEADER), len(HEADER))
-        return data.decode("utf-8", errors="replace").splitlines()
+        return _lines(os.pread(self._fd, self._lost_end - len(HEADER), len(HEADER)), legacy=False)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -101,7 +109,7 @@ class SideFile:
         self._lost_end = self._put(line, self._lost_end, LOST_END, sync=True)
 
     def _put(self, line: str, at: int, limit: int | None, *, sync: bool) -> int:
-        data = line.encode() + b"\n"
+        data = (line if self._legacy else seal(line)).encode() + b"\n"
         if limit is not None and at + len(data) >= limit:
             raise OSError(errno.ENOSPC, "the side file's room for unrecorded exits is used up")
         try:
@@ -141,20 +149,36 @@ class SideFile:
             os.close(self._fd)
 
 
-def read_side_file(path: Path) -> tuple[list[str], list[str]]:
-    """(records, lost) of a side file, for a reader that does not hold the journal."""
+def seal(line: str) -> str:
+    """A line with its checksum: a byte changed anywhere in it (a disk, a hand) is found."""
+    return f"{line}\t{zlib.crc32(line.encode()):08x}"
+
+
+def unseal(line: str) -> tuple[str, str]:
+    """``(line, state)``: ``ok``; ``cut`` (no checksum: a write a crash cut short); ``damaged``
+    (the checksum does not match: never a cut, always a change)."""
+    body, tab, crc = line.rpartition("\t")
+    if not tab:
+        return line, "cut"
+    return (body, "ok") if crc == f"{zlib.crc32(body.encode()):08x}" else (body, "damaged")
+
+
+def _lines(data: bytes, *, legacy: bool) -> list[tuple[str, str]]:
+    text = data.decode("utf-8", errors="replace").splitlines()
+    return [(line, "ok") for line in text] if legacy else [unseal(line) for line in text]
+
+
+def read_side_file(path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(records, lost) of a side file, unsealed, for a reader that does not hold the journal."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return [], []
     if data and not data.startswith(HEADER):
-        return data.split(b"\0", 1)[0].decode("utf-8", errors="replace").splitlines(), []
+        return _lines(data.split(b"\0", 1)[0], legacy=True), []
     records = data[LOST_END:].split(b"\0", 1)[0]
     lost = data[len(HEADER) : LOST_END].split(b"\0", 1)[0]
-    return (
-        records.decode("utf-8", errors="replace").splitlines(),
-        lost.decode("utf-8", errors="replace").splitlines(),
-    )
+    return _lines(records, legacy=False), _lines(lost, legacy=False)
 
 
 def _read_all(fd: int) -> bytes:

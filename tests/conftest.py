@@ -145,7 +145,7 @@ def side_file(db: Path) -> list[str]:
     from momobot_core.sidefile import read_side_file
 
     records, lost = read_side_file(Path(f"{db}.pending"))
-    return records + lost
+    return [line for line, _ in records + lost]
 
 
 class SqliteLocker:

@@ -282,3 +282,45 @@ def test_a_kill_while_the_journal_is_locked_still_halts_the_day_after_a_crash(tm
         restarted.open_trade("CCCC", 100, 2.20, 2.40, 1.90)
     assert restarted.journal is not None
     restarted.journal.close()
+
+
+def side_file_with_tp1(tmp_path: Path) -> Path:
+    """A journal whose TP1 exit waits in the side file (the journal was locked), as left by a kill."""
+    db = tmp_path / "journal.db"
+    engine = live_engine(db, Recorder())
+    engine.on_quote(quote("ABCD", 2.00))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    locker = SqliteLocker(db)
+    try:
+        engine.on_quote(quote("ABCD", 2.21, t=1))
+        assert engine.journal is not None
+        engine.journal.close()
+    finally:
+        locker.release()
+    return db
+
+
+@pytest.mark.parametrize("damage", ["header", "last record", "lost mark"])
+def test_a_damaged_side_file_is_refused_never_quietly_dropped(tmp_path: Path, damage: str) -> None:
+    from momobot_core.journal import JournalError
+    from momobot_core.sidefile import HEADER
+
+    db = side_file_with_tp1(tmp_path)
+    pending = Path(f"{db}.pending")
+    data = bytearray(pending.read_bytes())
+    if damage == "header":
+        data[5] = ord("X")
+    elif damage == "last record":
+        # Only the TP1 record left (its dispatched mark gone), one byte in its middle changed:
+        # complete, ending in "}", yet unreadable: damage, not a write cut by a crash.
+        tp1 = bytes(data[LOST_END:]).split(b"\0", 1)[0].split(b"\n")[0]
+        damaged = tp1[:20] + b"#" + tp1[21:]
+        data[LOST_END:] = damaged + b"\n" + bytes(len(data) - LOST_END - len(damaged) - 1)
+    else:
+        mark = b'{"lost": "x", "trade_id": "t", "symbol": "ABCD", "kind": "tp1", "ts": "not a time"}\n'
+        data[len(HEADER) : len(HEADER) + len(mark)] = mark
+    pending.write_bytes(bytes(data))
+    before = pending.read_bytes()
+    with pytest.raises(JournalError, match=r"\.pending"):
+        Journal(db)
+    assert pending.read_bytes() == before  # kept exactly as it was, for a person to look at

@@ -328,8 +328,12 @@ def build_cli(hooks: Hooks) -> click.Group:
     def discard(symbol: str, db: str) -> None:
         """Discard an unconfirmed trade whose entry never reached the broker: close it in the
         journal and send nothing. While serve runs, use POST /discard or the dashboard."""
+        from pathlib import Path
+
         from momobot_core.engine import Engine, TradeRefused
 
+        if not Path(db).is_file():
+            fail(f"{db}: no such journal (give --db the journal serve writes)")
         journal = run_or_fail(lambda: Journal(db))
         try:
             engine = Engine(journal=journal, mode="live")  # no plugins: nothing can be sent

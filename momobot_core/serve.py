@@ -240,7 +240,14 @@ def serve(
             )
             server = uvicorn.Server(
                 uvicorn.Config(
-                    app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=10
+                    app,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="off",
+                    timeout_graceful_shutdown=10,
+                    # The client's address is the socket's: a local program must not pick the
+                    # address the sign-in lockout counts by (X-Forwarded-For).
+                    proxy_headers=False,
                 )
             )
 

@@ -101,3 +101,6 @@ def test_discard_from_the_command_line_when_serve_is_not_running(tmp_path: Path)
         assert journal.open_trades() == []
     nothing = momobot("discard", "ABCD", "--db", str(db), cwd=tmp_path)
     assert nothing.returncode == 2 and "no open trade to discard" in nothing.stderr
+    missing = momobot("discard", "ABCD", "--db", str(tmp_path / "typo.db"), cwd=tmp_path)
+    assert missing.returncode == 2 and "no such journal" in missing.stderr
+    assert not (tmp_path / "typo.db").exists()  # never a new empty journal

@@ -111,3 +111,22 @@ def test_a_bad_session_length_is_refused_naming_the_key(tmp_path: Path) -> None:
         env={"MOMOBOT_API_TOKEN": TOKEN, "MOMOBOT_API_SESSION_HOURS": "500"},
     )
     assert result.returncode == 2 and "session_hours" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_guesses_by_any_route_count_and_no_header_picks_the_address(tmp_path: Path) -> None:
+    api = token_api(tmp_path)
+    try:
+        empty = {"token": ""}
+        for _ in range(MAX_FAILURES + 1):  # an empty form is no guess
+            assert api.client.post("/ui/login", data=empty).status_code == 401
+        wrong = {"Authorization": "Bearer guess"}
+        for _ in range(MAX_FAILURES):  # a wrong token on a page's GET is a guess too
+            assert api.client.get("/events", headers=wrong).status_code == 401
+        assert api.client.get("/events", headers=wrong).status_code == 429
+        # The lockout counts by the socket's address: a forwarded-for header changes nothing.
+        spoofed = api.client.post(
+            "/ui/login", data={"token": TOKEN}, headers={"X-Forwarded-For": "127.0.0.2"}
+        )
+        assert spoofed.status_code == 429
+    finally:
+        api.stop()

@@ -324,7 +324,8 @@ class Dashboard:
                 return RedirectResponse("/", status_code=303)
             client = request.client.host if request.client else "?"
             if not sessions.token_matches(token):
-                sessions.failed(client)
+                if token:  # an empty form is no guess
+                    sessions.failed(client)
                 return HTMLResponse(render("login.html", error="That is not the API token."), status_code=401)
             sessions.succeeded(client)
             response = RedirectResponse("/", status_code=303)

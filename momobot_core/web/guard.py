@@ -267,6 +267,8 @@ class RequestGuard:
             path = scope["path"]
             if path.startswith(PAGE_PREFIXES) and path != LOGIN_PATH and not self.sessions.allows(headers):
                 # The dashboard's own pages and fragments (plugin panels too) need the sign-in.
+                if headers.get(b"authorization"):
+                    self.sessions.failed(_client(scope))  # a wrong token given: a guess
                 return 401, "sign in first: missing or wrong API token or session"
             return None
         origin = headers.get(b"origin")

@@ -352,8 +352,10 @@ def test_json_remaining_is_what_is_held_after_each_event() -> None:
     assert all(datetime.fromisoformat(m["time"]).tzinfo is not None for m in messages)
 
 
-@pytest.mark.parametrize("wire_format", ["json", "text"])
-def test_commands_written_into_a_frozen_server_are_named_when_the_link_dies(wire_format: str) -> None:
+@pytest.mark.parametrize(("wire_format", "then"), [("json", "dies"), ("text", "dies"), ("json", "shutdown")])
+def test_commands_written_into_a_frozen_server_are_named_when_the_link_dies(
+    wire_format: str, then: str
+) -> None:
     # The reference server, in its own process, is frozen (SIGSTOP) just before TP1 while its
     # last pong is still fresh: the bot writes TP1's three commands and logs them sent, then
     # the link dies. The server may never press them: a person is told which, for which trade.
@@ -389,6 +391,8 @@ def test_commands_written_into_a_frozen_server_are_named_when_the_link_dies(wire
         os.kill(server.pid, signal.SIGSTOP)
         try:
             engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1, into the frozen server
+            if then == "shutdown":  # the bot stopped at once, before any keepalive could notice
+                engine.shutdown()
             assert wait_until(lambda: told(engine, "hotkey_ws_unconfirmed"), timeout=30)
         finally:
             os.kill(server.pid, signal.SIGCONT)

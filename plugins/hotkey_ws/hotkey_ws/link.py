@@ -637,6 +637,7 @@ class HotkeyLink:
             self._pump(time.monotonic())
         next_ping = time.monotonic() + settings.ping_interval
         ping_deadline: float | None = None
+        proof_by: float | None = None  # at shutdown: how long unanswered commands may prove read
         ping_sent_at = 0.0
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ)
@@ -651,7 +652,15 @@ class HotkeyLink:
                         reason = self._broken_reason or "lost"
                         break
                     if self._is_stopping():
-                        break
+                        # Commands not yet shown read: one more ping (its pong proves them
+                        # read) or the answers, for a short while; what stays unproven is told.
+                        if not self._unanswered:
+                            break
+                        if proof_by is None:
+                            proof_by = now + min(settings.ping_timeout + 0.5, 2.0)
+                            self._want_ping = True
+                        elif now >= proof_by:
+                            break
                     self._pump(now)
                     if ping_deadline is None and (now >= next_ping or self._want_ping):
                         try:
@@ -706,8 +715,8 @@ class HotkeyLink:
                 # A half-written command, or a server that has not answered lately: no closing
                 # handshake (its close frame would follow the partial command), a reset instead.
                 clean = reason == "stopped" and not wire.outbox and self._fresh(time.monotonic())
-                if reason != "stopped" and self._unanswered:
-                    self._tell_unanswered(reason)
+                if self._unanswered:
+                    self._tell_unanswered(reason if reason != "stopped" else "closed at shutdown")
                 if self._wire is wire:
                     self._break(reason)
                 self.down_since = time.monotonic()

@@ -15,17 +15,18 @@ from hotkey_helpers import free_port, wait_until
 
 
 class ApiProcess:
-    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+    def __init__(self, proc: subprocess.Popen[str], url: str, err_path: Path) -> None:
         self.proc = proc
         self.url = url
+        self.err_path = err_path
         self.client = httpx.Client(base_url=url, timeout=10)
 
     def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
         self.client.close()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        _, err = self.proc.communicate(timeout=30)
-        return self.proc.returncode, err
+        self.proc.communicate(timeout=30)
+        return self.proc.returncode, self.err_path.read_text(errors="replace")
 
 
 def start_api(
@@ -41,19 +42,23 @@ def start_api(
     # would raise its "not configured" alert.
     full_env.update({"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,das", **(env or {})})
     db_args = ["--db", str(db or tmp_path / "journal.db")] if with_db else []
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "momobot_core.cli", "serve", "--port", str(port), *db_args, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=full_env,
-        cwd=tmp_path,
-    )
+    # Its output goes to files, never to pipes nobody reads: a serve that logs more than a pipe
+    # holds would block in its logging, and the test would take it for a stalled bot.
+    err_path = tmp_path / f"serve-{port}.err"
+    with (tmp_path / f"serve-{port}.out").open("w") as out, err_path.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "momobot_core.cli", "serve", "--port", str(port), *db_args, *args],
+            stdout=out,
+            stderr=err,
+            text=True,
+            env=full_env,
+            cwd=tmp_path,
+        )
     url = f"http://127.0.0.1:{port}"
     if not wait_until(lambda: _up(port) or proc.poll() is not None, timeout=30) or proc.poll() is not None:
-        _, err = proc.communicate(timeout=10)
-        raise AssertionError(f"server did not start: {err}")
-    return ApiProcess(proc, url)
+        proc.communicate(timeout=10)
+        raise AssertionError(f"server did not start: {err_path.read_text(errors='replace')}")
+    return ApiProcess(proc, url, err_path)
 
 
 def _up(port: int) -> bool:

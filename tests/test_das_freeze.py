@@ -29,11 +29,24 @@ from hotkey_helpers import wait_until
 CYCLES = int(os.environ.get("MOMOBOT_DAS_FREEZE_CYCLES", "30"))
 
 FAKE = textwrap.dedent("""
-    import json, sys
+    import json, os, signal, sys
     from momobot_das.fake import FakeDas
-    fake = FakeDas(port=0).start()
+
+    class Fake(FakeDas):
+        armed = False
+
+        def _login(self, client, line):
+            ok = super()._login(client, line)
+            if ok and self.armed:  # frozen again right after answering a login, lists and all
+                self.armed = False
+                os.kill(os.getpid(), signal.SIGSTOP)
+            return ok
+
+    fake = Fake(port=0).start()
     print(fake.port, flush=True)
     for line in sys.stdin:
+        if line.strip() == "arm":
+            fake.armed = True
         with fake._lock:
             state = {
                 "positions": dict(fake.positions),
@@ -63,6 +76,17 @@ class FakeProcess:
 
     def freeze(self) -> None:
         os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def arm(self) -> None:
+        """The next login is answered, then the platform freezes itself."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("arm\n")
+        self.proc.stdin.flush()
+        self.proc.stdout.readline()
+
+    def stopped(self) -> bool:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0] in ("T", "t")
 
     def thaw(self) -> None:
         os.kill(self.proc.pid, signal.SIGCONT)
@@ -99,7 +123,8 @@ def test_no_symbol_ever_sells_more_than_it_bought_through_freezes_and_kills(tmp_
     pause = threading.Event()  # never set: how long a fault lasts, not a wait for a result
     try:
         for cycle in range(CYCLES):
-            symbols = [f"C{cycle}A", f"C{cycle}B"]
+            again = rng.random() < 0.3  # frozen again right after the next login
+            symbols = [f"C{cycle}S{n}" for n in range(8 if again else 2)]
             for symbol in symbols:
                 assert post(api, "/quotes", {"symbol": symbol, "bid": 1.99, "ask": 2.00}) == 200
                 opened = post(
@@ -111,7 +136,10 @@ def test_no_symbol_ever_sells_more_than_it_bought_through_freezes_and_kills(tmp_
                 timeout=30,
             )
             if rng.random() < 0.7:
-                # Frozen while TP1 on one symbol and a manual close on both are written.
+                # Frozen while TP1 on one symbol and a manual close on each are written; in some
+                # cycles frozen again right after it answers the next login.
+                if again:
+                    fake.arm()
                 fake.freeze()
                 try:
                     post(api, "/quotes", {"symbol": symbols[0], "bid": 2.20, "ask": 2.21})
@@ -119,6 +147,10 @@ def test_no_symbol_ever_sells_more_than_it_bought_through_freezes_and_kills(tmp_
                         post(api, "/close-position", {"symbol": symbol})
                     pause.wait(rng.uniform(2.2, 3.5))  # past the plugin's 2 s answer timeout
                 finally:
+                    fake.thaw()
+                if again:
+                    assert wait_until(fake.stopped, timeout=30), "the platform never logged the bot in again"
+                    pause.wait(rng.uniform(3.5, 5.0))  # longer than lost_order_wait_s on the bot's clock
                     fake.thaw()
             else:
                 # The bot killed right after TP1's sell is written, started again, then closed.

@@ -77,6 +77,10 @@ REGULAR_HOURS = (clock_time(9, 30), clock_time(16, 0))
 MAX_ORPHANS = 1000
 #: An order the platform has not acknowledged this long means it is not reading: reconnect.
 ACK_TIMEOUT = 2.0
+#: While a sell lost with a connection is in doubt: how often the positions are asked for, and
+#: how soon an answer must come to count as the platform running.
+PROBE_EVERY = 0.25
+PROMPT = 1.0
 #: The longest wait between tries of an exit whose sells the platform keeps rejecting.
 MAX_RETRY = 30.0
 #: After a login, how long the plugin waits for the order and trade lists before it goes on.
@@ -159,6 +163,12 @@ class Desk:
         #: reach a platform that was frozen, so no sell of the symbol goes out until this time and
         #: a position list asked for after it (symbol -> (until, when the list was asked)).
         self._doubt: dict[str, tuple[float, float | None]] = {}
+        # Whether the platform is running: position lists asked for (_probe_at) and how promptly
+        # answered; _awake_since.._awake_until is the current run of prompt answers.
+        self._probe_at: float | None = None
+        self._probed = float("-inf")
+        self._awake_since: float | None = None
+        self._awake_until = float("-inf")
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -421,21 +431,45 @@ class Desk:
 
     def _in_doubt(self, symbol: str) -> str | None:
         """Why no sell of ``symbol`` may go now (None: it may): a sell counted lost at a reconnect
-        could still reach the platform, and a second sell beside it would go short."""
+        could still reach the platform, and a second sell beside it would go short.
+
+        A frozen platform reads what its old connection holds when it runs again, whatever its
+        next login's lists said. So the doubt ends only once the platform has been seen running
+        for ``lost_order_wait_s``: position lists asked for one after another, each answered
+        promptly, over that long (our clock alone proves nothing: the platform may freeze right
+        after the login). The replacement is then sized on the last of those lists."""
         doubt = self._doubt.get(symbol)
         if doubt is None:
             return None
-        until, asked = doubt
-        now = self._clock()
-        if now < until:
-            return "a sell written before the reconnect may still reach the platform"
-        if asked is not None and self._positions_at > asked:
-            del self._doubt[symbol]  # the position now shows whatever that sell did
+        since, _ = doubt
+        awake = self._awake_since
+        if (
+            awake is not None
+            and awake >= since
+            and self._awake_until - awake >= self.config.lost_order_wait_s
+        ):
+            del self._doubt[symbol]  # the platform ran that long: the old sell, if it had it, is in
             return None
-        if asked is None or now - asked >= self.config.exit_reprice_s:
-            self._doubt[symbol] = (until, now)
-            self._write(POSREFRESH + EOL)
-        return "waiting for the position list after a sell lost with the connection"
+        self._probe()
+        return "a sell written before the reconnect may still reach the platform"
+
+    def _probe(self) -> None:
+        """Ask for the positions (the answer's delay says whether the platform is running)."""
+        now = self._clock()
+        if self._probe_at is None and now - self._probed >= PROBE_EVERY and self._write(POSREFRESH + EOL):
+            self._probe_at = self._probed = now
+
+    def _probe_answered(self, now: float) -> None:
+        sent = self._probe_at
+        if sent is None:
+            return
+        self._probe_at = None
+        if now - sent <= PROMPT:
+            if self._awake_since is None:
+                self._awake_since = sent
+            self._awake_until = now
+        else:
+            self._awake_since = None  # it was not running for a while: start again
 
     def _work_exit(self, job: ExitJob) -> None:
         """One step of an exit: cancel what else the trade has working, sell what it still holds."""
@@ -621,6 +655,7 @@ class Desk:
             self._lists_seen = set()
             self._listed_tokens = set()
             self._login_at = self._clock()
+            self._probe_at, self._awake_since = None, None
             self._reconcile_due = True
             # A cancel written on the old connection may have died with it: sent again as needed.
             for w in self._open.values():
@@ -690,6 +725,7 @@ class Desk:
             self.positions = dict(self._staged_positions)
             self.positions_known = True
             self._positions_at = self._clock()
+            self._probe_answered(self._positions_at)
         elif name == "#OrderEnd" and not self.snapshot_done:
             self._lost_orders()
         if not self.snapshot_done:
@@ -709,8 +745,7 @@ class Desk:
                 w.final = True
                 w.status = "Lost"
                 if w.side == "S" and w.das_id is None:
-                    until = self._clock() + self.config.lost_order_wait_s
-                    self._doubt[w.symbol] = (max(until, self._doubt.get(w.symbol, (0.0, None))[0]), None)
+                    self._doubt[w.symbol] = (self._clock(), None)
                 if w.intent == "take_profit" and w.filled < w.qty:
                     self._requeue_take_profit(w)
                 if w.intent == "entry" and w.filled == 0:

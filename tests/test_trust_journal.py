@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import start_api
+from api_helpers import ApiProcess, start_api
 
 from momobot_core.engine import Engine, TradeRefused
 from momobot_core.journal import Journal
@@ -30,6 +30,15 @@ from hotkey_helpers import HotkeyTestServer, wait_until
 def pressed(hotkeys: HotkeyTestServer) -> Counter[tuple[str, str]]:
     """How many times each (event, command) reached the hotkey server."""
     return Counter((m["event"], m["command"]) for m in map(json.loads, hotkeys.messages))
+
+
+def tp1_again_then_tp2(server: ApiProcess, hotkeys: HotkeyTestServer) -> None:
+    """A quote at TP1 again (nothing to press: TP1 is done), then TP2 (its sell_ask, once)."""
+    before = len(hotkeys.messages)
+    for bid, ask in ((2.20, 2.21), (2.39, 2.40)):
+        server.client.post("/quotes", json={"symbol": "ABCD", "bid": bid, "ask": ask}).raise_for_status()
+    assert len(hotkeys.wait_for(before + 1, timeout=15)) == before + 1  # TP2's sell_ask
+    assert wait_until(lambda: server.client.get("/positions").json() == [])
 
 
 def test_a_crash_while_another_program_locks_the_journal_never_presses_tp1_twice(tmp_path: Path) -> None:
@@ -74,15 +83,7 @@ def test_a_crash_while_another_program_locks_the_journal_never_presses_tp1_twice
         try:
             (position,) = server.client.get("/positions").json()
             assert (position["remaining"], position["tp1_hit"], position["stop"]) == (50, True, 2.0)
-            before = len(hotkeys.messages)
-            server.client.post(
-                "/quotes", json={"symbol": "ABCD", "bid": 2.20, "ask": 2.21}
-            ).raise_for_status()
-            server.client.post(
-                "/quotes", json={"symbol": "ABCD", "bid": 2.39, "ask": 2.40}
-            ).raise_for_status()
-            assert len(hotkeys.wait_for(before + 1, timeout=15)) == before + 1  # TP2's sell_ask
-            assert wait_until(lambda: server.client.get("/positions").json() == [])
+            tp1_again_then_tp2(server, hotkeys)
         finally:
             server.stop()
     assert pressed(hotkeys)[("tp1", "sell_ask")] == 1
@@ -166,15 +167,7 @@ def test_a_full_disk_then_a_restart_never_presses_tp1_twice(tmp_path: Path, smal
             held = (position["remaining"], position["tp1_hit"], position["unconfirmed"])
             assert held == (50, True, False), alerts
             assert server.client.get("/ping").json()["journal"] == "ok"
-            before = len(hotkeys.messages)
-            server.client.post(
-                "/quotes", json={"symbol": "ABCD", "bid": 2.20, "ask": 2.21}
-            ).raise_for_status()
-            server.client.post(
-                "/quotes", json={"symbol": "ABCD", "bid": 2.39, "ask": 2.40}
-            ).raise_for_status()
-            assert len(hotkeys.wait_for(before + 1, timeout=15)) == before + 1  # TP2's sell_ask
-            assert wait_until(lambda: server.client.get("/positions").json() == [])
+            tp1_again_then_tp2(server, hotkeys)
         finally:
             server.stop()
     assert pressed(hotkeys)[("tp1", "sell_ask")] == 1

@@ -83,7 +83,9 @@ class TradeRefused(Exception):
     """An action the engine will not take. ``kind`` says why, for callers that map it:
 
     ``unknown_symbol`` (no quote for it yet), ``already_open``, ``no_position``,
-    ``invalid`` (levels or quantity that make no sense), ``journal`` (the
+    ``invalid`` (levels or quantity that make no sense), ``market`` (levels
+    that are sound but not at the current ask: a stop at or above it, a TP1 at
+    or below it, a risk that sizes too many shares; HTTP 409), ``journal`` (the
     journal cannot take an entry now: HTTP 503), ``halted`` (a limit refuses
     entries now: ``rule`` names it; HTTP 403).
     """
@@ -682,9 +684,13 @@ class Engine:
                     f"{symbol}: {name} must be a price above 0 and at most {MAX_PRICE:,.0f}, not {value!r}"
                 )
         if not stop < quote.ask:
-            raise TradeRefused(f"{symbol}: stop {stop} must be below the entry price (ask {quote.ask})")
+            raise TradeRefused(
+                f"{symbol}: stop {stop} must be below the entry price (ask {quote.ask})", "market"
+            )
         if not quote.ask < tp1:
-            raise TradeRefused(f"{symbol}: tp1 {tp1} must be above the entry price (ask {quote.ask})")
+            raise TradeRefused(
+                f"{symbol}: tp1 {tp1} must be above the entry price (ask {quote.ask})", "market"
+            )
         if not tp1 <= tp2:
             raise TradeRefused(f"{symbol}: tp2 {tp2} must be at or above tp1 {tp1}")
         try:
@@ -694,7 +700,8 @@ class Engine:
                 if qty > MAX_QTY:
                     raise TradeRefused(
                         f"{symbol}: risk ${risk:,.2f} over a stop {quote.ask - stop:.4f} below the ask"
-                        f" sizes {qty:,} shares, more than the {MAX_QTY:,} the engine takes"
+                        f" sizes {qty:,} shares, more than the {MAX_QTY:,} the engine takes",
+                        "market",
                     )
             self.book.check_entry(symbol, qty, quote.ask, stop, ts, len(self.open_trades), self._at_stops())
         except RiskRefused as exc:

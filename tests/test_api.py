@@ -83,7 +83,6 @@ def test_second_open_on_the_same_symbol_is_409(api: ApiProcess) -> None:
         ({**TRADE, "qty": 0}, "qty: Input should be greater than or equal to 1"),
         ({**TRADE, "tp1": "x"}, "tp1: Input should be a valid number"),
         ({**TRADE, "stop": -1}, "stop: Input should be greater than 0"),
-        ({**TRADE, "stop": 2.5}, "stop 2.5 must be below the entry price"),
         ({**TRADE, "tp2": 2.1}, "tp2 2.1 must be at or above tp1 2.2"),
         ({**TRADE, "side": "short"}, "side: Extra inputs are not permitted"),
         ({"symbol": "ABCD"}, "tp1: Field required"),
@@ -103,6 +102,26 @@ def test_bad_trade_bodies_are_422_with_a_readable_message(
     assert response.status_code == 422
     assert message in response.json()["error"]
     assert api.client.get("/positions").json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({**TRADE, "stop": 2.5}, "stop 2.5 must be below the entry price (ask 2.0)"),
+        ({**TRADE, "tp1": 1.95, "stop": 1.5}, "tp1 1.95 must be above the entry price (ask 2.0)"),
+    ],
+)
+def test_levels_at_odds_with_the_current_ask_are_409(
+    api: ApiProcess, body: dict[str, object], message: str
+) -> None:
+    # Sound on their own, refused by the market as it is now: a conflict with the server's state
+    # (the same body passes at another ask), so a schema-valid body is not a 422.
+    quote(api, 2.00)
+    response = api.client.post("/trades", json=body)
+    assert response.status_code == 409 and message in response.json()["error"]
+    assert api.client.get("/positions").json() == []
+    quote(api, 2.60 if body["stop"] == 2.5 else 1.90)
+    assert api.client.post("/trades", json={**body, "tp1": 2.7, "tp2": 2.8}).status_code == 201
 
 
 def test_malformed_json_and_bad_quotes_are_422(api: ApiProcess) -> None:

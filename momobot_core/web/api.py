@@ -134,6 +134,9 @@ _STATUS = {
     "already_open": 409,
     "not_halted": 409,
     "halted": 409,
+    # Levels that are sound on their own but not at the current ask: a conflict with the
+    # market's state, as a quote's ts at odds with the clock is (the same body may pass later).
+    "market": 409,
     "invalid": 422,
     "journal": 503,
 }

@@ -287,6 +287,13 @@ class Engine:
             # The trade is closed: there is nothing left to confirm; told once is enough.
             self.journal.confirm_closed(told)
         if self.journal is not None:
+            if self.journal.wire_incomplete:
+                self.alert(
+                    "wire_log_incomplete",
+                    f"{self.journal.path}.wire ran out of disk space before the last stop: what"
+                    " plugins sent after that was not recorded, so a sequence cut short then cannot"
+                    " be named, and one named below may have sent more than it shows. Check your broker",
+                )
             for cut in self.journal.cut_sequences:
                 # A kill's sequence belongs to no trade and no symbol: it is named as the kill.
                 where = f"{cut.symbol}: " if cut.symbol else ""
@@ -304,11 +311,18 @@ class Engine:
                         unsent=list(cut.unsent),
                     )
                     continue
+                sent = ", ".join(cut.sent) or "nothing"
+                unsent = ", ".join(cut.unsent) or "nothing"
+                how_far = (
+                    f"the wire log shows {sent} sent and ran out of room: {unsent} may or may not"
+                    " have gone out"
+                    if cut.log_incomplete
+                    else f"sent {sent}; not sent {unsent}"
+                )
                 self.alert(
                     "sequence_cut",
-                    f"{where}{cut.plugin} was sending {what} when the process stopped: sent"
-                    f" {', '.join(cut.sent) or 'nothing'}; not sent"
-                    f" {', '.join(cut.unsent) or 'nothing'}. Check your broker",
+                    f"{where}{cut.plugin} was sending {what} when the process stopped: {how_far}."
+                    " Check your broker",
                     symbol=cut.symbol,
                     trade_id=cut.trade_id,
                     plugin=cut.plugin,

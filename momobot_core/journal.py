@@ -21,9 +21,10 @@ Why the file is guarded as it is:
   survives a killed process (not a power cut: that is ``synchronous=FULL``'s job).
 
 Plugins that write to the outside world (hotkey_ws) log what they actually
-wrote to ``<db>.wire`` with one ``write`` system call per record, cheap enough
-for the trading path; the file is folded into the ``wire`` table at each
-start and clean exit, and sequences a crash cut short are reported then.
+wrote to ``<db>.wire`` with one ``pwrite`` system call per record, into room
+held ahead of them (a full disk does not stop it), cheap enough for the
+trading path; the file is folded into the ``wire`` table at each start and
+clean exit, and sequences a crash cut short are reported then.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import attrs
 from momobot_core.errors import JournalError, JournalWriteError
 from momobot_core.models import CloseReason, Fill, Intent, Leg, Order, Side, Trade
 from momobot_core.sidefile import RESERVE, SideFile, read_side_file
-from momobot_core.wirelog import CutSequence, WireLog, cut_sequences
+from momobot_core.wirelog import CutSequence, WireFile, WireLog, cut_sequences, log_incomplete, read_records
 from momobot_core.writer_lock import release_lock, take_lock
 
 __all__ = [
@@ -287,10 +288,12 @@ class Journal:
         self.in_memory = self.path == ":memory:"
         self._in_batch = False
         self._lock_fd: int | None = None
-        self._wire_fd: int | None = None
+        self._wire: WireFile | None = None
         self._wire_lock = threading.Lock()
         #: Sequences cut short by a crash, found when the wire log was folded in at start.
         self.cut_sequences: list[CutSequence] = []
+        #: The wire log ran out of room before the last stop: what plugins sent after is unknown.
+        self.wire_incomplete = False
         if not readonly and not self.in_memory:
             self._lock_fd = take_lock(self.path)
         try:
@@ -325,7 +328,13 @@ class Journal:
                 self._take_side_file(pending_wait_s)
                 self._fold_wire_log()
                 self.cut_sequences = self._unreported_cuts()
-                self._wire_fd = os.open(self.path + ".wire", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._wire = WireFile(self.path + ".wire")
+                if self._wire.reserve_error:
+                    log.warning(
+                        "%s.wire: no room is held for what plugins send (%s): free some disk space",
+                        self.path,
+                        self._wire.reserve_error,
+                    )
             except (JournalWriteError, OSError) as exc:
                 self.close()
                 raise JournalError(f"{self.path}: cannot bring the journal up to date: {exc}") from None
@@ -442,11 +451,11 @@ class Journal:
         )
 
     def close(self) -> None:
-        if self._wire_fd is not None:
+        if self._wire is not None:
             with contextlib.suppress(sqlite3.Error, OSError, JournalError):
                 self._fold_wire_log()
-            os.close(self._wire_fd)
-            self._wire_fd = None
+            self._wire.close()
+            self._wire = None
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
         if self._side is not None:
@@ -753,7 +762,7 @@ class Journal:
 
     def wire_log(self, plugin: str) -> WireLog:
         """The wire log for ``plugin`` (a log that keeps nothing for an in-memory journal)."""
-        return WireLog(self._wire_fd, plugin)
+        return WireLog(self._wire, plugin)
 
     def _fold_wire_log(self) -> None:
         """Move ``<db>.wire`` into the ``wire`` table (kept in the file if the journal is locked)."""
@@ -761,13 +770,7 @@ class Journal:
         with self._wire_lock:
             if not path.exists():
                 return
-            text = path.read_text(encoding="utf-8", errors="replace")
-            records = []
-            for line in text.splitlines():
-                with contextlib.suppress(ValueError):
-                    record = json.loads(line)
-                    if isinstance(record, dict) and "batch" in record and "status" in record:
-                        records.append(record)
+            records = read_records(path)
             try:
                 with self._transaction() as db:
                     db.executemany(
@@ -792,6 +795,7 @@ class Journal:
             with contextlib.suppress(ValueError):
                 records.append(json.loads(text))
         cuts = cut_sequences(records)
+        self.wire_incomplete = log_incomplete(records)
         with contextlib.suppress(sqlite3.Error), self._transaction() as db:
             db.execute("UPDATE wire SET reported = 1 WHERE reported = 0 AND seq <= ?", (rows[-1][0],))
         return cuts

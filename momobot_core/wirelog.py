@@ -1,10 +1,16 @@
 """What sending plugins actually wrote to the outside world, and what a crash cut short.
 
 A plugin that writes to the outside world (hotkey_ws) logs each write to
-``<db>.wire`` with one ``write`` system call: cheap enough for the trading
+``<db>.wire`` with one ``pwrite`` system call: cheap enough for the trading
 path, safe from any thread, and it survives a killed process. The journal
 folds the file into its ``wire`` table at each start and clean exit; the
 sequences that did not all go out are reported once, at the next start.
+
+A full disk does not stop the log: ``RESERVE`` bytes are allocated ahead of
+the records (``posix_fallocate``) when the journal opens, and again each time
+they run low, and records are written in place into that room. When even that
+is gone, the last ``TAIL`` bytes hold one ``incomplete`` record, so the next
+start says the log is incomplete instead of reading "sent nothing" into it.
 """
 
 from __future__ import annotations
@@ -12,10 +18,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
+import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
+
+#: Room allocated ahead of the records, each time it runs low (about 5,000 records).
+RESERVE = 1024 * 1024
+#: Kept at the end of the room for the one record that says the log ran out of it.
+TAIL = 256
+INCOMPLETE = "incomplete"
 
 
 @attrs.frozen
@@ -30,45 +45,123 @@ class CutSequence:
     unsent: tuple[str, ...]
     #: An exit the plugin gave up on (its TTL, a shutdown): the position must be closed by hand.
     dropped_exit: bool = False
+    #: The log ran out of room after it: more of ``unsent`` may have gone out than it shows.
+    log_incomplete: bool = False
+
+
+class WireFile:
+    """``<db>.wire`` open for records: written in place into room held ahead of them.
+
+    Writers from any thread write under one lock, each with one ``pwrite`` at the end of the
+    records; the reader skips the zeros of the room not yet used.
+    """
+
+    def __init__(self, path: Path | str, reserve: int = RESERVE) -> None:
+        self.path = Path(path)
+        self.reserve = max(reserve, 4 * TAIL)
+        self._lock = threading.Lock()
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            # Records left by a start that could not fold them in (the journal was locked) stay;
+            # new ones go after them, not after the room the last run held.
+            kept = os.pread(self._fd, os.fstat(self._fd).st_size, 0).rstrip(b"\0")
+        except OSError:
+            os.close(self._fd)
+            raise
+        self._offset = self._end = len(kept)
+        #: Why no room could be held ahead (a full disk), or None.
+        self.reserve_error: str | None = None
+        #: The room ran out: records after that moment are not kept.
+        self.full = False
+        self._extend()
+
+    def _extend(self) -> bool:
+        try:
+            os.posix_fallocate(self._fd, self._end, self.reserve)
+        except OSError as exc:
+            self.reserve_error = exc.strerror or str(exc)
+            return False
+        self._end += self.reserve
+        self.reserve_error = None
+        return True
+
+    def append(self, data: bytes) -> None:
+        with self._lock:
+            if self.full or self._fd < 0:
+                return
+            start = self._offset
+            if start + len(data) > self._end - TAIL and not self._extend():
+                self.full = True
+                marker = {"plugin": "-", "batch": "-", "status": INCOMPLETE, "at": time.time()}
+                data = (json.dumps(marker, separators=(",", ":")) + "\n").encode()
+            self._offset = start + len(data)
+            with contextlib.suppress(OSError):  # the wire must never stop for its log
+                os.pwrite(self._fd, data, start)
+
+    def close(self) -> None:
+        with self._lock:
+            fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a wire log file, the zeros of its unused room and of torn places skipped."""
+    text = path.read_bytes().replace(b"\0", b"").decode("utf-8", "replace")
+    records = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and "batch" in record and "status" in record:
+                records.append(record)
+    return records
 
 
 class WireLog:
     """Append-only record of what one plugin actually wrote to the outside world.
 
-    ``write`` is one ``write(2)`` of one line to an ``O_APPEND`` file: safe
-    from any thread, survives a killed process, and costs a few microseconds.
+    ``write`` is one ``pwrite(2)`` of one line into the room :class:`WireFile`
+    holds: safe from any thread, survives a killed process and a full disk,
+    and costs a few microseconds.
     Records are dicts with at least ``batch`` (the sequence's id) and
     ``status`` (``queued`` with ``commands``; ``sent`` with ``command``;
     ``done``, ``dropped`` or ``cut`` when the sequence ended).
     """
 
-    def __init__(self, fd: int | None, plugin: str) -> None:
-        self._fd = fd
+    def __init__(self, file: WireFile | None, plugin: str) -> None:
+        self._file = file
         self.plugin = plugin
 
     @property
     def enabled(self) -> bool:
-        return self._fd is not None
+        return self._file is not None
 
     def write(self, record: Mapping[str, Any]) -> None:
         self.write_all((record,))
 
     def write_all(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Several records in one ``write(2)``: what one event wrote, logged in one go."""
-        fd = self._fd
-        if fd is None:
+        """Several records in one ``pwrite(2)``: what one event wrote, logged in one go."""
+        file = self._file
+        if file is None:
             return
         text = "".join(
             json.dumps({"plugin": self.plugin, **record}, separators=(",", ":")) + "\n" for record in records
         )
         if text:
-            with contextlib.suppress(OSError):  # the wire must never stop for its log
-                os.write(fd, text.encode())
+            file.append(text.encode())
+
+
+def log_incomplete(records: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the log ran out of room among these records (what followed was not kept)."""
+    return any(record.get("status") == INCOMPLETE for record in records)
 
 
 def cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
+    incomplete = log_incomplete(records)
     batches: dict[str, dict[str, Any]] = {}
     for record in records:
+        if record.get("status") == INCOMPLETE:
+            continue
         batch = batches.setdefault(str(record["batch"]), {"sent": [], "ended": None})
         status = record["status"]
         if status == "queued":
@@ -94,6 +187,7 @@ def cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
                 sent=sent,
                 unsent=commands[len(sent) :],
                 dropped_exit=dropped_exit,
+                log_incomplete=incomplete,
             )
         )
     return cut

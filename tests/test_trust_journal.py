@@ -22,6 +22,7 @@ from api_helpers import ApiProcess, start_api
 from momobot_core.engine import Engine, TradeRefused
 from momobot_core.journal import Journal
 from momobot_core.sidefile import LOST_END
+from momobot_core.wirelog import WireFile, WireLog, cut_sequences, log_incomplete, read_records
 
 from conftest import Recorder, SqliteLocker, make_hooks, momobot, quote, side_file
 from hotkey_helpers import HotkeyTestServer, wait_until
@@ -173,6 +174,40 @@ def test_a_full_disk_then_a_restart_never_presses_tp1_twice(tmp_path: Path, smal
     assert pressed(hotkeys)[("tp1", "sell_ask")] == 1
     with Journal(db, readonly=True) as journal:
         assert [(leg.reason, leg.qty) for leg in journal.legs()] == [("tp1", 50), ("tp2", 50)]
+
+
+def test_the_wire_log_keeps_what_went_out_on_a_full_disk_and_says_when_it_ran_out(small_disk: Path) -> None:
+    db = small_disk / "journal.db"
+    wire_path = Path(f"{db}.wire")
+    wire = WireFile(wire_path, reserve=16 * 1024)
+    log = WireLog(wire, "hotkey_ws")
+    tp1 = {"trade_id": "t1", "symbol": "ABCD", "event": "tp1"}
+    log.write(
+        {"batch": "b1", "status": "queued", "commands": ["sell_ask", "cancel_all", "break_even"], **tp1}
+    )
+    filler = fill(small_disk)
+    log.write({"batch": "b1", "status": "sent", "command": "sell_ask"})  # into the room held ahead
+    log.write({"batch": "b1", "status": "sent", "command": "cancel_all"})
+    (cut,) = cut_sequences(read_records(wire_path))
+    assert (cut.sent, cut.unsent, cut.log_incomplete) == (("sell_ask", "cancel_all"), ("break_even",), False)
+    for n in range(400):  # far past the room: the last of it says so, then nothing more is kept
+        log.write({"batch": f"x{n}", "status": "sent", "command": "sell_all_bid", "pad": "." * 40})
+    log.write({"batch": "b1", "status": "sent", "command": "break_even"})  # not kept
+    records = read_records(wire_path)
+    assert log_incomplete(records) and records[-1]["status"] == "incomplete"
+    (cut, *_) = cut_sequences(records)
+    assert cut.sent == ("sell_ask", "cancel_all") and cut.log_incomplete
+    wire.close()  # the process stops here (killed: nothing is folded in)
+    filler.unlink()
+
+    restarted = live_engine(db, Recorder())
+    kinds = [a.kind for a in restarted.alerts]
+    assert "wire_log_incomplete" in kinds, kinds
+    told = next(a for a in restarted.alerts if a.kind == "sequence_cut" and a.detail.get("trade_id") == "t1")
+    assert "may or may not have gone out" in told.message and "sent nothing" not in told.message
+    assert restarted.journal is not None
+    restarted.journal.close()
+    assert read_records(wire_path) == []  # folded into the journal
 
 
 def live_engine(db: Path, recorder: Recorder, **journal: Any) -> Engine:

@@ -790,13 +790,43 @@ class Engine:
         )
         return after
 
-    def confirm_trade(self, symbol: str) -> Trade:
-        """A person checked the broker: an unconfirmed trade is watched (and mirrored) again."""
+    def lost_exits(self, trade_id: str) -> list[str]:
+        """The kinds of the exits of an open trade that went out unrecorded (``tp1``, ``stop``...):
+        its confirm needs a person's word on them (see :meth:`confirm_trade`)."""
+        return [
+            kind.removeprefix(LOST_PREFIX)
+            for tid, _, kind, _ in self._undispatched
+            if tid == trade_id and kind.startswith(LOST_PREFIX)
+        ]
+
+    def confirm_trade(self, symbol: str, exits_sent: bool | None = None) -> Trade:
+        """A person checked the broker: an unconfirmed trade is watched (and mirrored) again.
+
+        A trade whose exit went out but could not be recorded (``lost_*``) needs the person's
+        word on that exit: ``exits_sent=True`` records it as it was sent (the broker shows it
+        done; nothing is sent), ``False`` resumes the trade as before it (the exit goes out
+        again when its price comes). Without it the confirm is refused (``lost_exit``).
+        """
         trade = self.open_trades.get(symbol)
         if trade is None:
             raise TradeRefused(f"{symbol}: no open trade to confirm", "no_position")
         if not trade.unconfirmed:
             raise TradeRefused(f"{symbol}: trade {trade.id} is not unconfirmed", "already_open")
+        lost = self.lost_exits(trade.id)
+        if lost:
+            names = " and ".join(lost)
+            if exits_sent is None:
+                raise TradeRefused(
+                    f"{symbol}: the {names} exit of trade {trade.id} was sent but not recorded: say"
+                    " what your broker shows. exits_sent true: it was done, it is recorded as sent"
+                    " and nothing is sent; exits_sent false: it was not, the trade resumes as"
+                    " before it and the exit goes out again when its price comes",
+                    "lost_exit",
+                )
+            if exits_sent:
+                return self._record_lost_exits(trade, names)
+        elif exits_sent is not None:
+            raise TradeRefused(f"{symbol}: trade {trade.id} has no exit that went out unrecorded")
         confirmed = attrs.evolve(trade, unconfirmed=False)
         if self.journal is not None:
             try:
@@ -806,8 +836,59 @@ class Engine:
                     f"{symbol}: not confirmed: the journal cannot be written ({exc})", "journal"
                 ) from None
         self.open_trades[symbol] = confirmed
+        self._undispatched = [row for row in self._undispatched if row[0] != trade.id]
         log.info("%s: trade %s confirmed by a person; its targets are watched again", symbol, trade.id)
         return confirmed
+
+    def _record_lost_exits(self, trade: Trade, names: str) -> Trade:
+        """The person found the lost exits done at the broker: journal them as they were sent."""
+        symbol = trade.symbol
+        journal = self.journal
+        kept = journal.lost_exits(trade.id) if journal is not None else []
+        if journal is None or not kept or any(event is None for event in kept):
+            raise TradeRefused(
+                f"{symbol}: what the {names} exit of trade {trade.id} sold was not kept (no room"
+                " was left even for that): discard the trade (nothing is sent) and close what your"
+                " broker still holds by hand",
+                "lost_exit",
+            )
+        exits = [event for event in kept if event is not None]
+        now = datetime.now(UTC)
+        after = attrs.evolve(exits[-1].trade, unconfirmed=False)
+        self._roll(now)
+        try:
+            journal.record_lost_exits(exits, JournalEvent("confirm", after, at=now))
+        except JournalWriteError as exc:
+            raise TradeRefused(
+                f"{symbol}: not confirmed: the journal cannot be written ({exc})", "journal"
+            ) from None
+        self._undispatched = [row for row in self._undispatched if row[0] != trade.id]
+        closed = after.closed_at is not None
+        for event in exits:
+            if event.leg is not None:
+                self._count_leg(event.trade, event.leg, closed=closed and event is exits[-1])
+        if closed:
+            del self.open_trades[symbol]
+            self._hold_until.pop(symbol, None)
+            self._sane_bid.pop(symbol, None)
+            self.counters.trades_closed += 1
+        else:
+            self.open_trades[symbol] = after
+            if after.tp1_hit:
+                # The stop moved at break-even long ago; only prints after now may trigger it.
+                last = self.last_quotes.get(symbol)
+                self._stop_moved_at[after.id] = (
+                    now,
+                    last.last if last else None,
+                    last.last_at if last else None,
+                )
+        log.info(
+            "%s: trade %s confirmed by a person: its %s exit, done at the broker, is recorded as sent",
+            symbol,
+            trade.id,
+            names,
+        )
+        return after
 
     def record_fill(self, fill: Fill) -> bool:
         """A broker's fill of one of the engine's orders (an order plugin's report): journaled

@@ -135,6 +135,11 @@ CREATE TABLE IF NOT EXISTS risk (
     ts TEXT NOT NULL,
     day TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS lost_exits (
+    event_id TEXT PRIMARY KEY,
+    trade_id TEXT NOT NULL,
+    event TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS fills (
     seq INTEGER PRIMARY KEY,
     order_id TEXT NOT NULL,
@@ -571,6 +576,30 @@ class Journal:
                 (CONFIRMED, trade.id, NOT_DISPATCHED),
             )
 
+    def lost_exits(self, trade_id: str) -> list[JournalEvent | None]:
+        """The exits of a trade that went out unrecorded and wait for a person, oldest first: each
+        as it was sent where its mark kept it, else None. Read from the journal after a start."""
+        rows = self._db.execute(
+            "SELECT lost_exits.event FROM events LEFT JOIN lost_exits ON lost_exits.event_id = events.id"
+            " WHERE events.trade_id=? AND events.kind LIKE ? AND events.dispatched=? ORDER BY events.seq",
+            (trade_id, LOST_PREFIX + "%", NOT_DISPATCHED),
+        ).fetchall()
+        return [None if row[0] is None else JournalEvent.from_json(row[0]) for row in rows]
+
+    def record_lost_exits(self, exits: Sequence[JournalEvent], confirm: JournalEvent) -> None:
+        """A person found these exits done at the broker: journal each as it was sent, in place
+        of its mark, and ``confirm`` after them (if the trade is still open), in one
+        transaction. Raises JournalWriteError."""
+        try:
+            with self._transaction() as db:
+                for event in exits:
+                    db.execute("DELETE FROM events WHERE id=?", (event.id,))
+                    db.execute("DELETE FROM lost_exits WHERE event_id=?", (event.id,))
+                    self._write(db, event, CONFIRMED)
+                self._write(db, confirm, CONFIRMED)
+        except sqlite3.Error as exc:
+            raise JournalWriteError(f"journal {self.path}: {exc}") from None
+
     def confirm_closed(self, trade_ids: list[str]) -> None:
         """Undispatched events of closed trades, now told to a person: not alerted again."""
         with contextlib.suppress(sqlite3.Error), self._transaction() as db:
@@ -616,17 +645,19 @@ class Journal:
         if self._side is None:
             raise OSError(errno.ENOENT, self.reserve_error or "an in-memory journal has no side file")
         trade = event.trade
-        self._side.mark_lost(
-            json.dumps(
-                {
-                    "lost": event.id,
-                    "trade_id": trade.id,
-                    "symbol": trade.symbol,
-                    "kind": event.kind,
-                    "ts": event.ts.isoformat(),
-                }
-            )
-        )
+        mark = {
+            "lost": event.id,
+            "trade_id": trade.id,
+            "symbol": trade.symbol,
+            "kind": event.kind,
+            "ts": event.ts.isoformat(),
+        }
+        try:
+            # The whole event where the marks' room allows: a person who finds it done at the
+            # broker can then have it recorded as it was (confirm with exits_sent).
+            self._side.mark_lost(json.dumps({**mark, "event": event.to_json()}))
+        except OSError:
+            self._side.mark_lost(json.dumps(mark))
 
     def mark_pending_dispatched(self, event_ids: list[str]) -> None:
         """Note in the side file that the plugins heard of these events (no sync: a crash just
@@ -705,6 +736,8 @@ class Journal:
                 if not (isinstance(data, dict) and all(isinstance(data.get(k), str) for k in LOST_KEYS)):
                     raise ValueError("not a mark of an exit")
                 _aware(data["ts"])
+                if "event" in data and JournalEvent.from_json(str(data["event"])).id != data["lost"]:
+                    raise ValueError("its event is another one")
             except (ValueError, TypeError, JournalError) as exc:
                 raise SideFileUnreadable(
                     f"{self.pending_path}: unreadable mark {n} of an exit that went out unrecorded"
@@ -731,6 +764,11 @@ class Journal:
                 for mark in lost:
                     if db.execute("SELECT 1 FROM events WHERE id=?", (mark["lost"],)).fetchone():
                         continue
+                    if "event" in mark:
+                        db.execute(
+                            "INSERT OR IGNORE INTO lost_exits (event_id, trade_id, event) VALUES (?, ?, ?)",
+                            (mark["lost"], mark["trade_id"], mark["event"]),
+                        )
                     ts = _aware(mark["ts"])
                     db.execute(
                         "INSERT INTO events (id, trade_id, symbol, kind, ts, epoch, dispatched)"

@@ -243,6 +243,91 @@ def test_an_exit_past_the_side_files_room_comes_back_unconfirmed_never_as_before
     restarted.journal.close()
 
 
+def lost_tp1(db: Path, small_disk: Path) -> str:
+    """A trade whose TP1 went out while neither the journal nor the side file's records could
+    take it: only its mark (with the whole event) was kept. Returns the trade's id."""
+    engine = live_engine(db, Recorder(), side_file_reserve=LOST_END)
+    engine.on_quote(quote("ABCD", 2.00))
+    trade = engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    filler = fill(small_disk)
+    engine.on_quote(quote("ABCD", 2.21, t=1))
+    assert engine.journal is not None
+    engine.journal.close()
+    filler.unlink()
+    return trade.id
+
+
+def test_a_lost_exit_the_broker_shows_done_is_recorded_as_sent_and_never_pressed_again(
+    small_disk: Path,
+) -> None:
+    db = small_disk / "journal.db"
+    trade_id = lost_tp1(db, small_disk)
+    recorder = Recorder()
+    engine = live_engine(db, recorder)
+    assert engine.lost_exits(trade_id) == ["tp1"]
+    with pytest.raises(TradeRefused, match="say what your broker shows") as refused:
+        engine.confirm_trade("ABCD")  # a plain confirm would press TP1 again at 2.21
+    assert refused.value.kind == "lost_exit" and engine.open_trades["ABCD"].unconfirmed
+    confirmed = engine.confirm_trade("ABCD", exits_sent=True)
+    assert (confirmed.remaining, confirmed.tp1_hit, confirmed.stop, confirmed.unconfirmed) == (
+        50,
+        True,
+        2.00,
+        False,
+    )
+    assert engine.book.realised == pytest.approx(50 * 0.21)  # the day's P&L holds the leg
+    engine.on_quote(quote("ABCD", 2.21, t=2))
+    assert recorder.events() == []  # TP1 is not pressed twice
+    engine.on_quote(quote("ABCD", 2.41, t=3))
+    assert recorder.events()[:2] == ["target tp2", "order take_profit sell 50"]
+    assert engine.journal is not None
+    assert [(leg.reason, leg.qty) for leg in engine.journal.legs()] == [("tp1", 50), ("tp2", 50)]
+    engine.journal.close()
+    restarted = live_engine(db, Recorder())
+    assert restarted.open_trades == {} and not [a for a in restarted.alerts if a.kind == "unconfirmed_trade"]
+    assert restarted.journal is not None
+    restarted.journal.close()
+
+
+def test_a_lost_exit_the_broker_shows_not_done_resumes_the_trade_as_before_it(small_disk: Path) -> None:
+    db = small_disk / "journal.db"
+    lost_tp1(db, small_disk)
+    recorder = Recorder()
+    engine = live_engine(db, recorder)
+    resumed = engine.confirm_trade("ABCD", exits_sent=False)
+    assert (resumed.remaining, resumed.tp1_hit, resumed.unconfirmed) == (100, False, False)
+    engine.on_quote(quote("ABCD", 2.21, t=2))  # TP1 goes out now, once
+    assert recorder.events()[:2] == ["target tp1", "order take_profit sell 50"]
+    assert engine.journal is not None
+    assert [(leg.reason, leg.qty) for leg in engine.journal.legs()] == [("tp1", 50)]
+    assert engine.lost_exits(resumed.id) == []
+    engine.journal.close()
+
+
+def test_confirm_answers_409_until_told_whether_a_lost_exit_went_out(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    db = small_disk / "journal.db"
+    lost_tp1(db, small_disk)
+    api = start_api(tmp_path, db=db)
+    try:
+        page = api.client.get("/")  # the dashboard asks the question with two buttons
+        assert "tp1 done" in page.text and "tp1 not done" in page.text
+        plain = api.client.post("/confirm", json={"symbol": "ABCD"})
+        assert plain.status_code == 409 and "exits_sent" in plain.json()["error"]
+        loose = api.client.post("/confirm", json={"symbol": "ABCD", "exits_sent": "yes"})
+        assert loose.status_code == 422
+        done = api.client.post("/confirm", json={"symbol": "ABCD", "exits_sent": True})
+        assert done.status_code == 200, done.text
+        assert (done.json()["remaining"], done.json()["tp1_hit"]) == (50, True)
+        assert api.client.get("/ping").json()["unconfirmed"] == []
+        again = api.client.post("/confirm", json={"symbol": "ABCD", "exits_sent": True})
+        assert again.status_code == 409  # not unconfirmed any more
+        assert [leg["reason"] for leg in api.client.get("/trades").json()] == ["tp1"]
+    finally:
+        api.stop()
+
+
 def test_exits_kept_in_memory_are_journaled_once_the_disk_has_room(small_disk: Path) -> None:
     db = small_disk / "journal.db"
     recorder = Recorder()

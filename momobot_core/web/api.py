@@ -70,6 +70,20 @@ class SymbolBody(BaseModel):
     symbol: Symbol
 
 
+class ConfirmBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    symbol: Symbol
+    exits_sent: bool = Field(  # type: ignore[assignment]
+        default=None,
+        strict=True,
+        description=(
+            "Only for a trade whose exit went out but could not be recorded: true if your broker"
+            " shows it done (it is recorded as sent; nothing is sent), false if not (the trade"
+            " resumes as before it). Leave it out otherwise."
+        ),
+    )
+
+
 class WatchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbols: list[Symbol] = Field(min_length=1, max_length=200, examples=[["ABCD", "WXYZ"]])
@@ -137,6 +151,8 @@ _STATUS = {
     # Levels that are sound on their own but not at the current ask: a conflict with the
     # market's state, as a quote's ts at odds with the clock is (the same body may pass later).
     "market": 409,
+    # A confirm that needs the person's word on an exit that went out unrecorded.
+    "lost_exit": 409,
     "invalid": 422,
     "journal": 503,
 }
@@ -331,9 +347,9 @@ def build_app(
         return _acted(lambda: engine.apply(Close(body.symbol, engine.clock.now())))
 
     @app.post("/confirm", response_model=TradeOut, responses=errors)
-    async def confirm(body: SymbolBody) -> Any:
+    async def confirm(body: ConfirmBody) -> Any:
         """A person checked the broker: watch (and mirror) an unconfirmed trade again."""
-        return _acted(lambda: engine.confirm_trade(body.symbol))
+        return _acted(lambda: engine.confirm_trade(body.symbol, body.exits_sent))
 
     @app.post("/discard", response_model=TradeOut, responses=errors)
     async def discard(body: SymbolBody) -> Any:

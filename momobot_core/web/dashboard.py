@@ -161,6 +161,7 @@ def positions(bot: Engine) -> list[dict[str, Any]]:
         rows.append(
             {
                 "trade": trade,
+                "lost": " and ".join(bot.lost_exits(trade.id)) if trade.unconfirmed else "",
                 "bid": quote.bid if quote else None,
                 "ask": quote.ask if quote else None,
                 "pnl": (quote.bid - trade.entry_price) * trade.remaining if quote else None,
@@ -360,7 +361,8 @@ class Dashboard:
         @app.post("/ui/confirm", response_class=HTMLResponse, include_in_schema=False)
         async def confirm(request: Request) -> Response:
             symbol = await _field(request, "symbol")
-            return self._act(lambda: self.bot.confirm_trade(symbol), f"{symbol} confirmed")
+            sent = {"yes": True, "no": False}.get(await _field(request, "exits_sent"))
+            return self._act(lambda: self.bot.confirm_trade(symbol, sent), f"{symbol} confirmed")
 
         @app.post("/ui/discard", response_class=HTMLResponse, include_in_schema=False)
         async def discard(request: Request) -> Response:

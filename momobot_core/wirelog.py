@@ -173,11 +173,17 @@ def cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
     cut = []
     for batch in batches.values():
         queued = batch.get("queued")
-        dropped_exit = bool(queued and queued.get("exit")) and batch["ended"] in ("dropped", "cut")
-        if queued is None or (batch["ended"] is not None and not dropped_exit):
+        if queued is None:
             continue
         commands = tuple(str(c) for c in queued.get("commands", ()))
         sent = tuple(batch["sent"])
+        # An exit given up on, or one the process stopped before it all went out (killed while
+        # its sell waited, say, for a stop's cancel): the position may need closing by hand.
+        dropped_exit = bool(queued.get("exit")) and (
+            batch["ended"] in ("dropped", "cut") or (batch["ended"] is None and len(sent) < len(commands))
+        )
+        if batch["ended"] is not None and not dropped_exit:
+            continue
         cut.append(
             CutSequence(
                 plugin=str(queued.get("plugin")),

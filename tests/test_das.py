@@ -285,6 +285,34 @@ def test_an_exit_cut_by_a_stop_of_the_bot_is_reported_at_the_next_start(
         again.close()
 
 
+def test_an_exit_killed_while_its_sell_waits_for_a_stops_cancel_is_one_to_close_by_hand(
+    fake: FakeDas, tmp_path: Path
+) -> None:
+    import shutil
+
+    from momobot_core.journal import Journal
+
+    ten_am = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    db = tmp_path / "journal.db"
+    s = DasSession(das_config(fake, catastrophic_stop_pct=10), db, wall=lambda: ten_am)
+    try:
+        s.quote("ABCD", 1.99, 2.00)
+        s.open("ABCD", 100, 2.20, 2.40, 1.90)
+        assert fake.wait_for(lambda: [o.kind for o in fake.working("ABCD")] == ["STOP"])
+        fake.refuse_cancels = True  # the broker-side stop stays: the exit's sell must wait
+        s.quote("ABCD", 1.85, 1.86)  # the trade's stop
+        assert fake.wait_for(lambda: bool(fake.lines("CANCEL")))
+        # The files as a SIGKILL here leaves them: the wire log without the exit's end.
+        killed = tmp_path / "killed"
+        killed.mkdir()
+        shutil.copy(f"{db}.wire", killed / "journal.db.wire")
+    finally:
+        s.close()
+    with Journal(killed / "journal.db") as journal:
+        (cut,) = journal.cut_sequences
+    assert (cut.plugin, cut.symbol, cut.event, cut.dropped_exit) == ("das", "ABCD", "stop", True)
+
+
 def test_a_catastrophic_stop_follows_each_fill_in_regular_hours_only(fake: FakeDas, tmp_path: Path) -> None:
     ten_am = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York
     s = DasSession(das_config(fake, catastrophic_stop_pct=10), tmp_path / "journal.db", wall=lambda: ten_am)

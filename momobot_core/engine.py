@@ -1,13 +1,7 @@
-"""The trade engine: bracket-trade rules, paper fills, and the order of work per event.
+"""The trade engine: the order of work per event, and the one way in (``apply``, ``submit``).
 
-Every rule of a trade's life is in this module (DESIGN.md, "Trade rules"):
-
-* open: an entry buy at the symbol's current ask;
-* TP1 (``ask >= tp1``): sell ``qty // 2`` at the ask, move the stop to the entry price;
-* TP2 (after TP1, ``ask >= tp2``): sell the rest at the ask;
-* stop (``last <= stop``, ``bid`` when there is no last, or when the print is older than the
-  stop's last move): sell the rest at the bid; never on the quote that moved the stop;
-* manual close: sell the rest at the bid.
+The rules of a trade's life (DESIGN.md, "Trade rules") are in :mod:`momobot_core.brackets`:
+a pure step from a trade and a quote to the exits it causes. This module does the rest.
 
 Per event the order of work is fixed: validate, compute the new state,
 **commit it to the journal**, make it current, call the hooks, then mark the
@@ -35,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from momobot_core import brackets
 from momobot_core.config import Config, CoreSettings
 from momobot_core.journal import LOST_PREFIX, JournalEvent, JournalWriteError, WireLog
 from momobot_core.models import (
@@ -167,7 +162,7 @@ class Engine:
         self._hold_until: dict[str, datetime] = {}
         #: When each open trade's stop last moved (TP1's quote), and the print known then: older
         #: prints, and that same print, never trigger it.
-        self._stop_moved_at: dict[str, tuple[datetime, float | None, datetime | None]] = {}
+        self._stop_moved_at: dict[str, brackets.StopMove] = {}
         self._min_hold = timedelta(seconds=self.settings.min_hold_s)
         self._started = False
         self._stopped = False
@@ -537,34 +532,15 @@ class Engine:
     def _check_targets(self, trade: Trade, quote: Quote) -> None:
         if self._min_hold and quote.ts < self._hold_until[trade.symbol]:
             return
-        ask = quote.ask
-        moved = False
-        if not trade.tp1_hit and ask >= trade.tp1:
-            trade = self._take_profit_1(trade, quote)
-            moved = True
-        if trade.tp1_hit and ask >= trade.tp2:
-            self._exit_rest(trade, quote, Target.TP2)
-            return
-        if moved:  # a stop moved by this quote is not tested against this same quote
-            return
-        price = quote.last
-        if price is None:
-            price = quote.bid
-        elif trade.tp1_hit:
-            # A print from before the stop moved (the entry's own, often) says nothing of the
-            # price since: the bid does.
-            move = self._stop_moved_at.get(trade.id)
-            if move is not None:
-                moved_at, known_last, known_at = move
-                printed = quote.last_at or quote.ts
-                # Older than the move, or the very print the move already knew (a print in the
-                # same frame as TP1's quote carries the same time, and is new all the same).
-                if printed < moved_at or (
-                    printed == moved_at and (price, quote.last_at) == (known_last, known_at)
-                ):
-                    price = quote.bid
-        if price <= trade.stop:
-            self._exit_rest(trade, quote, Target.STOP)
+        for target in brackets.exits(trade, quote, self._stop_moved_at.get(trade.id)):
+            if target is Target.TP1:
+                trade = self._take_profit_1(trade, quote)
+            elif target is Target.TP2:
+                self._close(
+                    trade, target, quote.ask, quote.ts, Intent.TAKE_PROFIT, CloseReason.TP2, quote=quote
+                )
+            else:
+                self._close(trade, target, quote.bid, quote.ts, Intent.STOP, CloseReason.STOP, quote=quote)
 
     # -- actions -----------------------------------------------------------------
 
@@ -717,7 +693,9 @@ class Engine:
                         f" sizes {qty:,} shares, more than the {MAX_QTY:,} the engine takes",
                         "market",
                     )
-            self.book.check_entry(symbol, qty, quote.ask, stop, ts, len(self.open_trades), self._at_stops())
+            # What the open trades lose at their stops matters only to max_daily_loss: summed then.
+            at_risk = self._at_stops() if self.risk.max_daily_loss is not None else 0.0
+            self.book.check_entry(symbol, qty, quote.ask, stop, ts, len(self.open_trades), at_risk)
         except RiskRefused as exc:
             raise TradeRefused(str(exc), "risk", rule=exc.rule) from None
         return qty
@@ -877,10 +855,8 @@ class Engine:
             if after.tp1_hit:
                 # The stop moved at break-even long ago; only prints after now may trigger it.
                 last = self.last_quotes.get(symbol)
-                self._stop_moved_at[after.id] = (
-                    now,
-                    last.last if last else None,
-                    last.last_at if last else None,
+                self._stop_moved_at[after.id] = brackets.StopMove(
+                    now, last.last if last else None, last.last_at if last else None
                 )
         log.info(
             "%s: trade %s confirmed by a person: its %s exit, done at the broker, is recorded as sent",
@@ -1197,11 +1173,9 @@ class Engine:
     # -- exits -------------------------------------------------------------------
 
     def _take_profit_1(self, trade: Trade, quote: Quote) -> Trade:
-        sell_qty = trade.qty // 2
+        sell_qty = brackets.tp1_qty(trade)
         price = quote.ask
-        after = attrs.evolve(
-            trade, tp1_hit=True, remaining=trade.remaining - sell_qty, stop=trade.entry_price
-        )
+        after = brackets.after_tp1(trade)
         order = leg = None
         if sell_qty:
             order = self._order(after, Side.SELL, sell_qty, price, Intent.TAKE_PROFIT, quote.ts)
@@ -1210,7 +1184,7 @@ class Engine:
         self._roll(quote.ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event)
         self.open_trades[trade.symbol] = after
-        self._stop_moved_at[after.id] = (quote.ts, quote.last, quote.last_at)
+        self._stop_moved_at[after.id] = brackets.StopMove.on(quote)
         if leg is not None:
             self._count_leg(after, leg, closed=False)
         self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)
@@ -1219,12 +1193,6 @@ class Engine:
             self._notify("on_order_submitted", order=order, trade=after)
         self._dispatched(event.id, pending)
         return after
-
-    def _exit_rest(self, trade: Trade, quote: Quote, target: Target) -> None:
-        if target is Target.TP2:
-            self._close(trade, target, quote.ask, quote.ts, Intent.TAKE_PROFIT, CloseReason.TP2, quote=quote)
-        else:
-            self._close(trade, target, quote.bid, quote.ts, Intent.STOP, CloseReason.STOP, quote=quote)
 
     def _close(
         self,
@@ -1259,14 +1227,7 @@ class Engine:
         """Journal a trade's last exit and make it current; the hooks are the caller's.
         ``commit=False``: the caller journals the event (a kill, all its exits in one go)."""
         qty = trade.remaining
-        after = attrs.evolve(
-            trade,
-            remaining=0,
-            closed_at=ts,
-            close_reason=reason,
-            tp2_hit=trade.tp2_hit or target is Target.TP2,
-            stop_hit=trade.stop_hit or target is Target.STOP,
-        )
+        after = brackets.after_close(trade, target, reason, ts)
         order = self._order(after, Side.SELL, qty, price, intent, ts)
         leg = self._leg(after, qty, price, reason.value, ts)
         event = JournalEvent(reason.value, after, order, leg)

@@ -177,10 +177,11 @@ def cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
             continue
         commands = tuple(str(c) for c in queued.get("commands", ()))
         sent = tuple(batch["sent"])
-        # An exit given up on, or one the process stopped before it all went out (killed while
-        # its sell waited, say, for a stop's cancel): the position may need closing by hand.
+        # An exit given up on, or one the process stopped before any of it went out (killed
+        # while its sell waited, say, for a stop's cancel): the position is still held, to close
+        # by hand. One cut after some of it went out is a sequence_cut naming what went.
         dropped_exit = bool(queued.get("exit")) and (
-            batch["ended"] in ("dropped", "cut") or (batch["ended"] is None and len(sent) < len(commands))
+            batch["ended"] in ("dropped", "cut") or (batch["ended"] is None and not sent and bool(commands))
         )
         if batch["ended"] is not None and not dropped_exit:
             continue

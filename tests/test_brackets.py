@@ -1,0 +1,88 @@
+"""The bracket rules on their own: a pure step from a trade and a quote to the exits it causes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import attrs
+from hypothesis import given
+from hypothesis import strategies as st
+
+from momobot_core import brackets
+from momobot_core.brackets import StopMove
+from momobot_core.models import CloseReason, Quote, Target, Trade
+
+T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+TRADE = Trade(
+    id="t1", symbol="ABCD", qty=100, remaining=100, entry_price=2.0, tp1=2.2, tp2=2.4, stop=1.9, opened_at=T0
+)
+
+
+def q(
+    bid: float, ask: float, last: float | None = None, *, t: float = 1, last_t: float | None = None
+) -> Quote:
+    last_at = None if last_t is None else T0 + timedelta(seconds=last_t)
+    return Quote("ABCD", T0 + timedelta(seconds=t), bid, ask, last, last_at)
+
+
+def test_each_level_and_its_price() -> None:
+    assert brackets.exits(TRADE, q(2.10, 2.11), None) == ()
+    assert brackets.exits(TRADE, q(2.20, 2.21), None) == (Target.TP1,)
+    assert brackets.exits(TRADE, q(2.40, 2.41), None) == (Target.TP1, Target.TP2)  # a gap through both
+    assert brackets.exits(TRADE, q(1.89, 1.90), None) == (Target.STOP,)
+    assert brackets.exits(TRADE, q(1.95, 1.96, last=1.90), None) == (Target.STOP,)  # the print, not the bid
+    assert brackets.exits(TRADE, q(1.85, 1.86, last=1.95), None) == ()
+    assert brackets.exit_price(Target.TP1, q(2.20, 2.21)) == 2.21
+    assert brackets.exit_price(Target.STOP, q(1.89, 1.90)) == 1.89
+
+
+def test_tp1_sells_half_and_moves_the_stop_to_break_even() -> None:
+    after = brackets.after_tp1(TRADE)
+    assert (after.remaining, after.stop, after.tp1_hit) == (50, 2.0, True)
+    assert brackets.tp1_qty(attrs.evolve(TRADE, qty=1, remaining=1)) == 0
+    assert brackets.exits(after, q(2.40, 2.41), None) == (Target.TP2,)
+    assert brackets.exits(after, q(1.99, 2.00), None) == (Target.STOP,)
+    closed = brackets.after_close(after, Target.TP2, CloseReason.TP2, T0)
+    assert (closed.remaining, closed.tp2_hit, closed.stop_hit, closed.close_reason) == (
+        0,
+        True,
+        False,
+        CloseReason.TP2,
+    )
+
+
+def test_a_print_from_before_the_stop_moved_never_triggers_it() -> None:
+    after = brackets.after_tp1(TRADE)
+    move = StopMove.on(q(2.20, 2.21, last=2.00, t=1, last_t=0))
+    # The entry's own print, still the last one known: the bid (2.05) decides, not 2.00.
+    assert brackets.exits(after, q(2.05, 2.06, last=2.00, t=2, last_t=0), move) == ()
+    # The same print the move knew, in the same frame: still not new.
+    assert (
+        brackets.exits(
+            after, q(2.05, 2.06, last=2.00, t=1, last_t=1), StopMove.on(q(2.2, 2.21, 2.0, t=1, last_t=1))
+        )
+        == ()
+    )
+    # A fresh print at break-even does.
+    assert brackets.exits(after, q(2.05, 2.06, last=2.00, t=3, last_t=3), move) == (Target.STOP,)
+
+
+prices = st.floats(min_value=0.5, max_value=5.0, allow_nan=False).map(lambda p: round(p, 2))
+
+
+@given(
+    bid=prices, spread=st.floats(min_value=0, max_value=0.2), last=st.none() | prices, tp1_hit=st.booleans()
+)
+def test_a_step_never_mixes_a_stop_with_a_take_profit(
+    bid: float, spread: float, last: float | None, tp1_hit: bool
+) -> None:
+    trade = brackets.after_tp1(TRADE) if tp1_hit else TRADE
+    quote = q(bid, round(bid + spread, 2), last)
+    targets = brackets.exits(trade, quote, None)
+    assert targets in ((), (Target.TP1,), (Target.TP1, Target.TP2), (Target.TP2,), (Target.STOP,))
+    if Target.TP2 in targets and Target.TP1 not in targets:
+        assert trade.tp1_hit  # TP2 only after TP1
+    if tp1_hit:
+        assert Target.TP1 not in targets  # TP1 once
+    if targets == (Target.STOP,):
+        assert brackets.stop_price(trade, quote, None) <= trade.stop

@@ -239,22 +239,35 @@ class Engine:
             self._restore_alerts(now)
 
     def _restart_alerts(self) -> None:
-        lost = {
-            trade_id: kind.removeprefix(LOST_PREFIX)
-            for trade_id, _, kind, _ in self._undispatched
-            if kind.startswith(LOST_PREFIX)
-        }
+        journal = self.journal
+        if journal is not None and journal.reserve_error:
+            self.alert(
+                "journal_error",
+                f"{journal.path}.pending: no room is held for exits the journal may not take"
+                f" ({journal.reserve_error}): entries are refused until there is; free some disk space",
+            )
+        if journal is not None and journal.wire_reserve_error:
+            self.alert(
+                "journal_error",
+                f"{journal.path}.wire: no room is held for what plugins send ({journal.wire_reserve_error}):"
+                " it is written while the disk takes it; free some disk space",
+            )
         for trade in self.open_trades.values():
-            if trade.unconfirmed and trade.id in lost:
+            lost = self.lost_exits(trade.id)
+            if trade.unconfirmed and lost:
+                names = " and ".join(lost)
                 self.alert(
                     "unconfirmed_trade",
-                    f"{trade.symbol}: the {lost[trade.id]} exit of trade {trade.id} was sent but"
-                    " could not be recorded (the journal and its side file had no room): the"
-                    " journal shows the trade as before that exit. Nothing is sent for it until"
-                    " you check your broker and confirm or close it",
+                    f"{trade.symbol}: the {names} exit{'s' if len(lost) > 1 else ''} of trade"
+                    f" {trade.id} {'were' if len(lost) > 1 else 'was'} sent but could not be"
+                    " recorded (the journal and its side file had no room): the journal shows the"
+                    f" trade as before {'them' if len(lost) > 1 else 'it'}. Nothing is sent for it"
+                    " until you check your broker and confirm it with what the broker shows"
+                    " (exits_sent)",
                     symbol=trade.symbol,
                     trade_id=trade.id,
-                    event=lost[trade.id],
+                    event=lost[-1],
+                    events=lost,
                 )
             elif trade.unconfirmed:
                 self.alert(
@@ -646,6 +659,12 @@ class Engine:
                 " until the journal can be written again",
                 "journal",
             )
+        if self.journal is not None and self.journal.reserve_error is not None:
+            raise TradeRefused(
+                f"{symbol}: entries are halted: no room is held for the exits a trade needs"
+                f" ({self.journal.reserve_error}): free some disk space",
+                "journal",
+            )
         if symbol in self.open_trades:
             raise TradeRefused(f"{symbol}: a trade is already open", "already_open")
         quote = self.last_quotes.get(symbol)
@@ -729,6 +748,17 @@ class Engine:
             raise TradeRefused(
                 f"{symbol}: no quote since start-up, so there is no bid to sell at", "unknown_symbol"
             )
+        lost = self.lost_exits(trade.id) if trade.unconfirmed else []
+        if lost:
+            # Sold on the journal's view it would sell shares the lost exit may have sold already,
+            # and drop that exit's leg: the person says first what the broker shows.
+            self.counters.refused_actions += 1
+            raise TradeRefused(
+                f"{symbol}: the {' and '.join(lost)} exit of trade {trade.id} was sent but not"
+                " recorded: confirm the trade first with what your broker shows (exits_sent), then"
+                " close what it still holds",
+                "lost_exit",
+            )
         ts = ts if ts is not None else self.clock.now()
         after = self._close(trade, None, quote.bid, ts, Intent.MANUAL, CloseReason.MANUAL)
         self._after_exits(ts)
@@ -746,6 +776,18 @@ class Engine:
                 f"{symbol}: trade {trade.id} is not unconfirmed: only a trade the broker may never"
                 " have had can be discarded; close it to sell what it holds",
                 "already_open",
+            )
+        lost = self.lost_exits(trade.id)
+        if (
+            lost
+            and self.journal is not None
+            and all(e is not None for e in self.journal.lost_exits(trade.id))
+        ):
+            raise TradeRefused(
+                f"{symbol}: the {' and '.join(lost)} exit of trade {trade.id} went out unrecorded, so"
+                " its entry reached the broker: confirm the trade with what your broker shows"
+                " (exits_sent) instead; it is journaled as it was",
+                "lost_exit",
             )
         ts = ts if ts is not None else self.clock.now()
         after = attrs.evolve(trade, closed_at=ts, close_reason=CloseReason.DISCARDED, unconfirmed=False)
@@ -1002,6 +1044,8 @@ class Engine:
             return f"failing: {self.journal_error}"
         if self.journal is not None and self.journal.reserve_error:
             return f"no room held for exits: {self.journal.reserve_error}"
+        if self.journal is not None and self.journal.wire_reserve_error:
+            return f"no room held for the wire log: {self.journal.wire_reserve_error}"
         return "ok"
 
     @property
@@ -1010,6 +1054,7 @@ class Engine:
         return (
             self.journal_pending
             or self.journal_error is not None
+            or (self.journal is not None and self.journal.reserve_error is not None)
             or bool(self.stale_quotes)
             or self.book.halt is not None
         )
@@ -1046,6 +1091,13 @@ class Engine:
             self._drain_submitted()
         if self.journal_pending:
             self.retry_journal()
+        journal = self.journal
+        if journal is not None and journal.reserve_error is not None and journal.retry_reserve():
+            self.alert(
+                "resumed",
+                "the side file holds its room for exits again: entries are allowed again",
+                what="journal",
+            )
         if self._fills_pending:
             with contextlib.suppress(JournalWriteError):
                 self._retry_fills()

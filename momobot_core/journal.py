@@ -47,7 +47,15 @@ import attrs
 from momobot_core.errors import JournalError, JournalWriteError
 from momobot_core.models import CloseReason, Fill, Intent, Leg, Order, Side, Trade
 from momobot_core.sidefile import RESERVE, SideFile, read_side_file
-from momobot_core.wirelog import CutSequence, WireFile, WireLog, cut_sequences, log_incomplete, read_records
+from momobot_core.wirelog import (
+    TOLD,
+    CutSequence,
+    WireFile,
+    WireLog,
+    cut_sequences,
+    log_incomplete,
+    read_records,
+)
 from momobot_core.writer_lock import release_lock, take_lock
 
 __all__ = [
@@ -288,9 +296,12 @@ class Journal:
         cannot take within ``pending_wait_s`` (nothing may be restored without it).
         ``side_file_reserve`` is the room the side file holds for exits (bytes).
         """
-        self.path = str(path)
+        self.in_memory = str(path) == ":memory:"
+        # The file itself, not a link to it: its side file and wire log are named after it, so
+        # a start through another name for the same journal finds them (the writer lock follows
+        # links too).
+        self.path = str(path) if self.in_memory else os.path.realpath(path)
         self.readonly = readonly
-        self.in_memory = self.path == ":memory:"
         self._in_batch = False
         self._lock_fd: int | None = None
         self._wire: WireFile | None = None
@@ -299,6 +310,8 @@ class Journal:
         self.cut_sequences: list[CutSequence] = []
         #: The wire log ran out of room before the last stop: what plugins sent after is unknown.
         self.wire_incomplete = False
+        #: Batches of the wire log reported at this start before the journal could take them.
+        self._told_batches: set[str] = set()
         if not readonly and not self.in_memory:
             self._lock_fd = take_lock(self.path)
         try:
@@ -331,9 +344,12 @@ class Journal:
                 )
             try:
                 self._take_side_file(pending_wait_s)
-                self._fold_wire_log()
-                self.cut_sequences = self._unreported_cuts()
+                self.cut_sequences = self._unreported_cuts(self._fold_wire_log())
                 self._wire = WireFile(self.path + ".wire")
+                # Told now from the file: said so in it, so no later start tells them again.
+                WireLog(self._wire, "-").write_all(
+                    {"batch": batch, "status": TOLD} for batch in sorted(self._told_batches)
+                )
                 if self._wire.reserve_error:
                     log.warning(
                         "%s.wire: no room is held for what plugins send (%s): free some disk space",
@@ -516,9 +532,10 @@ class Journal:
                 (*_trade_row(trade), trade.initial_stop),
             )
         elif event.kind != "confirm":
+            # A trade closed in the journal is never opened again by an event folded in later.
             db.execute(
                 "UPDATE trades SET remaining=?, stop=?, tp1_hit=?, tp2_hit=?, stop_hit=?,"
-                " closed_at=?, close_reason=? WHERE id=?",
+                " closed_at=?, close_reason=? WHERE id=? AND closed_at IS NULL",
                 (
                     trade.remaining,
                     trade.stop,
@@ -798,44 +815,73 @@ class Journal:
 
     # -- what plugins wrote to the wire --------------------------------------------
 
+    @property
+    def wire_reserve_error(self) -> str | None:
+        """Why the wire log holds no room ahead of its records (None: it does)."""
+        return self._wire.reserve_error if self._wire is not None else None
+
+    def retry_reserve(self) -> bool:
+        """Try again to hold the side file's room for exits. True when it is held."""
+        if self._side is not None and self.reserve_error is not None:
+            self._side.retry_reserve()
+            self.reserve_error = self._side.reserve_error
+        return self.reserve_error is None
+
     def wire_log(self, plugin: str) -> WireLog:
         """The wire log for ``plugin`` (a log that keeps nothing for an in-memory journal)."""
         return WireLog(self._wire, plugin)
 
-    def _fold_wire_log(self) -> None:
-        """Move ``<db>.wire`` into the ``wire`` table (kept in the file if the journal is locked)."""
+    def _fold_wire_log(self) -> list[dict[str, Any]]:
+        """Move ``<db>.wire`` into the ``wire`` table. What the journal cannot take (it is locked,
+        the disk is full) stays in the file, folded in next time, and is returned to be read."""
         path = Path(self.path + ".wire")
         with self._wire_lock:
             if not path.exists():
-                return
+                return []
             records = read_records(path)
+            told = self._told_batches | {str(r["batch"]) for r in records if r["status"] == TOLD}
+            records = [r for r in records if r["status"] != TOLD]
             try:
                 with self._transaction() as db:
                     db.executemany(
-                        "INSERT INTO wire (plugin, batch, status, record) VALUES (?, ?, ?, ?)",
+                        "INSERT INTO wire (plugin, batch, status, record, reported) VALUES (?, ?, ?, ?, ?)",
                         [
-                            (str(r.get("plugin")), str(r["batch"]), str(r["status"]), json.dumps(r))
+                            (
+                                str(r.get("plugin")),
+                                str(r["batch"]),
+                                str(r["status"]),
+                                json.dumps(r),
+                                int(str(r["batch"]) in told),
+                            )
                             for r in records
                         ],
                     )
             except sqlite3.Error:
-                return  # kept in the file: folded in (and told) next time
+                return records  # kept in the file
             with open(path, "r+b") as fh:  # truncate, keep the descriptor others may hold
                 fh.truncate(0)
-
-    def _unreported_cuts(self) -> list[CutSequence]:
-        """Sequences that did not all go out and were not yet reported at a start; marked reported."""
-        rows = self._db.execute("SELECT seq, record FROM wire WHERE reported = 0 ORDER BY seq").fetchall()
-        if not rows:
             return []
+
+    def _unreported_cuts(self, unfolded: list[dict[str, Any]]) -> list[CutSequence]:
+        """Sequences that did not all go out and were not yet reported at a start, from the
+        journal and from what of the wire log it could not take: reported now, once (those of
+        the file are folded in as reported when the journal takes them)."""
+        rows = self._db.execute("SELECT seq, record FROM wire WHERE reported = 0 ORDER BY seq").fetchall()
         records = []
         for _, text in rows:
             with contextlib.suppress(ValueError):
                 records.append(json.loads(text))
+        told_before = {str(r["batch"]) for r in unfolded if r["status"] == TOLD}
+        unfolded = [r for r in unfolded if str(r["batch"]) not in told_before and r["status"] != TOLD]
+        records.extend(unfolded)
+        if not records:
+            return []
         cuts = cut_sequences(records)
         self.wire_incomplete = log_incomplete(records)
-        with contextlib.suppress(sqlite3.Error), self._transaction() as db:
-            db.execute("UPDATE wire SET reported = 1 WHERE reported = 0 AND seq <= ?", (rows[-1][0],))
+        self._told_batches = {str(r["batch"]) for r in unfolded}
+        if rows:
+            with contextlib.suppress(sqlite3.Error), self._transaction() as db:
+                db.execute("UPDATE wire SET reported = 1 WHERE reported = 0 AND seq <= ?", (rows[-1][0],))
         return cuts
 
     # -- batches -------------------------------------------------------------------

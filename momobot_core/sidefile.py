@@ -15,8 +15,10 @@ Layout (text, NUL padded, so a record cut by a crash never runs into the next):
 * the records area, from ``LOST_END``: the exits' journal events as JSON lines, then ``{"dispatched":
   id}`` lines; it may grow past the reserve while the disk has room.
 
-Each area ends at its first NUL byte. Clearing an area writes a NUL at its start first (one
-byte, in place), so a crash while clearing leaves an empty area, never a half one.
+Each area ends at its first NUL byte, and only NUL bytes follow it: every write (a record, a
+clearing, the zeros over a record that did not go whole) is one ``pwrite``, which a killed
+process never leaves half done, so a NUL followed by anything else is a change made after the
+fact (a disk, a hand), and the file is refused, never read short.
 """
 
 from __future__ import annotations
@@ -63,10 +65,18 @@ class SideFile:
                 self._start = LOST_END
                 self._lost_end = _end(data, len(HEADER), LOST_END)
                 self._end = _end(data, LOST_END, None)
+                if data[self._lost_end : LOST_END].strip(b"\0") or data[self._end :].strip(b"\0"):
+                    self.damaged = "a NUL byte inside what it holds (a byte changed after it was written)"
+                    return
             self._reserve()
         except OSError:
             os.close(self._fd)
             raise
+
+    def retry_reserve(self) -> None:
+        """Try again to hold the room (a disk that was full at start may have room now)."""
+        with contextlib.suppress(OSError):
+            self._reserve()
 
     def _reserve(self) -> None:
         try:
@@ -112,6 +122,7 @@ class SideFile:
         data = (line if self._legacy else seal(line)).encode() + b"\n"
         if limit is not None and at + len(data) >= limit:
             raise OSError(errno.ENOSPC, "the side file's room for unrecorded exits is used up")
+        written = 0
         try:
             written = os.pwrite(self._fd, data, at)
             if written != len(data):
@@ -119,8 +130,10 @@ class SideFile:
             if sync:
                 os.fdatasync(self._fd)
         except OSError:
+            # Zeros over all of it that went (blocks it already has): nothing of it stays behind
+            # to be read as a line of its own after the next record written here.
             with contextlib.suppress(OSError):
-                os.pwrite(self._fd, b"\0", at)
+                os.pwrite(self._fd, bytes(max(written, 1)), at)
             raise
         return at + len(data)
 
@@ -139,9 +152,8 @@ class SideFile:
             return
         for start, end in ((self._start, self._end), (len(HEADER), self._lost_end)):
             if end > start:
-                os.pwrite(self._fd, b"\0", start)
-                os.fdatasync(self._fd)
-                os.pwrite(self._fd, bytes(end - start - 1), start + 1)
+                os.pwrite(self._fd, bytes(end - start), start)  # one write: all of it or none
+        os.fdatasync(self._fd)
         self._end, self._lost_end = self._start, len(HEADER)
 
     def close(self) -> None:

@@ -31,6 +31,8 @@ RESERVE = 1024 * 1024
 #: Kept at the end of the room for the one record that says the log ran out of it.
 TAIL = 256
 INCOMPLETE = "incomplete"
+#: A batch already reported from this file at a start the journal could not take it.
+TOLD = "told"
 
 
 @attrs.frozen
@@ -76,14 +78,19 @@ class WireFile:
         self._extend()
 
     def _extend(self) -> bool:
-        try:
-            os.posix_fallocate(self._fd, self._end, self.reserve)
-        except OSError as exc:
-            self.reserve_error = exc.strerror or str(exc)
-            return False
-        self._end += self.reserve
-        self.reserve_error = None
-        return True
+        """Hold more room ahead: the reserve, or as much of it as the disk still has."""
+        size = self.reserve
+        while size >= 4 * TAIL:
+            try:
+                os.posix_fallocate(self._fd, self._end, size)
+            except OSError as exc:
+                self.reserve_error = exc.strerror or str(exc)
+                size //= 4
+                continue
+            self._end += size
+            self.reserve_error = None
+            return True
+        return False
 
     def append(self, data: bytes) -> None:
         with self._lock:
@@ -91,9 +98,21 @@ class WireFile:
                 return
             start = self._offset
             if start + len(data) > self._end - TAIL and not self._extend():
+                written = 0
+                if self._end <= start:
+                    # No room was ever held (the disk had none to give): written all the same
+                    # while the disk takes it.
+                    with contextlib.suppress(OSError):
+                        written = os.pwrite(self._fd, data, start)
+                    if written == len(data):
+                        self._offset = self._end = start + written
+                        return
+                # The room held is used up (its tail takes the marker), or the disk took no more.
                 self.full = True
                 marker = {"plugin": "-", "batch": "-", "status": INCOMPLETE, "at": time.time()}
                 data = (json.dumps(marker, separators=(",", ":")) + "\n").encode()
+                if written > len(data):  # nothing of the record left behind the marker
+                    data = data + bytes(written - len(data))
             self._offset = start + len(data)
             with contextlib.suppress(OSError):  # the wire must never stop for its log
                 os.pwrite(self._fd, data, start)

@@ -165,6 +165,46 @@ KILLED_MID_SEQUENCE = textwrap.dedent("""
 """)
 
 
+def cut_by_a_crash(db: Path) -> None:
+    """TP1's sequence cut by a SIGKILL after ``sell_ask`` (its event journaled and dispatched)."""
+    with HotkeyTestServer() as server:
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_MID_SEQUENCE, str(db), server.url],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.wait_for(2, timeout=30) == ["buy_ask", "sell_ask"]
+            assert child.stdout is not None and child.stdout.readline() == "tp1\n"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("journal", ["taken before the clean exit", "locked through it"])
+def test_a_cut_sequence_is_reported_even_when_the_journal_cannot_take_the_wire_log(
+    tmp_path: Path, journal: str
+) -> None:
+    from conftest import SqliteLocker
+
+    db = tmp_path / "journal.db"
+    cut_by_a_crash(db)
+    locker = SqliteLocker(db)  # the wire log cannot be folded in at this start
+    try:
+        engine = Engine(journal=Journal(db), mode="live")
+        engine.start()
+        [cut] = [a for a in engine.alerts if a.kind == "sequence_cut"]
+        assert cut.detail["sent"] == ["sell_ask"] and cut.detail["unsent"] == ["cancel_all", "break_even"]
+        assert engine.journal is not None
+        if journal == "taken before the clean exit":
+            locker.release()
+        engine.journal.close()  # folded in now, as reported
+    finally:
+        locker.release()
+    with Journal(db) as again:  # told once
+        assert again.cut_sequences == []
+
+
 def test_a_sequence_cut_by_a_crash_is_reported_at_the_next_start(tmp_path: Path) -> None:
     db = tmp_path / "journal.db"
     with HotkeyTestServer() as server:

@@ -397,6 +397,97 @@ def test_a_kill_while_the_journal_is_locked_still_halts_the_day_after_a_crash(tm
     restarted.journal.close()
 
 
+def test_a_journal_started_through_a_link_finds_its_side_file(tmp_path: Path) -> None:
+    db = side_file_with_tp1(tmp_path)  # TP1 waits in journal.db.pending
+    link = tmp_path / "current.db"
+    link.symlink_to(db)
+    recorder = Recorder()
+    restarted = live_engine(link, recorder)
+    trade = restarted.open_trades["ABCD"]
+    assert (trade.tp1_hit, trade.remaining) == (True, 50)  # never as before TP1
+    restarted.on_quote(quote("ABCD", 2.21, t=2))
+    assert recorder.events() == []
+    assert restarted.journal is not None
+    restarted.journal.close()
+    assert not Path(f"{link}.pending").exists()
+
+
+def test_an_event_folded_in_late_never_opens_a_closed_trade_again(tmp_path: Path) -> None:
+    db = side_file_with_tp1(tmp_path)
+    stale = Path(f"{db}.pending").read_bytes()
+    engine = live_engine(db, Recorder())
+    engine.on_quote(quote("ABCD", 1.99, t=2))  # the break-even stop closes the rest
+    assert engine.open_trades == {} and engine.journal is not None
+    engine.journal.close()
+    Path(f"{db}.pending").write_bytes(stale)  # the TP1 record again, from another name for it
+    again = live_engine(db, Recorder())
+    assert again.open_trades == {}  # the stale TP1 event does not bring 50 shares back
+    assert again.journal is not None
+    again.journal.close()
+
+
+def test_a_mark_that_did_not_go_whole_leaves_nothing_behind(small_disk: Path) -> None:
+    from momobot_core.sidefile import SideFile
+
+    filler = fill(small_disk)
+    with filler.open("r+b") as fh:  # one page free: the header's
+        fh.truncate(filler.stat().st_size - 4096)
+    side = SideFile(small_disk / "journal.db.pending")
+    assert side.reserve_error  # no room could be held
+    with pytest.raises(OSError):
+        side.mark_lost("x" * 6000)  # past the one page: part of it written, then no room
+    side.mark_lost('{"lost": "e1"}')
+    assert side.lost() == [('{"lost": "e1"}', "ok")]  # no tail of the first one read as a line
+    side.close()
+
+
+def test_entries_wait_while_no_room_is_held_for_exits(small_disk: Path) -> None:
+    db = small_disk / "journal.db"
+    Journal(db).close()  # the journal's own pages exist
+    Path(f"{db}.pending").unlink()  # and its side file's room is given back
+    filler = fill(small_disk)
+    with filler.open("r+b") as fh:  # less than the side file's room is left
+        fh.truncate(filler.stat().st_size - 300 * 1024)
+    recorder = Recorder()
+    engine = live_engine(db, recorder)
+    assert engine.entries_halted and engine.journal_state.startswith("no room held for exits")
+    assert any(a.kind == "journal_error" and "no room is held" in a.message for a in engine.alerts)
+    engine.on_quote(quote("ABCD", 2.00))
+    with pytest.raises(TradeRefused, match="no room is held") as refused:
+        engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    assert refused.value.kind == "journal" and recorder.events() == []
+    filler.unlink()
+    engine.tick()
+    assert (engine.entries_halted, engine.alerts[-1].kind) == (False, "resumed")
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    assert recorder.events() == ["order entry buy 100"]
+    assert engine.journal is not None
+    engine.journal.close()
+
+
+def test_a_trade_with_a_lost_exit_is_neither_closed_nor_discarded_before_the_question(
+    small_disk: Path,
+) -> None:
+    db = small_disk / "journal.db"
+    lost_tp1(db, small_disk)
+    recorder = Recorder()
+    engine = live_engine(db, recorder)
+    (alert,) = [a for a in engine.alerts if a.kind == "unconfirmed_trade"]
+    assert "the tp1 exit" in alert.message and "exits_sent" in alert.message
+    engine.on_quote(quote("ABCD", 2.05, t=2))
+    with pytest.raises(TradeRefused, match="confirm the trade first") as closing:
+        engine.close_trade("ABCD")  # it would sell 100 where the broker may hold 50
+    with pytest.raises(TradeRefused, match="its entry reached the broker") as discarding:
+        engine.discard_trade("ABCD")
+    assert closing.value.kind == discarding.value.kind == "lost_exit" and recorder.events() == []
+    engine.confirm_trade("ABCD", exits_sent=True)
+    engine.close_trade("ABCD")
+    assert recorder.events() == ["order manual sell 50", "closed manual"]  # what the broker holds
+    assert engine.journal is not None
+    assert [(leg.reason, leg.qty) for leg in engine.journal.legs()] == [("tp1", 50), ("manual", 50)]
+    engine.journal.close()
+
+
 def side_file_with_tp1(tmp_path: Path) -> Path:
     """A journal whose TP1 exit waits in the side file (the journal was locked), as left by a kill."""
     db = tmp_path / "journal.db"
@@ -413,7 +504,9 @@ def side_file_with_tp1(tmp_path: Path) -> Path:
     return db
 
 
-@pytest.mark.parametrize("damage", ["header", "last record", "lost mark"])
+@pytest.mark.parametrize(
+    "damage", ["header", "last record", "lost mark", "NUL first", "NUL inside", "NUL in a mark"]
+)
 def test_a_damaged_side_file_is_refused_never_quietly_dropped(tmp_path: Path, damage: str) -> None:
     from momobot_core.journal import JournalError
     from momobot_core.sidefile import HEADER
@@ -429,6 +522,14 @@ def test_a_damaged_side_file_is_refused_never_quietly_dropped(tmp_path: Path, da
         tp1 = bytes(data[LOST_END:]).split(b"\0", 1)[0].split(b"\n")[0]
         damaged = tp1[:20] + b"#" + tp1[21:]
         data[LOST_END:] = damaged + b"\n" + bytes(len(data) - LOST_END - len(damaged) - 1)
+    elif damage == "NUL first":  # the records area read as empty: TP1 dropped, pressed again
+        data[LOST_END] = 0
+    elif damage == "NUL inside":  # the TP1 record read as a line cut by a crash, and dropped
+        data[LOST_END + 30] = 0
+    elif damage == "NUL in a mark":
+        mark = b'{"lost": "x", "trade_id": "t", "symbol": "ABCD", "kind": "tp1", "ts": "2026-11-24"}\n'
+        data[len(HEADER) : len(HEADER) + len(mark)] = mark
+        data[len(HEADER) + 3] = 0
     else:
         mark = b'{"lost": "x", "trade_id": "t", "symbol": "ABCD", "kind": "tp1", "ts": "not a time"}\n'
         data[len(HEADER) : len(HEADER) + len(mark)] = mark

@@ -50,6 +50,7 @@ from momobot_core.models import (
     leg_pnl,
 )
 from momobot_core.risk import Halt, RiskBook, RiskRefused, RiskSettings
+from momobot_core.watch import QuoteWatch, TradingHalts
 
 if TYPE_CHECKING:
     from momobot_core.journal import Journal
@@ -186,11 +187,11 @@ class Engine:
         self.source: QuoteSource | None = None
         self.watchlist: Watchlist | None = None
         #: Symbols under a trading halt or a limit-up/limit-down pause: entries refused.
-        self.halted_symbols: dict[str, str] = {}
-        self._stale: set[str] = set()  # "source" and symbols whose quotes stopped
-        self._quoted_at: dict[str, float] = {}  # monotonic receipt time, symbols with open trades
+        self._halts = TradingHalts()
         self._quote_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._started_at = time.monotonic()
+        #: Quotes that stopped (a silent source, an open trade's symbol): entries halt meanwhile.
+        self._quote_watch = QuoteWatch(self.risk.stale_quote_s, self._started_at)
         #: False while the quotes are delayed (a source allowed to run on a delayed feed): plugins
         #: that send orders or hotkeys must stay quiet.
         self.sending_allowed = True
@@ -514,7 +515,7 @@ class Engine:
                     self._first_quote(symbol)
                 trade = self.open_trades.get(symbol)
                 if trade is not None:
-                    self._quoted_at[symbol] = time.monotonic()
+                    self._quote_watch.quoted(symbol, time.monotonic())
                     if not trade.unconfirmed:
                         self._check_targets(trade, quote)
                     if self.risk.max_daily_loss is not None:
@@ -615,7 +616,7 @@ class Engine:
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
         # Opened on a quote: its silence counts from now, not from the start of the process.
-        self._quoted_at[symbol] = time.monotonic()
+        self._quote_watch.quoted(symbol, time.monotonic())
         self.book.entries += 1
         self.counters.trades_opened += 1
         self.counters.orders += 1
@@ -640,19 +641,12 @@ class Engine:
             raise TradeRefused(
                 f"{symbol}: entries are halted for the day: {halt.message}", "halted", rule=halt.reason
             )
-        if self._stale:
-            what = ", ".join(sorted(self._stale)).replace("source", "the live source")
-            raise TradeRefused(
-                f"{symbol}: entries are halted: no quotes from {what} for over {self.risk.stale_quote_s:g} s",
-                "halted",
-                rule="stale_quote_s",
-            )
-        if symbol in self.halted_symbols:
-            raise TradeRefused(
-                f"{symbol}: trading is halted on this symbol ({self.halted_symbols[symbol]})",
-                "halted",
-                rule="trading_halt",
-            )
+        stale = self._quote_watch.refusal(symbol)
+        if stale is not None:
+            raise TradeRefused(stale, "halted", rule="stale_quote_s")
+        halted = self._halts.refusal(symbol)
+        if halted is not None:
+            raise TradeRefused(halted, "halted", rule="trading_halt")
         if self.journal_pending and not self.retry_journal():
             raise TradeRefused(
                 f"{symbol}: entries are halted: exits wait in the journal's side file"
@@ -1115,47 +1109,28 @@ class Engine:
 
     def _check_stale(self) -> None:
         """A silent live source, or an open trade's symbol without quotes: alert, and halt entries."""
-        limit = self.risk.stale_quote_s
-        if not limit or not self.clock.live:
+        if not self.risk.stale_quote_s or not self.clock.live:
             return
-        now = time.monotonic()
-        stale = set()
-        if self.source is not None:
-            age = self.source.status().last_message_age_s
-            if (now - self._started_at if age is None else age) > limit:
-                stale.add("source")
-        for symbol in self.open_trades:
-            if now - self._quoted_at.get(symbol, self._started_at) > limit:
-                stale.add(symbol)
-        for what in sorted(stale - self._stale):
-            name = "the live source" if what == "source" else what
-            self.alert(
-                "stale_quotes",
-                f"no quotes from {name} for over {limit:g} s: entries are halted until"
-                " quotes flow again (exits still go out)",
-                symbol=None if what == "source" else what,
-            )
-        if self._stale and not stale:
-            self.alert("resumed", "quotes flow again: entries are allowed", what="stale_quotes")
-        self._stale = stale
+        source = self.source
+        age = source.status().last_message_age_s if source is not None else None
+        for notice in self._quote_watch.check(time.monotonic(), age, source is not None, self.open_trades):
+            self.alert(notice.kind, notice.message, symbol=notice.symbol, **notice.detail)
 
     @property
     def stale_quotes(self) -> frozenset[str]:
         """What is stale now (``"source"`` and symbols): entries are halted while it is not empty."""
-        return frozenset(self._stale)
+        return self._quote_watch.stale
+
+    @property
+    def halted_symbols(self) -> dict[str, str]:
+        """Symbols under a trading halt or a limit-up/limit-down pause: entries refused."""
+        return self._halts.symbols
 
     def trading_halt(self, symbol: str, halted: bool, reason: str) -> None:
         """A source saw a trading halt or a limit-up/limit-down pause begin (or end) on ``symbol``."""
-        if halted and symbol not in self.halted_symbols:
-            self.halted_symbols[symbol] = reason
-            self.alert(
-                "trading_halt",
-                f"{symbol}: {reason}: entries on it are refused until it trades again",
-                symbol=symbol,
-            )
-        elif not halted and symbol in self.halted_symbols:
-            del self.halted_symbols[symbol]
-            self.alert("resumed", f"{symbol}: trading again ({reason})", symbol=symbol, what="trading_halt")
+        notice = self._halts.change(symbol, halted, reason)
+        if notice is not None:
+            self.alert(notice.kind, notice.message, symbol=notice.symbol, **notice.detail)
 
     async def wait_for_quote(self, symbol: str, timeout: float) -> bool:
         """Wait (on the engine's loop) until ``symbol`` has a quote; False after ``timeout`` seconds."""

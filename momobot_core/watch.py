@@ -1,0 +1,110 @@
+"""The watchers: quotes that stop, and trading halts. Each says what changed; the engine tells.
+
+Neither reads a clock of its own nor raises an alert: the engine passes the time (monotonic
+seconds) and raises the :class:`Notice` each returns, so each is tested on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+__all__ = ["Notice", "QuoteWatch", "TradingHalts"]
+
+#: What ``QuoteWatch.stale`` holds for a live source that went silent (symbols are the rest).
+SOURCE = "source"
+
+
+@attrs.frozen
+class Notice:
+    """An alert a watcher asks the engine to raise."""
+
+    kind: str
+    message: str
+    symbol: str | None = None
+    detail: dict[str, object] = attrs.field(factory=dict)
+
+
+class QuoteWatch:
+    """Stale quotes: a live source silent, or an open trade's symbol without quotes, for longer
+    than ``limit_s`` (0: never). Entries are halted while anything is stale; exits still go."""
+
+    def __init__(self, limit_s: float, started_at: float) -> None:
+        self.limit_s = limit_s
+        self.started_at = started_at
+        #: When each symbol with an open trade was last quoted (monotonic seconds).
+        self.quoted_at: dict[str, float] = {}
+        #: What is stale now: ``SOURCE`` and symbols.
+        self.stale: frozenset[str] = frozenset()
+
+    def quoted(self, symbol: str, now: float) -> None:
+        self.quoted_at[symbol] = now
+
+    def check(
+        self, now: float, source_age: float | None, watching_source: bool, symbols: Iterable[str]
+    ) -> list[Notice]:
+        """What went stale since the last check, or the all-clear. ``source_age`` is the live
+        source's last message age (None: none yet); ``symbols`` those with open trades."""
+        limit = self.limit_s
+        stale = set()
+        if watching_source and (now - self.started_at if source_age is None else source_age) > limit:
+            stale.add(SOURCE)
+        for symbol in symbols:
+            if now - self.quoted_at.get(symbol, self.started_at) > limit:
+                stale.add(symbol)
+        notices = []
+        for what in sorted(stale - self.stale):
+            name = "the live source" if what == SOURCE else what
+            notices.append(
+                Notice(
+                    "stale_quotes",
+                    f"no quotes from {name} for over {limit:g} s: entries are halted until"
+                    " quotes flow again (exits still go out)",
+                    symbol=None if what == SOURCE else what,
+                )
+            )
+        if self.stale and not stale:
+            notices.append(
+                Notice("resumed", "quotes flow again: entries are allowed", detail={"what": "stale_quotes"})
+            )
+        self.stale = frozenset(stale)
+        return notices
+
+    def refusal(self, symbol: str) -> str | None:
+        """Why an entry on ``symbol`` is refused now (None: nothing is stale)."""
+        if not self.stale:
+            return None
+        what = ", ".join(sorted(self.stale)).replace(SOURCE, "the live source")
+        return f"{symbol}: entries are halted: no quotes from {what} for over {self.limit_s:g} s"
+
+
+class TradingHalts:
+    """Symbols under a trading halt or a limit-up/limit-down pause, as a source reports them."""
+
+    def __init__(self) -> None:
+        #: Symbol -> the reason the source gave.
+        self.symbols: dict[str, str] = {}
+
+    def change(self, symbol: str, halted: bool, reason: str) -> Notice | None:
+        """A halt began or ended on ``symbol``: the notice to raise (None: nothing changed)."""
+        if halted and symbol not in self.symbols:
+            self.symbols[symbol] = reason
+            return Notice(
+                "trading_halt",
+                f"{symbol}: {reason}: entries on it are refused until it trades again",
+                symbol=symbol,
+            )
+        if not halted and symbol in self.symbols:
+            del self.symbols[symbol]
+            return Notice(
+                "resumed",
+                f"{symbol}: trading again ({reason})",
+                symbol=symbol,
+                detail={"what": "trading_halt"},
+            )
+        return None
+
+    def refusal(self, symbol: str) -> str | None:
+        reason = self.symbols.get(symbol)
+        return None if reason is None else f"{symbol}: trading is halted on this symbol ({reason})"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import errno
 import logging
 import os
 import threading
@@ -49,6 +48,7 @@ from momobot_core.models import (
     Trade,
     leg_pnl,
 )
+from momobot_core.record import Record
 from momobot_core.risk import Halt, RiskBook, RiskRefused, RiskSettings
 from momobot_core.watch import QuoteWatch, TradingHalts
 
@@ -167,11 +167,8 @@ class Engine:
         self._min_hold = timedelta(seconds=self.settings.min_hold_s)
         self._started = False
         self._stopped = False
-        #: True while exits wait in the journal's side file: entries are refused until then.
-        self.journal_pending = bool(journal is not None and journal.has_pending)
-        self._to_mark: list[str] = []  # journaled events whose hooks have run
-        self._to_mark_pending: list[str] = []  # the same, for events in the side file
-        self._mark_scheduled = False
+        #: The journal's writes, the side file and the dispatched marks.
+        self._record = Record(journal, self.alert)
         self._owner = threading.get_ident()
         self._inbox: collections.deque[Alert] = collections.deque()  # alerts from other threads
         self.loop: asyncio.AbstractEventLoop | None = None  # set by serve: alerts reach it at once
@@ -200,12 +197,6 @@ class Engine:
         self._submit_lock = threading.Lock()
         self._drain_scheduled = False
         self._overflows = 0
-        self._fills_pending: list[Fill] = []  # broker fills the journal could not take yet
-        #: Exits sent that neither the journal nor the side file could take (a full disk past the
-        #: side file's reserve): written into the journal first when it can take them again.
-        self._unrecorded: list[JournalEvent] = []
-        #: The last journal write's failure (None once a write succeeds): /ping tells it.
-        self.journal_error: str | None = None
         if journal is not None:
             self._undispatched = journal.undispatched()
             unconfirmed = {trade_id for trade_id, _, _, _ in self._undispatched}
@@ -362,7 +353,7 @@ class Engine:
         if self.hooks is not None and self._started:
             self.hooks.shutdown(self)  # plugins flush what they still had to send
         self._keep_fills()
-        self._mark_dispatched()
+        self._record.mark()
         self._drain_inbox()
 
     def _keep_fills(self) -> None:
@@ -598,21 +589,13 @@ class Engine:
         )
         order = self._order(trade, Side.BUY, qty, quote.ask, Intent.ENTRY, ts)
         event = JournalEvent("open", trade, order)
-        if self.journal is not None:
-            try:
-                self.journal.write(event)
-                self.journal_error = None
-            except JournalWriteError as exc:
-                self.journal_error = str(exc)
-                self.counters.refused_actions += 1
-                self.alert(
-                    "journal_error",
-                    f"{symbol}: entry refused, nothing sent: the journal cannot be written ({exc})",
-                    symbol=symbol,
-                )
-                raise TradeRefused(
-                    f"{symbol}: entry refused: the journal cannot be written ({exc})", "journal"
-                ) from None
+        try:
+            self._record.commit_entry(event)
+        except JournalWriteError as exc:
+            self.counters.refused_actions += 1
+            raise TradeRefused(
+                f"{symbol}: entry refused: the journal cannot be written ({exc})", "journal"
+            ) from None
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
         # Opened on a quote: its silence counts from now, not from the start of the process.
@@ -647,18 +630,9 @@ class Engine:
         halted = self._halts.refusal(symbol)
         if halted is not None:
             raise TradeRefused(halted, "halted", rule="trading_halt")
-        if self.journal_pending and not self.retry_journal():
-            raise TradeRefused(
-                f"{symbol}: entries are halted: exits wait in the journal's side file"
-                " until the journal can be written again",
-                "journal",
-            )
-        if self.journal is not None and self.journal.reserve_error is not None:
-            raise TradeRefused(
-                f"{symbol}: entries are halted: no room is held for the exits a trade needs"
-                f" ({self.journal.reserve_error}): free some disk space",
-                "journal",
-            )
+        refusal = self._record.entry_refusal(symbol)
+        if refusal is not None:
+            raise TradeRefused(refusal, "journal")
         if symbol in self.open_trades:
             raise TradeRefused(f"{symbol}: a trade is already open", "already_open")
         quote = self.last_quotes.get(symbol)
@@ -925,23 +899,16 @@ class Engine:
         order = journal.order(fill.order_id)
         if order is None and self.journal_pending and fill.order_id in journal.pending_order_ids():
             # Its order waits in the side file (the journal was locked when it went out).
-            self._fills_pending.append(fill)
+            self._record.keep_fill(fill, fill.order_id, None)
             return True
         if order is None:
             raise TradeRefused(f"{what}: the journal has no such order", "unknown_order")
         try:
-            if self._fills_pending:
-                self._retry_fills()
+            if self._record.fills:
+                self.counters.fills += self._record.retry_fills()
             new = journal.record_fill(fill)
         except JournalWriteError as exc:
-            self._fills_pending.append(fill)
-            if len(self._fills_pending) == 1:
-                self.alert(
-                    "journal_error",
-                    f"{order.symbol}: a broker fill could not be journaled ({exc}); it is kept in"
-                    " memory and written when the journal can take it",
-                    symbol=order.symbol,
-                )
+            self._record.keep_fill(fill, order.symbol, exc)
             return True
         if new:
             self.counters.fills += 1
@@ -956,127 +923,39 @@ class Engine:
             )
         return new
 
-    def _retry_fills(self) -> None:
-        """Fills kept in memory, into the journal (their orders out of the side file first)."""
-        journal = self.journal
-        assert journal is not None
-        if self.journal_pending:
-            return  # their orders may still be in the side file
-        while self._fills_pending:
-            fill = self._fills_pending[0]
-            if journal.order(fill.order_id) is None:
-                log.warning("broker fill %r names an order the journal does not hold: not kept", fill)
-            elif journal.record_fill(fill):
-                self.counters.fills += 1
-            self._fills_pending.pop(0)
-
     # -- the journal ---------------------------------------------------------------
 
     def _commit_exit(self, event: JournalEvent) -> bool:
         """Journal an exit, or put it in the side file: never hold it back. True if in the side file."""
-        journal = self.journal
-        if journal is None:
-            return False
-        if not self.journal_pending or self.retry_journal():
-            try:
-                journal.write(event)
-                self.journal_error = None
-                return False
-            except JournalWriteError as exc:
-                reason = str(exc)
-                self.journal_error = reason
-        else:
-            reason = "earlier exits still wait in the side file"
-        try:
-            if self._unrecorded:
-                raise OSError(errno.ENOSPC, "earlier exits could not be recorded either")
-            journal.append_pending(event)
-        except OSError as exc:
-            self._unrecorded.append(event)  # written as soon as the journal takes it
-            self.journal_pending = True
-            trade = event.trade
-            try:
-                journal.mark_lost(event)
-                after = (
-                    "if the bot stops before the journal takes it, the trade comes back"
-                    " unconfirmed (nothing sent for it until you check your broker)"
-                )
-            except OSError as lost:
-                after = (
-                    f"not even its mark could be kept ({lost.strerror or lost}): if the bot stops"
-                    " now, the journal shows the trade as before this exit: check your broker"
-                )
-            self.alert(
-                "journal_error",
-                f"{trade.symbol}: the {event.kind} exit of trade {trade.id} is sent but could not"
-                f" be recorded ({reason}; side file: {exc.strerror or exc}); it is kept in memory"
-                f" and written when the journal can take it; {after}. New entries are halted",
-                symbol=trade.symbol,
-                trade_id=trade.id,
-                event=event.kind,
-            )
-            return True
-        if not self.journal_pending:
-            self.journal_pending = True
-            self.alert(
-                "journal_error",
-                f"the journal cannot be written ({reason}): exits are kept in"
-                f" {journal.pending_path} and still sent; new entries are halted until the"
-                " journal can be written again",
-                symbol=event.trade.symbol,
-            )
-        return True
+        return self._record.commit_exit(event)
+
+    @property
+    def journal_pending(self) -> bool:
+        """True while exits wait in the journal's side file: entries are refused until then."""
+        return self._record.pending
+
+    @property
+    def journal_error(self) -> str | None:
+        """The last journal write's failure (None once a write succeeds): /ping tells it."""
+        return self._record.error
+
+    @property
+    def _fills_pending(self) -> list[Fill]:
+        return self._record.fills
 
     @property
     def journal_state(self) -> str:
         """What /ping and the dashboard say of the journal: ``ok`` or what is wrong."""
-        if self._unrecorded:
-            return f"exits not recorded ({len(self._unrecorded)}): {self.journal_error or 'disk full'}"
-        if self.journal_pending:
-            return "side file in use"
-        if self.journal_error:
-            return f"failing: {self.journal_error}"
-        if self.journal is not None and self.journal.reserve_error:
-            return f"no room held for exits: {self.journal.reserve_error}"
-        if self.journal is not None and self.journal.wire_reserve_error:
-            return f"no room held for the wire log: {self.journal.wire_reserve_error}"
-        return "ok"
+        return self._record.state
 
     @property
     def entries_halted(self) -> bool:
         """Entries cannot go now (the journal, a stale feed or a halt): /ping's ``halted``."""
-        return (
-            self.journal_pending
-            or self.journal_error is not None
-            or (self.journal is not None and self.journal.reserve_error is not None)
-            or bool(self.stale_quotes)
-            or self.book.halt is not None
-        )
+        return self._record.halts_entries or bool(self.stale_quotes) or self.book.halt is not None
 
     def retry_journal(self) -> bool:
         """Try to move the side file into the journal. True when nothing is pending any more."""
-        journal = self.journal
-        if journal is None or not self.journal_pending:
-            return True
-        # Only the side file's marks: the journal's own wait for the plugins' work on the loop.
-        if self._to_mark_pending:
-            ids, self._to_mark_pending = self._to_mark_pending, []
-            journal.mark_pending_dispatched(ids)
-        try:
-            count = journal.flush_pending(self._unrecorded)
-        except (JournalWriteError, OSError) as exc:
-            log.debug("the side file is still waiting: %s", exc)
-            return False
-        self._unrecorded = []
-        self.journal_pending = False
-        self.journal_error = None
-        self.alert(
-            "resumed",
-            f"the journal can be written again: {count} event(s) moved in from the"
-            " side file; entries are allowed again",
-            what="journal",
-        )
-        return True
+        return self._record.retry()
 
     def tick(self) -> None:
         """Periodic upkeep on the engine's thread (serve calls it): alerts, the side file, stale quotes."""
@@ -1085,16 +964,10 @@ class Engine:
             self._drain_submitted()
         if self.journal_pending:
             self.retry_journal()
-        journal = self.journal
-        if journal is not None and journal.reserve_error is not None and journal.retry_reserve():
-            self.alert(
-                "resumed",
-                "the side file holds its room for exits again: entries are allowed again",
-                what="journal",
-            )
-        if self._fills_pending:
+        self._record.retry_reserve()
+        if self._record.fills:
             with contextlib.suppress(JournalWriteError):
-                self._retry_fills()
+                self.counters.fills += self._record.retry_fills()
         self._check_stale()
         if self.clock.live:
             now = datetime.now(UTC)
@@ -1159,43 +1032,7 @@ class Engine:
 
     def _dispatched(self, event_id: str, pending: bool) -> None:
         """The hooks of an event have run: mark it, after whatever the hooks left to the loop."""
-        if self.journal is None:
-            return
-        (self._to_mark_pending if pending else self._to_mark).append(event_id)
-        if self._mark_scheduled:
-            return
-        loop = asyncio._get_running_loop()
-        if loop is None:
-            self._mark_dispatched()
-        else:
-            # A plugin on the loop writes with call_soon: this second commit goes after it.
-            self._mark_scheduled = True
-            loop.call_soon(self._mark_dispatched)
-
-    def _mark_dispatched(self) -> None:
-        self._mark_scheduled = False
-        journal = self.journal
-        if journal is None:
-            return
-        if self._to_mark:
-            ids, self._to_mark = self._to_mark, []
-            try:
-                journal.mark_dispatched(ids)
-            except JournalWriteError as exc:
-                # The events are journaled; their marks go to the side file (its room is held),
-                # and into the journal with it. Lost too, a restart shows them unconfirmed: the
-                # safe side.
-                journal.mark_pending_dispatched(ids)
-                self.journal_pending = True
-                log.warning(
-                    "could not mark %d event(s) dispatched in the journal (%s): the marks wait in"
-                    " the side file",
-                    len(ids),
-                    exc,
-                )
-        if self._to_mark_pending:
-            ids, self._to_mark_pending = self._to_mark_pending, []
-            journal.mark_pending_dispatched(ids)
+        self._record.dispatched(event_id, pending)
 
     # -- exits -------------------------------------------------------------------
 
@@ -1363,51 +1200,13 @@ class Engine:
         day = self.book.trading_day(ts)
         self.book.halt = Halt(reason, message, day)
         self.book.breach_since = None
-        journal = self.journal
-        if journal is None:
-            return set()
-        if not self.journal_pending:
-            try:
-                journal.write_kill(reason, message, ts, day, events)
-                self.journal_error = None
-                return set()
-            except JournalWriteError as exc:
-                self.journal_error = str(exc)
-        self._record_halt(reason, message, ts, day)
-        return {event.id for event in events if self._commit_exit(event)}
-
-    def _record_halt(self, reason: str, message: str, ts: datetime, day: date) -> None:
-        """Journal a halt; the side file keeps one the journal cannot take (a restart the same
-        day must still be halted)."""
-        journal = self.journal
-        if journal is None:
-            return
-        try:
-            journal.record_risk("halt", reason, message, None, ts, day)
-            return
-        except JournalWriteError as exc:
-            failed = str(exc)
-        try:
-            journal.append_pending_risk("halt", reason, message, None, ts, day)
-        except OSError as exc:
-            self.alert(
-                "journal_error",
-                f"the halt ({reason}) could not be recorded ({failed}; side file:"
-                f" {exc.strerror or exc}): a restart today would not remember it",
-            )
-            return
-        self.journal_pending = True
-        self.alert(
-            "journal_error",
-            f"the halt ({reason}) is kept in the side file until the journal can take it ({failed});"
-            " new entries are halted",
-        )
+        return self._record.commit_kill(reason, message, ts, day, events)
 
     def _set_halt(self, reason: str, message: str, ts: datetime) -> None:
         day = self.book.trading_day(ts)
         self.book.halt = Halt(reason, message, day)
         self.book.breach_since = None
-        self._record_halt(reason, message, ts, day)
+        self._record.record_halt(reason, message, ts, day)
 
     def _unrealised(self, bids: dict[str, float] | None = None) -> float:
         """Open trades valued at ``bids`` (default: the last sane bids; a trade without one: 0)."""

@@ -1,0 +1,46 @@
+"""The record on its own: a real journal, a real lock, no engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from momobot_core.journal import Journal, JournalEvent, JournalWriteError
+from momobot_core.models import Intent, Order, Side, Trade
+from momobot_core.record import Record
+
+from conftest import SqliteLocker, side_file
+
+T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+TRADE = Trade(
+    id="t1", symbol="ABCD", qty=100, remaining=100, entry_price=2.0, tp1=2.2, tp2=2.4, stop=1.9, opened_at=T0
+)
+
+
+def order(intent: Intent, side: Side, qty: int, n: int) -> Order:
+    return Order(f"o{n}", "ABCD", side, qty, 2.0, intent, "t1", T0)
+
+
+def test_an_exit_goes_to_the_side_file_while_the_journal_is_locked_and_comes_back(tmp_path: Path) -> None:
+    told: list[tuple[str, str]] = []
+    db = tmp_path / "journal.db"
+    journal = Journal(db)
+    record = Record(journal, lambda kind, message, **_: told.append((kind, message)))
+    record.commit_entry(JournalEvent("open", TRADE, order(Intent.ENTRY, Side.BUY, 100, 1)))
+    locker = SqliteLocker(db)
+    try:
+        with pytest.raises(JournalWriteError):  # an entry is refused, and told
+            record.commit_entry(JournalEvent("open", TRADE, order(Intent.ENTRY, Side.BUY, 100, 2)))
+        tp1 = JournalEvent("tp1", TRADE, order(Intent.TAKE_PROFIT, Side.SELL, 50, 3))
+        assert record.commit_exit(tp1) is True  # never held back: in the side file
+        assert record.pending and record.state == "side file in use" and side_file(db)
+        assert record.entry_refusal("WXYZ") is not None and record.halts_entries
+    finally:
+        locker.release()
+    assert record.retry()
+    assert (record.pending, record.state) == (False, "ok")
+    assert [kind for kind, _ in told] == ["journal_error", "journal_error", "resumed"]
+    assert [row["order_id"] for row in journal.executions()] == ["o1", "o3"]
+    journal.close()

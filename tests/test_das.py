@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from das_helpers import DasSession, das_config, order_lines, platform_down, platform_order
@@ -907,3 +908,124 @@ def test_a_refused_cancel_of_an_exit_sell_is_tried_again(fake: FakeDas, session:
     assert session.pump(lambda: fake.lines("CANCEL").count(f"CANCEL {sell_id}") >= 2)
     fake.refuse_cancels = False
     assert session.pump(lambda: "S ABCD SMAT 100 1.70 TIF=DAY+" in order_lines(fake))
+
+
+def test_an_exit_after_a_restart_also_sells_what_the_earlier_runs_take_profit_offered(
+    fake: FakeDas, tmp_path: Path
+) -> None:
+    # Found by attack: TP1's sell rests unfilled, the bot restarts; the new run's exit cancelled
+    # that sell as "not this run's" and sold only the engine's 50: 50 shares left at the broker.
+    db = tmp_path / "journal.db"
+    first = DasSession(das_config(fake), db)
+    first.entered("ABCD")
+    fake.fill_sells = False
+    first.quote("ABCD", 2.20, 2.21)  # TP1: a sell of 50 rests
+    assert fake.wait_for(lambda: [o.side for o in fake.working("ABCD")] == ["S"])
+    first.close()
+    fake.fill_sells = True
+    again = DasSession(das_config(fake), db)
+    try:
+        again.quote("ABCD", 1.95, 1.96)  # the break-even stop of the restored trade
+        assert again.pump(lambda: not again.desk.exits and not fake.working("ABCD"), timeout=15)
+        assert fake.positions == {"ABCD": 0} and fake.lowest == {}
+    finally:
+        again.close()
+
+
+def test_a_restored_trades_exit_sells_a_take_profit_that_never_went(tmp_path: Path) -> None:
+    # Found by attack: TP1 waited for the link (down), then the exit dropped it ("its exit sells
+    # it"), but a restored trade's exit sold only the engine's 50.
+    from hotkey_helpers import free_port
+
+    port = free_port()
+    fake = FakeDas(port=port).start()
+    db = tmp_path / "journal.db"
+    first = DasSession(das_config(fake, port=port), db)
+    first.entered("ABCD")
+    first.close()
+    fake.close()  # the platform goes away before the bot comes back
+    down = FakeDas(port=port)
+    down.positions = {"ABCD": 100}  # the account still holds the entry
+    again = DasSession(das_config(down, port=port), db)
+    try:
+        again.quote("ABCD", 2.20, 2.21)  # TP1 while the link is down: it waits
+        again.quote("ABCD", 2.05, 2.06)
+        again.engine.close_trade("ABCD")  # the last exit: TP1's wait ends, the exit sells it all
+        down.start()
+        assert again.pump(lambda: not again.desk.exits, timeout=15)
+        assert down.positions == {"ABCD": 0} and down.lowest == {}
+    finally:
+        again.close()
+        down.close()
+
+
+class LateBuys(FakeDas):
+    """A platform that runs a buy only after the connection it came on is gone (it froze with
+    the line unread, and woke after the bot logged in again)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hold_buys = False
+        self.side = "B"  # the side whose new orders are held
+        self.late: list[tuple[Any, str]] = []
+
+    def _command(self, client: Any, line: str) -> None:
+        if self.hold_buys and line.startswith("NEWORDER") and line.split()[2] == self.side:
+            self.late.append((client, line))
+            return
+        super()._command(client, line)
+
+    def buy_late(self) -> None:
+        with self._lock:
+            self.hold_buys = False
+            late, self.late = self.late, []
+        for client, line in late:
+            super()._command(client, line)
+
+
+def test_an_entry_counted_lost_that_the_platform_buys_late_is_sold_by_the_exit(tmp_path: Path) -> None:
+    # Found by attack: the exit of a trade whose entry was "never taken" ended at once (it held
+    # nothing); the platform bought the entry a moment later: 100 shares nobody watched.
+    fake = LateBuys()
+    fake.start()
+    s = DasSession(das_config(fake), tmp_path / "journal.db")
+    try:
+        s.quote("ABCD", 1.99, 2.00)
+        fake.hold_buys = True
+        s.open("ABCD", 100, 2.20, 2.40, 1.90)
+        assert fake.wait_for(lambda: bool(fake.late))
+        fake.drop_connections()  # the bot logs in again; the lists lack the buy
+        assert s.pump(lambda: bool(s.alerts("das_entry_dropped")), timeout=15)
+        assert "may still buy it" in s.alerts("das_entry_dropped")[0].message
+        s.engine.close_trade("ABCD")  # as the alert says; the exit waits for the platform
+        fake.buy_late()
+        assert s.pump(lambda: not s.desk.exits and not fake.working("ABCD"), timeout=15)
+        assert fake.positions == {"ABCD": 0} and fake.lowest == {}
+    finally:
+        s.close()
+        fake.close()
+
+
+def test_a_take_profit_counted_lost_that_the_platform_runs_late_is_not_sent_again(tmp_path: Path) -> None:
+    # Found by attack: TP1 counted lost was queued to go again; the platform ran the old one, and
+    # the copy sold the runner too (at TP1's price), leaving the engine's 50 with no shares.
+    fake = LateBuys()
+    fake.start()
+    s = DasSession(das_config(fake), tmp_path / "journal.db")
+    try:
+        s.entered("ABCD")
+        fake.side, fake.hold_buys = "S", True
+        s.quote("ABCD", 2.20, 2.21)  # TP1's sell, held unread
+        assert fake.wait_for(lambda: bool(fake.late))
+        fake.drop_connections()
+        assert s.pump(lambda: bool(s.desk._pending_tp), timeout=15)  # counted lost: queued again
+        fake.buy_late()  # the platform runs the old one after all
+        assert s.pump(lambda: not s.desk._pending_tp, timeout=15)
+        assert [line.split()[2] for line in fake.lines("NEWORDER")].count("S") == 1
+        assert fake.positions == {"ABCD": 50}
+        s.engine.close_trade("ABCD")
+        assert s.pump(lambda: not s.desk.exits and not fake.working("ABCD"), timeout=15)
+        assert fake.positions == {"ABCD": 0} and fake.lowest == {}
+    finally:
+        s.close()
+        fake.close()

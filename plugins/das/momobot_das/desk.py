@@ -414,6 +414,10 @@ class Desk:
             for pending_tp in self._pending_tp:
                 if pending_tp.trade.id == trade.id:
                     self._record(batch=pending_tp.order.id, status="done")  # its exit sells it
+                    if self._holds(trade.id) is None:
+                        # A trade of an earlier run: its exit sells what the engine holds, and
+                        # the engine counted this take profit as sold.
+                        job.engine_qty += pending_tp.order.qty
             self._pending_tp = [p for p in self._pending_tp if p.trade.id != trade.id]
             for pending in [p for p in self._entries if p.trade.id == trade.id]:
                 self._entries.remove(pending)
@@ -451,7 +455,7 @@ class Desk:
             del self._doubt[symbol]  # the platform ran that long: the old sell, if it had it, is in
             return None
         self._probe()
-        return "a sell written before the reconnect may still reach the platform"
+        return "an order written before the reconnect may still reach the platform"
 
     def _probe(self) -> None:
         """Ask for the positions (the answer's delay says whether the platform is running)."""
@@ -516,7 +520,7 @@ class Desk:
         position = self.positions.get(job.symbol, 0)
         symbol_selling = self._symbol_selling(job.symbol)
         want = min(left, position - symbol_selling)
-        doubt = self._in_doubt(job.symbol) if want > 0 else None
+        doubt = self._in_doubt(job.symbol) if want > 0 or job.symbol in self._doubt else None
         if doubt is not None:
             self._exit_waiting(job, doubt)
             return
@@ -558,6 +562,30 @@ class Desk:
         elif asked is None or refreshed or now - asked >= self.config.exit_reprice_s:
             job.refresh_asked = now
             self._write(POSREFRESH + EOL)
+
+    def _sell_what_it_offered(self, line: OrderLine) -> None:
+        """An exit cancelled an earlier run's sell of its symbol (a take profit 1 left resting
+        when the bot restarted): what that sell did not sell is still held, and the exit of a
+        trade whose entry was not this run's sells it too (this run's own count knows it)."""
+        unsold = line.qty - line.filled
+        job = next((j for j in self.exits.values() if j.symbol == line.symbol), None)
+        if job is None or unsold <= 0 or self._holds(job.trade_id) is not None:
+            return
+        job.engine_qty += unsold
+        log.warning(
+            "DAS: %s exit of trade %s also sells the %d share(s) an earlier run's sell %s offered",
+            line.symbol,
+            job.trade_id,
+            unsold,
+            line.das_id,
+        )
+
+    def _trade_over(self, trade_id: str) -> bool:
+        """The trade is no longer open in the engine (or its last exit has finished)."""
+        if trade_id in self._finished:
+            return True
+        bot = self._bot
+        return bot is not None and not any(t.id == trade_id for t in dict(bot.open_trades).values())
 
     def _exit_price(self, job: ExitJob) -> Decimal:
         """An exit sell's limit now: the current bid less ``exit_offset``, on the tick."""
@@ -744,16 +772,20 @@ class Desk:
             if not w.final and w.token not in self._listed_tokens and w.sent_at < self._login_at:
                 w.final = True
                 w.status = "Lost"
-                if w.side == "S" and w.das_id is None:
+                if w.das_id is None:
+                    # A sell could still be sold, a buy still bought: the symbol's exits wait
+                    # until the platform has been seen running (see _in_doubt).
                     self._doubt[w.symbol] = (self._clock(), None)
                 if w.intent == "take_profit" and w.filled < w.qty:
                     self._requeue_take_profit(w)
                 if w.intent == "entry" and w.filled == 0:
                     self._alert(
                         "das_entry_dropped",
-                        f"{w.symbol}: the entry of trade {w.trade_id} was written but the platform never"
-                        " took it (it is not in its order list after the reconnect): nothing was bought;"
-                        " the engine still shows the trade open: close it in MomoBot",
+                        f"{w.symbol}: the entry of trade {w.trade_id} was written but is not in the"
+                        " platform's order list after the reconnect: nothing is bought yet, but a platform"
+                        " that froze may still buy it, so the trade's exit waits until the platform has"
+                        f" been seen running for {self.config.lost_order_wait_s:g} s, then sells what it"
+                        " holds. The engine still shows the trade open: close it in MomoBot",
                         symbol=w.symbol,
                         trade_id=w.trade_id,
                         plugin="das",
@@ -827,7 +859,9 @@ class Desk:
             # Not this run's order (a person's, or an earlier run's): kept while open, because the
             # last exit of a trade cancels every open order of its symbol.
             if line.final:
-                self.others.pop(line.das_id, None)
+                gone = self.others.pop(line.das_id, None)
+                if gone is not None and line.das_id in self._others_cancelled and line.side == "S":
+                    self._sell_what_it_offered(line)
             else:
                 self.others[line.das_id] = line
             return
@@ -840,6 +874,23 @@ class Desk:
             )
             working.final = False
             self._open[token] = working
+            if working.intent == "take_profit":
+                # Its copy queued to go again would sell the same shares a second time.
+                self._pending_tp = [p for p in self._pending_tp if p.order.id != working.order_id]
+            if (
+                working.side == "B"
+                and working.trade_id not in self.exits
+                and self._trade_over(working.trade_id)
+            ):
+                self._alert(
+                    "reconcile_mismatch",
+                    f"{working.symbol}: the entry of trade {working.trade_id}, counted as never taken,"
+                    " is reported by the platform after the trade closed: what it buys is not watched"
+                    " by MomoBot and has no stop: close it by hand in DAS",
+                    symbol=working.symbol,
+                    trade_id=working.trade_id,
+                    plugin="das",
+                )
             if working.side == "S":
                 # Anything sent to replace it sells the same shares again: out, at once; the
                 # exit sells what is left once the platform has said what the old one did.

@@ -50,15 +50,21 @@ class Feed:
             self.server = FakeMassiveServer([], speed=0)
             self.tables = {"key": "test-key", "taken_over_wait_s": 60}
 
-    def quote(self, bid: float, ask: float) -> dict[str, Any]:
+    def quote(self, bid: float, ask: float, ms: int = 1) -> dict[str, Any]:
+        """A quote the vendor stamped ``ms`` milliseconds into the session."""
         if self.name == "alpaca":
-            return alpaca.quote("ABCD", bid, ask, "2026-11-24T14:30:00Z")
-        return massive.quote("ABCD", bid, ask, 1)
+            return alpaca.quote("ABCD", bid, ask, self._rfc3339(ms))
+        return massive.quote("ABCD", bid, ask, 1_764_000_000_000 + ms)
 
-    def trade(self, price: float) -> dict[str, Any]:
+    def trade(self, price: float, ms: int = 1) -> dict[str, Any]:
         if self.name == "alpaca":
-            return alpaca.trade("ABCD", price, "2026-11-24T14:30:00Z")
-        return massive.trade("ABCD", price, 1)
+            return alpaca.trade("ABCD", price, self._rfc3339(ms))
+        return massive.trade("ABCD", price, 1_764_000_000_000 + ms)
+
+    @staticmethod
+    def _rfc3339(ms: int) -> str:
+        at = T0 + timedelta(milliseconds=ms)
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"  # nanoseconds, as Alpaca sends them
 
     def source(self, engine: Engine) -> Any:
         return AlpacaSource(engine) if self.name == "alpaca" else MassiveSource(engine)
@@ -127,6 +133,45 @@ def test_a_print_after_the_move_still_fires_the_break_even_stop(feed: tuple[Feed
         thread.push(vendor.trade(1.99))  # a new print, at the bid above the stop: it is the price now
         assert await until(lambda: "ABCD" not in engine.open_trades)
         assert journal.legs()[-1].reason == "stop"
+
+    streaming(engine, Watchlist(["ABCD"]), body)
+    engine.shutdown()
+
+
+@pytest.mark.parametrize("when", ["same frame, after the quote", "a later frame"])
+def test_a_print_the_vendor_stamped_before_tp1s_quote_never_fires_the_moved_stop(
+    feed: tuple[Feed, FeedThread], when: str
+) -> None:
+    # Found by attack: a print stamped (by the vendor) before TP1's quote, arriving after it,
+    # looked new (stamped with its arrival) and sold the rest at break-even.
+    vendor, thread = feed
+    journal = Journal()
+    config = Config(
+        tables={vendor.name: {**vendor.tables, "url": thread.server.url}, "risk": {"stale_quote_s": 0}}
+    )
+    engine = Engine(config=config, hooks=make_hooks(), journal=journal, mode="live")
+    engine.start()
+    engine.source = vendor.source(engine)
+
+    async def body(source: Any, task: asyncio.Task[None]) -> None:
+        assert await until(lambda: bool(thread.server.subscriptions))
+        thread.push(vendor.quote(1.99, 2.00, ms=10), vendor.trade(2.00, ms=10))
+        assert await until(lambda: (q := engine.last_quotes.get("ABCD")) is not None and q.last == 2.00)
+        engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+        old_print = vendor.trade(1.99, ms=900)  # it happened before TP1's quote (ms=1000)
+        if when == "same frame, after the quote":
+            thread.push(vendor.quote(2.20, 2.21, ms=1000), old_print)
+        else:
+            thread.push(vendor.quote(2.20, 2.21, ms=1000))
+            assert await until(lambda: engine.open_trades["ABCD"].tp1_hit)
+            thread.push(old_print)
+        seen = engine.counters.quotes
+        thread.push(vendor.quote(2.10, 2.11, ms=1100))
+        assert await until(lambda: engine.counters.quotes > seen)
+        assert engine.open_trades["ABCD"].remaining == 50  # the stop held
+        thread.push(vendor.quote(2.39, 2.40, ms=1200))
+        assert await until(lambda: "ABCD" not in engine.open_trades)
+        assert [leg.reason for leg in journal.legs()] == ["tp1", "tp2"]
 
     streaming(engine, Watchlist(["ABCD"]), body)
     engine.shutdown()
@@ -225,6 +270,27 @@ def test_a_replay_whose_last_column_carries_the_entrys_print_forward_lets_tp2_ha
     # A new print at break-even in the recording is a print: the stop takes it.
     quotes.write_text(
         quotes.read_text().replace("14:30:03Z,ABCD,2.15,2.16,2.00", "14:30:03Z,ABCD,2.15,2.16,1.99")
+    )
+    result = run_recorded([quotes, opens], hooks=None, config=Config())
+    assert [(leg.reason, leg.qty) for leg in result.legs] == [("tp1", 50), ("stop", 50)]
+
+
+def test_a_recorded_row_without_a_print_ends_the_chain(tmp_path: Path) -> None:
+    # Found by attack: the code carried a print across rows without one, so a real print at
+    # break-even after them never fired the stop (a backtest too kind); the docs say the chain
+    # is the row before's.
+    quotes = tmp_path / "q.csv"
+    quotes.write_text(
+        "ts,symbol,bid,ask,last\n"
+        "2026-11-24T14:30:00Z,ABCD,1.99,2.00,2.00\n"
+        "2026-11-24T14:30:02Z,ABCD,2.20,2.21,\n"
+        "2026-11-24T14:30:03Z,ABCD,2.15,2.16,2.00\n"  # after a row without one: a new print
+        "2026-11-24T14:30:04Z,ABCD,2.39,2.40,2.00\n"
+    )
+    opens = tmp_path / "e.jsonl"
+    opens.write_text(
+        '{"type": "open", "ts": "2026-11-24T14:30:01Z", "symbol": "ABCD", "qty": 100,'
+        ' "tp1": 2.2, "tp2": 2.4, "stop": 1.9}\n'
     )
     result = run_recorded([quotes, opens], hooks=None, config=Config())
     assert [(leg.reason, leg.qty) for leg in result.legs] == [("tp1", 50), ("stop", 50)]

@@ -157,6 +157,8 @@ def read_csv(path: Path, tz: tzinfo = UTC) -> Iterator[Quote]:
                     symbol = row[i_sym]
                     last_text = row[i_last] if i_last is not None else ""
                     last = float(last_text) if last_text else None
+                    if last is None:
+                        prints.pop(row[i_sym], None)  # a row without a print ends the chain
                     quote = Quote(
                         symbol,
                         ts,
@@ -252,6 +254,8 @@ def read_jsonl(path: Path, tz: tzinfo = UTC) -> Iterator[Event]:
             previous = event.ts
             if type(event) is Quote and event.last is not None:
                 event = attrs.evolve(event, last_at=printed_at(prints, event.symbol, event.last, event.ts))
+            elif type(event) is Quote:
+                prints.pop(event.symbol, None)  # a row without a print ends the chain
             yield event
 
 

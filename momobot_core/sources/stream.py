@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -200,6 +200,19 @@ class StreamSource:
 
 #: A symbol's last print before any regular trade message came: (price, when).
 NO_PRINT: tuple[float | None, datetime | None] = (None, None)
+
+
+def printed_at(now: datetime, quoted: tuple[datetime, float] | None, print_s: float | None) -> datetime:
+    """When a print happened, on this process's clock: when it came (``now``), unless the vendor
+    stamps it earlier than the symbol's last quote (``quoted``: when that quote came, and its
+    vendor time in seconds). Then it is as much older than that quote's arrival: a print that
+    arrives after TP1's quote but happened before it never fires the stop TP1 moved."""
+    if quoted is None or print_s is None:
+        return now
+    came, quote_s = quoted
+    if print_s >= quote_s:
+        return now
+    return min(now, came - timedelta(seconds=quote_s - print_s))
 
 
 def price(value: object) -> float:

@@ -29,7 +29,7 @@ from momobot_alpaca import protocol
 from momobot_core.config import Config, ConfigError
 from momobot_core.models import Quote
 from momobot_core.sources import SourceError
-from momobot_core.sources.stream import NO_PRINT, Refused, StreamSource, price
+from momobot_core.sources.stream import NO_PRINT, Refused, StreamSource, price, printed_at
 
 if TYPE_CHECKING:
     from momobot_core.engine import Engine
@@ -125,6 +125,8 @@ class AlpacaSource(StreamSource):
         self._vendor_time = ""
         #: The last regular print per symbol and when it came (older than a stop's move: not used).
         self._last: dict[str, tuple[float | None, datetime | None]] = {}
+        #: Each symbol's last quote: when it came, and the vendor's time for it.
+        self._quoted_at: dict[str, tuple[datetime, str]] = {}
         self._book: dict[str, tuple[float, float]] = {}  # latest bid and ask per symbol
 
     def describe(self) -> str:
@@ -140,6 +142,18 @@ class AlpacaSource(StreamSource):
         if self.settings.feed == "test":  # the test stream has one symbol
             symbols = [protocol.TEST_SYMBOL]
         return protocol.subscribe(symbols)
+
+    def _print_time(self, symbol: str, vendor: object, now: datetime) -> datetime:
+        """When a print happened on this clock (see ``printed_at``): RFC 3339 vendor times."""
+        quoted = self._quoted_at.get(symbol)
+        if quoted is None or not isinstance(vendor, str) or not quoted[1]:
+            return now
+        try:
+            print_s = datetime.fromisoformat(vendor).timestamp()
+            quote_s = datetime.fromisoformat(quoted[1]).timestamp()
+        except ValueError:
+            return now
+        return printed_at(now, (quoted[0], quote_s), print_s)
 
     def _expect(self, frame: str | bytes, msg: str) -> None:
         for item in protocol.messages(frame):
@@ -163,13 +177,15 @@ class AlpacaSource(StreamSource):
             last, last_at = self._last.get(symbol, NO_PRINT)
             bot.apply(Quote(symbol, now, bid, ask, last, last_at))
             self._vendor_time = item.get("t", "")
+            self._quoted_at[symbol] = (now, self._vendor_time)
         elif kind == "t":
             symbol, last = item["S"], price(item["p"])
             if last and protocol.regular(item.get("c")):
-                self._last[symbol] = (last, now)
+                at = self._print_time(symbol, item.get("t"), now)
+                self._last[symbol] = (last, at)
                 if symbol in self._book:
                     bid, ask = self._book[symbol]
-                    bot.apply(Quote(symbol, now, bid, ask, last, now))
+                    bot.apply(Quote(symbol, now, bid, ask, last, at))
         elif kind == "s":
             code = str(item.get("sc", ""))
             reason = str(item.get("sm") or f"status {code}")

@@ -22,7 +22,7 @@ from websockets.uri import parse_uri
 from momobot_core.config import Config, ConfigError
 from momobot_core.models import Quote
 from momobot_core.sources import SourceError
-from momobot_core.sources.stream import NO_PRINT, Refused, StreamSource, price
+from momobot_core.sources.stream import NO_PRINT, Refused, StreamSource, price, printed_at
 from momobot_massive import protocol
 
 if TYPE_CHECKING:
@@ -104,6 +104,8 @@ class MassiveSource(StreamSource):
         self._vendor_ms = 0
         #: The last regular print per symbol and when it came (older than a stop's move: not used).
         self._last: dict[str, tuple[float | None, datetime | None]] = {}
+        #: Each symbol's last quote: when it came, and the vendor's time for it (ms).
+        self._quoted_at: dict[str, tuple[datetime, Any]] = {}
         self._book: dict[str, tuple[float, float]] = {}
 
     def describe(self) -> str:
@@ -158,13 +160,19 @@ class MassiveSource(StreamSource):
             last, last_at = self._last.get(symbol, NO_PRINT)
             bot.apply(Quote(symbol, now, bid, ask, last, last_at))
             self._vendor_ms = item.get("t", 0)
+            self._quoted_at[symbol] = (now, self._vendor_ms)
         elif kind == "T":
             symbol, last = item["sym"], price(item["p"])
             if last and protocol.regular(item.get("c")):
-                self._last[symbol] = (last, now)
+                at = now
+                quoted, vendor = self._quoted_at.get(symbol), item.get("t")
+                if quoted is not None and type(vendor) is int and type(quoted[1]) is int and quoted[1]:
+                    # Vendor times in milliseconds since the epoch.
+                    at = printed_at(now, (quoted[0], quoted[1] / 1000), vendor / 1000)
+                self._last[symbol] = (last, at)
                 if symbol in self._book:
                     bid, ask = self._book[symbol]
-                    bot.apply(Quote(symbol, now, bid, ask, last, now))
+                    bot.apply(Quote(symbol, now, bid, ask, last, at))
         elif kind == "LULD":
             indicators = set(item.get("i") or [])
             if indicators & protocol.HALTED:

@@ -463,3 +463,40 @@ def test_a_sequence_that_cannot_finish_within_its_ttl_is_never_started() -> None
     assert server.messages == ["buy_ask", "sell_all_bid"]  # nothing of TP1, not a part of it
     [dropped] = [a for a in engine.alerts if a.kind == "hotkey_ws_dropped"]
     assert dropped.detail["trade_id"] == trade.id and "not started" in dropped.message
+
+
+def test_a_started_sequence_ends_even_when_its_last_command_leaves_past_the_ttl() -> None:
+    # Found by attack: the link held each command to the TTL, so a TP1 started just in time
+    # lost break_even to a few milliseconds of delay on a busy machine (cancel_all already
+    # gone: no stop at the broker). The TTL decides the start; a started sequence ends.
+    from hotkey_ws.batch import Batch
+    from hotkey_ws.link import START_MARGIN, HotkeyLink
+
+    class Socket:  # what the kernel takes: everything, at once
+        outbox = b""
+
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send_text(self, payload: str) -> bool:
+            self.sent.append(payload)
+            return True
+
+    url = "ws://127.0.0.1:9"
+    link = HotkeyLink(url, fast_config(url, ttl=1.0, sequence_delay=0.4))
+    wire = Socket()
+    link._wire = wire  # type: ignore[assignment]
+    names = ("sell_ask", "cancel_all", "break_even")
+    link._queue.append(Batch(names=names, payloads=names, fired_at=100.0, ttl=1.0, gap=0.4, event="tp1"))
+    late = 1.0 - 2 * 0.4 - START_MARGIN  # the last moment it may start
+    for now in (100.0 + late, 100.4 + late, 100.8 + late + 0.02):  # the last leaves 20 ms late
+        link._last_pong = now  # the server answers pings
+        link._pump(now)
+    assert wire.sent == list(names)
+    not_started = Batch(names=names, payloads=names, fired_at=200.0, ttl=1.0, gap=0.4, event="tp1")
+    link._queue.append(not_started)
+    link._last_pong = 200.0 + late + 0.001
+    link._pump(200.0 + late + 0.001)  # too late to end within the TTL: never started
+    assert wire.sent == list(names) and not link._queue
+    link._wire = None
+    link.close()

@@ -93,7 +93,14 @@ class HotkeyClient:
                 **({"symbol": symbol, "trade_id": trade_id} if symbol else {}),
                 **(context or {}),
             }
-            payloads = tuple(json.dumps({"command": name, **header}) for name in names)
+            # A sequence starts only if it can end within its TTL (the link checks); each later
+            # command's own deadline grows by its place in it, so a few milliseconds of delay
+            # on the way never cut a started sequence at the server.
+            gap_ms = self.config.sequence_delay * 1000
+            payloads = tuple(
+                json.dumps({"command": name, **header, "ttl_ms": int(ttl * 1000 + n * gap_ms)})
+                for n, name in enumerate(names)
+            )
         else:
             payloads = names
         callback = _all_of(len(self.links), done) if done is not None else None

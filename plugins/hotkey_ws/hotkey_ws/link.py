@@ -65,6 +65,9 @@ log = logging.getLogger("momobot.hotkey")
 
 #: While a command waits for the link, reconnect attempts come this often (not the backoff's).
 HURRY_DELAY = 0.05
+#: A sequence starts only if it can end this long before its TTL: the room a busy machine takes
+#: between its commands (each leaves a little after it is due).
+START_MARGIN = 0.05
 #: An exit not on the wire this long after its event is told to a person (exit_pending).
 PENDING_AFTER = 0.5
 #: A JSON command the server has not answered this long, though it answers pings, is not
@@ -281,7 +284,10 @@ class HotkeyLink:
         wire = self._wire
         while queue and wire is not None and not wire.outbox:
             batch = queue[0]
-            if batch.expired(now):
+            # A sequence is held to its TTL until it starts; once started it ends (its start
+            # left room for all of it): a TP1 cut after cancel_all leaves the position without
+            # a stop at the broker.
+            if batch.sent == 0 and batch.expired(now):
                 queue.popleft()
                 self._drop(
                     batch,
@@ -293,7 +299,7 @@ class HotkeyLink:
                 if not self._fresh(now):
                     self._want_ping = True  # prove the connection reads before starting
                     return
-                finish = now + (len(batch.names) - 1) * batch.gap
+                finish = now + (len(batch.names) - 1) * batch.gap + START_MARGIN
                 if finish - batch.fired_at > batch.ttl:
                     # Started now, it would be cut by its TTL half way: a partial TP1 at the
                     # broker is worse than none. Dropped whole, and said so.

@@ -9,9 +9,9 @@ In the JSON format each command carries ``sent_at`` (epoch ms, when the bot's
 hook fired) and ``ttl_ms``: a command read later than that is dropped, never
 pressed (a server that hung and woke up must not press stale keys), and every
 JSON command is answered with ``{"status": "accepted" | "rejected" | "stale",
-"command": ..., "reason": ...}``. With a ``load_symbol`` chord in the keymap, a
-command that carries its symbol first types the symbol into the active
-montage and presses ``load_symbol``.
+"command": ..., "reason": ...}`` (an accepted one after its keys are pressed).
+With a ``load_symbol`` chord in the keymap, a command that carries its symbol
+first types the symbol into the active montage and presses ``load_symbol``.
 """
 
 from __future__ import annotations
@@ -182,19 +182,8 @@ class HotkeyServer:
                 status, reason = "stale", f"read {late} ms after its TTL ran out"
                 self.stale.append(command)
                 self._say(f"DROPPED stale command {command!r} ({reason}): not pressed")
-            if data is not None:
-                with contextlib.suppress(Exception):  # the client may be gone already
-                    await connection.send(
-                        json.dumps(
-                            {
-                                "status": status,
-                                "command": command,
-                                "reason": reason,
-                                **{k: data[k] for k in ("event", "symbol", "trade_id") if k in data},
-                            }
-                        )
-                    )
             if status != "accepted":
+                await self._answer(connection, data, status, command, reason)
                 continue
             wall = datetime.now(UTC)
             self.received.append(Received(command, at, wall, peer))
@@ -210,7 +199,29 @@ class HotkeyServer:
                         f"NOT loading symbol {symbol!r}: not a ticker; {command} acts on the active montage"
                     )
                 await asyncio.to_thread(self.presser.press, command)
+            # Answered once pressed, never before: a server killed while pressing leaves the
+            # command unanswered, and the bot names it (hotkey_ws_unconfirmed).
+            await self._answer(connection, data, status, command, reason)
         self._say(f"client {peer} disconnected")
+
+    @staticmethod
+    async def _answer(
+        connection: ServerConnection, data: dict[str, Any] | None, status: str, command: str, reason: str
+    ) -> None:
+        """The JSON format's answer to one command (the text format has none)."""
+        if data is None:
+            return
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await connection.send(
+                json.dumps(
+                    {
+                        "status": status,
+                        "command": command,
+                        "reason": reason,
+                        **{k: data[k] for k in ("event", "symbol", "trade_id") if k in data},
+                    }
+                )
+            )
 
     def _say(self, line: str) -> None:
         if self.echo is not None:

@@ -262,13 +262,20 @@ class Engine:
                     events=lost,
                 )
             elif trade.unconfirmed:
+                doubt = self._in_doubt(trade.id)
+                entry = (
+                    "its entry may never have reached the broker (discard it if the broker holds none of it)"
+                    if "open" in doubt
+                    else "its entry did go out"
+                )
                 self.alert(
                     "unconfirmed_trade",
                     f"{trade.symbol}: trade {trade.id} was journaled but the process stopped"
-                    " before every plugin heard of its last event: nothing is sent for it"
-                    " until you check your broker and confirm or close it",
+                    f" before every plugin heard of its {' and '.join(doubt)} event; {entry}."
+                    " Nothing is sent for it until you check your broker and confirm or close it",
                     symbol=trade.symbol,
                     trade_id=trade.id,
+                    events=doubt,
                 )
         open_ids = {trade.id for trade in self.open_trades.values()}
         told: list[str] = []
@@ -757,10 +764,20 @@ class Engine:
                 " (exits_sent) instead; it is journaled as it was",
                 "lost_exit",
             )
+        if not lost and "open" not in self._in_doubt(trade.id):
+            # Its entry's hooks all ran: the entry went out. Discarded, the shares the broker
+            # holds would be watched by nothing and protected by no stop.
+            raise TradeRefused(
+                f"{symbol}: the entry of trade {trade.id} went out (only its"
+                f" {' and '.join(self._in_doubt(trade.id)) or 'last'} event is in doubt): confirm it,"
+                " or close it to sell what it holds",
+                "already_open",
+            )
         ts = ts if ts is not None else self.clock.now()
         after = attrs.evolve(trade, closed_at=ts, close_reason=CloseReason.DISCARDED, unconfirmed=False)
         if self.journal is not None:
             try:
+                self._record.fold()  # the trade's own events first
                 self.journal.write(JournalEvent("discard", after, at=ts))
             except JournalWriteError as exc:
                 raise TradeRefused(
@@ -777,6 +794,10 @@ class Engine:
             trade.id,
         )
         return after
+
+    def _in_doubt(self, trade_id: str) -> list[str]:
+        """The kinds of a restored trade's events the plugins may not have heard of."""
+        return [kind for tid, _, kind, _ in self._undispatched if tid == trade_id]
 
     def lost_exits(self, trade_id: str) -> list[str]:
         """The kinds of the exits of an open trade that went out unrecorded (``tp1``, ``stop``...):
@@ -818,6 +839,7 @@ class Engine:
         confirmed = attrs.evolve(trade, unconfirmed=False)
         if self.journal is not None:
             try:
+                self._record.fold()
                 self.journal.write(JournalEvent("confirm", confirmed, at=datetime.now(UTC)))
             except JournalWriteError as exc:
                 raise TradeRefused(
@@ -845,6 +867,7 @@ class Engine:
         after = attrs.evolve(exits[-1].trade, unconfirmed=False)
         self._roll(now)
         try:
+            self._record.fold()
             journal.record_lost_exits(exits, JournalEvent("confirm", after, at=now))
         except JournalWriteError as exc:
             raise TradeRefused(
@@ -896,6 +919,7 @@ class Engine:
         if journal is None:
             self.counters.fills += 1
             return True
+        self._record.fold()  # its order may still be on its way in
         order = journal.order(fill.order_id)
         if order is None and self.journal_pending and fill.order_id in journal.pending_order_ids():
             # Its order waits in the side file (the journal was locked when it went out).
@@ -964,7 +988,7 @@ class Engine:
             self._drain_submitted()
         if self.journal_pending:
             self.retry_journal()
-        self._record.retry_reserve()
+        self._record.tick()
         if self._record.fills:
             with contextlib.suppress(JournalWriteError):
                 self.counters.fills += self._record.retry_fills()
@@ -1137,6 +1161,7 @@ class Engine:
         if journal is None:
             return
         book = self.book
+        self._record.fold()
         legs = journal.legs()
         today = [leg for leg in legs if book.trading_day(leg.closed_at) == day]
         book.realised = round(sum(leg.pnl for leg in today), 6)

@@ -137,7 +137,7 @@ class SideFile:
             raise
         return at + len(data)
 
-    def clear(self) -> None:
+    def clear(self, *, sync: bool = True) -> None:
         """Both areas emptied, in place: their room stays held. Raises OSError. Call once what
         they hold is in the journal (a crash half way leaves an empty area, never a half one)."""
         if self._legacy:
@@ -153,7 +153,8 @@ class SideFile:
         for start, end in ((self._start, self._end), (len(HEADER), self._lost_end)):
             if end > start:
                 os.pwrite(self._fd, bytes(end - start), start)  # one write: all of it or none
-        os.fdatasync(self._fd)
+        if sync:
+            os.fdatasync(self._fd)
         self._end, self._lost_end = self._start, len(HEADER)
 
     def close(self) -> None:

@@ -36,29 +36,43 @@ def start_api(
     db: Path | None = None,
     with_db: bool = True,
 ) -> ApiProcess:
-    port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
     # Tests name the plugins they want: hotkey_ws would dial out, das (installed, not configured)
     # would raise its "not configured" alert.
     full_env.update({"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,das", **(env or {})})
     db_args = ["--db", str(db or tmp_path / "journal.db")] if with_db else []
-    # Its output goes to files, never to pipes nobody reads: a serve that logs more than a pipe
-    # holds would block in its logging, and the test would take it for a stalled bot.
-    err_path = tmp_path / f"serve-{port}.err"
-    with (tmp_path / f"serve-{port}.out").open("w") as out, err_path.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "momobot_core.cli", "serve", "--port", str(port), *db_args, *args],
-            stdout=out,
-            stderr=err,
-            text=True,
-            env=full_env,
-            cwd=tmp_path,
-        )
-    url = f"http://127.0.0.1:{port}"
-    if not wait_until(lambda: _up(port) or proc.poll() is not None, timeout=30) or proc.poll() is not None:
+    for _ in range(3):  # a free port another process takes first is tried again with another
+        port = free_port()
+        # Its output goes to files, never to pipes nobody reads: a serve that logs more than a
+        # pipe holds would block in its logging, and the test would take it for a stalled bot.
+        err_path = tmp_path / f"serve-{port}.err"
+        with (tmp_path / f"serve-{port}.out").open("w") as out, err_path.open("w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "momobot_core.cli", "serve", "--port", str(port), *db_args, *args],
+                stdout=out,
+                stderr=err,
+                text=True,
+                env=full_env,
+                cwd=tmp_path,
+            )
+        ours = f"API on http://127.0.0.1:{port}"
+
+        def started(err_path: Path = err_path, ours: str = ours, port: int = port) -> bool:
+            # The port answering is not enough: on a busy machine another process may hold it.
+            return (
+                ours in err_path.read_text(errors="replace")
+                and _up(port)
+                and "Started server" in (err_path.read_text(errors="replace"))
+            )
+
+        wait_until(lambda: started() or proc.poll() is not None, timeout=30)  # noqa: B023
+        if proc.poll() is None and started():
+            return ApiProcess(proc, f"http://127.0.0.1:{port}", err_path)
+        proc.kill()
         proc.communicate(timeout=10)
-        raise AssertionError(f"server did not start: {err_path.read_text(errors='replace')}")
-    return ApiProcess(proc, url, err_path)
+        if "address already in use" not in err_path.read_text(errors="replace").lower():
+            break
+    raise AssertionError(f"server did not start: {err_path.read_text(errors='replace')}")
 
 
 def _up(port: int) -> bool:

@@ -565,3 +565,20 @@ def test_loose_trade_bodies_are_422(api: ApiProcess, body: dict[str, object]) ->
     response = api.client.post("/trades", json=body)
     assert response.status_code == 422, response.text
     assert api.client.get("/positions").json() == []
+
+
+def test_a_quote_that_repeats_its_last_is_the_same_print(api: ApiProcess) -> None:
+    # Found by attack: a bridge posting snapshots repeats the last trade in every quote; taken as
+    # a new print each time, the entry's own print sold the rest at break-even right after TP1.
+    from datetime import UTC, datetime
+
+    quote(api, 2.00, last=2.00)
+    assert api.client.post("/trades", json=TRADE).status_code == 201
+    quote(api, 2.21, bid=2.20, last=2.00)  # TP1, the entry's print repeated
+    quote(api, 2.06, bid=2.05, last=2.00)  # repeated again: still the old print; the bid is above
+    (position,) = api.client.get("/positions").json()
+    assert (position["remaining"], position["tp1_hit"]) == (50, True)
+    # The sender says this 2.00 is a new print: the stop takes it.
+    quote(api, 2.06, bid=2.05, last=2.00, last_at=datetime.now(UTC).isoformat())
+    assert api.client.get("/positions").json() == []
+    assert [leg["reason"] for leg in api.client.get("/trades").json()] == ["tp1", "stop"]

@@ -195,7 +195,7 @@ def test_trades_reads_a_journal_in_a_read_only_directory(tmp_path: Path) -> None
     try:
         folder.chmod(0o755)
         site = folder / "site"
-        for name in ("momobot_core", "pluggy", "attr", "attrs", "click"):
+        for name in ("momobot_core", "pluggy", "attr", "attrs", "click", "msgspec"):
             module = importlib.import_module(name)
             assert module.__file__ is not None
             shutil.copytree(Path(module.__file__).parent, site / name)

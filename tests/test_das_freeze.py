@@ -43,6 +43,9 @@ FAKE = textwrap.dedent("""
                 self.newest = client
                 os.kill(os.getpid(), signal.SIGSTOP)
                 self.armed = False
+            elif ok and self.lagging:  # a later login: what the old connection held runs now
+                self.lagging = False
+                self._changed.notify_all()
             return ok
 
         def _command(self, client, line):

@@ -9,9 +9,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from api_helpers import start_api
 
-from momobot_core.engine import Engine
+from momobot_core.engine import Engine, TradeRefused
 from momobot_core.journal import Journal
 from momobot_core.models import CloseReason
 
@@ -22,7 +23,7 @@ DIES_BEFORE_THE_ENTRY_GOES_OUT = textwrap.dedent("""
     import os, signal, sys
     from datetime import UTC, datetime
     from momobot_core import hookimpl
-    from momobot_core.engine import Engine
+    from momobot_core.engine import Engine, TradeRefused
     from momobot_core.journal import Journal
     from momobot_core.models import Quote
     from momobot_core.plugins import Hooks
@@ -104,3 +105,51 @@ def test_discard_from_the_command_line_when_serve_is_not_running(tmp_path: Path)
     missing = momobot("discard", "ABCD", "--db", str(tmp_path / "typo.db"), cwd=tmp_path)
     assert missing.returncode == 2 and "no such journal" in missing.stderr
     assert not (tmp_path / "typo.db").exists()  # never a new empty journal
+
+
+DIES_BEFORE_TP1_GOES_OUT = textwrap.dedent("""
+    import os, signal, sys
+    from datetime import UTC, datetime
+    from momobot_core import hookimpl
+    from momobot_core.engine import Engine, TradeRefused
+    from momobot_core.journal import Journal
+    from momobot_core.models import Quote
+    from momobot_core.plugins import Hooks
+
+    class DiesAtTp1:
+        @hookimpl
+        def on_target_hit(self, trade, target, quote):
+            os.kill(os.getpid(), signal.SIGKILL)  # the entry went out; TP1 journaled, never sent
+
+    hooks = Hooks()
+    hooks.register(DiesAtTp1(), name="dies")
+    engine = Engine(hooks=hooks, journal=Journal(sys.argv[1]), mode="live")
+    engine.start()
+    engine.on_quote(Quote("ABCD", datetime.now(UTC), 1.99, 2.00))
+    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    engine.on_quote(Quote("ABCD", datetime.now(UTC), 2.20, 2.21))
+""")
+
+
+def test_a_trade_whose_entry_went_out_is_never_discarded(tmp_path: Path) -> None:
+    # Found by attack: discarding it left 100 shares at the broker that nothing watched.
+    db = tmp_path / "journal.db"
+    subprocess.run(
+        [sys.executable, "-c", DIES_BEFORE_TP1_GOES_OUT, str(db)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    engine = Engine(journal=Journal(db), mode="live")
+    engine.start()
+    (alert,) = [a for a in engine.alerts if a.kind == "unconfirmed_trade"]
+    assert "tp1 event" in alert.message and "its entry did go out" in alert.message
+    refused = momobot("discard", "ABCD", "--db", str(db), cwd=tmp_path)  # the journal is held: busy
+    assert refused.returncode == 2
+    with pytest.raises(TradeRefused, match=r"the entry of trade \w+ went out"):
+        engine.discard_trade("ABCD")
+    assert engine.open_trades["ABCD"].unconfirmed
+    assert engine.journal is not None
+    engine.journal.close()
+    cli = momobot("discard", "ABCD", "--db", str(db), cwd=tmp_path)
+    assert cli.returncode == 2 and "went out" in cli.stderr

@@ -209,25 +209,31 @@ def test_min_hold_delays_targets_until_the_hold_has_passed(recorder: Recorder) -
     assert recorder.events()[1] == "target tp1"
 
 
-def test_hooks_run_after_the_event_is_committed_and_it_is_marked_dispatched_after(tmp_path: Path) -> None:
+def test_hooks_run_after_the_event_is_durable_and_it_is_marked_dispatched_after(tmp_path: Path) -> None:
+    from momobot_core.sidefile import read_side_file
+
     journal = Journal(tmp_path / "j.db")
-    seen: list[tuple[int, list[tuple[str, str, str, str]]]] = []
+    seen: list[list[str]] = []
 
     class Peek:
         from momobot_core import hookimpl
 
         @hookimpl
         def on_order_submitted(self, order: object, trade: object) -> None:
-            # Another connection sees what is committed, not what one connection holds.
-            with sqlite3.connect(tmp_path / "j.db") as other:
-                executions = other.execute("SELECT count(*) FROM executions").fetchone()[0]
-            seen.append((executions, journal.undispatched()))
+            # What a process killed now would find: the event, in the side file (one pwrite, as
+            # durable as a WAL commit with synchronous=NORMAL), not yet marked dispatched.
+            records, _ = read_side_file(tmp_path / "j.db.pending")
+            seen.append([line for line, state in records if state == "ok"])
 
     engine = Engine(hooks=make_hooks(Peek()), journal=journal)
     engine.on_quote(quote("ABCD", 2.00))
     trade = engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
-    assert seen == [(1, [(trade.id, "ABCD", "open", trade.opened_at.isoformat())])]
-    assert journal.undispatched() == []
+    ((line,),) = seen
+    assert f'"id":"{trade.id}"' in line and '"kind":"open"' in line and "dispatched" not in line
+    # After its hooks: folded into the journal with its mark, the side file empty again.
+    with sqlite3.connect(tmp_path / "j.db") as other:
+        assert other.execute("SELECT count(*) FROM executions").fetchone()[0] == 1
+    assert journal.undispatched() == [] and read_side_file(tmp_path / "j.db.pending") == ([], [])
     journal.close()
 
 

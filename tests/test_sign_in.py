@@ -130,3 +130,47 @@ def test_guesses_by_any_route_count_and_no_header_picks_the_address(tmp_path: Pa
         assert spoofed.status_code == 429
     finally:
         api.stop()
+
+
+def test_guesses_sent_all_at_once_or_from_other_loopback_addresses_are_still_counted(tmp_path: Path) -> None:
+    # Found by attack: 60 sign-ins whose bodies came after all their headers were all checked
+    # (the lockout was read before the first failure was counted), and every address in
+    # 127.0.0.0/8 had a counter of its own.
+    import concurrent.futures
+
+    api = token_api(tmp_path)
+    try:
+
+        def guess(n: int) -> int:
+            local = f"127.0.{n // 250}.{n % 250 + 1}"  # another loopback address for each
+            transport = httpx.HTTPTransport(local_address=local)
+            with httpx.Client(base_url=api.url, transport=transport, timeout=30) as client:
+                return client.post("/ui/login", data={"token": f"guess-{n}"}).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+            answers = list(pool.map(guess, range(40)))
+        assert answers.count(401) <= MAX_FAILURES and answers.count(429) >= 40 - MAX_FAILURES
+        assert api.client.post("/ui/login", data={"token": TOKEN}).status_code == 429
+    finally:
+        api.stop()
+
+
+def test_an_open_event_stream_ends_when_its_session_does(tmp_path: Path) -> None:
+    # Found by attack: after signing out, a stream opened before went on showing trades.
+    api = token_api(tmp_path)
+    try:
+        with httpx.Client(base_url=api.url, timeout=30) as browser:
+            assert browser.post("/ui/login", data={"token": TOKEN}).status_code == 303
+            with browser.stream("GET", "/events") as stream:
+                assert stream.status_code == 200
+                lines = stream.iter_lines()
+                assert any(line.startswith("event:") for line in lines)  # it flows
+                with httpx.Client(base_url=api.url, cookies=browser.cookies, timeout=10) as other:
+                    assert other.post("/ui/logout").status_code == 303
+                # Something to show: the stream would send it, were it still open.
+                bearer = {"Authorization": f"Bearer {TOKEN}"}
+                api.client.post("/quotes", json={"symbol": "ABCD", "bid": 1.99, "ask": 2.0}, headers=bearer)
+                rest = list(lines)  # ends: the server closes it
+            assert not any("ABCD" in line for line in rest)
+    finally:
+        api.stop()

@@ -210,6 +210,14 @@ def test_the_wire_log_keeps_what_went_out_on_a_full_disk_and_says_when_it_ran_ou
     assert read_records(wire_path) == []  # folded into the journal
 
 
+def no_room_past_the_marks(db: Path) -> None:
+    """The side file's records area gives back the page its entry used (the entry went through
+    it, then into the journal): past the marks' room it has none, as a reserve used up."""
+    pending = Path(f"{db}.pending")
+    assert pending.stat().st_size >= LOST_END and not side_file(db)
+    os.truncate(pending, LOST_END)
+
+
 def live_engine(db: Path, recorder: Recorder, **journal: Any) -> Engine:
     engine = Engine(hooks=make_hooks(recorder), journal=Journal(db, **journal), mode="live")
     engine.start()
@@ -222,6 +230,7 @@ def test_an_exit_past_the_side_files_room_comes_back_unconfirmed_never_as_before
     engine = live_engine(db, recorder, side_file_reserve=LOST_END)  # no room beyond the marks
     engine.on_quote(quote("ABCD", 2.00))
     trade = engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    no_room_past_the_marks(db)
     filler = fill(small_disk)
     engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1: pressed; neither journal nor records area takes it
     assert recorder.events()[1:] == ["target tp1", "order take_profit sell 50"]
@@ -249,6 +258,7 @@ def lost_tp1(db: Path, small_disk: Path) -> str:
     engine = live_engine(db, Recorder(), side_file_reserve=LOST_END)
     engine.on_quote(quote("ABCD", 2.00))
     trade = engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    no_room_past_the_marks(db)
     filler = fill(small_disk)
     engine.on_quote(quote("ABCD", 2.21, t=1))
     assert engine.journal is not None
@@ -334,6 +344,7 @@ def test_exits_kept_in_memory_are_journaled_once_the_disk_has_room(small_disk: P
     engine = live_engine(db, recorder, side_file_reserve=LOST_END)
     engine.on_quote(quote("ABCD", 2.00))
     engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+    no_room_past_the_marks(db)
     filler = fill(small_disk)
     engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1, kept in memory and marked
     engine.on_quote(quote("ABCD", 2.41, t=2))  # TP2, the same

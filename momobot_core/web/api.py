@@ -96,6 +96,14 @@ class QuoteBody(BaseModel):
     ask: Price
     last: Price | None = None
     ts: datetime | None = Field(default=None, description="Event time; default: now (UTC).")
+    last_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When the `last` print happened. Left out, a `last` equal to the symbol's previous"
+            " quote's is the same print (a snapshot repeats the last trade), and a new one is"
+            " printed at `ts`."
+        ),
+    )
 
 
 def response_model(cls: type, name: str) -> type[BaseModel]:
@@ -377,7 +385,14 @@ def build_app(
             engine.on_quote(Quote(body.symbol, ts, body.bid, body.ask, body.last))
             # rejected and counted like any malformed quote
             return _problem(422, f"bid {body.bid} is above ask {body.ask}")
-        engine.on_quote(Quote(body.symbol, ts, body.bid, body.ask, body.last))
+        last_at = body.last_at
+        if last_at is not None and last_at.tzinfo is None:
+            last_at = last_at.replace(tzinfo=engine.settings.tz)
+        if last_at is None and body.last is not None:
+            before = engine.last_quotes.get(body.symbol)
+            if before is not None and before.last == body.last:
+                last_at = before.last_at or before.ts  # the same print, as old as it was
+        engine.on_quote(Quote(body.symbol, ts, body.bid, body.ask, body.last, last_at))
         return {"accepted": True, "symbol": body.symbol, "ts": ts}
 
     @app.get(

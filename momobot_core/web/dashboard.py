@@ -17,6 +17,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator
@@ -38,7 +39,7 @@ from momobot_core import hookimpl
 from momobot_core.engine import TradeRefused
 from momobot_core.models import Alert, Close, Kill, Order, Panel, Resume, Target, Trade
 from momobot_core.report import svg_of
-from momobot_core.web.guard import LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE, Sessions
+from momobot_core.web.guard import LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE, Sessions, client_key
 
 if TYPE_CHECKING:
     from momobot_core.engine import Engine
@@ -264,7 +265,10 @@ class Dashboard:
         """Fragments as they change, and log entries after ``seen`` (what the page already shows)."""
         last: dict[str, str] = {}
         drawn: tuple[object, ...] = ()
+        headers = {k.lower(): v for k, v in request.headers.raw}
         while not await request.is_disconnected() and not (closing is not None and closing.is_set()):
+            if not self.sessions.allows(headers):
+                return  # signed out, or the session expired: the stream ends with it
             # Drawing takes about 0.5 ms of the engine's loop (20 positions): only when something
             # it shows may have moved.
             state = self._state()
@@ -323,7 +327,16 @@ class Dashboard:
             token = await _field(request, "token")
             if not sessions.required:
                 return RedirectResponse("/", status_code=303)
-            client = request.client.host if request.client else "?"
+            client = client_key(request.scope)
+            locked = sessions.locked_for(client)
+            if locked > 0:
+                # Checked again here, the body read: many sign-ins sent at once all passed the
+                # check made on their headers before the first of them was counted.
+                return HTMLResponse(
+                    render("login.html", error="Too many wrong tokens: try again shortly."),
+                    status_code=429,
+                    headers={"Retry-After": str(math.ceil(locked))},
+                )
             if not sessions.token_matches(token):
                 if token:  # an empty form is no guess
                     sessions.failed(client)

@@ -25,6 +25,7 @@ The access log names the method, the path and the status, never the query string
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import math
@@ -241,7 +242,7 @@ class RequestGuard:
         attempt = bool(headers.get(b"authorization")) or (
             scope["path"] == LOGIN_PATH and scope["method"] == "POST"
         )
-        locked = self.sessions.locked_for(_client(scope)) if attempt else 0.0
+        locked = self.sessions.locked_for(client_key(scope)) if attempt else 0.0
         if locked > 0 and not self.sessions.valid(headers.get(b"cookie", b"").decode("latin-1")):
             return (
                 429,
@@ -268,7 +269,7 @@ class RequestGuard:
             if path.startswith(PAGE_PREFIXES) and path != LOGIN_PATH and not self.sessions.allows(headers):
                 # The dashboard's own pages and fragments (plugin panels too) need the sign-in.
                 if headers.get(b"authorization"):
-                    self.sessions.failed(_client(scope))  # a wrong token given: a guess
+                    self.sessions.failed(client_key(scope))  # a wrong token given: a guess
                 return 401, "sign in first: missing or wrong API token or session"
             return None
         origin = headers.get(b"origin")
@@ -283,7 +284,7 @@ class RequestGuard:
                 )
         if scope["path"] != LOGIN_PATH and not self.sessions.allows(headers):
             if headers.get(b"authorization"):
-                self.sessions.failed(_client(scope))  # a wrong token given, not just none
+                self.sessions.failed(client_key(scope))  # a wrong token given, not just none
             return 401, "missing or wrong API token", {"www-authenticate": "Bearer"}
         return None
 
@@ -313,9 +314,23 @@ class RequestGuard:
         return b"".join(chunks), False
 
 
-def _client(scope: Scope) -> str:
+def client_key(scope: Scope) -> str:
+    """Who guesses, for the lockout: every loopback address is one client (127.0.0.0/8 holds
+    16 million), and an IPv6 address counts by its /64 (what one host is given)."""
     client = scope.get("client")
-    return str(client[0]) if client else "?"
+    if not client:
+        return "?"
+    try:
+        address = ipaddress.ip_address(str(client[0]))
+    except ValueError:
+        return str(client[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return "loopback"
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def _replay(body: bytes) -> Receive:

@@ -524,6 +524,13 @@ class Journal:
         path = self.pending_path
         return ([], []) if path is None else read_side_file(path)
 
+    def _write_new(self, db: sqlite3.Connection, events: Sequence[JournalEvent], marks: set[str]) -> None:
+        """Events not in the journal yet (a fold may meet some a crash left folded), in order."""
+        for event in events:
+            if db.execute("SELECT 1 FROM events WHERE id=?", (event.id,)).fetchone():
+                continue
+            self._write(db, event, DISPATCHED if event.id in marks else NOT_DISPATCHED)
+
     def write(self, event: JournalEvent) -> None:
         """Commit one event (dispatched = 0). Raises JournalWriteError; nothing is half-written."""
         try:
@@ -679,10 +686,7 @@ class Journal:
         marks = set(dispatched)
         try:
             with self._transaction() as db:
-                for event in events:
-                    if db.execute("SELECT 1 FROM events WHERE id=?", (event.id,)).fetchone():
-                        continue
-                    self._write(db, event, DISPATCHED if event.id in marks else NOT_DISPATCHED)
+                self._write_new(db, events, marks)
                 folded = {event.id for event in events}
                 db.executemany(
                     "UPDATE events SET dispatched=? WHERE id=? AND dispatched=?",
@@ -817,10 +821,7 @@ class Journal:
             lost.append(data)
         try:
             with self._transaction() as db:
-                for event in events:
-                    if db.execute("SELECT 1 FROM events WHERE id=?", (event.id,)).fetchone():
-                        continue
-                    self._write(db, event, DISPATCHED if event.id in marks else NOT_DISPATCHED)
+                self._write_new(db, events, marks)
                 for event in unrecorded:
                     if not db.execute("SELECT 1 FROM events WHERE id=?", (event.id,)).fetchone():
                         self._write(db, event, DISPATCHED)

@@ -175,6 +175,8 @@ def cut_by_a_crash(db: Path) -> None:
         )
         try:
             assert server.wait_for(2, timeout=30) == ["buy_ask", "sell_ask"]
+            # "tp1" comes once the TP1 event's hooks ran and it was marked dispatched: killed
+            # before that, the trade would rightly come back unconfirmed instead.
             assert child.stdout is not None and child.stdout.readline() == "tp1\n"
         finally:
             child.send_signal(signal.SIGKILL)
@@ -207,20 +209,7 @@ def test_a_cut_sequence_is_reported_even_when_the_journal_cannot_take_the_wire_l
 
 def test_a_sequence_cut_by_a_crash_is_reported_at_the_next_start(tmp_path: Path) -> None:
     db = tmp_path / "journal.db"
-    with HotkeyTestServer() as server:
-        child = subprocess.Popen(
-            [sys.executable, "-c", KILLED_MID_SEQUENCE, str(db), server.url],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert server.wait_for(2, timeout=30) == ["buy_ask", "sell_ask"]
-            # "tp1" comes once the TP1 event's hooks ran and it was marked dispatched: killed
-            # before that, the trade would rightly come back unconfirmed instead.
-            assert child.stdout is not None and child.stdout.readline() == "tp1\n"
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.communicate(timeout=30)
+    cut_by_a_crash(db)
     engine = Engine(journal=Journal(db), mode="live")
     engine.start()
     [cut] = [a for a in engine.alerts if a.kind == "sequence_cut"]

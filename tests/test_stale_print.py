@@ -70,6 +70,18 @@ class Feed:
         return AlpacaSource(engine) if self.name == "alpaca" else MassiveSource(engine)
 
 
+def live_on(vendor: Feed, thread: FeedThread, *plugins: object) -> tuple[Engine, Journal]:
+    """A live engine (no stale-quote halt) with the vendor's source on the fake's stream."""
+    journal = Journal()
+    config = Config(
+        tables={vendor.name: {**vendor.tables, "url": thread.server.url}, "risk": {"stale_quote_s": 0}}
+    )
+    engine = Engine(config=config, hooks=make_hooks(*plugins), journal=journal, mode="live")
+    engine.start()
+    engine.source = vendor.source(engine)
+    return engine, journal
+
+
 @pytest.fixture(params=["alpaca", "massive"])
 def feed(request: pytest.FixtureRequest) -> Iterator[tuple[Feed, FeedThread]]:
     vendor = Feed(request.param)
@@ -82,13 +94,7 @@ def test_the_quote_that_hits_tp1_never_fires_the_moved_stop_on_the_entrys_own_pr
 ) -> None:
     vendor, thread = feed
     recorder = Recorder()
-    journal = Journal()
-    config = Config(
-        tables={vendor.name: {**vendor.tables, "url": thread.server.url}, "risk": {"stale_quote_s": 0}}
-    )
-    engine = Engine(config=config, hooks=make_hooks(recorder), journal=journal, mode="live")
-    engine.start()
-    engine.source = vendor.source(engine)
+    engine, journal = live_on(vendor, thread, recorder)
 
     def targets() -> list[Target]:
         return [call["target"] for name, call in recorder.calls if name == "on_target_hit"]
@@ -115,13 +121,7 @@ def test_the_quote_that_hits_tp1_never_fires_the_moved_stop_on_the_entrys_own_pr
 
 def test_a_print_after_the_move_still_fires_the_break_even_stop(feed: tuple[Feed, FeedThread]) -> None:
     vendor, thread = feed
-    journal = Journal()
-    config = Config(
-        tables={vendor.name: {**vendor.tables, "url": thread.server.url}, "risk": {"stale_quote_s": 0}}
-    )
-    engine = Engine(config=config, hooks=make_hooks(), journal=journal, mode="live")
-    engine.start()
-    engine.source = vendor.source(engine)
+    engine, journal = live_on(vendor, thread)
 
     async def body(source: Any, task: asyncio.Task[None]) -> None:
         assert await until(lambda: bool(thread.server.subscriptions))
@@ -145,13 +145,7 @@ def test_a_print_the_vendor_stamped_before_tp1s_quote_never_fires_the_moved_stop
     # Found by attack: a print stamped (by the vendor) before TP1's quote, arriving after it,
     # looked new (stamped with its arrival) and sold the rest at break-even.
     vendor, thread = feed
-    journal = Journal()
-    config = Config(
-        tables={vendor.name: {**vendor.tables, "url": thread.server.url}, "risk": {"stale_quote_s": 0}}
-    )
-    engine = Engine(config=config, hooks=make_hooks(), journal=journal, mode="live")
-    engine.start()
-    engine.source = vendor.source(engine)
+    engine, journal = live_on(vendor, thread)
 
     async def body(source: Any, task: asyncio.Task[None]) -> None:
         assert await until(lambda: bool(thread.server.subscriptions))
@@ -251,6 +245,16 @@ def test_a_print_right_behind_tp1s_quote_in_the_same_frame_is_new_and_fires_the_
     engine.shutdown()
 
 
+def opened_at_one_second(tmp_path: Path) -> Path:
+    """Events that open ABCD 100 (TP1 2.20, TP2 2.40, stop 1.90) at 14:30:01."""
+    opens = tmp_path / "e.jsonl"
+    opens.write_text(
+        '{"type": "open", "ts": "2026-11-24T14:30:01Z", "symbol": "ABCD", "qty": 100,'
+        ' "tp1": 2.2, "tp2": 2.4, "stop": 1.9}\n'
+    )
+    return opens
+
+
 def test_a_replay_whose_last_column_carries_the_entrys_print_forward_lets_tp2_happen(tmp_path: Path) -> None:
     quotes = tmp_path / "q.csv"
     quotes.write_text(
@@ -260,11 +264,7 @@ def test_a_replay_whose_last_column_carries_the_entrys_print_forward_lets_tp2_ha
         "2026-11-24T14:30:03Z,ABCD,2.15,2.16,2.00\n"  # the same print, carried: older than the move
         "2026-11-24T14:30:04Z,ABCD,2.39,2.40,2.00\n"
     )
-    opens = tmp_path / "e.jsonl"
-    opens.write_text(
-        '{"type": "open", "ts": "2026-11-24T14:30:01Z", "symbol": "ABCD", "qty": 100,'
-        ' "tp1": 2.2, "tp2": 2.4, "stop": 1.9}\n'
-    )
+    opens = opened_at_one_second(tmp_path)
     result = run_recorded([quotes, opens], hooks=None, config=Config())
     assert [(leg.reason, leg.qty) for leg in result.legs] == [("tp1", 50), ("tp2", 50)]
     # A new print at break-even in the recording is a print: the stop takes it.
@@ -287,10 +287,6 @@ def test_a_recorded_row_without_a_print_ends_the_chain(tmp_path: Path) -> None:
         "2026-11-24T14:30:03Z,ABCD,2.15,2.16,2.00\n"  # after a row without one: a new print
         "2026-11-24T14:30:04Z,ABCD,2.39,2.40,2.00\n"
     )
-    opens = tmp_path / "e.jsonl"
-    opens.write_text(
-        '{"type": "open", "ts": "2026-11-24T14:30:01Z", "symbol": "ABCD", "qty": 100,'
-        ' "tp1": 2.2, "tp2": 2.4, "stop": 1.9}\n'
-    )
+    opens = opened_at_one_second(tmp_path)
     result = run_recorded([quotes, opens], hooks=None, config=Config())
     assert [(leg.reason, leg.qty) for leg in result.legs] == [("tp1", 50), ("stop", 50)]

@@ -781,8 +781,9 @@ class Desk:
                 if w.intent == "entry" and w.filled == 0:
                     self._alert(
                         "das_entry_dropped",
-                        f"{w.symbol}: the entry of trade {w.trade_id} was written but is not in the"
-                        " platform's order list after the reconnect: nothing is bought yet, but a platform"
+                        f"{w.symbol}: the entry of trade {w.trade_id} was written but the platform never"
+                        " took it so far (it is not in its order list after the reconnect): nothing is"
+                        " bought yet, but a platform"
                         " that froze may still buy it, so the trade's exit waits until the platform has"
                         f" been seen running for {self.config.lost_order_wait_s:g} s, then sells what it"
                         " holds. The engine still shows the trade open: close it in MomoBot",

@@ -25,12 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import msgspec
 
 #: Room allocated ahead of the records, each time it runs low (about 5,000 records).
 RESERVE = 1024 * 1024
 #: Kept at the end of the room for the one record that says the log ran out of it.
 TAIL = 256
 INCOMPLETE = "incomplete"
+#: Records are encoded by msgspec (a tenth of json.dumps's time; they follow every command).
+_ENCODE = msgspec.json.Encoder().encode
 #: A batch already reported from this file at a start the journal could not take it.
 TOLD = "told"
 
@@ -163,11 +166,9 @@ class WireLog:
         file = self._file
         if file is None:
             return
-        text = "".join(
-            json.dumps({"plugin": self.plugin, **record}, separators=(",", ":")) + "\n" for record in records
-        )
-        if text:
-            file.append(text.encode())
+        data = b"".join(_ENCODE({"plugin": self.plugin, **record}) + b"\n" for record in records)
+        if data:
+            file.append(data)
 
 
 def log_incomplete(records: Iterable[Mapping[str, Any]]) -> bool:

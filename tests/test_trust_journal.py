@@ -66,6 +66,9 @@ def test_a_crash_while_another_program_locks_the_journal_never_presses_tp1_twice
             ).raise_for_status()
             assert len(hotkeys.wait_for(4, timeout=15)) == 4  # buy_ask, then TP1's three: pressed, rightly
             assert side_file(db)  # the exit is in the side file, not the journal
+            # Its hooks ran, and the side file says so (killed before that, the restart would
+            # rightly show the trade unconfirmed, and press nothing for it).
+            assert wait_until(lambda: any('"dispatched"' in line for line in side_file(db)))
             server.stop(signal.SIGKILL)
 
             # Started again while the lock is still held: it waits, then refuses, restoring nothing.

@@ -221,6 +221,8 @@ class EngineEvents:
         hooks = Hooks()
         hooks.register(self.plugin, name="hotkey_ws")
         self.journal = Journal(f"{journal_dir}/bench.db") if journal_dir else None
+        if self.journal is not None:
+            self.journal.checkpoint_in_background()  # as serve does
         self.engine = Engine(hooks=hooks, journal=self.journal, mode="live")
         self.engine.start()
         for n in range(total):

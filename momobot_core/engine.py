@@ -30,7 +30,7 @@ import attrs
 
 from momobot_core import brackets
 from momobot_core.config import Config, CoreSettings
-from momobot_core.journal import LOST_PREFIX, JournalEvent, JournalWriteError, WireLog
+from momobot_core.journal import JournalEvent, JournalWriteError, WireLog
 from momobot_core.models import (
     Alert,
     Close,
@@ -49,6 +49,7 @@ from momobot_core.models import (
     leg_pnl,
 )
 from momobot_core.record import Record
+from momobot_core.restart import in_doubt, lost_exits, restart_notices
 from momobot_core.risk import Halt, RiskBook, RiskRefused, RiskSettings
 from momobot_core.watch import QuoteWatch, TradingHalts
 
@@ -231,111 +232,15 @@ class Engine:
             self._restore_alerts(now)
 
     def _restart_alerts(self) -> None:
+        """What a restart found, told once: see :mod:`momobot_core.restart`."""
         journal = self.journal
-        if journal is not None and journal.reserve_error:
-            self.alert(
-                "journal_error",
-                f"{journal.path}.pending: no room is held for exits the journal may not take"
-                f" ({journal.reserve_error}): entries are refused until there is; free some disk space",
-            )
-        if journal is not None and journal.wire_reserve_error:
-            self.alert(
-                "journal_error",
-                f"{journal.path}.wire: no room is held for what plugins send ({journal.wire_reserve_error}):"
-                " it is written while the disk takes it; free some disk space",
-            )
-        for trade in self.open_trades.values():
-            lost = self.lost_exits(trade.id)
-            if trade.unconfirmed and lost:
-                names = " and ".join(lost)
-                self.alert(
-                    "unconfirmed_trade",
-                    f"{trade.symbol}: the {names} exit{'s' if len(lost) > 1 else ''} of trade"
-                    f" {trade.id} {'were' if len(lost) > 1 else 'was'} sent but could not be"
-                    " recorded (the journal and its side file had no room): the journal shows the"
-                    f" trade as before {'them' if len(lost) > 1 else 'it'}. Nothing is sent for it"
-                    " until you check your broker and confirm it with what the broker shows"
-                    " (exits_sent)",
-                    symbol=trade.symbol,
-                    trade_id=trade.id,
-                    event=lost[-1],
-                    events=lost,
-                )
-            elif trade.unconfirmed:
-                doubt = self._in_doubt(trade.id)
-                entry = (
-                    "its entry may never have reached the broker (discard it if the broker holds none of it)"
-                    if "open" in doubt
-                    else "its entry did go out"
-                )
-                self.alert(
-                    "unconfirmed_trade",
-                    f"{trade.symbol}: trade {trade.id} was journaled but the process stopped"
-                    f" before every plugin heard of its {' and '.join(doubt)} event; {entry}."
-                    " Nothing is sent for it until you check your broker and confirm or close it",
-                    symbol=trade.symbol,
-                    trade_id=trade.id,
-                    events=doubt,
-                )
-        open_ids = {trade.id for trade in self.open_trades.values()}
-        told: list[str] = []
-        for trade_id, symbol, kind, ts in self._undispatched:
-            if trade_id not in open_ids:
-                self.alert(
-                    "unconfirmed_trade",
-                    f"{symbol}: the {kind} of trade {trade_id} at {ts} was journaled but the"
-                    " process stopped before every plugin heard of it: check your broker",
-                    symbol=symbol,
-                    trade_id=trade_id,
-                    event=kind,
-                )
-                told.append(trade_id)
-        if told and self.journal is not None:
-            # The trade is closed: there is nothing left to confirm; told once is enough.
-            self.journal.confirm_closed(told)
-        if self.journal is not None:
-            if self.journal.wire_incomplete:
-                self.alert(
-                    "wire_log_incomplete",
-                    f"{self.journal.path}.wire ran out of disk space before the last stop: what"
-                    " plugins sent after that was not recorded, so a sequence cut short then cannot"
-                    " be named, and one named below may have sent more than it shows. Check your broker",
-                )
-            for cut in self.journal.cut_sequences:
-                # A kill's sequence belongs to no trade and no symbol: it is named as the kill.
-                where = f"{cut.symbol}: " if cut.symbol else ""
-                what = f"the {cut.event} of trade {cut.trade_id}" if cut.trade_id else f"the {cut.event}"
-                if cut.dropped_exit:
-                    self.alert(
-                        "exit_dropped",
-                        f"{where}{cut.plugin} gave up on {what} (an exit) before the last stop"
-                        f" ({', '.join(cut.unsent)} not"
-                        " sent): the journal shows the trade closed; if your broker still"
-                        " holds the position, close it by hand",
-                        symbol=cut.symbol,
-                        trade_id=cut.trade_id,
-                        plugin=cut.plugin,
-                        unsent=list(cut.unsent),
-                    )
-                    continue
-                sent = ", ".join(cut.sent) or "nothing"
-                unsent = ", ".join(cut.unsent) or "nothing"
-                how_far = (
-                    f"the wire log shows {sent} sent and ran out of room: {unsent} may or may not"
-                    " have gone out"
-                    if cut.log_incomplete
-                    else f"sent {sent}; not sent {unsent}"
-                )
-                self.alert(
-                    "sequence_cut",
-                    f"{where}{cut.plugin} was sending {what} when the process stopped: {how_far}."
-                    " Check your broker",
-                    symbol=cut.symbol,
-                    trade_id=cut.trade_id,
-                    plugin=cut.plugin,
-                    sent=list(cut.sent),
-                    unsent=list(cut.unsent),
-                )
+        if journal is not None:
+            notices, told = restart_notices(journal, list(self.open_trades.values()), self._undispatched)
+            for notice in notices:
+                self.alert(notice.kind, notice.message, symbol=notice.symbol, **notice.detail)
+            if told:
+                # The trade is closed: there is nothing left to confirm; told once is enough.
+                journal.confirm_closed(told)
         if self.journal_pending:
             self.retry_journal()
 
@@ -797,16 +702,12 @@ class Engine:
 
     def _in_doubt(self, trade_id: str) -> list[str]:
         """The kinds of a restored trade's events the plugins may not have heard of."""
-        return [kind for tid, _, kind, _ in self._undispatched if tid == trade_id]
+        return in_doubt(self._undispatched, trade_id)
 
     def lost_exits(self, trade_id: str) -> list[str]:
         """The kinds of the exits of an open trade that went out unrecorded (``tp1``, ``stop``...):
         its confirm needs a person's word on them (see :meth:`confirm_trade`)."""
-        return [
-            kind.removeprefix(LOST_PREFIX)
-            for tid, _, kind, _ in self._undispatched
-            if tid == trade_id and kind.startswith(LOST_PREFIX)
-        ]
+        return lost_exits(self._undispatched, trade_id)
 
     def confirm_trade(self, symbol: str, exits_sent: bool | None = None) -> Trade:
         """A person checked the broker: an unconfirmed trade is watched (and mirrored) again.

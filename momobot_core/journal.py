@@ -302,6 +302,7 @@ class Journal:
         self._wire: WireFile | None = None
         self._wire_lock = threading.Lock()
         self._shm: int | None = None  # <db>-shm, for asking whether another process writes
+        self._checkpointer: tuple[threading.Event, threading.Thread] | None = None
         #: Sequences cut short by a crash, found when the wire log was folded in at start.
         self.cut_sequences: list[CutSequence] = []
         #: The wire log ran out of room before the last stop: what plugins sent after is unknown.
@@ -488,7 +489,37 @@ class Journal:
             f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False, timeout=0
         )
 
+    def checkpoint_in_background(self, interval_s: float = 1.0) -> None:
+        """Move the WAL into the database on a thread of its own every ``interval_s`` (a passive
+        checkpoint, on a connection of its own), instead of inside whichever commit fills the
+        WAL past SQLite's threshold: a checkpoint syncs the disk, milliseconds a fold on the
+        engine's loop would otherwise wait for. For a long-lived writer (``serve``)."""
+        if self.readonly or self.in_memory or self._checkpointer is not None:
+            return
+        try:
+            other = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        except sqlite3.Error as exc:
+            log.warning("%s: checkpoints stay in the commits (%s)", self.path, exc)
+            return
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval_s):
+                with contextlib.suppress(sqlite3.Error):
+                    other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            other.close()
+
+        thread = threading.Thread(target=run, name="momobot-checkpoint", daemon=True)
+        self._checkpointer = (stop, thread)
+        thread.start()
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            stop, thread = self._checkpointer
+            stop.set()
+            thread.join(timeout=10)
+            self._checkpointer = None
         if self._shm is not None and self._shm >= 0:
             os.close(self._shm)
             self._shm = -1

@@ -220,6 +220,7 @@ def serve(
     except BaseException:
         sock.close()
         raise
+    journal.checkpoint_in_background()  # never inside a fold on the engine's loop
     try:
         if events and not journal.in_memory:
             refuse_older_than_journal(events[0].ts, journal, replay)

@@ -46,3 +46,34 @@ def test_an_exit_goes_to_the_side_file_while_the_journal_is_locked_and_comes_bac
     assert [kind for kind, _ in told] == ["journal_error", "journal_error", "resumed"]
     assert [row["order_id"] for row in journal.executions()] == ["o1", "o3"]
     journal.close()
+
+
+def test_the_wal_is_checkpointed_on_a_thread_of_its_own(tmp_path: Path) -> None:
+    # serve moves the WAL into the database off the engine's loop: no fold waits for a checkpoint.
+    from hotkey_helpers import wait_until
+
+    db = tmp_path / "journal.db"
+    journal = Journal(db)
+    journal.checkpoint_in_background(interval_s=0.05)
+    size = db.stat().st_size
+    for n in range(50):  # fewer WAL pages than SQLite's own checkpoint waits for
+        trade = Trade(
+            id=f"t{n}",
+            symbol=f"S{n}",
+            qty=100,
+            remaining=100,
+            entry_price=2.0,
+            tp1=2.2,
+            tp2=2.4,
+            stop=1.9,
+            opened_at=T0,
+        )
+        journal.write(
+            JournalEvent(
+                "open", trade, Order(f"o{n}", f"S{n}", Side.BUY, 100, 2.0, Intent.ENTRY, f"t{n}", T0)
+            )
+        )
+    assert wait_until(lambda: db.stat().st_size > size)  # the pages reached the database file
+    journal.close()
+    with Journal(db, readonly=True) as reader:
+        assert [t.id for t in reader.trades()][:2] == ["t0", "t1"]

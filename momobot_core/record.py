@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("momobot.engine")
 
+#: On an event loop, how long after an event's hooks the fold waits (events meanwhile join it).
+#: Durability does not wait: the side file holds each event from before its hooks.
+FOLD_DELAY_S = 0.02
 #: How the record tells a person: ``tell(kind, message, symbol=None, **detail)``.
 Tell = Callable[..., Any]
 
@@ -325,9 +328,11 @@ class Record:
         if loop is None:
             self.mark()
         else:
-            # A plugin on the loop writes with call_soon: this second commit goes after it.
+            # A plugin on the loop writes with call_soon: the fold goes after it, and a moment
+            # later, so the events of that moment fold in one commit and the trading path does
+            # not find its caches cold after every event (docs/PERFORMANCE.md).
             self._mark_scheduled = True
-            loop.call_soon(self.mark)
+            loop.call_later(FOLD_DELAY_S, self.mark)
 
     def mark(self) -> None:
         """After the hooks (and what they left to the loop): the fold, marks and all. While the

@@ -820,8 +820,9 @@ class Engine:
         if journal is None:
             self.counters.fills += 1
             return True
-        self._record.fold()  # its order may still be on its way in
         order = journal.order(fill.order_id)
+        if order is None and self._record.fold():  # its order may still wait for its fold
+            order = journal.order(fill.order_id)
         if order is None and self.journal_pending and fill.order_id in journal.pending_order_ids():
             # Its order waits in the side file (the journal was locked when it went out).
             self._record.keep_fill(fill, fill.order_id, None)

@@ -303,6 +303,8 @@ class Journal:
         self._wire_lock = threading.Lock()
         self._shm: int | None = None  # <db>-shm, for asking whether another process writes
         self._checkpointer: tuple[threading.Event, threading.Thread] | None = None
+        #: A reader's copy of the side file, read before the journal (see _read_side_file_too).
+        self._side_snapshot: tuple[list[tuple[str, str]], list[tuple[str, str]]] | None = None
         #: Sequences cut short by a crash, found when the wire log was folded in at start.
         self.cut_sequences: list[CutSequence] = []
         #: The wire log ran out of room before the last stop: what plugins sent after is unknown.
@@ -452,6 +454,10 @@ class Journal:
         """A reader sees the truth: the journal with what its side file holds folded in (into a
         copy in memory; the files are not touched). Events reach the side file first and the
         journal after their hooks, so a killed process leaves its last ones there."""
+        # The side file first, the journal after: a fold between the two then only means events
+        # found in both (skipped), never events found in neither.
+        path = self.pending_path
+        self._side_snapshot = ([], []) if path is None else read_side_file(path)
         copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         try:
             self._db.backup(copy)
@@ -563,6 +569,8 @@ class Journal:
     def _side_lines(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         if self._side is not None:
             return self._side.records(), self._side.lost()
+        if self._side_snapshot is not None:
+            return self._side_snapshot
         path = self.pending_path
         return ([], []) if path is None else read_side_file(path)
 

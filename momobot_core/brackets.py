@@ -17,9 +17,66 @@ from datetime import datetime
 
 import attrs
 
+from momobot_core.errors import TradeRefused
 from momobot_core.models import CloseReason, Quote, Target, Trade, leg_pnl
 
-__all__ = ["StopMove", "after_close", "after_tp1", "exit_price", "exits", "pnl", "stop_price", "tp1_qty"]
+__all__ = [
+    "MAX_PRICE",
+    "MAX_QTY",
+    "StopMove",
+    "after_close",
+    "after_tp1",
+    "check_levels",
+    "exit_price",
+    "exits",
+    "pnl",
+    "price_ok",
+    "stop_price",
+    "tp1_qty",
+]
+
+#: The largest quantity and price the engine takes: beyond any real order, and far inside what
+#: SQLite and a float hold, so no bad input reaches the journal.
+MAX_QTY = 1_000_000_000
+MAX_PRICE = 10_000_000.0
+
+
+def price_ok(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0 < value <= MAX_PRICE
+
+
+def check_levels(
+    symbol: str, qty: int | None, risk: float | None, tp1: float, tp2: float, stop: float, ask: float
+) -> None:
+    """An entry's size and levels against each other and the ask it would buy at: TradeRefused
+    (``invalid``, or ``market`` for sound levels on the wrong side of the ask) if they make no
+    sense. Give ``qty`` or ``risk``, not both."""
+    if (qty is None) == (risk is None):
+        raise TradeRefused(
+            f"{symbol}: give qty (shares) or risk (dollars to lose at the stop), not "
+            + ("both" if qty is not None else "neither")
+        )
+    if risk is not None and (
+        isinstance(risk, bool) or not isinstance(risk, int | float) or not 0 < risk <= MAX_PRICE
+    ):
+        raise TradeRefused(
+            f"{symbol}: risk must be dollars above 0 and at most {MAX_PRICE:,.0f}, not {risk!r}"
+        )
+    if isinstance(qty, str):  # JSON and scripts can send one
+        raise TradeRefused(f"{symbol}: qty {qty!r} is a string: give a whole number such as 100")
+    if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= MAX_QTY):
+        raise TradeRefused(f"{symbol}: qty must be a whole number from 1 to {MAX_QTY:,}, not {qty!r}")
+    for name, value in (("tp1", tp1), ("tp2", tp2), ("stop", stop)):
+        if not price_ok(value):
+            raise TradeRefused(
+                f"{symbol}: {name} must be a price above 0 and at most {MAX_PRICE:,.0f}, not {value!r}"
+            )
+    if not stop < ask:
+        raise TradeRefused(f"{symbol}: stop {stop} must be below the entry price (ask {ask})", "market")
+    if not ask < tp1:
+        raise TradeRefused(f"{symbol}: tp1 {tp1} must be above the entry price (ask {ask})", "market")
+    if not tp1 <= tp2:
+        raise TradeRefused(f"{symbol}: tp2 {tp2} must be at or above tp1 {tp1}")
 
 
 @attrs.frozen

@@ -1,36 +1,40 @@
 """The trade engine: the order of work per event, and the one way in (``apply``, ``submit``).
 
-The rules of a trade's life (DESIGN.md, "Trade rules") are in :mod:`momobot_core.brackets`:
-a pure step from a trade and a quote to the exits it causes. This module does the rest.
+Per event the order of work is fixed: validate, risk, **record** (durable before any plugin
+hears of it), make it current, call the hooks, mark it dispatched. Each job is a part of its
+own, and this module only calls them in that order:
 
-Per event the order of work is fixed: validate, compute the new state,
-**commit it to the journal**, make it current, call the hooks, then mark the
-event dispatched (a second small commit, after the hooks' own work on an event
-loop). A journal that cannot be written refuses an entry (nothing is sent)
-but never holds an exit back: the exit goes to the journal's side file first,
-and entries halt until the side file is back in the journal.
+* the bracket rules, a pure step from a trade and a quote to its exits: :mod:`.brackets`;
+* the record (the side file first, the fold into SQLite after the hooks): :mod:`.record`;
+* the risk day (limits, halts, the daily-loss watch): :mod:`.riskday`;
+* the watchers (stale quotes, trading halts): :mod:`.watch`;
+* alerts, and the hand-off from other threads: :mod:`.alerts`, :mod:`.submit`;
+* what a restart found, and what a person must answer first: :mod:`.restart`.
 
-The quote path does as little as it can: a quote for a symbol with no open
-trade costs a validation and a dict store.
+A journal that cannot be written refuses an entry (nothing is sent) but never holds an exit
+back. The quote path does as little as it can: a quote for a symbol with no open trade costs a
+validation and a dict store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import os
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import attrs
 
 from momobot_core import brackets
+from momobot_core.alerts import ALERTS_KEPT, Alerts
+from momobot_core.brackets import MAX_PRICE, MAX_QTY
 from momobot_core.config import Config, CoreSettings
-from momobot_core.journal import JournalEvent, JournalWriteError, WireLog
+from momobot_core.errors import JournalWriteError, TradeRefused
+from momobot_core.journal import JournalEvent, WireLog
 from momobot_core.models import (
     Alert,
     Close,
@@ -49,8 +53,10 @@ from momobot_core.models import (
     leg_pnl,
 )
 from momobot_core.record import Record
-from momobot_core.restart import in_doubt, lost_exits, restart_notices
-from momobot_core.risk import Halt, RiskBook, RiskRefused, RiskSettings
+from momobot_core.restart import Doubts, restart_notices
+from momobot_core.risk import RiskBook, RiskSettings
+from momobot_core.riskday import RiskDay
+from momobot_core.submit import SUBMIT_QUEUE, SubmitQueue
 from momobot_core.watch import QuoteWatch, TradingHalts
 
 if TYPE_CHECKING:
@@ -59,39 +65,13 @@ if TYPE_CHECKING:
     from momobot_core.sources import QuoteSource, Watchlist
 
 log = logging.getLogger("momobot.engine")
-alert_log = logging.getLogger("momobot.alert")
 
 MODES = ("live", "replay", "demo")
 #: What ``Engine.apply`` takes.
 Event = Quote | Open | Close | Kill | Resume | Fill
-#: The largest quantity and price the engine takes: beyond any real order, and far inside what
-#: SQLite and a float hold, so no bad input reaches the journal.
-MAX_QTY = 1_000_000_000
-MAX_PRICE = 10_000_000.0
 # Past this many, rejected quotes are counted but no longer logged one by one.
 _REJECTS_LOGGED = 10
-#: The day's alerts kept in memory (GET /alerts, the dashboard); the journal keeps them all.
-ALERTS_KEPT = 1000
-#: Events other threads may have waiting for the engine (``Engine.submit``).
-SUBMIT_QUEUE = 100_000
-
-
-class TradeRefused(Exception):
-    """An action the engine will not take. ``kind`` says why, for callers that map it:
-
-    ``unknown_symbol`` (no quote for it yet), ``already_open``, ``no_position``,
-    ``invalid`` (levels or quantity that make no sense), ``market`` (levels
-    that are sound but not at the current ask: a stop at or above it, a TP1 at
-    or below it, a risk that sizes too many shares; HTTP 409), ``journal`` (the
-    journal cannot take an entry now: HTTP 503), ``halted`` (a limit refuses
-    entries now: ``rule`` names it; HTTP 403).
-    """
-
-    def __init__(self, message: str, kind: str = "invalid", rule: str | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        #: The limit that refused it (``stale_quote_s``, ``trading_halt``, ...), for HTTP 403 bodies.
-        self.rule = rule
+__all__ = ["ALERTS_KEPT", "MAX_PRICE", "MAX_QTY", "SUBMIT_QUEUE", "Engine", "Event", "TradeRefused"]
 
 
 class Clock:
@@ -127,10 +107,6 @@ def _new_id() -> str:
     return os.urandom(8).hex()  # a uuid4 costs 7 us on the trading path, this 1
 
 
-def _price_ok(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and 0 < value <= MAX_PRICE
-
-
 class Engine:
     """Runs bracket trades against a quote stream and tells plugins about every event.
 
@@ -158,9 +134,9 @@ class Engine:
         self.counters = Counters()
         self.last_quotes: dict[str, Quote] = {}
         self.open_trades: dict[str, Trade] = {}
-        self.alerts: collections.deque[Alert] = collections.deque(maxlen=ALERTS_KEPT)
-        #: Alerts of today raised before a restart (from the journal): shown, never raised again.
-        self.earlier_alerts: list[Alert] = []
+        #: The day's alerts (raised from any thread), and those raised before a restart.
+        self._alerts = Alerts(journal, self._notify)
+        self.alerts = self._alerts.kept
         self._hold_until: dict[str, datetime] = {}
         #: When each open trade's stop last moved (TP1's quote), and the print known then: older
         #: prints, and that same print, never trigger it.
@@ -170,17 +146,19 @@ class Engine:
         self._stopped = False
         #: The journal's writes, the side file and the dispatched marks.
         self._record = Record(journal, self.alert)
-        self._owner = threading.get_ident()
-        self._inbox: collections.deque[Alert] = collections.deque()  # alerts from other threads
-        self.loop: asyncio.AbstractEventLoop | None = None  # set by serve: alerts reach it at once
+        self._inbox = self._alerts.inbox  # alerts from other threads
         self.risk = RiskSettings.from_config(self.config)
-        #: The day's count against the [risk] limits, and a halt of the day's entries.
-        self.book = RiskBook(self.risk, self.settings.tz)
-        self._trade_pnl: dict[str, float] = {}  # realised P&L of open trades' legs so far
-        self._sane_bid: dict[str, float] = {}  # last bid of a quote with a sane spread, open trades
-        #: max_daily_loss reached inside an event ("realised" or "unrealised"): flatten after it.
-        self._kill_due: str | None = None
-        self._killing = False
+        #: The day's count against the [risk] limits, a halt of the day's entries, the loss watch.
+        self._day = RiskDay(
+            self.risk,
+            self.settings.tz,
+            live=self.clock.live,
+            journal=journal,
+            record=self._record,
+            open_trades=self.open_trades,
+            tell=self.alert,
+            new_day=self._alerts.new_day,
+        )
         #: The live source and its watchlist, when ``serve --source`` runs one.
         self.source: QuoteSource | None = None
         self.watchlist: Watchlist | None = None
@@ -193,14 +171,12 @@ class Engine:
         #: False while the quotes are delayed (a source allowed to run on a delayed feed): plugins
         #: that send orders or hotkeys must stay quiet.
         self.sending_allowed = True
-        self._undispatched: list[tuple[str, str, str, str]] = []
-        self._submitted: collections.deque[Event] = collections.deque()
-        self._submit_lock = threading.Lock()
-        self._drain_scheduled = False
-        self._overflows = 0
+        #: Restored trades' events the plugins may not have heard of, until a person answers.
+        self._doubts = Doubts(journal.undispatched() if journal is not None else [])
+        #: Events other threads hand over (``submit``), applied on the engine's thread.
+        self._submitted = SubmitQueue(self.apply, self.alert)
         if journal is not None:
-            self._undispatched = journal.undispatched()
-            unconfirmed = {trade_id for trade_id, _, _, _ in self._undispatched}
+            unconfirmed = self._doubts.unconfirmed()
             for restored in journal.open_trades():
                 trade = attrs.evolve(restored, unconfirmed=restored.id in unconfirmed)
                 self.open_trades[trade.symbol] = trade
@@ -222,20 +198,20 @@ class Engine:
         if self._started:
             return
         self._started = True
-        self._owner = threading.get_ident()
+        self._alerts.owner = threading.get_ident()
         if self.hooks is not None:
             self.hooks.start(self)
         self._restart_alerts()
         if self.clock.live:
             now = self.clock.now()
-            self._roll(now)  # a halted day stays halted across a restart
-            self._restore_alerts(now)
+            self._day.roll(now)  # a halted day stays halted across a restart
+            self._alerts.restore(now, self.settings.tz)
 
     def _restart_alerts(self) -> None:
         """What a restart found, told once: see :mod:`momobot_core.restart`."""
         journal = self.journal
         if journal is not None:
-            notices, told = restart_notices(journal, list(self.open_trades.values()), self._undispatched)
+            notices, told = restart_notices(journal, list(self.open_trades.values()), self._doubts.rows)
             for notice in notices:
                 self.alert(notice.kind, notice.message, symbol=notice.symbol, **notice.detail)
             if told:
@@ -243,19 +219,6 @@ class Engine:
                 journal.confirm_closed(told)
         if self.journal_pending:
             self.retry_journal()
-
-    def _restore_alerts(self, now: datetime) -> None:
-        """Earlier alerts of today (a restart), for the day's list; not raised again."""
-        if self.journal is None or self.journal.in_memory:
-            return
-        local = now.astimezone(self.settings.tz)
-        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        mine = {(a.kind, a.message, a.ts) for a in self.alerts}
-        self.earlier_alerts = [
-            Alert(kind=kind, message=message, symbol=symbol, ts=ts)
-            for kind, message, symbol, ts in self.journal.alerts_since(midnight)
-            if (kind, message, ts) not in mine
-        ]
 
     def shutdown(self) -> None:
         """Call ``on_shutdown`` once for every plugin that started (each bounded in time)."""
@@ -271,10 +234,8 @@ class Engine:
     def _keep_fills(self) -> None:
         """At exit: broker fills still waiting for the engine's thread go to the journal (nothing
         else that waits is applied once the plugins have stopped)."""
-        with self._submit_lock:
-            waiting, self._submitted = self._submitted, collections.deque()
         dropped = 0
-        for event in waiting:
+        for event in self._submitted.take():
             if type(event) is Fill:
                 try:
                     self.record_fill(event)
@@ -304,29 +265,29 @@ class Engine:
         run on the engine's thread (at once on an event loop, else with the
         next event).
         """
-        alert = Alert(kind=kind, message=message, symbol=symbol, ts=datetime.now(UTC), detail=dict(detail))
-        alert_log.warning("[%s] %s", kind, message)
-        if threading.get_ident() == self._owner:
-            self._publish(alert)
-        else:
-            self._inbox.append(alert)
-            loop = self.loop
-            if loop is not None and not loop.is_closed():
-                # RuntimeError: the loop closed meanwhile; the next event drains the inbox.
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._drain_inbox)
-        return alert
+        return self._alerts.tell(kind, message, symbol, **detail)
 
-    def _publish(self, alert: Alert) -> None:
-        self.alerts.append(alert)
-        if self.journal is not None:
-            self.journal.record_alert(alert.kind, alert.message, alert.symbol, alert.ts)
-        self._notify("on_alert", alert=alert)
+    @property
+    def earlier_alerts(self) -> list[Alert]:
+        """Alerts of today raised before a restart (from the journal): shown, never raised again."""
+        return self._alerts.earlier
 
     def _drain_inbox(self) -> None:
-        inbox = self._inbox
-        while inbox:
-            self._publish(inbox.popleft())
+        self._alerts.drain()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The engine's event loop (serve sets it): what other threads hand over reaches it at once."""
+        return self._alerts.loop
+
+    @loop.setter
+    def loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._alerts.loop = self._submitted.loop = loop
+
+    @property
+    def book(self) -> RiskBook:
+        """Today's count against the ``[risk]`` limits, and a halt of the day's entries."""
+        return self._day.book
 
     # -- the one way in -----------------------------------------------------------
 
@@ -367,38 +328,10 @@ class Engine:
         is refused (False) and a person is told (``queue_overflow``), never
         dropped in silence.
         """
-        with self._submit_lock:
-            if len(self._submitted) >= SUBMIT_QUEUE:
-                self._overflows += 1
-                overflows = self._overflows
-            else:
-                self._submitted.append(event)
-                overflows = 0
-                wake = not self._drain_scheduled
-                self._drain_scheduled = True
-        if overflows:
-            if overflows == 1 or not overflows % 1000:
-                self.alert(
-                    "queue_overflow",
-                    f"{overflows} event(s) refused: {SUBMIT_QUEUE} were already"
-                    " waiting for the engine (it is falling behind its sources)",
-                )
-            return False
-        loop = self.loop
-        if wake and loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # closing: the next event drains it
-                loop.call_soon_threadsafe(self._drain_submitted)
-        return True
+        return self._submitted.submit(event)
 
     def _drain_submitted(self) -> None:
-        with self._submit_lock:
-            events, self._submitted = self._submitted, collections.deque()
-            self._drain_scheduled = False
-        for event in events:
-            try:
-                self.apply(event)
-            except TradeRefused as exc:
-                log.warning("refused %s: %s", type(event).__name__.lower(), exc)
+        self._submitted.drain()
 
     # -- quotes ------------------------------------------------------------------
 
@@ -422,8 +355,8 @@ class Engine:
                     if not trade.unconfirmed:
                         self._check_targets(trade, quote)
                     if self.risk.max_daily_loss is not None:
-                        self._watch_loss(quote)
-                    if self._kill_due is not None:
+                        self._day.watch(quote)
+                    if self._day.kill_due is not None:
                         self._after_exits(quote.ts)
                 return True
         self._reject(quote)
@@ -512,7 +445,7 @@ class Engine:
         self._hold_until[symbol] = ts + self._min_hold
         # Opened on a quote: its silence counts from now, not from the start of the process.
         self._quote_watch.quoted(symbol, time.monotonic())
-        self.book.entries += 1
+        self._day.opened()
         self.counters.trades_opened += 1
         self.counters.orders += 1
         self._notify("on_order_submitted", order=order, trade=trade)
@@ -530,8 +463,8 @@ class Engine:
         ts: datetime,
     ) -> int:
         """Validate an entry against the rules and the limits; the quantity to buy, or TradeRefused."""
-        self._roll(ts)
-        halt = self.book.halt
+        self._day.roll(ts)
+        halt = self._day.halt
         if halt is not None:
             raise TradeRefused(
                 f"{symbol}: entries are halted for the day: {halt.message}", "halted", rule=halt.reason
@@ -552,67 +485,25 @@ class Engine:
             raise TradeRefused(
                 f"{symbol}: unknown symbol: no quote yet, so there is no ask to buy at", "unknown_symbol"
             )
-        if (qty is None) == (risk is None):
-            raise TradeRefused(
-                f"{symbol}: give qty (shares) or risk (dollars to lose at the stop), not "
-                + ("both" if qty is not None else "neither")
-            )
-        if risk is not None and (
-            isinstance(risk, bool) or not isinstance(risk, int | float) or not 0 < risk <= MAX_PRICE
-        ):
-            raise TradeRefused(
-                f"{symbol}: risk must be dollars above 0 and at most {MAX_PRICE:,.0f}, not {risk!r}"
-            )
-        if isinstance(qty, str):  # JSON and scripts can send one
-            raise TradeRefused(f"{symbol}: qty {qty!r} is a string: give a whole number such as 100")
-        if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= MAX_QTY):
-            raise TradeRefused(f"{symbol}: qty must be a whole number from 1 to {MAX_QTY:,}, not {qty!r}")
-        for name, value in (("tp1", tp1), ("tp2", tp2), ("stop", stop)):
-            if not _price_ok(value):
+        brackets.check_levels(symbol, qty, risk, tp1, tp2, stop, quote.ask)
+        if qty is None:
+            assert risk is not None
+            qty = self._day.size(symbol, risk, quote.ask, stop)
+            if qty > MAX_QTY:
                 raise TradeRefused(
-                    f"{symbol}: {name} must be a price above 0 and at most {MAX_PRICE:,.0f}, not {value!r}"
+                    f"{symbol}: risk ${risk:,.2f} over a stop {quote.ask - stop:.4f} below the ask"
+                    f" sizes {qty:,} shares, more than the {MAX_QTY:,} the engine takes",
+                    "market",
                 )
-        if not stop < quote.ask:
-            raise TradeRefused(
-                f"{symbol}: stop {stop} must be below the entry price (ask {quote.ask})", "market"
-            )
-        if not quote.ask < tp1:
-            raise TradeRefused(
-                f"{symbol}: tp1 {tp1} must be above the entry price (ask {quote.ask})", "market"
-            )
-        if not tp1 <= tp2:
-            raise TradeRefused(f"{symbol}: tp2 {tp2} must be at or above tp1 {tp1}")
-        try:
-            if qty is None:
-                assert risk is not None
-                qty = self.book.size(symbol, risk, quote.ask, stop)
-                if qty > MAX_QTY:
-                    raise TradeRefused(
-                        f"{symbol}: risk ${risk:,.2f} over a stop {quote.ask - stop:.4f} below the ask"
-                        f" sizes {qty:,} shares, more than the {MAX_QTY:,} the engine takes",
-                        "market",
-                    )
-            # What the open trades lose at their stops matters only to max_daily_loss: summed then.
-            at_risk = self._at_stops() if self.risk.max_daily_loss is not None else 0.0
-            self.book.check_entry(symbol, qty, quote.ask, stop, ts, len(self.open_trades), at_risk)
-        except RiskRefused as exc:
-            raise TradeRefused(str(exc), "risk", rule=exc.rule) from None
+        self._day.check_entry(symbol, qty, quote.ask, stop, ts)
         return qty
-
-    def _at_stops(self) -> float:
-        """What the open trades would lose together if every stop were hit (0 or less)."""
-        return sum(min(0.0, (t.stop - t.entry_price) * t.remaining) for t in self.open_trades.values())
 
     def _refused(self, symbol: str, exc: TradeRefused, ts: datetime) -> None:
         """An entry a limit refused: counted by rule, logged, journaled, and an alert."""
         rule = exc.rule or "risk"
         self.counters.refused_by_rule[rule] = self.counters.refused_by_rule.get(rule, 0) + 1
         self.alert("risk_refused", f"entry refused ({rule}): {exc}", symbol=symbol, rule=rule)
-        if self.journal is not None:
-            try:
-                self.journal.record_risk("refused", rule, str(exc), symbol, ts, self.book.trading_day(ts))
-            except JournalWriteError as error:
-                log.debug("refusal not journaled: %s", error)
+        self._day.refused(symbol, rule, str(exc), ts)
 
     def close_trade(self, symbol: str, ts: datetime | None = None) -> Trade:
         """Manual close: sell what remains at the bid (an unconfirmed trade too: a person asked)."""
@@ -628,17 +519,10 @@ class Engine:
             raise TradeRefused(
                 f"{symbol}: no quote since start-up, so there is no bid to sell at", "unknown_symbol"
             )
-        lost = self.lost_exits(trade.id) if trade.unconfirmed else []
-        if lost:
-            # Sold on the journal's view it would sell shares the lost exit may have sold already,
-            # and drop that exit's leg: the person says first what the broker shows.
+        refused = self._doubts.refusal_to_close(trade)
+        if refused is not None:
             self.counters.refused_actions += 1
-            raise TradeRefused(
-                f"{symbol}: the {' and '.join(lost)} exit of trade {trade.id} was sent but not"
-                " recorded: confirm the trade first with what your broker shows (exits_sent), then"
-                " close what it still holds",
-                "lost_exit",
-            )
+            raise refused
         ts = ts if ts is not None else self.clock.now()
         after = self._close(trade, None, quote.bid, ts, Intent.MANUAL, CloseReason.MANUAL)
         self._after_exits(ts)
@@ -651,33 +535,12 @@ class Engine:
         trade = self.open_trades.get(symbol)
         if trade is None:
             raise TradeRefused(f"{symbol}: no open trade to discard", "no_position")
-        if not trade.unconfirmed:
-            raise TradeRefused(
-                f"{symbol}: trade {trade.id} is not unconfirmed: only a trade the broker may never"
-                " have had can be discarded; close it to sell what it holds",
-                "already_open",
-            )
-        lost = self.lost_exits(trade.id)
-        if (
-            lost
-            and self.journal is not None
-            and all(e is not None for e in self.journal.lost_exits(trade.id))
-        ):
-            raise TradeRefused(
-                f"{symbol}: the {' and '.join(lost)} exit of trade {trade.id} went out unrecorded, so"
-                " its entry reached the broker: confirm the trade with what your broker shows"
-                " (exits_sent) instead; it is journaled as it was",
-                "lost_exit",
-            )
-        if not lost and "open" not in self._in_doubt(trade.id):
-            # Its entry's hooks all ran: the entry went out. Discarded, the shares the broker
-            # holds would be watched by nothing and protected by no stop.
-            raise TradeRefused(
-                f"{symbol}: the entry of trade {trade.id} went out (only its"
-                f" {' and '.join(self._in_doubt(trade.id)) or 'last'} event is in doubt): confirm it,"
-                " or close it to sell what it holds",
-                "already_open",
-            )
+        kept: list[JournalEvent | None] = [None]  # no journal kept an exit whole
+        if self.journal is not None:
+            kept = self.journal.lost_exits(trade.id)
+        refused = self._doubts.refusal_to_discard(trade, kept)
+        if refused is not None:
+            raise refused
         ts = ts if ts is not None else self.clock.now()
         after = attrs.evolve(trade, closed_at=ts, close_reason=CloseReason.DISCARDED, unconfirmed=False)
         if self.journal is not None:
@@ -691,7 +554,7 @@ class Engine:
         del self.open_trades[symbol]
         self._hold_until.pop(symbol, None)
         self._stop_moved_at.pop(trade.id, None)
-        self._sane_bid.pop(symbol, None)
+        self._day.closed(symbol)
         log.warning(
             "%s: trade %s discarded by a person (its entry never reached the broker): closed in the"
             " journal, nothing sent",
@@ -700,14 +563,10 @@ class Engine:
         )
         return after
 
-    def _in_doubt(self, trade_id: str) -> list[str]:
-        """The kinds of a restored trade's events the plugins may not have heard of."""
-        return in_doubt(self._undispatched, trade_id)
-
     def lost_exits(self, trade_id: str) -> list[str]:
         """The kinds of the exits of an open trade that went out unrecorded (``tp1``, ``stop``...):
         its confirm needs a person's word on them (see :meth:`confirm_trade`)."""
-        return lost_exits(self._undispatched, trade_id)
+        return self._doubts.lost_exits(trade_id)
 
     def confirm_trade(self, symbol: str, exits_sent: bool | None = None) -> Trade:
         """A person checked the broker: an unconfirmed trade is watched (and mirrored) again.
@@ -720,23 +579,9 @@ class Engine:
         trade = self.open_trades.get(symbol)
         if trade is None:
             raise TradeRefused(f"{symbol}: no open trade to confirm", "no_position")
-        if not trade.unconfirmed:
-            raise TradeRefused(f"{symbol}: trade {trade.id} is not unconfirmed", "already_open")
-        lost = self.lost_exits(trade.id)
-        if lost:
-            names = " and ".join(lost)
-            if exits_sent is None:
-                raise TradeRefused(
-                    f"{symbol}: the {names} exit of trade {trade.id} was sent but not recorded: say"
-                    " what your broker shows. exits_sent true: it was done, it is recorded as sent"
-                    " and nothing is sent; exits_sent false: it was not, the trade resumes as"
-                    " before it and the exit goes out again when its price comes",
-                    "lost_exit",
-                )
-            if exits_sent:
-                return self._record_lost_exits(trade, names)
-        elif exits_sent is not None:
-            raise TradeRefused(f"{symbol}: trade {trade.id} has no exit that went out unrecorded")
+        names = self._doubts.lost_for_confirm(trade, exits_sent)
+        if names is not None:
+            return self._record_lost_exits(trade, names)
         confirmed = attrs.evolve(trade, unconfirmed=False)
         if self.journal is not None:
             try:
@@ -747,7 +592,7 @@ class Engine:
                     f"{symbol}: not confirmed: the journal cannot be written ({exc})", "journal"
                 ) from None
         self.open_trades[symbol] = confirmed
-        self._undispatched = [row for row in self._undispatched if row[0] != trade.id]
+        self._doubts.answered(trade.id)
         log.info("%s: trade %s confirmed by a person; its targets are watched again", symbol, trade.id)
         return confirmed
 
@@ -766,7 +611,7 @@ class Engine:
         exits = [event for event in kept if event is not None]
         now = datetime.now(UTC)
         after = attrs.evolve(exits[-1].trade, unconfirmed=False)
-        self._roll(now)
+        self._day.roll(now)
         try:
             self._record.fold()
             journal.record_lost_exits(exits, JournalEvent("confirm", after, at=now))
@@ -774,15 +619,15 @@ class Engine:
             raise TradeRefused(
                 f"{symbol}: not confirmed: the journal cannot be written ({exc})", "journal"
             ) from None
-        self._undispatched = [row for row in self._undispatched if row[0] != trade.id]
+        self._doubts.answered(trade.id)
         closed = after.closed_at is not None
         for event in exits:
             if event.leg is not None:
-                self._count_leg(event.trade, event.leg, closed=closed and event is exits[-1])
+                self._day.count_leg(event.trade, event.leg, closed=closed and event is exits[-1])
         if closed:
             del self.open_trades[symbol]
             self._hold_until.pop(symbol, None)
-            self._sane_bid.pop(symbol, None)
+            self._day.closed(symbol)
             self.counters.trades_closed += 1
         else:
             self.open_trades[symbol] = after
@@ -805,48 +650,8 @@ class Engine:
         beside the engine's model price. The trade's state does not change: the engine trades
         its model; the fills show what the broker did. Raises TradeRefused for a fill that
         names no journaled order or makes no sense."""
-        what = f"fill {fill.broker_ref!r} of order {fill.order_id!r}"
-        if not isinstance(fill.qty, int) or isinstance(fill.qty, bool) or not 1 <= fill.qty <= MAX_QTY:
-            raise TradeRefused(f"{what}: qty must be a whole number from 1 to {MAX_QTY:,}, not {fill.qty!r}")
-        if not _price_ok(fill.price):
-            raise TradeRefused(
-                f"{what}: price must be above 0 and at most {MAX_PRICE:,.0f}, not {fill.price!r}"
-            )
-        if not isinstance(fill.broker_ref, str) or not fill.broker_ref:
-            raise TradeRefused(f"{what}: broker_ref must name the broker's execution")
-        if fill.ts.tzinfo is None:
-            raise TradeRefused(f"{what}: ts must be an aware datetime")
-        journal = self.journal
-        if journal is None:
-            self.counters.fills += 1
-            return True
-        order = journal.order(fill.order_id)
-        if order is None and self._record.fold():  # its order may still wait for its fold
-            order = journal.order(fill.order_id)
-        if order is None and self.journal_pending and fill.order_id in journal.pending_order_ids():
-            # Its order waits in the side file (the journal was locked when it went out).
-            self._record.keep_fill(fill, fill.order_id, None)
-            return True
-        if order is None:
-            raise TradeRefused(f"{what}: the journal has no such order", "unknown_order")
-        try:
-            if self._record.fills:
-                self.counters.fills += self._record.retry_fills()
-            new = journal.record_fill(fill)
-        except JournalWriteError as exc:
-            self._record.keep_fill(fill, order.symbol, exc)
-            return True
-        if new:
-            self.counters.fills += 1
-            log.info(
-                "%s: broker filled %d of %s order %s at %s (model %s)",
-                order.symbol,
-                fill.qty,
-                order.intent.value,
-                order.id,
-                fill.price,
-                order.price,
-            )
+        new, earlier = self._record.record_fill(fill)
+        self.counters.fills += earlier + new
         return new
 
     # -- the journal ---------------------------------------------------------------
@@ -877,7 +682,7 @@ class Engine:
     @property
     def entries_halted(self) -> bool:
         """Entries cannot go now (the journal, a stale feed or a halt): /ping's ``halted``."""
-        return self._record.halts_entries or bool(self.stale_quotes) or self.book.halt is not None
+        return self._record.halts_entries or bool(self.stale_quotes) or self._day.halt is not None
 
     def retry_journal(self) -> bool:
         """Try to move the side file into the journal. True when nothing is pending any more."""
@@ -897,12 +702,8 @@ class Engine:
         self._check_stale()
         if self.clock.live:
             now = datetime.now(UTC)
-            self._roll(now)
-            if self.open_trades and self.book.breach_confirmed(now):
-                halt = self.book.halt
-                if halt is None or halt.reason != "max_daily_loss":
-                    self._kill_due = "unrealised"
-                    self._after_exits(now)
+            self._day.check(now)
+            self._after_exits(now)
 
     # -- live quotes -----------------------------------------------------------------
 
@@ -971,12 +772,12 @@ class Engine:
             order = self._order(after, Side.SELL, sell_qty, price, Intent.TAKE_PROFIT, quote.ts)
             leg = self._leg(after, sell_qty, price, Target.TP1.value, quote.ts)
         event = JournalEvent("tp1", after, order, leg, at=quote.ts)
-        self._roll(quote.ts)  # before the commit: a new day read back must not hold this leg yet
+        self._day.roll(quote.ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event)
         self.open_trades[trade.symbol] = after
         self._stop_moved_at[after.id] = brackets.StopMove.on(quote)
         if leg is not None:
-            self._count_leg(after, leg, closed=False)
+            self._day.count_leg(after, leg, closed=False)
         self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)
         if order is not None:
             self.counters.orders += 1
@@ -1021,157 +822,23 @@ class Engine:
         order = self._order(after, Side.SELL, qty, price, intent, ts)
         leg = self._leg(after, qty, price, reason.value, ts)
         event = JournalEvent(reason.value, after, order, leg)
-        self._roll(ts)  # before the commit: a new day read back must not hold this leg yet
+        self._day.roll(ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event) if commit else False
         del self.open_trades[trade.symbol]
         self._hold_until.pop(trade.symbol, None)
         self._stop_moved_at.pop(trade.id, None)
-        self._sane_bid.pop(trade.symbol, None)
+        self._day.closed(trade.symbol)
         self.counters.trades_closed += 1
-        self._count_leg(after, leg, closed=True)
+        self._day.count_leg(after, leg, closed=True)
         return after, order, event, pending
 
-    # -- risk: the day's count, halts and the kill switch ------------------------------
-
-    def _roll(self, ts: datetime) -> None:
-        """Keep the risk book on the trading day of ``ts`` (live: the wall clock's); a new day starts
-        from the journal. Called before an event is journaled, so the day read back is the day
-        before the event. Never goes back a day (a late quote just after midnight)."""
-        book = self.book
-        if self.clock.live:
-            ts = datetime.now(UTC)
-        day = book.trading_day(ts)
-        if day == book.day or (book.day is not None and day < book.day):
-            return
-        lifted = book.halt
-        if book.day is not None:  # a new day, not the first: yesterday's alerts are yesterday's
-            self.alerts.clear()
-            self.earlier_alerts = []
-        book.roll(ts)
-        self._load_day(day)
-        if lifted is not None and book.halt is None:
-            self.alert(
-                "resumed",
-                f"a new trading day ({day}): the halt of {lifted.day} ({lifted.reason}) is over;"
-                " entries are allowed",
-                what=lifted.reason,
-            )
-
-    def _load_day(self, day: date) -> None:
-        """A day already under way in the journal (a restart): its P&L, entries, streak and halt."""
-        journal = self.journal
-        if journal is None:
-            return
-        book = self.book
-        self._record.fold()
-        legs = journal.legs()
-        today = [leg for leg in legs if book.trading_day(leg.closed_at) == day]
-        book.realised = round(sum(leg.pnl for leg in today), 6)
-        trades = journal.trades()
-        book.entries = sum(1 for t in trades if book.trading_day(t.opened_at) == day)
-        by_trade: dict[str, float] = collections.defaultdict(float)
-        for leg in legs:
-            by_trade[leg.trade_id] += leg.pnl
-        closed = sorted(
-            (t for t in trades if t.closed_at is not None and book.trading_day(t.closed_at) == day),
-            key=lambda t: t.closed_at or t.opened_at,
-        )
-        for trade in closed:
-            book.streak = book.streak + 1 if by_trade[trade.id] < 0 else 0
-        for trade in self.open_trades.values():
-            self._trade_pnl.setdefault(trade.id, by_trade.get(trade.id, 0.0))
-        for event in journal.risk_events(day, ("halt", "resume")):
-            book.halt = Halt(event.rule, event.message, day) if event.kind == "halt" else None
-        if book.halt is not None:
-            log.warning("entries are halted for %s (journaled): %s", day, book.halt.message)
-            if book.halt.reason in ("kill_switch", "max_daily_loss") and self.open_trades:
-                # The flatten was journaled trade by trade after the halt: the process died in
-                # between. These trades are still open here, and nothing was sent for them.
-                left = ", ".join(sorted(self.open_trades))
-                self.alert(
-                    "halted",
-                    f"a kill ({book.halt.reason}) was cut short by a stop of the process: {left} still"
-                    " open and not flattened; check your broker and press the kill switch again",
-                    reason=book.halt.reason,
-                    symbols=sorted(self.open_trades),
-                )
-
-    def _count_leg(self, trade: Trade, leg: Leg, *, closed: bool) -> None:
-        """A leg closed: today's P&L, the losing streak; a limit reached halts (or flattens, after).
-
-        The caller rolled the book to the leg's day before journaling it."""
-        book = self.book
-        pnl = self._trade_pnl.pop(trade.id, 0.0) + leg.pnl
-        if not closed:
-            self._trade_pnl[trade.id] = pnl
-        halt = book.halt
-        if (
-            book.leg_closed(leg.pnl)
-            and not self._killing
-            and (halt is None or halt.reason != "max_daily_loss")
-        ):
-            self._kill_due = "realised"
-        if closed and book.trade_closed(pnl) and book.halt is None and self._kill_due is None:
-            limit = self.risk.loss_streak
-            message = f"{book.streak} losing trades in a row (loss_streak {limit})"
-            self._set_halt("loss_streak", message, leg.closed_at)
-            self.alert(
-                "halted",
-                f"{message}: entries are halted for the day (open trades keep their exits)",
-                reason="loss_streak",
-            )
-
-    def _commit_kill(self, reason: str, message: str, ts: datetime, events: list[JournalEvent]) -> set[str]:
-        """Journal a kill's halt and flattens together; the ids of the events that went to the
-        side file instead (the journal could not take them: exits are never held back)."""
-        day = self.book.trading_day(ts)
-        self.book.halt = Halt(reason, message, day)
-        self.book.breach_since = None
-        return self._record.commit_kill(reason, message, ts, day, events)
-
-    def _set_halt(self, reason: str, message: str, ts: datetime) -> None:
-        day = self.book.trading_day(ts)
-        self.book.halt = Halt(reason, message, day)
-        self.book.breach_since = None
-        self._record.record_halt(reason, message, ts, day)
-
-    def _unrealised(self, bids: dict[str, float] | None = None) -> float:
-        """Open trades valued at ``bids`` (default: the last sane bids; a trade without one: 0)."""
-        bids = self._sane_bid if bids is None else bids
-        return sum(
-            (bids.get(t.symbol, t.entry_price) - t.entry_price) * t.remaining
-            for t in self.open_trades.values()
-        )
-
-    def _watch_loss(self, quote: Quote) -> None:
-        """Unrealised loss, on quotes with a sane spread only, confirmed over ``loss_confirm_s``."""
-        halt = self.book.halt
-        if self._killing or (halt is not None and halt.reason == "max_daily_loss"):
-            return
-        if not self.book.spread_ok(quote.bid, quote.ask):
-            return  # a pulled bid neither starts nor ends a breach
-        self._sane_bid[quote.symbol] = quote.bid
-        self._roll(quote.ts)
-        if self.book.unrealised_breach(self._unrealised(), quote.ts):
-            self._kill_due = "unrealised"
+    # -- the kill switch and the daily loss limit's flatten ------------------------------
 
     def _after_exits(self, ts: datetime) -> None:
         """After an event's own hooks: flatten the book if it reached max_daily_loss."""
-        if self._kill_due is None or self._killing:
-            return
-        cause, self._kill_due = self._kill_due, None
-        limit = self.risk.max_daily_loss
-        realised = self.book.realised
-        if cause == "realised":
-            why = f"today's realised P&L ${realised:,.2f} reached max_daily_loss ${limit:,.2f}"
-        else:
-            open_pnl = self._unrealised()
-            why = (
-                f"today's P&L ${realised + open_pnl:,.2f} (realised ${realised:,.2f}, open trades"
-                f" at the bid ${open_pnl:,.2f}) stayed past max_daily_loss ${limit:,.2f} for"
-                f" {self.risk.loss_confirm_s:g} s"
-            )
-        self._kill("max_daily_loss", why, ts)
+        why = self._day.kill_reason()
+        if why is not None:
+            self._kill("max_daily_loss", why, ts)
 
     def kill(self, reason: str = "kill_switch", ts: datetime | None = None) -> list[Trade]:
         """The kill switch: flatten every open trade at the bid and halt entries for the day."""
@@ -1180,14 +847,15 @@ class Engine:
         if reason not in ("kill_switch", "max_daily_loss"):
             raise TradeRefused(f"a kill's reason is kill_switch or max_daily_loss, not {reason!r}")
         ts = ts if ts is not None else self.clock.now()
-        self._roll(ts)
+        self._day.roll(ts)
         message = "the kill switch was pressed" if reason == "kill_switch" else "max_daily_loss"
         return self._kill(reason, message, ts)
 
     def _kill(self, reason: str, message: str, ts: datetime) -> list[Trade]:
         """Journal the halt and every flatten, then ``on_kill`` once, then each trade's hooks."""
-        self._kill_due = None
-        self._killing = True
+        day = self._day
+        day.kill_due = None
+        day.killing = True
         try:
             trades = list(self.open_trades.values())
             closes = []
@@ -1204,7 +872,7 @@ class Engine:
                 )
             # The halt and every flatten in one transaction: a crash leaves the day halted with
             # every trade flattened, or as it was; never halted with trades left open.
-            in_side_file = self._commit_kill(reason, message, ts, [event for _, _, event, _ in closes])
+            in_side_file = day.commit_kill(reason, message, ts, [event for _, _, event, _ in closes])
             closes = [(after, order, event, event.id in in_side_file) for after, order, event, _ in closes]
             self._notify("on_kill", trades=trades, reason=reason)
             for after, order, event, pending in closes:
@@ -1215,19 +883,8 @@ class Engine:
                 )
                 self._dispatched(event.id, pending)
         finally:
-            self._killing = False
-        self._kill_due = None
-        limit = self.risk.max_daily_loss
-        if reason == "kill_switch" and limit is not None and self.book.realised <= -limit + 0.005:
-            # The flatten itself reached the daily loss limit: that halt, not the button's, holds.
-            reason, message = (
-                "max_daily_loss",
-                (
-                    f"{message}; the flatten took today's realised P&L to ${self.book.realised:,.2f},"
-                    f" past max_daily_loss ${limit:,.2f}"
-                ),
-            )
-            self._set_halt(reason, message, ts)
+            day.killing = False
+        reason, message = day.after_kill(reason, message, ts)
         flattened = ", ".join(f"{t.symbol} {t.remaining}" for t in trades)
         done = (
             f"every open trade closed at the bid in the journal ({flattened}) and its flatten handed"
@@ -1246,57 +903,14 @@ class Engine:
 
     def resume(self, ts: datetime | None = None) -> bool:
         """Lift the kill switch's halt. The daily loss limit's and a losing streak's last the day."""
-        ts = ts if ts is not None else self.clock.now()
-        self._roll(ts)
-        halt = self.book.halt
-        if halt is None:
-            raise TradeRefused("entries are not halted by the kill switch or a risk limit", "not_halted")
-        if halt.reason != "kill_switch":
-            raise TradeRefused(
-                f"entries stay halted for the rest of the trading day: {halt.message} ({halt.reason}"
-                " is not lifted by hand; it ends with the day)",
-                "halted",
-            )
-        streak, limit = self.book.streak, self.risk.loss_streak
-        if limit is not None and streak >= limit:
-            # The losing streak was reached while the kill switch held: it halts the day.
-            message = f"{streak} losing trades in a row (loss_streak {limit})"
-            self._set_halt("loss_streak", message, ts)
-            self.alert("halted", f"{message}: entries are halted for the day", reason="loss_streak")
-            raise TradeRefused(f"entries stay halted for the rest of the trading day: {message}", "halted")
-        if self.journal is not None:
-            try:
-                self.journal.record_risk("resume", halt.reason, "resumed by a person", None, ts, halt.day)
-            except JournalWriteError as exc:
-                raise TradeRefused(f"not resumed: the journal cannot be written ({exc})", "journal") from None
-        self.book.halt = None
-        self.alert(
-            "resumed", f"entries are allowed again (the {halt.reason} halt was lifted)", what=halt.reason
-        )
+        lifted = self._day.resume(ts if ts is not None else self.clock.now())
+        self.alert("resumed", f"entries are allowed again (the {lifted} halt was lifted)", what=lifted)
         return True
 
     def risk_status(self) -> dict[str, object]:
         """Today against the limits, for ``GET /ping`` and the dashboard."""
-        book = self.book
         bids = {s: q.bid for s, q in self.last_quotes.items() if s in self.open_trades}
-        unrealised = self._unrealised(bids)
-        limits = {
-            name: (value.strftime("%H:%M") if hasattr(value, "strftime") else value)
-            for name, value in attrs.asdict(self.risk, recurse=False).items()
-            if value is not None
-        }
-        return {
-            "day": book.day.isoformat() if book.day else None,
-            "realised": round(book.realised, 2),
-            "unrealised": round(unrealised, 2),
-            "total": round(book.realised + unrealised, 2),
-            "trades_today": book.entries,
-            "losing_streak": book.streak,
-            "halted": book.halt.reason if book.halt else None,
-            "halt_message": book.halt.message if book.halt else None,
-            "refused": dict(self.counters.refused_by_rule),
-            "limits": limits,
-        }
+        return self._day.status(bids, self.counters.refused_by_rule)
 
     def _order(self, trade: Trade, side: Side, qty: int, price: float, intent: Intent, ts: datetime) -> Order:
         return Order(

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from momobot_core.brackets import MAX_PRICE, MAX_QTY, price_ok
+from momobot_core.errors import TradeRefused
 from momobot_core.journal import JournalEvent, JournalWriteError
 
 if TYPE_CHECKING:
@@ -360,6 +362,45 @@ class Record:
 
     # -- broker fills --------------------------------------------------------------------------
 
+    def record_fill(self, fill: Fill) -> tuple[bool, int]:
+        """A broker's fill of one of the engine's orders, journaled beside the order's model price
+        (or kept until the journal can take it): whether it is new, and how many fills kept
+        earlier the journal took now. TradeRefused for a fill that makes no sense or names no
+        order the engine sent."""
+        check_fill(fill)
+        journal = self.journal
+        if journal is None:
+            return True, 0
+        order = journal.order(fill.order_id)
+        if order is None and self.fold():  # its order may still wait for its fold
+            order = journal.order(fill.order_id)
+        if order is None and self.pending and fill.order_id in journal.pending_order_ids():
+            # Its order waits in the side file (the journal was locked when it went out).
+            self.keep_fill(fill, fill.order_id, None)
+            return True, 0
+        if order is None:
+            what = f"fill {fill.broker_ref!r} of order {fill.order_id!r}"
+            raise TradeRefused(f"{what}: the journal has no such order", "unknown_order")
+        earlier = 0
+        try:
+            if self.fills:
+                earlier = self.retry_fills()
+            new = journal.record_fill(fill)
+        except JournalWriteError as exc:
+            self.keep_fill(fill, order.symbol, exc)
+            return True, earlier
+        if new:
+            log.info(
+                "%s: broker filled %d of %s order %s at %s (model %s)",
+                order.symbol,
+                fill.qty,
+                order.intent.value,
+                order.id,
+                fill.price,
+                order.price,
+            )
+        return new, earlier
+
     def keep_fill(self, fill: Fill, symbol: str, exc: JournalWriteError | None) -> None:
         """A fill the journal could not take (``exc``) or whose order waits in the side file."""
         self.fills.append(fill)
@@ -386,3 +427,16 @@ class Record:
                 new += 1
             self.fills.pop(0)
         return new
+
+
+def check_fill(fill: Fill) -> None:
+    """TradeRefused for a broker fill that makes no sense (an order plugin's bad report)."""
+    what = f"fill {fill.broker_ref!r} of order {fill.order_id!r}"
+    if not isinstance(fill.qty, int) or isinstance(fill.qty, bool) or not 1 <= fill.qty <= MAX_QTY:
+        raise TradeRefused(f"{what}: qty must be a whole number from 1 to {MAX_QTY:,}, not {fill.qty!r}")
+    if not price_ok(fill.price):
+        raise TradeRefused(f"{what}: price must be above 0 and at most {MAX_PRICE:,.0f}, not {fill.price!r}")
+    if not isinstance(fill.broker_ref, str) or not fill.broker_ref:
+        raise TradeRefused(f"{what}: broker_ref must name the broker's execution")
+    if fill.ts.tzinfo is None:
+        raise TradeRefused(f"{what}: ts must be an aware datetime")

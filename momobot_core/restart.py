@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from momobot_core.errors import TradeRefused
 from momobot_core.journal import LOST_PREFIX
 from momobot_core.watch import Notice
 
 if TYPE_CHECKING:
-    from momobot_core.journal import CutSequence, Journal
+    from momobot_core.journal import CutSequence, Journal, JournalEvent
     from momobot_core.models import Trade
 
-__all__ = ["in_doubt", "lost_exits", "restart_notices"]
+__all__ = ["Doubts", "in_doubt", "lost_exits", "restart_notices"]
 
 #: ``(trade_id, symbol, kind, ts)`` of events committed but never marked dispatched.
 Undispatched = Sequence[tuple[str, str, str, str]]
@@ -33,6 +34,98 @@ def lost_exits(undispatched: Undispatched, trade_id: str) -> list[str]:
         for tid, _, kind, _ in undispatched
         if tid == trade_id and kind.startswith(LOST_PREFIX)
     ]
+
+
+class Doubts:
+    """The restored trades' events the plugins may not have heard of, until a person answers.
+
+    What each action on such a trade must be told first: a close, a discard and a confirm each
+    ask :meth:`refusal_to_close`, :meth:`refusal_to_discard` or :meth:`lost_for_confirm`.
+    """
+
+    def __init__(self, undispatched: Undispatched) -> None:
+        self.rows = list(undispatched)
+
+    def unconfirmed(self) -> set[str]:
+        """The trades that restart unconfirmed."""
+        return {trade_id for trade_id, _, _, _ in self.rows}
+
+    def in_doubt(self, trade_id: str) -> list[str]:
+        return in_doubt(self.rows, trade_id)
+
+    def lost_exits(self, trade_id: str) -> list[str]:
+        return lost_exits(self.rows, trade_id)
+
+    def answered(self, trade_id: str) -> None:
+        """A person confirmed the trade: nothing of it is in doubt any more."""
+        self.rows = [row for row in self.rows if row[0] != trade_id]
+
+    def refusal_to_close(self, trade: Trade) -> TradeRefused | None:
+        """Sold on the journal's view, a trade whose exit went out unrecorded would sell shares
+        that exit may have sold already, and drop its leg: the person says first what the broker
+        shows."""
+        lost = self.lost_exits(trade.id) if trade.unconfirmed else []
+        if not lost:
+            return None
+        return TradeRefused(
+            f"{trade.symbol}: the {' and '.join(lost)} exit of trade {trade.id} was sent but not"
+            " recorded: confirm the trade first with what your broker shows (exits_sent), then"
+            " close what it still holds",
+            "lost_exit",
+        )
+
+    def refusal_to_discard(self, trade: Trade, kept: list[JournalEvent | None]) -> TradeRefused | None:
+        """Only a trade whose entry may never have reached the broker is discarded (``kept``:
+        the lost exits the side file kept whole, None where it could not)."""
+        symbol = trade.symbol
+        if not trade.unconfirmed:
+            return TradeRefused(
+                f"{symbol}: trade {trade.id} is not unconfirmed: only a trade the broker may never"
+                " have had can be discarded; close it to sell what it holds",
+                "already_open",
+            )
+        lost = self.lost_exits(trade.id)
+        if lost and all(event is not None for event in kept):
+            return TradeRefused(
+                f"{symbol}: the {' and '.join(lost)} exit of trade {trade.id} went out unrecorded, so"
+                " its entry reached the broker: confirm the trade with what your broker shows"
+                " (exits_sent) instead; it is journaled as it was",
+                "lost_exit",
+            )
+        doubt = self.in_doubt(trade.id)
+        if not lost and "open" not in doubt:
+            # Its entry's hooks all ran: the entry went out. Discarded, the shares the broker
+            # holds would be watched by nothing and protected by no stop.
+            return TradeRefused(
+                f"{symbol}: the entry of trade {trade.id} went out (only its"
+                f" {' and '.join(doubt) or 'last'} event is in doubt): confirm it,"
+                " or close it to sell what it holds",
+                "already_open",
+            )
+        return None
+
+    def lost_for_confirm(self, trade: Trade, exits_sent: bool | None) -> str | None:
+        """The names of the trade's lost exits when the person said they went out (``exits_sent``
+        true: record them as sent); None to confirm it as it is. TradeRefused when the answer is
+        missing (a lost exit) or makes no sense (none was lost)."""
+        symbol = trade.symbol
+        if not trade.unconfirmed:
+            raise TradeRefused(f"{symbol}: trade {trade.id} is not unconfirmed", "already_open")
+        lost = self.lost_exits(trade.id)
+        if not lost:
+            if exits_sent is not None:
+                raise TradeRefused(f"{symbol}: trade {trade.id} has no exit that went out unrecorded")
+            return None
+        names = " and ".join(lost)
+        if exits_sent is None:
+            raise TradeRefused(
+                f"{symbol}: the {names} exit of trade {trade.id} was sent but not recorded: say"
+                " what your broker shows. exits_sent true: it was done, it is recorded as sent"
+                " and nothing is sent; exits_sent false: it was not, the trade resumes as"
+                " before it and the exit goes out again when its price comes",
+                "lost_exit",
+            )
+        return names if exits_sent else None
 
 
 def restart_notices(

@@ -19,7 +19,7 @@ from momobot_core import __version__
 from momobot_core.config import ConfigError, CoreSettings, InputError, load_config
 from momobot_core.journal import Journal, JournalError
 from momobot_core.plugins import Hooks, load_hooks
-from momobot_core.report import legs_json, tradervue_csv
+from momobot_core.report import by_strategy_json, legs_json, tradervue_csv
 from momobot_core.session import demo_session_path, run_recorded
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,6 +93,10 @@ def build_cli(hooks: Hooks) -> click.Group:
         """MomoBot: momentum bracket trades, with plugins."""
         setup_logging(-1 if quiet else verbose)
         ctx.obj = hooks
+
+    from momobot_core.strategies.cli import add_commands
+
+    add_commands(cli)
 
     @cli.command()
     @click.argument("files", nargs=-1, required=True, metavar="FILE...")
@@ -181,8 +185,10 @@ def build_cli(hooks: Hooks) -> click.Group:
         show_default=True,
         help="json: closed legs; csv: executions for TraderVue.",
     )
-    def trades(db: str, fmt: str) -> None:
-        """Show the journal: closed legs as JSON, or executions as TraderVue CSV."""
+    @click.option("--by-strategy", is_flag=True, help="P&L, trades, wins and losses per strategy (JSON).")
+    def trades(db: str, fmt: str, by_strategy: bool) -> None:
+        """Show the journal: closed legs as JSON (each with its strategy), or executions as
+        TraderVue CSV, or P&L per strategy."""
         from pathlib import Path
 
         if not Path(db).is_file():
@@ -192,13 +198,16 @@ def build_cli(hooks: Hooks) -> click.Group:
             )
         journal = run_or_fail(lambda: Journal(db, readonly=True))
         with journal:
-            if fmt == "json":
+            if by_strategy:
+                click.echo(by_strategy_json(journal.trades(), journal.legs()))
+            elif fmt == "json":
+                strategies = {t.id: t.strategy or "manual" for t in journal.trades()}
                 entries = {
                     str(row["trade_id"]): str(row["order_id"])
                     for row in journal.executions()
                     if row["intent"] == "entry"
                 }
-                click.echo(legs_json(journal.legs(), journal.fills(), entries))
+                click.echo(legs_json(journal.legs(), journal.fills(), entries, strategies))
             else:
                 click.echo(tradervue_csv(journal.executions()), nl=False)
 

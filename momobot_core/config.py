@@ -24,7 +24,7 @@ import attrs
 log = logging.getLogger("momobot.config")
 
 #: The core's own tables.
-CORE_TABLES = ("momobot", "api", "risk")
+CORE_TABLES = ("momobot", "api", "risk", "bracket")
 #: Tables of this project's plugins: configuring one that is not installed is a warning, not an error.
 PLUGIN_TABLES = ("hotkey_ws", "voice", "alpaca", "massive", "das")
 DEFAULT_TIMEZONE = "America/New_York"
@@ -270,6 +270,8 @@ class CoreSettings:
     #: How long start-up waits for a journal another program holds when the side file has exits
     #: for it; then it refuses to start (nothing is restored from half the truth).
     journal_wait_s: float = 10.0
+    #: Symbols armed with a strategy at start: ``"ABCD pullback 1m"`` (docs/strategies.md).
+    arm: tuple[str, ...] = ()
 
     @property
     def tz(self) -> tzinfo:
@@ -279,7 +281,7 @@ class CoreSettings:
     def from_config(cls, config: Config) -> CoreSettings:
         section = config.section("momobot", env_prefix="MOMOBOT_")
         section.check_known(
-            {"min_hold_s", "timezone", "source", "watchlist", "quote_wait_s", "journal_wait_s"}
+            {"min_hold_s", "timezone", "source", "watchlist", "quote_wait_s", "journal_wait_s", "arm"}
         )
         min_hold_s = section.get_float("min_hold_s", 0.0)
         if min_hold_s > 86400:
@@ -303,4 +305,5 @@ class CoreSettings:
             source=section.get_str("source", None) or None,
             watchlist=watchlist,
             quote_wait_s=quote_wait_s,
+            arm=tuple(section.get_str_list("arm", [])),
         )

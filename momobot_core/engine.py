@@ -25,20 +25,22 @@ import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from momobot_core import brackets
 from momobot_core.alerts import ALERTS_KEPT, Alerts
 from momobot_core.brackets import MAX_PRICE, MAX_QTY
-from momobot_core.config import Config, CoreSettings
+from momobot_core.config import Config, ConfigError, CoreSettings
 from momobot_core.errors import JournalWriteError, TradeRefused
 from momobot_core.journal import JournalEvent, WireLog
 from momobot_core.models import (
     Alert,
+    Arm,
     Close,
     CloseReason,
+    Disarm,
     Fill,
     Intent,
     Kill,
@@ -56,6 +58,9 @@ from momobot_core.record import Record
 from momobot_core.restart import Doubts, restart_notices
 from momobot_core.risk import RiskBook, RiskSettings
 from momobot_core.riskday import RiskDay
+from momobot_core.strategies import collect_strategies
+from momobot_core.strategies.arms import Arms, parse_arm
+from momobot_core.strategies.bracket import bracket_settings
 from momobot_core.submit import SUBMIT_QUEUE, SubmitQueue
 from momobot_core.watch import QuoteWatch, TradingHalts
 
@@ -68,7 +73,7 @@ log = logging.getLogger("momobot.engine")
 
 MODES = ("live", "replay", "demo")
 #: What ``Engine.apply`` takes.
-Event = Quote | Open | Close | Kill | Resume | Fill
+Event = Quote | Open | Close | Kill | Resume | Fill | Arm | Disarm
 # Past this many, rejected quotes are counted but no longer logged one by one.
 _REJECTS_LOGGED = 10
 __all__ = ["ALERTS_KEPT", "MAX_PRICE", "MAX_QTY", "SUBMIT_QUEUE", "Engine", "Event", "TradeRefused"]
@@ -175,6 +180,17 @@ class Engine:
         self._doubts = Doubts(journal.undispatched() if journal is not None else [])
         #: Events other threads hand over (``submit``), applied on the engine's thread.
         self._submitted = SubmitQueue(self.apply, self.alert)
+        #: The armed symbols: strategies' entries, through :meth:`apply` like a person's.
+        self._arms = Arms(
+            strategies=collect_strategies(hooks),
+            bracket=bracket_settings(self.config),
+            tz=self.settings.tz,
+            journal=journal,
+            enter=self._enter,
+            tell=self.alert,
+            open_trades=self.open_trades,
+            last_quotes=self.last_quotes,
+        )
         if journal is not None:
             unconfirmed = self._doubts.unconfirmed()
             for restored in journal.open_trades():
@@ -202,6 +218,7 @@ class Engine:
         if self.hooks is not None:
             self.hooks.start(self)
         self._restart_alerts()
+        self._arm_at_start()
         if self.clock.live:
             now = self.clock.now()
             self._day.roll(now)  # a halted day stays halted across a restart
@@ -228,6 +245,7 @@ class Engine:
         if self.hooks is not None and self._started:
             self.hooks.shutdown(self)  # plugins flush what they still had to send
         self._keep_fills()
+        self._arms.flush()
         self._record.mark()
         self._drain_inbox()
 
@@ -311,7 +329,14 @@ class Engine:
             self.clock.current = event.ts
         if type(event) is Open:
             return self.open_trade(
-                event.symbol, event.qty, event.tp1, event.tp2, event.stop, ts=event.ts, risk=event.risk
+                event.symbol,
+                event.qty,
+                event.tp1,
+                event.tp2,
+                event.stop,
+                ts=event.ts,
+                risk=event.risk,
+                strategy=(event.strategy, event.timeframe, event.level),
             )
         if type(event) is Close:
             return self.close_trade(event.symbol, ts=event.ts)
@@ -319,6 +344,12 @@ class Engine:
             return self.kill(event.reason, ts=event.ts)
         if type(event) is Resume:
             return self.resume(ts=event.ts)
+        if type(event) is Arm:
+            self._arms.arm(event)
+            return True
+        if type(event) is Disarm:
+            self._arms.disarm(event.symbol)
+            return True
         raise TypeError(f"not an engine event: {event!r}")
 
     def submit(self, event: Event) -> bool:
@@ -332,6 +363,47 @@ class Engine:
 
     def _drain_submitted(self) -> None:
         self._submitted.drain()
+
+    # -- strategies ---------------------------------------------------------------------
+
+    def _enter(self, order: Open) -> Trade:
+        trade = self.apply(order)
+        assert isinstance(trade, Trade)
+        return trade
+
+    def _arm_at_start(self) -> None:
+        """The journal's arms (their state kept), then ``[momobot] arm`` for symbols not armed."""
+        self._arms.restore()
+        now = self.clock.now()
+        for text in self.settings.arm:
+            try:
+                event = parse_arm(text, now)
+                if event.symbol in self._arms.armed:
+                    held = self._arms.armed[event.symbol].spec
+                    if (held.strategy, held.timeframe.name) == (event.strategy, event.timeframe):
+                        continue  # the journal's arm, with its state and entries, goes on
+                self._arms.arm(event)
+            except (ValueError, TradeRefused) as exc:
+                raise ConfigError(f"[momobot] arm = {text!r}: {exc}") from None
+
+    @property
+    def arms(self) -> list[dict[str, Any]]:
+        """Every armed symbol and its live state (``GET /arms``, ``momobot arms``)."""
+        return self._arms.status()
+
+    def signal(
+        self,
+        symbol: str,
+        ts: datetime | None = None,
+        stop: float | None = None,
+        alert_id: str | None = None,
+        reason: str = "",
+    ) -> Trade | None:
+        """An outside signal for a symbol armed with ``signal`` (``POST /signals``): the entry,
+        None when the arm's rules hold it back; TradeRefused otherwise."""
+        if self._inbox:
+            self._drain_inbox()
+        return self._arms.signal(symbol, ts if ts is not None else self.clock.now(), stop, alert_id, reason)
 
     # -- quotes ------------------------------------------------------------------
 
@@ -358,6 +430,8 @@ class Engine:
                         self._day.watch(quote)
                     if self._day.kill_due is not None:
                         self._after_exits(quote.ts)
+                if symbol in self._arms.armed:
+                    self._arms.on_quote(quote)
                 return True
         self._reject(quote)
         return False
@@ -403,6 +477,7 @@ class Engine:
         stop: float,
         ts: datetime | None = None,
         risk: float | None = None,
+        strategy: tuple[str | None, str | None, float | None] = (None, None, None),
     ) -> Trade:
         """Open a long bracket trade with an entry buy at the symbol's current ask.
 
@@ -431,6 +506,9 @@ class Engine:
             stop=stop,
             opened_at=ts,
             initial_stop=stop,
+            strategy=strategy[0],
+            timeframe=strategy[1],
+            level=strategy[2],
         )
         order = self._order(trade, Side.BUY, qty, quote.ask, Intent.ENTRY, ts)
         event = JournalEvent("open", trade, order)
@@ -650,8 +728,8 @@ class Engine:
         beside the engine's model price. The trade's state does not change: the engine trades
         its model; the fills show what the broker did. Raises TradeRefused for a fill that
         names no journaled order or makes no sense."""
-        new, earlier = self._record.record_fill(fill)
-        self.counters.fills += earlier + new
+        new, recorded = self._record.record_fill(fill)
+        self.counters.fills += recorded
         return new
 
     # -- the journal ---------------------------------------------------------------
@@ -704,6 +782,10 @@ class Engine:
             now = datetime.now(UTC)
             self._day.check(now)
             self._after_exits(now)
+            if self._arms.armed:
+                self._arms.tick(now)
+        else:
+            self._arms.flush()
 
     # -- live quotes -----------------------------------------------------------------
 
@@ -830,6 +912,8 @@ class Engine:
         self._day.closed(trade.symbol)
         self.counters.trades_closed += 1
         self._day.count_leg(after, leg, closed=True)
+        if trade.symbol in self._arms.armed:
+            self._arms.closed(trade.symbol, ts)
         return after, order, event, pending
 
     # -- the kill switch and the daily loss limit's flatten ------------------------------

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from momobot_core.engine import Engine
     from momobot_core.models import Alert, Order, Panel, Quote, Target, Trade
     from momobot_core.sources import SourceFactory
+    from momobot_core.strategies import StrategyFactory
 
 hookspec = pluggy.HookspecMarker("momobot")
 
@@ -166,6 +167,25 @@ def register_sources(register: Callable[[str, SourceFactory], None]) -> None:
     ``momobot sources`` lists what is registered; ``momobot serve --source
     NAME`` (or ``[momobot] source = "NAME"``) runs one. Two plugins offering
     the same name is an error.
+    """
+
+
+@hookspec
+def register_strategies(register: Callable[[str, StrategyFactory], None]) -> None:
+    """Called at start: offer strategies that find entries (docs/strategies.md).
+
+    :param register: Call ``register(name, factory)`` for each strategy;
+        ``factory(spec)`` gets a :class:`momobot_core.strategies.ArmSpec` (the
+        symbol, the timeframe, the strategy's own fields: raise ValueError
+        naming a bad one) and returns an object with ``on_candle(candle)``,
+        ``on_price(ts, price)``, ``entered()``, ``state()`` and ``restore(state)``
+        (:class:`momobot_core.strategies.Strategy`).
+
+    A symbol armed with the strategy (``[momobot] arm``, ``POST /arm``, a
+    recording's ``arm`` event) feeds it that symbol's closed candles and prices;
+    a :class:`momobot_core.strategies.Signal` it returns becomes an entry
+    through ``Engine.apply(Open(...))``, under every risk limit. Two plugins
+    offering the same name is an error.
     """
 
 

@@ -75,7 +75,7 @@ __all__ = [
 
 log = logging.getLogger("momobot.journal")
 
-SCHEMA_VERSION = 5  # 5: lost_exits (an exit sent unrecorded, kept whole)
+SCHEMA_VERSION = 6  # 6: a strategy's entries (trades.strategy, timeframe, level) and arms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trades (
@@ -93,7 +93,10 @@ CREATE TABLE IF NOT EXISTS trades (
     stop_hit INTEGER NOT NULL DEFAULT 0,
     closed_at TEXT,
     close_reason TEXT,
-    initial_stop REAL
+    initial_stop REAL,
+    strategy TEXT,
+    timeframe TEXT,
+    level REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_open_trade_per_symbol
     ON trades(symbol) WHERE closed_at IS NULL;
@@ -146,6 +149,15 @@ CREATE TABLE IF NOT EXISTS risk (
     symbol TEXT,
     ts TEXT NOT NULL,
     day TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS arms (
+    symbol TEXT PRIMARY KEY,
+    strategy TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    params TEXT NOT NULL,
+    state TEXT NOT NULL,
+    armed_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS lost_exits (
     event_id TEXT PRIMARY KEY,
@@ -411,7 +423,7 @@ class Journal:
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if version == 0 and tables:
                 raise JournalError(f"{self.path}: not a MomoBot journal (it holds other tables)")
-            readable = (1, 2, 3, 4, SCHEMA_VERSION)
+            readable = (1, 2, 3, 4, 5, SCHEMA_VERSION)
             if version not in (0, *readable) or (readonly and version not in readable):
                 raise JournalError(
                     f"{self.path}: not a MomoBot journal of schema version"
@@ -431,6 +443,10 @@ class Journal:
             if not readonly and columns and "initial_stop" not in columns:
                 db.execute("ALTER TABLE trades ADD COLUMN initial_stop REAL")  # schema 2 -> 3
                 columns.add("initial_stop")
+            if not readonly and columns and "strategy" not in columns:  # schema 5 -> 6
+                for column in ("strategy TEXT", "timeframe TEXT", "level REAL"):
+                    db.execute(f"ALTER TABLE trades ADD COLUMN {column}")
+                columns |= {"strategy", "timeframe", "level"}
             leg_columns = {row[1] for row in db.execute("PRAGMA table_info(legs)")}
             if not readonly and leg_columns and "order_id" not in leg_columns:
                 db.execute("ALTER TABLE legs ADD COLUMN order_id TEXT")  # schema 3 -> 4
@@ -444,6 +460,10 @@ class Journal:
             self._trade_columns = _TRADE_COLUMNS + (
                 ", initial_stop" if "initial_stop" in columns or not columns else ", NULL"
             )
+            # Journals before schema 6 know no strategy's entries.
+            known = "strategy" in columns or not columns
+            self._trade_columns += ", strategy, timeframe, level" if known else ", NULL, NULL, NULL"
+            self._has_arms = readonly is False or version >= 6
             self._has_events = readonly is False or version >= 2
             self._has_risk = readonly is False or version >= 3
         except sqlite3.DatabaseError as exc:
@@ -593,9 +613,9 @@ class Journal:
         trade = event.trade
         if event.kind == "open":
             db.execute(
-                f"INSERT INTO trades ({_TRADE_COLUMNS}, initial_stop)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_trade_row(trade), trade.initial_stop),
+                f"INSERT INTO trades ({_TRADE_COLUMNS}, initial_stop, strategy, timeframe, level)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*_trade_row(trade), trade.initial_stop, trade.strategy, trade.timeframe, trade.level),
             )
         elif event.kind != "confirm":
             # A trade closed in the journal is never opened again by an event folded in later.
@@ -1188,6 +1208,45 @@ class Journal:
             for row in rows
         ]
 
+    def record_arm(self, arm: ArmRow) -> None:
+        """Keep an arm and its strategy's state (a new arm, or its state after a change).
+        Raises JournalWriteError."""
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO arms (symbol, strategy, timeframe, params, state, armed_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        arm.symbol,
+                        arm.strategy,
+                        arm.timeframe,
+                        json.dumps(arm.params, sort_keys=True),
+                        json.dumps(arm.state, sort_keys=True),
+                        arm.armed_at.isoformat(),
+                        arm.updated_at.isoformat(),
+                    ),
+                )
+        except sqlite3.Error as exc:
+            raise JournalWriteError(f"journal {self.path}: {exc}") from None
+
+    def remove_arm(self, symbol: str) -> None:
+        """A symbol disarmed. Raises JournalWriteError."""
+        try:
+            with self._transaction() as db:
+                db.execute("DELETE FROM arms WHERE symbol=?", (symbol,))
+        except sqlite3.Error as exc:
+            raise JournalWriteError(f"journal {self.path}: {exc}") from None
+
+    def arms(self) -> list[ArmRow]:
+        """The arms kept, by symbol."""
+        if not self._has_arms:
+            return []
+        rows = self._db.execute(
+            "SELECT symbol, strategy, timeframe, params, state, armed_at, updated_at FROM arms"
+            " ORDER BY symbol"
+        ).fetchall()
+        return [_checked(self.path, "arms", row, _arm) for row in rows]
+
     def alerts_since(self, since: datetime) -> list[tuple[str, str, str | None, datetime]]:
         """``(kind, message, symbol, ts)`` of the alerts kept since ``since``, oldest first."""
         rows = self._db.execute("SELECT kind, message, symbol, ts FROM alerts ORDER BY seq").fetchall()
@@ -1208,6 +1267,29 @@ class Journal:
                 "INSERT INTO alerts (kind, message, symbol, ts) VALUES (?, ?, ?, ?)",
                 (kind, message, symbol, ts.isoformat()),
             )
+
+
+@attrs.frozen
+class ArmRow:
+    """An arm as the journal keeps it: the strategy's state as of ``updated_at``."""
+
+    symbol: str
+    strategy: str
+    timeframe: str
+    params: dict[str, Any]
+    state: dict[str, Any]
+    armed_at: datetime
+    updated_at: datetime
+
+
+def _arm(row: Any) -> ArmRow:
+    symbol, strategy, timeframe, params, state, armed_at, updated_at = row
+    params, state = json.loads(params), json.loads(state)
+    if not isinstance(params, dict) or not isinstance(state, dict):
+        raise ValueError("params and state must be JSON objects")
+    return ArmRow(
+        str(symbol), str(strategy), str(timeframe), params, state, _aware(armed_at), _aware(updated_at)
+    )
 
 
 @attrs.frozen
@@ -1269,6 +1351,9 @@ def _trade(row: Any) -> Trade:
         closed_at,
         close_reason,
         initial_stop,
+        strategy,
+        timeframe,
+        level,
     ) = row
     for name, value in (("qty", qty), ("remaining", remaining)):
         if not isinstance(value, int) or value < 0:
@@ -1294,6 +1379,9 @@ def _trade(row: Any) -> Trade:
         closed_at=_aware(closed_at) if closed_at else None,
         close_reason=CloseReason(close_reason) if close_reason else None,
         initial_stop=float(initial_stop) if isinstance(initial_stop, int | float) else None,
+        strategy=strategy if isinstance(strategy, str) else None,
+        timeframe=timeframe if isinstance(timeframe, str) else None,
+        level=float(level) if isinstance(level, int | float) else None,
     )
 
 

@@ -105,6 +105,34 @@ class Open:
     stop: float
     ts: datetime  # when it was asked for (event time)
     risk: float | None = None
+    #: A strategy's entry: its name, timeframe and the level it broke (journaled with the trade).
+    strategy: str | None = None
+    timeframe: str | None = None
+    level: float | None = None
+
+
+@attrs.frozen
+class Arm:
+    """Arm ``symbol`` with a strategy at a timeframe: the bot enters when the strategy says so.
+
+    ``params`` holds the strategy's own fields (``level`` for ``level``) and the arm's overrides
+    of ``[bracket]`` (``qty``, ``risk``, ``tp1``, ``tp2``, ``stop``, ``tp1_r``, ``tp2_r``,
+    ``entries``, ``cooldown_s``); see docs/strategies.md.
+    """
+
+    symbol: str
+    strategy: str
+    timeframe: str
+    ts: datetime
+    params: dict[str, object] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Disarm:
+    """Stop watching ``symbol`` for entries (an open trade keeps its exits)."""
+
+    symbol: str
+    ts: datetime
 
 
 @attrs.frozen
@@ -187,6 +215,11 @@ class Trade:
     unconfirmed: bool = False
     #: The stop the trade opened with (the R in R multiples); None in journals older than schema 3.
     initial_stop: float | None = None
+    #: A strategy's entry: which strategy, at which timeframe, and the level it broke (None: a
+    #: person's entry, or a journal older than schema 6).
+    strategy: str | None = None
+    timeframe: str | None = None
+    level: float | None = None
 
     @property
     def is_open(self) -> bool:

@@ -31,7 +31,7 @@ from momobot_core.config import ENTRY_POINT_GROUP, ConfigError
 log = logging.getLogger("momobot.plugins")
 
 DISABLE_ENV = "MOMOBOT_DISABLE_PLUGINS"
-BUILTIN_PLUGINS = ("momobot_core.default_plugins.eventlog",)
+BUILTIN_PLUGINS = ("momobot_core.default_plugins.eventlog", "momobot_core.default_plugins.strategies")
 #: How long one plugin's on_shutdown may take before the process goes on without it.
 SHUTDOWN_TIMEOUT = 5.0
 #: An event hook call slower than this is logged with the plugin's name.

@@ -364,13 +364,13 @@ class Record:
 
     def record_fill(self, fill: Fill) -> tuple[bool, int]:
         """A broker's fill of one of the engine's orders, journaled beside the order's model price
-        (or kept until the journal can take it): whether it is new, and how many fills kept
-        earlier the journal took now. TradeRefused for a fill that makes no sense or names no
-        order the engine sent."""
+        (or kept until the journal can take it): whether it is new, and how many fills were
+        recorded now (this one, and those kept earlier that the journal took). TradeRefused for
+        a fill that makes no sense or names no order the engine sent."""
         check_fill(fill)
         journal = self.journal
         if journal is None:
-            return True, 0
+            return True, 1
         order = journal.order(fill.order_id)
         if order is None and self.fold():  # its order may still wait for its fold
             order = journal.order(fill.order_id)
@@ -399,7 +399,7 @@ class Record:
                 fill.price,
                 order.price,
             )
-        return new, earlier
+        return new, earlier + new
 
     def keep_fill(self, fill: Fill, symbol: str, exc: JournalWriteError | None) -> None:
         """A fill the journal could not take (``exc``) or whose order waits in the side file."""

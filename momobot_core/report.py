@@ -120,7 +120,10 @@ def broker_prices(fills: Sequence[Fill]) -> dict[str, float]:
 
 
 def legs_json(
-    legs: Sequence[Leg], fills: Sequence[Fill] = (), entry_orders: dict[str, str] | None = None
+    legs: Sequence[Leg],
+    fills: Sequence[Fill] = (),
+    entry_orders: dict[str, str] | None = None,
+    strategies: dict[str, str] | None = None,
 ) -> str:
     """Closed legs for ``momobot trades``. With an order plugin's broker fills, each leg also
     shows ``broker_entry_price`` and ``broker_exit_price`` (volume-weighted; null when the broker
@@ -132,6 +135,8 @@ def legs_json(
     for leg in legs:
         row = {**attrs.asdict(leg), "opened_at": iso_z(leg.opened_at), "closed_at": iso_z(leg.closed_at)}
         row.pop("order_id")
+        if strategies is not None:
+            row["strategy"] = strategies.get(leg.trade_id, "manual")
         if prices:
             entry = prices.get(entries.get(leg.trade_id, ""))
             exit_ = prices.get(leg.order_id or "")
@@ -198,6 +203,8 @@ class DayStats:
     max_drawdown: float
     by_symbol: dict[str, float]
     equity: list[tuple[datetime, float]]
+    #: P&L per strategy (a person's entries under ``manual``).
+    by_strategy: dict[str, float] = attrs.field(factory=dict)
 
 
 def day_stats(trades: Sequence[Trade], legs: Sequence[Leg], day: str, tz: tzinfo) -> DayStats:
@@ -238,8 +245,11 @@ def day_stats(trades: Sequence[Trade], legs: Sequence[Leg], day: str, tz: tzinfo
         peak = max(peak, running)
         drawdown = max(drawdown, peak - running)
     by_symbol: dict[str, float] = defaultdict(float)
+    by_strategy: dict[str, float] = defaultdict(float)
     for leg in today:
         by_symbol[leg.symbol] += leg.pnl
+        trade = by_id.get(leg.trade_id)
+        by_strategy[strategy_of(trade)] += leg.pnl
     return DayStats(
         day=day,
         trades=results,
@@ -255,7 +265,30 @@ def day_stats(trades: Sequence[Trade], legs: Sequence[Leg], day: str, tz: tzinfo
         max_drawdown=round(drawdown, 6),
         by_symbol={s: round(v, 6) for s, v in sorted(by_symbol.items())},
         equity=equity,
+        by_strategy={s: round(v, 6) for s, v in sorted(by_strategy.items())},
     )
+
+
+def strategy_of(trade: Trade | None) -> str:
+    """The strategy a trade's entry came from; ``manual`` for a person's."""
+    return trade.strategy if trade is not None and trade.strategy else "manual"
+
+
+def by_strategy_json(trades: Sequence[Trade], legs: Sequence[Leg]) -> str:
+    """``momobot trades --by-strategy``: each strategy's closed trades, wins, losses and P&L."""
+    by_id = {trade.id: trade for trade in trades}
+    per_trade: dict[str, float] = defaultdict(float)
+    for leg in legs:
+        per_trade[leg.trade_id] += leg.pnl
+    groups: dict[str, dict[str, Any]] = {}
+    for trade_id, pnl in per_trade.items():
+        trade = by_id.get(trade_id)
+        group = groups.setdefault(strategy_of(trade), {"trades": 0, "wins": 0, "losses": 0, "pnl": 0.0})
+        group["trades"] += 1
+        group["wins"] += pnl > 0
+        group["losses"] += pnl < 0
+        group["pnl"] = round(group["pnl"] + pnl, 6)
+    return json.dumps(dict(sorted(groups.items())), indent=2)
 
 
 def trading_days(legs: Sequence[Leg], tz: tzinfo) -> list[str]:

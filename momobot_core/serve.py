@@ -48,11 +48,26 @@ class ApiSettings:
     max_quote_skew_s: float = 2.0
     #: How long a dashboard sign-in lasts.
     session_hours: float = SESSION_HOURS
+    #: The shared secret of ``POST /signals`` (None: signals are off).
+    signal_secret: str | None = attrs.field(default=None, repr=False)
+    #: An outside signal older than this (its ``time``) is refused.
+    signal_max_age_s: float = 60.0
 
     @classmethod
     def from_config(cls, config: Config) -> ApiSettings:
         section = config.section("api", env_prefix="MOMOBOT_API_")
-        section.check_known({"host", "port", "token", "allowed_hosts", "max_quote_skew_s", "session_hours"})
+        section.check_known(
+            {
+                "host",
+                "port",
+                "token",
+                "allowed_hosts",
+                "max_quote_skew_s",
+                "session_hours",
+                "signal_secret",
+                "signal_max_age_s",
+            }
+        )
         host = section.get_str("host", "127.0.0.1")
         port = section.get_int("port", 8000, minimum=0)
         if port > 65535:
@@ -67,6 +82,8 @@ class ApiSettings:
             allowed_hosts=tuple(allowed) if allowed is not None else None,
             max_quote_skew_s=section.get_float("max_quote_skew_s", 2.0, strictly_positive=True),
             session_hours=_session_hours(section),
+            signal_secret=section.get_str("signal_secret", None) or None,
+            signal_max_age_s=section.get_float("signal_max_age_s", 60.0, strictly_positive=True),
         )
 
     def hosts_for(self, host: str) -> tuple[str, ...]:
@@ -238,6 +255,8 @@ def serve(
                 allowed_hosts=allowed_hosts,
                 max_quote_skew_s=settings.max_quote_skew_s,
                 session_hours=settings.session_hours,
+                signal_secret=settings.signal_secret,
+                signal_max_age_s=settings.signal_max_age_s,
             )
             server = uvicorn.Server(
                 uvicorn.Config(

@@ -18,7 +18,7 @@ from momobot_core import report
 from momobot_core.config import Config, CoreSettings, InputError
 from momobot_core.engine import Counters, Engine, TradeRefused
 from momobot_core.journal import Journal, open_journal
-from momobot_core.models import Close, Kill, Leg, Open, Quote, Resume, Trade
+from momobot_core.models import Arm, Close, Disarm, Kill, Leg, Open, Quote, Resume, Trade
 from momobot_core.sources.recorded import Event, check_files, estimate_events, read_events
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class RunStats:
     seconds: float = 0.0
 
 
-def apply(engine: Engine, event: Open | Close | Kill | Resume) -> None:
+def apply(engine: Engine, event: Open | Close | Kill | Resume | Arm | Disarm) -> None:
     """Carry out a recorded action; a refused one is logged and counted, and the run goes on."""
     try:
         engine.apply(event)

@@ -52,6 +52,8 @@ class CutSequence:
     dropped_exit: bool = False
     #: The log ran out of room after it: more of ``unsent`` may have gone out than it shows.
     log_incomplete: bool = False
+    #: The plugin's own name for the sequence (an order plugin: the engine's order id).
+    batch: str = ""
 
 
 class WireFile:
@@ -191,7 +193,7 @@ def cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
         else:
             batch["ended"] = status
     cut = []
-    for batch in batches.values():
+    for name, batch in batches.items():
         queued = batch.get("queued")
         if queued is None:
             continue
@@ -215,6 +217,7 @@ def cut_sequences(records: list[dict[str, Any]]) -> list[CutSequence]:
                 unsent=commands[len(sent) :],
                 dropped_exit=dropped_exit,
                 log_incomplete=incomplete,
+                batch=name,
             )
         )
     return cut

@@ -959,6 +959,56 @@ def test_a_restored_trades_exit_sells_a_take_profit_that_never_went(tmp_path: Pa
         down.close()
 
 
+def killed_while_tp1_waits_for_the_fill(fake: FakeDas, db: Path) -> None:
+    """TP1 fires before the plugin read the entry's fill (a busy link thread): it waits, unwritten;
+    then the process dies (no shutdown hook, the link just goes)."""
+    first = DasSession(das_config(fake), db)
+    first.quote("ABCD", 1.99, 2.00)
+    fake.hold()  # the platform filled the buy; the plugin has not read it yet
+    first.open("ABCD", 100, 2.20, 2.40, 1.90)
+    assert fake.wait_for(lambda: fake.positions.get("ABCD") == 100)
+    first.quote("ABCD", 2.20, 2.21)
+    assert [p.trade.symbol for p in first.desk._pending_tp] == ["ABCD"]
+    assert first.plugin.link is not None
+    first.plugin.link.close()
+    first.journal.close()
+    fake.release()
+
+
+def test_a_take_profit_a_killed_run_never_wrote_goes_after_the_restart(tmp_path: Path) -> None:
+    # CI found it (test_das_freeze, once): the restarted engine held 50, the platform 100, and
+    # the TP1 the engine counted as sold was never written: the runner's exit then sold only 50.
+    fake = FakeDas().start()
+    killed_while_tp1_waits_for_the_fill(fake, tmp_path / "journal.db")
+    again = DasSession(das_config(fake), tmp_path / "journal.db")
+    try:
+        assert again.engine.open_trades["ABCD"].remaining == 50
+        assert again.pump(lambda: fake.positions == {"ABCD": 50})  # TP1 went at last
+        again.quote("ABCD", 2.05, 2.06)
+        again.engine.close_trade("ABCD")
+        assert again.pump(lambda: not again.desk.exits)
+        assert fake.wait_for(lambda: fake.positions == {"ABCD": 0}) and fake.lowest == {}
+    finally:
+        again.close()
+        fake.close()
+
+
+def test_a_restored_trades_exit_sells_a_take_profit_a_killed_run_never_wrote(tmp_path: Path) -> None:
+    fake = FakeDas().start()
+    killed_while_tp1_waits_for_the_fill(fake, tmp_path / "journal.db")
+    fake.hold()  # the restarted plugin has not read the position yet when the trade is closed
+    again = DasSession(das_config(fake), tmp_path / "journal.db")
+    try:
+        again.quote("ABCD", 2.05, 2.06)
+        again.engine.close_trade("ABCD")  # the last exit: it sells the waiting TP1 too
+        fake.release()
+        assert again.pump(lambda: not again.desk.exits)
+        assert fake.wait_for(lambda: fake.positions == {"ABCD": 0}) and fake.lowest == {}
+    finally:
+        again.close()
+        fake.close()
+
+
 class LateBuys(FakeDas):
     """A platform that runs a buy only after the connection it came on is gone (it froze with
     the line unread, and woke after the bot logged in again)."""

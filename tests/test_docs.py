@@ -36,6 +36,7 @@ def test_there_are_hooks_to_check() -> None:
         "on_alert",
         "on_kill",
         "register_sources",
+        "register_strategies",
         "register_routes",
         "dashboard_panels",
     }

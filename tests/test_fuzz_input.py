@@ -123,8 +123,11 @@ def test_any_csv_row_is_read_or_refused_as_file_line(tmp_path: Path, row: list[s
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ({"type": ["quote"], "ts": 0}, "type ['quote'] is not one of quote, open, close, kill, resume"),
-        ({"type": {"a": 1}, "ts": 0}, "is not one of quote, open, close, kill, resume"),
+        (
+            {"type": ["quote"], "ts": 0},
+            "type ['quote'] is not one of quote, open, close, kill, resume, arm, disarm",
+        ),
+        ({"type": {"a": 1}, "ts": 0}, "is not one of quote, open, close, kill, resume, arm, disarm"),
         ({**GOOD, "bid": 10**400}, "bid 1000000"),
         ({**GOOD, "ts": "0001-01-01T00:00:00"}, "years 1970 to 2999"),
         ({**GOOD, "ts": "9999-12-31T23:59:59-05:00"}, "years 1970 to 2999"),

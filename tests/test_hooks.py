@@ -228,3 +228,55 @@ def test_kit_lists_refused_actions_and_runs_without_plugins() -> None:
 def test_kit_steps_cannot_go_back_in_time() -> None:
     with pytest.raises(ValueError, match="back in time"):
         Script().quote("A", ask=1, at=5).quote("A", ask=1, at=4)
+
+
+def test_hook_register_strategies_offers_a_strategy_an_arm_trades() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from momobot_core.config import ConfigError
+    from momobot_core.engine import Engine
+    from momobot_core.models import Arm, Quote
+    from momobot_core.strategies import Signal, collect_strategies
+
+    class Tens:
+        """Enter on the first price at a round ten cents."""
+
+        def __init__(self, spec: Any) -> None:
+            self.done = False
+
+        def on_candle(self, candle: Any) -> None:
+            return None
+
+        def on_price(self, ts: Any, price: float) -> Signal | None:
+            return None if self.done or round(price * 100) % 10 else Signal(reason="a round price")
+
+        def entered(self) -> None:
+            self.done = True
+
+        def state(self) -> dict[str, Any]:
+            return {"done": self.done}
+
+        def restore(self, state: Any) -> None:
+            self.done = state["done"]
+
+    class Offers:
+        @hookimpl
+        def register_strategies(self, register: Any) -> None:
+            register("tens", Tens)
+
+    hooks = Hooks()
+    hooks.load_builtins()
+    hooks.register(Offers(), name="offers")
+    found = collect_strategies(hooks)
+    assert sorted(found) == ["level", "pullback", "signal", "tens"] and found["tens"][0] == "offers"
+    engine = Engine(hooks=hooks)
+    engine.start()
+    t0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
+    engine.apply(Arm("ABCD", "tens", "1m", t0))
+    engine.apply(Quote("ABCD", t0, 2.04, 2.05, 2.05))
+    engine.apply(Quote("ABCD", t0 + timedelta(seconds=1), 2.09, 2.10, 2.10))
+    trade = engine.open_trades["ABCD"]
+    assert (trade.entry_price, trade.strategy, trade.tp1) == (2.10, "tens", 2.2)
+    hooks.register(Offers(), name="again")
+    with pytest.raises(ConfigError, match="offered by both"):
+        collect_strategies(hooks)

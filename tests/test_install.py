@@ -209,3 +209,49 @@ def test_das_runs_beside_hotkey_ws_or_instead_of_it(fresh_env: Path) -> None:
         pip(fresh_env, "uninstall", "--yes", "momobot-das")
         assert plugin_names(fresh_env) == []
         assert momobot(fresh_env, "das", "--help").returncode == 2
+
+
+def test_a_pip_installed_strategy_trades_a_recorded_day_and_goes_with_uninstall(
+    fresh_env: Path, tmp_path: Path
+) -> None:
+    import re
+
+    docs = (ROOT / "docs" / "strategies.md").read_text()
+
+    def block_after(marker: str, language: str) -> str:
+        match = re.compile(rf"```{language}\n(.*?)```", re.DOTALL).search(docs, docs.index(marker))
+        assert match is not None
+        return match.group(1)
+
+    project = tmp_path / "momobot-orb"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(block_after("`pyproject.toml`:", "toml"))
+    (project / "setup.cfg").write_text(block_after("`setup.cfg`:", "ini"))
+    (project / "momobot_orb.py").write_text(block_after("`momobot_orb.py`:", "python"))
+    pip(fresh_env, "install", "--quiet", str(project))
+    listed = momobot(fresh_env, "strategies")
+    assert listed.returncode == 0, listed.stderr
+    assert {"name": "orb", "plugin": "orb"} in json.loads(listed.stdout)
+    day = tmp_path / "orb.jsonl"
+    events = [
+        {"type": "arm", "ts": "2026-11-24T09:30:00", "symbol": "ABCD", "strategy": "orb", "timeframe": "1m"},
+        *(
+            {
+                "type": "quote",
+                "ts": f"2026-11-24T09:{m}",
+                "symbol": "ABCD",
+                "bid": p - 0.01,
+                "ask": p,
+                "last": p,
+            }
+            for m, p in (("30:00", 2.00), ("30:40", 2.10), ("30:50", 1.95), ("31:10", 2.05), ("31:20", 2.11))
+        ),
+    ]
+    day.write_text("".join(json.dumps(event) + "\n" for event in events))
+    replayed = momobot(fresh_env, "replay", str(day), "--db", str(tmp_path / "orb.db"))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "ABCD" in replayed.stdout and "1 opened" in replayed.stdout  # above the range's 2.10
+    pip(fresh_env, "uninstall", "--yes", "momobot-orb")
+    gone = momobot(fresh_env, "replay", str(day), "--db", str(tmp_path / "gone.db"))
+    assert gone.returncode == 0 and "0 opened" in gone.stdout
+    assert "no strategy 'orb' (installed: level, pullback, signal)" in gone.stderr

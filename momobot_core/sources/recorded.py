@@ -2,7 +2,9 @@
 
 CSV files have the header ``ts,symbol,bid,ask,last`` (any column order;
 ``last`` may be absent or empty). JSONL files hold one event per line:
-``{"type": "quote"|"open"|"close", "ts": ..., ...}``. ``ts`` is ISO 8601
+``{"type": "quote"|"open"|"close"|"kill"|"resume"|"arm"|"disarm", "ts": ..., ...}``
+(``arm``: ``symbol``, ``strategy``, ``timeframe`` and the strategy's own fields such as
+``level``; ``disarm``: ``symbol``; docs/strategies.md). ``ts`` is ISO 8601
 or epoch seconds; an ISO time without an offset is in the exchange's time
 zone (``[momobot] timezone``, default America/New_York).
 
@@ -32,14 +34,14 @@ from typing import Any
 import attrs
 
 from momobot_core.config import InputError
-from momobot_core.models import Close, Kill, Open, Quote, Resume
+from momobot_core.models import Arm, Close, Disarm, Kill, Open, Quote, Resume
 
 CSV_COLUMNS = ("ts", "symbol", "bid", "ask", "last")
 CSV_SUFFIXES = {".csv"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 
 
-Event = Quote | Open | Close | Kill | Resume
+Event = Quote | Open | Close | Kill | Resume | Arm | Disarm
 
 
 #: Times outside these years are refused as input: nothing real happened before 1970, and a
@@ -212,6 +214,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "close": ("symbol",),
     "kill": (),
     "resume": (),
+    "arm": ("symbol", "strategy", "timeframe"),
+    "disarm": ("symbol",),
 }
 
 
@@ -270,7 +274,7 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
         raise ValueError("expected a JSON object")
     kind = data.get("type")
     if not isinstance(kind, str) or kind not in _FIELDS:
-        raise ValueError(f"type {_short(kind)} is not one of quote, open, close, kill, resume")
+        raise ValueError(f"type {_short(kind)} is not one of {', '.join(_FIELDS)}")
     for name in ("ts", *_FIELDS[kind]):
         if name not in data:
             raise ValueError(f"{kind} event lacks field {name!r}")
@@ -312,6 +316,14 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
         if qty is not None and (isinstance(qty, bool) or not isinstance(qty, int)):
             raise ValueError(f"qty {_short(qty)} must be a whole number")
         return Open(symbol, qty, _number(data, "tp1"), _number(data, "tp2"), _number(data, "stop"), ts, risk)
+    if kind == "arm":
+        for name in ("strategy", "timeframe"):
+            if not isinstance(data[name], str) or not data[name]:
+                raise ValueError(f"{name} {_short(data[name])} must be a non-empty string")
+        params = {k: v for k, v in data.items() if k not in ("type", "ts", "symbol", "strategy", "timeframe")}
+        return Arm(symbol, data["strategy"], data["timeframe"], ts, params)
+    if kind == "disarm":
+        return Disarm(symbol, ts)
     return Close(symbol, ts)
 
 

@@ -14,6 +14,7 @@ What is decided before a body is read (Host, Origin, token, size) is in
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from momobot_core import __version__
 from momobot_core.engine import ALERTS_KEPT, MAX_PRICE, MAX_QTY, Engine, TradeRefused
 from momobot_core.journal import Journal
-from momobot_core.models import Close, Kill, Leg, Open, Quote, Resume, Trade
+from momobot_core.models import Arm, Close, Disarm, Kill, Leg, Open, Quote, Resume, Trade
 from momobot_core.report import tradervue_csv
 from momobot_core.web.dashboard import Dashboard
 from momobot_core.web.guard import SESSION_HOURS, RequestGuard, Sessions
@@ -82,6 +83,35 @@ class ConfirmBody(BaseModel):
             " resumes as before it). Leave it out otherwise."
         ),
     )
+
+
+class ArmBody(BaseModel):
+    # The strategy's own fields (level) and the arm's bracket overrides (qty, risk, tp1, tp2,
+    # stop, tp1_r, tp2_r, entries, cooldown_s) sit beside these, as in a recording's arm event.
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"symbol": "ABCD", "strategy": "level", "timeframe": "1m", "level": 5.2}]
+        },
+    )
+    symbol: Symbol
+    strategy: str = Field(min_length=1, max_length=64, examples=["pullback"])
+    timeframe: str = Field(min_length=2, max_length=8, examples=["1m"])
+
+
+class SignalBody(BaseModel):
+    """An outside entry signal; a TradingView alert's JSON works as is (its other fields are
+    ignored). ``ticker`` or ``symbol``; ``passphrase`` or ``secret``."""
+
+    model_config = ConfigDict(extra="allow")
+    secret: str | None = Field(default=None, max_length=256)
+    passphrase: str | None = Field(default=None, max_length=256)
+    ticker: Symbol | None = None
+    symbol: Symbol | None = None
+    id: str | int | None = Field(default=None, description="The alert's id: an id seen before is refused.")
+    time: datetime | None = Field(default=None, description="When the alert fired; too old is refused.")
+    action: str | None = Field(default=None, max_length=16, examples=["buy"])
+    stop: Price | None = Field(default=None, description='The pattern\'s stop, for stop = "pattern".')
 
 
 class WatchBody(BaseModel):
@@ -161,6 +191,8 @@ _STATUS = {
     "market": 409,
     # A confirm that needs the person's word on an exit that went out unrecorded.
     "lost_exit": 409,
+    "not_armed": 409,
+    "duplicate": 409,
     "invalid": 422,
     "journal": 503,
 }
@@ -208,6 +240,8 @@ def build_app(
     allowed_hosts: Iterable[str] = ("127.0.0.1", "localhost", "[::1]"),
     max_quote_skew_s: float = 2.0,
     session_hours: float = SESSION_HOURS,
+    signal_secret: str | None = None,
+    signal_max_age_s: float = 60.0,
 ) -> RequestGuard:
     """The API for one running engine, behind its request guard.
 
@@ -303,6 +337,77 @@ def build_app(
             return _problem(409, "no live source is running (momobot serve --source NAME)")
         added = [symbol for symbol in body.symbols if engine.watchlist.add(symbol)]
         return {"added": added, "watchlist": list(engine.watchlist)}
+
+    @app.get("/arms")
+    async def arms() -> list[dict[str, Any]]:
+        """What is armed, and each arm's live state (current candle, level, entries used)."""
+        return engine.arms
+
+    @app.post("/arm", status_code=201, responses=errors)
+    async def arm(body: ArmBody) -> Any:
+        """Arm a symbol with a strategy at a timeframe (docs/strategies.md); arming it again
+        replaces the arm. With a live source the symbol is added to the watchlist."""
+        params = dict(body.model_extra or {})
+        try:
+            engine.apply(Arm(body.symbol.upper(), body.strategy, body.timeframe, engine.clock.now(), params))
+        except TradeRefused as exc:
+            return _refused(exc)
+        if engine.watchlist is not None:
+            engine.watchlist.add(body.symbol.upper())
+        return next(a for a in engine.arms if a["symbol"] == body.symbol.upper())
+
+    @app.post("/disarm", responses=errors)
+    async def disarm(body: SymbolBody) -> Any:
+        """Stop a symbol's strategy (an open trade keeps its exits)."""
+        try:
+            engine.apply(Disarm(body.symbol.upper(), engine.clock.now()))
+        except TradeRefused as exc:
+            return _refused(exc)
+        return {"disarmed": body.symbol.upper()}
+
+    @app.post("/signals", status_code=201, responses=errors)
+    async def signals(body: SignalBody) -> Any:
+        """An entry signal from outside (a TradingView alert): the shared secret in the body
+        (``[api] signal_secret``) instead of the API token. Refused with a reason: a wrong
+        secret (401), a symbol not armed with ``signal``, an id seen before, an alert older
+        than ``[api] signal_max_age_s`` (409), a sell (422)."""
+        expected = signal_secret
+        if expected is None:
+            return _problem(403, "signals are off: set [api] signal_secret (or MOMOBOT_API_SIGNAL_SECRET)")
+        given = body.secret if body.secret is not None else body.passphrase
+        if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            return _problem(401, "wrong or missing secret (the body's secret or passphrase)")
+        symbol = (body.symbol or body.ticker or "").upper()
+        if not symbol:
+            return _problem(422, "give the symbol (symbol or ticker)")
+        if body.action is not None and body.action.lower() not in ("buy", "long", "enter"):
+            return _problem(422, f"action {body.action!r}: signals open long entries only (buy)")
+        now = datetime.now(UTC)
+        if body.time is not None:
+            fired = body.time if body.time.tzinfo is not None else body.time.replace(tzinfo=UTC)
+            age = (now - fired).total_seconds()
+            if age > signal_max_age_s:
+                return _problem(
+                    409,
+                    f"{symbol}: the alert fired {age:.0f} s ago, more than [api] signal_max_age_s"
+                    f" ({signal_max_age_s:g} s): a stale signal is not traded",
+                )
+        try:
+            trade = engine.signal(
+                symbol,
+                stop=body.stop,
+                alert_id=None if body.id is None else str(body.id),
+                reason="POST /signals",
+            )
+        except TradeRefused as exc:
+            return _refused(exc)
+        if trade is None:
+            arm_state = next((a for a in engine.arms if a["symbol"] == symbol), None)
+            return JSONResponse(
+                status_code=200,
+                content={"taken": False, "reason": "the arm's rules held it back", "arm": arm_state},
+            )
+        return {"taken": True, "trade": _trade_out(trade)}
 
     @app.post("/trades", status_code=201, response_model=TradeOut, responses=errors)
     async def open_trade(body: OpenTradeBody) -> Any:

@@ -15,8 +15,8 @@ browser can reach none of the state-changing endpoints:
 * With a token set, a state-changing request needs ``Authorization: Bearer
   <token>`` (compared in constant time) or the dashboard's session cookie
   (given once the token was typed into the page; HttpOnly, SameSite=Strict):
-  401. The login form itself is the one exception: it checks the token it
-  is sent.
+  401. The login form itself is one exception: it checks the token it
+  is sent. ``POST /signals`` is the other: its body's shared secret is checked by the route.
 * A body over :data:`MAX_BODY` bytes is refused unread: 413.
 
 The access log names the method, the path and the status, never the query string.
@@ -44,6 +44,9 @@ TOKEN_PARAMS = frozenset({"token", "access_token", "api_token", "auth", "authori
 SESSION_COOKIE = "momobot_session"
 LOGIN_PATH = "/ui/login"
 LOGOUT_PATH = "/ui/logout"
+#: Outside entry signals (a TradingView alert cannot send a header): the shared secret in the
+#: body authenticates them, checked by the route itself.
+SIGNALS_PATH = "/signals"
 #: GET paths that show the dashboard's fragments: with a token, only to a signed-in browser.
 PAGE_PREFIXES = ("/ui/", "/events")
 
@@ -282,7 +285,7 @@ class RequestGuard:
                     f"a request from the web page at {origin.decode('latin-1')!r} may not"
                     " change anything here"
                 )
-        if scope["path"] != LOGIN_PATH and not self.sessions.allows(headers):
+        if scope["path"] not in (LOGIN_PATH, SIGNALS_PATH) and not self.sessions.allows(headers):
             if headers.get(b"authorization"):
                 self.sessions.failed(client_key(scope))  # a wrong token given, not just none
             return 401, "missing or wrong API token", {"www-authenticate": "Bearer"}

@@ -337,6 +337,21 @@ class Desk:
             self._tp_orders.setdefault(trade.id, {})[order.id] = order.qty
             self._take_profit_now(order, trade, self._clock())
 
+    def resume_take_profit(self, order: Order, trade: Trade) -> None:
+        """Start-up: a take profit 1 an earlier run queued and never wrote (killed while it
+        waited for the entry's fill): it waits again, and goes when the broker's position says it
+        can (the engine counted it as sold; without it the runner's exit would sell only half)."""
+        with self._locked():
+            self._tp_orders.setdefault(trade.id, {})[order.id] = order.qty
+            self._pending_tp.append(PendingTakeProfit(order, trade, self._clock()))
+        log.warning(
+            "DAS: %s take profit 1 of trade %s (%d shares) was never written before the last stop:"
+            " it goes when the broker's position allows",
+            trade.symbol,
+            trade.id,
+            order.qty,
+        )
+
     def _take_profit_now(self, order: Order, trade: Trade, queued_at: float) -> None:
         """Send what can go of a take profit; what cannot yet waits (checked again at each tick)."""
         left = self._send_take_profit(order, trade)

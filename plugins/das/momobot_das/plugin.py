@@ -65,6 +65,20 @@ class DasPlugin:
         bot = self._bot
         return self.desk if bot is None or bot.sending_allowed else None
 
+    @staticmethod
+    def _resume_take_profits(bot: Engine, desk: Desk) -> None:
+        """Take profits 1 a killed run queued but never wrote, of trades still open: again."""
+        journal = bot.journal
+        if journal is None:
+            return
+        for cut in journal.cut_sequences:
+            if cut.plugin != "das" or cut.event != "tp1" or cut.sent or not cut.unsent:
+                continue
+            trade = next((t for t in bot.open_trades.values() if t.id == cut.trade_id), None)
+            order = journal.order(cut.batch) if trade is not None else None
+            if trade is not None and order is not None:
+                desk.resume_take_profit(order, trade)
+
     @hookimpl
     def on_startup(self, bot: Engine) -> None:
         self._state = "not sending in this mode"
@@ -110,6 +124,7 @@ class DasPlugin:
         )
         desk.link = link
         self.desk, self.link = desk, link
+        self._resume_take_profits(bot, desk)
         link.start()
         # Start-up (not the trading path) may wait a moment: a refused login stops it here, and
         # the first trade finds the broker's lists in (so reconciliation compares settled books).

@@ -1,0 +1,153 @@
+"""OHLCV candles per symbol and timeframe, on the exchange clock.
+
+A timeframe is ``Ns``, ``Nm`` or ``Nh`` (``10s``, ``1m``, ``5m``); its buckets are aligned to
+the exchange's wall clock (``[momobot] timezone``): a ``5m`` candle starts at 09:30:00,
+09:35:00, ... local time, whatever the UTC offset of the day. A candle is built from prices
+(:meth:`CandleBuilder.price`): trade prints where the source has them, the quote's mid where it
+does not (:func:`quote_price` says which). It closes when the first price of a later bucket
+arrives, or, live, when the clock passes its end (:meth:`CandleBuilder.tick`). A bucket with
+no price makes no candle: gaps are gaps.
+
+``volume`` is the number of prices the candle was built from (a tick count): the sources give
+no print sizes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, tzinfo
+
+import attrs
+
+from momobot_core.models import Quote
+
+__all__ = ["Candle", "CandleBuilder", "Timeframe", "quote_price"]
+
+_TIMEFRAME = re.compile(r"^([1-9][0-9]{0,4})([smh])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600}
+DAY_S = 86_400
+
+
+@attrs.frozen
+class Timeframe:
+    """A candle's length; ``name`` as given (``1m``), ``seconds`` (60)."""
+
+    name: str
+    seconds: int
+
+    @classmethod
+    def parse(cls, text: object) -> Timeframe:
+        """``10s``, ``1m``, ``5m``, any ``Ns``/``Nm``/``Nh`` that divides a day; ValueError otherwise."""
+        name = text.strip().lower() if isinstance(text, str) else ""
+        match = _TIMEFRAME.match(name)
+        if match is None:
+            raise ValueError(f"timeframe {text!r}: give seconds, minutes or hours such as 10s, 1m or 5m")
+        seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
+        if DAY_S % seconds:
+            raise ValueError(
+                f"timeframe {text!r}: {seconds} s does not divide a day, so its candles could not"
+                " start at the same times every day"
+            )
+        return cls(name, seconds)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@attrs.frozen
+class Candle:
+    """One closed (or forming) candle: ``start`` is aware, in the exchange's time zone."""
+
+    symbol: str
+    timeframe: str
+    start: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(seconds=Timeframe.parse(self.timeframe).seconds)
+
+
+def bucket_start(ts: datetime, seconds: int, tz: tzinfo) -> datetime:
+    """The start of the bucket of ``seconds`` holding ``ts``, on the wall clock of ``tz``."""
+    local = ts.astimezone(tz)
+    into_day = local.hour * 3600 + local.minute * 60 + local.second
+    start = into_day - into_day % seconds
+    return local.replace(hour=start // 3600, minute=start % 3600 // 60, second=start % 60, microsecond=0)
+
+
+class CandleBuilder:
+    """The candles of one symbol at one timeframe: feed prices in time order, get closed candles."""
+
+    def __init__(self, symbol: str, timeframe: Timeframe, tz: tzinfo) -> None:
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.tz = tz
+        self._step = timedelta(seconds=timeframe.seconds)
+        #: The candle being built: its start and end (None: none), open, high, low, close, count.
+        self._start: datetime | None = None
+        self._end: datetime | None = None
+        self._open = self._high = self._low = self._close = 0.0
+        self._count = 0
+
+    @property
+    def current(self) -> Candle | None:
+        """The candle being built now (not closed), or None."""
+        return self._candle() if self._start is not None else None
+
+    def price(self, ts: datetime, price: float) -> Candle | None:
+        """Add one price; the candle it closed (the first price of a later bucket), or None.
+
+        A price older than the candle being built (a late print) counts in that candle."""
+        end = self._end
+        if end is not None and ts < end:
+            if price > self._high:
+                self._high = price
+            elif price < self._low:
+                self._low = price
+            self._close = price
+            self._count += 1
+            return None
+        closed = self._candle() if self._start is not None else None
+        start = bucket_start(ts, self.timeframe.seconds, self.tz)
+        self._start, self._end = start, start + self._step
+        self._open = self._high = self._low = self._close = price
+        self._count = 1
+        return closed
+
+    def tick(self, now: datetime) -> Candle | None:
+        """Live: the candle whose end the clock has passed, closed now (None if none)."""
+        if self._end is None or now < self._end:
+            return None
+        closed = self._candle()
+        self._start = self._end = None
+        return closed
+
+    def _candle(self) -> Candle:
+        assert self._start is not None
+        return Candle(
+            self.symbol,
+            self.timeframe.name,
+            self._start,
+            self._open,
+            self._high,
+            self._low,
+            self._close,
+            self._count,
+        )
+
+
+def quote_price(quote: Quote, seen: dict[str, tuple[float, datetime | None]]) -> float | None:
+    """The price ``quote`` adds to its candles (``seen``: each symbol's last print), or None."""
+    last = quote.last
+    if last is None:
+        return round((quote.bid + quote.ask) / 2, 6)
+    mark = (last, quote.last_at)
+    if seen.get(quote.symbol) == mark:
+        return None
+    seen[quote.symbol] = mark
+    return last

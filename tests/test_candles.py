@@ -1,0 +1,91 @@
+"""Candles on their own: OHLC invariants and bucket alignment on random price paths."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from momobot_core.candles import Candle, CandleBuilder, Timeframe, bucket_start, quote_price
+from momobot_core.models import Quote
+
+NY = ZoneInfo("America/New_York")
+T0 = datetime(2026, 3, 6, 14, 30, tzinfo=UTC)  # the Friday before a DST change
+
+
+def test_timeframes_are_seconds_minutes_or_hours_that_divide_a_day() -> None:
+    assert [Timeframe.parse(t).seconds for t in ("10s", "1m", "5M", " 1h ")] == [10, 60, 300, 3600]
+    for bad in ("7s", "0m", "1d", "m", "", None, 5):
+        with pytest.raises(ValueError, match="timeframe"):
+            Timeframe.parse(bad)
+
+
+def test_a_candle_closes_on_the_first_price_of_a_later_bucket_and_gaps_make_none() -> None:
+    builder = CandleBuilder("ABCD", Timeframe.parse("1m"), NY)
+    assert builder.price(T0, 2.00) is None
+    assert builder.price(T0 + timedelta(seconds=20), 2.10) is None
+    assert builder.price(T0 + timedelta(seconds=40), 1.95) is None
+    closed = builder.price(T0 + timedelta(minutes=3, seconds=5), 2.05)  # two empty minutes
+    assert closed == Candle("ABCD", "1m", T0.astimezone(NY), 2.00, 2.10, 1.95, 1.95, 3)
+    current = builder.current
+    assert current is not None and current.start == (T0 + timedelta(minutes=3)).astimezone(NY)
+    assert builder.tick(T0 + timedelta(minutes=3, seconds=59)) is None
+    ended = builder.tick(T0 + timedelta(minutes=4))  # live: the clock passed its end
+    assert ended is not None and ended.close == 2.05 and builder.current is None
+
+
+def test_buckets_follow_the_exchange_wall_clock_across_a_dst_change() -> None:
+    before = datetime(2026, 3, 6, 14, 32, 30, tzinfo=UTC)  # 09:32:30 EST
+    after = datetime(2026, 3, 9, 13, 32, 30, tzinfo=UTC)  # 09:32:30 EDT
+    for ts in (before, after):
+        start = bucket_start(ts, 300, NY)
+        assert (start.hour, start.minute, start.second) == (9, 30, 0)
+
+
+def test_a_quote_adds_its_print_once_and_its_mid_without_one() -> None:
+    seen: dict[str, tuple[float, datetime | None]] = {}
+    assert quote_price(Quote("ABCD", T0, 2.00, 2.02), seen) == 2.01
+    assert quote_price(Quote("ABCD", T0, 2.00, 2.02, 2.01), seen) == 2.01
+    assert quote_price(Quote("ABCD", T0, 2.00, 2.03, 2.01), seen) is None  # the same print
+    later = T0 + timedelta(seconds=1)
+    assert quote_price(Quote("ABCD", later, 2.00, 2.03, 2.01, later), seen) == 2.01  # a new one
+
+
+prices = st.floats(min_value=0.01, max_value=1000, allow_nan=False, allow_infinity=False)
+steps = st.lists(st.tuples(st.integers(min_value=0, max_value=400), prices), min_size=1, max_size=200)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=steps, timeframe=st.sampled_from(["10s", "1m", "5m", "15s"]))
+def test_candles_keep_ohlc_invariants_and_alignment_on_random_paths(
+    steps: list[tuple[int, float]], timeframe: str
+) -> None:
+    tf = Timeframe.parse(timeframe)
+    builder = CandleBuilder("ABCD", tf, NY)
+    ts = T0
+    candles: list[Candle] = []
+    fed: list[tuple[datetime, float]] = []
+    for gap, price in steps:
+        ts += timedelta(seconds=gap)
+        fed.append((ts, price))
+        closed = builder.price(ts, price)
+        if closed is not None:
+            candles.append(closed)
+    last = builder.current
+    assert last is not None
+    candles.append(last)
+    assert sum(c.volume for c in candles) == len(fed)  # every price in exactly one candle
+    for before, after in itertools.pairwise(candles):
+        assert before.start < after.start
+    for candle in candles:
+        assert candle.low <= min(candle.open, candle.close) <= max(candle.open, candle.close) <= candle.high
+        local = candle.start.astimezone(NY)
+        assert (local.hour * 3600 + local.minute * 60 + local.second) % tf.seconds == 0
+        assert local.microsecond == 0
+        mine = [p for t, p in fed if candle.start <= t < candle.start + timedelta(seconds=tf.seconds)]
+        assert mine and (candle.open, candle.close) == (mine[0], mine[-1])
+        assert (candle.high, candle.low, candle.volume) == (max(mine), min(mine), len(mine))

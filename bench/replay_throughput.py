@@ -7,7 +7,10 @@ each in a fresh child process so peak RSS is its own, R rounds of:
 
 * parse: read the CSV into Quote objects and drop them (the floor);
 * replay: ``momobot replay`` end to end (both files merged, no plugins,
-  journal in memory).
+  journal in memory);
+* armed: the same with A other symbols armed on ``pullback 1m`` from the start
+  (a third file of ``arm`` events): candles built and the strategy run on their
+  quotes, and the entries their breakouts make.
 
 Prints a table with medians and the ratio replay/parse. Not a test: run it
 with ``python bench/replay_throughput.py`` (see README).
@@ -23,6 +26,18 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+
+def generate_arms(out: Path, symbols: int, trades: int, armed: int) -> Path:
+    """``arm`` events for ``armed`` symbols after the ones with open trades, at the start."""
+    path = out / f"arms-{armed}.jsonl"
+    start = datetime(2026, 11, 24, 14, 30, tzinfo=UTC).isoformat()
+    names = [f"S{n:03d}" for n in range(trades, min(symbols, trades + armed))]
+    with path.open("w") as fh:
+        for name in names:
+            arm = {"type": "arm", "ts": start, "symbol": name, "strategy": "pullback", "timeframe": "1m"}
+            fh.write(json.dumps(arm) + "\n")
+    return path
 
 
 def generate(out: Path, quotes: int, symbols: int, trades: int, seed: int = 7) -> tuple[Path, Path]:
@@ -99,16 +114,20 @@ def main() -> None:
     parser.add_argument("--quotes", type=int, default=1_000_000)
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--trades", type=int, default=50)
+    parser.add_argument("--armed", type=int, default=50, help="symbols armed on pullback 1m (0: skip)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     args = parser.parse_args()
 
     csv_path, jsonl_path = generate(args.out, args.quotes, args.symbols, args.trades)
-    results: dict[str, list[dict[str, float]]] = {"parse": [], "replay": []}
+    arms_path = generate_arms(args.out, args.symbols, args.trades, args.armed) if args.armed else None
+    results: dict[str, list[dict[str, float]]] = {"parse": [], "replay": [], "armed": []}
     for _ in range(args.rounds):
-        # interleaved, so both see the same machine noise
+        # interleaved, so all see the same machine noise
         results["parse"].append(run_child("parse", [csv_path]))
         results["replay"].append(run_child("replay", [csv_path, jsonl_path]))
+        if arms_path is not None:
+            results["armed"].append(run_child("replay", [csv_path, jsonl_path, arms_path]))
 
     def med(mode: str, key: str) -> float:
         return statistics.median(r[key] for r in results[mode])
@@ -128,8 +147,16 @@ def main() -> None:
     ):
         key = "parse" if mode.startswith("parse") else "replay"
         print(f"| {mode} | {med(key, 'seconds'):.2f} | {rate:,.0f} | {med(key, 'rss_mb'):.0f} MB |")
+    if arms_path is not None:
+        armed_rate = args.quotes / med("armed", "seconds")
+        print(
+            f"| replay, {args.armed} symbols armed on pullback 1m | {med('armed', 'seconds'):.2f} |"
+            f" {armed_rate:,.0f} | {med('armed', 'rss_mb'):.0f} MB |"
+        )
     print()
     print(f"replay / parse time ratio: {med('replay', 'seconds') / med('parse', 'seconds'):.2f}x")
+    if arms_path is not None:
+        print(f"armed / none armed speed: {med('replay', 'seconds') / med('armed', 'seconds'):.2f}x")
 
 
 if __name__ == "__main__":

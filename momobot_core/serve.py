@@ -247,7 +247,8 @@ def serve(
             engine.start()  # inside: plugins that did start are shut down if another fails
             if source_name:
                 engine.source = factories[source_name][1](engine)  # ConfigError: bad settings, exit 2
-                engine.watchlist = Watchlist([*core.watchlist, *engine.open_trades])
+                armed = [arm["symbol"] for arm in engine.arms]
+                engine.watchlist = Watchlist([*core.watchlist, *engine.open_trades, *armed])
             app = build_app(
                 engine,
                 journal,

@@ -86,3 +86,24 @@ def test_bad_report_requests_are_one_clear_line(tmp_path: Path) -> None:
     assert quiet.returncode == 0
     assert "0 trade(s)" in quiet.stdout and "days with trades: 2026-11-24" in quiet.stdout
     assert "No trade closed on this day." in (tmp_path / "q.html").read_text()
+
+
+def test_the_report_and_trades_group_pnl_by_strategy(tmp_path: Path) -> None:
+    day = Path(__file__).resolve().parent.parent / "docs" / "examples" / "strategy_day.jsonl"
+    db = tmp_path / "j.db"
+    assert momobot("replay", "--db", str(db), str(day), cwd=tmp_path).returncode == 0
+    grouped = json.loads(momobot("trades", "--db", str(db), "--by-strategy", cwd=tmp_path).stdout)
+    assert grouped == {
+        "level": {"trades": 1, "wins": 1, "losses": 0, "pnl": 40.0},
+        "pullback": {"trades": 1, "wins": 1, "losses": 0, "pnl": 4.0},
+    }
+    legs = json.loads(momobot("trades", "--db", str(db), cwd=tmp_path).stdout)
+    assert {leg["symbol"]: leg["strategy"] for leg in legs} == {"ABCD": "pullback", "WXYZ": "level"}
+    out = tmp_path / "day.html"
+    assert (
+        momobot("report", "--db", str(db), "--day", "2026-11-24", "--out", str(out), cwd=tmp_path).returncode
+        == 0
+    )
+    html = out.read_text()
+    assert '<td>level</td><td class="up">+40.00</td>' in html
+    assert '<td>pullback</td><td class="up">+4.00</td>' in html

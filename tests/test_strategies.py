@@ -323,3 +323,17 @@ def test_a_recorded_day_with_arms_replays_to_the_documented_entries_and_the_same
     ]
     assert round(sum(leg[3] for leg in legs), 2) == 44.0
     assert [a[0] for a in arms] == ["WXYZ"]  # ABCD was disarmed at 09:40
+
+
+def test_live_a_candle_closes_when_the_clock_passes_its_end_without_a_later_price() -> None:
+    engine = Engine(mode="live")
+    engine.start()
+    now = datetime.now(UTC)
+    minute = now.replace(second=0, microsecond=0)
+    engine.apply(Arm("ABCD", "pullback", "1m", now))
+    for at, price in ((minute - timedelta(seconds=150), 2.10), (minute - timedelta(seconds=90), 2.05)):
+        engine.apply(Quote("ABCD", at, round(price - 0.01, 2), price, price))
+    # The minute before last closed (2.10); the last one (close 2.05) is still forming: no pullback.
+    assert engine.arms[0]["state"]["level"] is None
+    engine.tick()  # the clock is past its end: it closes, and the pullback starts (level 2.05)
+    assert engine.arms[0]["state"]["level"] == 2.05 and engine.arms[0]["candle"] is None

@@ -229,7 +229,8 @@ class RiskBook:
             raise RiskRefused(
                 f"{symbol}: entries are halted for the day: {self.halt.message}", self.halt.reason
             )
-        local = ts.astimezone(self.tz).time()
+        window = limits.trading_start is not None or limits.trading_end is not None
+        local = ts.astimezone(self.tz).time() if window else time(0)
         if limits.trading_start is not None and local < limits.trading_start:
             raise RiskRefused(
                 f"{symbol}: entries start at {limits.trading_start:%H:%M} ({local:%H:%M:%S} now, {self.tz})",

@@ -336,4 +336,5 @@ def test_live_a_candle_closes_when_the_clock_passes_its_end_without_a_later_pric
     # The minute before last closed (2.10); the last one (close 2.05) is still forming: no pullback.
     assert engine.arms[0]["state"]["level"] is None
     engine.tick()  # the clock is past its end: it closes, and the pullback starts (level 2.05)
-    assert engine.arms[0]["state"]["level"] == 2.05 and engine.arms[0]["candle"] is None
+    (after,) = engine.arms
+    assert (after["state"]["level"], after["candle"]) == (2.05, None)

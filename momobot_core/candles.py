@@ -93,6 +93,8 @@ class CandleBuilder:
         self._end: datetime | None = None
         self._open = self._high = self._low = self._close = 0.0
         self._count = 0
+        #: The end of the last candle closed: a price older than it comes too late to count.
+        self._closed_until: datetime | None = None
 
     @property
     def current(self) -> Candle | None:
@@ -102,8 +104,11 @@ class CandleBuilder:
     def price(self, ts: datetime, price: float) -> Candle | None:
         """Add one price; the candle it closed (the first price of a later bucket), or None.
 
-        A price older than the candle being built (a late print) counts in that candle."""
+        A price older than the candle being built (a late print) counts in that candle; one
+        older than the last candle closed is dropped (that candle is closed)."""
         end = self._end
+        if end is None and self._closed_until is not None and ts < self._closed_until:
+            return None
         if end is not None and ts < end:
             if price > self._high:
                 self._high = price
@@ -113,6 +118,8 @@ class CandleBuilder:
             self._count += 1
             return None
         closed = self._candle() if self._start is not None else None
+        if closed is not None:
+            self._closed_until = end
         start = bucket_start(ts, self.timeframe.seconds, self.tz)
         self._start, self._end = start, start + self._step
         self._open = self._high = self._low = self._close = price
@@ -124,6 +131,7 @@ class CandleBuilder:
         if self._end is None or now < self._end:
             return None
         closed = self._candle()
+        self._closed_until = self._end
         self._start = self._end = None
         return closed
 

@@ -344,11 +344,15 @@ class Engine:
             return self.kill(event.reason, ts=event.ts)
         if type(event) is Resume:
             return self.resume(ts=event.ts)
-        if type(event) is Arm:
-            self._arms.arm(event)
-            return True
-        if type(event) is Disarm:
-            self._arms.disarm(event.symbol)
+        if type(event) is Arm or type(event) is Disarm:
+            try:
+                if type(event) is Arm:
+                    self._arms.arm(event)
+                else:
+                    self._arms.disarm(event.symbol)
+            except TradeRefused:
+                self.counters.refused_actions += 1
+                raise
             return True
         raise TypeError(f"not an engine event: {event!r}")
 
@@ -372,19 +376,52 @@ class Engine:
         return trade
 
     def _arm_at_start(self) -> None:
-        """The journal's arms (their state kept), then ``[momobot] arm`` for symbols not armed."""
-        self._arms.restore()
+        """Today's arms and disarms from the journal, then ``[momobot] arm``.
+
+        A configured entry arms its symbol unless today's journal already holds that very
+        entry's arm (it goes on, with its state and entries), or an arm or a disarm a person
+        made today through the API or a recording (kept: said in the log). A configured entry
+        that changed since it armed the symbol replaces that arm."""
         now = self.clock.now()
+        self._arms.restore(self.book.trading_day(now) if self.clock.live else None, self.book.trading_day)
+        events = []
         for text in self.settings.arm:
             try:
-                event = parse_arm(text, now)
-                if event.symbol in self._arms.armed:
-                    held = self._arms.armed[event.symbol].spec
-                    if (held.strategy, held.timeframe.name) == (event.strategy, event.timeframe):
-                        continue  # the journal's arm, with its state and entries, goes on
-                self._arms.arm(event)
-            except (ValueError, TradeRefused) as exc:
+                events.append(parse_arm(text, now))
+            except ValueError as exc:
                 raise ConfigError(f"[momobot] arm = {text!r}: {exc}") from None
+        symbols = [event.symbol for event in events]
+        twice = sorted({s for s in symbols if symbols.count(s) > 1})
+        if twice:
+            raise ConfigError(f"[momobot] arm: {', '.join(twice)} armed twice (one entry per symbol)")
+        for event in events:
+            held = self._arms.armed.get(event.symbol)
+            held_origin = held.origin if held is not None else self._arms.disarmed.get(event.symbol)
+            if held_origin == event.origin and held is not None:
+                continue  # the journal's arm of this very entry goes on
+            if held is not None and not held.origin.startswith("config: "):
+                log.info(
+                    "%s: today's arm made through the %s is kept; [momobot] arm %r waits",
+                    event.symbol,
+                    held_origin,
+                    event.origin[8:],
+                )
+                continue
+            if held is None and event.symbol in self._arms.disarmed:
+                log.info(
+                    "%s: disarmed today: [momobot] arm %r is not armed again", event.symbol, event.origin[8:]
+                )
+                continue
+            if held is not None:
+                log.warning(
+                    "%s: [momobot] arm changed (%s): the arm is replaced, its entries count afresh",
+                    event.symbol,
+                    event.origin[8:],
+                )
+            try:
+                self._arms.arm(event)
+            except TradeRefused as exc:
+                raise ConfigError(f"[momobot] arm = {event.origin[8:]!r}: {exc}") from None
 
     @property
     def arms(self) -> list[dict[str, Any]]:
@@ -398,9 +435,9 @@ class Engine:
         stop: float | None = None,
         alert_id: str | None = None,
         reason: str = "",
-    ) -> Trade | None:
+    ) -> Trade | str:
         """An outside signal for a symbol armed with ``signal`` (``POST /signals``): the entry,
-        None when the arm's rules hold it back; TradeRefused otherwise."""
+        or why the arm's rules hold it back; TradeRefused otherwise."""
         if self._inbox:
             self._drain_inbox()
         return self._arms.signal(symbol, ts if ts is not None else self.clock.now(), stop, alert_id, reason)

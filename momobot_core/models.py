@@ -125,6 +125,8 @@ class Arm:
     timeframe: str
     ts: datetime
     params: dict[str, object] = attrs.field(factory=dict)
+    #: Where it came from: ``api``, ``recording``, or ``config: <the [momobot] arm entry>``.
+    origin: str = "api"
 
 
 @attrs.frozen

@@ -131,7 +131,7 @@ def test_the_seeds_bracket_and_r_multiples_of_the_patterns_stop_on_the_tick() ->
 
 
 def test_arms_in_config_are_checked_at_start_with_the_entry_named() -> None:
-    arm = parse_arm("abcd level 1m level=5.2 qty=200", T0)
+    arm = parse_arm("ABCD level 1m level=5.2 qty=200", T0)
     assert (arm.symbol, arm.strategy, arm.timeframe, arm.params) == (
         "ABCD",
         "level",
@@ -144,6 +144,7 @@ def test_arms_in_config_are_checked_at_start_with_the_entry_named() -> None:
         "ABCD pullback 7s",
         "ABCD level 1m",
         "ABCD pullback 1m qty",
+        "ABCD level 1m level=2 level=3",
     ):
         engine = Engine(config=Config({"momobot": {"arm": [bad.strip('"')]}}))
         with pytest.raises(ConfigError, match=r"\[momobot\] arm"):
@@ -223,7 +224,7 @@ def test_a_restart_keeps_its_arms_and_never_enters_twice_on_the_same_breakout(tm
     engine.apply(Arm("ABCD", "pullback", "1m", T0))
     pullback_day(engine)
     engine.tick()  # the pullback's state (level 2.06) is journaled
-    assert engine.journal is not None and engine.journal.arms()[0].state["level"] == 2.06
+    assert engine.journal is not None and engine.journal.arms()[0].state["strategy"]["level"] == 2.06
     quote(engine, 185, 2.07)
     trade = engine.open_trades["ABCD"]
     engine.apply(Close("ABCD", T0 + timedelta(seconds=186)))
@@ -322,7 +323,7 @@ def test_a_recorded_day_with_arms_replays_to_the_documented_entries_and_the_same
         ("ABCD", 100, 2.07, 2.17, 2.37, 1.97, "pullback", "1m", 2.06),
     ]
     assert round(sum(leg[3] for leg in legs), 2) == 44.0
-    assert [a[0] for a in arms] == ["WXYZ"]  # ABCD was disarmed at 09:40
+    assert [(a[0], a[4]["disarmed"]) for a in arms] == [("ABCD", True), ("WXYZ", False)]  # ABCD: 09:40
 
 
 def test_live_a_candle_closes_when_the_clock_passes_its_end_without_a_later_price() -> None:
@@ -338,3 +339,120 @@ def test_live_a_candle_closes_when_the_clock_passes_its_end_without_a_later_pric
     engine.tick()  # the clock is past its end: it closes, and the pullback starts (level 2.05)
     (after,) = engine.arms
     assert (after["state"]["level"], after["candle"]) == (2.05, None)
+
+
+def config_engine(db: Path, *entries: str) -> Engine:
+    engine = Engine(config=Config({"momobot": {"arm": list(entries)}}), journal=Journal(db), mode="live")
+    engine.start()
+    return engine
+
+
+def restarted(engine: Engine, db: Path, *entries: str) -> Engine:
+    engine.shutdown()
+    assert engine.journal is not None
+    engine.journal.close()
+    return config_engine(db, *entries)
+
+
+def test_todays_arms_and_disarms_made_by_a_person_outlive_a_restart_over_the_config(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    now = datetime.now(UTC)
+    engine = config_engine(db, "ABCD pullback 1m", "EFGH level 1m level=5.20", "IJKL pullback 1m")
+    engine.apply(Arm("ABCD", "level", "1m", now, {"level": 3.0}))  # a person, through the API
+    engine.apply(Disarm("IJKL", now))
+    engine = restarted(engine, db, "ABCD pullback 1m", "EFGH level 1m level=5.50", "IJKL pullback 1m")
+    arms = {a["symbol"]: a for a in engine.arms}
+    assert set(arms) == {"ABCD", "EFGH"}  # IJKL stays disarmed today
+    assert (arms["ABCD"]["strategy"], arms["ABCD"]["origin"]) == ("level", "api")  # the person's arm
+    assert arms["EFGH"]["params"] == {"level": 5.5}  # the changed entry replaced its old arm
+    engine = restarted(engine, db, "ABCD pullback 1m", "EFGH level 1m level=5.50", "IJKL pullback 1m")
+    assert {a["symbol"] for a in engine.arms} == {"ABCD", "EFGH"}
+    with pytest.raises(ConfigError, match="ABCD armed twice"):
+        restarted(engine, db, "ABCD pullback 1m", "ABCD level 1m level=2")
+
+
+def test_a_configured_arms_entries_hold_across_restarts_whatever_the_case_of_its_timeframe(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "journal.db"
+    engine = config_engine(db, "WXYZ level 1M level=5.20")
+    now = datetime.now(UTC)
+    for n, price in enumerate((5.10, 5.25)):
+        engine.apply(Quote("WXYZ", now + timedelta(milliseconds=n), round(price - 0.01, 2), price, price))
+    assert "WXYZ" in engine.open_trades
+    engine.apply(Close("WXYZ", now + timedelta(milliseconds=5)))
+    engine = restarted(engine, db, "WXYZ level 1M level=5.20")
+    (arm,) = engine.arms
+    assert arm["entries"] == 1
+    for n, price in enumerate((5.10, 5.25)):
+        engine.apply(Quote("WXYZ", now + timedelta(seconds=1 + n), round(price - 0.01, 2), price, price))
+    assert engine.open_trades == {}  # its one entry is spent
+
+
+def test_an_arm_that_cannot_be_restored_is_dropped_from_the_journal_and_told(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    engine = Engine(journal=Journal(db), mode="live")
+    engine.start()
+    engine.apply(Arm("DRP", "level", "1m", datetime.now(UTC), {"level": 2.0, "tp2": 0.3}))
+    engine.shutdown()
+    assert engine.journal is not None
+    engine.journal.close()
+    again = Engine(config=Config({"bracket": {"tp1": 0.5, "tp2": 1.0}}), journal=Journal(db), mode="live")
+    again.start()
+    assert again.arms == [] and [a.kind for a in again.alerts] == ["arm_dropped"]
+    assert again.journal is not None and again.journal.arms() == []
+
+
+def test_a_late_print_after_the_clock_closed_its_candle_is_dropped() -> None:
+    from momobot_core.candles import CandleBuilder
+
+    builder = CandleBuilder("ABCD", Timeframe.parse("1m"), UTC)
+    builder.price(T0, 2.00)
+    closed = builder.tick(T0 + timedelta(minutes=1))
+    assert closed is not None and closed.close == 2.00
+    late = builder.price(T0 + timedelta(seconds=50), 2.50)
+    assert (late, builder.current) == (None, None)
+    builder.price(T0 + timedelta(minutes=1, seconds=1), 2.05)
+    current = builder.current
+    assert current is not None and current.start == T0 + timedelta(minutes=1)
+
+
+def test_lowercase_symbols_are_armed_and_traded_as_given(tmp_path: Path) -> None:
+    engine = Engine()
+    engine.start()
+    engine.apply(Arm("wxyz", "level", "1m", T0, {"level": 5.2}))
+    quote(engine, 0, 5.1, "wxyz")
+    quote(engine, 1, 5.2, "wxyz")
+    assert "wxyz" in engine.open_trades
+    engine.apply(Disarm("wxyz", T0 + timedelta(seconds=2)))
+    assert engine.arms == []
+
+
+def test_a_recorded_arm_that_is_refused_is_counted_in_the_replay(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    day = tmp_path / "bad.jsonl"
+    day.write_text(
+        json.dumps(
+            {
+                "type": "arm",
+                "ts": "2026-11-24T09:30:00",
+                "symbol": "ABCD",
+                "strategy": "pulback",
+                "timeframe": "1m",
+            }
+        )
+        + "\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "momobot_core.cli", "replay", str(day)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,das,voice", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Refused actions: 1" in done.stdout and "no strategy 'pulback'" in done.stderr

@@ -53,7 +53,7 @@ def test_a_level_arm_enters_once_from_below_and_survives_a_sigkill(tmp_path: Pat
             "/arm", json={"symbol": "ABCD", "strategy": "nosuch", "timeframe": "1m"}, headers=AUTH
         )
         assert nosuch.status_code == 422 and "installed: level, pullback, signal" in nosuch.json()["error"]
-        armed = cli(api, "arm", "abcd", "level", "1m", "level=2.05", "qty=200")
+        armed = cli(api, "arm", "ABCD", "level", "1m", "level=2.05", "qty=200")
         assert armed.returncode == 0, armed.stderr
         assert armed.stdout.strip() == "ABCD: armed with level 1m"
         quote(api, "ABCD", 2.00)
@@ -126,5 +126,41 @@ def test_no_secret_configured_turns_signals_off(tmp_path: Path) -> None:
     try:
         response = httpx.post(f"{api.url}/signals", json={"secret": "x", "ticker": "ABCD"})
         assert response.status_code == 403 and "signal_secret" in response.json()["error"]
+    finally:
+        api.stop()
+
+
+def test_a_signal_before_a_quote_or_refused_by_a_limit_keeps_its_id_for_later(tmp_path: Path) -> None:
+    api = start_api(tmp_path, env={**ENV, "MOMOBOT_RISK_MAX_OPEN_TRADES": "1"})
+    try:
+        body = {"symbol": "SIG", "strategy": "signal", "timeframe": "1m", "entries": 3, "stop": "pattern"}
+        assert api.client.post("/arm", json=body, headers=AUTH).status_code == 201
+        alert = {"secret": SECRET, "symbol": "SIG", "id": "early"}
+        early = api.client.post("/signals", json=alert)
+        assert early.status_code == 404 and "no quote yet" in early.json()["error"]
+        quote(api, "OPEN", 3.00)
+        assert (
+            api.client.post(
+                "/trades", json={"symbol": "OPEN", "qty": 10, "tp1": 3.5, "tp2": 4, "stop": 2.5}, headers=AUTH
+            ).status_code
+            == 201
+        )
+        quote(api, "SIG", 2.00)
+        limited = api.client.post("/signals", json=alert)
+        assert limited.status_code == 403 and limited.json()["rule"] == "max_open_trades"
+        assert api.client.post("/close-position", json={"symbol": "OPEN"}, headers=AUTH).status_code == 200
+        taken = api.client.post("/signals", json=alert)  # the same alert, once the limit lifts
+        assert taken.status_code == 201, taken.text
+        high = api.client.post("/signals", json={**alert, "id": "high", "stop": 5.0})
+        assert high.status_code == 200 and high.json() == {
+            "taken": False,
+            "reason": "a trade is open on the symbol",
+        }
+        assert api.client.post("/close-position", json={"symbol": "SIG"}, headers=AUTH).status_code == 200
+        above = api.client.post("/signals", json={**alert, "id": "above", "stop": 5.0})
+        assert above.status_code == 422 and "not below the ask" in above.json()["error"]
+        future = api.client.post("/signals", json={**alert, "id": "f", "time": "2099-01-01T00:00:00Z"})
+        assert future.status_code == 409 and "in the future" in future.json()["error"]
+        assert api.client.post("/signals", json={**alert, "id": True}).status_code == 422
     finally:
         api.stop()

@@ -321,7 +321,7 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
             if not isinstance(data[name], str) or not data[name]:
                 raise ValueError(f"{name} {_short(data[name])} must be a non-empty string")
         params = {k: v for k, v in data.items() if k not in ("type", "ts", "symbol", "strategy", "timeframe")}
-        return Arm(symbol, data["strategy"], data["timeframe"], ts, params)
+        return Arm(symbol, data["strategy"], data["timeframe"], ts, params, origin="recording")
     if kind == "disarm":
         return Disarm(symbol, ts)
     return Close(symbol, ts)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from momobot_core.candles import CandleBuilder, Timeframe, quote_price
@@ -60,6 +60,8 @@ class ArmState:
         self.trade_id: str | None = None
         self.last_price: float | None = None
         self.updated_at = armed_at
+        #: Where the arm came from: ``api``, ``recording`` or ``config: <the entry>``.
+        self.origin = "api"
 
     def status(self) -> dict[str, Any]:
         """What ``GET /arms`` shows."""
@@ -70,6 +72,7 @@ class ArmState:
             "timeframe": self.spec.timeframe.name,
             "params": self.params,
             "armed_at": self.armed_at.isoformat(),
+            "origin": self.origin,
             "entries": self.entries,
             "entries_allowed": self.bracket.entries,
             "refused": self.refused,
@@ -104,8 +107,11 @@ def parse_arm(text: str, ts: datetime) -> Arm:
         key, sep, value = word.partition("=")
         if not sep or not key or not value:
             raise ValueError(f"{text!r}: {word!r} is not key=value")
+        if key in params:
+            raise ValueError(f"{text!r}: {key} is given twice")
         params[key] = _value(value)
-    return Arm(symbol=words[0].upper(), strategy=words[1], timeframe=words[2], ts=ts, params=params)
+    origin = "config: " + " ".join(words)
+    return Arm(symbol=words[0], strategy=words[1], timeframe=words[2], ts=ts, params=params, origin=origin)
 
 
 def _value(text: str) -> object:
@@ -148,14 +154,15 @@ class Arms:
         self.armed: dict[str, ArmState] = {}
         self._prints: dict[str, tuple[float, datetime | None]] = {}
         self._dirty: set[str] = set()  # arms whose strategy state changed since it was journaled
-        self._started = False
+        #: Symbols disarmed today, with the origin of the arm they had.
+        self.disarmed: dict[str, str] = {}
 
     # -- arming ----------------------------------------------------------------------------
 
     def arm(self, event: Arm, *, restored: ArmRow | None = None) -> ArmState:
         """Arm a symbol (again: the new arm replaces the old, counting afresh). TradeRefused
         (``invalid``) names a strategy, timeframe or field that is wrong; nothing changes then."""
-        symbol = event.symbol.upper() if isinstance(event.symbol, str) else event.symbol
+        symbol = event.symbol
         if not isinstance(symbol, str) or not symbol or len(symbol) > 12 or not symbol.isprintable():
             raise TradeRefused(f"arm: {event.symbol!r} is not a symbol")
         if event.strategy not in self.strategies:
@@ -179,69 +186,99 @@ class Arms:
             raise TradeRefused(f"{symbol}: {exc}") from None
         state = ArmState(spec, bracket, strategy, self.tz, event.ts)
         state.params = params
+        state.origin = event.origin
         if restored is not None:
             self._restore(state, restored)
         else:
             self._keep(state)
         self.armed[symbol] = state
+        self.disarmed.pop(symbol, None)
         log.info("%s: armed with %s %s", symbol, event.strategy, timeframe)
         return state
 
     def disarm(self, symbol: str) -> ArmState:
+        """Stop a symbol's arm; the journal keeps that it was disarmed today (a restart does not
+        arm it again from ``[momobot] arm``)."""
         state = self.armed.get(symbol)
         if state is None:
             raise TradeRefused(f"{symbol}: not armed", "no_position")
         if self.journal is not None:
             try:
-                self.journal.remove_arm(symbol)
+                self.journal.record_arm(self._row(state, disarmed=True))
             except JournalWriteError as exc:
                 raise TradeRefused(
                     f"{symbol}: not disarmed: the journal cannot be written ({exc})", "journal"
                 ) from None
         del self.armed[symbol]
         self._dirty.discard(symbol)
+        self.disarmed[symbol] = state.origin
         log.info("%s: disarmed", symbol)
         return state
 
-    def restore(self) -> None:
-        """At start: the journal's arms, each with its strategy's state and the entries it made."""
+    def restore(self, today: date | None, trading_day: Callable[[datetime], date]) -> None:
+        """At start: today's arms from the journal, each with its strategy's state and the
+        entries it made; today's disarms are remembered. Live (``today`` given), arms of an
+        earlier trading day are dropped (arms last the day); a replay keeps them all."""
         if self.journal is None:
             return
         for row in self.journal.arms():
-            event = Arm(row.symbol, row.strategy, row.timeframe, row.armed_at, dict(row.params))
+            kept = row.state if isinstance(row.state.get("strategy"), dict) else {"strategy": row.state}
+            if today is not None and trading_day(row.armed_at) != today:
+                self._forget(row.symbol)
+                continue
+            if kept.get("disarmed"):
+                self.disarmed[row.symbol] = str(kept.get("origin", "api"))
+                continue
+            event = Arm(
+                row.symbol,
+                row.strategy,
+                row.timeframe,
+                row.armed_at,
+                dict(row.params),
+                str(kept.get("origin", "api")),
+            )
             try:
                 self.arm(event, restored=row)
             except TradeRefused as exc:
+                self._forget(row.symbol)
                 self.tell(
                     "arm_dropped",
                     f"{row.symbol}: the journal's arm ({row.strategy} {row.timeframe}) cannot be"
-                    f" restored: {exc}; arm it again",
+                    f" restored: {exc}; it is dropped: arm it again",
                     symbol=row.symbol,
                 )
 
+    def _forget(self, symbol: str) -> None:
+        assert self.journal is not None
+        try:
+            self.journal.remove_arm(symbol)
+        except JournalWriteError as exc:
+            log.warning("%s: an old arm stays in the journal: %s", symbol, exc)
+
     def _restore(self, state: ArmState, row: ArmRow) -> None:
-        state.strategy.restore(row.state)
+        kept = row.state if isinstance(row.state.get("strategy"), dict) else {"strategy": row.state}
+        state.strategy.restore(kept["strategy"])
         state.updated_at = row.updated_at
         assert self.journal is not None
+        spec = state.spec
         mine = [
             t
             for t in self.journal.trades()
-            if t.symbol == state.spec.symbol
-            and t.strategy == state.spec.strategy
-            and t.opened_at >= state.armed_at
+            if t.symbol == spec.symbol and t.strategy == spec.strategy and t.opened_at >= state.armed_at
         ]
         state.entries = len(mine)
         closed = [t.closed_at for t in mine if t.closed_at is not None]
         state.last_closed_at = max(closed) if closed else None
-        open_now = self.open_trades.get(state.spec.symbol)
+        open_now = self.open_trades.get(spec.symbol)
         state.trade_id = (
             open_now.id if open_now is not None and any(t.id == open_now.id for t in mine) else None
         )
-        if mine and max(t.opened_at for t in mine) > row.updated_at:
-            # The entry was journaled with its trade, the state after it was not (a kill in
+        journaled = kept.get("entries", 0)
+        if state.entries > (journaled if isinstance(journaled, int) else 0):
+            # An entry is journaled with its trade; the state after it was not (a kill in
             # between): move past that setup, as the entry did.
             state.strategy.entered()
-            self._dirty.add(state.spec.symbol)
+            self._dirty.add(spec.symbol)
 
     def _keep(self, state: ArmState) -> None:
         if self.journal is None:
@@ -254,14 +291,20 @@ class Arms:
             ) from None
 
     @staticmethod
-    def _row(state: ArmState) -> ArmRow:
+    def _row(state: ArmState, *, disarmed: bool = False) -> ArmRow:
         spec = state.spec
+        kept = {
+            "strategy": state.strategy.state(),
+            "entries": state.entries,
+            "origin": state.origin,
+            "disarmed": disarmed,
+        }
         return ArmRow(
             spec.symbol,
             spec.strategy,
             spec.timeframe.name,
             state.params,
-            state.strategy.state(),
+            kept,
             state.armed_at,
             state.updated_at,
         )
@@ -324,10 +367,11 @@ class Arms:
         stop: float | None = None,
         alert_id: str | None = None,
         reason: str = "",
-    ) -> Trade | None:
+    ) -> Trade | str:
         """An outside signal (``POST /signals``) for a symbol armed with ``signal``: the entry,
-        or None when the arm's rules hold it back (said in the log). TradeRefused when the
-        symbol is not armed for signals, the id was seen before, or the engine refused it."""
+        or why the arm's rules hold it back. TradeRefused when the symbol is not armed for
+        signals or has no quote yet, the id was seen before, or the engine refused the entry
+        (then the id is not kept: the same alert may come again)."""
         state = self.armed.get(symbol)
         strategy = state.strategy if state is not None else None
         receive = getattr(strategy, "receive", None)
@@ -335,6 +379,8 @@ class Arms:
             raise TradeRefused(
                 f"{symbol}: not armed for signals (POST /arm with strategy signal)", "not_armed"
             )
+        if symbol not in self.last_quotes:
+            raise TradeRefused(f"{symbol}: no quote yet, so there is no ask to buy at", "unknown_symbol")
         if not receive(alert_id):
             raise TradeRefused(
                 f"{symbol}: signal {alert_id!r} was received before: not traded twice", "duplicate"
@@ -342,10 +388,15 @@ class Arms:
         state.signals += 1
         state.updated_at = ts
         self._dirty.add(symbol)
-        signal = Signal(stop=stop, reason=reason or "an outside signal")
-        trade = self._act(state, signal, ts, raise_refusal=True)
-        self.flush()  # the id is kept before the answer goes back
-        return trade
+        try:
+            return self._act(
+                state, Signal(stop=stop, reason=reason or "an outside signal"), ts, raise_refusal=True
+            )
+        except TradeRefused:
+            getattr(strategy, "forget", lambda _: None)(alert_id)
+            raise
+        finally:
+            self.flush()  # the id is kept (or let go) before the answer goes back
 
     def closed(self, symbol: str, ts: datetime) -> None:
         """The engine closed the symbol's trade: the arm's cooldown starts."""
@@ -358,46 +409,50 @@ class Arms:
 
     def _act(
         self, state: ArmState, signal: Signal, ts: datetime, *, raise_refusal: bool = False
-    ) -> Trade | None:
+    ) -> Trade | str:
+        """A signal becomes an entry: the trade, or why it was not taken (TradeRefused instead
+        when ``raise_refusal`` and the engine, or the bracket, refused it)."""
         symbol = state.spec.symbol
         why = self._held_back(state, ts)
         if why is not None:
             log.info("%s: %s signal not taken: %s", symbol, state.spec.strategy, why)
-            return None
+            return why
         quote = self.last_quotes.get(symbol)
         if quote is None:
             log.info("%s: %s signal not taken: no quote yet", symbol, state.spec.strategy)
-            return None
+            return "no quote yet"
         bracket = state.bracket
-        tp1, tp2, stop = bracket.levels(quote.ask, signal.stop)
-        order = Open(
-            symbol=symbol,
-            qty=bracket.qty,
-            tp1=tp1,
-            tp2=tp2,
-            stop=stop,
-            ts=ts,
-            risk=bracket.risk,
-            strategy=state.spec.strategy,
-            timeframe=state.spec.timeframe.name,
-            level=signal.level,
-        )
         try:
-            trade = self.enter(order)
-        except TradeRefused as exc:
+            tp1, tp2, stop = bracket.levels(quote.ask, signal.stop)
+            trade = self.enter(
+                Open(
+                    symbol=symbol,
+                    qty=bracket.qty,
+                    tp1=tp1,
+                    tp2=tp2,
+                    stop=stop,
+                    ts=ts,
+                    risk=bracket.risk,
+                    strategy=state.spec.strategy,
+                    timeframe=state.spec.timeframe.name,
+                    level=signal.level,
+                )
+            )
+        except (TradeRefused, ValueError) as exc:
+            refused = exc if isinstance(exc, TradeRefused) else TradeRefused(f"{symbol}: {exc}")
             state.refused += 1
-            log.warning("%s: %s entry refused: %s", symbol, state.spec.strategy, exc)
-            if exc.rule is None:  # a limit's refusal is alerted by the engine already
+            log.warning("%s: %s entry refused: %s", symbol, state.spec.strategy, refused)
+            if refused.rule is None:  # a limit's refusal is alerted by the engine already
                 self.tell(
                     "strategy_refused",
-                    f"{symbol}: the {state.spec.strategy} entry ({signal.reason}) was refused: {exc};"
+                    f"{symbol}: the {state.spec.strategy} entry ({signal.reason}) was refused: {refused};"
                     " the arm is not spent",
                     symbol=symbol,
                     strategy=state.spec.strategy,
                 )
             if raise_refusal:
-                raise
-            return None
+                raise refused from None
+            return str(refused)
         state.entries += 1
         state.trade_id = trade.id
         state.strategy.entered()

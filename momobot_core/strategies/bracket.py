@@ -92,9 +92,11 @@ class BracketSettings:
 
     def levels(self, ask: float, pattern_stop: float | None) -> tuple[float, float, float]:
         """``(tp1, tp2, stop)`` for an entry at ``ask``. With ``stop = "pattern"`` and a pattern
-        that gave a stop below the ask, the targets are R multiples of it; else the fixed
-        offsets (a pattern without a stop falls back to 0.10 below, or ``stop`` when set)."""
-        if self.stop is None and pattern_stop is not None and pattern_stop < ask:
+        that gave a stop, the targets are R multiples of it (ValueError if it is not below the
+        ask); else the fixed offsets (a pattern without a stop: 0.10 below)."""
+        if self.stop is None and pattern_stop is not None:
+            if not pattern_stop < ask:
+                raise ValueError(f"the pattern's stop {pattern_stop:g} is not below the ask {ask:g}")
             stop = on_tick(pattern_stop)
             risk = ask - stop
             return on_tick(ask + self.tp1_r * risk), on_tick(ask + self.tp2_r * risk), stop

@@ -128,6 +128,11 @@ class SignalOnly:
         self.received += 1
         return True
 
+    def forget(self, alert_id: str | None) -> None:
+        """A signal the engine refused: its id may come again."""
+        if alert_id is not None and alert_id in self.seen:
+            self.seen.remove(alert_id)
+
     def entered(self) -> None:
         pass
 

@@ -94,6 +94,9 @@ def add_commands(cli: click.Group) -> None:
         """Arm SYMBOL with STRATEGY at TIMEFRAME (e.g. ABCD level 1m level=5.20) in a running serve."""
         from datetime import UTC, datetime
 
+        for name, word in (("SYMBOL", symbol), ("STRATEGY", strategy), ("TIMEFRAME", timeframe)):
+            if not word or any(c.isspace() for c in word):
+                raise click.ClickException(f"{name} {word!r}: one word, no spaces")
         try:
             event = parse_arm(" ".join((symbol, strategy, timeframe, *fields)), datetime.now(UTC))
         except ValueError as exc:
@@ -116,8 +119,8 @@ def add_commands(cli: click.Group) -> None:
     def disarm(symbol: str, url: str | None, token: str | None, config_path: str | None) -> None:
         """Stop SYMBOL's strategy in a running serve (an open trade keeps its exits)."""
         where, token = _where(url, token, config_path)
-        _call(where, token, "POST", "/disarm", {"symbol": symbol.upper()})
-        click.echo(f"{symbol.upper()}: disarmed")
+        _call(where, token, "POST", "/disarm", {"symbol": symbol})
+        click.echo(f"{symbol}: disarmed")
 
     @cli.command()
     @click.option("--json", "as_json", is_flag=True, help="The whole state of each arm, as JSON.")

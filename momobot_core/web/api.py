@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from momobot_core import __version__
@@ -108,7 +108,9 @@ class SignalBody(BaseModel):
     passphrase: str | None = Field(default=None, max_length=256)
     ticker: Symbol | None = None
     symbol: Symbol | None = None
-    id: str | int | None = Field(default=None, description="The alert's id: an id seen before is refused.")
+    id: StrictStr | StrictInt | None = Field(
+        default=None, description="The alert's id (at most 128 characters): an id seen before is refused."
+    )
     time: datetime | None = Field(default=None, description="When the alert fired; too old is refused.")
     action: str | None = Field(default=None, max_length=16, examples=["buy"])
     stop: Price | None = Field(default=None, description='The pattern\'s stop, for stop = "pattern".')
@@ -349,21 +351,21 @@ def build_app(
         replaces the arm. With a live source the symbol is added to the watchlist."""
         params = dict(body.model_extra or {})
         try:
-            engine.apply(Arm(body.symbol.upper(), body.strategy, body.timeframe, engine.clock.now(), params))
+            engine.apply(Arm(body.symbol, body.strategy, body.timeframe, engine.clock.now(), params))
         except TradeRefused as exc:
             return _refused(exc)
         if engine.watchlist is not None:
-            engine.watchlist.add(body.symbol.upper())
-        return next(a for a in engine.arms if a["symbol"] == body.symbol.upper())
+            engine.watchlist.add(body.symbol)
+        return next(a for a in engine.arms if a["symbol"] == body.symbol)
 
     @app.post("/disarm", responses=errors)
     async def disarm(body: SymbolBody) -> Any:
         """Stop a symbol's strategy (an open trade keeps its exits)."""
         try:
-            engine.apply(Disarm(body.symbol.upper(), engine.clock.now()))
+            engine.apply(Disarm(body.symbol, engine.clock.now()))
         except TradeRefused as exc:
             return _refused(exc)
-        return {"disarmed": body.symbol.upper()}
+        return {"disarmed": body.symbol}
 
     @app.post("/signals", status_code=201, responses=errors)
     async def signals(body: SignalBody) -> Any:
@@ -377,15 +379,26 @@ def build_app(
         given = body.secret if body.secret is not None else body.passphrase
         if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
             return _problem(401, "wrong or missing secret (the body's secret or passphrase)")
-        symbol = (body.symbol or body.ticker or "").upper()
+        symbol = body.symbol or body.ticker or ""
         if not symbol:
             return _problem(422, "give the symbol (symbol or ticker)")
         if body.action is not None and body.action.lower() not in ("buy", "long", "enter"):
             return _problem(422, f"action {body.action!r}: signals open long entries only (buy)")
         now = datetime.now(UTC)
+        if isinstance(body.id, str) and len(body.id) > 128:
+            return _problem(422, "id: at most 128 characters")
         if body.time is not None:
-            fired = body.time if body.time.tzinfo is not None else body.time.replace(tzinfo=UTC)
+            # A time without an offset is the exchange's, as in POST /quotes and recordings.
+            fired = (
+                body.time if body.time.tzinfo is not None else body.time.replace(tzinfo=engine.settings.tz)
+            )
             age = (now - fired).total_seconds()
+            if age < -max_quote_skew_s:
+                return _problem(
+                    409,
+                    f"{symbol}: the alert's time {fired.isoformat()} is {-age:.0f} s in the future"
+                    f" (more than [api] max_quote_skew_s {max_quote_skew_s:g} s): check its clock",
+                )
             if age > signal_max_age_s:
                 return _problem(
                     409,
@@ -401,12 +414,8 @@ def build_app(
             )
         except TradeRefused as exc:
             return _refused(exc)
-        if trade is None:
-            arm_state = next((a for a in engine.arms if a["symbol"] == symbol), None)
-            return JSONResponse(
-                status_code=200,
-                content={"taken": False, "reason": "the arm's rules held it back", "arm": arm_state},
-            )
+        if isinstance(trade, str):
+            return JSONResponse(status_code=200, content={"taken": False, "reason": trade})
         return {"taken": True, "trade": _trade_out(trade)}
 
     @app.post("/trades", status_code=201, response_model=TradeOut, responses=errors)

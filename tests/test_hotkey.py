@@ -474,3 +474,16 @@ def test_wss_with_a_ca_file_verifies_the_server(tmp_path: Path, caplog: pytest.L
             )
             engine.shutdown()
     assert server.messages == ["buy_ask"]
+
+
+def test_the_hotkey_plugins_event_hooks_run_before_any_other_plugins() -> None:
+    # pluggy calls the plugin registered last first: without tryfirst, a dashboard or a logger
+    # registered after hotkey_ws would do its work while the hotkey waits.
+    from momobot_core.plugins import Hooks
+
+    hooks = Hooks()
+    hooks.load_builtins()
+    hooks.register(HotkeyPlugin(), name="hotkey_ws")
+    hooks.register(Recorder(), name="registered-later")
+    for hook in ("on_order_submitted", "on_target_hit", "on_position_closed"):
+        assert [name for name, _, _ in hooks.implementations(hook)][0] == "hotkey_ws", hook

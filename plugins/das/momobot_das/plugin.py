@@ -161,7 +161,7 @@ class DasPlugin:
         desk = self.desk
         return desk.status() if desk is not None else {"state": self._state}
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # the order leaves before any other plugin's work
     def on_order_submitted(self, order: Order, trade: Trade) -> None:
         desk = self._sending()
         if desk is None or order.qty <= 0:

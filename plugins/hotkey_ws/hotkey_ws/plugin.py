@@ -105,7 +105,7 @@ class HotkeyPlugin:
         client = self.client
         return client.status() if client is not None else []
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # a command leaves before any other plugin's work
     def on_order_submitted(self, order: Order, trade: Trade) -> None:
         client = self._sending()
         if client is not None and order.intent == "entry":
@@ -118,7 +118,7 @@ class HotkeyPlugin:
                 ts=order.ts,
             )
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def on_target_hit(self, trade: Trade, target: Target, quote: Quote) -> None:
         client = self._sending()
         if client is None:
@@ -139,7 +139,7 @@ class HotkeyPlugin:
             names=names,
         )
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def on_position_closed(self, trade: Trade, reason: str, price: float) -> None:
         client = self._sending()
         if client is not None and reason == "manual":
@@ -153,7 +153,7 @@ class HotkeyPlugin:
                 ts=trade.closed_at,
             )
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def on_kill(self, trades: list[Trade], reason: str) -> None:
         # Once for the whole book: a keystroke acts on the active montage, so one sell_all_bid
         # per trade would sell one symbol N times. The per-trade closes (reason kill) send nothing.

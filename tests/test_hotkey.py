@@ -486,4 +486,4 @@ def test_the_hotkey_plugins_event_hooks_run_before_any_other_plugins() -> None:
     hooks.register(HotkeyPlugin(), name="hotkey_ws")
     hooks.register(Recorder(), name="registered-later")
     for hook in ("on_order_submitted", "on_target_hit", "on_position_closed"):
-        assert [name for name, _, _ in hooks.implementations(hook)][0] == "hotkey_ws", hook
+        assert next(name for name, _, _ in hooks.implementations(hook)) == "hotkey_ws", hook

@@ -14,6 +14,7 @@ no print sizes.
 
 from __future__ import annotations
 
+import collections
 import re
 from datetime import datetime, timedelta, tzinfo
 
@@ -21,7 +22,7 @@ import attrs
 
 from momobot_core.models import Quote
 
-__all__ = ["Candle", "CandleBuilder", "Timeframe", "quote_price"]
+__all__ = ["CHART_TIMEFRAMES", "Candle", "CandleBook", "CandleBuilder", "Timeframe", "quote_price"]
 
 _TIMEFRAME = re.compile(r"^([1-9][0-9]{0,4})([smh])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600}
@@ -159,3 +160,72 @@ def quote_price(quote: Quote, seen: dict[str, tuple[float, datetime | None]]) ->
         return None
     seen[quote.symbol] = mark
     return last
+
+
+#: The timeframes a chart offers (the cockpit's 10 s / 1 m / 5 m).
+CHART_TIMEFRAMES = ("10s", "1m", "5m")
+
+
+class CandleBook:
+    """Candle history of the symbols a person charts (and those armed or in a trade), at the
+    chart's timeframes: the last ``keep`` closed candles and the one forming, with a version per
+    symbol so each open page sends only what changed (throttled by its own cadence, never per
+    quote). A quote for a symbol not charted costs one set look-up."""
+
+    def __init__(self, tz: tzinfo, keep: int = 500, most: int = 50) -> None:
+        self.tz = tz
+        self.keep = keep
+        self.most = most
+        #: Charted symbols, oldest first (a page asking again moves one to the end).
+        self.symbols: dict[str, int] = {}
+        self._builders: dict[str, list[CandleBuilder]] = {}
+        self._closed: dict[tuple[str, str], collections.deque[Candle]] = {}
+        self._seen: dict[str, tuple[float, datetime | None]] = {}
+
+    def chart(self, symbol: str) -> None:
+        """Build candles for ``symbol`` from now on (kept until ``most`` others are newer)."""
+        if symbol in self.symbols:
+            self.symbols[symbol] = self.symbols.pop(symbol)  # the newest now
+            return
+        while len(self.symbols) >= self.most:
+            oldest = next(iter(self.symbols))
+            del self.symbols[oldest]
+            del self._builders[oldest]
+            for name in CHART_TIMEFRAMES:
+                self._closed.pop((oldest, name), None)
+        self.symbols[symbol] = 0
+        self._builders[symbol] = [
+            CandleBuilder(symbol, Timeframe.parse(n), self.tz) for n in CHART_TIMEFRAMES
+        ]
+        for name in CHART_TIMEFRAMES:
+            self._closed[(symbol, name)] = collections.deque(maxlen=self.keep)
+
+    def on_quote(self, quote: Quote) -> None:
+        price = quote_price(quote, self._seen)
+        if price is None:
+            return
+        symbol = quote.symbol
+        for builder in self._builders[symbol]:
+            closed = builder.price(quote.ts, price)
+            if closed is not None:
+                self._closed[(symbol, builder.timeframe.name)].append(closed)
+        self.symbols[symbol] += 1
+
+    def tick(self, now: datetime) -> None:
+        for symbol, builders in self._builders.items():
+            for builder in builders:
+                closed = builder.tick(now)
+                if closed is not None:
+                    self._closed[(symbol, builder.timeframe.name)].append(closed)
+                    self.symbols[symbol] += 1
+
+    def candles(self, symbol: str, timeframe: str) -> list[Candle]:
+        """The closed candles kept and the one forming, oldest first."""
+        closed = list(self._closed.get((symbol, timeframe), ()))
+        for builder in self._builders.get(symbol, ()):
+            if builder.timeframe.name == timeframe and builder.current is not None:
+                closed.append(builder.current)
+        return closed
+
+    def version(self, symbol: str) -> int:
+        return self.symbols.get(symbol, -1)

@@ -32,6 +32,7 @@ import attrs
 from momobot_core import brackets
 from momobot_core.alerts import ALERTS_KEPT, Alerts
 from momobot_core.brackets import MAX_PRICE, MAX_QTY
+from momobot_core.candles import CandleBook
 from momobot_core.config import Config, ConfigError, CoreSettings
 from momobot_core.errors import JournalWriteError, TradeRefused
 from momobot_core.journal import JournalEvent, WireLog
@@ -180,6 +181,8 @@ class Engine:
         self._doubts = Doubts(journal.undispatched() if journal is not None else [])
         #: Events other threads hand over (``submit``), applied on the engine's thread.
         self._submitted = SubmitQueue(self.apply, self.alert)
+        #: Candle history for the page's chart: charted, armed and traded symbols.
+        self.charts = CandleBook(self.settings.tz)
         #: The armed symbols: strategies' entries, through :meth:`apply` like a person's.
         self._arms = Arms(
             strategies=collect_strategies(hooks),
@@ -219,6 +222,8 @@ class Engine:
             self.hooks.start(self)
         self._restart_alerts()
         self._arm_at_start()
+        for symbol in [*self.open_trades, *self._arms.armed]:
+            self.charts.chart(symbol)
         if self.clock.live:
             now = self.clock.now()
             self._day.roll(now)  # a halted day stays halted across a restart
@@ -348,6 +353,7 @@ class Engine:
             try:
                 if type(event) is Arm:
                     self._arms.arm(event)
+                    self.charts.chart(event.symbol)
                 else:
                     self._arms.disarm(event.symbol)
             except TradeRefused:
@@ -469,6 +475,8 @@ class Engine:
                         self._after_exits(quote.ts)
                 if symbol in self._arms.armed:
                     self._arms.on_quote(quote)
+                if symbol in self.charts.symbols:
+                    self.charts.on_quote(quote)
                 return True
         self._reject(quote)
         return False
@@ -558,6 +566,8 @@ class Engine:
             ) from None
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
+        if symbol not in self.charts.symbols:
+            self.charts.chart(symbol)
         # Opened on a quote: its silence counts from now, not from the start of the process.
         self._quote_watch.quoted(symbol, time.monotonic())
         self._day.opened()
@@ -821,6 +831,8 @@ class Engine:
             self._after_exits(now)
             if self._arms.armed:
                 self._arms.tick(now)
+            if self.charts.symbols:
+                self.charts.tick(now)
         else:
             self._arms.flush()
 

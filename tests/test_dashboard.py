@@ -221,3 +221,37 @@ def test_a_page_whose_bot_went_away_says_so_and_a_button_that_fails_is_seen(
     click(browser, "#resume")
     assert wait_until(lambda: "Not done: the bot does not answer." in text_of(browser, "#said"), timeout=10)
     browser.get_log("browser")  # the refused connections are expected here: read and dropped
+
+
+def test_the_chart_draws_a_symbols_candles_and_its_trades_lines_and_follows_the_stream(
+    browser: Any, api: ApiProcess, hotkeys: HotkeyTestServer
+) -> None:
+    quote(api, "ABCD", 2.00)
+    open_trade(api, "ABCD")  # entry 2.00, TP1 2.2, TP2 2.4, stop 1.9
+    quote(api, "ABCD", 2.05)
+    browser.get(api.url + "/")
+    assert wait_until(lambda: connected(browser), timeout=10)
+    browser.find_element("css selector", "#chart-symbol").send_keys("ABCD")
+    browser.find_element("css selector", "#chart-timeframe option[value='10s']").click()
+    click(browser, "#chart-show")
+    # Read back through the chart library's own API, not pixels.
+    assert wait_until(
+        lambda: len(browser.execute_script("return window.momobotChart.data()")) >= 1, timeout=10
+    )
+    lines = browser.execute_script("return window.momobotChart.lines()")
+    assert lines == {"entry": 2.0, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
+    assert browser.execute_script("return window.momobotChart.shown()") == ["ABCD", "10s"]
+    quote(api, "ABCD", 2.21)  # TP1: a new high (the mid, 2.205: no prints), the stop to break-even
+    assert wait_until(
+        lambda: (
+            browser.execute_script("const d = window.momobotChart.data(); return d[d.length - 1].high")
+            == 2.205
+        ),
+        timeout=10,
+    )
+    assert wait_until(
+        lambda: browser.execute_script("return window.momobotChart.lines()").get("stop") == 2.0, timeout=10
+    )
+    bad = api.client.get("/candles", params={"symbol": "ABCD", "timeframe": "7m"})
+    assert bad.status_code == 422
+    assert severe_console_messages(browser) == []

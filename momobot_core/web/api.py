@@ -33,6 +33,7 @@ from momobot_core.engine import ALERTS_KEPT, MAX_PRICE, MAX_QTY, Engine, TradeRe
 from momobot_core.journal import Journal
 from momobot_core.models import Arm, Close, Disarm, Kill, Leg, Open, Quote, Resume, Trade
 from momobot_core.report import tradervue_csv
+from momobot_core.web.chart import chart_data
 from momobot_core.web.dashboard import Dashboard
 from momobot_core.web.guard import SESSION_HOURS, RequestGuard, Sessions
 
@@ -339,6 +340,14 @@ def build_app(
             return _problem(409, "no live source is running (momobot serve --source NAME)")
         added = [symbol for symbol in body.symbols if engine.watchlist.add(symbol)]
         return {"added": added, "watchlist": list(engine.watchlist)}
+
+    @app.get("/candles", responses=errors)
+    async def candles(symbol: Symbol, timeframe: Literal["10s", "1m", "5m"] = "1m") -> Any:
+        """A symbol's candles for a chart (the last 500 and the one forming), and the lines to
+        draw on it: its open trade's entry, TP1, TP2 and stop, and its arm's breakout level.
+        Asking charts the symbol from now on (armed and traded symbols are charted already);
+        the dashboard's event stream then sends its updates."""
+        return chart_data(engine, symbol, timeframe)
 
     @app.get("/arms")
     async def arms() -> list[dict[str, Any]]:

@@ -16,12 +16,14 @@ import asyncio
 import collections
 import contextlib
 import itertools
+import json
 import logging
 import math
 import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -31,14 +33,16 @@ import attrs
 import jinja2
 import pygal
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from momobot_core import hookimpl
+from momobot_core.candles import CHART_TIMEFRAMES
 from momobot_core.engine import TradeRefused
 from momobot_core.models import Alert, Close, Kill, Order, Panel, Resume, Target, Trade
 from momobot_core.report import svg_of
+from momobot_core.web.chart import chart_data, chart_update
 from momobot_core.web.guard import LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE, Sessions, client_key
 
 if TYPE_CHECKING:
@@ -191,6 +195,8 @@ class Dashboard:
         self._drawn_state: tuple[object, ...] = ()
         self._drawn: dict[str, str] = {}
         self._equity_svg = ""
+        #: The symbol and timeframe the page's chart shows (``POST /ui/chart``); None: no chart.
+        self.chart: tuple[str, str] | None = None
 
     # -- fragments ----------------------------------------------------------------------
 
@@ -265,6 +271,7 @@ class Dashboard:
         """Fragments as they change, and log entries after ``seen`` (what the page already shows)."""
         last: dict[str, str] = {}
         drawn: tuple[object, ...] = ()
+        charted: tuple[object, ...] = ()  # what this page's chart was last sent
         headers = {k.lower(): v for k, v in request.headers.raw}
         while not await request.is_disconnected() and not (closing is not None and closing.is_set()):
             if not self.sessions.allows(headers):
@@ -280,6 +287,16 @@ class Dashboard:
                     if last.get(name) != html:
                         last[name] = html
                         yield ServerSentEvent(data=html, event=name)
+            chart = self.chart
+            if chart is not None:
+                # At most once per look (REFRESH_S), never per quote: the symbol's version moves
+                # with every price, the lines with its trade and its arm.
+                update = chart_update(self.bot, *chart)
+                mark = (chart, self.bot.charts.version(chart[0]), tuple(update["lines"].items()))
+                if mark != charted:
+                    charted = mark
+                    # Escaped: it is swapped into the page as text, and read back as JSON.
+                    yield ServerSentEvent(data=escape(json.dumps(update)), event="chart")
             new = self.feed.since(seen)
             if new:
                 seen = new[-1].seq
@@ -381,6 +398,23 @@ class Dashboard:
         async def discard(request: Request) -> Response:
             symbol = await _field(request, "symbol")
             return self._act(lambda: self.bot.discard_trade(symbol), f"{symbol} discarded, nothing sent")
+
+        @app.post("/ui/chart", include_in_schema=False)
+        async def chart(request: Request) -> Response:
+            """The chart's symbol and timeframe: its candles now (as ``GET /candles``), its updates
+            then over the event stream."""
+            symbol = await _field(request, "symbol")
+            timeframe = await _field(request, "timeframe") or "1m"
+            if not symbol or len(symbol) > 32 or not symbol.isprintable() or " " in symbol:
+                return JSONResponse(status_code=422, content={"error": f"symbol {symbol!r} is not a ticker"})
+            if timeframe not in CHART_TIMEFRAMES:
+                return JSONResponse(
+                    status_code=422,
+                    content={"error": f"timeframe {timeframe!r}: one of {', '.join(CHART_TIMEFRAMES)}"},
+                )
+            self.chart = (symbol, timeframe)
+            self.feed.changed.set()
+            return JSONResponse(chart_data(self.bot, symbol, timeframe))
 
         @app.post("/ui/kill", response_class=HTMLResponse, include_in_schema=False)
         async def kill() -> Response:

@@ -89,3 +89,20 @@ def test_candles_keep_ohlc_invariants_and_alignment_on_random_paths(
         mine = [p for t, p in fed if candle.start <= t < candle.start + timedelta(seconds=tf.seconds)]
         assert mine and (candle.open, candle.close) == (mine[0], mine[-1])
         assert (candle.high, candle.low, candle.volume) == (max(mine), min(mine), len(mine))
+
+
+def test_the_candle_book_keeps_history_of_charted_symbols_only_and_drops_the_oldest() -> None:
+    from momobot_core.candles import CandleBook
+
+    book = CandleBook(NY, keep=3, most=2)
+    book.chart("AAAA")
+    for n in range(5):  # five minutes, one price each
+        book.on_quote(Quote("AAAA", T0 + timedelta(minutes=n), 1.99, 2.01, 2.00 + n / 100))
+    candles = book.candles("AAAA", "1m")
+    assert [c.close for c in candles] == [2.01, 2.02, 2.03, 2.04]  # 3 kept closed + the forming one
+    assert book.version("AAAA") == 5 and book.version("ZZZZ") == -1
+    assert [c.volume for c in book.candles("AAAA", "5m")] == [5]
+    book.chart("BBBB")
+    book.chart("AAAA")  # asked again: the newest
+    book.chart("CCCC")  # one too many: BBBB, the oldest asked for, goes
+    assert list(book.symbols) == ["AAAA", "CCCC"] and book.candles("BBBB", "1m") == []

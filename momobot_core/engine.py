@@ -61,7 +61,7 @@ from momobot_core.risk import RiskBook, RiskSettings
 from momobot_core.riskday import RiskDay
 from momobot_core.strategies import collect_strategies
 from momobot_core.strategies.arms import Arms, parse_arm
-from momobot_core.strategies.bracket import bracket_settings
+from momobot_core.strategies.bracket import BracketSettings, bracket_settings
 from momobot_core.submit import SUBMIT_QUEUE, SubmitQueue
 from momobot_core.watch import QuoteWatch, TradingHalts
 
@@ -429,6 +429,26 @@ class Engine:
             except TradeRefused as exc:
                 raise ConfigError(f"[momobot] arm = {event.origin[8:]!r}: {exc}") from None
 
+    def bracket_for(self, strategy: str | None = None) -> BracketSettings:
+        """``[bracket]``, with ``[bracket.<strategy>]`` over it for a strategy's entries."""
+        if strategy is None:
+            return self._arms.base
+        return self._arms.per_strategy.get(strategy, self._arms.base)
+
+    def loss_budget(self) -> dict[str, float] | None:
+        """What today's ``max_daily_loss`` leaves for one more entry's stop: the limit, today's
+        realised P&L, what the open trades lose at their stops, and what is left (None: no limit)."""
+        limit = self.risk.max_daily_loss
+        if limit is None:
+            return None
+        realised, at_stops = self.book.realised, self._day.at_stops()
+        return {
+            "max_daily_loss": limit,
+            "realised": round(realised, 2),
+            "open_at_stops": round(at_stops, 2),
+            "left": round(limit + realised + at_stops, 2),
+        }
+
     @property
     def arms(self) -> list[dict[str, Any]]:
         """Every armed symbol and its live state (``GET /arms``, ``momobot arms``)."""
@@ -789,6 +809,11 @@ class Engine:
     def journal_pending(self) -> bool:
         """True while exits wait in the journal's side file: entries are refused until then."""
         return self._record.pending
+
+    @property
+    def journal_unfolded(self) -> int:
+        """Events recorded in the side file that the journal's tables do not show yet."""
+        return self._record.unfolded
 
     @property
     def journal_error(self) -> str | None:

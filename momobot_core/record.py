@@ -250,6 +250,12 @@ class Record:
 
     # -- catching up ---------------------------------------------------------------------------
 
+    @property
+    def unfolded(self) -> int:
+        """Events in the side file not folded into the journal yet (readers of the journal's
+        tables do not see them until then)."""
+        return len(self._logged)
+
     def fold(self) -> bool:
         """Fold what this run wrote to the side file into the journal, with the marks of the
         events whose hooks ran. True when the journal holds everything; False (told once) when

@@ -255,3 +255,87 @@ def test_the_chart_draws_a_symbols_candles_and_its_trades_lines_and_follows_the_
     bad = api.client.get("/candles", params={"symbol": "ABCD", "timeframe": "7m"})
     assert bad.status_code == 422
     assert severe_console_messages(browser) == []
+
+
+@pytest.fixture
+def limited(tmp_path: Path, hotkeys: HotkeyTestServer) -> Iterator[ApiProcess]:
+    env = {
+        "MOMOBOT_DISABLE_PLUGINS": "voice",
+        "MOMOBOT_HOTKEY_URL": hotkeys.url,
+        "MOMOBOT_RISK_MAX_DAILY_LOSS": "100",
+        "MOMOBOT_RISK_MAX_SHARES": "500",
+    }
+    server = start_api(tmp_path, env=env)
+    yield server
+    server.stop()
+
+
+def fill(driver: Any, css: str, text: str) -> None:
+    box = driver.find_element("css selector", css)
+    box.clear()
+    box.send_keys(text)
+
+
+def test_the_ticket_fills_from_the_bracket_shows_its_risk_sends_and_says_which_rule_refused(
+    browser: Any, limited: ApiProcess, hotkeys: HotkeyTestServer
+) -> None:
+    quote(limited, "ABCD", 2.00)
+    browser.get(limited.url + "/")
+    assert wait_until(lambda: connected(browser), timeout=10)
+    fill(browser, "#ticket-symbol", "ABCD")
+    click(browser, "#ticket-fill")
+    # [bracket] around the ask: TP1 +0.10, TP2 +0.30, stop -0.10, 100 shares; $10 at risk of $100.
+    assert wait_until(
+        lambda: browser.find_element("css selector", "#ticket-tp1").get_attribute("value") == "2.1"
+    )
+    values = {
+        k: browser.find_element("css selector", f"#ticket-{k}").get_attribute("value")
+        for k in ("qty", "tp2", "stop")
+    }
+    assert values == {"qty": "100", "tp2": "2.3", "stop": "1.9"}
+    assert "risk $10.00 at the stop; today's max_daily_loss leaves $100.00" in text_of(
+        browser, "#ticket-risk-line"
+    )
+    fill(browser, "#ticket-qty", "600")
+    assert "(this entry would be refused)" not in text_of(browser, "#ticket-risk-line")  # $60 < $100
+    click(browser, "#ticket-send")
+    assert wait_until(lambda: "refused by max_shares" in text_of(browser, "#said"), timeout=10)
+    fill(browser, "#ticket-qty", "200")
+    click(browser, "#ticket-send")
+    assert hotkeys.wait_for(1) == ["buy_ask"]
+    assert wait_until(lambda: "ABCD: entry sent" in text_of(browser, "#said"), timeout=10)
+    assert wait_until(lambda: "200 / 200" in text_of(browser, "#pos-ABCD"), timeout=10)
+    assert severe_console_messages(browser) == []
+
+
+def test_arm_from_the_page_see_it_enter_on_its_level_and_the_keys(
+    browser: Any, api: ApiProcess, hotkeys: HotkeyTestServer
+) -> None:
+    quote(api, "WXYZ", 5.10)
+    browser.get(api.url + "/")
+    assert wait_until(lambda: connected(browser), timeout=10)
+    assert "Keys:" in text_of(browser, "#keys")
+    browser.find_element("css selector", "body").send_keys("a")  # the arm form's symbol
+    assert browser.execute_script("return document.activeElement.id") == "arm-symbol"
+    browser.switch_to.active_element.send_keys("WXYZ")
+    browser.find_element("css selector", "#arm-strategy option[value='level']").click()
+    fill(browser, "#arm-level", "5.2")
+    click(browser, "#arm-preview")
+    assert wait_until(lambda: "TP1 5.2, TP2 5.4, stop 5" in text_of(browser, "#arm-bracket"), timeout=10)
+    click(browser, "#arm-send")
+    assert wait_until(lambda: "level 1m" in text_of(browser, "#arm-WXYZ"), timeout=10)
+    quote(api, "WXYZ", 5.15)  # below the level, seen by the arm
+    quote(api, "WXYZ", 5.21)  # from below: the entry
+    assert hotkeys.wait_for(1) == ["buy_ask"]
+    assert wait_until(lambda: "1 / 1" in text_of(browser, "#arm-WXYZ"), timeout=10)
+    browser.find_element("css selector", "body").send_keys("t")
+    assert browser.execute_script("return document.activeElement.id") == "ticket-symbol"
+    browser.switch_to.active_element.send_keys("\ue00c")  # Esc leaves the field
+    quote(api, "WXYZ", 5.15, bid=5.14)
+    click(browser, "#arm-WXYZ button.disarm")
+    assert wait_until(lambda: "Nothing is armed" in text_of(browser, "#arms"), timeout=10)
+    api.client.post("/close-position", json={"symbol": "WXYZ"})
+    assert wait_until(
+        lambda: "level" in text_of(browser, "#day") and "-$7.00" in text_of(browser, "#day"), timeout=10
+    )
+    assert severe_console_messages(browser) == []

@@ -16,7 +16,7 @@ import attrs
 from momobot_core.brackets import MAX_PRICE, MAX_QTY
 from momobot_core.config import Config, ConfigError
 
-__all__ = ["BRACKET_KEYS", "BracketSettings", "bracket_settings", "on_tick"]
+__all__ = ["BRACKET_KEYS", "BracketSettings", "bracket_settings", "on_tick", "size_for"]
 
 #: The keys of ``[bracket]``, of ``[bracket.<strategy>]`` and of an arm's overrides.
 BRACKET_KEYS = ("qty", "risk", "tp1", "tp2", "stop", "tp1_r", "tp2_r", "entries", "cooldown_s")
@@ -29,6 +29,14 @@ DEFAULT_STOP = 0.10
 def on_tick(price: float) -> float:
     """``price`` rounded to the tick a US exchange quotes it at."""
     return round(price, 2) if price >= 1 else round(price, 4)
+
+
+def size_for(risk: float, ask: float, stop: float) -> int:
+    """Shares that lose ``risk`` dollars at ``stop`` from ``ask`` (at least 0; the engine's own
+    sizing also applies ``[risk]`` max_shares and max_position_value)."""
+    if not stop < ask or risk <= 0:
+        return 0
+    return int(risk / (ask - stop) + 1e-9)
 
 
 def _number(key: str, value: object, *, whole: bool = False, maximum: float = MAX_PRICE) -> Any:

@@ -36,6 +36,7 @@ from momobot_core.report import tradervue_csv
 from momobot_core.web.chart import chart_data
 from momobot_core.web.dashboard import Dashboard
 from momobot_core.web.guard import SESSION_HOURS, RequestGuard, Sessions
+from momobot_core.web.ticket import ticket
 
 TOKEN_ENV = "MOMOBOT_API_TOKEN"
 log = logging.getLogger("momobot.api")
@@ -348,6 +349,16 @@ def build_app(
         Asking charts the symbol from now on (armed and traded symbols are charted already);
         the dashboard's event stream then sends its updates."""
         return chart_data(engine, symbol, timeframe)
+
+    @app.get("/ticket", responses=errors)
+    async def ticket_prefill(symbol: Symbol, strategy: str | None = None) -> Any:
+        """An order ticket pre-filled from ``[bracket]`` (``strategy``: its own table) around the
+        current ask, on the tick: quantity, TP1, TP2, stop, the entry's risk in dollars, and what
+        today's ``max_daily_loss`` leaves (``budget``, null without the limit). 404 without a quote."""
+        try:
+            return ticket(engine, symbol, strategy)
+        except TradeRefused as exc:
+            return _refused(exc)
 
     @app.get("/arms")
     async def arms() -> list[dict[str, Any]]:

@@ -40,8 +40,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from momobot_core import hookimpl
 from momobot_core.candles import CHART_TIMEFRAMES
 from momobot_core.engine import TradeRefused
-from momobot_core.models import Alert, Close, Kill, Order, Panel, Resume, Target, Trade
-from momobot_core.report import svg_of
+from momobot_core.models import Alert, Arm, Close, Disarm, Kill, Open, Order, Panel, Resume, Target, Trade
+from momobot_core.report import DayStats, day_stats, svg_of
+from momobot_core.strategies import collect_strategies
 from momobot_core.web.chart import chart_data, chart_update
 from momobot_core.web.guard import LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE, Sessions, client_key
 
@@ -197,6 +198,10 @@ class Dashboard:
         self._equity_svg = ""
         #: The symbol and timeframe the page's chart shows (``POST /ui/chart``); None: no chart.
         self.chart: tuple[str, str] | None = None
+        #: The strategies the arm form offers.
+        self.strategies = sorted(collect_strategies(bot.hooks))
+        self._day_key: tuple[object, ...] = ()
+        self._day: DayStats | None = None
 
     # -- fragments ----------------------------------------------------------------------
 
@@ -207,7 +212,23 @@ class Dashboard:
             "today": render("_today.html", risk=bot.risk_status(), bot=bot),
             "source": render("_source.html", source=_source(bot)),
             "equity": self.equity_svg(),
+            "arms": render("_arms.html", arms=bot.arms),
+            "day": render("_day.html", day=self.day(), tz=bot.settings.tz),
         }
+
+    def day(self) -> DayStats | None:
+        """Today's closed trades with their P&L and R, by strategy: read from the journal only
+        when a trade closed since (never per quote)."""
+        bot = self.bot
+        key = (bot.counters.trades_closed, bot.book.day, bot.journal_unfolded == 0)
+        if key != self._day_key:
+            self._day_key = key
+            journal = bot.journal
+            self._day = None
+            if journal is not None and bot.book.day is not None:
+                day = bot.book.day.isoformat()
+                self._day = day_stats(journal.trades(), journal.legs(), day, bot.settings.tz)
+        return self._day
 
     def equity_svg(self) -> str:
         """The day's P&L curve: realised after each leg, then the total now. Drawn again only when
@@ -258,6 +279,11 @@ class Dashboard:
             tuple(t.unconfirmed for t in bot.open_trades.values()),
             bot.book.halt,
             bot.book.day,
+            bot.journal_unfolded == 0,
+            tuple(
+                (a["symbol"], a["entries"], a["refused"], a["last_price"], a["state"].get("level"))
+                for a in bot.arms
+            ),
             bot.journal_pending,
             bot.stale_quotes,
             int(time.monotonic()) if bot.open_trades or source is not None else 0,
@@ -330,6 +356,7 @@ class Dashboard:
                     panels=self.panels(),
                     tz=self.bot.settings.tz,
                     signed_in=sessions.required,
+                    strategies=self.strategies,
                 )
             )
 
@@ -416,6 +443,42 @@ class Dashboard:
             self.feed.changed.set()
             return JSONResponse(chart_data(self.bot, symbol, timeframe))
 
+        @app.post("/ui/trade", response_class=HTMLResponse, include_in_schema=False)
+        async def trade(request: Request) -> Response:
+            """The order ticket: an entry as POST /trades makes it (every limit applies)."""
+            fields = await _fields(request)
+            symbol = fields.get("symbol", "")
+            try:
+                qty = int(fields["qty"]) if fields.get("qty") else None
+                risk = float(fields["risk"]) if fields.get("risk") and qty is None else None
+                tp1, tp2, stop = (float(fields.get(k, "")) for k in ("tp1", "tp2", "stop"))
+            except ValueError:
+                return HTMLResponse(
+                    render("_said.html", ok=False, text="qty, TP1, TP2 and stop must be numbers")
+                )
+            order = Open(symbol, qty, tp1, tp2, stop, self.bot.clock.now(), risk)
+            return self._act(lambda: self.bot.apply(order), f"{symbol}: entry sent")
+
+        @app.post("/ui/arm", response_class=HTMLResponse, include_in_schema=False)
+        async def arm(request: Request) -> Response:
+            fields = await _fields(request)
+            symbol, strategy, timeframe = (fields.get(k, "") for k in ("symbol", "strategy", "timeframe"))
+            params: dict[str, object] = {}
+            if fields.get("level"):
+                try:
+                    params["level"] = float(fields["level"])
+                except ValueError:
+                    return HTMLResponse(render("_said.html", ok=False, text="level must be a price"))
+            event = Arm(symbol, strategy, timeframe, self.bot.clock.now(), params)
+            return self._act(lambda: self.bot.apply(event), f"{symbol}: armed with {strategy} {timeframe}")
+
+        @app.post("/ui/disarm", response_class=HTMLResponse, include_in_schema=False)
+        async def disarm(request: Request) -> Response:
+            symbol = await _field(request, "symbol")
+            return self._act(
+                lambda: self.bot.apply(Disarm(symbol, self.bot.clock.now())), f"{symbol}: disarmed"
+            )
+
         @app.post("/ui/kill", response_class=HTMLResponse, include_in_schema=False)
         async def kill() -> Response:
             return self._act(lambda: self.bot.apply(Kill(self.bot.clock.now())), "kill switch pressed")
@@ -428,7 +491,8 @@ class Dashboard:
         try:
             action()
         except TradeRefused as exc:
-            return HTMLResponse(render("_said.html", ok=False, text=str(exc)))
+            text = f"{exc} (refused by {exc.rule})" if exc.rule else str(exc)
+            return HTMLResponse(render("_said.html", ok=False, text=text))
         self.feed.changed.set()
         return HTMLResponse(render("_said.html", ok=True, text=done))
 
@@ -441,6 +505,12 @@ def _since(request: Request, since: str) -> int:
     if run != BOOT or not seq.isdigit():
         return 0
     return int(seq)
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    """Every field of a posted form, trimmed (the first value of each)."""
+    body = (await request.body()).decode("utf-8", "replace")
+    return {name: values[0].strip() for name, values in parse_qs(body).items()}
 
 
 async def _field(request: Request, name: str) -> str:

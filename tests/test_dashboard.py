@@ -339,3 +339,32 @@ def test_arm_from_the_page_see_it_enter_on_its_level_and_the_keys(
         lambda: "level" in text_of(browser, "#day") and "-$7.00" in text_of(browser, "#day"), timeout=10
     )
     assert severe_console_messages(browser) == []
+
+
+def test_the_watchlist_shows_quotes_changes_and_arms_charts_a_row_and_removes_it(
+    browser: Any, api: ApiProcess
+) -> None:
+    quote(api, "ABCD", 2.00)
+    browser.get(api.url + "/")
+    assert wait_until(lambda: connected(browser), timeout=10)
+    for symbol in ("ABCD", "WXYZ"):
+        fill(browser, "#watch-symbol", symbol)
+        click(browser, "#watch-add")
+        assert wait_until(lambda s=symbol: s in text_of(browser, "#watch"), timeout=10)  # type: ignore[misc]
+    assert (
+        api.client.post(
+            "/arm", json={"symbol": "ABCD", "strategy": "pullback", "timeframe": "1m"}
+        ).status_code
+        == 201
+    )
+    quote(api, "ABCD", 2.20)  # +0.20 on the first price seen (the mid, 1.995)
+    assert wait_until(lambda: "+0.20 (+10.0%)" in text_of(browser, "#watch-ABCD"), timeout=10)
+    assert "pullback 1m (0/1)" in text_of(browser, "#watch-ABCD")
+    click(browser, "#watch-ABCD button.chart-it")
+    assert wait_until(
+        lambda: browser.execute_script("return window.momobotChart.shown()") == ["ABCD", "1m"], timeout=10
+    )
+    assert browser.find_element("css selector", "#ticket-symbol").get_attribute("value") == "ABCD"
+    click(browser, "#watch-WXYZ button.unwatch")
+    assert wait_until(lambda: "WXYZ" not in text_of(browser, "#watch"), timeout=10)
+    assert severe_console_messages(browser) == []

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("momobot.dashboard")
 
 HERE = Path(__file__).parent
+#: The most symbols the page's watchlist holds.
+WATCH_MOST = 50
 #: How often the event stream looks for something new to show (seconds).
 REFRESH_S = 0.25
 LOG_KEPT = 500
@@ -198,6 +200,9 @@ class Dashboard:
         self._equity_svg = ""
         #: The symbol and timeframe the page's chart shows (``POST /ui/chart``); None: no chart.
         self.chart: tuple[str, str] | None = None
+        #: The page's watchlist (symbols, in the order added), and each one's first price seen.
+        self.watch: list[str] = []
+        self._first: dict[str, float] = {}
         #: The strategies the arm form offers.
         self.strategies = sorted(collect_strategies(bot.hooks))
         self._day_key: tuple[object, ...] = ()
@@ -213,8 +218,39 @@ class Dashboard:
             "source": render("_source.html", source=_source(bot)),
             "equity": self.equity_svg(),
             "arms": render("_arms.html", arms=bot.arms),
+            "watch": render("_watch.html", rows=self.watch_rows()),
             "day": render("_day.html", day=self.day(), tz=bot.settings.tz),
         }
+
+    def watch_rows(self) -> list[dict[str, Any]]:
+        """The watchlist's rows: the last quote, the change since the first price seen today
+        (the sources give no previous close), and the symbol's arm."""
+        bot = self.bot
+        arms = {a["symbol"]: a for a in bot.arms}
+        rows = []
+        for symbol in self.watch:
+            quote = bot.last_quotes.get(symbol)
+            now = (
+                None
+                if quote is None
+                else (quote.last if quote.last is not None else (quote.bid + quote.ask) / 2)
+            )
+            first = self._first.setdefault(symbol, now) if now is not None else None
+            arm = arms.get(symbol)
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "bid": quote.bid if quote else None,
+                    "ask": quote.ask if quote else None,
+                    "last": quote.last if quote else None,
+                    "change": None if now is None or first is None else now - first,
+                    "change_pct": None if now is None or not first else (now - first) / first * 100,
+                    "arm": ""
+                    if arm is None
+                    else f"{arm['strategy']} {arm['timeframe']} ({arm['entries']}/{arm['entries_allowed']})",
+                }
+            )
+        return rows
 
     def day(self) -> DayStats | None:
         """Today's closed trades with their P&L and R, by strategy: read from the journal only
@@ -280,6 +316,8 @@ class Dashboard:
             bot.book.halt,
             bot.book.day,
             bot.journal_unfolded == 0,
+            tuple(self.watch),
+            tuple(bot.last_quotes[s] for s in self.watch if s in bot.last_quotes),
             tuple(
                 (a["symbol"], a["entries"], a["refused"], a["last_price"], a["state"].get("level"))
                 for a in bot.arms
@@ -442,6 +480,29 @@ class Dashboard:
             self.chart = (symbol, timeframe)
             self.feed.changed.set()
             return JSONResponse(chart_data(self.bot, symbol, timeframe))
+
+        @app.post("/ui/watch", response_class=HTMLResponse, include_in_schema=False)
+        async def watch(request: Request) -> Response:
+            """Add a symbol to the page's watchlist (and to a live source's, subscribed at once)."""
+            symbol = await _field(request, "symbol")
+            if not symbol or len(symbol) > 32 or not symbol.isprintable() or " " in symbol:
+                return HTMLResponse(render("_said.html", ok=False, text=f"{symbol!r} is not a symbol"))
+            if symbol not in self.watch:
+                if len(self.watch) >= WATCH_MOST:
+                    return HTMLResponse(render("_said.html", ok=False, text=f"at most {WATCH_MOST} symbols"))
+                self.watch.append(symbol)
+            if self.bot.watchlist is not None:
+                self.bot.watchlist.add(symbol)
+            self.feed.changed.set()
+            return HTMLResponse(render("_said.html", ok=True, text=f"{symbol}: watched"))
+
+        @app.post("/ui/unwatch", response_class=HTMLResponse, include_in_schema=False)
+        async def unwatch(request: Request) -> Response:
+            symbol = await _field(request, "symbol")
+            if symbol in self.watch:
+                self.watch.remove(symbol)
+            self.feed.changed.set()
+            return HTMLResponse(render("_said.html", ok=True, text=f"{symbol}: no longer watched"))
 
         @app.post("/ui/trade", response_class=HTMLResponse, include_in_schema=False)
         async def trade(request: Request) -> Response:

@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -206,21 +206,62 @@ class Dashboard:
         #: The strategies the arm form offers.
         self.strategies = sorted(collect_strategies(bot.hooks))
         self._day_key: tuple[object, ...] = ()
+        #: Each part's last drawing and the fingerprint it was drawn for.
+        self._parts: dict[str, tuple[object, str]] = {}
         self._day: DayStats | None = None
 
     # -- fragments ----------------------------------------------------------------------
 
     def fragments(self) -> dict[str, str]:
+        """Every part of the page, each drawn again only when what it shows changed (its own
+        fingerprint): a quote on a watched symbol redraws the watchlist, not the day."""
         bot = self.bot
-        return {
-            "positions": render("_positions.html", rows=positions(bot)),
-            "today": render("_today.html", risk=bot.risk_status(), bot=bot),
-            "source": render("_source.html", source=_source(bot)),
-            "equity": self.equity_svg(),
-            "arms": render("_arms.html", arms=bot.arms),
-            "watch": render("_watch.html", rows=self.watch_rows()),
-            "day": render("_day.html", day=self.day(), tz=bot.settings.tz),
+        quotes = bot.last_quotes
+        traded = tuple((t, quotes.get(t.symbol)) for t in bot.open_trades.values())
+        held = int(time.monotonic()) if bot.open_trades else 0  # the time in trade, per second
+        arms = tuple(
+            (a["symbol"], a["entries"], a["refused"], a["last_price"], a["state"].get("level"))
+            for a in bot.arms
+        )
+        source = bot.source.status() if bot.source is not None else None
+        parts: dict[str, tuple[object, Callable[[], str]]] = {
+            "positions": ((traded, held), lambda: render("_positions.html", rows=positions(bot))),
+            "today": (
+                (
+                    traded,
+                    bot.book.realised,
+                    bot.book.entries,
+                    bot.book.streak,
+                    bot.book.halt,
+                    bot.journal_pending,
+                    bot.stale_quotes,
+                    tuple(bot.counters.refused_by_rule.items()),
+                    bot.book.day,
+                ),
+                lambda: render("_today.html", risk=bot.risk_status(), bot=bot),
+            ),
+            "source": (source, lambda: render("_source.html", source=_source(bot))),
+            "equity": (None, self.equity_svg),  # cached by its own key
+            "arms": (arms, lambda: render("_arms.html", arms=bot.arms)),
+            "watch": (
+                (tuple(self.watch), tuple(quotes.get(s) for s in self.watch), arms),
+                lambda: render("_watch.html", rows=self.watch_rows()),
+            ),
+            "day": (
+                (bot.counters.trades_closed, bot.book.day, bot.journal_unfolded == 0),
+                lambda: render("_day.html", day=self.day(), tz=bot.settings.tz),
+            ),
         }
+        drawn = {}
+        for name, (key, draw) in parts.items():
+            cached = self._parts.get(name)
+            if key is not None and cached is not None and cached[0] == key:
+                drawn[name] = cached[1]
+            else:
+                html = draw()
+                self._parts[name] = (key, html)
+                drawn[name] = html
+        return drawn
 
     def watch_rows(self) -> list[dict[str, Any]]:
         """The watchlist's rows: the last quote, the change since the first price seen today

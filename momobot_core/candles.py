@@ -108,7 +108,7 @@ class CandleBuilder:
         A price older than the candle being built (a late print) counts in that candle; one
         older than the last candle closed is dropped (that candle is closed)."""
         end = self._end
-        if end is None and self._closed_until is not None and ts < self._closed_until:
+        if self._closed_until is not None and ts < self._closed_until:
             return None
         if end is not None and ts < end:
             if price > self._high:

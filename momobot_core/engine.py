@@ -33,7 +33,7 @@ from momobot_core import brackets
 from momobot_core.alerts import ALERTS_KEPT, Alerts
 from momobot_core.brackets import MAX_PRICE, MAX_QTY
 from momobot_core.candles import CandleBook
-from momobot_core.config import Config, ConfigError, CoreSettings
+from momobot_core.config import Config, CoreSettings
 from momobot_core.errors import JournalWriteError, TradeRefused
 from momobot_core.journal import JournalEvent, WireLog
 from momobot_core.models import (
@@ -60,7 +60,7 @@ from momobot_core.restart import Doubts, restart_notices
 from momobot_core.risk import RiskBook, RiskSettings
 from momobot_core.riskday import RiskDay
 from momobot_core.strategies import collect_strategies
-from momobot_core.strategies.arms import Arms, parse_arm
+from momobot_core.strategies.arms import Arms
 from momobot_core.strategies.bracket import BracketSettings, bracket_settings
 from momobot_core.submit import SUBMIT_QUEUE, SubmitQueue
 from momobot_core.watch import QuoteWatch, TradingHalts
@@ -382,52 +382,11 @@ class Engine:
         return trade
 
     def _arm_at_start(self) -> None:
-        """Today's arms and disarms from the journal, then ``[momobot] arm``.
-
-        A configured entry arms its symbol unless today's journal already holds that very
-        entry's arm (it goes on, with its state and entries), or an arm or a disarm a person
-        made today through the API or a recording (kept: said in the log). A configured entry
-        that changed since it armed the symbol replaces that arm."""
+        """Today's arms and disarms from the journal, then ``[momobot] arm`` (see
+        :meth:`~momobot_core.strategies.arms.Arms.arm_at_start`)."""
         now = self.clock.now()
         self._arms.restore(self.book.trading_day(now) if self.clock.live else None, self.book.trading_day)
-        events = []
-        for text in self.settings.arm:
-            try:
-                events.append(parse_arm(text, now))
-            except ValueError as exc:
-                raise ConfigError(f"[momobot] arm = {text!r}: {exc}") from None
-        symbols = [event.symbol for event in events]
-        twice = sorted({s for s in symbols if symbols.count(s) > 1})
-        if twice:
-            raise ConfigError(f"[momobot] arm: {', '.join(twice)} armed twice (one entry per symbol)")
-        for event in events:
-            held = self._arms.armed.get(event.symbol)
-            held_origin = held.origin if held is not None else self._arms.disarmed.get(event.symbol)
-            if held_origin == event.origin and held is not None:
-                continue  # the journal's arm of this very entry goes on
-            if held is not None and not held.origin.startswith("config: "):
-                log.info(
-                    "%s: today's arm made through the %s is kept; [momobot] arm %r waits",
-                    event.symbol,
-                    held_origin,
-                    event.origin[8:],
-                )
-                continue
-            if held is None and event.symbol in self._arms.disarmed:
-                log.info(
-                    "%s: disarmed today: [momobot] arm %r is not armed again", event.symbol, event.origin[8:]
-                )
-                continue
-            if held is not None:
-                log.warning(
-                    "%s: [momobot] arm changed (%s): the arm is replaced, its entries count afresh",
-                    event.symbol,
-                    event.origin[8:],
-                )
-            try:
-                self._arms.arm(event)
-            except TradeRefused as exc:
-                raise ConfigError(f"[momobot] arm = {event.origin[8:]!r}: {exc}") from None
+        self._arms.arm_at_start(self.settings.arm, now)
 
     def bracket_for(self, strategy: str | None = None) -> BracketSettings:
         """``[bracket]``, with ``[bracket.<strategy>]`` over it for a strategy's entries."""

@@ -283,6 +283,8 @@ def by_strategy_json(trades: Sequence[Trade], legs: Sequence[Leg]) -> str:
     groups: dict[str, dict[str, Any]] = {}
     for trade_id, pnl in per_trade.items():
         trade = by_id.get(trade_id)
+        if trade is None or trade.closed_at is None:
+            continue  # a trade still open (its TP1 leg closed) is counted once it is over
         group = groups.setdefault(strategy_of(trade), {"trades": 0, "wins": 0, "losses": 0, "pnl": 0.0})
         group["trades"] += 1
         group["wins"] += pnl > 0

@@ -86,3 +86,26 @@ def test_a_step_never_mixes_a_stop_with_a_take_profit(
         assert Target.TP1 not in targets  # TP1 once
     if targets == (Target.STOP,):
         assert brackets.stop_price(trade, quote, None) <= trade.stop
+
+
+def test_an_entrys_levels_are_checked_against_each_other_and_the_ask() -> None:
+    import pytest
+
+    from momobot_core.brackets import check_levels
+    from momobot_core.errors import TradeRefused
+
+    check_levels("ABCD", 100, None, 2.2, 2.4, 1.9, 2.0)  # sound: nothing raised
+    cases = [
+        ((100, 50.0, 2.2, 2.4, 1.9), "invalid", "not both"),
+        ((None, None, 2.2, 2.4, 1.9), "invalid", "neither"),
+        (("100", None, 2.2, 2.4, 1.9), "invalid", "is a string"),
+        ((0, None, 2.2, 2.4, 1.9), "invalid", "whole number from 1"),
+        ((100, None, float("nan"), 2.4, 1.9), "invalid", "tp1 must be a price"),
+        ((100, None, 2.2, 2.4, 2.0), "market", "stop 2.0 must be below"),
+        ((100, None, 2.0, 2.4, 1.9), "market", "tp1 2.0 must be above"),
+        ((100, None, 2.3, 2.2, 1.9), "invalid", "tp2 2.2 must be at or above"),
+    ]
+    for (qty, risk, tp1, tp2, stop), kind, words in cases:
+        with pytest.raises(TradeRefused, match=words) as refused:
+            check_levels("ABCD", qty, risk, tp1, tp2, stop, 2.0)  # type: ignore[arg-type]
+        assert refused.value.kind == kind

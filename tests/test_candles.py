@@ -106,3 +106,13 @@ def test_the_candle_book_keeps_history_of_charted_symbols_only_and_drops_the_old
     book.chart("AAAA")  # asked again: the newest
     book.chart("CCCC")  # one too many: BBBB, the oldest asked for, goes
     assert list(book.symbols) == ["AAAA", "CCCC"] and book.candles("BBBB", "1m") == []
+
+
+def test_a_late_print_inside_a_candle_a_later_price_closed_is_dropped() -> None:
+    builder = CandleBuilder("ABCD", Timeframe.parse("1m"), NY)
+    builder.price(T0, 2.00)
+    closed = builder.price(T0 + timedelta(minutes=1, seconds=5), 2.05)  # the next minute's first
+    assert closed is not None and closed.close == 2.00
+    assert builder.price(T0 + timedelta(seconds=30), 9.90) is None  # stamped inside the closed one
+    current = builder.current
+    assert current is not None and (current.high, current.close, current.volume) == (2.05, 2.05, 1)

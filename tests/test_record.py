@@ -77,3 +77,28 @@ def test_the_wal_is_checkpointed_on_a_thread_of_its_own(tmp_path: Path) -> None:
     journal.close()
     with Journal(db, readonly=True) as reader:
         assert [t.id for t in reader.trades()][:2] == ["t0", "t1"]
+
+
+def test_a_broker_fill_is_checked_then_kept_once_and_one_for_no_order_is_refused(tmp_path: Path) -> None:
+    from momobot_core.errors import TradeRefused
+    from momobot_core.models import Fill
+    from momobot_core.record import check_fill
+
+    ts = datetime(2026, 11, 24, 14, 31, tzinfo=UTC)
+    for bad, words in (
+        (Fill("o1", 0, 2.0, ts, "x1"), "qty must be"),
+        (Fill("o1", 100, -2.0, ts, "x1"), "price must be"),
+        (Fill("o1", 100, 2.0, ts, ""), "broker_ref"),
+        (Fill("o1", 100, 2.0, ts.replace(tzinfo=None), "x1"), "aware"),
+    ):
+        with pytest.raises(TradeRefused, match=words):
+            check_fill(bad)
+    journal = Journal(tmp_path / "journal.db")
+    record = Record(journal, lambda *_, **__: None)
+    record.commit_entry(JournalEvent("open", TRADE, order(Intent.ENTRY, Side.BUY, 100, 1)))
+    fill = Fill("o1", 100, 2.01, ts, "x1")
+    assert record.record_fill(fill) == (True, 1)  # its order waited in the side file: folded first
+    assert record.record_fill(fill) == (False, 0)  # the same execution reported again
+    with pytest.raises(TradeRefused, match="no such order"):
+        record.record_fill(Fill("nope", 100, 2.0, ts, "x2"))
+    journal.close()

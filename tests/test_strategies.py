@@ -456,3 +456,48 @@ def test_a_recorded_arm_that_is_refused_is_counted_in_the_replay(tmp_path: Path)
     )
     assert done.returncode == 0, done.stderr
     assert "Refused actions: 1" in done.stdout and "no strategy 'pulback'" in done.stderr
+
+
+def test_a_strategy_that_raises_is_disarmed_and_told_and_trading_goes_on() -> None:
+    from momobot_core.plugins import Hooks
+
+    class Broken:
+        def __init__(self, spec: object) -> None:
+            pass
+
+        def on_candle(self, candle: object) -> None:
+            return None
+
+        def on_price(self, ts: object, price: float) -> None:
+            raise ZeroDivisionError("a bug in the plugin")
+
+        def entered(self) -> None:
+            pass
+
+        def state(self) -> dict[str, object]:
+            return {}
+
+        def restore(self, state: object) -> None:
+            pass
+
+    class Offers:
+        from momobot_core import hookimpl
+
+        @hookimpl
+        def register_strategies(self, register: Any) -> None:
+            register("broken", Broken)
+
+    hooks = Hooks()
+    hooks.load_builtins()
+    hooks.register(Offers(), name="broken-plugin")
+    engine = Engine(hooks=hooks)
+    engine.start()
+    engine.apply(Arm("ABCD", "broken", "1m", T0))
+    engine.apply(Arm("WXYZ", "level", "1m", T0, {"level": 5.2}))
+    quote(engine, 0, 2.00)  # raises inside the strategy: never out of apply
+    assert [a["symbol"] for a in engine.arms] == ["WXYZ"]
+    (alert,) = [a for a in engine.alerts if a.kind == "strategy_error"]
+    assert "broken-plugin" in alert.message and "ZeroDivisionError" in alert.message
+    quote(engine, 1, 5.1, "WXYZ")
+    quote(engine, 2, 5.2, "WXYZ")
+    assert "WXYZ" in engine.open_trades  # the other arms trade on

@@ -164,3 +164,17 @@ def test_a_signal_before_a_quote_or_refused_by_a_limit_keeps_its_id_for_later(tm
         assert api.client.post("/signals", json={**alert, "id": True}).status_code == 422
     finally:
         api.stop()
+
+
+def test_wrong_secrets_count_toward_the_lockout_as_wrong_tokens_do(tmp_path: Path) -> None:
+    api = serve(tmp_path)
+    try:
+        answers = [
+            api.client.post("/signals", json={"secret": f"guess{n}", "ticker": "ABCD"}).status_code
+            for n in range(6)
+        ]
+        assert answers[:5] == [401] * 5 and answers[5] == 429
+        right = api.client.post("/signals", json={"secret": SECRET, "ticker": "ABCD"})
+        assert right.status_code == 429 and int(right.headers["retry-after"]) > 0  # the right one waits too
+    finally:
+        api.stop()

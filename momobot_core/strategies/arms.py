@@ -20,12 +20,14 @@ Nothing here sends anything: the engine does, for the entries it takes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from momobot_core.candles import CandleBuilder, Timeframe, quote_price
+from momobot_core.config import ConfigError
 from momobot_core.errors import JournalWriteError, TradeRefused
 from momobot_core.journal import ArmRow
 from momobot_core.models import Arm, Open, Quote, Trade
@@ -248,6 +250,49 @@ class Arms:
                     symbol=row.symbol,
                 )
 
+    def arm_at_start(self, entries: Sequence[str], now: datetime) -> None:
+        """``[momobot] arm``, after :meth:`restore`: a configured entry arms its symbol unless
+        today's journal already holds that very entry's arm (it goes on, with its state and
+        entries), or an arm or a disarm a person made today through the API or a recording
+        (kept: said in the log). A configured entry that changed since it armed the symbol
+        replaces that arm. ConfigError names a bad entry, or a symbol armed twice."""
+        events = []
+        for text in entries:
+            try:
+                events.append(parse_arm(text, now))
+            except ValueError as exc:
+                raise ConfigError(f"[momobot] arm = {text!r}: {exc}") from None
+        symbols = [event.symbol for event in events]
+        twice = sorted({s for s in symbols if symbols.count(s) > 1})
+        if twice:
+            raise ConfigError(f"[momobot] arm: {', '.join(twice)} armed twice (one entry per symbol)")
+        for event in events:
+            entry = event.origin.removeprefix("config: ")
+            held = self.armed.get(event.symbol)
+            if held is not None and held.origin == event.origin:
+                continue  # the journal's arm of this very entry goes on
+            if held is not None and not held.origin.startswith("config: "):
+                log.info(
+                    "%s: today's arm made through the %s is kept; [momobot] arm %r waits",
+                    event.symbol,
+                    held.origin,
+                    entry,
+                )
+                continue
+            if held is None and event.symbol in self.disarmed:
+                log.info("%s: disarmed today: [momobot] arm %r is not armed again", event.symbol, entry)
+                continue
+            if held is not None:
+                log.warning(
+                    "%s: [momobot] arm changed (%s): the arm is replaced, its entries count afresh",
+                    event.symbol,
+                    entry,
+                )
+            try:
+                self.arm(event)
+            except TradeRefused as exc:
+                raise ConfigError(f"[momobot] arm = {entry!r}: {exc}") from None
+
     def _forget(self, symbol: str) -> None:
         assert self.journal is not None
         try:
@@ -335,30 +380,52 @@ class Arms:
         state.last_price = price
         strategy = state.strategy
         closed = state.candles.price(quote.ts, price)
-        signal = None
-        if closed is not None:
-            signal = strategy.on_candle(closed)
+        try:
+            signal = strategy.on_candle(closed) if closed is not None else None
+            later = strategy.on_price(quote.ts, price)
+        except Exception as exc:  # a strategy's bug must not stop the feed or the other arms
+            self._broken(state, exc)
+            return
+        if closed is not None or later is not None:
             state.updated_at = quote.ts
             self._dirty.add(quote.symbol)
-        later = strategy.on_price(quote.ts, price)
-        if later is not None:
-            signal = later
+        signal = later if later is not None else signal
         if signal is not None:
-            state.updated_at = quote.ts
-            self._dirty.add(quote.symbol)
             self._act(state, signal, quote.ts)
 
     def tick(self, now: datetime) -> None:
         """Live: candles whose end the clock passed close now; changed states are journaled."""
-        for symbol, state in self.armed.items():
+        for symbol, state in list(self.armed.items()):
             closed = state.candles.tick(now)
-            if closed is not None:
+            if closed is None:
+                continue
+            try:
                 signal = state.strategy.on_candle(closed)
-                state.updated_at = now
-                self._dirty.add(symbol)
-                if signal is not None:
-                    self._act(state, signal, now)
+            except Exception as exc:
+                self._broken(state, exc)
+                continue
+            state.updated_at = now
+            self._dirty.add(symbol)
+            if signal is not None:
+                self._act(state, signal, now)
         self.flush()
+
+    def _broken(self, state: ArmState, exc: Exception) -> None:
+        """A strategy raised: its arm is disarmed (an open trade keeps its exits) and a person told."""
+        symbol, name = state.spec.symbol, state.spec.strategy
+        plugin = self.strategies.get(name, ("?", None))[0]
+        log.error(
+            "%s: strategy %r (plugin %r) raised; its arm is disarmed", symbol, name, plugin, exc_info=exc
+        )
+        with contextlib.suppress(TradeRefused):
+            self.disarm(symbol)
+        self.tell(
+            "strategy_error",
+            f"{symbol}: strategy {name} (plugin {plugin}) raised {type(exc).__name__}: {exc}; the arm is"
+            " disarmed (an open trade keeps its exits); arm it again once the plugin is fixed",
+            symbol=symbol,
+            strategy=name,
+        )
 
     def signal(
         self,

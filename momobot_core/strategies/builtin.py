@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from momobot_core.brackets import MAX_PRICE
 from momobot_core.candles import Candle
 from momobot_core.strategies import ArmSpec, Signal, Strategy, StrategyFactory
 
@@ -70,7 +71,7 @@ class Level:
     def __init__(self, spec: ArmSpec) -> None:
         _no_params(spec, ("level",))
         level = spec.params.get("level")
-        if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 10_000_000:
+        if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level <= MAX_PRICE:
             raise ValueError(f"level: give the price to enter at, such as level=5.20 (not {level!r})")
         self.level = float(level)
         self.below = False  # a price below the level was seen: the next at or above it enters

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -35,7 +36,7 @@ from momobot_core.models import Arm, Close, Disarm, Kill, Leg, Open, Quote, Resu
 from momobot_core.report import tradervue_csv
 from momobot_core.web.chart import chart_data
 from momobot_core.web.dashboard import Dashboard
-from momobot_core.web.guard import SESSION_HOURS, RequestGuard, Sessions
+from momobot_core.web.guard import SESSION_HOURS, RequestGuard, Sessions, client_key
 from momobot_core.web.ticket import ticket
 
 TOKEN_ENV = "MOMOBOT_API_TOKEN"
@@ -388,7 +389,7 @@ def build_app(
         return {"disarmed": body.symbol}
 
     @app.post("/signals", status_code=201, responses=errors)
-    async def signals(body: SignalBody) -> Any:
+    async def signals(body: SignalBody, request: Request) -> Any:
         """An entry signal from outside (a TradingView alert): the shared secret in the body
         (``[api] signal_secret``) instead of the API token. Refused with a reason: a wrong
         secret (401), a symbol not armed with ``signal``, an id seen before, an alert older
@@ -396,9 +397,23 @@ def build_app(
         expected = signal_secret
         if expected is None:
             return _problem(403, "signals are off: set [api] signal_secret (or MOMOBOT_API_SIGNAL_SECRET)")
+        # Wrong secrets count toward the same lockout as wrong tokens: a guesser waits.
+        client = client_key(request.scope)
+        locked = sessions.locked_for(client)
+        wait = math.ceil(locked)
+        if locked > 0:
+            return JSONResponse(
+                status_code=429,
+                content={
+                    "error": f"too many wrong secrets or tokens from this address: try again in {wait} s"
+                },
+                headers={"Retry-After": str(wait)},
+            )
         given = body.secret if body.secret is not None else body.passphrase
         if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            sessions.failed(client)
             return _problem(401, "wrong or missing secret (the body's secret or passphrase)")
+        sessions.succeeded(client)
         symbol = body.symbol or body.ticker or ""
         if not symbol:
             return _problem(422, "give the symbol (symbol or ticker)")

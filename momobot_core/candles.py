@@ -15,6 +15,7 @@ no print sizes.
 from __future__ import annotations
 
 import collections
+import itertools
 import re
 from datetime import datetime, timedelta, tzinfo
 
@@ -226,6 +227,17 @@ class CandleBook:
             if builder.timeframe.name == timeframe and builder.current is not None:
                 closed.append(builder.current)
         return closed
+
+    def last(self, symbol: str, timeframe: str, count: int) -> list[Candle]:
+        """The newest ``count`` candles (the one forming last), without copying the history."""
+        closed = self._closed.get((symbol, timeframe))
+        current = None
+        for builder in self._builders.get(symbol, ()):
+            if builder.timeframe.name == timeframe:
+                current = builder.current
+        wanted = count - (current is not None)
+        recent = list(itertools.islice(reversed(closed), wanted))[::-1] if closed and wanted > 0 else []
+        return [*recent, current] if current is not None else recent
 
     def version(self, symbol: str) -> int:
         return self.symbols.get(symbol, -1)

@@ -408,6 +408,12 @@ class Engine:
             "left": round(limit + realised + at_stops, 2),
         }
 
+    def arm_level(self, symbol: str) -> float | None:
+        """The breakout level the symbol's arm watches now (a chart's line), or None."""
+        state = self._arms.armed.get(symbol)
+        level = state.strategy.state().get("level") if state is not None else None
+        return float(level) if isinstance(level, int | float) and not isinstance(level, bool) else None
+
     @property
     def arms(self) -> list[dict[str, Any]]:
         """Every armed symbol and its live state (``GET /arms``, ``momobot arms``)."""

@@ -582,3 +582,19 @@ def test_a_quote_that_repeats_its_last_is_the_same_print(api: ApiProcess) -> Non
     quote(api, 2.06, bid=2.05, last=2.00, last_at=datetime.now(UTC).isoformat())
     assert api.client.get("/positions").json() == []
     assert [leg["reason"] for leg in api.client.get("/trades").json()] == ["tp1", "stop"]
+
+
+def test_the_page_draws_before_a_replayed_session_has_its_first_event(tmp_path: Path) -> None:
+    # Found taking the screenshot: no trading day yet (replay mode, nothing applied) made the
+    # day's table raise, and GET / answered 500.
+    day = tmp_path / "day.jsonl"
+    day.write_text(
+        json.dumps({"type": "quote", "ts": "2026-11-24T09:30:00", "symbol": "ABCD", "bid": 1.99, "ask": 2.0})
+        + "\n"
+    )
+    api = start_api(tmp_path, "--replay", str(day), "--speed", "0.001", with_db=False)
+    try:
+        page = api.client.get("/")
+        assert page.status_code == 200 and "The day" in page.text and "No trade closed today" in page.text
+    finally:
+        api.stop()

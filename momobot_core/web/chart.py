@@ -7,6 +7,7 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from momobot_core.candles import Candle
     from momobot_core.engine import Engine
 
 #: Candles a ``chart`` event carries: the one forming and the one before (it may just have closed).
@@ -14,13 +15,46 @@ UPDATE_CANDLES = 2
 
 
 def chart_data(engine: Engine, symbol: str, timeframe: str) -> dict[str, Any]:
-    """``GET /candles`` and the dashboard's ``chart`` events: candles and lines of one symbol.
+    """``GET /candles``: a symbol's candles (the history kept and the one forming) and lines.
 
     ``time`` is the candle's start on the exchange's wall clock, as seconds since 1970 read as
     UTC (what a chart shows as it is); ``start`` is the same instant in ISO 8601."""
     if symbol not in engine.charts.symbols:
         engine.charts.chart(symbol)
-    rows = [
+    candles = engine.charts.candles(symbol, timeframe)
+    return {
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "candles": _rows(candles),
+        "lines": chart_lines(engine, symbol),
+    }
+
+
+def chart_update(engine: Engine, symbol: str, timeframe: str) -> dict[str, Any]:
+    """What a page's chart needs after a change: the last candles and the lines, not the history."""
+    candles = engine.charts.last(symbol, timeframe, UPDATE_CANDLES)
+    return {
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "candles": _rows(candles),
+        "lines": chart_lines(engine, symbol),
+    }
+
+
+def chart_lines(engine: Engine, symbol: str) -> dict[str, float]:
+    """The open trade's entry, TP1, TP2 and stop, and the arm's breakout level, where there are."""
+    lines: dict[str, float] = {}
+    trade = engine.open_trades.get(symbol)
+    if trade is not None:
+        lines.update(entry=trade.entry_price, tp1=trade.tp1, tp2=trade.tp2, stop=trade.stop)
+    level = engine.arm_level(symbol)
+    if level is not None:
+        lines["level"] = level
+    return lines
+
+
+def _rows(candles: list[Candle]) -> list[dict[str, Any]]:
+    return [
         {
             "time": int(c.start.replace(tzinfo=UTC).timestamp()),
             "start": c.start.isoformat(),
@@ -30,21 +64,5 @@ def chart_data(engine: Engine, symbol: str, timeframe: str) -> dict[str, Any]:
             "close": c.close,
             "volume": c.volume,
         }
-        for c in engine.charts.candles(symbol, timeframe)
+        for c in candles
     ]
-    lines: dict[str, float] = {}
-    trade = engine.open_trades.get(symbol)
-    if trade is not None:
-        lines.update(entry=trade.entry_price, tp1=trade.tp1, tp2=trade.tp2, stop=trade.stop)
-    arm = next((a for a in engine.arms if a["symbol"] == symbol), None)
-    level = arm["state"].get("level") if arm is not None else None
-    if isinstance(level, int | float) and not isinstance(level, bool):
-        lines["level"] = float(level)
-    return {"symbol": symbol, "timeframe": timeframe, "candles": rows, "lines": lines}
-
-
-def chart_update(engine: Engine, symbol: str, timeframe: str) -> dict[str, Any]:
-    """What a page's chart needs after a change: the last candles and the lines, not the history."""
-    data = chart_data(engine, symbol, timeframe)
-    data["candles"] = data["candles"][-UPDATE_CANDLES:]
-    return data

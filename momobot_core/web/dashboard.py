@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("momobot.dashboard")
 
 HERE = Path(__file__).parent
+#: How often the P&L curve's "total now" is drawn again (a closed leg draws it at once).
+EQUITY_REDRAW_S = 5
 #: The most symbols the page's watchlist holds.
 WATCH_MOST = 50
 #: How often the event stream looks for something new to show (seconds).
@@ -308,12 +310,14 @@ class Dashboard:
         return self._day
 
     def equity_svg(self) -> str:
-        """The day's P&L curve: realised after each leg, then the total now. Drawn again only when
-        a number on it changes (or a minute passes), so the stream does not resend it."""
+        """The day's P&L curve: realised after each leg, then the total now. Drawn again when a
+        leg closes, and every EQUITY_REDRAW_S for the total now, so the stream does not resend it."""
         status = self.bot.risk_status()
         now = self.bot.clock.now()  # a paced replay draws on its own time
         total = float(status["total"])  # type: ignore[arg-type]
-        key = (len(self.feed.equity), round(total, 2), now.replace(second=0, microsecond=0))
+        # A leg closed, or EQUITY_REDRAW_S passed: never per quote (a pygal drawing costs about
+        # 2 ms of the engine's loop; the open trades' P&L moves with every quote).
+        key = (len(self.feed.equity), int(time.monotonic() // EQUITY_REDRAW_S), self.bot.book.day)
         if key == self._equity_key:
             return self._equity_svg
         book = self.bot.book

@@ -1089,6 +1089,22 @@ class Journal:
             _checked(self.path, "executions", row, lambda r: datetime.fromisoformat(str(r["ts"])))
         return rows
 
+    def executions_of(self, symbol: str) -> list[tuple[str, int, float, str, datetime]]:
+        """``(side, qty, price, intent, ts)`` of one symbol's executions, oldest first (a chart's
+        markers)."""
+        rows = self._db.execute(
+            "SELECT side, qty, price, intent, ts FROM executions WHERE symbol=? ORDER BY rowid", (symbol,)
+        ).fetchall()
+        return [
+            _checked(
+                self.path,
+                "executions",
+                row,
+                lambda r: (str(r[0]), int(r[1]), float(r[2]), str(r[3]), _aware(r[4])),
+            )
+            for row in rows
+        ]
+
     def record_fill(self, fill: Fill) -> bool:
         """Keep a broker's fill of an engine order. False if that execution was already kept
         (a reconnect reports the day's executions again). Raises JournalWriteError."""

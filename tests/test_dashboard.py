@@ -241,6 +241,8 @@ def test_the_chart_draws_a_symbols_candles_and_its_trades_lines_and_follows_the_
     lines = browser.execute_script("return window.momobotChart.lines()")
     assert lines == {"entry": 2.0, "tp1": 2.2, "tp2": 2.4, "stop": 1.9}
     assert browser.execute_script("return window.momobotChart.shown()") == ["ABCD", "10s"]
+    (entry,) = browser.execute_script("return window.momobotChart.markers()")  # the entry's fill
+    assert (entry["shape"], entry["text"]) == ("arrowUp", "entry 100 @ 2")
     quote(api, "ABCD", 2.21)  # TP1: a new high (the mid, 2.205: no prints), the stop to break-even
     assert wait_until(
         lambda: (
@@ -251,6 +253,13 @@ def test_the_chart_draws_a_symbols_candles_and_its_trades_lines_and_follows_the_
     )
     assert wait_until(
         lambda: browser.execute_script("return window.momobotChart.lines()").get("stop") == 2.0, timeout=10
+    )
+    assert wait_until(  # TP1's sell, once journaled, is a marker over its candle
+        lambda: (
+            [m["text"] for m in browser.execute_script("return window.momobotChart.markers()")]
+            == ["entry 100 @ 2", "take profit 50 @ 2.21"]
+        ),
+        timeout=10,
     )
     bad = api.client.get("/candles", params={"symbol": "ABCD", "timeframe": "7m"})
     assert bad.status_code == 422

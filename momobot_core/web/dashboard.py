@@ -43,7 +43,7 @@ from momobot_core.engine import TradeRefused
 from momobot_core.models import Alert, Arm, Close, Disarm, Kill, Open, Order, Panel, Resume, Target, Trade
 from momobot_core.report import DayStats, day_stats, svg_of
 from momobot_core.strategies import collect_strategies
-from momobot_core.web.chart import chart_data, chart_update
+from momobot_core.web.chart import chart_data, chart_markers, chart_update
 from momobot_core.web.guard import LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE, Sessions, client_key
 
 if TYPE_CHECKING:
@@ -380,7 +380,8 @@ class Dashboard:
         """Fragments as they change, and log entries after ``seen`` (what the page already shows)."""
         last: dict[str, str] = {}
         drawn: tuple[object, ...] = ()
-        charted: tuple[object, ...] = ()  # what this page's chart was last sent
+        charted: tuple[object, ...] = ()  # what this page's chart was last sent (its fingerprint)
+        charted_orders: tuple[object, ...] = ()
         headers = {k.lower(): v for k, v in request.headers.raw}
         while not await request.is_disconnected() and not (closing is not None and closing.is_set()):
             if not self.sessions.allows(headers):
@@ -401,7 +402,19 @@ class Dashboard:
                 # At most once per look (REFRESH_S), never per quote: the symbol's version moves
                 # with every price, the lines with its trade and its arm.
                 update = chart_update(self.bot, *chart)
-                mark = (chart, self.bot.charts.version(chart[0]), tuple(update["lines"].items()))
+                bot = self.bot
+                mark: tuple[object, ...] = (
+                    chart,
+                    bot.charts.version(chart[0]),
+                    tuple(update["lines"].items()),
+                )
+                orders = (bot.counters.orders, bot.journal_unfolded == 0)
+                if orders != charted_orders:  # an order was journaled: the markers anew
+                    charted_orders = orders
+                    first = bot.charts.last(chart[0], chart[1], 1)
+                    since = bot.charts.candles(chart[0], chart[1])[0].start if first else None
+                    update["markers"] = chart_markers(bot, chart[0], chart[1], since)
+                    mark = (*mark, orders)
                 if mark != charted:
                     charted = mark
                     # Escaped: it is swapped into the page as text, and read back as JSON.

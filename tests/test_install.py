@@ -37,6 +37,26 @@ def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return env_dir
 
 
+def code_block(docs: str, marker: str, language: str) -> str:
+    """The first ``language`` code block after ``marker`` in a doc: what a reader copies."""
+    import re
+
+    match = re.compile(rf"```{language}\n(.*?)```", re.DOTALL).search(docs, docs.index(marker))
+    assert match is not None
+    return match.group(1)
+
+
+def install_docs_example(env_dir: Path, tmp_path: Path, doc: str, module: str) -> None:
+    """pip install the example package a doc shows (its pyproject.toml, setup.cfg and module),
+    copied from the doc as a reader would."""
+    docs = (ROOT / "docs" / doc).read_text()
+    project = tmp_path / module.replace("_", "-")
+    project.mkdir()
+    for name, language in (("pyproject.toml", "toml"), ("setup.cfg", "ini"), (f"{module}.py", "python")):
+        (project / name).write_text(code_block(docs, f"`{name}`:", language))
+    pip(env_dir, "install", "--quiet", str(project))
+
+
 def pip(env_dir: Path, *args: str) -> None:
     result = subprocess.run(
         [str(env_dir / "bin" / "python"), "-m", "pip", *args, "--disable-pip-version-check"],
@@ -132,21 +152,7 @@ def test_both_plugins_work_side_by_side_and_either_uninstalls_alone(fresh_env: P
 
 
 def test_the_docs_example_plugin_installs_and_lists(fresh_env: Path, tmp_path: Path) -> None:
-    import re
-
-    docs = (ROOT / "docs" / "plugins.md").read_text()
-
-    def block_after(marker: str, language: str) -> str:
-        match = re.compile(rf"```{language}\n(.*?)```", re.DOTALL).search(docs, docs.index(marker))
-        assert match is not None
-        return match.group(1)
-
-    project = tmp_path / "momobot-tradelog"
-    project.mkdir()
-    (project / "pyproject.toml").write_text(block_after("`pyproject.toml`:", "toml"))
-    (project / "setup.cfg").write_text(block_after("`setup.cfg`:", "ini"))
-    (project / "momobot_tradelog.py").write_text(block_after("`momobot_tradelog.py`:", "python"))
-    pip(fresh_env, "install", "--quiet", str(project))
+    install_docs_example(fresh_env, tmp_path, "plugins.md", "momobot_tradelog")
     rows = {row["name"]: row for row in json.loads(momobot(fresh_env, "plugins").stdout)}
     assert rows["tradelog"]["hooks"] == ["on_position_closed", "on_shutdown", "on_startup"]
     result = subprocess.run(
@@ -214,21 +220,7 @@ def test_das_runs_beside_hotkey_ws_or_instead_of_it(fresh_env: Path) -> None:
 def test_a_pip_installed_strategy_trades_a_recorded_day_and_goes_with_uninstall(
     fresh_env: Path, tmp_path: Path
 ) -> None:
-    import re
-
-    docs = (ROOT / "docs" / "strategies.md").read_text()
-
-    def block_after(marker: str, language: str) -> str:
-        match = re.compile(rf"```{language}\n(.*?)```", re.DOTALL).search(docs, docs.index(marker))
-        assert match is not None
-        return match.group(1)
-
-    project = tmp_path / "momobot-orb"
-    project.mkdir()
-    (project / "pyproject.toml").write_text(block_after("`pyproject.toml`:", "toml"))
-    (project / "setup.cfg").write_text(block_after("`setup.cfg`:", "ini"))
-    (project / "momobot_orb.py").write_text(block_after("`momobot_orb.py`:", "python"))
-    pip(fresh_env, "install", "--quiet", str(project))
+    install_docs_example(fresh_env, tmp_path, "strategies.md", "momobot_orb")
     listed = momobot(fresh_env, "strategies")
     assert listed.returncode == 0, listed.stderr
     assert {"name": "orb", "plugin": "orb"} in json.loads(listed.stdout)

@@ -264,6 +264,21 @@ def test_no_strategy_entry_breaks_a_risk_limit(path: list[int], max_open: int, m
         assert all(t.qty <= 300 for t in engine.open_trades.values())
 
 
+def replay(day: Path, *args: str) -> Any:
+    """``momobot replay`` as a user runs it, no plugins that send: the finished process."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "momobot_core.cli", "replay", str(day), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,das,voice", "PATH": "/usr/bin:/bin"},
+    )
+
+
 Rows = list[tuple[Any, ...]]
 
 
@@ -298,21 +313,12 @@ def journal_of(db: Path) -> tuple[Rows, Rows, Rows]:
 def test_a_recorded_day_with_arms_replays_to_the_documented_entries_and_the_same_journal_twice(
     tmp_path: Path,
 ) -> None:
-    import subprocess
-    import sys
 
     day = Path(__file__).resolve().parent.parent / "docs" / "examples" / "strategy_day.jsonl"
     journals = []
     for run in ("first", "second"):
         db = tmp_path / f"{run}.db"
-        done = subprocess.run(
-            [sys.executable, "-m", "momobot_core.cli", "replay", str(day), "--db", str(db)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,das,voice", "PATH": "/usr/bin:/bin"},
-        )
+        done = replay(day, "--db", str(db))
         assert done.returncode == 0, done.stderr
         journals.append(journal_of(db))
     assert journals[0] == journals[1]
@@ -430,8 +436,6 @@ def test_lowercase_symbols_are_armed_and_traded_as_given(tmp_path: Path) -> None
 
 def test_a_recorded_arm_that_is_refused_is_counted_in_the_replay(tmp_path: Path) -> None:
     import json
-    import subprocess
-    import sys
 
     day = tmp_path / "bad.jsonl"
     day.write_text(
@@ -446,14 +450,7 @@ def test_a_recorded_arm_that_is_refused_is_counted_in_the_replay(tmp_path: Path)
         )
         + "\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "momobot_core.cli", "replay", str(day)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={"MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,das,voice", "PATH": "/usr/bin:/bin"},
-    )
+    done = replay(day)
     assert done.returncode == 0, done.stderr
     assert "Refused actions: 1" in done.stdout and "no strategy 'pulback'" in done.stderr
 

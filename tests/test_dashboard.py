@@ -377,3 +377,68 @@ def test_the_watchlist_shows_quotes_changes_and_arms_charts_a_row_and_removes_it
     click(browser, "#watch-WXYZ button.unwatch")
     assert wait_until(lambda: "WXYZ" not in text_of(browser, "#watch"), timeout=10)
     assert severe_console_messages(browser) == []
+
+
+def test_a_replayed_breakout_enters_on_the_chart_with_its_candles_lines_and_fills(
+    browser: Any, tmp_path: Path, hotkeys: HotkeyTestServer
+) -> None:
+    # docs/examples/strategy_day.jsonl, paced through serve: ABCD armed on pullback 1m at 09:30
+    # (charted from then), its breakout at 09:33:05, TP1 at 09:34.
+    day = Path(__file__).resolve().parent.parent / "docs" / "examples" / "strategy_day.jsonl"
+    env = {
+        "MOMOBOT_DISABLE_PLUGINS": "voice,das",
+        "MOMOBOT_HOTKEY_URL": hotkeys.url,
+        "MOMOBOT_HOTKEY_REPLAY": "1",
+    }
+    api = start_api(tmp_path, "--replay", str(day), "--speed", "20", env=env, with_db=False)
+    try:
+        browser.get(api.url + "/")
+        assert wait_until(lambda: connected(browser), timeout=10)
+        fill(browser, "#chart-symbol", "ABCD")
+        click(browser, "#chart-show")
+        assert hotkeys.wait_for(1, timeout=60) == ["buy_ask"]  # the pullback's entry, sent
+        assert wait_until(
+            lambda: browser.execute_script("return window.momobotChart.lines()").get("entry") == 2.07,
+            timeout=20,
+        )
+        lines = browser.execute_script("return window.momobotChart.lines()")
+        assert (lines["tp1"], lines["tp2"]) == (2.17, 2.37)
+        assert wait_until(
+            lambda: len(browser.execute_script("return window.momobotChart.data()")) >= 4, timeout=20
+        )
+        assert wait_until(
+            lambda: (
+                "entry 100 @ 2.07"
+                in [m["text"] for m in browser.execute_script("return window.momobotChart.markers()")]
+            ),
+            timeout=20,
+        )
+        assert severe_console_messages(browser) == []
+    finally:
+        api.stop()
+
+
+def test_the_kill_switch_key_asks_first(browser: Any, api: ApiProcess, hotkeys: HotkeyTestServer) -> None:
+    quote(api, "ABCD", 2.00)
+    open_trade(api, "ABCD")
+    browser.get(api.url + "/")
+    assert wait_until(lambda: connected(browser), timeout=10)
+    browser.find_element("css selector", "body").send_keys("k")
+    assert wait_until(lambda: _alert_open(browser), timeout=10)
+    browser.switch_to.alert.dismiss()  # no: nothing happens
+    assert api.client.get("/positions").json() != []
+    browser.find_element("css selector", "body").send_keys("k")
+    assert wait_until(lambda: _alert_open(browser), timeout=10)
+    browser.switch_to.alert.accept()
+    assert wait_until(lambda: api.client.get("/positions").json() == [], timeout=10)
+    assert hotkeys.wait_for(3)[1:] == ["cancel_all", "flatten_all"]  # the kill's own keys
+
+
+def _alert_open(driver: Any) -> bool:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        driver.switch_to.alert.text  # noqa: B018 (asked for its side effect: raises without one)
+    except NoAlertPresentException:
+        return False
+    return True

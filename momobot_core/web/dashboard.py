@@ -251,7 +251,7 @@ class Dashboard:
             ),
             "day": (
                 (bot.counters.trades_closed, bot.book.day, bot.journal_unfolded == 0),
-                lambda: render("_day.html", day=self.day(), tz=bot.settings.tz),
+                self._render_day,
             ),
         }
         drawn = {}
@@ -294,6 +294,18 @@ class Dashboard:
                 }
             )
         return rows
+
+    def _render_day(self) -> str:
+        day = self.day()
+        exits: dict[str, float] = {}
+        if day is not None:  # each trade's exit: its legs' prices, weighted by their shares
+            sold: dict[str, list[float]] = {}
+            for leg in day.legs:
+                total = sold.setdefault(leg.trade_id, [0.0, 0.0])
+                total[0] += leg.exit_price * leg.qty
+                total[1] += leg.qty
+            exits = {trade_id: value / qty for trade_id, (value, qty) in sold.items() if qty}
+        return render("_day.html", day=day, day_exits=exits, tz=self.bot.settings.tz)
 
     def day(self) -> DayStats | None:
         """Today's closed trades with their P&L and R, by strategy: read from the journal only

@@ -32,7 +32,7 @@ import attrs
 from momobot_core import brackets
 from momobot_core.alerts import ALERTS_KEPT, Alerts
 from momobot_core.brackets import MAX_PRICE, MAX_QTY
-from momobot_core.candles import CandleBook
+from momobot_core.candles import Candle, CandleBook
 from momobot_core.config import Config, CoreSettings
 from momobot_core.errors import JournalWriteError, TradeRefused
 from momobot_core.journal import JournalEvent, WireLog
@@ -61,7 +61,7 @@ from momobot_core.risk import RiskBook, RiskSettings
 from momobot_core.riskday import RiskDay
 from momobot_core.strategies import collect_strategies
 from momobot_core.strategies.arms import Arms
-from momobot_core.strategies.bracket import BracketSettings, bracket_settings
+from momobot_core.strategies.bracket import BracketSettings, bracket_settings, on_tick
 from momobot_core.submit import SUBMIT_QUEUE, SubmitQueue
 from momobot_core.watch import QuoteWatch, TradingHalts
 
@@ -144,6 +144,8 @@ class Engine:
         self._alerts = Alerts(journal, self._notify)
         self.alerts = self._alerts.kept
         self._hold_until: dict[str, datetime] = {}
+        #: The highest price since TP1 of each trade whose stop trails by dollars.
+        self._trail_high: dict[str, float] = {}
         #: When each open trade's stop last moved (TP1's quote), and the print known then: older
         #: prints, and that same print, never trigger it.
         self._stop_moved_at: dict[str, brackets.StopMove] = {}
@@ -194,6 +196,7 @@ class Engine:
             open_trades=self.open_trades,
             last_quotes=self.last_quotes,
         )
+        self._arms.trail = self._trail_candle
         if journal is not None:
             unconfirmed = self._doubts.unconfirmed()
             for restored in journal.open_trades():
@@ -342,6 +345,7 @@ class Engine:
                 ts=event.ts,
                 risk=event.risk,
                 strategy=(event.strategy, event.timeframe, event.level),
+                trail=event.trail,
             )
         if type(event) is Close:
             return self.close_trade(event.symbol, ts=event.ts)
@@ -454,6 +458,9 @@ class Engine:
                     self._quote_watch.quoted(symbol, time.monotonic())
                     if not trade.unconfirmed:
                         self._check_targets(trade, quote)
+                        after = self.open_trades.get(symbol)
+                        if after is not None and after.tp1_hit and after.trail and after.trail != "candle":
+                            self._trail_by(after, quote)
                     if self.risk.max_daily_loss is not None:
                         self._day.watch(quote)
                     if self._day.kill_due is not None:
@@ -508,6 +515,7 @@ class Engine:
         ts: datetime | None = None,
         risk: float | None = None,
         strategy: tuple[str | None, str | None, float | None] = (None, None, None),
+        trail: str | None = None,
     ) -> Trade:
         """Open a long bracket trade with an entry buy at the symbol's current ask.
 
@@ -539,6 +547,7 @@ class Engine:
             strategy=strategy[0],
             timeframe=strategy[1],
             level=strategy[2],
+            trail=trail,
         )
         order = self._order(trade, Side.BUY, qty, quote.ask, Intent.ENTRY, ts)
         event = JournalEvent("open", trade, order)
@@ -882,6 +891,40 @@ class Engine:
         """The hooks of an event have run: mark it, after whatever the hooks left to the loop."""
         self._record.dispatched(event_id, pending)
 
+    # -- the trailing stop after TP1 ---------------------------------------------------
+
+    def _trail_by(self, trade: Trade, quote: Quote) -> None:
+        """A stop trailing by dollars: that far below the highest price since TP1 (the print, or
+        the bid without one), never lower than it stood."""
+        price = quote.last if quote.last is not None else quote.bid
+        high = max(self._trail_high.get(trade.id, price), price)
+        self._trail_high[trade.id] = high
+        assert trade.trail is not None
+        self._move_stop(trade, on_tick(high - float(trade.trail)), quote.ts, quote)
+
+    def _trail_candle(self, symbol: str, candle: Candle, ts: datetime) -> None:
+        """A stop trailing by candles: a tick under each closed candle's low, never lower."""
+        trade = self.open_trades.get(symbol)
+        if trade is None or trade.trail != "candle" or not trade.tp1_hit or trade.unconfirmed:
+            return
+        tick = 0.01 if candle.low >= 1 else 0.0001
+        self._move_stop(trade, on_tick(candle.low - tick), ts, None)
+
+    def _move_stop(self, trade: Trade, stop: float, ts: datetime, quote: Quote | None) -> None:
+        """Raise an open trade's stop: recorded (as an exit is, never held back) before it counts;
+        no plugin is told (the engine's stop sends the exit when it is hit)."""
+        if not stop > trade.stop + 1e-9:
+            return
+        after = attrs.evolve(trade, stop=stop)
+        event = JournalEvent("trail", after, at=ts)
+        pending = self._record.commit_exit(event)
+        self.open_trades[trade.symbol] = after
+        # Never triggered by the quote that moved it, nor by a print older than the move.
+        self._stop_moved_at[after.id] = (
+            brackets.StopMove.on(quote) if quote is not None else brackets.StopMove(ts, None, None)
+        )
+        self._dispatched(event.id, pending)
+
     # -- exits -------------------------------------------------------------------
 
     def _take_profit_1(self, trade: Trade, quote: Quote) -> Trade:
@@ -897,6 +940,8 @@ class Engine:
         pending = self._commit_exit(event)
         self.open_trades[trade.symbol] = after
         self._stop_moved_at[after.id] = brackets.StopMove.on(quote)
+        if after.trail:
+            self._trail_high[after.id] = quote.last if quote.last is not None else quote.bid
         if leg is not None:
             self._day.count_leg(after, leg, closed=False)
         self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)
@@ -948,6 +993,7 @@ class Engine:
         del self.open_trades[trade.symbol]
         self._hold_until.pop(trade.symbol, None)
         self._stop_moved_at.pop(trade.id, None)
+        self._trail_high.pop(trade.id, None)
         self._day.closed(trade.symbol)
         self.counters.trades_closed += 1
         self._day.count_leg(after, leg, closed=True)

@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS trades (
     initial_stop REAL,
     strategy TEXT,
     timeframe TEXT,
-    level REAL
+    level REAL,
+    trail TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_open_trade_per_symbol
     ON trades(symbol) WHERE closed_at IS NULL;
@@ -447,6 +448,9 @@ class Journal:
                 for column in ("strategy TEXT", "timeframe TEXT", "level REAL"):
                     db.execute(f"ALTER TABLE trades ADD COLUMN {column}")
                 columns |= {"strategy", "timeframe", "level"}
+            if not readonly and columns and "trail" not in columns:  # schema 6, as first written
+                db.execute("ALTER TABLE trades ADD COLUMN trail TEXT")
+                columns.add("trail")
             leg_columns = {row[1] for row in db.execute("PRAGMA table_info(legs)")}
             if not readonly and leg_columns and "order_id" not in leg_columns:
                 db.execute("ALTER TABLE legs ADD COLUMN order_id TEXT")  # schema 3 -> 4
@@ -463,6 +467,7 @@ class Journal:
             # Journals before schema 6 know no strategy's entries.
             known = "strategy" in columns or not columns
             self._trade_columns += ", strategy, timeframe, level" if known else ", NULL, NULL, NULL"
+            self._trade_columns += ", trail" if "trail" in columns or not columns else ", NULL"
             self._has_arms = readonly is False or version >= 6
             self._has_events = readonly is False or version >= 2
             self._has_risk = readonly is False or version >= 3
@@ -613,9 +618,16 @@ class Journal:
         trade = event.trade
         if event.kind == "open":
             db.execute(
-                f"INSERT INTO trades ({_TRADE_COLUMNS}, initial_stop, strategy, timeframe, level)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_trade_row(trade), trade.initial_stop, trade.strategy, trade.timeframe, trade.level),
+                f"INSERT INTO trades ({_TRADE_COLUMNS}, initial_stop, strategy, timeframe, level, trail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *_trade_row(trade),
+                    trade.initial_stop,
+                    trade.strategy,
+                    trade.timeframe,
+                    trade.level,
+                    trade.trail,
+                ),
             )
         elif event.kind != "confirm":
             # A trade closed in the journal is never opened again by an event folded in later.
@@ -1370,6 +1382,7 @@ def _trade(row: Any) -> Trade:
         strategy,
         timeframe,
         level,
+        trail,
     ) = row
     for name, value in (("qty", qty), ("remaining", remaining)):
         if not isinstance(value, int) or value < 0:
@@ -1398,6 +1411,7 @@ def _trade(row: Any) -> Trade:
         strategy=strategy if isinstance(strategy, str) else None,
         timeframe=timeframe if isinstance(timeframe, str) else None,
         level=float(level) if isinstance(level, int | float) else None,
+        trail=trail if isinstance(trail, str) else None,
     )
 
 

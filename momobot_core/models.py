@@ -109,6 +109,10 @@ class Open:
     strategy: str | None = None
     timeframe: str | None = None
     level: float | None = None
+    #: After TP1, a stop that follows the price instead of resting at break-even: dollars below
+    #: the highest price since TP1 (``"0.05"``) or ``"candle"`` (a tick under each closed
+    #: candle's low of the arm's timeframe); None: break-even.
+    trail: str | None = None
 
 
 @attrs.frozen
@@ -222,6 +226,8 @@ class Trade:
     strategy: str | None = None
     timeframe: str | None = None
     level: float | None = None
+    #: The trailing stop after TP1 (see :class:`Open`); None: break-even.
+    trail: str | None = None
 
     @property
     def is_open(self) -> bool:

@@ -123,7 +123,14 @@ def test_the_seeds_bracket_and_r_multiples_of_the_patterns_stop_on_the_tick() ->
     assert pattern.levels(2.00, 1.95) == (2.10, 2.20, 1.95)
     assert pattern.levels(2.00, None) == (2.10, 2.30, 1.90)  # no pattern stop: the fixed offsets
     assert on_tick(0.123456) == 0.1235 and on_tick(2.005001) == 2.01
-    for bad in ({"qty": 0}, {"qty": 1.5}, {"tp1": 0.3, "tp2": 0.1}, {"stop": "wide"}, {"trail": 1}):
+    for bad in (
+        {"qty": 0},
+        {"qty": 1.5},
+        {"tp1": 0.3, "tp2": 0.1},
+        {"stop": "wide"},
+        {"trail": "wide"},
+        {"trailing": 1},
+    ):
         with pytest.raises(ValueError):
             BracketSettings().merged(bad)
     with pytest.raises(ValueError, match="not both"):
@@ -498,3 +505,48 @@ def test_a_strategy_that_raises_is_disarmed_and_told_and_trading_goes_on() -> No
     quote(engine, 1, 5.1, "WXYZ")
     quote(engine, 2, 5.2, "WXYZ")
     assert "WXYZ" in engine.open_trades  # the other arms trade on
+
+
+def test_after_tp1_a_stop_trailing_by_cents_follows_the_high_and_exits_there(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    engine = Engine(config=Config({"bracket": {"trail": 0.05}}), journal=Journal(db))
+    engine.start()
+    engine.apply(Arm("WXYZ", "level", "1m", T0, {"level": 5.0}))
+    quote(engine, 0, 4.9, "WXYZ")
+    quote(engine, 1, 5.0, "WXYZ")  # the entry: 100 at 5.00, TP1 5.10, TP2 5.30, stop 4.90
+    trade = engine.open_trades["WXYZ"]
+    assert (trade.trail, trade.stop) == ("0.05", 4.9)
+    quote(engine, 2, 5.08, "WXYZ")  # before TP1 the stop does not trail
+    assert engine.open_trades["WXYZ"].stop == 4.9
+    quote(engine, 3, 5.10, "WXYZ")  # TP1: half sold; the stop goes to break-even, then trails
+    assert engine.open_trades["WXYZ"].stop == 5.05  # 5.10 - 0.05: above break-even, so there
+    quote(engine, 4, 5.20, "WXYZ")
+    assert engine.open_trades["WXYZ"].stop == 5.15
+    quote(engine, 5, 5.17, "WXYZ")  # lower: the stop stays
+    assert engine.open_trades["WXYZ"].stop == 5.15
+    engine.shutdown()
+    assert engine.journal is not None
+    engine.journal.close()
+    again = Engine(config=Config({"bracket": {"trail": 0.05}}), journal=Journal(db))
+    again.start()
+    restored = again.open_trades["WXYZ"]
+    assert (restored.stop, restored.trail, restored.tp1_hit) == (5.15, "0.05", True)
+    quote(again, 6, 5.15, "WXYZ")  # the trailing stop: the rest sold at the bid
+    assert "WXYZ" not in again.open_trades
+    (leg,) = [leg for leg in again.journal.legs() if leg.reason == "stop"]  # type: ignore[union-attr]
+    assert (leg.qty, leg.exit_price) == (50, 5.14)
+
+
+def test_after_tp1_a_stop_trailing_by_candles_sits_a_tick_under_each_closed_low() -> None:
+    engine = Engine(config=Config({"bracket": {"trail": "candle"}}))
+    engine.start()
+    engine.apply(Arm("WXYZ", "level", "1m", T0, {"level": 5.0}))
+    quote(engine, 0, 4.9, "WXYZ")
+    quote(engine, 1, 5.0, "WXYZ")  # the entry at 5.00
+    quote(engine, 61, 5.12, "WXYZ")  # a new minute (the first closes: no TP1 yet); TP1 at 5.12
+    assert engine.open_trades["WXYZ"].stop == 5.0  # break-even
+    quote(engine, 90, 5.20, "WXYZ")
+    quote(engine, 121, 5.22, "WXYZ")  # the 09:31 minute closes: low 5.12 -> the stop 5.11
+    assert engine.open_trades["WXYZ"].stop == 5.11
+    quote(engine, 125, 5.10, "WXYZ")  # through it: sold at the bid
+    assert "WXYZ" not in engine.open_trades

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from momobot_core.candles import CandleBuilder, Timeframe, quote_price
+from momobot_core.candles import Candle, CandleBuilder, Timeframe, quote_price
 from momobot_core.config import ConfigError
 from momobot_core.errors import JournalWriteError, TradeRefused
 from momobot_core.journal import ArmRow
@@ -152,6 +152,9 @@ class Arms:
         self.tell = tell
         self.open_trades = open_trades
         self.last_quotes = last_quotes
+        #: Called with each closed candle of an armed symbol: a ``"candle"`` trailing stop
+        #: follows it (the engine's).
+        self.trail: Callable[[str, Candle, datetime], None] | None = None
         #: The armed symbols (the engine looks here first: a quote for any other costs nothing).
         self.armed: dict[str, ArmState] = {}
         self._prints: dict[str, tuple[float, datetime | None]] = {}
@@ -380,6 +383,8 @@ class Arms:
         state.last_price = price
         strategy = state.strategy
         closed = state.candles.price(quote.ts, price)
+        if closed is not None and self.trail is not None:
+            self.trail(quote.symbol, closed, quote.ts)
         try:
             signal = strategy.on_candle(closed) if closed is not None else None
             later = strategy.on_price(quote.ts, price)
@@ -399,6 +404,8 @@ class Arms:
             closed = state.candles.tick(now)
             if closed is None:
                 continue
+            if self.trail is not None:
+                self.trail(symbol, closed, now)
             try:
                 signal = state.strategy.on_candle(closed)
             except Exception as exc:
@@ -503,6 +510,7 @@ class Arms:
                     strategy=state.spec.strategy,
                     timeframe=state.spec.timeframe.name,
                     level=signal.level,
+                    trail=bracket.trail_text,
                 )
             )
         except (TradeRefused, ValueError) as exc:

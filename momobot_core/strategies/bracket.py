@@ -19,7 +19,7 @@ from momobot_core.config import Config, ConfigError
 __all__ = ["BRACKET_KEYS", "BracketSettings", "bracket_settings", "on_tick", "size_for"]
 
 #: The keys of ``[bracket]``, of ``[bracket.<strategy>]`` and of an arm's overrides.
-BRACKET_KEYS = ("qty", "risk", "tp1", "tp2", "stop", "tp1_r", "tp2_r", "entries", "cooldown_s")
+BRACKET_KEYS = ("qty", "risk", "tp1", "tp2", "stop", "tp1_r", "tp2_r", "entries", "cooldown_s", "trail")
 
 
 #: The stop's distance below the entry when ``stop = "pattern"`` but the pattern gave none.
@@ -65,6 +65,9 @@ class BracketSettings:
     tp2_r: float = 3.0
     entries: int = 1  # entries an arm may make
     cooldown_s: float = 0.0  # after an arm's trade closed, before it may enter again
+    #: After TP1: None (the stop rests at break-even), dollars below the highest price since TP1,
+    #: or "candle" (a tick under each closed candle's low). Never below break-even.
+    trail: float | str | None = None
 
     def merged(self, values: Mapping[str, object]) -> BracketSettings:
         """These settings with ``values`` over them; ValueError names a bad key or value."""
@@ -75,7 +78,14 @@ class BracketSettings:
             raise ValueError("give qty (shares) or risk (dollars at the stop), not both")
         changes: dict[str, Any] = {}
         for key, value in values.items():
-            if key == "stop" and value == "pattern":
+            if key == "trail":
+                if value == "candle" or value is None:
+                    changes["trail"] = value
+                elif isinstance(value, str):
+                    raise ValueError(f'trail = {value!r}: dollars below the high since TP1, or "candle"')
+                else:
+                    changes["trail"] = float(_number(key, value, maximum=1000.0))
+            elif key == "stop" and value == "pattern":
                 changes["stop"] = None
             elif key in ("qty", "entries"):
                 changes[key] = _number(key, value, whole=True, maximum=MAX_QTY)
@@ -110,6 +120,13 @@ class BracketSettings:
             return on_tick(ask + self.tp1_r * risk), on_tick(ask + self.tp2_r * risk), stop
         below = self.stop if self.stop is not None else DEFAULT_STOP
         return on_tick(ask + self.tp1), on_tick(ask + self.tp2), on_tick(ask - below)
+
+    @property
+    def trail_text(self) -> str | None:
+        """The trail as a trade keeps it: ``"0.05"``, ``"candle"`` or None."""
+        if self.trail is None or isinstance(self.trail, str):
+            return self.trail
+        return f"{self.trail:g}"
 
     def as_dict(self) -> dict[str, object]:
         values = attrs.asdict(self)

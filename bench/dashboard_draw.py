@@ -111,7 +111,7 @@ def cockpit_case(rounds: int) -> None:
         bot.apply(Quote(f"W{n:03d}", datetime.now(UTC), 2.99, 3.00))
     dashboard = Dashboard(bot, Sessions(None))
     dashboard.watch = [f"W{n:03d}" for n in range(20)]
-    dashboard.chart = ("S000", "1m")
+    dashboard.charts["bench"] = ("S000", "1m")
     tick = [0]
 
     def move() -> None:  # one quote on a position's symbol: what makes a page draw
@@ -130,7 +130,7 @@ def cockpit_case(rounds: int) -> None:
     def cockpit() -> None:
         move()
         dashboard.fragments()
-        chart_update(bot, *dashboard.chart)  # type: ignore[misc]
+        chart_update(bot, *dashboard.charts["bench"])
 
     old, new = [], []
     for _ in range(5):  # interleaved: both see the same machine

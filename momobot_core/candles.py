@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import itertools
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 
 import attrs
@@ -183,13 +184,16 @@ class CandleBook:
         self._closed: dict[tuple[str, str], collections.deque[Candle]] = {}
         self._seen: dict[str, tuple[float, datetime | None]] = {}
 
-    def chart(self, symbol: str) -> None:
-        """Build candles for ``symbol`` from now on (kept until ``most`` others are newer)."""
+    def chart(self, symbol: str, keep: Callable[[str], bool] = lambda _: False) -> None:
+        """Build candles for ``symbol`` from now on (kept until ``most`` others are newer; a
+        symbol ``keep`` holds on to, a traded or armed one, is never dropped for another)."""
         if symbol in self.symbols:
             self.symbols[symbol] = self.symbols.pop(symbol)  # the newest now
             return
         while len(self.symbols) >= self.most:
-            oldest = next(iter(self.symbols))
+            oldest = next((s for s in self.symbols if not keep(s)), None)
+            if oldest is None:
+                break  # every one is held: the book grows past `most` rather than drop one
             del self.symbols[oldest]
             del self._builders[oldest]
             for name in CHART_TIMEFRAMES:
@@ -201,24 +205,32 @@ class CandleBook:
         for name in CHART_TIMEFRAMES:
             self._closed[(symbol, name)] = collections.deque(maxlen=self.keep)
 
-    def on_quote(self, quote: Quote) -> None:
+    def on_quote(self, quote: Quote) -> list[Candle]:
+        """Add the quote's price; the candles it closed (at most one per timeframe)."""
         price = quote_price(quote, self._seen)
         if price is None:
-            return
+            return []
         symbol = quote.symbol
+        done = []
         for builder in self._builders[symbol]:
             closed = builder.price(quote.ts, price)
             if closed is not None:
                 self._closed[(symbol, builder.timeframe.name)].append(closed)
+                done.append(closed)
         self.symbols[symbol] += 1
+        return done
 
-    def tick(self, now: datetime) -> None:
+    def tick(self, now: datetime) -> list[Candle]:
+        """Live: the candles whose end the clock passed, closed now."""
+        done = []
         for symbol, builders in self._builders.items():
             for builder in builders:
                 closed = builder.tick(now)
                 if closed is not None:
                     self._closed[(symbol, builder.timeframe.name)].append(closed)
                     self.symbols[symbol] += 1
+                    done.append(closed)
+        return done
 
     def candles(self, symbol: str, timeframe: str) -> list[Candle]:
         """The closed candles kept and the one forming, oldest first."""

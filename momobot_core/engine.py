@@ -180,7 +180,10 @@ class Engine:
         #: that send orders or hotkeys must stay quiet.
         self.sending_allowed = True
         #: Restored trades' events the plugins may not have heard of, until a person answers.
-        self._doubts = Doubts(journal.undispatched() if journal is not None else [])
+        # A trailing stop's move calls no hook: one cut short by a stop of the process sent
+        # nothing, and its new stop is in the journal (its side file) all the same.
+        rows = journal.undispatched() if journal is not None else []
+        self._doubts = Doubts([row for row in rows if row[2] != "trail"])
         #: Events other threads hand over (``submit``), applied on the engine's thread.
         self._submitted = SubmitQueue(self.apply, self.alert)
         #: Candle history for the page's chart: charted, armed and traded symbols.
@@ -196,7 +199,6 @@ class Engine:
             open_trades=self.open_trades,
             last_quotes=self.last_quotes,
         )
-        self._arms.trail = self._trail_candle
         if journal is not None:
             unconfirmed = self._doubts.unconfirmed()
             for restored in journal.open_trades():
@@ -226,7 +228,7 @@ class Engine:
         self._restart_alerts()
         self._arm_at_start()
         for symbol in [*self.open_trades, *self._arms.armed]:
-            self.charts.chart(symbol)
+            self.charts.chart(symbol, self._charted_for_good)
         if self.clock.live:
             now = self.clock.now()
             self._day.roll(now)  # a halted day stays halted across a restart
@@ -357,7 +359,7 @@ class Engine:
             try:
                 if type(event) is Arm:
                     self._arms.arm(event)
-                    self.charts.chart(event.symbol)
+                    self.charts.chart(event.symbol, self._charted_for_good)
                 else:
                     self._arms.disarm(event.symbol)
             except TradeRefused:
@@ -391,6 +393,11 @@ class Engine:
         now = self.clock.now()
         self._arms.restore(self.book.trading_day(now) if self.clock.live else None, self.book.trading_day)
         self._arms.arm_at_start(self.settings.arm, now)
+
+    @property
+    def strategy_names(self) -> list[str]:
+        """The strategies installed, by name."""
+        return sorted(self._arms.strategies)
 
     def bracket_for(self, strategy: str | None = None) -> BracketSettings:
         """``[bracket]``, with ``[bracket.<strategy>]`` over it for a strategy's entries."""
@@ -468,7 +475,13 @@ class Engine:
                 if symbol in self._arms.armed:
                     self._arms.on_quote(quote)
                 if symbol in self.charts.symbols:
-                    self.charts.on_quote(quote)
+                    for candle in self.charts.on_quote(quote):
+                        if (
+                            trade is not None
+                            and trade.trail == "candle"
+                            and candle.timeframe == trade.timeframe
+                        ):
+                            self._trail_candle(symbol, candle, quote)
                 return True
         self._reject(quote)
         return False
@@ -561,7 +574,7 @@ class Engine:
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
         if symbol not in self.charts.symbols:
-            self.charts.chart(symbol)
+            self.charts.chart(symbol, self._charted_for_good)
         # Opened on a quote: its silence counts from now, not from the start of the process.
         self._quote_watch.quoted(symbol, time.monotonic())
         self._day.opened()
@@ -831,7 +844,10 @@ class Engine:
             if self._arms.armed:
                 self._arms.tick(now)
             if self.charts.symbols:
-                self.charts.tick(now)
+                for candle in self.charts.tick(now):
+                    held = self.open_trades.get(candle.symbol)
+                    if held is not None and held.trail == "candle" and candle.timeframe == held.timeframe:
+                        self._trail_candle(candle.symbol, candle, None)
         else:
             self._arms.flush()
 
@@ -893,26 +909,39 @@ class Engine:
 
     # -- the trailing stop after TP1 ---------------------------------------------------
 
+    def _charted_for_good(self, symbol: str) -> bool:
+        """A symbol the candle book must never drop for another: traded or armed."""
+        return symbol in self.open_trades or symbol in self._arms.armed
+
     def _trail_by(self, trade: Trade, quote: Quote) -> None:
-        """A stop trailing by dollars: that far below the highest price since TP1 (the print, or
-        the bid without one), never lower than it stood."""
-        price = quote.last if quote.last is not None else quote.bid
+        """A stop trailing by dollars: that far below the highest price since TP1 (a print made
+        since TP1, else the bid), never lower than it stood."""
+        move = self._stop_moved_at.get(trade.id)
+        printed = quote.last_at or quote.ts
+        fresh = quote.last is not None and (move is None or printed >= move.at)
+        price = max(quote.last, quote.bid) if fresh and quote.last is not None else quote.bid
         high = max(self._trail_high.get(trade.id, price), price)
         self._trail_high[trade.id] = high
         assert trade.trail is not None
         self._move_stop(trade, on_tick(high - float(trade.trail)), quote.ts, quote)
 
-    def _trail_candle(self, symbol: str, candle: Candle, ts: datetime) -> None:
+    def _trail_candle(self, symbol: str, candle: Candle, quote: Quote | None) -> None:
         """A stop trailing by candles: a tick under each closed candle's low, never lower."""
         trade = self.open_trades.get(symbol)
         if trade is None or trade.trail != "candle" or not trade.tp1_hit or trade.unconfirmed:
             return
         tick = 0.01 if candle.low >= 1 else 0.0001
-        self._move_stop(trade, on_tick(candle.low - tick), ts, None)
+        at = quote.ts if quote is not None else datetime.now(UTC)
+        self._move_stop(trade, on_tick(candle.low - tick), at, quote)
 
     def _move_stop(self, trade: Trade, stop: float, ts: datetime, quote: Quote | None) -> None:
         """Raise an open trade's stop: recorded (as an exit is, never held back) before it counts;
-        no plugin is told (the engine's stop sends the exit when it is hit)."""
+        no plugin is told (the engine's stop sends the exit when it is hit). Never to the bid or
+        above it: a spread or a print from before the move must not sell what no price did."""
+        last = quote if quote is not None else self.last_quotes.get(trade.symbol)
+        if last is not None:
+            tick = 0.01 if last.bid >= 1 else 0.0001
+            stop = min(stop, on_tick(last.bid - tick))
         if not stop > trade.stop + 1e-9:
             return
         after = attrs.evolve(trade, stop=stop)
@@ -941,7 +970,7 @@ class Engine:
         self.open_trades[trade.symbol] = after
         self._stop_moved_at[after.id] = brackets.StopMove.on(quote)
         if after.trail:
-            self._trail_high[after.id] = quote.last if quote.last is not None else quote.bid
+            self._trail_high[after.id] = quote.bid  # the high since TP1 starts at its bid
         if leg is not None:
             self._day.count_leg(after, leg, closed=False)
         self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)

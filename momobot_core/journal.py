@@ -151,6 +151,7 @@ CREATE TABLE IF NOT EXISTS risk (
     ts TEXT NOT NULL,
     day TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS executions_by_symbol ON executions(symbol);
 CREATE TABLE IF NOT EXISTS arms (
     symbol TEXT PRIMARY KEY,
     strategy TEXT NOT NULL,
@@ -1103,7 +1104,8 @@ class Journal:
 
     def executions_of(self, symbol: str) -> list[tuple[str, int, float, str, datetime]]:
         """``(side, qty, price, intent, ts)`` of one symbol's executions, oldest first (a chart's
-        markers)."""
+        markers; by the index on the symbol). Times are written with their own offsets, so a
+        caller compares them as times, never as text."""
         rows = self._db.execute(
             "SELECT side, qty, price, intent, ts FROM executions WHERE symbol=? ORDER BY rowid", (symbol,)
         ).fetchall()

@@ -550,3 +550,43 @@ def test_after_tp1_a_stop_trailing_by_candles_sits_a_tick_under_each_closed_low(
     assert engine.open_trades["WXYZ"].stop == 5.11
     quote(engine, 125, 5.10, "WXYZ")  # through it: sold at the bid
     assert "WXYZ" not in engine.open_trades
+
+
+def test_a_trailing_move_cut_short_by_a_kill_leaves_the_trade_confirmed_at_its_new_stop(
+    tmp_path: Path,
+) -> None:
+    import attrs as _attrs
+
+    from momobot_core.journal import JournalEvent
+
+    db = tmp_path / "journal.db"
+    engine = Engine(config=Config({"bracket": {"trail": 0.05}}), journal=Journal(db))
+    engine.start()
+    engine.apply(Arm("WXYZ", "level", "1m", T0, {"level": 5.0}))
+    quote(engine, 0, 4.9, "WXYZ")
+    quote(engine, 1, 5.0, "WXYZ")
+    quote(engine, 2, 5.10, "WXYZ")  # TP1
+    moved = _attrs.evolve(engine.open_trades["WXYZ"], stop=5.12)
+    assert engine.journal is not None
+    engine.journal.write(JournalEvent("trail", moved, at=T0))  # written, its mark never: a kill
+    engine.journal.close()
+    again = Engine(config=Config({"bracket": {"trail": 0.05}}), journal=Journal(db))
+    again.start()
+    restored = again.open_trades["WXYZ"]
+    assert (restored.unconfirmed, restored.stop) == (False, 5.12)
+    assert [a.kind for a in again.alerts if a.kind == "unconfirmed"] == []
+
+
+def test_a_trailing_stop_never_reaches_the_bid_nor_follows_a_print_from_before_tp1() -> None:
+    engine = Engine(config=Config({"bracket": {"trail": 0.05}}))
+    engine.start()
+    engine.apply(Arm("WXYZ", "level", "1m", T0, {"level": 5.0}))
+    quote(engine, 0, 4.9, "WXYZ")
+    quote(engine, 1, 5.0, "WXYZ")  # the entry at 5.00
+    old_print = T0 - timedelta(seconds=30)
+    engine.apply(Quote("WXYZ", T0 + timedelta(seconds=2), 5.09, 5.10, 5.28, old_print))  # TP1; a stale print
+    assert engine.open_trades["WXYZ"].stop == 5.04  # from the bid 5.09, not the old 5.28
+    engine.apply(Quote("WXYZ", T0 + timedelta(seconds=3), 5.05, 5.15, 5.15))  # a wide spread
+    assert engine.open_trades["WXYZ"].stop == 5.04  # 5.15 - 0.05 = 5.10 would be over the bid
+    engine.apply(Quote("WXYZ", T0 + timedelta(seconds=4), 5.05, 5.15, 5.15))
+    assert "WXYZ" in engine.open_trades  # no price moved: nothing sold

@@ -178,3 +178,20 @@ def test_wrong_secrets_count_toward_the_lockout_as_wrong_tokens_do(tmp_path: Pat
         assert right.status_code == 429 and int(right.headers["retry-after"]) > 0  # the right one waits too
     finally:
         api.stop()
+
+
+def test_the_pages_forms_take_plain_numbers_and_tickers_only(tmp_path: Path) -> None:
+    api = start_api(tmp_path)  # no token: the page's forms answer as a signed-in page's do
+    try:
+        quote(api, "ABCD", 2.00)
+        odd = {"symbol": "ABCD", "qty": "1_000", "tp1": "2.2", "tp2": "2.4", "stop": "1.9"}
+        said = api.client.post("/ui/trade", data=odd)  # int() would read 1_000 as 1000
+        assert "must be numbers" in said.text and api.client.get("/positions").json() == []
+        assert "not a symbol" in api.client.post("/ui/watch", data={"symbol": "*"}).text
+        assert "not a symbol" in api.client.post("/ui/arm", data={"symbol": "a,b", "strategy": "level"}).text
+        unknown = api.client.get("/ticket", params={"symbol": "ABCD", "strategy": "nope"})
+        assert unknown.status_code == 422 and "no strategy 'nope'" in unknown.json()["error"]
+        sent = api.client.post("/ui/trade", data={**odd, "qty": "100"})
+        assert "ABCD: entry sent" in sent.text and api.client.get("/positions").json()[0]["qty"] == 100
+    finally:
+        api.stop()

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from momobot_core.candles import Candle, CandleBuilder, Timeframe, quote_price
+from momobot_core.candles import CHART_TIMEFRAMES, CandleBuilder, Timeframe, quote_price
 from momobot_core.config import ConfigError
 from momobot_core.errors import JournalWriteError, TradeRefused
 from momobot_core.journal import ArmRow
@@ -152,9 +152,6 @@ class Arms:
         self.tell = tell
         self.open_trades = open_trades
         self.last_quotes = last_quotes
-        #: Called with each closed candle of an armed symbol: a ``"candle"`` trailing stop
-        #: follows it (the engine's).
-        self.trail: Callable[[str, Candle, datetime], None] | None = None
         #: The armed symbols (the engine looks here first: a quote for any other costs nothing).
         self.armed: dict[str, ArmState] = {}
         self._prints: dict[str, tuple[float, datetime | None]] = {}
@@ -184,6 +181,10 @@ class Arms:
             bracket = self.per_strategy.get(event.strategy, self.base).merged(overrides)
         except ValueError as exc:
             raise TradeRefused(f"{symbol}: {exc}") from None
+        if bracket.trail == "candle" and timeframe.name not in CHART_TIMEFRAMES:
+            raise TradeRefused(
+                f'{symbol}: trail = "candle" follows {", ".join(CHART_TIMEFRAMES)} candles, not {timeframe}'
+            )
         spec = ArmSpec(symbol, event.strategy, timeframe, own)
         try:
             strategy = self.strategies[event.strategy][1](spec)
@@ -383,8 +384,6 @@ class Arms:
         state.last_price = price
         strategy = state.strategy
         closed = state.candles.price(quote.ts, price)
-        if closed is not None and self.trail is not None:
-            self.trail(quote.symbol, closed, quote.ts)
         try:
             signal = strategy.on_candle(closed) if closed is not None else None
             later = strategy.on_price(quote.ts, price)
@@ -404,8 +403,6 @@ class Arms:
             closed = state.candles.tick(now)
             if closed is None:
                 continue
-            if self.trail is not None:
-                self.trail(symbol, closed, now)
             try:
                 signal = state.strategy.on_candle(closed)
             except Exception as exc:

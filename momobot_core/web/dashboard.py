@@ -20,6 +20,8 @@ import json
 import logging
 import math
 import os
+import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -55,6 +57,12 @@ log = logging.getLogger("momobot.dashboard")
 HERE = Path(__file__).parent
 #: How often the P&L curve's "total now" is drawn again (a closed leg draws it at once).
 EQUITY_REDRAW_S = 5
+#: A ticker as the API takes one (BRK.B, BF-B): what the page's forms accept.
+SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9./^+-]{0,31}")
+WHOLE = re.compile(r"[0-9]{1,10}")
+DECIMAL = re.compile(r"[0-9]{1,8}(\.[0-9]{1,6})?")
+#: Pages whose chart choice is kept (the oldest forgotten first).
+CHARTS_KEPT = 100
 #: The most symbols the page's watchlist holds.
 WATCH_MOST = 50
 #: How often the event stream looks for something new to show (seconds).
@@ -200,8 +208,8 @@ class Dashboard:
         self._drawn_state: tuple[object, ...] = ()
         self._drawn: dict[str, str] = {}
         self._equity_svg = ""
-        #: The symbol and timeframe the page's chart shows (``POST /ui/chart``); None: no chart.
-        self.chart: tuple[str, str] | None = None
+        #: The symbol and timeframe each page's chart shows (``POST /ui/chart``), by page id.
+        self.charts: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
         #: The page's watchlist (symbols, in the order added), and each one's first price seen.
         self.watch: list[str] = []
         self._first: dict[str, float] = {}
@@ -387,7 +395,7 @@ class Dashboard:
         )
 
     async def stream(
-        self, request: Request, seen: int, closing: anyio.Event | None = None
+        self, request: Request, seen: int, closing: anyio.Event | None = None, page: str = ""
     ) -> AsyncIterator[ServerSentEvent]:
         """Fragments as they change, and log entries after ``seen`` (what the page already shows)."""
         last: dict[str, str] = {}
@@ -409,7 +417,7 @@ class Dashboard:
                     if last.get(name) != html:
                         last[name] = html
                         yield ServerSentEvent(data=html, event=name)
-            chart = self.chart
+            chart = self.charts.get(page)
             if chart is not None:
                 # At most once per look (REFRESH_S), never per quote: the symbol's version moves
                 # with every price, the lines with its trade and its arm.
@@ -465,6 +473,7 @@ class Dashboard:
                     tz=self.bot.settings.tz,
                     signed_in=sessions.required,
                     strategies=self.strategies,
+                    page_id=secrets.token_hex(8),
                 )
             )
 
@@ -507,12 +516,13 @@ class Dashboard:
             return response
 
         @app.get("/events", include_in_schema=False)
-        async def events(request: Request, since: str = "") -> Response:
-            """Server-Sent Events: the dashboard's fragments, as they change."""
+        async def events(request: Request, since: str = "", page: str = "") -> Response:
+            """Server-Sent Events: the dashboard's fragments, as they change (``page``: the page's
+            id, for what its own chart shows)."""
             # On shutdown the library sets the event and the stream ends its response cleanly.
             closing = anyio.Event()
             return EventSourceResponse(
-                self.stream(request, _since(request, since), closing),
+                self.stream(request, _since(request, since), closing, page[:32]),
                 ping=15,
                 shutdown_event=closing,
                 shutdown_grace_period=2,
@@ -538,16 +548,23 @@ class Dashboard:
         async def chart(request: Request) -> Response:
             """The chart's symbol and timeframe: its candles now (as ``GET /candles``), its updates
             then over the event stream."""
-            symbol = await _field(request, "symbol")
-            timeframe = await _field(request, "timeframe") or "1m"
-            if not symbol or len(symbol) > 32 or not symbol.isprintable() or " " in symbol:
+            fields = await _fields(request)
+            symbol, timeframe, page = (
+                fields.get("symbol", ""),
+                fields.get("timeframe") or "1m",
+                fields.get("page", ""),
+            )
+            if not SYMBOL.fullmatch(symbol):
                 return JSONResponse(status_code=422, content={"error": f"symbol {symbol!r} is not a ticker"})
             if timeframe not in CHART_TIMEFRAMES:
                 return JSONResponse(
                     status_code=422,
                     content={"error": f"timeframe {timeframe!r}: one of {', '.join(CHART_TIMEFRAMES)}"},
                 )
-            self.chart = (symbol, timeframe)
+            self.charts[page[:32]] = (symbol, timeframe)
+            self.charts.move_to_end(page[:32])
+            while len(self.charts) > CHARTS_KEPT:  # pages long gone
+                self.charts.popitem(last=False)
             self.feed.changed.set()
             return JSONResponse(chart_data(self.bot, symbol, timeframe))
 
@@ -555,7 +572,7 @@ class Dashboard:
         async def watch(request: Request) -> Response:
             """Add a symbol to the page's watchlist (and to a live source's, subscribed at once)."""
             symbol = await _field(request, "symbol")
-            if not symbol or len(symbol) > 32 or not symbol.isprintable() or " " in symbol:
+            if not SYMBOL.fullmatch(symbol):
                 return HTMLResponse(render("_said.html", ok=False, text=f"{symbol!r} is not a symbol"))
             if symbol not in self.watch:
                 if len(self.watch) >= WATCH_MOST:
@@ -579,21 +596,31 @@ class Dashboard:
             """The order ticket: an entry as POST /trades makes it (every limit applies)."""
             fields = await _fields(request)
             symbol = fields.get("symbol", "")
+            if not SYMBOL.fullmatch(symbol):
+                return HTMLResponse(render("_said.html", ok=False, text=f"{symbol!r} is not a symbol"))
             try:
-                qty = int(fields["qty"]) if fields.get("qty") else None
-                risk = float(fields["risk"]) if fields.get("risk") and qty is None else None
-                tp1, tp2, stop = (float(fields.get(k, "")) for k in ("tp1", "tp2", "stop"))
+                # Plain digits only: int() and float() also read "1_000" and other scripts' digits,
+                # which would buy what the ticket does not show.
+                qty = int(_plain(fields.get("qty", ""), whole=True)) if fields.get("qty") else None
+                risk = float(_plain(fields["risk"])) if fields.get("risk") and qty is None else None
+                tp1, tp2, stop = (float(_plain(fields.get(k, ""))) for k in ("tp1", "tp2", "stop"))
             except ValueError:
                 return HTMLResponse(
                     render("_said.html", ok=False, text="qty, TP1, TP2 and stop must be numbers")
                 )
             order = Open(symbol, qty, tp1, tp2, stop, self.bot.clock.now(), risk)
+            if self.bot.watchlist is not None:
+                self.bot.watchlist.add(symbol)
             return self._act(lambda: self.bot.apply(order), f"{symbol}: entry sent")
 
         @app.post("/ui/arm", response_class=HTMLResponse, include_in_schema=False)
         async def arm(request: Request) -> Response:
             fields = await _fields(request)
             symbol, strategy, timeframe = (fields.get(k, "") for k in ("symbol", "strategy", "timeframe"))
+            if not SYMBOL.fullmatch(symbol):
+                return HTMLResponse(render("_said.html", ok=False, text=f"{symbol!r} is not a symbol"))
+            if self.bot.watchlist is not None:
+                self.bot.watchlist.add(symbol)  # a live source streams it at once, as POST /arm does
             params: dict[str, object] = {}
             if fields.get("level"):
                 try:
@@ -636,6 +663,13 @@ def _since(request: Request, since: str) -> int:
     if run != BOOT or not seq.isdigit():
         return 0
     return int(seq)
+
+
+def _plain(text: str, *, whole: bool = False) -> str:
+    """``text`` if it is a plain number (ASCII digits, a dot for a price); ValueError otherwise."""
+    if not (WHOLE if whole else DECIMAL).fullmatch(text):
+        raise ValueError(text)
+    return text
 
 
 async def _fields(request: Request) -> dict[str, str]:

@@ -20,6 +20,8 @@ def ticket(engine: Engine, symbol: str, strategy: str | None = None) -> dict[str
         raise TradeRefused(
             f"{symbol}: no quote yet, so there is no ask to price a ticket at", "unknown_symbol"
         )
+    if strategy is not None and strategy not in engine.strategy_names:
+        raise TradeRefused(f"no strategy {strategy!r} (installed: {', '.join(engine.strategy_names)})")
     bracket = engine.bracket_for(strategy)
     tp1, tp2, stop = bracket.levels(quote.ask, None)
     qty = bracket.qty if bracket.qty is not None else size_for(bracket.risk or 0.0, quote.ask, stop)

@@ -14,8 +14,10 @@ hookimpl = pluggy.HookimplMarker("momobot")
 from momobot_core.config import ConfigError, InputError  # noqa: E402
 from momobot_core.models import (  # noqa: E402
     Alert,
+    Arm,
     Close,
     CloseReason,
+    Disarm,
     Fill,
     Intent,
     Kill,
@@ -33,9 +35,11 @@ __version__ = "0.3.0"
 
 __all__ = [
     "Alert",
+    "Arm",
     "Close",
     "CloseReason",
     "ConfigError",
+    "Disarm",
     "Fill",
     "InputError",
     "Intent",

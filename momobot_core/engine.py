@@ -325,7 +325,9 @@ class Engine:
         A Quote returns False when it was rejected as malformed; an Open or a
         Close returns the trade and raises TradeRefused when refused; a Kill
         returns the trades it flattened; a Resume returns True; a Fill returns
-        True when it was recorded (False: that execution was already kept).
+        True when it was recorded (False: that execution was already kept); an
+        Arm or a Disarm returns True and raises TradeRefused for a strategy,
+        timeframe or field that is wrong (a Disarm: a symbol not armed).
         Replays move the engine's clock to the event's time (not a Fill's: a
         broker's time is not the replay's); live, it is the wall clock.
         """

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from momobot_core.candles import Candle, Timeframe
 from momobot_core.config import ConfigError
+
+if TYPE_CHECKING:
+    from momobot_core.plugins import Hooks
 
 __all__ = ["ArmSpec", "Signal", "Strategy", "StrategyFactory", "collect_strategies"]
 
@@ -70,7 +73,7 @@ class Strategy(Protocol):
 StrategyFactory = Callable[[ArmSpec], Strategy]
 
 
-def collect_strategies(hooks: Any) -> dict[str, tuple[str, StrategyFactory]]:
+def collect_strategies(hooks: Hooks | None) -> dict[str, tuple[str, StrategyFactory]]:
     """``{strategy name: (plugin name, factory)}`` from every plugin's ``register_strategies``
     (the built-ins alone when there are no hooks)."""
     strategies: dict[str, tuple[str, StrategyFactory]] = {}

@@ -70,10 +70,6 @@ class Candle:
     close: float
     volume: int
 
-    @property
-    def end(self) -> datetime:
-        return self.start + timedelta(seconds=Timeframe.parse(self.timeframe).seconds)
-
 
 def bucket_start(ts: datetime, seconds: int, tz: tzinfo) -> datetime:
     """The start of the bucket of ``seconds`` holding ``ts``, on the wall clock of ``tz``."""

@@ -428,6 +428,11 @@ class Engine:
         return float(level) if isinstance(level, int | float) and not isinstance(level, bool) else None
 
     @property
+    def arms_fingerprint(self) -> tuple[object, ...]:
+        """Changes whenever :attr:`arms` would show something else (cheap: no status built)."""
+        return self._arms.fingerprint()
+
+    @property
     def arms(self) -> list[dict[str, Any]]:
         """Every armed symbol and its live state (``GET /arms``, ``momobot arms``)."""
         return self._arms.status()

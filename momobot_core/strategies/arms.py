@@ -558,5 +558,12 @@ class Arms:
             return f"cooling down {cooldown:g} s after the last trade closed"
         return None
 
+    def fingerprint(self) -> tuple[object, ...]:
+        """What moves when anything an arm shows moves (its entries, refusals, last price, its
+        strategy's state): cheap, for a page deciding whether to draw again."""
+        return tuple(
+            (symbol, s.entries, s.refused, s.last_price, s.updated_at) for symbol, s in self.armed.items()
+        )
+
     def status(self) -> list[dict[str, Any]]:
         return [state.status() for _, state in sorted(self.armed.items())]

@@ -229,10 +229,7 @@ class Dashboard:
         quotes = bot.last_quotes
         traded = tuple((t, quotes.get(t.symbol)) for t in bot.open_trades.values())
         held = int(time.monotonic()) if bot.open_trades else 0  # the time in trade, per second
-        arms = tuple(
-            (a["symbol"], a["entries"], a["refused"], a["last_price"], a["state"].get("level"))
-            for a in bot.arms
-        )
+        arms = bot.arms_fingerprint
         source = bot.source.status() if bot.source is not None else None
         parts: dict[str, tuple[object, Callable[[], str]]] = {
             "positions": ((traded, held), lambda: render("_positions.html", rows=positions(bot))),
@@ -383,10 +380,7 @@ class Dashboard:
             bot.journal_unfolded == 0,
             tuple(self.watch),
             tuple(bot.last_quotes[s] for s in self.watch if s in bot.last_quotes),
-            tuple(
-                (a["symbol"], a["entries"], a["refused"], a["last_price"], a["state"].get("level"))
-                for a in bot.arms
-            ),
+            bot.arms_fingerprint,
             bot.journal_pending,
             bot.stale_quotes,
             int(time.monotonic()) if bot.open_trades or source is not None else 0,

@@ -94,9 +94,11 @@ def build_cli(hooks: Hooks) -> click.Group:
         setup_logging(-1 if quiet else verbose)
         ctx.obj = hooks
 
+    from momobot_core.backtest.cli import add_commands as add_backtest_commands
     from momobot_core.strategies.cli import add_commands
 
     add_commands(cli)
+    add_backtest_commands(cli, hooks_of)
 
     @cli.command()
     @click.argument("files", nargs=-1, required=True, metavar="FILE...")

@@ -272,6 +272,9 @@ class CoreSettings:
     journal_wait_s: float = 10.0
     #: Symbols armed with a strategy at start: ``"ABCD pullback 1m"`` (docs/strategies.md).
     arm: tuple[str, ...] = ()
+    #: A folder ``serve`` records every quote and action into, a day file per trading day
+    #: (docs/backtest.md); None: nothing is recorded.
+    record: str | None = None
 
     @property
     def tz(self) -> tzinfo:
@@ -281,7 +284,16 @@ class CoreSettings:
     def from_config(cls, config: Config) -> CoreSettings:
         section = config.section("momobot", env_prefix="MOMOBOT_")
         section.check_known(
-            {"min_hold_s", "timezone", "source", "watchlist", "quote_wait_s", "journal_wait_s", "arm"}
+            {
+                "min_hold_s",
+                "timezone",
+                "source",
+                "watchlist",
+                "quote_wait_s",
+                "journal_wait_s",
+                "arm",
+                "record",
+            }
         )
         min_hold_s = section.get_float("min_hold_s", 0.0)
         if min_hold_s > 86400:
@@ -306,4 +318,5 @@ class CoreSettings:
             watchlist=watchlist,
             quote_wait_s=quote_wait_s,
             arm=tuple(section.get_str_list("arm", [])),
+            record=section.get_str("record", None) or None,
         )

@@ -24,8 +24,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -80,6 +81,12 @@ _REJECTS_LOGGED = 10
 __all__ = ["ALERTS_KEPT", "MAX_PRICE", "MAX_QTY", "SUBMIT_QUEUE", "Engine", "Event", "TradeRefused"]
 
 
+class Recorder(Protocol):
+    """Takes every quote and action the engine is given (the day files, docs/backtest.md)."""
+
+    def add(self, event: Any) -> None: ...
+
+
 class Clock:
     """Event time. In a replay it is the time of the last event; live, the wall clock."""
 
@@ -128,6 +135,8 @@ class Engine:
         hooks: Hooks | None = None,
         journal: Journal | None = None,
         mode: str = "replay",
+        strategy_hooks: Hooks | None = None,
+        charts: bool = True,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -152,6 +161,7 @@ class Engine:
         self._min_hold = timedelta(seconds=self.settings.min_hold_s)
         self._started = False
         self._stopped = False
+        self._entering = False
         #: The journal's writes, the side file and the dispatched marks.
         self._record = Record(journal, self.alert)
         self._inbox = self._alerts.inbox  # alerts from other threads
@@ -188,9 +198,14 @@ class Engine:
         self._submitted = SubmitQueue(self.apply, self.alert)
         #: Candle history for the page's chart: charted, armed and traded symbols.
         self.charts = CandleBook(self.settings.tz)
+        #: False (a replay with no page to draw): only symbols whose stop trails by candles are
+        #: charted, from their arm or their entry.
+        self._chart_all = charts
+        #: Where every quote and action taken is recorded (``[momobot] record``), if anywhere.
+        self.recorder: Recorder | None = None
         #: The armed symbols: strategies' entries, through :meth:`apply` like a person's.
         self._arms = Arms(
-            strategies=collect_strategies(hooks),
+            strategies=collect_strategies(strategy_hooks if strategy_hooks is not None else hooks),
             bracket=bracket_settings(self.config),
             tz=self.settings.tz,
             journal=journal,
@@ -227,8 +242,10 @@ class Engine:
             self.hooks.start(self)
         self._restart_alerts()
         self._arm_at_start()
-        for symbol in [*self.open_trades, *self._arms.armed]:
-            self.charts.chart(symbol, self._charted_for_good)
+        for trade in self.open_trades.values():
+            self._chart(trade.symbol, trade.trail)
+        for symbol, state in self._arms.armed.items():
+            self._chart(symbol, state.bracket.trail)
         if self.clock.live:
             now = self.clock.now()
             self._day.roll(now)  # a halted day stays halted across a restart
@@ -335,6 +352,8 @@ class Engine:
             return self.on_quote(event)
         if self._submitted:
             self._drain_submitted()
+        if self.recorder is not None and not self._entering:
+            self.recorder.add(event)
         if type(event) is Fill:
             return self.record_fill(event)
         if not self.clock.live:
@@ -360,8 +379,8 @@ class Engine:
         if type(event) is Arm or type(event) is Disarm:
             try:
                 if type(event) is Arm:
-                    self._arms.arm(event)
-                    self.charts.chart(event.symbol, self._charted_for_good)
+                    state = self._arms.arm(event)
+                    self._chart(event.symbol, state.bracket.trail)
                 else:
                     self._arms.disarm(event.symbol)
             except TradeRefused:
@@ -385,7 +404,11 @@ class Engine:
     # -- strategies ---------------------------------------------------------------------
 
     def _enter(self, order: Open) -> Trade:
-        trade = self.apply(order)
+        self._entering = True  # a strategy's entry: the recording has its arm, not its entries
+        try:
+            trade = self.apply(order)
+        finally:
+            self._entering = False
         assert isinstance(trade, Trade)
         return trade
 
@@ -457,6 +480,8 @@ class Engine:
         """Take one quote; act on the symbol's open trade. False if the quote was rejected."""
         if self._inbox:
             self._drain_inbox()
+        if self.recorder is not None:
+            self.recorder.add(quote)
         # Chained comparisons are False for NaN, so these also reject non-finite prices.
         if 0 < quote.bid <= quote.ask <= MAX_PRICE:
             last = quote.last
@@ -492,6 +517,27 @@ class Engine:
                 return True
         self._reject(quote)
         return False
+
+    def acts_on(self, symbol: str) -> bool:
+        """Whether a quote for ``symbol`` does more than become its last quote: an open trade,
+        an arm or a chart of it, or a wait for its first quote."""
+        return (
+            symbol in self.open_trades
+            or symbol in self._arms.armed
+            or symbol in self.charts.symbols
+            or bool(self._quote_waiters)
+        )
+
+    def keep_quotes(self, quotes: Sequence[Quote], count: int, until: datetime) -> None:
+        """Well-formed quotes of symbols the engine does not act on (:meth:`acts_on`), the last
+        of each symbol of a stretch of ``count`` quotes that ended at ``until``: kept as those
+        symbols' last quotes and counted, as :meth:`on_quote` one by one would have left them
+        (the columnar replay, :mod:`momobot_core.backtest.columns`)."""
+        for quote in quotes:
+            self.last_quotes[quote.symbol] = quote
+        self.counters.quotes += count
+        if not self.clock.live and (self.clock.current is None or until > self.clock.current):
+            self.clock.current = until
 
     def _reject(self, quote: Quote) -> None:
         self.counters.rejected_quotes += 1
@@ -581,7 +627,7 @@ class Engine:
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
         if symbol not in self.charts.symbols:
-            self.charts.chart(symbol, self._charted_for_good)
+            self._chart(symbol, trail)
         # Opened on a quote: its silence counts from now, not from the start of the process.
         self._quote_watch.quoted(symbol, time.monotonic())
         self._day.opened()
@@ -915,6 +961,10 @@ class Engine:
         self._record.dispatched(event_id, pending)
 
     # -- the trailing stop after TP1 ---------------------------------------------------
+
+    def _chart(self, symbol: str, trail: object) -> None:
+        if self._chart_all or trail == "candle":
+            self.charts.chart(symbol, self._charted_for_good)
 
     def _charted_for_good(self, symbol: str) -> bool:
         """A symbol the candle book must never drop for another: traded or armed."""

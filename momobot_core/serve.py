@@ -123,6 +123,24 @@ async def pace(engine: Engine, events: Sequence[Event], speed: float) -> None:
     log.info("paced replay finished: %d events; the API stays up", len(events))
 
 
+def start_recording(engine: Engine, directory: str | None) -> Any:
+    """``[momobot] record``: every quote and action into day files (the backtest extra)."""
+    if not directory:
+        return None
+    from momobot_core.backtest import require_extra
+
+    require_extra()
+    from momobot_core.backtest.dayfile import attach
+
+    return attach(engine, directory)
+
+
+def stop_recording(engine: Engine, recorder: Any) -> None:
+    from momobot_core.backtest.dayfile import detach
+
+    detach(engine, recorder)
+
+
 class _Stopped(Exception):
     """SIGTERM, after uvicorn's graceful shutdown."""
 
@@ -243,8 +261,10 @@ def serve(
             refuse_older_than_journal(events[0].ts, journal, replay)
         # A paced recording is a replay, not live trading: plugins see mode "replay".
         engine = Engine(config=config, hooks=hooks, journal=journal, mode="replay" if replay else "live")
+        recorder = None
         try:
             engine.start()  # inside: plugins that did start are shut down if another fails
+            recorder = start_recording(engine, core.record)
             if source_name:
                 engine.source = factories[source_name][1](engine)  # ConfigError: bad settings, exit 2
                 armed = [arm["symbol"] for arm in engine.arms]
@@ -309,6 +329,8 @@ def serve(
             if fatal:
                 raise fatal[0]  # the source could not start (bad keys): exit 2 with its message
         finally:
+            if recorder is not None:
+                stop_recording(engine, recorder)
             engine.shutdown()
     finally:
         sock.close()

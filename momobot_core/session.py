@@ -19,7 +19,13 @@ from momobot_core.config import Config, CoreSettings, InputError
 from momobot_core.engine import Counters, Engine, TradeRefused
 from momobot_core.journal import Journal, open_journal
 from momobot_core.models import Arm, Close, Disarm, Kill, Leg, Open, Quote, Resume, Trade
-from momobot_core.sources.recorded import Event, check_files, estimate_events, read_events
+from momobot_core.sources.recorded import (
+    DAY_SUFFIXES,
+    Event,
+    check_files,
+    estimate_events,
+    read_events,
+)
 
 if TYPE_CHECKING:
     from momobot_core.plugins import Hooks
@@ -154,32 +160,66 @@ def run_recorded(
     files = check_files(paths)
     journal = open_journal(db, CoreSettings.from_config(config).journal_wait_s)
     try:
-        engine = Engine(config=config, hooks=hooks, journal=journal, mode=mode)
+        # No page draws a replay's charts: only a stop trailing by candles needs them.
+        engine = Engine(config=config, hooks=hooks, journal=journal, mode=mode, charts=False)
         try:
             engine.start()  # inside: plugins that did start are shut down if another fails
             with journal.batch():
-                events = read_events(files, engine.settings.tz)
-                if db is not None:
-                    events = _newer_than_journal(events, journal, files)
-                estimate = estimate_events(files) if progress is not False else 0
-                if want_progress(progress, estimate):
-                    with click.progressbar(
-                        length=estimate, file=sys.stderr, label="replaying", show_pos=True
-                    ) as bar:
-                        stats = run_events(engine, events, progress=bar.update)
-                        bar.update(max(estimate - bar.pos, 0))  # the length was an estimate
+                if len(files) == 1 and files[0].suffix.lower() in DAY_SUFFIXES:
+                    stats = run_day(engine, files[0], journal if db is not None else None)
                 else:
-                    stats = run_events(engine, events)
+                    stats = _run_files(engine, journal, files, db is not None, progress)
         finally:
             engine.shutdown()
-        return SessionResult(
-            trades=journal.trades(),
-            legs=journal.legs(),
-            counters=engine.counters,
-            plugin_errors=hooks.errors if hooks is not None else 0,
-            stats=stats,
-            tz=engine.settings.tz,
-            kept_in_memory=db is None and mode == "replay",
-        )
+        return _result(engine, journal, hooks, stats, db, mode)
     finally:
         journal.close()
+
+
+def _run_files(
+    engine: Engine, journal: Journal, files: list[Path], check_journal: bool, progress: bool | None
+) -> RunStats:
+    events = read_events(files, engine.settings.tz)
+    if check_journal:
+        events = _newer_than_journal(events, journal, files)
+    estimate = estimate_events(files) if progress is not False else 0
+    if want_progress(progress, estimate):
+        with click.progressbar(length=estimate, file=sys.stderr, label="replaying", show_pos=True) as bar:
+            stats = run_events(engine, events, progress=bar.update)
+            bar.update(max(estimate - bar.pos, 0))  # the length was an estimate
+    else:
+        stats = run_events(engine, events)
+    return stats
+
+
+def _result(
+    engine: Engine, journal: Journal, hooks: Hooks | None, stats: RunStats, db: object, mode: str
+) -> SessionResult:
+    return SessionResult(
+        trades=journal.trades(),
+        legs=journal.legs(),
+        counters=engine.counters,
+        plugin_errors=hooks.errors if hooks is not None else 0,
+        stats=stats,
+        tz=engine.settings.tz,
+        kept_in_memory=db is None and mode == "replay",
+    )
+
+
+def run_day(engine: Engine, path: Path, journal: Journal | None = None) -> RunStats:
+    """A day file fed batch by batch (:mod:`momobot_core.backtest.columns`); with a journal,
+    refused if it starts at or before the journal's last event."""
+    from momobot_core.backtest import require_extra
+
+    require_extra()
+    from momobot_core.backtest.columns import feed_day
+    from momobot_core.backtest.dayfile import DayFile
+
+    day = DayFile(path)
+    if journal is not None:
+        first = day.first_time()
+        if first is not None:
+            refuse_older_than_journal(first, journal, [path])
+    start = time.perf_counter()
+    events = feed_day(engine, day, engine.settings.tz)
+    return RunStats(events=events, seconds=time.perf_counter() - start)

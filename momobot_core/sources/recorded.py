@@ -39,6 +39,8 @@ from momobot_core.models import Arm, Close, Disarm, Kill, Open, Quote, Resume
 CSV_COLUMNS = ("ts", "symbol", "bid", "ask", "last")
 CSV_SUFFIXES = {".csv"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+#: Day files (``momobot record``, docs/backtest.md): read with pyarrow, the backtest extra.
+DAY_SUFFIXES = {".parquet"}
 
 
 Event = Quote | Open | Close | Kill | Resume | Arm | Disarm
@@ -85,9 +87,10 @@ def check_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             raise InputError(f"{path}: no such file")
         if not path.is_file():
             raise InputError(f"{path}: not a file")
-        if path.suffix.lower() not in CSV_SUFFIXES | JSONL_SUFFIXES:
+        if path.suffix.lower() not in CSV_SUFFIXES | JSONL_SUFFIXES | DAY_SUFFIXES:
             raise InputError(
-                f"{path}: unknown file type {path.suffix!r}: quotes go in .csv files, events in .jsonl files"
+                f"{path}: unknown file type {path.suffix!r}: quotes go in .csv files, events in"
+                " .jsonl files, recorded days in .parquet files"
             )
         result.append(path)
     return result
@@ -106,6 +109,13 @@ def read_events(paths: Iterable[str | os.PathLike[str]], tz: tzinfo = UTC) -> It
 def read_file(path: Path, tz: tzinfo = UTC) -> Iterator[Event]:
     if path.suffix.lower() in CSV_SUFFIXES:
         return read_csv(path, tz)
+    if path.suffix.lower() in DAY_SUFFIXES:
+        from momobot_core.backtest import require_extra
+
+        require_extra()
+        from momobot_core.backtest.dayfile import read_day
+
+        return read_day(path, tz)
     return read_jsonl(path, tz)
 
 
@@ -347,6 +357,11 @@ def estimate_events(paths: Iterable[Path]) -> int:
     """A quick estimate of the number of lines in the files (for a progress bar)."""
     total = 0
     for path in paths:
+        if path.suffix.lower() in DAY_SUFFIXES:
+            from momobot_core.backtest.dayfile import DayFile
+
+            total += DayFile(path).rows
+            continue
         try:
             size = path.stat().st_size
             with path.open("rb") as fh:

@@ -10,7 +10,10 @@ each in a fresh child process so peak RSS is its own, R rounds of:
   journal in memory);
 * armed: the same with A other symbols armed on ``pullback 1m`` from the start
   (a third file of ``arm`` events): candles built and the strategy run on their
-  quotes, and the entries their breakouts make.
+  quotes, and the entries their breakouts make;
+* day file: the same quotes and opens (and arms) written once as a day file
+  (``momobot record --from``, Parquet) and replayed from it: read a row group at a
+  time and fed to the engine batch by batch (needs the ``backtest`` extra).
 
 Prints a table with medians and the ratio replay/parse. Not a test: run it
 with ``python bench/replay_throughput.py`` (see README).
@@ -102,6 +105,20 @@ print(json.dumps({"quotes": n, "seconds": seconds, "rss_mb": rss_mb}))
 """
 
 
+def day_file(out: Path, files: list[Path], name: str) -> Path:
+    """The files written once as a day file (``momobot record --from``), kept in ``out``."""
+    from zoneinfo import ZoneInfo
+
+    from momobot_core.backtest.dayfile import convert
+
+    folder = out / name
+    existing = sorted(folder.glob("*.parquet"))
+    if existing:
+        return existing[0]
+    (path,) = convert(files, folder, ZoneInfo("America/New_York"))
+    return path
+
+
 def run_child(mode: str, files: list[Path]) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-c", CHILD, mode, *map(str, files)], check=True, capture_output=True, text=True
@@ -117,17 +134,35 @@ def main() -> None:
     parser.add_argument("--armed", type=int, default=50, help="symbols armed on pullback 1m (0: skip)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
+    parser.add_argument("--no-day-file", action="store_true", help="skip the day file rows")
     args = parser.parse_args()
 
     csv_path, jsonl_path = generate(args.out, args.quotes, args.symbols, args.trades)
     arms_path = generate_arms(args.out, args.symbols, args.trades, args.armed) if args.armed else None
-    results: dict[str, list[dict[str, float]]] = {"parse": [], "replay": [], "armed": []}
+    results: dict[str, list[dict[str, float]]] = {
+        "parse": [],
+        "replay": [],
+        "armed": [],
+        "day": [],
+        "day armed": [],
+    }
+    tag = f"{args.quotes}-{args.symbols}-{args.trades}"
+    day = None if args.no_day_file else day_file(args.out, [csv_path, jsonl_path], f"day-{tag}")
+    day_armed = (
+        day_file(args.out, [csv_path, jsonl_path, arms_path], f"day-{tag}-armed-{args.armed}")
+        if day is not None and arms_path is not None
+        else None
+    )
     for _ in range(args.rounds):
         # interleaved, so all see the same machine noise
         results["parse"].append(run_child("parse", [csv_path]))
         results["replay"].append(run_child("replay", [csv_path, jsonl_path]))
         if arms_path is not None:
             results["armed"].append(run_child("replay", [csv_path, jsonl_path, arms_path]))
+        if day is not None:
+            results["day"].append(run_child("replay", [day]))
+        if day_armed is not None:
+            results["day armed"].append(run_child("replay", [day_armed]))
 
     def med(mode: str, key: str) -> float:
         return statistics.median(r[key] for r in results[mode])
@@ -153,7 +188,15 @@ def main() -> None:
             f"| replay, {args.armed} symbols armed on pullback 1m | {med('armed', 'seconds'):.2f} |"
             f" {armed_rate:,.0f} | {med('armed', 'rss_mb'):.0f} MB |"
         )
+    for key, label in (("day", "day file (Parquet), batch by batch"), ("day armed", "day file, armed too")):
+        if results[key]:
+            print(
+                f"| {label} | {med(key, 'seconds'):.2f} | {args.quotes / med(key, 'seconds'):,.0f} |"
+                f" {med(key, 'rss_mb'):.0f} MB |"
+            )
     print()
+    if results["day"]:
+        print(f"day file / CSV+JSONL speed: {med('replay', 'seconds') / med('day', 'seconds'):.2f}x")
     print(f"replay / parse time ratio: {med('replay', 'seconds') / med('parse', 'seconds'):.2f}x")
     if arms_path is not None:
         print(f"armed / none armed speed: {med('replay', 'seconds') / med('armed', 'seconds'):.2f}x")

@@ -532,9 +532,12 @@ class DayFile:
         self.rows = self._file.metadata.num_rows
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """The rows, a row group's worth at a time; InputError names the file if it is damaged."""
+        """The rows, a row group at a time (one row group in memory, whatever the file's size);
+        InputError names the file if it is damaged."""
         try:
-            yield from self._file.iter_batches(batch_size=ROW_GROUP, columns=list(COLUMNS))
+            for group in range(self._file.metadata.num_row_groups):
+                table = self._file.read_row_group(group, columns=list(COLUMNS))
+                yield from table.combine_chunks().to_batches(max_chunksize=max(table.num_rows, 1))
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{self.path}: damaged day file ({_why(exc)})") from None
 

@@ -103,7 +103,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 results[name].append(run(Path(tmp) / "r.db", work))
     print(
-        f"{args.tasks:,} tasks of {args.trades} trades ({args.tasks * args.trades:,} rows), median of {args.rounds}"
+        f"{args.tasks:,} tasks of {args.trades} trades ({args.tasks * args.trades:,} rows),"
+        f" median of {args.rounds}"
     )
     print()
     print("| store | write, a transaction a task | per task | statistics query |")

@@ -209,3 +209,33 @@ def test_sample_days_are_the_same_for_the_same_seed(tmp_path: Path) -> None:
     )
     assert made.returncode == 0, made.stderr
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["2026-11-02.parquet", "2026-11-03.parquet"]
+
+
+def test_an_existing_cluster_runs_the_tasks_and_an_unreachable_one_is_a_clear_error(
+    days: Path, tmp_path: Path
+) -> None:
+    from dask.distributed import LocalCluster
+
+    from hotkey_helpers import free_port
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        result = momobot(
+            "backtest",
+            str(days),
+            "--strategy",
+            "pullback",
+            "--scheduler",
+            cluster.scheduler_address,
+            "--out",
+            str(tmp_path / "r.db"),
+        )
+    assert result.returncode == 0, result.stderr
+    assert "on 1 worker(s)" in result.stdout
+    assert rows(tmp_path / "r.db", "SELECT COUNT(*) FROM tasks WHERE status = 'ok'") == [(3,)]
+    closed = f"tcp://127.0.0.1:{free_port()}"
+    unreachable = momobot("backtest", str(days), "--scheduler", closed, "--out", str(tmp_path / "u.db"))
+    assert unreachable.returncode == 2
+    assert f"--scheduler {closed}: cannot reach the Dask scheduler" in unreachable.stderr
+    assert not (tmp_path / "u.db").exists()  # nothing ran: no results file

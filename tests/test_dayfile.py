@@ -334,3 +334,48 @@ def test_serve_records_its_quotes_and_a_persons_trade_into_a_day_file(tmp_path: 
     replayed = momobot("replay", str(day))
     assert replayed.returncode == 0, replayed.stderr
     assert "Trades: 1 opened" in replayed.stdout and "Realised P&L: +6.00" in replayed.stdout  # TP1
+
+
+def test_momobot_record_records_a_live_source_until_stopped(tmp_path: Path) -> None:
+    from momobot_alpaca.fake import FakeAlpacaServer, FakeAlpacaThread
+
+    quotes = [Quote("ABCD", at(n), 2.0 + n / 100, 2.01 + n / 100, 2.0 + n / 100) for n in range(4)]
+    config = tmp_path / "momobot.toml"
+    with FakeAlpacaThread(FakeAlpacaServer(quotes, speed=0)) as fake:
+        config.write_text(
+            f'[alpaca]\nkey_id = "test-key"\nsecret_key = "test-secret"\nurl = "{fake.server.url}"\n'
+            'feed = "sip"\n[risk]\nstale_quote_s = 0\n'
+        )
+        days = tmp_path / "days"
+        err = (tmp_path / "record.err").open("w")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "momobot_core.cli",
+                "record",
+                str(days),
+                "--source",
+                "alpaca",
+                "--watchlist",
+                "abcd",
+                "--config",
+                str(config),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")},
+        )
+        try:
+            # The fake sends its quotes at once; the recorder writes them within a second.
+            assert wait_until(lambda: any(p.stat().st_size > 600 for p in days.glob("*.parts/*.arrows")), 60)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+            err.close()
+    assert proc.returncode == 0, (tmp_path / "record.err").read_text()
+    assert "recorded" in (tmp_path / "record.err").read_text()
+    (day,) = days.glob("*.parquet")
+    rows = list(read_day(day))
+    seen = [(q.bid, q.ask) for q in rows if isinstance(q, Quote)]
+    assert list(dict.fromkeys(seen)) == [(q.bid, q.ask) for q in quotes]  # a print repeats its quote

@@ -224,6 +224,9 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
             click.echo(summary(results.db))
             click.echo(f"report: momobot backtest report {out}")
         except (InputError, ConfigError) as exc:
+            results.close()
+            if not results.added:
+                results.path.unlink(missing_ok=True)  # nothing ran: no results file to mislead
             raise _fail(exc) from None
         finally:
             results.close()

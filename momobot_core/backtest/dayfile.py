@@ -15,7 +15,7 @@ data       string, null                  an action as its JSONL line (null for a
 =========  ============================  ==================================================
 
 Recording (:class:`DayRecorder`) never holds a day in memory and never writes on the
-engine's thread: the engine hands each event over (a list append), and a thread of the
+engine's thread: the engine hands each event over (a deque append), and a thread of the
 recorder's writes what came each second as one record batch to an Arrow IPC stream, a
 *segment* (``DIR/<day>.parts/<n>.arrows``), fsynced. A crash loses at most that last
 second: a segment cut short is read up to its last whole batch. When the day ends (an event
@@ -33,6 +33,7 @@ import logging
 import os
 import shutil
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -301,7 +302,7 @@ def unsealed_days(directory: Path) -> list[date]:
 class DayRecorder:
     """Writes every event handed to it into the day files of ``directory``.
 
-    :meth:`add` is all the engine's thread does (a list append); a thread of the recorder's
+    :meth:`add` is all the engine's thread does (a deque append); a thread of the recorder's
     writes a batch each ``flush_s`` seconds. Start with :meth:`start`; :meth:`close` writes
     what is left and seals the day.
     """
@@ -318,7 +319,9 @@ class DayRecorder:
         self.on_error = on_error
         self.tz = tz
         self.flush_s = flush_s
-        self._rows: list[Recordable] = []
+        #: Handed over, not yet written: appended on the engine's thread, taken on the writer's
+        #: (a deque: both ends are safe from two threads without a lock).
+        self._rows: deque[Recordable] = deque()
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -380,7 +383,8 @@ class DayRecorder:
     def _write_pending(self) -> None:
         if not self._rows:
             return
-        rows, self._rows = self._rows, []  # list swap: atomic under the GIL
+        take = self._rows.popleft
+        rows = [take() for _ in range(len(self._rows))]
         try:
             start = 0
             while start < len(rows):

@@ -65,6 +65,8 @@ class ResultsFile:
             if not replace:
                 raise InputError(f"{self.path}: already exists: give another --out, or --replace")
             self.path.unlink()
+        #: Tasks written so far.
+        self.added = 0
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.executescript(SCHEMA)
@@ -104,6 +106,7 @@ class ResultsFile:
                 f" (?, {', '.join('?' for _ in TRADE_COLUMNS)})",
                 [(result["set_id"], *(trade[c] for c in TRADE_COLUMNS)) for trade in result["trades"]],
             )
+        self.added += 1
 
     def finish(self, meta: Mapping[str, object]) -> None:
         rows = compute_stats(self.db)

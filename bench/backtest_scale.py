@@ -79,7 +79,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for workers in (1, 2):  # interleaved, so both see the same machine noise
             done = sweep(plan, workers=workers)
-            walls[workers].append(done.seconds)
+            walls[workers].append(done.seconds)  # the cluster's start is timed apart
             failed = [r for r in done.results if r["error"]]
             if failed:
                 sys.exit(f"a task failed: {failed[0]['error']}")

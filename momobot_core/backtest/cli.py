@@ -216,10 +216,17 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
                 done = sweep(
                     plan, workers=workers, scheduler=scheduler, progress=bar.update, on_result=results.add
                 )
-            results.finish({"seconds": round(done.seconds, 3), "workers": done.workers, "tasks": total})
+            results.finish(
+                {
+                    "seconds": round(done.seconds, 3),
+                    "startup_s": round(done.startup_s, 3),
+                    "workers": done.workers,
+                    "tasks": total,
+                }
+            )
             click.echo(
                 f"{total} task(s) ({len(days)} day(s) x {len(sets)} set(s)) on {done.workers} worker(s)"
-                f" in {done.seconds:.1f} s; results in {out}"
+                f" in {done.seconds:.1f} s (+{done.startup_s:.1f} s to start them); results in {out}"
             )
             click.echo(summary(results.db))
             click.echo(f"report: momobot backtest report {out}")

@@ -158,8 +158,9 @@ def _label(params: Mapping[str, object]) -> str:
 
 
 def tasks_of(plan: Plan) -> list[Task]:
+    shared = attrs.evolve(plan, days=(), sets=())  # a task carries its own day and set only
     return [
-        Task(day=day, set_id=i, params=params, plan=plan)
+        Task(day=day, set_id=i, params=params, plan=shared)
         for day in plan.days
         for i, params in enumerate(plan.sets)
     ]
@@ -385,9 +386,12 @@ class _LatencyFills:
 @attrs.define
 class SweepResult:
     results: list[dict[str, Any]]
+    #: From the tasks' submission to the last result (the cluster up already).
     seconds: float
     workers: int
     scheduler: str
+    #: Starting the local cluster, or reaching the existing one.
+    startup_s: float = 0.0
 
 
 def sweep(
@@ -427,7 +431,11 @@ def sweep(
         address = scheduler
     results: list[dict[str, Any]] = []
     try:
+        if cluster is not None:
+            client.wait_for_workers(len(cluster.workers))
         count = len(client.scheduler_info().get("workers", {}))
+        startup_s = time.perf_counter() - started
+        started = time.perf_counter()
         futures = client.map(run_task, tasks, pure=False)
         for future in as_completed(futures):
             result = future.result()
@@ -441,7 +449,7 @@ def sweep(
         if cluster is not None:
             cluster.close()
     results.sort(key=lambda r: (Path(r["day"]).name, r["set_id"]))
-    return SweepResult(results, time.perf_counter() - started, count, address)
+    return SweepResult(results, time.perf_counter() - started, count, address, startup_s)
 
 
 def run_here(plan: Plan) -> Iterator[dict[str, Any]]:

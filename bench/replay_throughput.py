@@ -106,17 +106,20 @@ print(json.dumps({"quotes": n, "seconds": seconds, "rss_mb": rss_mb}))
 
 
 def day_file(out: Path, files: list[Path], name: str) -> Path:
-    """The files written once as a day file (``momobot record --from``), kept in ``out``."""
-    from zoneinfo import ZoneInfo
-
-    from momobot_core.backtest.dayfile import convert
-
+    """The files written once as a day file (``momobot record --from``), kept in ``out``. In a
+    child process: this one stays small, and a child's peak RSS starts from its parent's."""
     folder = out / name
     existing = sorted(folder.glob("*.parquet"))
     if existing:
         return existing[0]
-    (path,) = convert(files, folder, ZoneInfo("America/New_York"))
-    return path
+    froms = [arg for path in files for arg in ("--from", str(path))]
+    made = subprocess.run(
+        [sys.executable, "-m", "momobot_core.cli", "record", str(folder), *froms],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return Path(made.stdout.strip().splitlines()[-1])
 
 
 def run_child(mode: str, files: list[Path]) -> dict[str, float]:

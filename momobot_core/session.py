@@ -41,12 +41,15 @@ class RunStats:
     seconds: float = 0.0
 
 
-def apply(engine: Engine, event: Open | Close | Kill | Resume | Arm | Disarm) -> None:
-    """Carry out a recorded action; a refused one is logged and counted, and the run goes on."""
+def apply(engine: Engine, event: Open | Close | Kill | Resume | Arm | Disarm) -> TradeRefused | None:
+    """Carry out a recorded action; a refused one is logged and counted (and returned), and the
+    run goes on."""
     try:
         engine.apply(event)
     except TradeRefused as exc:
         log.warning("refused %s at %s: %s", type(event).__name__.lower(), event.ts.isoformat(), exc)
+        return exc
+    return None
 
 
 def run_events(

@@ -147,11 +147,20 @@ def test_a_backtest_of_the_bundled_session_is_its_replay_trade_for_trade(tmp_pat
 
 def test_bad_backtest_input_is_a_clear_error(days: Path, tmp_path: Path) -> None:
     out = str(tmp_path / "x.db")
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "2026-11-02.parquet").write_bytes((days / "2026-11-02.parquet").read_bytes())
     for args, why in (
         (["--strategy", "nope"], "--strategy nope: no such strategy"),
         (["--strategy", "pullback", "--grid", "tp1=abc"], "does not arm"),
         (["--strategy", "pullback", "--grid", "timeframe=7q"], "does not arm"),
         (["--symbols", "all"], "needs --strategy"),
+        (["--strategy", "pullback", "--symbols", ",,,"], "is not a ticker"),
+        (["--strategy", "pullback", "--symbols", "ABCD,$$"], "'$$' is not a ticker"),
+        (["--slippage", "nan"], "give a finite number"),
+        (["--latency-ms", "nan"], "give a finite number"),
+        (["--scheduler", "foo"], "--scheduler foo: cannot reach the Dask scheduler"),
+        ([str(twin)], "2026-11-02.parquet is named twice"),
     ):
         result = momobot("backtest", str(days), *args, "--out", out)
         assert result.returncode == 2, (args, result.stdout)
@@ -163,6 +172,75 @@ def test_bad_backtest_input_is_a_clear_error(days: Path, tmp_path: Path) -> None
     assert exists.returncode == 2 and "already exists" in exists.stderr
     report = momobot("backtest", "report", str(tmp_path / "x.db"))
     assert report.returncode == 2 and "not a backtest results file" in report.stderr
+    folder = momobot("backtest", str(days), "--out", str(tmp_path), "--replace")
+    assert folder.returncode == 2 and "is a folder" in folder.stderr
+    assert not list(tmp_path.glob("*.db"))[1:]  # nothing left behind but x.db
+    with sqlite3.connect(tmp_path / "y.db") as con:
+        con.executescript(
+            "CREATE TABLE run (a); CREATE TABLE sets (a); CREATE TABLE tasks (a); CREATE TABLE trades (a);"
+            " CREATE TABLE stats (a);"
+        )
+    other = momobot("backtest", "report", str(tmp_path / "y.db"))
+    assert other.returncode == 2 and "not a backtest results file" in other.stderr
+
+
+def test_the_report_never_overwrites_its_results_nor_a_sample_a_recorded_day(
+    days: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "res.html"
+    assert (
+        momobot(
+            "backtest", str(days), "--strategy", "pullback", "--workers", "1", "--out", str(out)
+        ).returncode
+        == 0
+    )
+    before = out.read_bytes()
+    same = momobot("backtest", "report", str(out))
+    assert same.returncode == 2 and "that is the results file itself" in same.stderr
+    assert out.read_bytes() == before
+    folder = tmp_path / "recorded"
+    folder.mkdir()
+    (folder / "2026-11-02.parquet").write_bytes((days / "2026-11-02.parquet").read_bytes())
+    sample = momobot("backtest", "sample", str(folder), "--days", "1", "--symbols", "3", "--quotes", "10")
+    assert sample.returncode == 2 and "a day file is there already" in sample.stderr
+    assert (folder / "2026-11-02.parquet").read_bytes() == (days / "2026-11-02.parquet").read_bytes()
+
+
+def test_a_recorded_strategy_that_is_not_installed_is_a_warning_not_silence(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "days"
+    generate(folder, days=1, symbols=10, gappers=2, quotes=2000)
+    (path,) = folder.glob("*.parquet")
+    table = pq.read_table(path)
+    data = [
+        None if text is None else text.replace('"strategy":"pullback"', '"strategy":"gone_strategy"')
+        for text in table["data"].to_pylist()
+    ]
+    import pyarrow as pa
+
+    table = table.set_column(table.schema.get_field_index("data"), "data", pa.array(data, pa.string()))
+    pq.write_table(table, path)
+    result = momobot("backtest", str(folder), "--workers", "1", "--out", str(tmp_path / "r.db"))
+    assert result.returncode == 0, result.stderr
+    assert "WARNING 2026-11-02: arm of BAA refused" in result.stdout and "gone_strategy" in result.stdout
+    assert momobot("backtest", "report", str(tmp_path / "r.db")).returncode == 0
+    assert "gone_strategy" in (tmp_path / "r.html").read_text()
+
+
+def test_the_report_of_a_run_cut_short_says_so_and_counts_what_finished(days: Path, tmp_path: Path) -> None:
+    from momobot_core.backtest.sweep import Plan, find_days, run_here
+
+    results = ResultsFile(tmp_path / "cut.db")
+    plan = Plan(days=tuple(find_days([days])), sets=({},), strategy="pullback")
+    results.start({"strategy": "pullback", "tasks_planned": 3}, [{}])
+    first = next(run_here(plan))  # one task of three, then the run is killed: no finish()
+    results.add(first)
+    results.close()
+    assert momobot("backtest", "report", str(tmp_path / "cut.db")).returncode == 0
+    page = (tmp_path / "cut.html").read_text()
+    assert "This run was cut short" in page and "1 of 3 tasks finished" in page
+    assert f"<td>{len(first['trades'])}</td>" in page  # the finished task's trades are counted
 
 
 def test_statistics_of_a_set(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from momobot_core.backtest.columns import feed_day
-from momobot_core.backtest.dayfile import DayFile, DayRecorder, read_day, seal
+from momobot_core.backtest.dayfile import DayFile, DayRecorder, convert, read_day, seal
 from momobot_core.backtest.synthetic import generate_day
 from momobot_core.config import Config, InputError
 from momobot_core.engine import Engine
@@ -64,7 +64,7 @@ def test_a_recording_reads_back_event_for_event_across_a_day_roll(tmp_path: Path
         recorder.add(event)  # type: ignore[arg-type]
     recorder.close()
     assert recorder.error is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-24.parquet", "2026-11-25.parquet"]
+    assert sorted(p.name for p in tmp_path.glob("*.parquet")) == ["2026-11-24.parquet", "2026-11-25.parquet"]
     first = list(read_day(tmp_path / "2026-11-24.parquet", NY))
     expected = [e for e in recorded_events() if type(e) is not Fill]  # a fill is the broker's
     assert first == expected
@@ -379,3 +379,142 @@ def test_momobot_record_records_a_live_source_until_stopped(tmp_path: Path) -> N
     rows = list(read_day(day))
     seen = [(q.bid, q.ask) for q in rows if isinstance(q, Quote)]
     assert list(dict.fromkeys(seen)) == [(q.bid, q.ask) for q in quotes]  # a print repeats its quote
+
+
+def test_a_day_file_is_never_sealed_twice_nor_written_by_two_recorders(tmp_path: Path) -> None:
+    recorder = DayRecorder(tmp_path, NY)
+    recorder.start_here()
+    with pytest.raises(InputError, match=r"another recorder \(PID \d+\) is writing into this folder"):
+        DayRecorder(tmp_path, NY).start_here()
+    for i in range(3):
+        recorder.add(Quote("A", at(i), 1.0 + i, 1.5 + i))
+    recorder.flush()
+    (segment,) = (tmp_path / "2026-11-24.parts").glob("*.arrows")
+    kept = segment.read_bytes()
+    recorder.close()
+    # A crash after the sealed file was renamed into place, before its segments were removed:
+    segment.parent.mkdir()
+    segment.write_bytes(kept)
+    again = DayRecorder(tmp_path, NY)
+    again.start_here()  # seals what is left: nothing new
+    again.add(Quote("A", at(1), 9.0, 9.5))  # earlier than the sealed rows: goes on after them
+    again.close()
+    rows = list(read_day(tmp_path / "2026-11-24.parquet"))
+    assert [(q.bid, q.ts) for q in rows] == [(1.0, at(0)), (2.0, at(1)), (3.0, at(2)), (9.0, at(2))]  # type: ignore[union-attr]
+
+
+def test_a_conversion_into_a_day_already_there_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    first = tmp_path / "a.csv"
+    first.write_text("ts,symbol,bid,ask\n2026-11-24T10:00:00,A,1.00,1.01\n")
+    second = tmp_path / "b.csv"
+    second.write_text("ts,symbol,bid,ask\n2026-11-23T09:30:00,A,2.00,2.01\n2026-11-24T09:30:00,A,2.00,2.01\n")
+    (made,) = convert([first], tmp_path / "days", NY)
+    before = made.read_bytes()
+    with pytest.raises(InputError, match="has a day file for 2026-11-24 already"):
+        convert([second], tmp_path / "days", NY)
+    assert made.read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "days").iterdir()) == [".record.lock", "2026-11-24.parquet"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ts,symbol,bid,ask\n2026-11-25T09:30:00,A,1.00,1.01\n2026-11-25T09:31:00,A,x,1.01\n")
+    result = momobot("record", str(tmp_path / "days"), "--from", str(bad))
+    assert result.returncode == 2 and "bad.csv:3: bid 'x' is not a number" in result.stderr
+    assert not list((tmp_path / "days").glob("2026-11-25*"))
+
+
+def test_a_damaged_sealed_file_with_segments_left_is_a_clear_error(tmp_path: Path) -> None:
+    recorder = DayRecorder(tmp_path, NY)
+    recorder.start_here()
+    recorder.add(Quote("A", at(0), 1.0, 1.5))
+    recorder.flush()
+    recorder._sink.close()  # killed: the segment stays
+    recorder._day = None
+    recorder._unlock()
+    (tmp_path / "2026-11-24.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match=r"2026-11-24.parquet: the day's sealed file cannot be read"):
+        DayRecorder(tmp_path, NY).start_here()
+    assert list((tmp_path / "2026-11-24.parts").glob("*.arrows"))  # the segment is kept
+
+
+def _table(rows: list[dict[str, object]]) -> pa.Table:
+    columns = {
+        name: [row.get(name) for row in rows]
+        for name in ("ts", "kind", "symbol", "bid", "ask", "last", "last_at", "data")
+    }
+    return pa.table(
+        {
+            "ts": pa.array(columns["ts"], pa.timestamp("us", tz="UTC")),
+            "kind": pa.array(columns["kind"], pa.string()),
+            "symbol": pa.array(columns["symbol"], pa.string()),
+            "bid": pa.array(columns["bid"], pa.float64()),
+            "ask": pa.array(columns["ask"], pa.float64()),
+            "last": pa.array(columns["last"], pa.float64()),
+            "last_at": pa.array(columns["last_at"], pa.timestamp("us", tz="UTC")),
+            "data": pa.array(columns["data"], pa.string()),
+        }
+    )
+
+
+OPEN_A = (
+    '{"type":"open","ts":"2026-11-24T14:30:01+00:00","symbol":"A","qty":100,"tp1":10.1,"tp2":10.3,"stop":9.9}'
+)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        # a print stamped before 1970 (an older print never triggers a stop moved later)
+        [
+            {"ts": at(0), "kind": "quote", "symbol": "A", "bid": 9.99, "ask": 10.0},
+            {"ts": at(1), "kind": "open", "symbol": "A", "data": OPEN_A},
+            {
+                "ts": at(2),
+                "kind": "quote",
+                "symbol": "A",
+                "bid": 10.1,
+                "ask": 10.11,
+                "last": 10.1,
+                "last_at": at(2),
+            },
+            {
+                "ts": at(3),
+                "kind": "quote",
+                "symbol": "A",
+                "bid": 10.0,
+                "ask": 10.01,
+                "last": 9.95,
+                "last_at": datetime(1969, 12, 31, tzinfo=UTC),
+            },
+            {"ts": at(4), "kind": "quote", "symbol": "B", "bid": 0, "ask": 1.0},  # malformed, last
+        ],
+        [{"ts": at(0), "kind": "quote", "symbol": "A", "bid": None, "ask": 10.0}],
+        [{"ts": at(0), "kind": "quote", "symbol": "", "bid": 9.0, "ask": 10.0}],
+        [{"ts": at(0), "kind": None, "symbol": "A", "data": OPEN_A}],
+        [{"ts": at(0), "kind": "trade", "symbol": "A", "data": OPEN_A}],
+    ],
+    ids=["old-print", "null-bid", "empty-symbol", "null-kind", "unknown-kind"],
+)
+def test_odd_rows_come_out_the_same_batch_by_batch_as_one_by_one(
+    tmp_path: Path, rows: list[dict[str, object]]
+) -> None:
+    path = tmp_path / "odd.parquet"
+    pq.write_table(_table(rows), path)
+    outcomes: list[object] = []
+    for by_batch in (True, False):
+        try:
+            journal = open_journal(None)
+            engine = Engine(journal=journal, charts=False)
+            engine.start()
+            if by_batch:
+                feed_day(engine, DayFile(path), NY)
+            else:
+                run_events(engine, read_day(path, NY))
+            outcomes.append(
+                (
+                    _outcome(journal.trades(), journal.legs()),
+                    attrs.asdict(engine.counters),
+                    engine.clock.current,
+                )
+            )
+        except InputError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]

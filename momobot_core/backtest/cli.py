@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import signal
 import sys
 from datetime import date
@@ -35,6 +37,25 @@ def _need_extra() -> None:
         raise _fail(exc) from None
     except ImportError:
         raise _fail(InputError("backtests need dask: pip install 'momobot-core[backtest]'")) from None
+
+
+#: A ticker as the API takes one (BRK.B, BF-B, BRK/B).
+TICKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9./^+-]{0,31}")
+
+
+def tickers(text: str, option: str) -> list[str]:
+    """``SYM,SYM`` as upper-case tickers; InputError names a word that is not one."""
+    words = [word.strip() for word in text.split(",")]
+    bad = [word for word in words if not TICKER.fullmatch(word)]
+    if bad or not words:
+        raise InputError(f"{option} {text!r}: {bad[0]!r} is not a ticker (give SYM,SYM such as ABCD,BRK.B)")
+    return [word.upper() for word in words]
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value}: give a finite number")
+    return value
 
 
 class _DefaultRun(click.Group):
@@ -93,7 +114,7 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
                 for path in convert(sources, directory, core.tz):
                     click.echo(str(path))
                 return
-            symbols = [s.strip().upper() for s in (watchlist or "").split(",") if s.strip()]
+            symbols = tickers(watchlist, "--watchlist") if watchlist else []
             record_live(hooks_of(ctx), config, directory, source_name, symbols)
         except (InputError, ConfigError) as exc:
             raise _fail(exc) from None
@@ -134,6 +155,7 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
         type=click.FloatRange(0, 100),
         default=0.0,
         show_default=True,
+        callback=_finite,
         help="Dollars a share against each fill.",
     )
     @click.option(
@@ -141,6 +163,7 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
         type=click.FloatRange(0, 600_000),
         default=0.0,
         show_default=True,
+        callback=_finite,
         help="Fill at the quote this long after each order.",
     )
     @click.option(
@@ -179,7 +202,7 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
             sets = parse_grid(grid)
             chosen: str | tuple[str, ...] = symbols
             if symbols not in ("recorded", "all"):
-                chosen = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
+                chosen = tuple(tickers(symbols, "--symbols"))
             plan = Plan(
                 days=tuple(days),
                 sets=tuple(sets),
@@ -204,8 +227,8 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
             + (f", then the quote {latency_ms:g} ms later" if latency_ms else "")
             + (f", {slippage:g} $/share against each fill" if slippage else ""),
         }
-        results.start(meta, sets)
         total = len(tasks_of(plan))
+        results.start({**meta, "tasks_planned": total}, sets)
         show = progress if progress is not None else sys.stderr.isatty()
         try:
             with (
@@ -230,9 +253,11 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
             )
             click.echo(summary(results.db))
             click.echo(f"report: momobot backtest report {out}")
+            if done.results and all(r["error"] for r in done.results):
+                raise InputError(f"every task failed: {done.results[0]['error']}")
         except (InputError, ConfigError) as exc:
             results.close()
-            if not results.added:
+            if not results.added and results.path.exists():
                 results.path.unlink(missing_ok=True)  # nothing ran: no results file to mislead
             raise _fail(exc) from None
         finally:
@@ -254,6 +279,8 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
 
         target = Path(out) if out else Path(results_path).with_suffix(".html")
         try:
+            if target.resolve() == Path(results_path).resolve():
+                raise InputError(f"{target}: that is the results file itself: give --out another name")
             write_report(results_path, target, top=top)
         except InputError as exc:
             raise _fail(exc) from None
@@ -277,10 +304,18 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
         show_default=True,
         help="Quotes a day.",
     )
-    @click.option("--seed", type=int, default=1, show_default=True)
+    @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
+    @click.option("--replace", is_flag=True, help="Overwrite day files of the same days in DIR.")
     @click.option("--first", default="2026-11-02", show_default=True, metavar="YYYY-MM-DD")
     def sample(
-        directory: str, days: int, symbols: int, gappers: int, quotes: int, seed: int, first: str
+        directory: str,
+        days: int,
+        symbols: int,
+        gappers: int,
+        quotes: int,
+        seed: int,
+        replace: bool,
+        first: str,
     ) -> None:
         """Write synthetic momentum days into DIR to try a backtest on."""
         from momobot_core.backtest import require_extra
@@ -288,12 +323,27 @@ def add_commands(cli: click.Group, hooks_of: Any) -> None:
         try:
             require_extra()
             start = date.fromisoformat(first)
+            if start.year > 2900:
+                raise ValueError
         except InputError as exc:
             raise _fail(exc) from None
         except ValueError:
-            raise _fail(InputError(f"--first {first!r}: give a date as YYYY-MM-DD")) from None
-        from momobot_core.backtest.synthetic import generate
+            raise _fail(InputError(f"--first {first!r}: give a date as YYYY-MM-DD before 2900")) from None
+        from momobot_core.backtest.synthetic import generate, trading_days
 
+        folder = Path(directory)
+        there = [d for d in trading_days(start, days) if (folder / f"{d.isoformat()}.parquet").exists()]
+        if there and not replace:
+            raise _fail(
+                InputError(
+                    f"{folder / (there[0].isoformat() + '.parquet')}: a day file is there already"
+                    " (a recorded day?): give another folder, or --replace"
+                )
+            )
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _fail(InputError(f"{folder}: cannot make the folder: {exc.strerror or exc}")) from None
         for path in generate(
             directory, days=days, first=start, symbols=symbols, gappers=gappers, quotes=quotes, seed=seed
         ):

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from momobot_core.backtest.dayfile import DayFile, action_event, from_us
+from momobot_core.backtest.dayfile import KINDS, DayFile, action_event, from_us
 from momobot_core.brackets import MAX_PRICE
 from momobot_core.config import InputError
 from momobot_core.models import Quote
@@ -30,10 +30,15 @@ if TYPE_CHECKING:
 
 
 def feed_day(
-    engine: Engine, day: DayFile, tz: tzinfo = UTC, rewrite: Callable[[Any], Any] | None = None
+    engine: Engine,
+    day: DayFile,
+    tz: tzinfo = UTC,
+    rewrite: Callable[[Any], Any] | None = None,
+    refused: Callable[[Any, Exception], None] | None = None,
 ) -> int:
     """Feed every row of ``day`` to ``engine``, in order; returns the events taken. ``rewrite``
-    turns each action into what is applied instead (None: left out): a backtest's arms."""
+    turns each action into what is applied instead (None: left out): a backtest's arms;
+    ``refused`` hears of each action the engine refused (it is logged either way)."""
     events = 0
     previous = -(2**62)
     row0 = 0
@@ -55,13 +60,26 @@ def feed_day(
         kinds = kind.dictionary.to_pylist()
         quote_code = kinds.index("quote") if "quote" in kinds else -1
         kind_codes = kind.indices.fill_null(-1).to_numpy()
+        known = np.array([k in KINDS for k in kinds] + [False], dtype=bool)[kind_codes]
+        if not known.all():
+            bad = int(np.argmin(known))
+            raise InputError(f"{day.path}: row {row0 + bad + 1}: kind {_kind(kinds, kind_codes[bad])}")
         is_quote = kind_codes == quote_code
         actions = np.flatnonzero(~is_quote)
         symbol = batch.column("symbol")
-        names: list[str | None] = symbol.dictionary.to_pylist()
+        names: list[str | None] = [name or None for name in symbol.dictionary.to_pylist()]
+        named = np.array([name is not None for name in names] + [False], dtype=bool)
         codes = symbol.indices.fill_null(-1).to_numpy()
-        bid = batch.column("bid").to_numpy(zero_copy_only=False)
-        ask = batch.column("ask").to_numpy(zero_copy_only=False)
+        bid_col, ask_col = batch.column("bid"), batch.column("ask")
+        broken = is_quote & ~named[codes]
+        if bid_col.null_count or ask_col.null_count:
+            nulls = pc.or_(pc.is_null(bid_col), pc.is_null(ask_col)).to_numpy(zero_copy_only=False)
+            broken |= is_quote & nulls
+        if broken.any():
+            bad = int(np.argmax(broken))
+            raise InputError(f"{day.path}: row {row0 + bad + 1}: a quote without symbol, bid or ask")
+        bid = bid_col.to_numpy(zero_copy_only=False)
+        ask = ask_col.to_numpy(zero_copy_only=False)
         last_col = batch.column("last")
         last = last_col.to_numpy(zero_copy_only=False)
         has_last = pc.is_valid(last_col).to_numpy(zero_copy_only=False)
@@ -69,15 +87,26 @@ def feed_day(
             valid = (bid > 0) & (bid <= ask) & (ask <= MAX_PRICE)
             valid &= ~has_last | ((last > 0) & (last <= MAX_PRICE))
         valid &= codes >= 0
-        last_at = batch.column("last_at").cast(pa.int64()).fill_null(-1).to_numpy()
-        cols = _Columns(names, codes, ts_np, bid, ask, last, has_last, last_at)
+        last_at_col = batch.column("last_at").cast(pa.int64())
+        has_at = pc.is_valid(last_at_col).to_numpy(zero_copy_only=False)
+        last_at = last_at_col.fill_null(0).to_numpy()
+        cols = _Columns(names, codes, ts_np, bid, ask, last, has_last, last_at, has_at)
         start = 0
         for a in [*actions.tolist(), n]:
             if a > start:
-                events += _stretch(engine, cols, valid, start, a, day, row0)
+                events += _stretch(engine, cols, valid, start, a)
             if a < n:
                 events += _action(
-                    engine, batch, int(a), int(ts_np[a]), kinds[kind_codes[a]], day, row0, tz, rewrite
+                    engine,
+                    batch,
+                    int(a),
+                    int(ts_np[a]),
+                    kinds[kind_codes[a]],
+                    day,
+                    row0,
+                    tz,
+                    rewrite,
+                    refused,
                 )
             start = a + 1
         row0 += n
@@ -85,7 +114,7 @@ def feed_day(
 
 
 class _Columns:
-    __slots__ = ("ask", "bid", "codes", "has_last", "last", "last_at", "names", "ts")
+    __slots__ = ("ask", "bid", "codes", "has_at", "has_last", "last", "last_at", "names", "ts")
 
     def __init__(
         self,
@@ -97,6 +126,7 @@ class _Columns:
         last: np.ndarray,
         has_last: np.ndarray,
         last_at: np.ndarray,
+        has_at: np.ndarray,
     ) -> None:
         self.names = names
         self.codes = codes
@@ -105,6 +135,7 @@ class _Columns:
         self.ask = ask
         self.last = last
         self.has_last = has_last
+        self.has_at = has_at
         self.last_at = last_at
 
     def quotes(self, rows: np.ndarray) -> Iterator[Quote]:
@@ -112,7 +143,8 @@ class _Columns:
         names = self.names
         has = self.has_last[rows].tolist()
         at_list = self.last_at[rows].tolist()
-        for code, us, bid, ask, last, has_last, at in zip(
+        has_at = self.has_at[rows].tolist()
+        for code, us, bid, ask, last, has_last, at, timed in zip(
             self.codes[rows].tolist(),
             self.ts[rows].tolist(),
             self.bid[rows].tolist(),
@@ -120,40 +152,41 @@ class _Columns:
             self.last[rows].tolist(),
             has,
             at_list,
+            has_at,
             strict=True,
         ):
             ts = from_us(us)
             yield Quote(
-                (names[code] or "") if code >= 0 else "",
+                names[code] or "",
                 ts,
                 bid,
                 ask,
                 last if has_last else None,
-                None if not has_last or at < 0 else ts if at == us else from_us(at),
+                None if not timed else ts if at == us else from_us(at),
             )
 
 
-def _stretch(
-    engine: Engine, cols: _Columns, valid: np.ndarray, start: int, end: int, day: DayFile, row0: int
-) -> int:
+def _kind(kinds: list[str | None], code: int) -> str:
+    return (
+        "is missing"
+        if code < 0 or kinds[code] is None
+        else f"{kinds[code]!r} is not one of {', '.join(KINDS)}"
+    )
+
+
+def _stretch(engine: Engine, cols: _Columns, valid: np.ndarray, start: int, end: int) -> int:
     """Quotes ``start:end`` of a batch (no action among them)."""
     codes = cols.codes[start:end]
     acts = np.fromiter(
         (name is not None and engine.acts_on(name) for name in cols.names), dtype=bool, count=len(cols.names)
     )
-    ok = valid[start:end]
-    missing = ok & (codes < 0)
-    if missing.any():
-        raise InputError(
-            f"{day.path}: row {row0 + start + int(np.argmax(missing)) + 1}: a quote without a symbol"
-        )
-    one_by_one = ~ok | acts[np.where(codes >= 0, codes, 0)]
+    # Every quote here has a symbol (checked for the whole batch): malformed prices, and the
+    # symbols the engine acts on, go one by one.
+    one_by_one = ~valid[start:end] | acts[codes]
     picked = np.flatnonzero(one_by_one) + start
     if picked.size:
         on_quote = engine.on_quote
-        for j, quote in zip(picked.tolist(), cols.quotes(picked), strict=True):
-            if not valid[j] and cols.codes[j] < 0:
-                raise InputError(f"{day.path}: row {row0 + j + 1}: a quote without a symbol")
+        for quote in cols.quotes(picked):
             on_quote(quote)
     quiet = np.flatnonzero(~one_by_one)
     if quiet.size:
@@ -161,7 +194,9 @@ def _stretch(
         # The last row of each symbol: unique over the reversed rows gives each first sighting.
         _, first_from_end = np.unique(quiet_codes[::-1], return_index=True)
         lasts = np.sort(quiet[quiet.size - 1 - first_from_end]) + start
-        engine.keep_quotes(list(cols.quotes(lasts)), int(quiet.size), from_us(int(cols.ts[end - 1])))
+        # The clock moves to the last quiet quote's time (a malformed quote never moves it).
+        until = from_us(int(cols.ts[quiet[-1] + start]))
+        engine.keep_quotes(list(cols.quotes(lasts)), int(quiet.size), until)
     return end - start
 
 
@@ -175,6 +210,7 @@ def _action(
     row0: int,
     tz: tzinfo,
     rewrite: Callable[[Any], Any] | None,
+    refused: Callable[[Any, Exception], None] | None,
 ) -> int:
     text = batch.column("data")[i].as_py()
     where = f"{day.path}: row {row0 + i + 1}"
@@ -185,5 +221,7 @@ def _action(
         event = rewrite(event)
     if event is None:
         return 0
-    apply(engine, event)  # type: ignore[arg-type]
+    exc = apply(engine, event)  # type: ignore[arg-type]
+    if exc is not None and refused is not None:
+        refused(event, exc)
     return 1

@@ -28,17 +28,21 @@ next starts in that folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import ipc
@@ -183,7 +187,7 @@ def rows_to_batch(events: Iterable[Recordable], floor_us: int) -> tuple[pa.Recor
 
 
 def _segments(parts: Path) -> list[Path]:
-    return sorted(parts.glob("*.arrows"), key=lambda p: (len(p.stem), p.stem))
+    return sorted(parts.glob("*.arrows"))  # named by their start time: in time order
 
 
 def read_segment(path: Path) -> Iterator[pa.RecordBatch]:
@@ -218,18 +222,50 @@ def _sealed_schema() -> pa.Schema:
     return pa.schema(fields, metadata=SCHEMA.metadata)
 
 
+#: The key of a sealed file's metadata that names the segments sealed into it (so a crash
+#: between the rename and the segments' removal never seals them twice).
+SEALED_KEY = b"momobot.segments"
+
+
+def _sealed_names(path: Path) -> tuple[list[str], int | None]:
+    """The segments an earlier seal put in ``path``, and its last row's time (µs);
+    InputError naming the file if it cannot be read."""
+    try:
+        meta = pq.read_metadata(str(path))
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(
+            f"{path}: the day's sealed file cannot be read ({_why(exc)}): move it away; the new"
+            f" segments are kept in {path.with_suffix('.parts')}"
+        ) from None
+    names = (meta.metadata or {}).get(SEALED_KEY, b"").decode()
+    last = None
+    column = meta.schema.names.index("ts") if "ts" in meta.schema.names else None
+    if column is not None and meta.num_row_groups:
+        stats = meta.row_group(meta.num_row_groups - 1).column(column).statistics
+        if stats is not None and stats.has_min_max:
+            last = _us(stats.max) if isinstance(stats.max, datetime) else int(stats.max)
+    return [n for n in names.split(",") if n], last
+
+
 def seal(directory: Path, day: date) -> Path | None:
     """Seal ``day``'s segments into ``<day>.parquet`` (after the rows of an earlier sealed
     file of that day); returns the file, or None if there was nothing to seal."""
     parts = directory / f"{day.isoformat()}.parts"
+    target = day_path(directory, day)
     segments = _segments(parts) if parts.is_dir() else []
+    done: list[str] = []
+    if segments and target.exists():
+        done, _ = _sealed_names(target)
+        segments = [path for path in segments if path.name not in done]
     if not segments:
         if parts.is_dir():
             shutil.rmtree(parts, ignore_errors=True)
         return None
-    target = day_path(directory, day)
     partial = target.with_name(target.name + ".partial")
-    writer = pq.ParquetWriter(str(partial), SCHEMA, compression="snappy", use_dictionary=["kind", "symbol"])
+    schema = SCHEMA.with_metadata(
+        {**SCHEMA.metadata, SEALED_KEY: ",".join([*done, *(p.name for p in segments)]).encode()}
+    )
+    writer = pq.ParquetWriter(str(partial), schema, compression="snappy", use_dictionary=["kind", "symbol"])
     rows = 0
     try:
         pending: list[pa.RecordBatch] = []
@@ -238,7 +274,7 @@ def seal(directory: Path, day: date) -> Path | None:
         def flush() -> None:
             nonlocal pending, size
             if pending:
-                writer.write_table(pa.Table.from_batches(pending, SCHEMA), row_group_size=ROW_GROUP)
+                writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP)
             pending, size = [], 0
 
         sources: list[Iterable[pa.RecordBatch]] = []
@@ -247,7 +283,7 @@ def seal(directory: Path, day: date) -> Path | None:
         sources.extend(read_segment(path) for path in segments)
         for source in sources:
             for batch in source:
-                pending.append(batch)
+                pending.append(batch.replace_schema_metadata(schema.metadata))
                 size += batch.num_rows
                 rows += batch.num_rows
                 if size >= ROW_GROUP:
@@ -269,8 +305,13 @@ def seal(directory: Path, day: date) -> Path | None:
 
 def _plain_batches(path: Path) -> Iterator[pa.RecordBatch]:
     """A sealed file's rows as segment batches (plain strings)."""
-    for batch in pq.ParquetFile(str(path)).iter_batches(batch_size=ROW_GROUP):
-        yield batch.cast(SCHEMA) if batch.schema != SCHEMA else batch
+    try:
+        for batch in pq.ParquetFile(str(path)).iter_batches(batch_size=ROW_GROUP, columns=list(COLUMNS)):
+            yield batch.cast(SCHEMA) if batch.schema != SCHEMA else batch
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(
+            f"{path}: the day's sealed file cannot be read ({_why(exc)}): move it away"
+        ) from None
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -314,9 +355,14 @@ class DayRecorder:
         *,
         flush_s: float = 1.0,
         on_error: Callable[[str], None] | None = None,
+        append: bool = True,
     ) -> None:
         self.directory = Path(directory)
         self.on_error = on_error
+        #: A day whose file exists is appended to (live: rows from its last time on); False
+        #: (a conversion): refused, as rows from elsewhere would not follow in time.
+        self.append = append
+        self._lock: int | None = None
         self.tz = tz
         self.flush_s = flush_s
         #: Handed over, not yet written: appended on the engine's thread, taken on the writer's
@@ -355,18 +401,59 @@ class DayRecorder:
             ) from None
         if not os.access(self.directory, os.W_OK):
             raise InputError(f"{self.directory}: the record folder is not writable")
-        for day in unsealed_days(self.directory):
-            seal(self.directory, day)
+        from momobot_core.errors import JournalError
+        from momobot_core.writer_lock import take_lock
+
+        try:
+            self._lock = take_lock(str(self.directory / ".record"))
+        except JournalError:
+            try:
+                holder = (self.directory / ".record.lock").read_text().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
+            raise InputError(
+                f"{self.directory}: another recorder (PID {holder}) is writing into this folder:"
+                " one recorder a folder"
+            ) from None
+        try:
+            for day in unsealed_days(self.directory):
+                seal(self.directory, day)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def abandon(self) -> None:
+        """Stop and remove every day this recorder began (a conversion that failed)."""
+        self._rows.clear()
+        if self._day is not None:
+            with contextlib.suppress(Exception):  # going anyway
+                self._stream.close()
+            self._sink.close()
+            self._day = None
+        for day in self.days:
+            shutil.rmtree(self.directory / f"{day.isoformat()}.parts", ignore_errors=True)
+            day_path(self.directory, day).unlink(missing_ok=True)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            from momobot_core.writer_lock import release_lock
+
+            release_lock(str(self.directory / ".record"), self._lock)
+            self._lock = None
 
     def close(self) -> None:
         self._stopping = True
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        else:
-            self._write_pending()
-            self._end_day()
+        try:
+            if self._thread is not None:
+                self._thread.join()
+                self._thread = None
+            else:
+                self._write_pending()
+                self._end_day()
+        finally:
+            self._unlock()
 
     def flush(self) -> None:
         """Write what was handed over so far (tests; the thread does it each ``flush_s``)."""
@@ -390,6 +477,8 @@ class DayRecorder:
             while start < len(rows):
                 start = self._write_day(rows, start)
         except Exception as exc:
+            if isinstance(exc, InputError) and not self.append:
+                raise  # a conversion stops at once; the caller removes what it wrote
             self._failed(
                 f"recording to {self.directory} failed ({type(exc).__name__}: {exc}):"
                 f" {len(rows)} event(s) not recorded"
@@ -418,14 +507,26 @@ class DayRecorder:
 
     def _begin_day(self, ts: datetime) -> None:
         local = ts.astimezone(self.tz)
-        self._day = local.date()
+        day = local.date()
+        existing = day_path(self.directory, day)
+        if existing.exists():
+            if not self.append:
+                raise InputError(
+                    f"{existing}: this folder has a day file for {day} already: write into another"
+                    " folder, or move it away"
+                )
+            _, last = _sealed_names(existing)
+            if last is not None:
+                self._floor_us = max(self._floor_us, last)  # rows go on from the sealed ones
+        self._day = day
         self.days.add(self._day)
-        midnight = datetime.combine(self._day + timedelta(days=1), time(0), self.tz)
+        midnight = datetime.combine(self._day + timedelta(days=1), clock_time(0), self.tz)
         self._day_end_us = _us(midnight.astimezone(UTC))
         parts = self.directory / f"{self._day.isoformat()}.parts"
         parts.mkdir(exist_ok=True)
-        n = len(_segments(parts)) + 1
-        self._sink = open(parts / f"{n:04d}.arrows", "wb")  # noqa: SIM115 - closed in _end_day
+        # A name no earlier segment had: a seal lists the names it took (SEALED_KEY).
+        name = f"{time.time_ns():020d}-{os.getpid()}.arrows"
+        self._sink = open(parts / name, "wb")  # noqa: SIM115 - closed in _end_day
         self._stream = ipc.new_stream(self._sink, SCHEMA)
 
     def _end_day(self) -> None:
@@ -457,19 +558,20 @@ def convert(paths: Iterable[str | os.PathLike[str]], directory: Path | str, tz: 
     ``directory``; returns the day files written. InputError for unreadable input."""
     from momobot_core.sources.recorded import read_events
 
-    recorder = DayRecorder(directory, tz)
+    recorder = DayRecorder(directory, tz, append=False)
     recorder.start_here()
-    written: set[date] = set()
-    for n, event in enumerate(read_events(paths, tz), 1):
-        recorder.add(event)
-        if not n % ROW_GROUP:
-            recorder.flush()
-            written.update(recorder.days)
-    recorder.close()
-    if recorder.error is not None:
-        raise InputError(f"{directory}: {recorder.error}")
-    written.update(recorder.days)
-    return [day_path(Path(directory), day) for day in sorted(written)]
+    try:
+        for n, event in enumerate(read_events(paths, tz), 1):
+            recorder.add(event)
+            if not n % ROW_GROUP:
+                recorder.flush()
+        recorder.close()
+        if recorder.error is not None:
+            raise InputError(f"{directory}: {recorder.error}")
+    except BaseException:
+        recorder.abandon()  # nothing half-converted is left: each day it began was new
+        raise
+    return [day_path(Path(directory), day) for day in sorted(recorder.days)]
 
 
 def attach(engine: Any, directory: Path | str) -> DayRecorder:
@@ -581,7 +683,7 @@ def action_event(line: str, ts: datetime, tz: tzinfo, where: str) -> Event | Non
         reason = json.loads(line).get("reason")
         if isinstance(reason, str) and reason:
             return Kill(ts, reason)
-    return event
+    return attrs.evolve(event, ts=ts)  # the row's time is the event's: the rows' order is time
 
 
 def read_day(path: Path | str, tz: tzinfo = UTC) -> Iterator[Event]:
@@ -605,6 +707,9 @@ def read_day(path: Path | str, tz: tzinfo = UTC) -> Iterator[Event]:
                 raise InputError(f"{day.path}: row {row}: ts is missing or earlier than the row before")
             previous = us
             ts = from_us(us)
+            if kinds[i] not in KINDS:
+                what = "is missing" if kinds[i] is None else f"{kinds[i]!r} is not one of {', '.join(KINDS)}"
+                raise InputError(f"{day.path}: row {row}: kind {what}")
             if kinds[i] == "quote":
                 bid, ask, symbol = bids[i], asks[i], symbols[i]
                 if bid is None or ask is None or not symbol:

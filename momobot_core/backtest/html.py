@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from momobot_core.backtest.results import open_results
+from momobot_core.backtest.results import compute_stats, open_results
 from momobot_core.config import InputError
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
@@ -26,6 +26,8 @@ def write_report(results_path: Path | str, target: Path | str, *, top: int = 5) 
     db = open_results(results_path)
     try:
         page = render(db, title=Path(results_path).name, top=top)
+    except (sqlite3.Error, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise InputError(f"{results_path}: not a backtest results file ({exc})") from None
     finally:
         db.close()
     target = Path(target)
@@ -34,12 +36,19 @@ def write_report(results_path: Path | str, target: Path | str, *, top: int = 5) 
         partial.write_text(page, encoding="utf-8")
         partial.replace(target)
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         raise InputError(f"{target}: cannot write the report: {exc.strerror or exc}") from None
     return target
 
 
 def _label(params: Mapping[str, object]) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items()) or "(as recorded)"
+
+
+def _pf(value: float | None, trades: int) -> str:
+    if value is None:
+        return "no loss" if trades else "-"
+    return f"{value:.2f}"
 
 
 def _money(value: float | None) -> str:
@@ -56,6 +65,21 @@ def render(db: sqlite3.Connection, *, title: str, top: int = 5) -> str:
             " total, days_ok, days_failed FROM stats"
         )
     }
+    finished = "seconds" in meta
+    if not finished:  # a run cut short: its statistics from the tasks that did finish
+        keys = (
+            "trades",
+            "win_rate",
+            "expectancy_r",
+            "expectancy_usd",
+            "profit_factor",
+            "max_drawdown",
+            "total",
+        )
+        stats = {
+            row["set_id"]: (row["set_id"], *(row[k] for k in keys), row["days_ok"], row["days_failed"])
+            for row in compute_stats(db)
+        }
     ranked = sorted(stats, key=lambda sid: (stats[sid][4] is None, -(stats[sid][4] or 0.0), sid))
     best = ranked[:top]
     days = [row[0] for row in db.execute("SELECT DISTINCT day FROM tasks ORDER BY day")]
@@ -76,9 +100,26 @@ def render(db: sqlite3.Connection, *, title: str, top: int = 5) -> str:
     parts = [_HEAD.format(title=escape(title))]
     parts.append(f"<h1>Backtest: {escape(title)}</h1>")
     parts.append(_meta(meta, len(days), len(sets)))
+    if not finished:
+        done = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+        parts.append(
+            '<section class="failed"><h2>This run was cut short</h2>'
+            f"<p>{done} of {escape(str(meta.get('tasks_planned', '?')))} tasks finished; the figures"
+            " below are theirs alone.</p></section>"
+        )
     if failed_days:
         items = "".join(f"<li><b>{escape(d)}</b>: {escape(e)}</li>" for d, e in failed_days.items())
         parts.append(f'<section class="failed"><h2>Days that failed</h2><ul>{items}</ul></section>')
+    warned = db.execute(
+        "SELECT DISTINCT day, warnings FROM tasks WHERE warnings IS NOT NULL ORDER BY day LIMIT 20"
+    ).fetchall()
+    if warned:
+        items = "".join(
+            f"<li><b>{escape(day)}</b>: {escape(line)}</li>"
+            for day, text in warned
+            for line in text.splitlines()
+        )
+        parts.append(f'<section class="warned"><h2>Warnings</h2><ul>{items}</ul></section>')
     parts.append(_best_table(best, sets, stats))
     parts.append("<h2>Equity of the best sets, day by day</h2>")
     parts.append(_equity(best, sets, days, by_day))
@@ -121,7 +162,7 @@ def _best_table(best: Sequence[int], sets: Mapping[int, Any], stats: Mapping[int
             f"<tr><td>{swatch}{sid}</td><td class='params'>{escape(_label(sets[sid]))}</td><td>{n}</td>"
             f"<td>{'-' if wr is None else f'{100 * wr:.0f}%'}</td>"
             f"<td>{'-' if er is None else f'{er:.2f}'}</td>"
-            f"<td>{_money(eu)}</td><td>{'-' if pf is None else f'{pf:.2f}'}</td><td>{dd:,.2f}</td>"
+            f"<td>{_money(eu)}</td><td>{_pf(pf, n)}</td><td>{dd:,.2f}</td>"
             f"<td>{_money(total)}</td><td>{bad}</td></tr>"
         )
     return f"<h2>Best sets by expectancy</h2><table>{head}{''.join(rows)}</table>"
@@ -251,6 +292,7 @@ th {{ background: #f5f5f5; }}
 table.meta th, table.meta td, td.params {{ text-align: left; }}
 th {{ white-space: nowrap; }}
 .failed {{ border: 2px solid #d62728; padding: 4px 12px; color: #a00; }}
+.warned {{ border: 2px solid #ff7f0e; padding: 4px 12px; color: #8a4b00; }}
 td.bad {{ background: #fdd; color: #a00; }}
 .sw {{ display: inline-block; width: 10px; height: 10px; margin-right: 6px; }}
 .zero {{ stroke: #999; stroke-dasharray: 4 3; }}

@@ -22,7 +22,7 @@ CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sets (set_id INTEGER PRIMARY KEY, params TEXT NOT NULL);
 CREATE TABLE tasks (
     day TEXT NOT NULL, set_id INTEGER NOT NULL, status TEXT NOT NULL, error TEXT,
-    quotes INTEGER, seconds REAL, PRIMARY KEY (day, set_id)
+    quotes INTEGER, seconds REAL, warnings TEXT, PRIMARY KEY (day, set_id)
 );
 CREATE TABLE trades (
     set_id INTEGER NOT NULL, day TEXT NOT NULL, symbol TEXT NOT NULL, strategy TEXT,
@@ -61,6 +61,8 @@ class ResultsFile:
 
     def __init__(self, path: Path | str, *, replace: bool = False) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise InputError(f"{self.path}: is a folder: give --out a file name such as backtest.db")
         if self.path.exists():
             if not replace:
                 raise InputError(f"{self.path}: already exists: give another --out, or --replace")
@@ -91,7 +93,7 @@ class ResultsFile:
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute(
-                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     day,
                     result["set_id"],
@@ -99,6 +101,7 @@ class ResultsFile:
                     result.get("error"),
                     result.get("quotes"),
                     result.get("seconds"),
+                    "\n".join(result.get("warnings") or []) or None,
                 ),
             )
             self.db.executemany(
@@ -197,7 +200,7 @@ def summary(db: sqlite3.Connection, top: int = 10) -> str:
     ]
     for sid, n, wr, er, eu, pf, dd, total in rows:
         lines.append(
-            f"{sid:>4}  {n:>6}  {_pct(wr):>5}  {_num(er, 2):>6}  {_num(eu, 2):>8}  {_num(pf, 2):>5}"
+            f"{sid:>4}  {n:>6}  {_pct(wr):>5}  {_num(er, 2):>6}  {_num(eu, 2):>8}  {_pf(pf, n):>5}"
             f"  {dd:>8.2f}  {total:>+9.2f}  {_params(sets[sid])}"
         )
     failed = db.execute(
@@ -205,11 +208,23 @@ def summary(db: sqlite3.Connection, top: int = 10) -> str:
     ).fetchall()
     for day, error in failed:
         lines.append(f"FAILED {day}: {error}")
+    warned = db.execute(
+        "SELECT DISTINCT day, warnings FROM tasks WHERE warnings IS NOT NULL ORDER BY day"
+    ).fetchall()
+    for day, text in warned[:10]:
+        lines.extend(f"WARNING {day}: {line}" for line in text.splitlines())
     return "\n".join(lines)
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}"
+
+
+def _pf(value: float | None, trades: int) -> str:
+    """A profit factor: "-" without trades, "no loss" when nothing lost."""
+    if value is None:
+        return "no loss" if trades else "-"
+    return f"{value:.2f}"
 
 
 def _num(value: float | None, places: int) -> str:

@@ -141,16 +141,29 @@ def _check_sets(engine: Any, plan: Plan) -> None:
         raise ValueError(
             f"--strategy {plan.strategy}: no such strategy (installed: {', '.join(engine.strategy_names)})"
         )
-    for i, params in enumerate(plan.sets):
-        strategy = plan.strategy or "pullback"
+    from momobot_core.candles import Timeframe
+    from momobot_core.strategies.bracket import BRACKET_KEYS, BracketSettings
+
+    for params in plan.sets:
         fields = {k: v for k, v in params.items() if k != "timeframe"}
-        arm = Arm(
-            f"CHECK{i}", strategy, str(params.get("timeframe", "1m")), datetime.now().astimezone(), fields
-        )
         try:
+            if plan.strategy is None:
+                # The days' own strategies take the set: only what every strategy takes is
+                # checked here; a field a recorded strategy refuses is told per day.
+                Timeframe.parse(str(params.get("timeframe", "1m")))
+                BracketSettings().merged({k: v for k, v in fields.items() if k in BRACKET_KEYS})
+                continue
+            arm = Arm(
+                "CHECK",
+                plan.strategy,
+                str(params.get("timeframe", "1m")),
+                datetime.now().astimezone(),
+                fields,
+            )
             engine.apply(arm)
-        except TradeRefused as exc:
-            raise ValueError(f"--grid: the set {_label(params)} does not arm: {exc}") from None
+        except (TradeRefused, ValueError) as exc:
+            why = str(exc).removeprefix("CHECK: ")
+            raise ValueError(f"--grid: the set {_label(params)} does not arm: {why}") from None
 
 
 def _label(params: Mapping[str, object]) -> str:
@@ -183,6 +196,13 @@ def find_days(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
         else:
             raise InputError(f"{path}: no such file or folder")
     unique = list(dict.fromkeys(str(p.resolve()) for p in found))
+    names: dict[str, str] = {}
+    for name in unique:
+        other = names.setdefault(Path(name).name, name)
+        if other != name:
+            raise InputError(
+                f"{Path(name).name} is named twice ({other} and {name}): a backtest runs each day once"
+            )
     return sorted(unique, key=lambda p: (Path(p).name, p))
 
 
@@ -238,8 +258,8 @@ def run_task(task: Task) -> dict[str, Any]:
     started = time.perf_counter()
     result: dict[str, Any] = {"day": task.day, "set_id": task.set_id, "trades": [], "error": None}
     try:
-        trades, quotes, engine_s = _run(task)
-        result.update(trades=trades, quotes=quotes, engine_start_s=engine_s)
+        trades, quotes, engine_s, warnings = _run(task)
+        result.update(trades=trades, quotes=quotes, engine_start_s=engine_s, warnings=warnings)
     except (InputError, ConfigError, ValueError) as exc:
         result["error"] = str(exc)
     except Exception as exc:
@@ -249,7 +269,7 @@ def run_task(task: Task) -> dict[str, Any]:
     return result
 
 
-def _run(task: Task) -> tuple[list[dict[str, Any]], int, float]:
+def _run(task: Task) -> tuple[list[dict[str, Any]], int, float, list[str]]:
     from momobot_core.backtest import require_extra
 
     require_extra()
@@ -261,6 +281,13 @@ def _run(task: Task) -> tuple[list[dict[str, Any]], int, float]:
     plan = task.plan
     config = load_config(plan.config_path) if plan.config_path else Config()
     day = DayFile(task.day)
+    warnings: dict[str, int] = {}
+
+    def warn(event: Any, exc: Exception) -> None:
+        if type(event) is Arm:  # an arm refused: its symbol is not tested at all; say so
+            text = f"arm of {event.symbol} refused: {exc}"
+            warnings[text] = warnings.get(text, 0) + 1
+
     t0 = time.perf_counter()
     journal = open_journal(None)
     try:
@@ -278,7 +305,7 @@ def _run(task: Task) -> tuple[list[dict[str, Any]], int, float]:
                 for symbol in day.symbols():
                     arm = Arm(symbol, plan.strategy or "pullback", "1m", first)
                     engine.apply(_arm_for(arm, plan, task.params))
-            feed_day(engine, day, engine.settings.tz, rewrite=_rewrite(plan, task.params))
+            feed_day(engine, day, engine.settings.tz, rewrite=_rewrite(plan, task.params), refused=warn)
             last = engine.clock.current
             for symbol in list(engine.open_trades):
                 engine.apply(Close(symbol, ts=last or datetime.now().astimezone()))
@@ -292,7 +319,10 @@ def _run(task: Task) -> tuple[list[dict[str, Any]], int, float]:
             end_of_day = {leg.order_id for leg in legs if leg.reason == "manual" and leg.closed_at == last}
     finally:
         journal.close()
-    return _with_fills(task, trades, legs, end_of_day), quotes, engine_s
+    lines = [text if n == 1 else f"{text} ({n} times)" for text, n in list(warnings.items())[:5]]
+    if len(warnings) > 5:
+        lines.append(f"and {len(warnings) - 5} more refusals")
+    return _with_fills(task, trades, legs, end_of_day), quotes, engine_s, lines
 
 
 def _with_fills(
@@ -307,13 +337,17 @@ def _with_fills(
     day_name = Path(task.day).stem
     for trade in sorted(trades, key=lambda t: (t.opened_at, t.symbol)):
         entry = trade.entry_price
+        exits = sorted(by_trade.get(trade.id, []), key=lambda leg: leg.closed_at)
         if fills is not None:
-            entry = fills.price(trade.symbol, trade.opened_at, plan.latency_ms, buy=True, model=entry)
+            # A fill the latency puts at or after the first exit is not one: the model's price.
+            before = exits[0].closed_at if exits else None
+            entry = fills.price(
+                trade.symbol, trade.opened_at, plan.latency_ms, buy=True, model=entry, before=before
+            )
         entry += plan.slippage
         pnl = 0.0
         model_pnl = 0.0
         reasons = []
-        exits = sorted(by_trade.get(trade.id, []), key=lambda leg: leg.closed_at)
         for leg in exits:
             price = leg.exit_price
             if fills is not None:
@@ -368,15 +402,24 @@ class _LatencyFills:
             mask = symbols_col == symbol
             self._by[symbol] = (ts[mask], bid[mask], ask[mask])
 
-    def price(self, symbol: str, at: datetime, latency_ms: float, *, buy: bool, model: float) -> float:
+    def price(
+        self,
+        symbol: str,
+        at: datetime,
+        latency_ms: float,
+        *,
+        buy: bool,
+        model: float,
+        before: datetime | None = None,
+    ) -> float:
         from momobot_core.backtest.dayfile import _us
 
         ts, bid, ask = self._by.get(symbol, (None, None, None))
         if ts is None or not len(ts):
             return model
         i = int(self._np.searchsorted(ts, _us(at) + int(latency_ms * 1000), side="left"))
-        if i >= len(ts):
-            return model  # no later quote that day: the model's price
+        if i >= len(ts) or (before is not None and ts[i] >= _us(before)):
+            return model  # no quote that day in time: the model's price
         return float(ask[i] if buy else bid[i])
 
 
@@ -426,8 +469,10 @@ def sweep(
     else:
         try:
             client = Client(scheduler, timeout=10)
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc})") from None
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise InputError(
+                f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc}); give tcp://HOST:PORT"
+            ) from None
         address = scheduler
     results: list[dict[str, Any]] = []
     try:

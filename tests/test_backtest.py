@@ -317,3 +317,17 @@ def test_an_existing_cluster_runs_the_tasks_and_an_unreachable_one_is_a_clear_er
     assert unreachable.returncode == 2
     assert f"--scheduler {closed}: cannot reach the Dask scheduler" in unreachable.stderr
     assert not (tmp_path / "u.db").exists()  # nothing ran: no results file
+
+
+def test_the_readme_backtest_command_works_as_written(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (line,) = [line for line in readme.splitlines() if "momobot backtest sample" in line and "&&" in line]
+    steps = [step.strip() for step in line.split("&&")]
+    assert steps[0].startswith(".venv/bin/python -m pip install './[backtest]'")  # tox installed it
+    for step in steps[1:]:
+        words = step.split()
+        assert words[0] == ".venv/bin/momobot"
+        result = momobot(*words[1:], cwd=tmp_path)
+        assert result.returncode == 0, (step, result.stderr)
+    assert (tmp_path / "backtest.html").is_file()
+    assert len(list((tmp_path / "days").glob("*.parquet"))) == 5

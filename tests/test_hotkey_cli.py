@@ -273,3 +273,63 @@ def test_reference_server_notes_a_client_reset_without_a_traceback(
     out, err = proc.communicate(timeout=10)
     assert "reset the connection" in out + err
     assert "Traceback" not in out + err and "connection handler failed" not in out + err
+
+
+class SilentServer:
+    """A hotkey server that completes the WebSocket handshake, then never reads again: no pong,
+    no answer to a command, no close frame back (a hung process)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.port = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from websockets.asyncio.server import serve
+
+        async def handler(ws: object) -> None:
+            ws.transport.pause_reading()  # type: ignore[attr-defined]
+            await self.stop.wait()
+
+        async def main() -> None:
+            self.stop = asyncio.Event()
+            async with serve(handler, "127.0.0.1", 0, ping_interval=None, close_timeout=1) as server:
+                self.port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+                self.ready.set()
+                await self.stop.wait()
+
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(main())
+        self.loop.close()
+
+    def __enter__(self) -> SilentServer:
+        self.thread.start()
+        assert self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(30)
+
+
+@pytest.mark.parametrize("command", [["check"], ["send", "--yes", "buy_ask"]])
+def test_a_server_that_hangs_after_the_handshake_gets_a_verdict_and_lets_the_cli_go(
+    command: list[str],
+) -> None:
+    # The library's own close would wait 10 s for the hung server's answer; the CLI's waits
+    # flush_timeout (0.5 s here). The bound below is the old 10 s, far from the new 0.5.
+    with SilentServer() as silent:
+        url = f"ws://127.0.0.1:{silent.port}"
+        env = {
+            "MOMOBOT_HOTKEY_PING_TIMEOUT": "0.25",
+            "MOMOBOT_HOTKEY_TTL": "0.25",
+            "MOMOBOT_HOTKEY_FORMAT": "json",
+            "MOMOBOT_HOTKEY_FLUSH_TIMEOUT": "0.5",
+        }
+        result = momobot("hotkey", *command, "--url", url, env=env, timeout=9)
+    assert result.returncode == 1
+    if command == ["check"]:
+        assert f"FAIL  {url}: no answer to a ping within 0.25 s" in result.stdout
+    else:
+        assert f"FAIL     {url}: no answer within 0.25 s" in result.stderr

@@ -52,13 +52,16 @@ def hotkey() -> None:
 
 
 def _connect(target: str, config: HotkeyConfig) -> Any:
-    """A by-hand connection to one hotkey server (the CLI's, not the trading path's)."""
+    """A by-hand connection to one hotkey server (the CLI's, not the trading path's). Its close
+    waits at most ``flush_timeout`` for the server's answer: a server that hangs never holds
+    the command line past the verdict it already printed."""
     from websockets.sync.client import connect
 
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
     return connect(
         target,
         open_timeout=config.open_timeout,
+        close_timeout=config.flush_timeout,
         additional_headers=headers,
         ssl=config.ssl_context() if target.startswith("wss://") else None,
         compression=None,
@@ -77,15 +80,16 @@ def check(url: str | None, config_path: str | None) -> None:
     failed = False
     for target in config.urls:
         start = time.perf_counter()
+        ws = None
         try:
-            with _connect(target, config) as ws:
-                connected = time.perf_counter()
-                rtts = []
-                for _ in range(5):
-                    sent = time.perf_counter()
-                    if not ws.ping().wait(config.ping_timeout):
-                        raise TimeoutError(f"no answer to a ping within {config.ping_timeout:g} s")
-                    rtts.append(time.perf_counter() - sent)
+            ws = _connect(target, config)
+            connected = time.perf_counter()
+            rtts = []
+            for _ in range(5):
+                sent = time.perf_counter()
+                if not ws.ping().wait(config.ping_timeout):
+                    raise TimeoutError(f"no answer to a ping within {config.ping_timeout:g} s")
+                rtts.append(time.perf_counter() - sent)
             rtts.sort()
             click.echo(
                 f"OK    {target}: connected in {(connected - start) * 1e3:.1f} ms, ping round"
@@ -93,11 +97,24 @@ def check(url: str | None, config_path: str | None) -> None:
             )
         except Exception as exc:
             failed = True
-            reason = str(exc) or type(exc).__name__
-            if isinstance(exc, ConnectionRefusedError):
-                reason = "connection refused: is the hotkey server running on that address?"
-            click.echo(f"FAIL  {target}: {reason}")
+            click.echo(f"FAIL  {target}: {_reason(exc)}")
+        finally:
+            _close(ws)  # after the verdict: at most flush_timeout
     sys.exit(1 if failed else 0)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: is the hotkey server running on that address?"
+    return str(exc) or type(exc).__name__
+
+
+def _close(ws: Any) -> None:
+    if ws is not None:
+        try:
+            ws.close()
+        except Exception as exc:
+            log.debug("closing the hotkey connection: %s", exc)
 
 
 @hotkey.command(epilog="The default commands: " + ", ".join(sorted(KNOWN_COMMANDS)) + ".")
@@ -135,8 +152,10 @@ def _send_to(target: str, actions: tuple[str, ...], config: HotkeyConfig) -> boo
     """Send the commands to one server, ``sequence_delay`` apart; say what became of each."""
     import json
 
+    ws = None
     try:
-        with _connect(target, config) as ws:
+        ws = _connect(target, config)
+        if ws is not None:
             ok = True
             for n, action in enumerate(actions):
                 if n:
@@ -169,11 +188,11 @@ def _send_to(target: str, actions: tuple[str, ...], config: HotkeyConfig) -> boo
     except TimeoutError:
         click.echo(f"FAIL     {target}: no answer within {config.ttl:g} s", err=True)
     except Exception as exc:
-        reason = str(exc) or type(exc).__name__
-        if isinstance(exc, ConnectionRefusedError):
-            reason = "connection refused: is the hotkey server running on that address?"
+        reason = _reason(exc)
         log.error("[Hotkey] Failed to send %s: %s", ", ".join(f"'{a}'" for a in actions), reason)
         click.echo(f"FAIL     {target}: {reason}", err=True)
+    finally:
+        _close(ws)  # after the verdict: at most flush_timeout
     return False
 
 

@@ -295,7 +295,7 @@ class SilentServer:
         async def main() -> None:
             self.stop = asyncio.Event()
             async with serve(handler, "127.0.0.1", 0, ping_interval=None, close_timeout=1) as server:
-                self.port = server.sockets[0].getsockname()[1]  # type: ignore[index]
+                self.port = server.sockets[0].getsockname()[1]
                 self.ready.set()
                 await self.stop.wait()
 

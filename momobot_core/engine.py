@@ -47,6 +47,7 @@ from momobot_core.models import (
     Intent,
     Kill,
     Leg,
+    Luld,
     Open,
     Order,
     Quote,
@@ -54,6 +55,7 @@ from momobot_core.models import (
     Side,
     Target,
     Trade,
+    TradingHalt,
     leg_pnl,
 )
 from momobot_core.record import Record
@@ -75,7 +77,7 @@ log = logging.getLogger("momobot.engine")
 
 MODES = ("live", "replay", "demo")
 #: What ``Engine.apply`` takes.
-Event = Quote | Open | Close | Kill | Resume | Fill | Arm | Disarm
+Event = Quote | Open | Close | Kill | Resume | Fill | Arm | Disarm | TradingHalt | Luld
 # Past this many, rejected quotes are counted but no longer logged one by one.
 _REJECTS_LOGGED = 10
 __all__ = ["ALERTS_KEPT", "MAX_PRICE", "MAX_QTY", "SUBMIT_QUEUE", "Engine", "Event", "TradeRefused"]
@@ -201,6 +203,8 @@ class Engine:
         #: False (a replay with no page to draw): only symbols whose stop trails by candles are
         #: charted, from their arm or their entry.
         self._chart_all = charts
+        #: Each symbol's limit-up/limit-down band ``(lower, upper)``, as its feed published it.
+        self.luld_bands: dict[str, tuple[float, float]] = {}
         #: Where every quote and action taken is recorded (``[momobot] record``), if anywhere.
         self.recorder: Recorder | None = None
         #: The armed symbols: strategies' entries, through :meth:`apply` like a person's.
@@ -344,7 +348,8 @@ class Engine:
         returns the trades it flattened; a Resume returns True; a Fill returns
         True when it was recorded (False: that execution was already kept); an
         Arm or a Disarm returns True and raises TradeRefused for a strategy,
-        timeframe or field that is wrong (a Disarm: a symbol not armed).
+        timeframe or field that is wrong (a Disarm: a symbol not armed); a
+        TradingHalt or a Luld (a market's halt, a price band) returns True.
         Replays move the engine's clock to the event's time (not a Fill's: a
         broker's time is not the replay's); live, it is the wall clock.
         """
@@ -376,6 +381,12 @@ class Engine:
             return self.kill(event.reason, ts=event.ts)
         if type(event) is Resume:
             return self.resume(ts=event.ts)
+        if type(event) is TradingHalt:
+            self._halt(event)
+            return True
+        if type(event) is Luld:
+            self.luld_bands[event.symbol] = (event.lower, event.upper)
+            return True
         if type(event) is Arm or type(event) is Disarm:
             try:
                 if type(event) is Arm:
@@ -927,9 +938,16 @@ class Engine:
 
     def trading_halt(self, symbol: str, halted: bool, reason: str) -> None:
         """A source saw a trading halt or a limit-up/limit-down pause begin (or end) on ``symbol``."""
-        notice = self._halts.change(symbol, halted, reason)
+        self.apply(TradingHalt(symbol, halted, reason, self.clock.now()))
+
+    def _halt(self, event: TradingHalt) -> None:
+        notice = self._halts.change(event.symbol, event.halted, event.reason)
         if notice is not None:
             self.alert(notice.kind, notice.message, symbol=notice.symbol, **notice.detail)
+
+    def luld(self, symbol: str, lower: float, upper: float) -> None:
+        """A source saw ``symbol``'s limit-up/limit-down band (kept in :attr:`luld_bands`)."""
+        self.apply(Luld(symbol, lower, upper, self.clock.now()))
 
     async def wait_for_quote(self, symbol: str, timeout: float) -> bool:
         """Wait (on the engine's loop) until ``symbol`` has a quote; False after ``timeout`` seconds."""

@@ -165,6 +165,27 @@ class Resume:
 
 
 @attrs.frozen
+class TradingHalt:
+    """A market's trading halt (or limit-up/limit-down pause) on ``symbol`` began (``halted``)
+    or ended, as a source saw it; entries on a halted symbol are refused."""
+
+    symbol: str
+    halted: bool
+    reason: str
+    ts: datetime
+
+
+@attrs.frozen
+class Luld:
+    """The limit-up/limit-down price band of ``symbol``, as the feed published it."""
+
+    symbol: str
+    lower: float
+    upper: float
+    ts: datetime
+
+
+@attrs.frozen
 class Fill:
     """What a broker filled of one of the engine's orders, reported by an order plugin.
 

@@ -18,7 +18,7 @@ from momobot_core import report
 from momobot_core.config import Config, CoreSettings, InputError
 from momobot_core.engine import Counters, Engine, TradeRefused
 from momobot_core.journal import Journal, open_journal
-from momobot_core.models import Arm, Close, Disarm, Kill, Leg, Open, Quote, Resume, Trade
+from momobot_core.models import Arm, Close, Disarm, Kill, Leg, Luld, Open, Quote, Resume, Trade, TradingHalt
 from momobot_core.sources.recorded import (
     DAY_SUFFIXES,
     Event,
@@ -41,7 +41,9 @@ class RunStats:
     seconds: float = 0.0
 
 
-def apply(engine: Engine, event: Open | Close | Kill | Resume | Arm | Disarm) -> TradeRefused | None:
+def apply(
+    engine: Engine, event: Open | Close | Kill | Resume | Arm | Disarm | TradingHalt | Luld
+) -> TradeRefused | None:
     """Carry out a recorded action; a refused one is logged and counted (and returned), and the
     run goes on."""
     try:

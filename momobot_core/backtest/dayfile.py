@@ -48,14 +48,14 @@ import pyarrow.parquet as pq
 from pyarrow import ipc
 
 from momobot_core.config import InputError
-from momobot_core.models import Arm, Close, Disarm, Fill, Kill, Open, Quote, Resume
+from momobot_core.models import Arm, Close, Disarm, Fill, Kill, Luld, Open, Quote, Resume, TradingHalt
 from momobot_core.sources.recorded import Event, _jsonl_event
 
 log = logging.getLogger("momobot.record")
 
 FORMAT = b"momobot-day/1"
 SUFFIX = ".parquet"
-KINDS = ("quote", "open", "close", "kill", "resume", "arm", "disarm", "fill")
+KINDS = ("quote", "open", "close", "kill", "resume", "arm", "disarm", "fill", "trading_halt", "luld")
 _UTC_US = pa.timestamp("us", tz="UTC")
 #: What segments carry (plain strings); a sealed file dictionary-encodes kind and symbol.
 SCHEMA = pa.schema(
@@ -118,6 +118,12 @@ def action_json(event: Recordable, ts: datetime) -> tuple[str, str | None, str]:
     elif type(event) is Disarm:
         kind = "disarm"
         data["symbol"] = event.symbol
+    elif type(event) is TradingHalt:
+        kind = "trading_halt"
+        data.update(symbol=event.symbol, halted=event.halted, reason=event.reason)
+    elif type(event) is Luld:
+        kind = "luld"
+        data.update(symbol=event.symbol, lower=event.lower, upper=event.upper)
     elif type(event) is Fill:
         kind = "fill"
         data.update(

@@ -22,7 +22,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from momobot_core.models import Quote
+from momobot_core.models import Luld, Quote, TradingHalt
 from momobot_core.sources.recorded import Event, paced
 
 #: Frames carry the client's secret: never logged below INFO.
@@ -88,6 +88,10 @@ class FakeFeed:
 
     # -- serving ---------------------------------------------------------------------------
 
+    def render_market(self, event: TradingHalt | Luld) -> list[dict[str, Any]]:
+        """A recorded halt or price band as the vendor streams it (none by default)."""
+        return []
+
     def say(self, line: str) -> None:
         if self.echo is not None:
             self.echo(line)
@@ -142,6 +146,10 @@ class FakeFeed:
         frame: list[dict[str, Any]] = []
         due = None
         async for quote in paced(self.quotes, self.speed):
+            if type(quote) is TradingHalt or type(quote) is Luld:
+                if quote.symbol in self.subscribed:  # a market's own news, in the stream's order
+                    frame.extend(self.render_market(quote))
+                continue
             if type(quote) is not Quote:
                 if self.on_action is not None:
                     self.on_action(quote)

@@ -2,10 +2,11 @@
 
 CSV files have the header ``ts,symbol,bid,ask,last`` (any column order;
 ``last`` may be absent or empty). JSONL files hold one event per line:
-``{"type": "quote"|"open"|"close"|"kill"|"resume"|"arm"|"disarm", "ts": ..., ...}``
-(``arm``: ``symbol``, ``strategy``, ``timeframe`` and the strategy's own fields such as
-``level``; ``disarm``: ``symbol``; docs/strategies.md). ``ts`` is ISO 8601
-or epoch seconds; an ISO time without an offset is in the exchange's time
+``{"type": "quote"|"open"|"close"|"kill"|"resume"|"arm"|"disarm"|"trading_halt"|"luld",
+"ts": ..., ...}`` (``arm``: ``symbol``, ``strategy``, ``timeframe`` and the strategy's own
+fields such as ``level``; ``disarm``: ``symbol``; docs/strategies.md; ``trading_halt``:
+``symbol``, ``halted`` true or false, ``reason``; ``luld``: ``symbol``, ``lower``,
+``upper``). ``ts`` is ISO 8601 or epoch seconds; an ISO time without an offset is in the exchange's time
 zone (``[momobot] timezone``, default America/New_York).
 
 Each file must be in time order; files are merged by timestamp, ties going to
@@ -34,7 +35,7 @@ from typing import Any
 import attrs
 
 from momobot_core.config import InputError
-from momobot_core.models import Arm, Close, Disarm, Kill, Open, Quote, Resume
+from momobot_core.models import Arm, Close, Disarm, Kill, Luld, Open, Quote, Resume, TradingHalt
 
 CSV_COLUMNS = ("ts", "symbol", "bid", "ask", "last")
 CSV_SUFFIXES = {".csv"}
@@ -43,7 +44,7 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 DAY_SUFFIXES = {".parquet"}
 
 
-Event = Quote | Open | Close | Kill | Resume | Arm | Disarm
+Event = Quote | Open | Close | Kill | Resume | Arm | Disarm | TradingHalt | Luld
 
 
 #: Times outside these years are refused as input: nothing real happened before 1970, and a
@@ -226,6 +227,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "resume": (),
     "arm": ("symbol", "strategy", "timeframe"),
     "disarm": ("symbol",),
+    "trading_halt": ("symbol", "halted"),
+    "luld": ("symbol", "lower", "upper"),
 }
 
 
@@ -334,6 +337,18 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
         return Arm(symbol, data["strategy"], data["timeframe"], ts, params, origin="recording")
     if kind == "disarm":
         return Disarm(symbol, ts)
+    if kind == "trading_halt":
+        halted, reason = data["halted"], data.get("reason", "")
+        if not isinstance(halted, bool):
+            raise ValueError(f"halted {_short(halted)} must be true or false")
+        if not isinstance(reason, str):
+            raise ValueError(f"reason {_short(reason)} must be a string")
+        return TradingHalt(symbol, halted, reason or ("halted" if halted else "resumed"), ts)
+    if kind == "luld":
+        lower, upper = _number(data, "lower"), _number(data, "upper")
+        if not 0 < lower < upper:
+            raise ValueError(f"the band {lower:g} to {upper:g}: give 0 < lower < upper")
+        return Luld(symbol, lower, upper, ts)
     return Close(symbol, ts)
 
 

@@ -20,7 +20,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from momobot_alpaca import protocol
-from momobot_core.models import Quote
+from momobot_core.models import Luld, Quote, TradingHalt
 from momobot_core.sources.fakefeed import AuthRefused, FakeFeed, FeedThread
 from momobot_core.sources.recorded import Event
 
@@ -70,6 +70,13 @@ class FakeAlpacaServer(FakeFeed):
             return [], [protocol.error(400)]
         symbols = sorted({*request.get("quotes", []), *request.get("trades", [])})
         return symbols, [protocol.subscription(sorted(self.subscribed | set(symbols)))]
+
+    def render_market(self, event: TradingHalt | Luld) -> list[dict[str, Any]]:
+        if type(event) is TradingHalt:
+            # Alpaca's trading status codes: H a halt, T trading (docs/sources.md).
+            return [protocol.status(event.symbol, "H" if event.halted else "T", event.reason, _now())]
+        assert type(event) is Luld
+        return [protocol.luld(event.symbol, event.lower, event.upper, _now())]
 
     def render(self, quote: Quote, trade: bool) -> list[dict[str, Any]]:
         ts = _now()

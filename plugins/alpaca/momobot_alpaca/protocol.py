@@ -8,11 +8,12 @@ of messages, several per frame; ``T`` says what each is.
 * client: ``{"action":"auth","key":...,"secret":...}``
 * server: ``[{"T":"success","msg":"authenticated"}]`` or
   ``[{"T":"error","code":402,"msg":"auth failed"}]``
-* client: ``{"action":"subscribe","quotes":[...],"trades":[...],"statuses":[...]}``
+* client: ``{"action":"subscribe","quotes":[...],"trades":[...],"statuses":[...],"lulds":[...]}``
 * server: ``[{"T":"subscription","quotes":[...],"trades":[...],...}]``
 * quote ``{"T":"q","S":sym,"bp":bid,"bs":..,"ap":ask,"as":..,"t":RFC 3339}``,
   trade ``{"T":"t","S":sym,"p":price,"s":size,"c":[conditions],"t":...}``,
-  trading status ``{"T":"s","S":sym,"sc":code,"sm":message,...}``.
+  trading status ``{"T":"s","S":sym,"sc":code,"sm":message,...}``,
+  limit-up/limit-down band ``{"T":"l","S":sym,"u":limit up,"d":limit down,"i":indicator,...}``.
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ def auth(key: str, secret: str) -> str:
 
 
 def subscribe(symbols: list[str]) -> str:
-    return json.dumps({"action": "subscribe", "quotes": symbols, "trades": symbols, "statuses": symbols})
+    return json.dumps(
+        {"action": "subscribe", "quotes": symbols, "trades": symbols, "statuses": symbols, "lulds": symbols}
+    )
 
 
 def messages(frame: str | bytes) -> list[dict[str, Any]]:
@@ -106,7 +109,7 @@ def subscription(symbols: list[str]) -> dict[str, Any]:
         "updatedBars": [],
         "dailyBars": [],
         "statuses": symbols,
-        "lulds": [],
+        "lulds": symbols,
         "corrections": [],
         "cancelErrors": [],
     }
@@ -140,6 +143,11 @@ def trade(symbol: str, price: float, ts: str, conditions: list[str] | None = Non
         "z": "C",
         "t": ts,
     }
+
+
+def luld(symbol: str, lower: float, upper: float, ts: str) -> dict[str, Any]:
+    """A limit-up/limit-down band message (``T`` ``l``: ``u`` the upper, ``d`` the lower)."""
+    return {"T": "l", "S": symbol, "u": upper, "d": lower, "i": "B", "t": ts, "z": "C"}
 
 
 def status(symbol: str, code: str, message: str, ts: str) -> dict[str, Any]:

@@ -186,6 +186,10 @@ class AlpacaSource(StreamSource):
                 if symbol in self._book:
                     bid, ask = self._book[symbol]
                     bot.apply(Quote(symbol, now, bid, ask, last, at))
+        elif kind == "l":
+            lower, upper = item.get("d"), item.get("u")
+            if isinstance(lower, int | float) and isinstance(upper, int | float) and 0 < lower < upper:
+                bot.luld(item["S"], float(lower), float(upper))
         elif kind == "s":
             code = str(item.get("sc", ""))
             reason = str(item.get("sm") or f"status {code}")

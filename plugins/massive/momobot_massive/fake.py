@@ -15,7 +15,7 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from momobot_core.models import Quote
+from momobot_core.models import Luld, Quote, TradingHalt
 from momobot_core.sources.fakefeed import AuthRefused, FakeFeed
 from momobot_massive import protocol
 
@@ -53,6 +53,14 @@ class FakeMassiveServer(FakeFeed):
         topics = [t for t in str(request.get("params", "")).split(",") if t]
         symbols = sorted({t.split(".", 1)[1] for t in topics if "." in t})
         return symbols, [protocol.status("success", f"subscribed to: {t}") for t in topics]
+
+    def render_market(self, event: TradingHalt | Luld) -> list[dict[str, Any]]:
+        ms = int(time.time() * 1000)
+        if type(event) is TradingHalt:
+            codes = protocol.HALTED if event.halted else protocol.RESUMED
+            return [protocol.luld(event.symbol, sorted(codes), ms)]
+        assert type(event) is Luld
+        return [protocol.luld(event.symbol, [], ms, event.lower, event.upper)]
 
     def render(self, quote: Quote, trade: bool) -> list[dict[str, Any]]:
         ms = int(time.time() * 1000)

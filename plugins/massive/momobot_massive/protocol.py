@@ -101,5 +101,8 @@ def trade(symbol: str, price: float, ms: int, conditions: list[int] | None = Non
     }
 
 
-def luld(symbol: str, indicators: list[int], ms: int) -> dict[str, Any]:
-    return {"ev": "LULD", "T": symbol, "h": 0, "l": 0, "i": indicators, "z": 3, "t": ms}
+def luld(
+    symbol: str, indicators: list[int], ms: int, lower: float = 0.0, upper: float = 0.0
+) -> dict[str, Any]:
+    """A LULD event: ``h`` the upper and ``l`` the lower price band (floats), ``i`` indicators."""
+    return {"ev": "LULD", "T": symbol, "h": upper, "l": lower, "i": indicators, "z": 3, "t": ms}

@@ -174,6 +174,9 @@ class MassiveSource(StreamSource):
                     bid, ask = self._book[symbol]
                     bot.apply(Quote(symbol, now, bid, ask, last, at))
         elif kind == "LULD":
+            lower, upper = item.get("l"), item.get("h")
+            if isinstance(lower, int | float) and isinstance(upper, int | float) and 0 < lower < upper:
+                bot.luld(item["T"], float(lower), float(upper))  # the band (0: none published)
             indicators = set(item.get("i") or [])
             if indicators & protocol.HALTED:
                 bot.trading_halt(item["T"], True, "limit-up/limit-down halt")

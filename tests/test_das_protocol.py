@@ -295,3 +295,113 @@ def test_values_the_link_cannot_use_stop_start_up(
     with pytest.raises(ConfigError) as raised:
         load_das_config(Config({"das": table}))
     assert message in str(raised.value) and "pässword" not in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["L", "M", "S", "T"])
+@pytest.mark.parametrize("side", ["B", "S", "SS"])
+def test_both_order_layouts_are_read_with_every_one_letter_type(kind: str, side: str) -> None:
+    # Public clients read the type as one letter: L limit, M market, S stop market, T stop limit.
+    # A sell stop in the older layout ("S S") must not be taken for the newer one.
+    old = parse(f"%ORDER 81375 BBLG {side} {kind} 100 40 2.88 ARCA Accepted 13:00:40 0 ACCT USER")
+    new = parse(
+        f"%ORDER 81375 794 BBLG {side} {kind} 100 40 10 2.88 ARCA Accepted 13:00:40 0 ACCT USER Hotkey"
+    )
+    assert isinstance(old, OrderLine) and isinstance(new, OrderLine)
+    assert (old.token, old.symbol, old.side, old.kind, old.qty, old.leaves, old.cancelled) == (
+        None,
+        "BBLG",
+        side,
+        kind,
+        100,
+        40,
+        0,
+    )
+    assert (new.token, new.symbol, new.side, new.kind, new.qty, new.leaves, new.cancelled) == (
+        794,
+        "BBLG",
+        side,
+        kind,
+        100,
+        40,
+        10,
+    )
+    assert old.price == new.price == Decimal("2.88") and old.route == new.route == "ARCA"
+    # Tickers that look like sides (B, S) in the newer layout.
+    odd = parse(f"%ORDER 9 12 S {side} {kind} 5 0 0 1.50 ARCA Executed 09:00:00")
+    assert isinstance(odd, OrderLine) and (odd.token, odd.symbol, odd.side) == (12, "S", side)
+
+
+def test_position_lines_read_long_and_short_type_letters() -> None:
+    assert parse("%POS BBLG L 100 3.50 100 3.50 0.00 09:00:00 -50.00") == PosLine(
+        "BBLG", 100, Decimal("3.50")
+    )
+    assert parse("%POS BBLG S 100 3.50") == PosLine("BBLG", -100, Decimal("3.50"))
+
+
+class _Session:
+    """A plain CMD API client on a socket: what a third-party client sends, line by line."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def until(self, last: str) -> list[str]:
+        """Lines up to and including the first that starts with ``last``."""
+        lines: list[str] = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise EOFError(f"closed after {lines}")
+                self.buffer += chunk
+            raw, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(raw.decode())
+            if lines[-1].startswith(last):
+                return lines
+
+    def closed(self) -> bool:
+        return self.sock.recv(1) == b""
+
+
+def test_the_fake_answers_the_commands_public_clients_use() -> None:
+    with FakeDas() as fake:
+        fake.fill_buys = False
+        session = _Session(fake.port)
+        session.send(f"LOGIN {fake.user} {fake.password} {fake.account}")
+        session.until("#TradeEnd")
+        session.send("NEWORDER 7 B ABCD SMAT 100 2.05 TIF=DAY+")
+        order = parse(session.until("%ORDER")[-1])
+        assert isinstance(order, OrderLine) and order.kind == "L" and order.token == 7
+        session.send("NEWORDER 8 S WXYZ SMAT 50 STOPMKT 1.84 TIF=DAY")
+        stop = parse(session.until("%ORDER")[-1])
+        assert isinstance(stop, OrderLine) and stop.kind == "S" and stop.side == "S"
+        session.until("%OrderAct")
+        session.send("GET ORDERS")
+        listed = session.until("#OrderEnd")
+        assert listed[0].startswith("#Order") and sum(line.startswith("%ORDER") for line in listed) == 2
+        fake.fill(order.das_id, 100)
+        session.until("%POS")
+        session.send("GET POSITIONS")
+        positions = session.until("#POSEND")
+        assert any(line.startswith("%POS ABCD L 100") for line in positions)
+        session.send("GET TRADES")
+        trades = session.until("#TradeEnd")
+        assert sum(line.startswith("%TRADE") for line in trades) == 1
+        session.send("CANCELALL")
+        cancelled = session.until("%OrderAct")
+        assert parse(cancelled[-1]).action == "Canceled"  # type: ignore[union-attr]
+        assert fake.wait_for(lambda: not fake.working())
+        session.send("ECHO ON")
+        session.send("GET BP")
+        assert session.until("BP")[-2:] == ["GET BP", f"BP {fake.buying_power} {fake.buying_power / 2}"]
+        session.send("ECHO OFF")
+        assert session.until("ECHO OFF") == ["ECHO OFF"]  # echoed: echo was on when it came
+        session.send("QUIT")
+        assert session.closed()
+        session.sock.close()
+        assert "INVALID COMMAND" not in "\n".join(line for _, line in fake.received)

@@ -2,7 +2,10 @@
 
 It speaks the line protocol of :mod:`momobot_das.protocol`: ``LOGIN`` (one user, password and
 account), the position, order and trade lists after it, ``NEWORDER`` (limit and ``STOPMKT``),
-``CANCEL``, ``POSREFRESH`` and ``GET BP``. Orders are acknowledged (``%ORDER`` ... ``Accepted``
+``CANCEL``, ``CANCELALL``, ``POSREFRESH``, ``GET BP``, ``GET POSITIONS``, ``GET ORDERS``,
+``GET TRADES``, ``ECHO ON``/``ECHO OFF`` and ``QUIT`` (docs/das.md, "the fake", cites the public
+descriptions each follows). ``%ORDER`` lines carry a one-letter type (``L`` limit, ``S`` stop
+market) and ``%POS`` lines ``L`` (long) or ``S`` (short). Orders are acknowledged (``%ORDER`` ... ``Accepted``
 and ``%OrderAct`` ... ``Accept``) and, by default, filled at once at their limit price
 (``%TRADE``, ``%ORDER`` ... ``Executed``, ``%OrderAct`` ... ``Execute``, ``%POS``). A test turns
 that off (``fill_buys``, ``fill_sells``), fills by hand (:meth:`FakeDas.fill`), rejects the next
@@ -229,6 +232,11 @@ class FakeDas:
             with contextlib.suppress(OSError):
                 client.close()
 
+    def _quit(self, client: socket.socket) -> None:
+        """``QUIT``: the platform ends the session and closes the connection."""
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RDWR)
+
     def _send(self, client: socket.socket, *lines: str) -> None:
         data = "".join(line + EOL for line in lines).encode("ascii")
         with contextlib.suppress(OSError):
@@ -262,22 +270,22 @@ class FakeDas:
         with self._lock:
             self.logins += 1
             self._clients.append(client)
-            lines = [
-                "#LOGIN SUCCESSED",
-                *self._position_list(),
-                "#Order id token symb b/s mkt/lmt qty lvqty cxlqty"
-                " price route status time origoid account trader",
-            ]
-            lines += [self._order_line(o) for o in self.orders.values()]
-            lines += [
-                "#OrderEnd",
-                "#Trade id symb b/s qty price route time orderid",
-                *self.trades,
-                "#TradeEnd",
-            ]
-            self._send(client, *lines)
+            self._send(
+                client, "#LOGIN SUCCESSED", *self._position_list(), *self._order_list(), *self._trade_list()
+            )
             self._changed.notify_all()
         return True
+
+    def _order_list(self) -> list[str]:
+        return [
+            "#Order id token symb b/s mkt/lmt qty lvqty cxlqty price route status time origoid"
+            " account trader",
+            *(self._order_line(o) for o in self.orders.values()),
+            "#OrderEnd",
+        ]
+
+    def _trade_list(self) -> list[str]:
+        return ["#Trade id symb b/s qty price route time orderid", *self.trades, "#TradeEnd"]
 
     def _position_list(self) -> list[str]:
         lines = ["#POS symb type qty avgcost initqty initprice Realized CreatTime Unrealized"]
@@ -286,7 +294,7 @@ class FakeDas:
 
     def _pos_line(self, symbol: str) -> str:
         qty = self.positions.get(symbol, 0)
-        kind = "3" if qty < 0 else "2"
+        kind = "S" if qty < 0 else "L"  # a published sample: %POS BBLG L 100 3.50 ...
         return f"%POS {symbol} {kind} {abs(qty)} 0.00 {abs(qty)} 0.00 0.00 {self._now()} 0.00"
 
     def _now(self) -> str:
@@ -294,7 +302,7 @@ class FakeDas:
 
     def _order_line(self, o: FakeOrder) -> str:
         price = "0" if o.price is None else str(o.price)
-        kind = "STOPMKT" if o.kind == "STOP" else "L"
+        kind = "S" if o.kind == "STOP" else "L"  # one letter: L limit, M market, S stop, T stop limit
         if self.old_layout:
             return (
                 f"%ORDER {o.das_id} {o.symbol} {o.side} {kind} {o.qty} {o.leaves} {price} {o.route}"
@@ -323,10 +331,22 @@ class FakeDas:
                 self._new_order(client, parts)
             elif head == "CANCEL" and len(parts) == 2:
                 self._cancel(client, parts[1])
-            elif head == "POSREFRESH":
+            elif head == "CANCELALL" and len(parts) == 1:
+                for order in list(self.orders.values()):
+                    if order.status in ("Accepted", "Partial"):
+                        self._cancel(client, order.das_id)
+            elif head == "POSREFRESH" or (head == "GET" and line.upper().split() == ["GET", "POSITIONS"]):
                 self._send(client, *self._position_list())
+            elif line.upper().split() == ["GET", "ORDERS"]:
+                self._send(client, *self._order_list())
+            elif line.upper().split() == ["GET", "TRADES"]:
+                self._send(client, *self._trade_list())
             elif line.upper() == "GET BP":
                 self._send(client, f"BP {self.buying_power} {self.buying_power / 2}")
+            elif line.upper().split() in (["ECHO", "ON"], ["ECHO", "OFF"]):
+                self.echo = parts[1].upper() == "ON"
+            elif head == "QUIT" and len(parts) == 1:
+                self._quit(client)
             else:
                 self._send(client, f"INVALID COMMAND: {parts[0]}")
             self._changed.notify_all()

@@ -13,10 +13,12 @@ names the sources):
   ``NEWORDER <token> S <SYMBOL> <ROUTE> <QTY> STOPMKT <PRICE> TIF=DAY``: a stop order.
 * ``CANCEL <order id>``: one order (there is no per-symbol cancel).
 * ``POSREFRESH``: the positions again. ``GET BP``: ``BP <buying power> <overnight>``.
-* ``%ORDER id token symb b/s type qty lvqty cxlqty price route status time ...``
+* ``%ORDER id token symb b/s type qty lvqty cxlqty price route status time ...`` (``type``
+  one letter: ``L`` limit, ``M`` market, ``S`` stop market, ``T`` stop limit), or the older
+  ``%ORDER id symb b/s type qty lvqty price route status time ...``.
 * ``%OrderAct id action b/s symb qty price route time [notes] token``
 * ``%TRADE id symb b/s qty price route time orderid ...``
-* ``%POS symb type qty avgcost ...`` (type 3: a short position).
+* ``%POS symb type qty avgcost ...`` (type ``L`` or 2 a long, ``S`` or 3 a short position).
 
 Order and trade times are bare ``HH:MM:SS`` on the DAS PC's clock: :func:`das_time`
 reads them in ``[das] timezone``.
@@ -278,9 +280,11 @@ def parse(line: str) -> Message:
     if head in MARKERS:
         return Marker(head)
     if head == "%ORDER":
-        if len(parts) >= 11 and parts[3] in SIDES and parts[4] not in SIDES:
+        if len(parts) >= 11 and not (parts[2].isdigit() and parts[4] in SIDES) and parts[3] in SIDES:
             # The older layout, without token and cxlqty: id symb b/s type qty lvqty price route
-            # status time ... (the token then comes on the order's %OrderAct lines).
+            # status time ... (the token then comes on the order's %OrderAct lines). The newer one
+            # has the token, a whole number, where this one has the symbol; the type is one letter
+            # (L, M, S a stop market, T a stop limit), so a side-like type never decides it.
             return OrderLine(
                 das_id=parts[1],
                 token=None,

@@ -856,6 +856,11 @@ class Engine:
         """Journal an exit, or put it in the side file: never hold it back. True if in the side file."""
         return self._record.commit_exit(event)
 
+    def settle_journal(self) -> None:
+        """Fold into the journal now what waits for its moment after the hooks: call it on the
+        engine's thread before another connection reads the journal file (``GET /trades``)."""
+        self._record.settle()
+
     @property
     def journal_pending(self) -> bool:
         """True while exits wait in the journal's side file: entries are refused until then."""

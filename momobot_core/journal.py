@@ -74,6 +74,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("momobot.journal")
+#: How long a reader waits out a writer's moment of lock (a checkpoint) before it gives up.
+READ_WAIT_S = 5.0
 
 SCHEMA_VERSION = 6  # 6: a strategy's entries (trades.strategy, timeframe, level) and arms
 
@@ -502,14 +504,19 @@ class Journal:
     def _open_readonly(self) -> sqlite3.Connection:
         """Read-only, no lock; in a read-only directory (no ``-shm`` can be made) as last checkpointed."""
         uri = Path(self.path).resolve().as_uri()
+        # A moment of a writer's lock (a checkpoint on serve's own thread) is waited out: only
+        # a directory where no -shm can be made reads the file as last checkpointed. (With no
+        # wait, a busy moment once fell back to that and showed a serve's last events missing.)
         db = sqlite3.connect(
-            f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=0
+            f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=READ_WAIT_S
         )
         try:
             db.execute("PRAGMA user_version").fetchone()
             return db
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
             db.close()
+            if os.access(Path(self.path).resolve().parent, os.W_OK):
+                raise JournalError(f"{self.path}: cannot read the journal: {exc}") from None
         if Path(self.path + "-wal").exists() and Path(self.path + "-wal").stat().st_size:
             log.warning(
                 "%s: the directory is read-only, so the journal is read as last checkpointed:"

@@ -360,6 +360,12 @@ class Record:
             return
         self.fold()
 
+    def settle(self) -> None:
+        """The fold put off for a moment (FOLD_DELAY_S), now: a reader of the journal file is
+        about to look, and must find every event the engine has taken."""
+        if self._mark_scheduled:
+            self.mark()
+
     def tick(self) -> None:
         """Upkeep: a fold nobody scheduled (hooks that never finished), the side file's room."""
         if self._logged and not self._mark_scheduled:

@@ -559,6 +559,7 @@ def build_app(
                     return tradervue_csv(reader.executions())
                 return [attrs.asdict(leg) for leg in reader.legs()]
 
+        engine.settle_journal()  # the events of the last moment, folded before another reader looks
         if journal.in_memory:  # nothing else can open it; small by nature (a paced recording)
             data = (
                 tradervue_csv(journal.executions())

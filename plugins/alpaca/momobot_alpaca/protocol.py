@@ -145,6 +145,24 @@ def trade(symbol: str, price: float, ts: str, conditions: list[str] | None = Non
     }
 
 
+def bar(
+    symbol: str, o: float, h: float, low: float, c: float, volume: int, trades: int, ts: str
+) -> dict[str, Any]:
+    """A minute bar (``T`` ``b``): open, high, low, close, volume, trade count, VWAP, its start."""
+    return {
+        "T": "b",
+        "S": symbol,
+        "o": o,
+        "h": h,
+        "l": low,
+        "c": c,
+        "v": volume,
+        "n": trades,
+        "vw": c,
+        "t": ts,
+    }
+
+
 def luld(symbol: str, lower: float, upper: float, ts: str) -> dict[str, Any]:
     """A limit-up/limit-down band message (``T`` ``l``: ``u`` the upper, ``d`` the lower)."""
     return {"T": "l", "S": symbol, "u": upper, "d": lower, "i": "B", "t": ts, "z": "C"}

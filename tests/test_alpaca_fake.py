@@ -43,7 +43,7 @@ def fake() -> Iterator[FakeAlpacaThread]:
 
 def received(ws: ClientConnection, msgpack: bool = False) -> list[dict[str, Any]]:
     frame = ws.recv(timeout=10)
-    data = msgspec.msgpack.decode(frame) if msgpack else json.loads(frame)
+    data = msgspec.msgpack.decode(frame) if msgpack and isinstance(frame, bytes) else json.loads(frame)
     assert isinstance(data, list)
     return data
 

@@ -9,7 +9,7 @@ import click
 
 from momobot_alpaca.fake import FakeAlpacaServer
 from momobot_core.config import InputError
-from momobot_core.models import Quote
+from momobot_core.models import Luld, Quote, TradingHalt
 from momobot_core.sources.recorded import read_events
 
 
@@ -38,13 +38,15 @@ def alpaca() -> None:
 @click.option("--key", default="test-key", show_default=True, help="The key id clients must send.")
 @click.option("--secret", default="test-secret", show_default=True, help="The secret clients must send.")
 def fake_server(files: tuple[str, ...], host: str, port: int, speed: float, key: str, secret: str) -> None:
-    """Serve recorded quotes (.csv, .jsonl) as Alpaca's stream, restamped to now.
+    """Serve recorded quotes, halts and LULD bands (.csv, .jsonl) as Alpaca's stream, restamped to now.
 
     Point the bot at it with [alpaca] url = "ws://127.0.0.1:8766" and the same key and secret
     (APCA_API_KEY_ID, APCA_API_SECRET_KEY).
     """
     try:
-        quotes = [event for event in read_events(files) if type(event) is Quote]
+        quotes: list[Quote | TradingHalt | Luld] = [
+            e for e in read_events(files) if isinstance(e, Quote | TradingHalt | Luld)
+        ]
     except InputError as exc:
         click.echo(f"momobot: error: {exc}", err=True)
         sys.exit(2)
@@ -60,7 +62,7 @@ def fake_server(files: tuple[str, ...], host: str, port: int, speed: float, key:
 
     def started(bound: int) -> None:
         click.echo(
-            f"fake Alpaca stream on ws://{host}:{bound}: {len(quotes)} quotes of"
+            f"fake Alpaca stream on ws://{host}:{bound}: {len(quotes)} events of"
             f" {len({q.symbol for q in quotes})} symbols at {speed:g}x; Ctrl-C stops it",
             err=True,
         )

@@ -1,7 +1,5 @@
-"""A local stand-in for the Massive stocks stream, for tests: the protocol on the core's FakeFeed.
-
-Like the real stream, a second connection with the same key closes the older
-one with status ``max_connections``.
+"""A local stand-in for the Massive stocks stream (``momobot massive fake-server``, tests): the
+protocol as Massive documents it (:class:`FakeMassiveServer`), paced by the core's FakeFeed.
 """
 
 from __future__ import annotations
@@ -17,14 +15,34 @@ from websockets.exceptions import ConnectionClosed
 
 from momobot_core.models import Luld, Quote, TradingHalt
 from momobot_core.sources.fakefeed import AuthRefused, FakeFeed
+from momobot_core.sources.recorded import Event, paced
 from momobot_massive import protocol
+
+#: The channels a Massive stocks subscription names (``Q.AAPL``, ``AM.*``...).
+CHANNELS = ("Q", "T", "A", "AM", "LULD")
+#: The market each path serves; the recording is stocks (``/`` too, as tests dial it).
+STOCKS_PATHS = frozenset({"", "/", "/stocks"})
 
 
 class FakeMassiveServer(FakeFeed):
-    def __init__(self, quotes: Sequence[Quote] = (), *, key: str = "test-key", **options: Any) -> None:
+    """Massive's stocks stream as its documentation describes it (docs/sources.md, "the fake"):
+
+    ``connected``, then ``auth`` (``auth_success``, or ``auth_failed`` and a close); a newer
+    connection with the key closes the older with ``max_connections``; ``subscribe`` and
+    ``unsubscribe`` of ``Q.``, ``T.``, ``A.``, ``AM.`` and ``LULD.`` topics (``*`` for every
+    symbol), each answered ``subscribed to:`` / ``unsubscribed to:``; the recording streams
+    on each channel only to its topics: quotes, trades (a change of ``last``), second and
+    minute aggregates (from the prints, else the mid) and LULD (halts as indicators 17 and
+    18, bands as ``h`` and ``l``). The market comes from the path: ``/stocks`` (or ``/``)
+    streams the recording; another market's path (``/options``) streams none of it.
+    """
+
+    def __init__(self, quotes: Sequence[Event] = (), *, key: str = "test-key", **options: Any) -> None:
         super().__init__(quotes, **options)
         self.key = key
         self.taken_over = 0
+        self._topics: dict[str, set[str]] = {name: set() for name in CHANNELS}
+        self._stocks = True
 
     async def greet(self, ws: ServerConnection) -> bool:
         older = self.active
@@ -49,10 +67,112 @@ class FakeMassiveServer(FakeFeed):
             raise AuthRefused([protocol.status("auth_failed", "authentication failed")])
         return [protocol.status("auth_success", "authenticated")]
 
+    async def _handle(self, ws: ServerConnection) -> None:
+        path = ws.request.path.split("?", 1)[0] if ws.request is not None else "/"
+        self._stocks = path in STOCKS_PATHS
+        self._topics = {name: set() for name in CHANNELS}
+        await super()._handle(ws)
+
     def request(self, request: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
-        topics = [t for t in str(request.get("params", "")).split(",") if t]
-        symbols = sorted({t.split(".", 1)[1] for t in topics if "." in t})
-        return symbols, [protocol.status("success", f"subscribed to: {t}") for t in topics]
+        action = request.get("action")
+        params = request.get("params")
+        if action not in ("subscribe", "unsubscribe") or not isinstance(params, str):
+            return [], [protocol.status("error", f"unknown action or params: {str(action)[:40]}")]
+        answers: list[dict[str, Any]] = []
+        added: set[str] = set()
+        for topic in (t.strip() for t in params.split(",") if t.strip()):
+            channel, _, symbol = topic.partition(".")
+            if channel not in CHANNELS or not symbol:
+                answers.append(protocol.status("error", f"invalid topic: {topic}"))
+                continue
+            symbol = symbol if symbol == "*" else symbol.upper()
+            if action == "subscribe":
+                self._topics[channel].add(symbol)
+                added.add(symbol)
+                answers.append(protocol.status("success", f"subscribed to: {channel}.{symbol}"))
+            else:
+                self._topics[channel].discard(symbol)
+                answers.append(protocol.status("success", f"unsubscribed to: {channel}.{symbol}"))
+        self.subscribed = {s for topics in self._topics.values() for s in topics}
+        return sorted(added), answers
+
+    def wants(self, channel: str, symbol: str) -> bool:
+        if not self._stocks:
+            return False
+        topics = self._topics[channel]
+        return symbol in topics or "*" in topics
+
+    async def _stream(self, ws: ServerConnection) -> None:
+        assert self._subscribed is not None
+        await self._subscribed.wait()
+        last: dict[str, float | None] = {}
+        bars: dict[tuple[str, str], list[Any]] = {}  # (channel, symbol) -> [start, o, h, l, c, v]
+        frame: list[dict[str, Any]] = []
+        due = None
+        async for event in paced(self.quotes, self.speed):
+            if type(event) is TradingHalt or type(event) is Luld:
+                if self.wants("LULD", event.symbol):
+                    frame.extend(self.render_market(event))
+                continue
+            if type(event) is not Quote:
+                if self.on_action is not None:
+                    self.on_action(event)
+                continue
+            quote = event
+            if frame and (len(frame) >= self.batch or (self.speed > 0 and quote.ts != due)):
+                if not await self._send(ws, frame):
+                    return
+                frame = []
+            due = quote.ts
+            printed = quote.last is not None and last.get(quote.symbol) != quote.last
+            last[quote.symbol] = quote.last
+            price = (
+                quote.last if printed and quote.last is not None else round((quote.bid + quote.ask) / 2, 4)
+            )
+            for channel, seconds in (("A", 1), ("AM", 60)):
+                frame.extend(self._aggregate(bars, channel, seconds, quote, price, printed))
+            ms = int(time.time() * 1000)
+            if printed and quote.last is not None and self.wants("T", quote.symbol):
+                frame.append(protocol.trade(quote.symbol, quote.last, ms))
+            if self.wants("Q", quote.symbol):
+                frame.append(protocol.quote(quote.symbol, quote.bid, quote.ask, ms))
+        for key in list(bars):
+            frame.extend(self._close(bars, key))
+        if frame:
+            await self._send(ws, frame)
+        self.say("recording played to its end; the stream stays open")
+
+    def _aggregate(
+        self,
+        bars: dict[tuple[str, str], list[Any]],
+        channel: str,
+        seconds: int,
+        quote: Quote,
+        price: float,
+        printed: bool,
+    ) -> list[dict[str, Any]]:
+        """A second (``A``) or minute (``AM``) aggregate of the recording, sent when a later
+        period's first price comes (or the recording ends)."""
+        key = (channel, quote.symbol)
+        start = int(quote.ts.timestamp()) // seconds * seconds * 1000
+        out: list[dict[str, Any]] = []
+        bar = bars.get(key)
+        if bar is not None and bar[0] != start:
+            out = self._close(bars, key)
+            bar = None
+        if bar is None:
+            bars[key] = [start, price, price, price, price, 100 if printed else 0, seconds]
+        else:
+            bar[2], bar[3], bar[4] = max(bar[2], price), min(bar[3], price), price
+            bar[5] += 100 if printed else 0
+        return out
+
+    def _close(self, bars: dict[tuple[str, str], list[Any]], key: tuple[str, str]) -> list[dict[str, Any]]:
+        start, o, h, low, c, volume, seconds = bars.pop(key)
+        channel, symbol = key
+        if not self.wants(channel, symbol):
+            return []
+        return [protocol.aggregate(channel, symbol, o, h, low, c, volume, start, start + seconds * 1000)]
 
     def render_market(self, event: TradingHalt | Luld) -> list[dict[str, Any]]:
         ms = int(time.time() * 1000)

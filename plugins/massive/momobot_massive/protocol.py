@@ -101,6 +101,29 @@ def trade(symbol: str, price: float, ms: int, conditions: list[int] | None = Non
     }
 
 
+def aggregate(
+    channel: str, symbol: str, o: float, h: float, low: float, c: float, volume: int, start: int, end: int
+) -> dict[str, Any]:
+    """A second (``A``) or minute (``AM``) aggregate: open, high, low, close, volume, and its
+    start ``s`` and end ``e`` in epoch milliseconds."""
+    return {
+        "ev": channel,
+        "sym": symbol,
+        "v": volume,
+        "av": volume,
+        "op": o,
+        "vw": c,
+        "o": o,
+        "c": c,
+        "h": h,
+        "l": low,
+        "a": c,
+        "z": 100,
+        "s": start,
+        "e": end,
+    }
+
+
 def luld(
     symbol: str, indicators: list[int], ms: int, lower: float = 0.0, upper: float = 0.0
 ) -> dict[str, Any]:

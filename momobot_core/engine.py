@@ -529,6 +529,16 @@ class Engine:
         self._reject(quote)
         return False
 
+    def unwatch(self, symbol: str) -> bool:
+        """Take ``symbol`` off the live source's watchlist (the source unsubscribes): not while it
+        has an open trade or an arm, nor when ``[momobot] watchlist`` names it. True if it went."""
+        symbol = symbol.upper()
+        if self.watchlist is None or symbol in self.open_trades or symbol in self._arms.armed:
+            return False
+        if symbol in self.settings.watchlist:
+            return False
+        return self.watchlist.remove(symbol)
+
     def acts_on(self, symbol: str) -> bool:
         """Whether a quote for ``symbol`` does more than become its last quote: an open trade,
         an arm or a chart of it, or a wait for its first quote."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from source_helpers import streaming, until
@@ -190,3 +191,36 @@ def test_both_fakes_stream_a_recordings_halt_and_band_and_the_sources_take_them(
     assert engine.luld_bands == {"ABCD": (1.8, 2.2)}
     with pytest.raises(TradeRefused, match="trading is halted"):
         engine.open_trade("ABCD", 100, 2.1, 2.3, 1.9)
+
+
+@pytest.mark.parametrize(
+    ("make_fake", "make_engine", "quote"),
+    [
+        (
+            _alpaca_fake,
+            _alpaca,
+            lambda s, p: {"T": "q", "S": s, "bp": p, "ap": p + 0.01, "t": "2026-11-24T14:30:00Z"},
+        ),
+        (_massive_fake, _massive, lambda s, p: {"ev": "Q", "sym": s, "bp": p, "ap": p + 0.01, "t": 1}),
+    ],
+    ids=["alpaca", "massive"],
+)
+def test_a_symbol_taken_off_the_watchlist_is_unsubscribed_and_nothing_of_it_follows(
+    make_fake: Callable[[list[object]], FakeFeed], make_engine: Callable[[str], Engine], quote: Any
+) -> None:
+    recording: list[object] = [Quote("ABCD", at(0), 2.0, 2.01), Quote("WXYZ", at(1), 5.0, 5.01)]
+    with FeedThread(make_fake(recording)) as fake:
+        engine = make_engine(fake.server.url)
+        watchlist = Watchlist(["ABCD", "WXYZ"])
+        engine.watchlist = watchlist
+
+        async def body(source: Any, task: object) -> None:
+            assert await until(lambda: "WXYZ" in engine.last_quotes and "ABCD" in engine.last_quotes)
+            assert engine.unwatch("WXYZ") and not engine.unwatch("WXYZ")
+            assert await until(lambda: "WXYZ" not in fake.server.subscribed)  # the fake heard it
+            assert "WXYZ" not in source.subscribed
+            fake.push(quote("WXYZ", 6.0), quote("ABCD", 2.5))  # as if on the way before the unsubscribe
+            assert await until(lambda: engine.last_quotes["ABCD"].bid == 2.5)
+
+        streaming(engine, watchlist, body)
+    assert engine.last_quotes["WXYZ"].bid == 5.0  # the quote after the unsubscribe was dropped

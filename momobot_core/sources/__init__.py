@@ -60,7 +60,8 @@ SourceFactory = Callable[["Engine"], QuoteSource]
 class Watchlist:
     """The symbols a live source must stream: the configured ones, open trades', and added ones.
 
-    Sources iterate it to subscribe and ``await changed()`` to hear of symbols added later.
+    Sources iterate it to subscribe and ``await changed()`` to hear of symbols added (or taken
+    off) later.
     """
 
     def __init__(self, symbols: Iterable[str] = ()) -> None:
@@ -88,8 +89,19 @@ class Watchlist:
             self._changed.set()
         return True
 
+    def remove(self, symbol: str) -> bool:
+        """Take a symbol off; True if it was there (the source unsubscribes from it)."""
+        symbol = symbol.upper()
+        if symbol not in self._symbols:
+            return False
+        del self._symbols[symbol]
+        if self._changed is not None:
+            self._changed.set()
+        return True
+
     async def changed(self) -> list[str]:
-        """Wait until symbols are added; return every symbol (the source subscribes to the new ones)."""
+        """Wait until symbols are added or removed; return every symbol (the source subscribes to
+        the new ones and unsubscribes from the ones gone)."""
         if self._changed is None:
             self._changed = asyncio.Event()
         await self._changed.wait()

@@ -59,6 +59,8 @@ class StreamSource:
         self.one_sided = 0
         self.connections = 0
         self.subscribed: set[str] = set()
+        #: Symbols unsubscribed: what of theirs was already on the way is dropped, not fed.
+        self.dropped: set[str] = set()
         self.detail = ""
         self.log = logging.getLogger(f"momobot.{self.name}")
         self.wire_log = logging.getLogger(f"momobot.{self.name}.wire")
@@ -75,6 +77,10 @@ class StreamSource:
 
     def subscribe_message(self, symbols: list[str]) -> str:
         raise NotImplementedError
+
+    def unsubscribe_message(self, symbols: list[str]) -> str | None:
+        """The message that stops ``symbols`` (None: the vendor has none; they stay subscribed)."""
+        return None
 
     def decode(self, frame: str | bytes) -> list[dict[str, Any]]:
         """The messages of one frame; ValueError if it holds none (the frame is skipped, counted)."""
@@ -187,11 +193,20 @@ class StreamSource:
         if new:
             await ws.send(self.subscribe_message(new))
             self.subscribed.update(new)
+            self.dropped.difference_update(new)
 
     async def _follow(self, ws: ClientConnection, watchlist: Watchlist) -> None:
-        """Subscribe to symbols the watchlist gains (POST /watch, POST /trades, new trades)."""
+        """Subscribe to symbols the watchlist gains (POST /watch, POST /trades, new trades), and
+        unsubscribe from those it loses (the cockpit's unwatch)."""
         while True:
-            await self._subscribe(ws, await watchlist.changed())
+            symbols = await watchlist.changed()
+            await self._subscribe(ws, symbols)
+            gone = sorted(self.subscribed - set(symbols))
+            message = self.unsubscribe_message(gone) if gone else None
+            if message is not None:
+                await ws.send(message)
+                self.subscribed.difference_update(gone)
+                self.dropped.update(gone)  # their quotes already on the way are not fed
 
     async def recv(self, ws: ClientConnection) -> Any:
         """One frame of the handshake, within ``open_timeout``."""

@@ -582,6 +582,7 @@ class Dashboard:
             symbol = await _field(request, "symbol")
             if symbol in self.watch:
                 self.watch.remove(symbol)
+            self.bot.unwatch(symbol)  # the live source stops it, unless a trade or an arm needs it
             self.feed.changed.set()
             return HTMLResponse(render("_said.html", ok=True, text=f"{symbol}: no longer watched"))
 

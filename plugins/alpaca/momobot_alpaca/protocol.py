@@ -72,6 +72,12 @@ def subscribe(symbols: list[str]) -> str:
     )
 
 
+def unsubscribe(symbols: list[str]) -> str:
+    return json.dumps(
+        {"action": "unsubscribe", "quotes": symbols, "trades": symbols, "statuses": symbols, "lulds": symbols}
+    )
+
+
 def messages(frame: str | bytes) -> list[dict[str, Any]]:
     """The messages of one frame (a JSON array of objects); raises ValueError for anything else."""
     data = _decode(frame)  # msgspec: half the time of json.loads (docs/PERFORMANCE.md)

@@ -143,6 +143,11 @@ class AlpacaSource(StreamSource):
             symbols = [protocol.TEST_SYMBOL]
         return protocol.subscribe(symbols)
 
+    def unsubscribe_message(self, symbols: list[str]) -> str | None:
+        if self.settings.feed == "test":
+            return None
+        return protocol.unsubscribe(symbols)
+
     def _print_time(self, symbol: str, vendor: object, now: datetime) -> datetime:
         """When a print happened on this clock (see ``printed_at``): RFC 3339 vendor times."""
         quoted = self._quoted_at.get(symbol)
@@ -170,6 +175,8 @@ class AlpacaSource(StreamSource):
         kind = item.get("T")
         if kind == "q":
             symbol, bid, ask = item["S"], price(item["bp"]), price(item["ap"])
+            if symbol in self.dropped:
+                return  # unsubscribed; on the way before the unsubscribe
             if not bid or not ask:  # one-sided (common before the open): counted, not fed
                 self.one_sided += 1
                 return
@@ -180,7 +187,7 @@ class AlpacaSource(StreamSource):
             self._quoted_at[symbol] = (now, self._vendor_time)
         elif kind == "t":
             symbol, last = item["S"], price(item["p"])
-            if last and protocol.regular(item.get("c")):
+            if last and symbol not in self.dropped and protocol.regular(item.get("c")):
                 at = self._print_time(symbol, item.get("t"), now)
                 self._last[symbol] = (last, at)
                 if symbol in self._book:

@@ -49,6 +49,15 @@ def subscribe(symbols: list[str]) -> str:
     )
 
 
+def unsubscribe(symbols: list[str]) -> str:
+    return json.dumps(
+        {
+            "action": "unsubscribe",
+            "params": ",".join(f"{channel}.{s}" for s in symbols for channel in ("Q", "T", "LULD")),
+        }
+    )
+
+
 def events(frame: str | bytes) -> list[dict[str, Any]]:
     data = _decode(frame)  # msgspec: half the time of json.loads (docs/PERFORMANCE.md)
     if isinstance(data, dict):

@@ -123,6 +123,9 @@ class MassiveSource(StreamSource):
     def subscribe_message(self, symbols: list[str]) -> str:
         return protocol.subscribe(symbols)
 
+    def unsubscribe_message(self, symbols: list[str]) -> str | None:
+        return protocol.unsubscribe(symbols)
+
     def _expect(self, frame: str | bytes, state: str) -> None:
         for item in protocol.events(frame):
             if item.get("ev") != "status":
@@ -153,6 +156,8 @@ class MassiveSource(StreamSource):
         kind = item.get("ev")
         if kind == "Q":
             symbol, bid, ask = item["sym"], price(item["bp"]), price(item["ap"])
+            if symbol in self.dropped:
+                return  # unsubscribed; on the way before the unsubscribe
             if not bid or not ask:  # one-sided: counted, not fed
                 self.one_sided += 1
                 return
@@ -163,7 +168,7 @@ class MassiveSource(StreamSource):
             self._quoted_at[symbol] = (now, self._vendor_ms)
         elif kind == "T":
             symbol, last = item["sym"], price(item["p"])
-            if last and protocol.regular(item.get("c")):
+            if last and symbol not in self.dropped and protocol.regular(item.get("c")):
                 at = now
                 quoted, vendor = self._quoted_at.get(symbol), item.get("t")
                 if quoted is not None and type(vendor) is int and type(quoted[1]) is int and quoted[1]:

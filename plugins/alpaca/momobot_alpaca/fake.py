@@ -80,7 +80,7 @@ class FakeAlpacaServer(FakeFeed):
     ``statuses`` and ``lulds`` (each a list of symbols, ``*`` for all), answered with the
     whole subscription; JSON, or msgpack when the client asks for it by ``Content-Type``.
     The recording streams as trades (a change of ``last``, each with its own id), quotes,
-    minute bars (built from the prints, else the mid), statuses (``trading_halt``) and LULD
+    minute bars (built from the prints; a minute without one has none), statuses (``trading_halt``) and LULD
     bands (``luld``), each to the clients subscribed to that channel and symbol.
     """
 
@@ -249,7 +249,8 @@ class FakeAlpacaServer(FakeFeed):
             due = quote.ts
             printed = quote.last is not None and last.get(quote.symbol) != quote.last
             last[quote.symbol] = quote.last
-            frame.extend(self._bar(bars, quote, printed))
+            if printed:  # a minute without a trade has no bar
+                frame.extend(self._bar(bars, quote, printed))
             ts = _now()
             if printed and quote.last is not None and self.wants("trades", quote.symbol):
                 self._trade_id += 1

@@ -32,7 +32,7 @@ class FakeMassiveServer(FakeFeed):
     ``unsubscribe`` of ``Q.``, ``T.``, ``A.``, ``AM.`` and ``LULD.`` topics (``*`` for every
     symbol), each answered ``subscribed to:`` / ``unsubscribed to:``; the recording streams
     on each channel only to its topics: quotes, trades (a change of ``last``), second and
-    minute aggregates (from the prints, else the mid) and LULD (halts as indicators 17 and
+    minute aggregates (from the prints: a period without one has none) and LULD (halts as indicators 17 and
     18, bands as ``h`` and ``l``). The market comes from the path: ``/stocks`` (or ``/``)
     streams the recording; another market's path (``/options``) streams none of it.
     """
@@ -126,11 +126,9 @@ class FakeMassiveServer(FakeFeed):
             due = quote.ts
             printed = quote.last is not None and last.get(quote.symbol) != quote.last
             last[quote.symbol] = quote.last
-            price = (
-                quote.last if printed and quote.last is not None else round((quote.bid + quote.ask) / 2, 4)
-            )
-            for channel, seconds in (("A", 1), ("AM", 60)):
-                frame.extend(self._aggregate(bars, channel, seconds, quote, price, printed))
+            if printed and quote.last is not None:  # a period without a trade has no bar
+                for channel, seconds in (("A", 1), ("AM", 60)):
+                    frame.extend(self._aggregate(bars, channel, seconds, quote, quote.last, printed))
             ms = int(time.time() * 1000)
             if printed and quote.last is not None and self.wants("T", quote.symbol):
                 frame.append(protocol.trade(quote.symbol, quote.last, ms))
@@ -151,8 +149,8 @@ class FakeMassiveServer(FakeFeed):
         price: float,
         printed: bool,
     ) -> list[dict[str, Any]]:
-        """A second (``A``) or minute (``AM``) aggregate of the recording, sent when a later
-        period's first price comes (or the recording ends)."""
+        """A second (``A``) or minute (``AM``) aggregate of the recording's prints, sent when a
+        later period's first print comes (or the recording ends)."""
         key = (channel, quote.symbol)
         start = int(quote.ts.timestamp()) // seconds * seconds * 1000
         out: list[dict[str, Any]] = []

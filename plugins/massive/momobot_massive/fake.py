@@ -43,6 +43,7 @@ class FakeMassiveServer(FakeFeed):
         self.taken_over = 0
         self._topics: dict[str, set[str]] = {name: set() for name in CHANNELS}
         self._stocks = True
+        self._trade_id = 0
 
     async def greet(self, ws: ServerConnection) -> bool:
         older = self.active
@@ -131,7 +132,8 @@ class FakeMassiveServer(FakeFeed):
                     frame.extend(self._aggregate(bars, channel, seconds, quote, quote.last, printed))
             ms = int(time.time() * 1000)
             if printed and quote.last is not None and self.wants("T", quote.symbol):
-                frame.append(protocol.trade(quote.symbol, quote.last, ms))
+                self._trade_id += 1
+                frame.append({**protocol.trade(quote.symbol, quote.last, ms), "i": str(self._trade_id)})
             if self.wants("Q", quote.symbol):
                 frame.append(protocol.quote(quote.symbol, quote.bid, quote.ask, ms))
         for key in list(bars):

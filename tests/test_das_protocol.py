@@ -372,7 +372,7 @@ def test_the_fake_answers_the_commands_public_clients_use() -> None:
     with FakeDas() as fake:
         fake.fill_buys = False
         session = _Session(fake.port)
-        session.send(f"LOGIN {fake.user} {fake.password} {fake.account}")
+        session.send(f"LOGIN {fake.user} {fake.password} {fake.account} 0")  # with the watch flag
         session.until("#TradeEnd")
         session.send("NEWORDER 7 B ABCD SMAT 100 2.05 TIF=DAY+")
         order = parse(session.until("%ORDER")[-1])

@@ -261,6 +261,9 @@ class FakeDas:
 
     def _login(self, client: socket.socket, line: str) -> bool:
         parts = line.split()
+        # LOGIN user password account [watch]: public clients send the watch flag (0 or 1) too.
+        if len(parts) == 5 and parts[0] == "LOGIN" and parts[4] in ("0", "1"):
+            parts = parts[:4]
         if len(parts) != 4 or parts[0] != "LOGIN":
             self._send(client, "#LOGIN FAILED: LOGIN user password account first")
             return False

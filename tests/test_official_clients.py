@@ -121,3 +121,48 @@ def test_the_massive_client_reads_every_channel_off_the_fake() -> None:
     assert "id='2'" in text  # each trade its own id
     assert "EquityAgg(event_type='AM', symbol='ABCD'" in text and "open=2.0, close=2.01" in text
     assert "LimitUpLimitDown(event_type='LULD', symbol='ABCD', high_price=2.2, low_price=1.8" in text
+
+
+MASSIVE_UNSUBSCRIBE = r"""
+import asyncio, json, sys
+from massive import WebSocketClient
+
+client = WebSocketClient(api_key="test-key", feed=sys.argv[1], market="stocks", secure=False, raw=True,
+                         subscriptions=["Q.*", "LULD.*"], max_reconnects=0)
+symbols, acked, after, done = set(), False, [], asyncio.Event()
+
+async def handle(frame):
+    global acked
+    for m in json.loads(frame):
+        if m.get("ev") == "Q":
+            symbols.add(m["sym"])
+            if acked:
+                after.append(m["sym"])
+            elif {"AAPL", "MSFT"} <= symbols and not getattr(handle, "sent", False):
+                handle.sent = True
+                client.unsubscribe("Q.*")
+        elif m.get("message") == "unsubscribed to: Q.*":
+            acked = True  # the fake answered in order: no quote may come after this
+        elif m.get("ev") == "LULD" and acked:
+            done.set()  # the recording's last event: it streamed on after the unsubscribe
+    print("SEEN", sorted(symbols), "ACKED", acked, "AFTER", after, flush=True)
+
+async def main():
+    task = asyncio.create_task(client.connect(handle))
+    await asyncio.wait_for(done.wait(), 60)
+    task.cancel()
+
+asyncio.run(main())
+"""
+
+
+def test_the_massive_client_by_wildcard_gets_every_symbol_and_nothing_after_its_unsubscribe() -> None:
+    events: list[object] = [
+        Quote(s, T0 + timedelta(seconds=n), 2.0 + n, 2.01 + n) for n in range(2) for s in ("AAPL", "MSFT")
+    ]
+    # Then more quotes well after (at 20x, a second later), and a LULD band to end on.
+    events += [Quote("AAPL", T0 + timedelta(seconds=20 + n), 3.0, 3.01) for n in range(5)]
+    events.append(Luld("AAPL", 1.8, 3.5, T0 + timedelta(seconds=30)))
+    with FeedThread(FakeMassiveServer(events, speed=20)) as fake:  # type: ignore[arg-type]
+        lines = run(MASSIVE_UNSUBSCRIBE, fake.server.url.removeprefix("ws://"))
+    assert lines[-1] == "SEEN ['AAPL', 'MSFT'] ACKED True AFTER []"

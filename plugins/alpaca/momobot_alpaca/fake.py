@@ -230,38 +230,48 @@ class FakeAlpacaServer(FakeFeed):
         last: dict[str, float | None] = {}
         bars: dict[str, list[Any]] = {}  # symbol -> [minute start, o, h, l, c, volume, trades]
         frame: list[dict[str, Any]] = []
-        due = None
-        async for event in paced(self.quotes, self.speed):
-            if type(event) is TradingHalt or type(event) is Luld:
-                channel = "statuses" if type(event) is TradingHalt else "lulds"
-                if self.wants(channel, event.symbol):
-                    frame.extend(self.render_market(event))
-                continue
-            if type(event) is not Quote:
-                if self.on_action is not None:
-                    self.on_action(event)
-                continue
-            quote = event
-            if frame and (len(frame) >= self.batch or (self.speed > 0 and quote.ts != due)):
+        events = self.quotes
+        n = -1
+        async for event in paced(events, self.speed):
+            n += 1
+            frame.extend(self._messages(event, last, bars))
+            # A frame goes out once its moment's events are in it, never held until the next
+            # moment's (an unsubscribe answered meanwhile must not see it arrive after).
+            nxt = events[n + 1] if n + 1 < len(events) else None
+            if frame and (len(frame) >= self.batch or nxt is None or (self.speed > 0 and nxt.ts != event.ts)):
                 if not await self._send(ws, frame):
                     return
                 frame = []
-            due = quote.ts
-            printed = quote.last is not None and last.get(quote.symbol) != quote.last
-            last[quote.symbol] = quote.last
-            if printed:  # a minute without a trade has no bar
-                frame.extend(self._bar(bars, quote, printed))
-            ts = _now()
-            if printed and quote.last is not None and self.wants("trades", quote.symbol):
-                self._trade_id += 1
-                frame.append({**protocol.trade(quote.symbol, quote.last, ts), "i": self._trade_id})
-            if self.wants("quotes", quote.symbol):
-                frame.append(protocol.quote(quote.symbol, quote.bid, quote.ask, ts))
         for symbol in list(bars):
             frame.extend(self._close_bar(bars, symbol))
         if frame:
             await self._send(ws, frame)
         self.say("recording played to its end; the stream stays open")
+
+    def _messages(
+        self, event: Event, last: dict[str, float | None], bars: dict[str, list[Any]]
+    ) -> list[dict[str, Any]]:
+        """What one recorded event streams, to the channels that want it."""
+        if type(event) is TradingHalt or type(event) is Luld:
+            channel = "statuses" if type(event) is TradingHalt else "lulds"
+            return self.render_market(event) if self.wants(channel, event.symbol) else []
+        if type(event) is not Quote:
+            if self.on_action is not None:
+                self.on_action(event)
+            return []
+        quote = event
+        out: list[dict[str, Any]] = []
+        printed = quote.last is not None and last.get(quote.symbol) != quote.last
+        last[quote.symbol] = quote.last
+        if printed:  # a minute without a trade has no bar
+            out.extend(self._bar(bars, quote, printed))
+        ts = _now()
+        if printed and quote.last is not None and self.wants("trades", quote.symbol):
+            self._trade_id += 1
+            out.append({**protocol.trade(quote.symbol, quote.last, ts), "i": self._trade_id})
+        if self.wants("quotes", quote.symbol):
+            out.append(protocol.quote(quote.symbol, quote.bid, quote.ask, ts))
+        return out
 
     def _bar(self, bars: dict[str, list[Any]], quote: Quote, printed: bool) -> list[dict[str, Any]]:
         """The recording's minute bars: a print's price (else the mid) in its minute; a bar is

@@ -109,38 +109,48 @@ class FakeMassiveServer(FakeFeed):
         last: dict[str, float | None] = {}
         bars: dict[tuple[str, str], list[Any]] = {}  # (channel, symbol) -> [start, o, h, l, c, v]
         frame: list[dict[str, Any]] = []
-        due = None
-        async for event in paced(self.quotes, self.speed):
-            if type(event) is TradingHalt or type(event) is Luld:
-                if self.wants("LULD", event.symbol):
-                    frame.extend(self.render_market(event))
-                continue
-            if type(event) is not Quote:
-                if self.on_action is not None:
-                    self.on_action(event)
-                continue
-            quote = event
-            if frame and (len(frame) >= self.batch or (self.speed > 0 and quote.ts != due)):
+        events = self.quotes
+        n = -1
+        async for event in paced(events, self.speed):
+            n += 1
+            frame.extend(self._messages(event, last, bars))
+            # A frame goes out once its moment's events are in it, never held until the next
+            # moment's (an unsubscribe answered meanwhile must not see it arrive after).
+            nxt = events[n + 1] if n + 1 < len(events) else None
+            if frame and (len(frame) >= self.batch or nxt is None or (self.speed > 0 and nxt.ts != event.ts)):
                 if not await self._send(ws, frame):
                     return
                 frame = []
-            due = quote.ts
-            printed = quote.last is not None and last.get(quote.symbol) != quote.last
-            last[quote.symbol] = quote.last
-            if printed and quote.last is not None:  # a period without a trade has no bar
-                for channel, seconds in (("A", 1), ("AM", 60)):
-                    frame.extend(self._aggregate(bars, channel, seconds, quote, quote.last, printed))
-            ms = int(time.time() * 1000)
-            if printed and quote.last is not None and self.wants("T", quote.symbol):
-                self._trade_id += 1
-                frame.append({**protocol.trade(quote.symbol, quote.last, ms), "i": str(self._trade_id)})
-            if self.wants("Q", quote.symbol):
-                frame.append(protocol.quote(quote.symbol, quote.bid, quote.ask, ms))
         for key in list(bars):
             frame.extend(self._close(bars, key))
         if frame:
             await self._send(ws, frame)
         self.say("recording played to its end; the stream stays open")
+
+    def _messages(
+        self, event: Event, last: dict[str, float | None], bars: dict[tuple[str, str], list[Any]]
+    ) -> list[dict[str, Any]]:
+        """What one recorded event streams, to the topics that want it."""
+        if type(event) is TradingHalt or type(event) is Luld:
+            return self.render_market(event) if self.wants("LULD", event.symbol) else []
+        if type(event) is not Quote:
+            if self.on_action is not None:
+                self.on_action(event)
+            return []
+        quote = event
+        out: list[dict[str, Any]] = []
+        printed = quote.last is not None and last.get(quote.symbol) != quote.last
+        last[quote.symbol] = quote.last
+        if printed and quote.last is not None:  # a period without a trade has no bar
+            for channel, seconds in (("A", 1), ("AM", 60)):
+                out.extend(self._aggregate(bars, channel, seconds, quote, quote.last, printed))
+        ms = int(time.time() * 1000)
+        if printed and quote.last is not None and self.wants("T", quote.symbol):
+            self._trade_id += 1
+            out.append({**protocol.trade(quote.symbol, quote.last, ms), "i": str(self._trade_id)})
+        if self.wants("Q", quote.symbol):
+            out.append(protocol.quote(quote.symbol, quote.bid, quote.ask, ms))
+        return out
 
     def _aggregate(
         self,

@@ -4,8 +4,11 @@ control message and error code at its moment, every channel, JSON and msgpack.""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -15,6 +18,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from momobot_alpaca.fake import FakeAlpacaServer, FakeAlpacaThread
 from momobot_core.models import Luld, Quote, TradingHalt
+
+from conftest import write_jsonl
+from hotkey_helpers import free_port, wait_until
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 AUTH = {"action": "auth", "key": "test-key", "secret": "test-secret"}
@@ -153,3 +159,48 @@ def test_msgpack_by_content_type_with_timestamps(fake: FakeAlpacaThread) -> None
         received(ws, msgpack=True)
         seen = until(ws, lambda m: m["T"] == "q", msgpack=True)
         assert isinstance(seen[-1]["t"], datetime)  # a msgpack Timestamp, as alpaca-py reads it
+
+
+def test_momobot_alpaca_fake_server_plays_a_recording_with_its_halts(tmp_path: Path) -> None:
+    day = write_jsonl(
+        tmp_path / "day.jsonl",
+        [
+            {"type": "quote", "ts": "2026-11-24T14:30:00Z", "symbol": "ABCD", "bid": 2.0, "ask": 2.01},
+            {
+                "type": "trading_halt",
+                "ts": "2026-11-24T14:30:01Z",
+                "symbol": "ABCD",
+                "halted": True,
+                "reason": "news",
+            },
+        ],
+    )
+    port = free_port()
+    with (tmp_path / "fake.err").open("w") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "momobot_core.cli",
+                "alpaca",
+                "fake-server",
+                str(day),
+                "--port",
+                str(port),
+                "--speed",
+                "0",
+            ],
+            stderr=err,
+        )
+        try:
+            assert wait_until(lambda: "fake Alpaca stream on" in (tmp_path / "fake.err").read_text(), 30)
+            with connect(f"ws://127.0.0.1:{port}") as ws:
+                received(ws)
+                ws.send(json.dumps(AUTH))
+                received(ws)
+                ws.send(json.dumps({"action": "subscribe", "quotes": ["ABCD"], "statuses": ["ABCD"]}))
+                seen = until(ws, lambda m: m["T"] == "s")
+            assert any(m["T"] == "q" and m["bp"] == 2.0 for m in seen) and seen[-1]["sm"] == "news"
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)

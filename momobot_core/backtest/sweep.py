@@ -29,6 +29,7 @@ import attrs
 
 from momobot_core.config import Config, ConfigError, InputError, load_config
 from momobot_core.models import Arm, Close, Disarm, Kill, Open, Resume
+from momobot_core.strategies.arms import field_value as arm_value
 
 log = logging.getLogger("momobot.backtest")
 
@@ -50,17 +51,10 @@ MAX_SETS = 10_000
 
 
 def parse_value(text: str) -> object:
-    if text in ("pattern", "candle"):
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    if not math.isfinite(value):
+    """A grid value as ``momobot arm`` reads one (a whole number, a number, or a word such as
+    ``pattern`` or ``candle``); ValueError for a number that is not finite."""
+    value = arm_value(text)
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{text!r} is not a finite number")
     return value
 
@@ -447,7 +441,7 @@ def sweep(
 ) -> SweepResult:
     """Run every task of ``plan`` on Dask: a LocalCluster of ``workers`` processes (default:
     one per core) on 127.0.0.1, or the cluster at ``scheduler`` (``tcp://HOST:8786``)."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
     tasks = tasks_of(plan)
     started = time.perf_counter()
@@ -455,15 +449,7 @@ def sweep(
     if not log.isEnabledFor(logging.DEBUG):
         logging.getLogger("distributed").setLevel(logging.WARNING)
     if scheduler is None:
-        n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        cluster = local_cluster(workers or os.cpu_count() or 1)
         client = Client(cluster)
         address = cluster.scheduler_address
     else:
@@ -495,6 +481,21 @@ def sweep(
             cluster.close()
     results.sort(key=lambda r: (Path(r["day"]).name, r["set_id"]))
     return SweepResult(results, time.perf_counter() - started, count, address, startup_s)
+
+
+def local_cluster(workers: int) -> Any:
+    """A Dask LocalCluster of ``workers`` processes of one thread each, on 127.0.0.1, with no
+    dashboard (its caller closes it)."""
+    from dask.distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
 
 
 def run_here(plan: Plan) -> Iterator[dict[str, Any]]:

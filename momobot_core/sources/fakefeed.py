@@ -142,31 +142,45 @@ class FakeFeed:
     async def _stream(self, ws: ServerConnection) -> None:
         assert self._subscribed is not None
         await self._subscribed.wait()
-        last: dict[str, float | None] = {}
+        state: dict[str, Any] = {"last": {}}
         frame: list[dict[str, Any]] = []
-        due = None
-        async for quote in paced(self.quotes, self.speed):
-            if type(quote) is TradingHalt or type(quote) is Luld:
-                if quote.symbol in self.subscribed:  # a market's own news, in the stream's order
-                    frame.extend(self.render_market(quote))
-                continue
-            if type(quote) is not Quote:
-                if self.on_action is not None:
-                    self.on_action(quote)
-                continue
-            if quote.symbol not in self.subscribed:
-                continue
-            if frame and (len(frame) >= self.batch or (self.speed > 0 and quote.ts != due)):
+        events = self.quotes
+        n = -1
+        async for event in paced(events, self.speed):
+            n += 1
+            frame.extend(self.messages_of(event, state))
+            # A frame goes out once its moment's events are in it, never held until the next
+            # moment's (an unsubscribe answered meanwhile must not see it arrive after).
+            nxt = events[n + 1] if n + 1 < len(events) else None
+            if frame and (len(frame) >= self.batch or nxt is None or (self.speed > 0 and nxt.ts != event.ts)):
                 if not await self._send(ws, frame):
                     return
                 frame = []
-            due = quote.ts
-            trade = quote.last is not None and last.get(quote.symbol) != quote.last
-            last[quote.symbol] = quote.last
-            frame.extend(self.render(quote, trade))
+        frame.extend(self.closing(state))
         if frame:
             await self._send(ws, frame)
         self.say("recording played to its end; the stream stays open")
+
+    def messages_of(self, event: Event, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """What one recorded event streams (a vendor's fake says which channels want it):
+        ``state`` is the stream's own (``last``: each symbol's last print)."""
+        if type(event) is TradingHalt or type(event) is Luld:
+            # A market's own news, in the stream's order.
+            return self.render_market(event) if event.symbol in self.subscribed else []
+        if type(event) is not Quote:
+            if self.on_action is not None:
+                self.on_action(event)
+            return []
+        if event.symbol not in self.subscribed:
+            return []
+        last = state["last"]
+        trade = event.last is not None and last.get(event.symbol) != event.last
+        last[event.symbol] = event.last
+        return self.render(event, trade)
+
+    def closing(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the end of the recording streams (bars still open): nothing by default."""
+        return []
 
     async def _send(self, ws: ServerConnection, frame: list[dict[str, Any]]) -> bool:
         try:
@@ -247,3 +261,38 @@ class FeedThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+MarketEvent = Quote | TradingHalt | Luld
+
+
+def market_events(files: Sequence[str]) -> list[MarketEvent]:
+    """The quotes, halts and LULD bands of recorded files, for a fake to stream; InputError."""
+    from momobot_core.sources.recorded import read_events
+
+    return [e for e in read_events(files) if isinstance(e, Quote | TradingHalt | Luld)]
+
+
+def serve_fake(server: FakeFeed, name: str, path: str = "") -> None:
+    """Run a fake feed from the command line until Ctrl-C; a port it cannot take is exit 2."""
+    import sys
+
+    def started(bound: int) -> None:
+        symbols = {e.symbol for e in server.quotes if isinstance(e, Quote | TradingHalt | Luld)}
+        print(
+            f"fake {name} stream on ws://{server.host}:{bound}{path}: {len(server.quotes)} events of"
+            f" {len(symbols)} symbols at {server.speed:g}x; Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        asyncio.run(server.run(started=started))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(
+            f"momobot: error: cannot listen on {server.host}:{server.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        sys.exit(2)

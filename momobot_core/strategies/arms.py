@@ -111,12 +111,13 @@ def parse_arm(text: str, ts: datetime) -> Arm:
             raise ValueError(f"{text!r}: {word!r} is not key=value")
         if key in params:
             raise ValueError(f"{text!r}: {key} is given twice")
-        params[key] = _value(value)
+        params[key] = field_value(value)
     origin = "config: " + " ".join(words)
     return Arm(symbol=words[0], strategy=words[1], timeframe=words[2], ts=ts, params=params, origin=origin)
 
 
-def _value(text: str) -> object:
+def field_value(text: str) -> object:
+    """A field of an arm as text reads it: ``pattern``, a whole number, a number, or the word."""
     if text == "pattern":
         return text
     try:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 
 from momobot_alpaca.fake import FakeAlpacaServer
 from momobot_core.config import InputError
-from momobot_core.models import Luld, Quote, TradingHalt
-from momobot_core.sources.recorded import read_events
+from momobot_core.sources.fakefeed import market_events, serve_fake
 
 
 @click.group()
@@ -44,14 +42,12 @@ def fake_server(files: tuple[str, ...], host: str, port: int, speed: float, key:
     (APCA_API_KEY_ID, APCA_API_SECRET_KEY).
     """
     try:
-        quotes: list[Quote | TradingHalt | Luld] = [
-            e for e in read_events(files) if isinstance(e, Quote | TradingHalt | Luld)
-        ]
+        events = market_events(files)
     except InputError as exc:
         click.echo(f"momobot: error: {exc}", err=True)
         sys.exit(2)
     server = FakeAlpacaServer(
-        quotes,
+        events,
         host=host,
         port=port,
         key=key,
@@ -59,18 +55,4 @@ def fake_server(files: tuple[str, ...], host: str, port: int, speed: float, key:
         speed=speed,
         echo=lambda line: click.echo(line, err=True),
     )
-
-    def started(bound: int) -> None:
-        click.echo(
-            f"fake Alpaca stream on ws://{host}:{bound}: {len(quotes)} events of"
-            f" {len({q.symbol for q in quotes})} symbols at {speed:g}x; Ctrl-C stops it",
-            err=True,
-        )
-
-    try:
-        asyncio.run(server.run(started=started))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        click.echo(f"momobot: error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
-        sys.exit(2)
+    serve_fake(server, "Alpaca")

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from momobot_alpaca import protocol
 from momobot_core.models import Luld, Quote, TradingHalt
 from momobot_core.sources.fakefeed import FakeFeed, FeedThread
-from momobot_core.sources.recorded import Event, paced
+from momobot_core.sources.recorded import Event
 
 __all__ = ["FakeAlpacaServer", "FakeAlpacaThread"]
 
@@ -224,34 +224,14 @@ class FakeAlpacaServer(FakeFeed):
         self.frames_sent += 1
         return True
 
-    async def _stream(self, ws: ServerConnection) -> None:
-        assert self._subscribed is not None
-        await self._subscribed.wait()
-        last: dict[str, float | None] = {}
-        bars: dict[str, list[Any]] = {}  # symbol -> [minute start, o, h, l, c, volume, trades]
-        frame: list[dict[str, Any]] = []
-        events = self.quotes
-        n = -1
-        async for event in paced(events, self.speed):
-            n += 1
-            frame.extend(self._messages(event, last, bars))
-            # A frame goes out once its moment's events are in it, never held until the next
-            # moment's (an unsubscribe answered meanwhile must not see it arrive after).
-            nxt = events[n + 1] if n + 1 < len(events) else None
-            if frame and (len(frame) >= self.batch or nxt is None or (self.speed > 0 and nxt.ts != event.ts)):
-                if not await self._send(ws, frame):
-                    return
-                frame = []
-        for symbol in list(bars):
-            frame.extend(self._close_bar(bars, symbol))
-        if frame:
-            await self._send(ws, frame)
-        self.say("recording played to its end; the stream stays open")
+    def closing(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        bars: dict[str, list[Any]] = state.setdefault("bars", {})
+        return [message for symbol in list(bars) for message in self._close_bar(bars, symbol)]
 
-    def _messages(
-        self, event: Event, last: dict[str, float | None], bars: dict[str, list[Any]]
-    ) -> list[dict[str, Any]]:
+    def messages_of(self, event: Event, state: dict[str, Any]) -> list[dict[str, Any]]:
         """What one recorded event streams, to the channels that want it."""
+        last: dict[str, float | None] = state["last"]
+        bars: dict[str, list[Any]] = state.setdefault("bars", {})
         if type(event) is TradingHalt or type(event) is Luld:
             channel = "statuses" if type(event) is TradingHalt else "lulds"
             return self.render_market(event) if self.wants(channel, event.symbol) else []

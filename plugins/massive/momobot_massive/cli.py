@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 
 from momobot_core.config import InputError
-from momobot_core.models import Luld, Quote, TradingHalt
-from momobot_core.sources.recorded import read_events
+from momobot_core.sources.fakefeed import market_events, serve_fake
 from momobot_massive.fake import FakeMassiveServer
 
 
@@ -44,28 +42,11 @@ def fake_server(files: tuple[str, ...], host: str, port: int, speed: float, key:
     (MASSIVE_API_KEY).
     """
     try:
-        events: list[Quote | TradingHalt | Luld] = [
-            e for e in read_events(files) if isinstance(e, Quote | TradingHalt | Luld)
-        ]
+        events = market_events(files)
     except InputError as exc:
         click.echo(f"momobot: error: {exc}", err=True)
         sys.exit(2)
     server = FakeMassiveServer(
         events, host=host, port=port, key=key, speed=speed, echo=lambda line: click.echo(line, err=True)
     )
-
-    def started(bound: int) -> None:
-        symbols = {e.symbol for e in events}
-        click.echo(
-            f"fake Massive stream on ws://{host}:{bound}/stocks: {len(events)} events of"
-            f" {len(symbols)} symbols at {speed:g}x; Ctrl-C stops it",
-            err=True,
-        )
-
-    try:
-        asyncio.run(server.run(started=started))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        click.echo(f"momobot: error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
-        sys.exit(2)
+    serve_fake(server, "Massive", "/stocks")

@@ -296,3 +296,36 @@ def serve_fake(server: FakeFeed, name: str, path: str = "") -> None:
             file=sys.stderr,
         )
         sys.exit(2)
+
+
+def fake_server_options(port: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The recorded FILEs, ``--host``, ``--port`` and ``--speed`` every ``fake-server`` command
+    takes (a vendor's command adds its keys)."""
+    import click
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        options = [
+            click.argument("files", nargs=-1, required=True, metavar="FILE..."),
+            click.option(
+                "--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback)."
+            ),
+            click.option(
+                "--port",
+                default=port,
+                show_default=True,
+                type=click.IntRange(0, 65535),
+                help="Port to listen on (0 picks a free one).",
+            ),
+            click.option(
+                "--speed",
+                default=1.0,
+                show_default=True,
+                type=click.FloatRange(min=0),
+                help="How many times faster than recorded (0: as fast as it goes).",
+            ),
+        ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate

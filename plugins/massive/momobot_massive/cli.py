@@ -7,7 +7,7 @@ import sys
 import click
 
 from momobot_core.config import InputError
-from momobot_core.sources.fakefeed import market_events, serve_fake
+from momobot_core.sources.fakefeed import fake_server_options, market_events, serve_fake
 from momobot_massive.fake import FakeMassiveServer
 
 
@@ -17,22 +17,7 @@ def massive() -> None:
 
 
 @massive.command("fake-server")
-@click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback).")
-@click.option(
-    "--port",
-    default=8767,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to listen on (0 picks a free one).",
-)
-@click.option(
-    "--speed",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="How many times faster than recorded (0: as fast as it goes).",
-)
+@fake_server_options(8767)
 @click.option("--key", default="test-key", show_default=True, help="The API key clients must send.")
 def fake_server(files: tuple[str, ...], host: str, port: int, speed: float, key: str) -> None:
     """Serve recorded quotes, halts and LULD bands (.csv, .jsonl) as Massive's stocks stream,

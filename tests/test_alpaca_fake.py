@@ -79,6 +79,8 @@ def test_the_control_messages_come_at_their_documented_moments(fake: FakeAlpacaT
         assert received(ws) == [{"T": "error", "code": 401, "msg": "not authenticated"}]
         ws.send("not json")
         assert received(ws) == [{"T": "error", "code": 400, "msg": "invalid syntax"}]
+        ws.send("[" * 100_000)  # past any parser's depth
+        assert received(ws) == [{"T": "error", "code": 400, "msg": "invalid syntax"}]
         ws.send(json.dumps(AUTH))
         assert received(ws) == [{"T": "success", "msg": "authenticated"}]
         ws.send(json.dumps(AUTH))

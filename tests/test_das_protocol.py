@@ -331,6 +331,12 @@ def test_both_order_layouts_are_read_with_every_one_letter_type(kind: str, side:
     assert isinstance(odd, OrderLine) and (odd.token, odd.symbol, odd.side) == (12, "S", side)
 
 
+@pytest.mark.parametrize("line", ["%POS BBLG X 100 3.50", "%POS BBLG L -100 3.50"])
+def test_a_position_line_of_no_known_type_or_a_negative_qty_is_never_guessed(line: str) -> None:
+    with pytest.raises(ProtocolError):
+        parse(line)
+
+
 def test_position_lines_read_long_and_short_type_letters() -> None:
     assert parse("%POS BBLG L 100 3.50 100 3.50 0.00 09:00:00 -50.00") == PosLine(
         "BBLG", 100, Decimal("3.50")
@@ -399,9 +405,20 @@ def test_the_fake_answers_the_commands_public_clients_use() -> None:
         session.send("ECHO ON")
         session.send("GET BP")
         assert session.until("BP")[-2:] == ["GET BP", f"BP {fake.buying_power} {fake.buying_power / 2}"]
+        other = _Session(fake.port)  # echo is each session's own
+        other.send(f"LOGIN {fake.user} {fake.password} {fake.account}")
+        other.until("#TradeEnd")
+        other.send("GET  BP")
+        assert other.until("BP") == [f"BP {fake.buying_power} {fake.buying_power / 2}"]
+        other.send("GET BP \xff")
+        assert other.until("INVALID")[-1].startswith("INVALID COMMAND")  # a byte no ASCII has
+        other.send("NEWORDER 9 B QQ\u00e9 SMAT 100 1.00 TIF=DAY")
+        assert " Reject " in other.until("%OrderAct")[-1]  # not a ticker: refused, session up
         session.send("ECHO OFF")
         assert session.until("ECHO OFF") == ["ECHO OFF"]  # echoed: echo was on when it came
-        session.send("QUIT")
+        session.sock.sendall(b"QUIT\r\nNEWORDER 5 B QQQQ SMAT 100 1.00 TIF=DAY\r\n")
         assert session.closed()
         session.sock.close()
+        other.sock.close()
+        assert not any(line.startswith("NEWORDER 5") for _, line in fake.received)  # after QUIT
         assert "INVALID COMMAND" not in "\n".join(line for _, line in fake.received)

@@ -95,6 +95,7 @@ def test_a_recorded_halt_refuses_entries_until_its_resume_and_bands_are_kept(tmp
             '{"type":"luld","ts":"2026-11-24T14:30:01Z","symbol":"A","lower":"1","upper":2}',
             "must be a number",
         ),
+        ('{"type":"luld","ts":"2026-11-24T14:30:01Z","symbol":"A","lower":1,"upper":1e309}', "finite"),
     ],
 )
 def test_bad_halt_and_band_lines_name_what_is_wrong(tmp_path: Path, line: str, why: str) -> None:

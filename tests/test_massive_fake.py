@@ -145,3 +145,22 @@ def test_momobot_massive_fake_server_plays_a_recording(tmp_path: Path) -> None:
         proc.terminate()
         proc.communicate(timeout=30)
         err.close()
+
+
+def test_odd_frames_get_an_answer_and_only_a_signed_in_client_takes_over(fake: FeedThread) -> None:
+    with session(fake.server.url + "/stocks", "Q.AAPL") as first:
+        until(first, lambda e: e.get("message") == "subscribed to: Q.AAPL")
+        with connect(fake.server.url + "/options") as other:  # connected, never signed in
+            json.loads(other.recv(timeout=10))
+            other.send(json.dumps({"action": "auth", "params": "WRONG"}))
+            assert json.loads(other.recv(timeout=10))[0]["status"] == "auth_failed"
+        with connect(fake.server.url) as odd:
+            json.loads(odd.recv(timeout=10))
+            odd.send("[" * 100_000)  # past any parser's depth: refused, no crash
+            assert json.loads(odd.recv(timeout=10))[0]["status"] == "auth_failed"
+        first.send(json.dumps([{"action": "subscribe", "params": "Q.MSFT"}]))  # a list, not an object
+        answer = until(first, lambda e: e.get("ev") == "status")[-1]
+        assert answer["status"] == "error"
+        first.send(json.dumps({"action": "subscribe", "params": "Q.MSFT"}))  # still signed in
+        assert until(first, lambda e: e.get("ev") == "status")[-1]["message"] == "subscribed to: Q.MSFT"
+    assert fake.server.taken_over == 0  # type: ignore[attr-defined]

@@ -38,6 +38,16 @@ class AuthRefused(Exception):
         self.frame = frame
 
 
+def _object(frame: str | bytes) -> dict[str, Any]:
+    """A client's message as an object; anything else (a list, a string, JSON nested past the
+    parser's depth) is the empty object, which every vendor's fake refuses or answers."""
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 class FakeFeed:
     """Serve a vendor's protocol with a recording; subclasses write the protocol."""
 
@@ -88,6 +98,9 @@ class FakeFeed:
 
     # -- serving ---------------------------------------------------------------------------
 
+    async def authenticated(self, ws: ServerConnection) -> None:
+        """A client's keys were taken (a vendor's fake may close an older connection now)."""
+
     def render_market(self, event: TradingHalt | Luld) -> list[dict[str, Any]]:
         """A recorded halt or price band as the vendor streams it (none by default)."""
         return []
@@ -106,10 +119,11 @@ class FakeFeed:
         if not await self.greet(ws):
             return
         try:
-            request = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            request = _object(await asyncio.wait_for(ws.recv(), 10))
             if self.refuse_auth:
                 self.authenticate({})  # the vendor's refusal, whatever the keys
             await ws.send(json.dumps(self.authenticate(request)))
+            await self.authenticated(ws)
         except AuthRefused as refused:
             self.say("refused a client's keys")
             with contextlib.suppress(ConnectionClosed):
@@ -125,7 +139,7 @@ class FakeFeed:
         stream = asyncio.create_task(self._stream(ws))
         try:
             async for message in ws:
-                symbols, ack = self.request(json.loads(message))
+                symbols, ack = self.request(_object(message))
                 if symbols:
                     self.subscribed.update(symbols)
                     self.subscriptions.append(sorted(symbols))

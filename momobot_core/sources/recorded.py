@@ -346,6 +346,8 @@ def _jsonl_event(line: str, tz: tzinfo) -> Event:
         return TradingHalt(symbol, halted, reason or ("halted" if halted else "resumed"), ts)
     if kind == "luld":
         lower, upper = _number(data, "lower"), _number(data, "upper")
+        if not math.isfinite(upper):
+            raise ValueError(f"upper {_short(data['upper'])} must be a finite number")
         if not 0 < lower < upper:
             raise ValueError(f"the band {lower:g} to {upper:g}: give 0 < lower < upper")
         return Luld(symbol, lower, upper, ts)

@@ -160,7 +160,7 @@ class FakeAlpacaServer(FakeFeed):
     def _message(self, client: _Client, frame: str | bytes) -> dict[str, Any] | None:
         try:
             data = client.decode(frame)
-        except (ValueError, msgspec.DecodeError):
+        except (ValueError, RecursionError, msgspec.DecodeError):
             return None
         return data if isinstance(data, dict) else None
 

@@ -17,6 +17,7 @@ Every line received is kept with its arrival time (``time.monotonic_ns``) in ``r
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -28,6 +29,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 EOL = "\r\n"
+_TICKER = re.compile(r"[A-Z0-9][A-Z0-9.\-/^+]{0,31}")
 
 
 @attrs.define
@@ -69,6 +71,8 @@ class FakeDas:
         self._port = port
         self.tz = ZoneInfo(timezone)
         self.echo = echo  # echo every command line back (as some set-ups do), password and all
+        self._echoing: set[socket.socket] = set()  # sessions that sent ECHO ON
+        self._quit_clients: set[socket.socket] = set()  # sessions that sent QUIT
         #: A received line for which this returns True is not handled: the connection is dropped
         #: instead (an order lost with the connection it was written to).
         self.drop_on: Callable[[str], bool] = lambda line: False
@@ -213,7 +217,7 @@ class FakeDas:
                     with self._lock:
                         ignored = self.ignore_on(line)
                         if not ignored:
-                            if self.echo:
+                            if self.echo or client in self._echoing:
                                 self._send(client, line)
                             if logged_in:
                                 self._command(client, line)
@@ -223,22 +227,28 @@ class FakeDas:
                         self._changed.notify_all()
                     if not ignored and not logged_in:
                         return
+                    if client in self._quit_clients:
+                        return  # QUIT: nothing after it is handled
         except OSError:
             return
         finally:
             with self._lock:
                 if client in self._clients:
                     self._clients.remove(client)
+                self._echoing.discard(client)
+                self._quit_clients.discard(client)
             with contextlib.suppress(OSError):
                 client.close()
 
     def _quit(self, client: socket.socket) -> None:
         """``QUIT``: the platform ends the session and closes the connection."""
+        self._quit_clients.add(client)
+        self._echoing.discard(client)
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_RDWR)
 
     def _send(self, client: socket.socket, *lines: str) -> None:
-        data = "".join(line + EOL for line in lines).encode("ascii")
+        data = "".join(line + EOL for line in lines).encode("ascii", "replace")
         with contextlib.suppress(OSError):
             client.sendall(data)
 
@@ -329,6 +339,7 @@ class FakeDas:
         if not parts:
             return
         head = parts[0].upper()
+        words = [part.upper() for part in parts]
         with self._lock:
             if head == "NEWORDER":
                 self._new_order(client, parts)
@@ -338,17 +349,21 @@ class FakeDas:
                 for order in list(self.orders.values()):
                     if order.status in ("Accepted", "Partial"):
                         self._cancel(client, order.das_id)
-            elif head == "POSREFRESH" or (head == "GET" and line.upper().split() == ["GET", "POSITIONS"]):
+            elif words in (["POSREFRESH"], ["GET", "POSITIONS"]):
                 self._send(client, *self._position_list())
-            elif line.upper().split() == ["GET", "ORDERS"]:
+            elif words == ["GET", "ORDERS"]:
                 self._send(client, *self._order_list())
-            elif line.upper().split() == ["GET", "TRADES"]:
+            elif words == ["GET", "TRADES"]:
                 self._send(client, *self._trade_list())
-            elif line.upper() == "GET BP":
+            elif words == ["GET", "BP"]:
                 self._send(client, f"BP {self.buying_power} {self.buying_power / 2}")
-            elif line.upper().split() in (["ECHO", "ON"], ["ECHO", "OFF"]):
-                self.echo = parts[1].upper() == "ON"
-            elif head == "QUIT" and len(parts) == 1:
+            elif words in (["ECHO", "ON"], ["ECHO", "OFF"]):
+                # This session's: each later line sent back as it came (ECHO OFF itself too).
+                if words[1] == "ON":
+                    self._echoing.add(client)
+                else:
+                    self._echoing.discard(client)
+            elif words == ["QUIT"]:
                 self._quit(client)
             else:
                 self._send(client, f"INVALID COMMAND: {parts[0]}")
@@ -360,7 +375,7 @@ class FakeDas:
             token, side, symbol, route, qty = int(parts[1]), parts[2], parts[3], parts[4], int(parts[5])
             stop = parts[6] == "STOPMKT"
             price = Decimal(parts[7] if stop else parts[6])
-            if side not in ("B", "S", "SS") or qty < 1 or price <= 0:
+            if side not in ("B", "S", "SS") or qty < 1 or price <= 0 or not _TICKER.fullmatch(symbol):
                 raise ValueError
         except (IndexError, ValueError, ArithmeticError):
             self._send(client, f"%OrderAct 0 Reject ? ? 0 0 ? {self._now()} Invalid order format 0")

@@ -44,6 +44,9 @@ FINAL_STATUSES = frozenset({"closed", "canceled", "cancelled", "rejected", "exec
 REJECT_ACTIONS = frozenset({"reject", "rejected", "send_rej"})
 #: The sides an order line names.
 SIDES = frozenset({"B", "S", "SS", "Buy", "Sell", "Short", "BUY", "SELL", "SHORT"})
+#: ``%POS`` types: a long, and a short (a published sample reads ``L``; older lines ``2`` and ``3``).
+POS_LONG = frozenset({"L", "2", "B", "LONG"})
+POS_SHORT = frozenset({"S", "3", "SS", "SHORT"})
 #: An integer the CMD API takes as a token (a C int).
 MAX_TOKEN = 2_147_483_647
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-/^+]{0,31}$")
@@ -351,9 +354,15 @@ def parse(line: str) -> Message:
     if head == "%POS":
         if len(parts) < 4:
             raise ProtocolError(f"%POS with {len(parts) - 1} fields, not at least 3")
-        qty = abs(_int(parts[3], "qty"))
-        short = parts[2].upper() in ("3", "S", "SS", "SHORT")
-        return PosLine(parts[1], -qty if short else qty, _price(parts[4]) if len(parts) > 4 else None)
+        kind = parts[2].upper()
+        if kind not in POS_LONG | POS_SHORT:
+            raise ProtocolError(f"%POS type {parts[2][:8]!r} is neither long (L, 2) nor short (S, 3)")
+        qty = _int(parts[3], "qty")
+        if qty < 0:
+            raise ProtocolError("%POS qty is negative beside its type")
+        return PosLine(
+            parts[1], -qty if kind in POS_SHORT else qty, _price(parts[4]) if len(parts) > 4 else None
+        )
     if head == "BP" and len(parts) >= 2:
         return BuyingPower(
             _dec(parts[1], "buying power"), _dec(parts[2], "overnight") if len(parts) > 2 else None

@@ -46,8 +46,14 @@ class FakeMassiveServer(FakeFeed):
         self._trade_id = 0
 
     async def greet(self, ws: ServerConnection) -> bool:
+        await ws.send(json.dumps([protocol.status("connected", "Connected Successfully")]))
+        return True
+
+    async def authenticated(self, ws: ServerConnection) -> None:
+        """Massive: the newer connection with the key wins; the older is told and closed. Only
+        a connection that signed in takes over, and it brings its own market (its path)."""
         older = self.active
-        if older is not None:  # Massive: the newer connection wins, the older is told and closed
+        if older is not None and older is not ws:
             self.taken_over += 1
             with contextlib.suppress(ConnectionClosed):
                 await older.send(
@@ -60,19 +66,14 @@ class FakeMassiveServer(FakeFeed):
                     )
                 )
                 await older.close()
-        await ws.send(json.dumps([protocol.status("connected", "Connected Successfully")]))
-        return True
+        path = ws.request.path.split("?", 1)[0] if ws.request is not None else "/"
+        self._stocks = path in STOCKS_PATHS
+        self._topics = {name: set() for name in CHANNELS}
 
     def authenticate(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         if request.get("params") != self.key or self.refuse_auth:
             raise AuthRefused([protocol.status("auth_failed", "authentication failed")])
         return [protocol.status("auth_success", "authenticated")]
-
-    async def _handle(self, ws: ServerConnection) -> None:
-        path = ws.request.path.split("?", 1)[0] if ws.request is not None else "/"
-        self._stocks = path in STOCKS_PATHS
-        self._topics = {name: set() for name in CHANNELS}
-        await super()._handle(ws)
 
     def request(self, request: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         action = request.get("action")

@@ -331,3 +331,24 @@ def test_the_readme_backtest_command_works_as_written(tmp_path: Path) -> None:
         assert result.returncode == 0, (step, result.stderr)
     assert (tmp_path / "backtest.html").is_file()
     assert len(list((tmp_path / "days").glob("*.parquet"))) == 5
+
+
+def test_a_trade_still_open_when_the_day_ends_is_sold_at_the_last_bid_as_end_of_day(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from momobot_core.backtest.dayfile import convert
+    from momobot_core.backtest.sweep import Plan, run_here
+
+    quotes = tmp_path / "q.csv"
+    quotes.write_text(
+        "ts,symbol,bid,ask\n2026-11-24T09:30:00,ABCD,2.00,2.01\n2026-11-24T09:31:00,ABCD,2.04,2.05\n"
+    )
+    opens = tmp_path / "o.jsonl"
+    opens.write_text(
+        '{"type":"open","ts":"2026-11-24T09:30:01","symbol":"ABCD","qty":100,"tp1":3,"tp2":4,"stop":1}\n'
+        '{"type":"close","ts":"2026-11-24T09:30:30","symbol":"NONE"}\n'  # a person's refused close
+    )
+    (day,) = convert([quotes, opens], tmp_path / "days", ZoneInfo("America/New_York"))
+    (result,) = run_here(Plan(days=(str(day),), sets=({},)))
+    (trade,) = result["trades"]
+    assert trade["exits"] == "end_of_day" and trade["pnl"] == 3.0  # 100 x (2.04 - 2.01)

@@ -271,6 +271,7 @@ def _run(task: Task) -> tuple[list[dict[str, Any]], int, float, list[str]]:
     from momobot_core.backtest.dayfile import DayFile
     from momobot_core.engine import Engine
     from momobot_core.journal import open_journal
+    from momobot_core.session import apply
 
     plan = task.plan
     config = load_config(plan.config_path) if plan.config_path else Config()
@@ -300,17 +301,20 @@ def _run(task: Task) -> tuple[list[dict[str, Any]], int, float, list[str]]:
                     arm = Arm(symbol, plan.strategy or "pullback", "1m", first)
                     engine.apply(_arm_for(arm, plan, task.params))
             feed_day(engine, day, engine.settings.tz, rewrite=_rewrite(plan, task.params), refused=warn)
-            last = engine.clock.current
-            for symbol in list(engine.open_trades):
-                engine.apply(Close(symbol, ts=last or datetime.now().astimezone()))
+            last = engine.clock.current or datetime.now().astimezone()
+            closed_at_end: set[str] = set()
+            for trade in list(engine.open_trades.values()):
+                if apply(engine, Close(trade.symbol, ts=last)) is None:  # a refusal is logged
+                    closed_at_end.add(trade.id)
         finally:
             engine.shutdown()
         quotes = engine.counters.quotes
-        end_of_day = set()
         trades = journal.trades()
         legs = journal.legs()
-        if last is not None:
-            end_of_day = {leg.order_id for leg in legs if leg.reason == "manual" and leg.closed_at == last}
+        # The manual leg of a trade the day's end closed is that close: end_of_day.
+        end_of_day = {
+            leg.order_id for leg in legs if leg.trade_id in closed_at_end and leg.reason == "manual"
+        }
     finally:
         journal.close()
     lines = [text if n == 1 else f"{text} ({n} times)" for text, n in list(warnings.items())[:5]]

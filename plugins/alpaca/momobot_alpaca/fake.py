@@ -285,11 +285,6 @@ class FakeAlpacaServer(FakeFeed):
         assert type(event) is Luld
         return [protocol.luld(event.symbol, event.lower, event.upper, _now())]
 
-    def render(self, quote: Quote, trade: bool) -> list[dict[str, Any]]:
-        ts = _now()
-        messages = [protocol.trade(quote.symbol, quote.last, ts)] if trade and quote.last else []
-        return [*messages, protocol.quote(quote.symbol, quote.bid, quote.ask, ts)]
-
 
 class FakeAlpacaThread(FeedThread):
     server: FakeAlpacaServer

@@ -172,8 +172,3 @@ class FakeMassiveServer(FakeFeed):
             return [protocol.luld(event.symbol, sorted(codes), ms)]
         assert type(event) is Luld
         return [protocol.luld(event.symbol, [], ms, event.lower, event.upper)]
-
-    def render(self, quote: Quote, trade: bool) -> list[dict[str, Any]]:
-        ms = int(time.time() * 1000)
-        events = [protocol.trade(quote.symbol, quote.last, ms)] if trade and quote.last else []
-        return [*events, protocol.quote(quote.symbol, quote.bid, quote.ask, ms)]

@@ -518,3 +518,41 @@ def test_odd_rows_come_out_the_same_batch_by_batch_as_one_by_one(
         except InputError as exc:
             outcomes.append(str(exc))
     assert outcomes[0] == outcomes[1]
+
+
+def test_a_recording_serve_killed_and_started_again_keeps_its_trade_and_its_day_whole(tmp_path: Path) -> None:
+    from api_helpers import start_api
+
+    from momobot_core.backtest.dayfile import read_segment
+
+    config = tmp_path / "momobot.toml"
+    config.write_text(f'[momobot]\nrecord = "{tmp_path / "days"}"\n')
+    api = start_api(tmp_path, "--config", str(config))
+    quote = {"symbol": "ABCD", "bid": 2.00, "ask": 2.01, "last": 2.00}
+    assert api.client.post("/quotes", json=quote).status_code == 200
+    order = {"symbol": "ABCD", "qty": 100, "tp1": 2.10, "tp2": 2.30, "stop": 1.90}
+    assert api.client.post("/trades", json=order).status_code == 201
+    assert (
+        api.client.post("/quotes", json={**quote, "bid": 2.12, "ask": 2.13, "last": 2.12}).status_code == 200
+    )
+
+    def rows_written() -> int:
+        return sum(b.num_rows for p in (tmp_path / "days").glob("*.parts/*.arrows") for b in read_segment(p))
+
+    assert wait_until(lambda: rows_written() >= 3, timeout=30)
+    api.stop(signal.SIGKILL)  # no seal, no shutdown: the segment and the journal as they were
+    again = start_api(tmp_path, "--config", str(config))  # seals the killed run's segment first
+    try:
+        (position,) = again.client.get("/positions").json()
+        assert (position["symbol"], position["remaining"], position["tp1_hit"]) == ("ABCD", 50, True)
+        assert (
+            again.client.post("/quotes", json={**quote, "bid": 2.20, "ask": 2.21, "last": 2.20}).status_code
+            == 200
+        )
+    finally:
+        code, err = again.stop()
+    assert code == 0, err
+    (day,) = (tmp_path / "days").glob("*.parquet")
+    events = list(read_day(day))
+    assert [type(e).__name__ for e in events] == ["Quote", "Open", "Quote", "Quote"]  # once each, in order
+    assert [e.bid for e in events if isinstance(e, Quote)] == [2.00, 2.12, 2.20]

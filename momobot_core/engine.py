@@ -506,7 +506,12 @@ class Engine:
                 trade = self.open_trades.get(symbol)
                 if trade is not None:
                     self._quote_watch.quoted(symbol, time.monotonic())
-                    if not trade.unconfirmed:
+                    halts = self._halts
+                    if halts.symbols and symbol in halts.symbols:
+                        pass  # halted: no exit goes out on a price from the halt
+                    elif halts.held and symbol in halts.held:
+                        self._release_held(trade, quote)
+                    elif not trade.unconfirmed:
                         self._check_targets(trade, quote)
                         after = self.open_trades.get(symbol)
                         if after is not None and after.tp1_hit and after.trail and after.trail != "candle":
@@ -692,6 +697,15 @@ class Engine:
                 f"{symbol}: unknown symbol: no quote yet, so there is no ask to buy at", "unknown_symbol"
             )
         brackets.check_levels(symbol, qty, risk, tp1, tp2, stop, quote.ask)
+        band = self.luld_bands.get(symbol)
+        if band is not None and stop < band[0]:
+            raise TradeRefused(
+                f"{symbol}: the stop {stop:g} lies below the lower limit-up/limit-down band"
+                f" {band[0]:g} (band {band[0]:g}-{band[1]:g}): the market would pause before it"
+                " could fill there",
+                "market",
+                rule="luld",
+            )
         if qty is None:
             assert risk is not None
             qty = self._day.size(symbol, risk, quote.ask, stop)
@@ -729,10 +743,50 @@ class Engine:
         if refused is not None:
             self.counters.refused_actions += 1
             raise refused
+        if symbol in self._halts.symbols:
+            self._hold_exit(symbol, "manual")
+            return trade
         ts = ts if ts is not None else self.clock.now()
         after = self._close(trade, None, quote.bid, ts, Intent.MANUAL, CloseReason.MANUAL)
         self._after_exits(ts)
         return after
+
+    @property
+    def held_exits(self) -> dict[str, str]:
+        """Exits asked for while their symbol is halted (symbol -> ``manual``, ``kill_switch`` or
+        ``max_daily_loss``): sent at the first quote after the resume, at its bid."""
+        return self._halts.held
+
+    def _hold_exit(self, symbol: str, reason: str) -> None:
+        notice = self._halts.hold(symbol, reason)
+        if notice is not None:
+            self.alert(notice.kind, notice.message, symbol=notice.symbol, **notice.detail)
+
+    def _release_held(self, trade: Trade, quote: Quote) -> None:
+        """The first quote after a halt's resume: the exit held meanwhile goes out at its bid."""
+        reason = self._halts.quoted(trade.symbol)
+        if reason == "manual":
+            self._close(trade, None, quote.bid, quote.ts, Intent.MANUAL, CloseReason.MANUAL, quote=quote)
+        else:
+            # A kill's flatten of a trade that was halted then: a kill of its own, the hooks in
+            # the order a kill gives them.
+            after, order, event, pending = self._close_state(
+                trade, None, quote.bid, quote.ts, Intent.MANUAL, CloseReason.KILL
+            )
+            self._notify("on_kill", trades=[trade], reason=reason)
+            self.counters.orders += 1
+            self._notify("on_order_submitted", order=order, trade=after)
+            self._notify("on_position_closed", trade=after, reason=CloseReason.KILL.value, price=order.price)
+            self._dispatched(event.id, pending)
+        self.alert(
+            "exit_released",
+            f"{trade.symbol}: the {reason} exit held through the halt went out at {quote.bid:g} (the bid"
+            " of the first quote after the resume)",
+            symbol=trade.symbol,
+            reason=reason,
+            price=quote.bid,
+        )
+        self._after_exits(quote.ts)
 
     def discard_trade(self, symbol: str, ts: datetime | None = None) -> Trade:
         """A person checked the broker: an unconfirmed trade's entry never reached it. The trade is
@@ -760,6 +814,7 @@ class Engine:
         del self.open_trades[symbol]
         self._hold_until.pop(symbol, None)
         self._stop_moved_at.pop(trade.id, None)
+        self._halts.held.pop(symbol, None)
         self._day.closed(symbol)
         log.warning(
             "%s: trade %s discarded by a person (its entry never reached the broker): closed in the"
@@ -1113,6 +1168,8 @@ class Engine:
         self._hold_until.pop(trade.symbol, None)
         self._stop_moved_at.pop(trade.id, None)
         self._trail_high.pop(trade.id, None)
+        if self._halts.held:
+            self._halts.held.pop(trade.symbol, None)
         self._day.closed(trade.symbol)
         self.counters.trades_closed += 1
         self._day.count_leg(after, leg, closed=True)
@@ -1145,7 +1202,9 @@ class Engine:
         day.kill_due = None
         day.killing = True
         try:
-            trades = list(self.open_trades.values())
+            halted = self._halts.symbols
+            held = [trade for trade in self.open_trades.values() if trade.symbol in halted]
+            trades = [trade for trade in self.open_trades.values() if trade.symbol not in halted]
             closes = []
             for trade in trades:
                 quote = self.last_quotes.get(trade.symbol)
@@ -1172,6 +1231,8 @@ class Engine:
                 self._dispatched(event.id, pending)
         finally:
             day.killing = False
+        for trade in held:
+            self._hold_exit(trade.symbol, reason)
         reason, message = day.after_kill(reason, message, ts)
         flattened = ", ".join(f"{t.symbol} {t.remaining}" for t in trades)
         done = (
@@ -1180,6 +1241,9 @@ class Engine:
             if trades
             else "no trade was open"
         )
+        if held:
+            waiting = ", ".join(f"{t.symbol} {t.remaining}" for t in held)
+            done += f"; {waiting} held by its trading halt, flattened at the first quote after the resume"
         self.alert(
             "halted",
             f"{message}: {done}; entries are halted"

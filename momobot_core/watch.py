@@ -85,6 +85,9 @@ class TradingHalts:
     def __init__(self) -> None:
         #: Symbol -> the reason the source gave.
         self.symbols: dict[str, str] = {}
+        #: Exits asked for while their symbol was halted (symbol -> ``manual`` or a kill's reason):
+        #: held by the engine and sent on the first quote after the resume, at its price.
+        self.held: dict[str, str] = {}
 
     def change(self, symbol: str, halted: bool, reason: str) -> Notice | None:
         """A halt began or ended on ``symbol``: the notice to raise (None: nothing changed)."""
@@ -97,13 +100,33 @@ class TradingHalts:
             )
         if not halted and symbol in self.symbols:
             del self.symbols[symbol]
+            held = self.held.get(symbol)
+            then = f"; the held {held} exit goes out at the next quote's bid" if held else ""
             return Notice(
                 "resumed",
-                f"{symbol}: trading again ({reason})",
+                f"{symbol}: trading again ({reason}){then}",
                 symbol=symbol,
                 detail={"what": "trading_halt"},
             )
         return None
+
+    def hold(self, symbol: str, reason: str) -> Notice | None:
+        """An exit asked for while ``symbol`` is halted: held until a quote after the resume (the
+        first one asked for stands; None when one is held already)."""
+        if symbol in self.held:
+            return None
+        self.held[symbol] = reason
+        return Notice(
+            "exit_held",
+            f"{symbol}: trading is halted ({self.symbols[symbol]}): the {reason} exit is held and"
+            " goes out at the first quote after the resume, at its bid",
+            symbol=symbol,
+            detail={"reason": reason},
+        )
+
+    def quoted(self, symbol: str) -> str | None:
+        """A quote for ``symbol``, which is not halted: the exit held for it, if any (taken)."""
+        return self.held.pop(symbol, None)
 
     def refusal(self, symbol: str) -> str | None:
         reason = self.symbols.get(symbol)

@@ -309,6 +309,8 @@ def build_app(
             "risk": engine.risk_status(),
             "source": _source_status(engine),
             "halted_symbols": dict(engine.halted_symbols),
+            "held_exits": dict(engine.held_exits),
+            "luld_bands": {s: {"lower": lo, "upper": up} for s, (lo, up) in engine.luld_bands.items()},
             "plugins": links,
         }
 
@@ -498,10 +500,25 @@ def build_app(
             return _refused(exc)
         return {"resumed": True, "risk": engine.risk_status()}
 
-    @app.post("/close-position", response_model=TradeOut, responses=errors)
+    @app.post(
+        "/close-position",
+        response_model=TradeOut,
+        responses={
+            **errors,
+            202: {
+                "model": TradeOut,
+                "description": "The symbol is halted: the exit is held and goes out at the first"
+                " quote after the resume; the trade, still open.",
+            },
+        },
+    )
     async def close_position(body: SymbolBody) -> Any:
-        """Manual close: sell what remains at the bid."""
-        return _acted(lambda: engine.apply(Close(body.symbol, engine.clock.now())))
+        """Manual close: sell what remains at the bid (held while the symbol is halted: 202)."""
+        answer = _acted(lambda: engine.apply(Close(body.symbol, engine.clock.now())))
+        if isinstance(answer, dict) and answer["closed_at"] is None and body.symbol in engine.held_exits:
+            held = TradeOut.model_validate(answer).model_dump(mode="json")
+            return JSONResponse(status_code=202, content=held)
+        return answer
 
     @app.post("/confirm", response_model=TradeOut, responses=errors)
     async def confirm(body: ConfirmBody) -> Any:

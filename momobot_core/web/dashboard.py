@@ -179,6 +179,8 @@ def positions(bot: Engine) -> list[dict[str, Any]]:
         rows.append(
             {
                 "trade": trade,
+                "halted": bot.halted_symbols.get(trade.symbol),
+                "exit_held": bot.held_exits.get(trade.symbol),
                 "lost": " and ".join(bot.lost_exits(trade.id)) if trade.unconfirmed else "",
                 "bid": quote.bid if quote else None,
                 "ask": quote.ask if quote else None,
@@ -232,7 +234,10 @@ class Dashboard:
         arms = bot.arms_fingerprint
         source = bot.source.status() if bot.source is not None else None
         parts: dict[str, tuple[object, Callable[[], str]]] = {
-            "positions": ((traded, held), lambda: render("_positions.html", rows=positions(bot))),
+            "positions": (
+                (traded, held, tuple(bot.halted_symbols.items()), tuple(bot.held_exits.items())),
+                lambda: render("_positions.html", rows=positions(bot)),
+            ),
             "today": (
                 (
                     traded,
@@ -251,7 +256,13 @@ class Dashboard:
             "equity": (None, self.equity_svg),  # cached by its own key
             "arms": (arms, lambda: render("_arms.html", arms=bot.arms)),
             "watch": (
-                (tuple(self.watch), tuple(quotes.get(s) for s in self.watch), arms),
+                (
+                    tuple(self.watch),
+                    tuple(quotes.get(s) for s in self.watch),
+                    arms,
+                    tuple(bot.halted_symbols.items()),
+                    tuple(bot.luld_bands.get(s) for s in self.watch),
+                ),
                 lambda: render("_watch.html", rows=self.watch_rows()),
             ),
             "day": (
@@ -293,6 +304,8 @@ class Dashboard:
                     "last": quote.last if quote else None,
                     "change": None if now is None or first is None else now - first,
                     "change_pct": None if now is None or not first else (now - first) / first * 100,
+                    "band": bot.luld_bands.get(symbol),
+                    "halted": bot.halted_symbols.get(symbol),
                     "arm": ""
                     if arm is None
                     else f"{arm['strategy']} {arm['timeframe']} ({arm['entries']}/{arm['entries_allowed']})",

@@ -913,6 +913,8 @@ class Engine:
         names no journaled order or makes no sense."""
         new, recorded = self._record.record_fill(fill)
         self.counters.fills += recorded
+        if new and self.hooks is not None:
+            self._notify("on_fill", fill=fill, order=self._record.order_of(fill.order_id))
         return new
 
     # -- the journal ---------------------------------------------------------------

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from momobot_core.engine import Engine
-    from momobot_core.models import Alert, Order, Panel, Quote, Target, Trade
+    from momobot_core.models import Alert, Fill, Order, Panel, Quote, Target, Trade
     from momobot_core.sources import SourceFactory
     from momobot_core.strategies import StrategyFactory
 
@@ -127,6 +127,25 @@ def on_kill(trades: list[Trade], reason: str) -> None:
     ``cancel_all``, ``flatten_all``: one key for the whole account, where one
     ``sell_all_bid`` per trade would sell the active montage's symbol N
     times); an order plugin closes each trade by its symbol.
+
+    A trade whose symbol was under a trading halt at the kill is not in
+    ``trades``: its exit is held, and at the first quote after the resume this
+    hook is called again with that trade alone (the same ``reason``), followed
+    by its ``on_order_submitted`` and ``on_position_closed`` as above.
+    """
+
+
+@hookspec
+def on_fill(fill: Fill, order: Order | None) -> None:
+    """Called when a broker's fill of one of the engine's orders is recorded (once per execution).
+
+    :param fill: What the broker filled (``qty``, ``price``, ``ts``, ``broker_ref``) of the
+        engine's order ``fill.order_id``, reported by an order plugin.
+    :param order: That order as the journal holds it (symbol, side, intent, the engine's model
+        price), or None when it is not journaled yet (its order waits in the side file).
+
+    The fill is journaled (or kept until the journal can take it) before this call. Runs on
+    the engine's thread: must not block.
     """
 
 

@@ -37,7 +37,9 @@ SHUTDOWN_TIMEOUT = 5.0
 #: An event hook call slower than this is logged with the plugin's name.
 SLOW_HOOK_S = 0.005
 #: The hooks that run on the trading path (timed, and held to "must not block").
-EVENT_HOOKS = frozenset({"on_order_submitted", "on_target_hit", "on_position_closed", "on_alert", "on_kill"})
+EVENT_HOOKS = frozenset(
+    {"on_order_submitted", "on_target_hit", "on_position_closed", "on_alert", "on_kill", "on_fill"}
+)
 
 
 class PluginStartError(ConfigError):

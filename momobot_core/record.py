@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ from momobot_core.journal import JournalEvent, JournalWriteError
 
 if TYPE_CHECKING:
     from momobot_core.journal import Journal
-    from momobot_core.models import Fill
+    from momobot_core.models import Fill, Order
 
 log = logging.getLogger("momobot.engine")
 
@@ -412,6 +413,16 @@ class Record:
                 order.price,
             )
         return new, earlier + new
+
+    def order_of(self, order_id: str) -> Order | None:
+        """The engine's order ``order_id`` as journaled, or None (no journal, or not there yet)."""
+        journal = self.journal
+        if journal is None:
+            return None
+        try:
+            return journal.order(order_id)
+        except sqlite3.Error:
+            return None
 
     def keep_fill(self, fill: Fill, symbol: str, exc: JournalWriteError | None) -> None:
         """A fill the journal could not take (``exc``) or whose order waits in the side file."""

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from momobot_core import hookimpl
 from momobot_core.engine import Engine, TradeRefused
 from momobot_core.journal import Journal
-from momobot_core.models import Fill, Leg, Quote
+from momobot_core.models import Fill, Leg, Order, Quote
 from momobot_core.report import legs_json
 
-from conftest import SqliteLocker
+from conftest import SqliteLocker, make_hooks
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 
@@ -100,3 +101,36 @@ def test_legs_show_broker_prices_and_slippage_from_the_sides_known() -> None:
     assert entry_only["broker_exit_price"] is None and entry_only["slippage"] == pytest.approx(-2.5)
     (none,) = json.loads(legs_json([leg]))
     assert "slippage" not in none and "order_id" not in none  # no order plugin: the legs as before
+
+
+class FillListener:
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, int, float, str | None, str | None]] = []
+
+    @hookimpl
+    def on_fill(self, fill: Fill, order: Order | None) -> None:
+        self.heard.append(
+            (
+                fill.broker_ref,
+                fill.qty,
+                fill.price,
+                order.symbol if order else None,
+                order.side if order else None,
+            )
+        )
+
+
+def test_on_fill_hears_each_execution_once_with_the_order_it_fills(tmp_path: Path) -> None:
+    listener = FillListener()
+    engine = Engine(journal=Journal(tmp_path / "j.db"), mode="replay", hooks=make_hooks(listener))
+    engine.start()
+    engine.apply(Quote("ABCD", T0, 1.99, 2.00))
+    trade = engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90, ts=T0)
+    (entry,) = [row for row in engine.journal.executions() if row["trade_id"] == trade.id]  # type: ignore[union-attr]
+    order_id = str(entry["order_id"])
+    engine.apply(Fill(order_id, 60, 2.03, T0, "x1"))
+    engine.apply(Fill(order_id, 60, 2.03, T0, "x1"))  # reported again after a reconnect: not heard
+    with pytest.raises(TradeRefused):
+        engine.apply(Fill("nope", 10, 2.0, T0, "x9"))  # refused: not heard either
+    assert listener.heard == [("x1", 60, 2.03, "ABCD", "buy")]
+    engine.shutdown()

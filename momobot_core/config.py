@@ -26,7 +26,7 @@ log = logging.getLogger("momobot.config")
 #: The core's own tables.
 CORE_TABLES = ("momobot", "api", "risk", "bracket")
 #: Tables of this project's plugins: configuring one that is not installed is a warning, not an error.
-PLUGIN_TABLES = ("hotkey_ws", "voice", "alpaca", "massive", "das")
+PLUGIN_TABLES = ("hotkey_ws", "voice", "alpaca", "massive", "das", "notify")
 DEFAULT_TIMEZONE = "America/New_York"
 #: The entry-point group plugins are installed under.
 ENTRY_POINT_GROUP = "momobot"

@@ -247,3 +247,28 @@ def test_a_pip_installed_strategy_trades_a_recorded_day_and_goes_with_uninstall(
     gone = momobot(fresh_env, "replay", str(day), "--db", str(tmp_path / "gone.db"))
     assert gone.returncode == 0 and "0 opened" in gone.stdout
     assert "no strategy 'orb' (installed: level, pullback, signal)" in gone.stderr
+
+
+def test_pip_install_notify_sends_the_demos_trades_and_uninstall_stops_it(fresh_env: Path) -> None:
+    from notify_helpers import Webhook
+
+    pip(fresh_env, "install", "--quiet", str(ROOT / "plugins" / "notify"))
+    assert "notify" in plugin_names(fresh_env)
+    assert momobot(fresh_env, "notify", "--help").returncode == 0
+    with Webhook() as hook:
+        env = {
+            "MOMOBOT_NOTIFY_URLS": hook.url(),
+            "MOMOBOT_NOTIFY_REPLAY": "1",
+            "MOMOBOT_DISABLE_PLUGINS": "hotkey_ws,das",
+        }
+        demo = momobot(fresh_env, "demo", env=env)
+        assert demo.returncode == 0, demo.stderr
+        text = "\n".join(hook.bodies())  # shutdown flushes what waited before the process ends
+        assert "Closed " in text and "Summary: Day " in text and "realised P&L +$17.50" in text
+        pip(fresh_env, "uninstall", "--yes", "momobot-notify")
+        assert "notify" not in plugin_names(fresh_env)
+        assert momobot(fresh_env, "notify", "--help").returncode == 2
+        sent = len(hook.received)
+        again = momobot(fresh_env, "demo", env=env)
+        assert again.returncode == 0, again.stderr
+        assert len(hook.received) == sent  # nothing after the uninstall

@@ -66,7 +66,11 @@ class Channel:
         self._config = config
         self._tell = tell
         self._clock = clock
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
+        #: The thread waits with nothing to do (no timeout): the next notice must wake it. Only
+        #: that one does: waking it for each notice of a burst would take the GIL from the
+        #: engine's thread each time, where it will wake at its own time anyway.
+        self._idle = False
         self._waiting: deque[Notice] = deque()
         self._dropped = 0
         self._next_at = 0.0
@@ -94,7 +98,9 @@ class Channel:
                 self._dropped += 1
                 self.dropped_total += 1
             self._waiting.append(notice)
-            self._cond.notify()
+            if self._idle:
+                self._idle = False
+                self._cond.notify()
 
     def status(self) -> dict[str, Any]:
         with self._cond:
@@ -115,7 +121,7 @@ class Channel:
         with self._cond:
             self._stopping = True
             self._deadline = self._clock() + timeout
-            self._cond.notify()
+            self._cond.notify()  # whether idle or waiting for its next time: what waits goes now
         self._thread.join(timeout)
         with self._cond:
             return len(self._waiting)
@@ -133,7 +139,12 @@ class Channel:
                         break
                     if self._waiting and now >= self._next_at:
                         break
-                    self._cond.wait(None if not self._waiting else self._next_at - now)
+                    if self._waiting:
+                        self._cond.wait(self._next_at - now)
+                    else:
+                        self._idle = True
+                        self._cond.wait()
+                        self._idle = False
                 batch = list(self._waiting)
                 self._waiting.clear()
                 dropped, self._dropped = self._dropped, 0

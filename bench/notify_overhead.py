@@ -9,24 +9,25 @@ Not a test: ``python bench/notify_overhead.py``.
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from threading import Thread
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from momobot_core.config import Config
+from momobot_core.engine import Engine
+from momobot_core.journal import Journal
+from momobot_core.models import Quote
+from momobot_core.plugins import Hooks
 
-from hotkey_helpers import free_port  # noqa: E402
 
-from momobot_core.config import Config  # noqa: E402
-from momobot_core.engine import Engine  # noqa: E402
-from momobot_core.journal import Journal  # noqa: E402
-from momobot_core.models import Quote  # noqa: E402
-from momobot_core.plugins import Hooks  # noqa: E402
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class _Ok(BaseHTTPRequestHandler):

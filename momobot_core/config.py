@@ -158,6 +158,10 @@ class Section:
     def _error(self, key: str, value: Any, where: str, why: str) -> ConfigError:
         return ConfigError(f"[{self.name}] {key} = {value!r}{where}: {why}")
 
+    def get_raw(self, key: str) -> tuple[Any, str] | None:
+        """The value as given (any type) and where from (`` (from VAR)`` or empty); None if unset."""
+        return self._raw(key)
+
     def has(self, key: str) -> bool:
         return self._raw(key) is not None
 
@@ -275,6 +279,8 @@ class CoreSettings:
     #: A folder ``serve`` records every quote and action into, a day file per trading day
     #: (docs/backtest.md); None: nothing is recorded.
     record: str | None = None
+    #: The sessions entries are taken in (``pre``, ``regular``, ``after``); None: at any time.
+    session: tuple[str, ...] | None = None
 
     @property
     def tz(self) -> tzinfo:
@@ -293,6 +299,7 @@ class CoreSettings:
                 "journal_wait_s",
                 "arm",
                 "record",
+                "session",
             }
         )
         min_hold_s = section.get_float("min_hold_s", 0.0)
@@ -319,4 +326,12 @@ class CoreSettings:
             quote_wait_s=quote_wait_s,
             arm=tuple(section.get_str_list("arm", [])),
             record=section.get_str("record", None) or None,
+            session=_sessions(section),
         )
+
+
+def _sessions(section: Section) -> tuple[str, ...] | None:
+    from momobot_core.market import parse_sessions
+
+    raw = section.get_raw("session")
+    return None if raw is None else parse_sessions(raw[0], raw[1])

@@ -25,7 +25,8 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -37,6 +38,7 @@ from momobot_core.candles import Candle, CandleBook
 from momobot_core.config import Config, CoreSettings
 from momobot_core.errors import JournalWriteError, TradeRefused
 from momobot_core.journal import JournalEvent, WireLog
+from momobot_core.market import MarketHours, check_window, last_close, session_refusal, session_status
 from momobot_core.models import (
     Alert,
     Arm,
@@ -168,6 +170,9 @@ class Engine:
         self._record = Record(journal, self.alert)
         self._inbox = self._alerts.inbox  # alerts from other threads
         self.risk = RiskSettings.from_config(self.config)
+        #: The exchange's sessions, holidays and half days (read on first use).
+        self.market = MarketHours()
+        check_window(self.settings, self.risk)
         #: The day's count against the [risk] limits, a halt of the day's entries, the loss watch.
         self._day = RiskDay(
             self.risk,
@@ -242,6 +247,9 @@ class Engine:
             return
         self._started = True
         self._alerts.owner = threading.get_ident()
+        if self.clock.live or self.settings.session is not None:
+            # The calendar is read now, not on the first entry or page draw (about 0.3 s once).
+            self.market.hours(self.clock.now().astimezone(UTC).date())
         if self.hooks is not None:
             self.hooks.start(self)
         self._restart_alerts()
@@ -697,6 +705,10 @@ class Engine:
                 f"{symbol}: unknown symbol: no quote yet, so there is no ask to buy at", "unknown_symbol"
             )
         brackets.check_levels(symbol, qty, risk, tp1, tp2, stop, quote.ask)
+        if self.settings.session is not None:
+            refusal = session_refusal(self.market, self.settings.session, symbol, ts)
+            if refusal is not None:
+                raise TradeRefused(refusal, "halted", rule="session")
         band = self.luld_bands.get(symbol)
         if band is not None and stop < band[0]:
             raise TradeRefused(
@@ -1260,6 +1272,15 @@ class Engine:
         lifted = self._day.resume(ts if ts is not None else self.clock.now())
         self.alert("resumed", f"entries are allowed again (the {lifted} halt was lifted)", what=lifted)
         return True
+
+    def session_now(self, ts: datetime | None = None) -> dict[str, object]:
+        """Which session it is (``pre``, ``regular``, ``after``, ``closed``), whether entries
+        are taken in it (``[momobot] session``), and the day's hours: /ping and the dashboard."""
+        return session_status(self.market, self.settings.session, ts or self.clock.now())
+
+    def session_end(self, day: date) -> clock_time | None:
+        """When ``day``'s last configured session ends (New York time); None on a closed day."""
+        return last_close(self.market, self.settings.session, day)
 
     def risk_status(self) -> dict[str, object]:
         """Today against the limits, for ``GET /ping`` and the dashboard."""

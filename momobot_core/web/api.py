@@ -308,6 +308,7 @@ def build_app(
             "halted": engine.entries_halted,
             "risk": engine.risk_status(),
             "source": _source_status(engine),
+            "market": engine.session_now(),
             "halted_symbols": dict(engine.halted_symbols),
             "held_exits": dict(engine.held_exits),
             "luld_bands": {s: {"lower": lo, "upper": up} for s, (lo, up) in engine.luld_bands.items()},

@@ -249,6 +249,7 @@ class Dashboard:
                     bot.stale_quotes,
                     tuple(bot.counters.refused_by_rule.items()),
                     bot.book.day,
+                    bot.market.session_at(bot.clock.now()),
                 ),
                 lambda: render("_today.html", risk=bot.risk_status(), bot=bot),
             ),

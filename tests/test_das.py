@@ -350,6 +350,21 @@ def test_a_catastrophic_stop_follows_each_fill_in_regular_hours_only(fake: FakeD
             s.open("ABCD", 100, 2.20, 2.40, 1.90)
             assert s.pump(lambda: s.engine.counters.fills == 1)
             assert [line.split()[6] for line in late.lines("NEWORDER")] == ["2.05"]
+            told = [a for a in s.engine.alerts if a.kind == "das_extended_hours"]
+            assert len(told) == 1 and "it is after-hours now" in told[0].message
+        finally:
+            s.close()
+    # A half day: the regular session ends at 13:00 (the exchange's calendar), so 14:00 has none.
+    half_day = datetime(2026, 11, 27, 19, 0, tzinfo=UTC)
+    with FakeDas() as early:
+        s = DasSession(
+            das_config(early, catastrophic_stop_pct=10), tmp_path / "half.db", wall=lambda: half_day
+        )
+        try:
+            s.quote("ABCD", 1.99, 2.00)
+            s.open("ABCD", 100, 2.20, 2.40, 1.90)
+            assert s.pump(lambda: s.engine.counters.fills == 1)
+            assert [line.split()[6] for line in early.lines("NEWORDER")] == ["2.05"]
         finally:
             s.close()
 

@@ -487,3 +487,47 @@ def test_the_hotkey_plugins_event_hooks_run_before_any_other_plugins() -> None:
     hooks.register(Recorder(), name="registered-later")
     for hook in ("on_order_submitted", "on_target_hit", "on_position_closed"):
         assert next(name for name, _, _ in hooks.implementations(hook)) == "hotkey_ws", hook
+
+
+def test_outside_the_regular_session_an_event_sends_its_extended_hours_commands(
+    server: HotkeyTestServer,
+) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from momobot_core.models import Quote
+
+    ny = ZoneInfo("America/New_York")
+    parsed = load_hotkey_config(
+        {
+            "url": server.url,
+            "extended_manual_commands": ["sell_all_bid_ext"],
+            "extended_entry_commands": "buy_ext",
+        }
+    )
+    assert parsed.extended_commands == {"manual": ("sell_all_bid_ext",), "entry": ("buy_ext",)}
+    plugin = HotkeyPlugin(fast_config(server.url, extended_commands=parsed.extended_commands))
+    engine = live_engine(plugin)
+    for hour, symbol in ((8, "PRE"), (10, "REG"), (17, "AFT")):
+        at = datetime(2026, 12, 7, hour, 0, tzinfo=ny)  # a Monday: pre-market, regular, after-hours
+        engine.on_quote(Quote(symbol, at, 1.99, 2.00))
+        engine.open_trade(symbol, 100, 2.20, 2.40, 1.90, ts=at)
+        engine.close_trade(symbol, ts=at)
+    at = datetime(2026, 11, 27, 14, 0, tzinfo=ny)  # a half day's afternoon: after the 13:00 close
+    engine.on_quote(Quote("HALF", at, 1.99, 2.00))
+    engine.open_trade("HALF", 100, 2.20, 2.40, 1.90, ts=at)
+    engine.on_quote(Quote("HALF", at, 2.20, 2.21))  # TP1: no extended set for it, its own commands
+    expected = [
+        "buy_ext",
+        "sell_all_bid_ext",
+        "buy_ask",
+        "sell_all_bid",
+        "buy_ext",
+        "sell_all_bid_ext",
+        "buy_ext",
+        "sell_ask",
+        "cancel_all",
+        "break_even",
+    ]
+    assert server.wait_for(len(expected)) == expected
+    engine.shutdown()

@@ -31,13 +31,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from datetime import time as clock_time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import attrs
 
+from momobot_core.market import NAMES, NEW_YORK, MarketHours
 from momobot_core.models import Fill, Intent, Order, Side, Trade
 from momobot_das.config import DasConfig
 from momobot_das.orders import ExitJob, PendingEntry, PendingTakeProfit, Working, das_symbol
@@ -70,9 +69,6 @@ log = logging.getLogger("momobot.das")
 
 #: Intents of the orders the desk writes (the engine's, and its own catastrophic stop).
 CATASTROPHIC = "catastrophic"
-#: Regular trading hours, exchange time: the catastrophic stop is only placed inside them.
-EXCHANGE_TZ = ZoneInfo("America/New_York")
-REGULAR_HOURS = (clock_time(9, 30), clock_time(16, 0))
 #: Executions of orders not (yet) known kept at most: another client's are never claimed.
 MAX_ORPHANS = 1000
 #: An order the platform has not acknowledged this long means it is not reading: reconnect.
@@ -112,6 +108,8 @@ class Desk:
         self._bot = bot
         self._clock = clock
         self._wall = wall  # the catastrophic stop's regular-hours check
+        #: The exchange's sessions (holidays, half days): the engine's, else one of the desk's own.
+        self._market = bot.market if bot is not None else MarketHours()
         self.link: DasLink | None = None
         self._lock = threading.RLock()
         # Tokens unique across runs (the platform lists earlier runs' orders too): from the clock
@@ -656,14 +654,16 @@ class Desk:
             return  # placed again once the cancel is confirmed
         if self._in_doubt(symbol) is not None:
             return  # placed again once no lost sell can still arrive
-        now = self._wall().astimezone(EXCHANGE_TZ)
-        if now.weekday() >= 5 or not REGULAR_HOURS[0] <= now.time() < REGULAR_HOURS[1]:
+        now = self._wall()
+        if not self._market.is_regular(now):
             if trade_id not in self._cat_skipped:
                 self._cat_skipped.add(trade_id)
                 log.warning(
-                    "DAS: no catastrophic stop for trade %s: stop orders are placed in regular hours"
-                    " only (09:30-16:00 New York)",
+                    "DAS: no catastrophic stop for trade %s: it is %s (%s); stop orders are placed"
+                    " in the regular session only. The engine's own stop still watches the trade",
                     trade_id,
+                    NAMES[self._market.session_at(now)],
+                    self._market.hours(now.astimezone(NEW_YORK).date()).describe(),
                 )
             return
         entry = next((w for w in self._by_trade.get(trade_id, ()) if w.side == "B"), None)

@@ -18,11 +18,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from momobot_core import Panel, hookimpl
 from momobot_core.config import ConfigError
+from momobot_core.market import NAMES
 from momobot_das.config import PASSWORD_ENV, DasConfig, configured, load_das_config, replay_wanted
 from momobot_das.desk import Desk
 from momobot_das.link import DasLink
@@ -79,6 +80,25 @@ class DasPlugin:
             if trade is not None and order is not None:
                 desk.resume_take_profit(order, trade)
 
+    def _tell_extended_hours(self, bot: Engine, config: DasConfig) -> None:
+        """At start: outside the regular session no stop order goes to the broker; say so."""
+        if config.catastrophic_stop_pct is None:
+            return
+        now = (self._wall or (lambda: datetime.now(UTC)))()
+        session = bot.market.session_at(now)
+        extended = [s for s in bot.settings.session or () if s != "regular"]
+        if session == "regular" and not extended:
+            return
+        where = f"it is {NAMES[session]} now" if session != "regular" else "the bot trades extended hours"
+        bot.alert(
+            "das_extended_hours",
+            f"{where}: outside the regular session the catastrophic stop is not placed at DAS"
+            " (brokers take no stop orders then); the engine's own stop still watches every"
+            " trade, and orders are limit orders (TIF=DAY+)",
+            plugin="das",
+            session=session,
+        )
+
     @hookimpl
     def on_startup(self, bot: Engine) -> None:
         self._state = "not sending in this mode"
@@ -124,6 +144,7 @@ class DasPlugin:
         )
         desk.link = link
         self.desk, self.link = desk, link
+        self._tell_extended_hours(bot, config)
         self._resume_take_profits(bot, desk)
         link.start()
         # Start-up (not the trading path) may wait a moment: a refused login stops it here, and

@@ -43,6 +43,10 @@ class HotkeyConfig:
     format: str = "text"
     replay: bool = False
     commands: dict[str, tuple[str, ...]] = attrs.field(factory=lambda: dict(DEFAULT_COMMANDS))
+    #: The commands of the events that happen outside the regular session (pre-market,
+    #: after-hours, a half day's afternoon): ``extended_<event>_commands``; an event not set
+    #: there sends its regular commands. Empty: one command set all day.
+    extended_commands: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
     ping_interval: float = 0.25
     ping_timeout: float = 0.25
     open_timeout: float = 2.0
@@ -79,6 +83,7 @@ KEYS = {
     "queue_size",
     "flush_timeout",
     *(f"{event}_commands" for event in EVENTS),
+    *(f"extended_{event}_commands" for event in EVENTS),
 }
 
 
@@ -129,6 +134,10 @@ def load_hotkey_config(config: Config | dict[str, Any] | None = None) -> HotkeyC
     commands = {}
     for event in EVENTS:
         commands[event] = tuple(section.get_str_list(f"{event}_commands", list(DEFAULT_COMMANDS[event])))
+    extended = {}
+    for event in EVENTS:
+        if section.has(f"extended_{event}_commands"):
+            extended[event] = tuple(section.get_str_list(f"extended_{event}_commands", []))
 
     result = HotkeyConfig(
         urls=tuple(urls),
@@ -140,6 +149,7 @@ def load_hotkey_config(config: Config | dict[str, Any] | None = None) -> HotkeyC
         format=section.get_choice("format", "text", ("text", "json")),
         replay=section.get_bool("replay", False),
         commands=commands,
+        extended_commands=extended,
         ping_interval=section.get_float("ping_interval", 0.25, strictly_positive=True),
         ping_timeout=section.get_float("ping_timeout", 0.25, strictly_positive=True),
         open_timeout=section.get_float("open_timeout", 2.0, strictly_positive=True),
@@ -147,7 +157,7 @@ def load_hotkey_config(config: Config | dict[str, Any] | None = None) -> HotkeyC
         queue_size=section.get_int("queue_size", 64, minimum=1),
         flush_timeout=section.get_float("flush_timeout", 2.0),
     )
-    longest = max((len(c) for c in commands.values()), default=1)
+    longest = max((len(c) for c in (*commands.values(), *extended.values())), default=1)
     span = result.sequence_delay * (longest - 1)
     for key in ("ttl", "exit_ttl"):
         value = getattr(result, key)

@@ -26,6 +26,8 @@ from hotkey_ws.panel import PANEL_PATH, PANEL_ROWS, panel_html
 from momobot_core import Panel, hookimpl
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import click
     from fastapi import FastAPI
 
@@ -56,6 +58,16 @@ class HotkeyPlugin:
         self.client: HotkeyClient | None = None
         self.history: Sequence[Batch] = ()
         self._bot: Engine | None = None
+
+    def _names(self, client: HotkeyClient, event: str, ts: datetime) -> tuple[str, ...] | None:
+        """The extended-hours commands of ``event`` when it happens outside the regular session
+        and ``extended_<event>_commands`` is set; None: the event's own commands."""
+        extended = client.config.extended_commands
+        if not extended or event not in extended or self._bot is None:
+            return None
+        if self._bot.market.is_regular(ts):
+            return None
+        return extended[event]
 
     def _sending(self) -> HotkeyClient | None:
         """The client, unless the bot says sending is off now (quotes from a delayed feed)."""
@@ -116,6 +128,7 @@ class HotkeyPlugin:
                 remaining=trade.remaining,
                 trade_id=trade.id,
                 ts=order.ts,
+                names=self._names(client, "entry", order.ts),
             )
 
     @hookimpl(tryfirst=True)
@@ -123,10 +136,10 @@ class HotkeyPlugin:
         client = self._sending()
         if client is None:
             return
-        names = None
+        names = self._names(client, target.value, quote.ts)
         if target == "tp1" and trade.qty // 2 == 0:
             # A 1-share trade's TP1 sells nothing: no sell_ask, but the stop still moves.
-            names = [n for n in client.config.commands["tp1"] if n != "sell_ask"]
+            names = tuple(n for n in (names or client.config.commands["tp1"]) if n != "sell_ask")
         # ``remaining`` is what is held after the event, for every event alike.
         after = trade.remaining - trade.qty // 2 if target == "tp1" else 0
         client.send_event(
@@ -151,6 +164,7 @@ class HotkeyPlugin:
                 remaining=trade.remaining,
                 trade_id=trade.id,
                 ts=trade.closed_at,
+                names=self._names(client, "manual", trade.closed_at),
             )
 
     @hookimpl(tryfirst=True)
@@ -161,8 +175,10 @@ class HotkeyPlugin:
         if client is None:
             return
         symbols = [trade.symbol for trade in trades]
+        bot = self._bot
+        names = self._names(client, "kill", bot.clock.now()) if bot is not None else None
         client.send(
-            client.config.commands["kill"],
+            names if names is not None else client.config.commands["kill"],
             event="kill",
             context={"reason": reason, "symbols": symbols} if client.config.format == "json" else None,
             label=f"kill ({', '.join(symbols) or 'nothing open'})" if client.history is not None else "",

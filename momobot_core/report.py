@@ -205,6 +205,8 @@ class DayStats:
     equity: list[tuple[datetime, float]]
     #: P&L per strategy (a person's entries under ``manual``).
     by_strategy: dict[str, float] = attrs.field(factory=dict)
+    #: The day on the exchange's calendar: ``regular 09:30-16:00``, ``half day: ...``, ``closed (holiday)``.
+    market: str = ""
 
 
 def day_stats(trades: Sequence[Trade], legs: Sequence[Leg], day: str, tz: tzinfo) -> DayStats:
@@ -266,7 +268,19 @@ def day_stats(trades: Sequence[Trade], legs: Sequence[Leg], day: str, tz: tzinfo
         by_symbol={s: round(v, 6) for s, v in sorted(by_symbol.items())},
         equity=equity,
         by_strategy={s: round(v, 6) for s, v in sorted(by_strategy.items())},
+        market=_market_day(day),
     )
+
+
+def _market_day(day: str) -> str:
+    from datetime import date
+
+    from momobot_core.market import MarketHours
+
+    try:
+        return MarketHours().hours(date.fromisoformat(day)).describe()
+    except ValueError:
+        return ""
 
 
 def strategy_of(trade: Trade | None) -> str:

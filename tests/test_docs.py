@@ -35,6 +35,7 @@ def test_there_are_hooks_to_check() -> None:
         "register_commands",
         "on_alert",
         "on_kill",
+        "on_fill",
         "register_sources",
         "register_strategies",
         "register_routes",

@@ -120,7 +120,7 @@ class FillListener:
         )
 
 
-def test_on_fill_hears_each_execution_once_with_the_order_it_fills(tmp_path: Path) -> None:
+def test_hook_on_fill_hears_each_execution_once_with_the_order_it_fills(tmp_path: Path) -> None:
     listener = FillListener()
     engine = Engine(journal=Journal(tmp_path / "j.db"), mode="replay", hooks=make_hooks(listener))
     engine.start()

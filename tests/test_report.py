@@ -49,6 +49,7 @@ def test_the_report_matches_momobot_trades_to_the_cent(tmp_path: Path) -> None:
         done.stdout.strip()
         == f"{out}: 2026-11-24, {len(by_trade)} trade(s), realised {sum(by_trade.values()):+,.2f}"
     )
+    assert "The market: regular 09:30-16:00 (New York time)." in html  # the exchange's calendar
     # Self-contained: two pictures inline, nothing fetched from anywhere.
     assert html.count("<svg") == 2
     assert not re.search(r"<script|<link|<img|src=", html)
@@ -107,3 +108,11 @@ def test_the_report_and_trades_group_pnl_by_strategy(tmp_path: Path) -> None:
     html = out.read_text()
     assert '<td>level</td><td class="up">+40.00</td>' in html
     assert '<td>pullback</td><td class="up">+4.00</td>' in html
+
+
+def test_the_report_says_when_the_day_was_a_half_day(tmp_path: Path) -> None:
+    db = replayed(tmp_path)
+    out = tmp_path / "day.html"
+    done = momobot("report", "--db", str(db), "--day", "2026-11-27", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "The market: half day: regular 09:30-13:00 (New York time)." in out.read_text()

@@ -15,12 +15,17 @@ trading day, and that is said once in the log.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -44,6 +49,10 @@ REGULAR_CLOSE = time(16, 0)
 #: After-hours lasts this long past the regular close (20:00, or 17:00 after a 13:00 close).
 AFTER_HOURS = timedelta(hours=4)
 CALENDAR = "XNYS"
+#: The longest the calendar's reader (a child process) may take for a year.
+READ_TIMEOUT_S = 60.0
+#: A year read is kept on disk this many days, then read again.
+CACHE_DAYS = 7
 
 
 @attrs.frozen
@@ -98,17 +107,17 @@ class DayHours:
 
 
 class MarketHours:
-    """The exchange's calendar, read lazily a year at a time; thread-safe."""
+    """The exchange's calendar, read lazily a year at a time and shared by every instance of
+    the process; thread-safe."""
 
-    def __init__(self) -> None:
-        self._days: dict[date, tuple[datetime, datetime, bool]] = {}
-        self._years: set[int] = set()
-        #: Years the library's calendar covers: a weekday missing from them is a holiday.
-        self._library_years: set[int] = set()
-        self._lock = threading.Lock()
-        self._warned = False
-        #: Where the calendar comes from: ``exchange_calendars XNYS`` or the weekday rule.
-        self.source = "not read yet"
+    _days: ClassVar[dict[date, tuple[datetime, datetime, bool]]] = {}
+    _years: ClassVar[set[int]] = set()
+    #: Years the library's calendar covers: a weekday missing from them is a holiday.
+    _library_years: ClassVar[set[int]] = set()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _warned: ClassVar[bool] = False
+    #: Where the calendar comes from: ``exchange_calendars XNYS`` or the weekday rule.
+    source: ClassVar[str] = "not read yet"
 
     def hours(self, day: date) -> DayHours:
         if day.year not in self._years:
@@ -128,25 +137,33 @@ class MarketHours:
         return self.session_at(ts) == "regular"
 
     def _load(self, year: int) -> None:
-        with self._lock:
-            if year in self._years:
+        cls = type(self)
+        with cls._lock:
+            if year in cls._years:
                 return
             days = _read_year(year)
             if days is None:
-                if not self._warned:
-                    self._warned = True
+                if not cls._warned:
+                    cls._warned = True
                     log.warning(
                         "no exchange calendar for %d (%s): every weekday counts as a full trading"
                         " day, holidays and half days are not known",
                         year,
                         _why_missing(),
                     )
-                self.source = "weekdays (no exchange calendar)"
+                cls.source = "weekdays (no exchange calendar)"
             else:
-                self._days.update(days)
-                self._library_years.add(year)
-                self.source = f"exchange_calendars {CALENDAR}"
-            self._years.add(year)
+                cls._days.update(days)
+                cls._library_years.add(year)
+                cls.source = f"exchange_calendars {CALENDAR}"
+            cls._years.add(year)
+
+    @classmethod
+    def forget(cls) -> None:
+        """Drop what was read (tests: read again, in another environment)."""
+        with cls._lock:
+            cls._days, cls._years, cls._library_years = {}, set(), set()
+            cls._warned, cls.source = False, "not read yet"
 
 
 def _weekday(day: date) -> DayHours:
@@ -167,26 +184,100 @@ def _why_missing() -> str:
 
 
 def _read_year(year: int) -> dict[date, tuple[datetime, datetime, bool]] | None:
-    """Every trading day of ``year`` on the exchange's calendar: open, close, early close."""
+    """Every trading day of ``year`` on the exchange's calendar: open, close, early close.
+
+    Read in a child process: pandas and the calendar cost about 100 MiB that would stay in this
+    process for its life (measured in docs/PERFORMANCE.md); the child prints the year as JSON
+    and exits."""
+    cached = _cached(year)
+    if cached is not None:
+        return _table(cached)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "momobot_core.market", str(year)],
+            capture_output=True,
+            text=True,
+            timeout=READ_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        _missing.append(f"the calendar could not be read: {exc}")
+        return None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        _missing.append(lines[-1] if lines else f"the calendar's reader exited {done.returncode}")
+        return None
+    rows = json.loads(done.stdout)
+    _keep(year, rows)
+    return _table(rows)
+
+
+def _table(rows: list[list[str]]) -> dict[date, tuple[datetime, datetime, bool]]:
+    out = {}
+    for opened, closed in rows:
+        start = datetime.fromisoformat(opened).astimezone(NEW_YORK)
+        end = datetime.fromisoformat(closed).astimezone(NEW_YORK)
+        out[start.date()] = (start, end, end.time() < REGULAR_CLOSE)
+    return out
+
+
+def cache_dir() -> Path:
+    """Where read years are kept: ``$MOMOBOT_CACHE_DIR``, else ``$XDG_CACHE_HOME/momobot``, else
+    ``~/.cache/momobot``."""
+    own = os.environ.get("MOMOBOT_CACHE_DIR")
+    if own:
+        return Path(own)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "momobot"
+
+
+def _cache_path(year: int) -> Path:
+    return cache_dir() / f"{CALENDAR.lower()}-{year}.json"
+
+
+def _cached(year: int) -> list[list[str]] | None:
+    """A year read less than :data:`CACHE_DAYS` ago (a calendar learns of new holidays)."""
+    try:
+        kept = json.loads(_cache_path(year).read_text())
+        made = date.fromisoformat(kept["made"])
+        rows = kept["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not 0 <= (date.today() - made).days < CACHE_DAYS or not isinstance(rows, list):
+        return None
+    return rows
+
+
+def _keep(year: int, rows: list[list[str]]) -> None:
+    path = _cache_path(year)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps({"made": date.today().isoformat(), "rows": rows}))
+        os.replace(partial, path)
+    except OSError as exc:  # a read-only home: read again next time
+        log.debug("could not keep the calendar of %d in %s: %s", year, path, exc)
+
+
+def _print_year(year: int) -> int:
+    """The child's side of :func:`_read_year`: the year's sessions as JSON on stdout."""
     # The library's and pandas's deprecation notices are theirs, not something a trader can act on.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             import exchange_calendars
         except ImportError:
-            return None
-        try:
-            calendar = exchange_calendars.get_calendar(CALENDAR, start=f"{year}-01-01", end=f"{year}-12-31")
-            schedule = list(zip(calendar.schedule["open"], calendar.schedule["close"], strict=True))
-        except Exception as exc:  # a year outside what the library covers
-            _missing.append(f"{type(exc).__name__}: {exc}")
-            return None
-    out = {}
-    for opened, closed in schedule:
-        start = opened.to_pydatetime().astimezone(NEW_YORK)
-        end = closed.to_pydatetime().astimezone(NEW_YORK)
-        out[start.date()] = (start, end, end.time() < REGULAR_CLOSE)
-    return out
+            print(
+                "exchange_calendars is not installed: pip install 'momobot-core[calendar]'", file=sys.stderr
+            )
+            return 3
+        calendar = exchange_calendars.get_calendar(CALENDAR, start=f"{year}-01-01", end=f"{year}-12-31")
+        rows = [
+            (opened.isoformat(), closed.isoformat())
+            for opened, closed in zip(calendar.schedule["open"], calendar.schedule["close"], strict=True)
+        ]
+    json.dump(rows, sys.stdout)
+    return 0
 
 
 def parse_sessions(value: object, where: str) -> tuple[str, ...] | None:
@@ -281,3 +372,7 @@ def last_close(market: MarketHours, sessions: tuple[str, ...] | None, day: date)
     last = sessions[-1] if sessions else "regular"
     span = hours.span(last)
     return None if span is None else span[1].timetz().replace(tzinfo=None)
+
+
+if __name__ == "__main__":
+    sys.exit(_print_year(int(sys.argv[1])))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-import sys
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -61,16 +61,48 @@ def test_holidays_and_half_days_come_from_the_calendar() -> None:
     assert market.source == "exchange_calendars XNYS"
 
 
+@pytest.fixture
+def fresh_calendar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Nothing read yet in this process, and an empty cache folder of the test's own."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MOMOBOT_CACHE_DIR", str(cache))
+    MarketHours.forget()
+    yield cache
+    MarketHours.forget()
+
+
 def test_without_the_calendar_library_every_weekday_is_a_full_day_and_it_is_said(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fresh_calendar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setitem(sys.modules, "exchange_calendars", None)  # import fails: not installed
+    # The calendar is read by a child process; there, the library cannot be imported.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "exchange_calendars.py").write_text("raise ImportError('not installed here')\n")
+    monkeypatch.setenv("PYTHONPATH", str(shadow))
     market = MarketHours()
     with caplog.at_level(logging.WARNING):
         assert market.hours(THANKSGIVING).describe() == "regular 09:30-16:00"
     assert market.hours(date(2026, 12, 5)).closed == "weekend"
     assert "holidays and half days are not known" in caplog.text and "momobot-core[calendar]" in caplog.text
     assert market.source == "weekdays (no exchange calendar)"
+    assert not list(fresh_calendar.glob("*.json"))  # nothing kept of a year not read
+
+
+def test_a_year_read_is_kept_on_disk_and_read_back_without_the_library(
+    fresh_calendar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert MarketHours().hours(THANKSGIVING).closed == "holiday"  # read by the library's child
+    (kept,) = fresh_calendar.glob("*.json")
+    assert kept.name == "xnys-2026.json"
+    MarketHours.forget()
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "exchange_calendars.py").write_text("raise ImportError('not installed here')\n")
+    monkeypatch.setenv("PYTHONPATH", str(shadow))  # a child now could not read it: the file serves
+    assert MarketHours().hours(HALF_DAY).describe() == "half day: regular 09:30-13:00"
+    kept.write_text("{not json")  # a damaged cache is read again, never trusted
+    MarketHours.forget()
+    assert MarketHours().hours(THANKSGIVING).describe() == "regular 09:30-16:00"  # weekdays: said
 
 
 def _engine(session: object, **risk: object) -> Engine:

@@ -187,8 +187,8 @@ class NotifyPlugin:
         """On the engine's thread: the day against the limits, and this run's closed trades."""
         risk = bot.risk_status()
         day = str(risk.get("day"))
-        if self._summary_sent_for == day:
-            return
+        if self._summary_sent_for == day or not (risk.get("trades_today") or self._closed):
+            return  # sent already, or a day without a trade (a holiday, a day off): nothing to say
         self._summary_sent_for = day
         fields = {
             "day": day,

@@ -52,18 +52,24 @@ def test_a_closed_trade_reaches_the_webhook_with_its_pnl_and_r() -> None:
         engine.shutdown()
 
 
+def _behind_a_held_send(hook: Webhook, engine: Engine, texts: list[str]) -> list[str]:
+    """Alert ``first``; while its message is on the wire unanswered, alert each of ``texts``;
+    then answer: the lines of the second message."""
+    hook.hold()
+    engine.alert("resumed", "first")
+    assert hook.arrived.wait(10)
+    for text in texts:
+        engine.alert("resumed", text)
+    hook.release()
+    assert wait_until(lambda: len(hook.received) == 2)
+    return hook.bodies()[1].splitlines()
+
+
 def test_a_burst_goes_as_one_message_never_dropped_nor_one_per_notice() -> None:
     with Webhook() as hook:
         engine, plugin = _engine([hook.url()], min_interval_s=0.2, min_level="info")
-        hook.hold()  # the first message is on the wire and not answered yet
-        engine.alert("resumed", "first")
-        assert hook.arrived.wait(10)
-        for n in range(20):
-            engine.alert("resumed", f"burst {n}")
-        hook.release()
-        assert wait_until(lambda: len(hook.received) == 2)
+        burst = _behind_a_held_send(hook, engine, [f"burst {n}" for n in range(20)])
         assert "first" in hook.bodies()[0]
-        burst = hook.bodies()[1].splitlines()
         assert burst == [f"INFO resumed: burst {n}" for n in range(20)]
         assert hook.received[1]["title"] == "MomoBot: 20 notices"
         assert wait_until(lambda: plugin.status()[0]["notices_sent"] == 21)  # counted once answered
@@ -74,14 +80,7 @@ def test_a_burst_goes_as_one_message_never_dropped_nor_one_per_notice() -> None:
 def test_a_full_queue_drops_the_oldest_and_the_next_message_says_how_many() -> None:
     with Webhook() as hook:
         engine, plugin = _engine([hook.url()], min_level="info", queue_size=5)
-        hook.hold()
-        engine.alert("resumed", "first")
-        assert hook.arrived.wait(10)
-        for n in range(8):
-            engine.alert("resumed", f"n{n}")
-        hook.release()
-        assert wait_until(lambda: len(hook.received) == 2)
-        lines = hook.bodies()[1].splitlines()
+        lines = _behind_a_held_send(hook, engine, [f"n{n}" for n in range(8)])
         assert lines == [
             *(f"INFO resumed: n{n}" for n in range(3, 8)),
             "(3 earlier notices dropped: too many waited)",

@@ -38,7 +38,14 @@ from momobot_core.candles import Candle, CandleBook
 from momobot_core.config import Config, CoreSettings
 from momobot_core.errors import JournalWriteError, TradeRefused
 from momobot_core.journal import JournalEvent, WireLog
-from momobot_core.market import MarketHours, check_window, last_close, session_refusal, session_status
+from momobot_core.market import (
+    NEW_YORK,
+    MarketHours,
+    check_window,
+    last_close,
+    session_refusal,
+    session_status,
+)
 from momobot_core.models import (
     Alert,
     Arm,
@@ -182,7 +189,7 @@ class Engine:
             record=self._record,
             open_trades=self.open_trades,
             tell=self.alert,
-            new_day=self._alerts.new_day,
+            new_day=self._new_day,
         )
         #: The live source and its watchlist, when ``serve --source`` runs one.
         self.source: QuoteSource | None = None
@@ -210,6 +217,8 @@ class Engine:
         self._chart_all = charts
         #: Each symbol's limit-up/limit-down band ``(lower, upper)``, as its feed published it.
         self.luld_bands: dict[str, tuple[float, float]] = {}
+        #: The trading day each band was published on: a band is that day's only.
+        self._band_days: dict[str, date] = {}
         #: Where every quote and action taken is recorded (``[momobot] record``), if anywhere.
         self.recorder: Recorder | None = None
         #: The armed symbols: strategies' entries, through :meth:`apply` like a person's.
@@ -236,6 +245,12 @@ class Engine:
                     ", ".join(sorted(self.open_trades)),
                 )
 
+    def _new_day(self) -> None:
+        """A new trading day: yesterday's alerts and limit-up/limit-down bands are gone."""
+        self._alerts.new_day()
+        self.luld_bands.clear()
+        self._band_days.clear()
+
     # -- life cycle --------------------------------------------------------------
 
     def start(self) -> None:
@@ -249,7 +264,7 @@ class Engine:
         self._alerts.owner = threading.get_ident()
         if self.clock.live or self.settings.session is not None:
             # The calendar is read now, not on the first entry or page draw (about 0.3 s once).
-            self.market.hours(self.clock.now().astimezone(UTC).date())
+            self.market.hours(self.clock.now().astimezone(NEW_YORK).date())
         if self.hooks is not None:
             self.hooks.start(self)
         self._restart_alerts()
@@ -394,6 +409,7 @@ class Engine:
             return True
         if type(event) is Luld:
             self.luld_bands[event.symbol] = (event.lower, event.upper)
+            self._band_days[event.symbol] = event.ts.astimezone(self.settings.tz).date()
             return True
         if type(event) is Arm or type(event) is Disarm:
             try:
@@ -710,7 +726,11 @@ class Engine:
             if refusal is not None:
                 raise TradeRefused(refusal, "halted", rule="session")
         band = self.luld_bands.get(symbol)
-        if band is not None and stop < band[0]:
+        if (
+            band is not None
+            and stop < band[0]
+            and self._band_days.get(symbol) == ts.astimezone(self.settings.tz).date()
+        ):
             raise TradeRefused(
                 f"{symbol}: the stop {stop:g} lies below the lower limit-up/limit-down band"
                 f" {band[0]:g} (band {band[0]:g}-{band[1]:g}): the market would pause before it"
@@ -777,6 +797,7 @@ class Engine:
     def _release_held(self, trade: Trade, quote: Quote) -> None:
         """The first quote after a halt's resume: the exit held meanwhile goes out at its bid."""
         reason = self._halts.quoted(trade.symbol)
+        assert reason is not None  # called only for a symbol with an exit held
         if reason == "manual":
             self._close(trade, None, quote.bid, quote.ts, Intent.MANUAL, CloseReason.MANUAL, quote=quote)
         else:
@@ -790,6 +811,10 @@ class Engine:
             self._notify("on_order_submitted", order=order, trade=after)
             self._notify("on_position_closed", trade=after, reason=CloseReason.KILL.value, price=order.price)
             self._dispatched(event.id, pending)
+            before = self._day.halt
+            lasting, message = self._day.after_kill(reason, f"the {reason} exit held by a halt", quote.ts)
+            if before is not None and lasting != before.reason:
+                self.alert("halted", f"{message}; entries are halted for the day", reason=lasting)
         self.alert(
             "exit_released",
             f"{trade.symbol}: the {reason} exit held through the halt went out at {quote.bid:g} (the bid"
@@ -798,7 +823,8 @@ class Engine:
             reason=reason,
             price=quote.bid,
         )
-        self._after_exits(quote.ts)
+        if reason == "manual":
+            self._after_exits(quote.ts)  # a close's loss may reach max_daily_loss: the rest goes
 
     def discard_trade(self, symbol: str, ts: datetime | None = None) -> Trade:
         """A person checked the broker: an unconfirmed trade's entry never reached it. The trade is
@@ -1089,6 +1115,8 @@ class Engine:
         trade = self.open_trades.get(symbol)
         if trade is None or trade.trail != "candle" or not trade.tp1_hit or trade.unconfirmed:
             return
+        if symbol in self._halts.symbols:
+            return  # a candle of the halt is no price to trail by
         tick = 0.01 if candle.low >= 1 else 0.0001
         at = quote.ts if quote is not None else datetime.now(UTC)
         self._move_stop(trade, on_tick(candle.low - tick), at, quote)

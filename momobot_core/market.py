@@ -243,8 +243,12 @@ def _cached(year: int) -> list[list[str]] | None:
         rows = kept["rows"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not 0 <= (date.today() - made).days < CACHE_DAYS or not isinstance(rows, list):
+    if not 0 <= (date.today() - made).days < CACHE_DAYS or not isinstance(rows, list) or not rows:
         return None
+    try:
+        _table(rows)
+    except (ValueError, TypeError):
+        return None  # damaged: read the year again
     return rows
 
 
@@ -292,7 +296,7 @@ def parse_sessions(value: object, where: str) -> tuple[str, ...] | None:
             return SESSIONS
         names = [part.strip() for part in text.replace(",", " ").split()]
     elif isinstance(value, list):
-        names = value
+        names = [name.strip().lower() if isinstance(name, str) else name for name in value]
     else:
         names = [value]
     chosen = []

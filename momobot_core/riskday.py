@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from momobot_core.record import Record, Tell
 
 log = logging.getLogger("momobot.engine")
+#: Halts that last the day: no kill replaces them, and POST /resume does not lift them.
+LASTING = frozenset({"max_daily_loss", "loss_streak"})
 
 
 class RiskDay:
@@ -140,8 +142,9 @@ class RiskDay:
                 left = ", ".join(sorted(self.open_trades))
                 self.tell(
                     "halted",
-                    f"a kill ({book.halt.reason}) was cut short by a stop of the process: {left} still"
-                    " open and not flattened; check your broker and press the kill switch again",
+                    f"a kill ({book.halt.reason}) was cut short by a stop of the process, or held by a"
+                    f" trading halt: {left} still open and not flattened; check your broker, and once"
+                    " the symbol trades again press the kill switch again",
                     reason=book.halt.reason,
                     symbols=sorted(self.open_trades),
                 )
@@ -222,6 +225,9 @@ class RiskDay:
         """Journal a kill's halt and flattens together; the ids of the events that went to the
         side file instead (the journal could not take them: exits are never held back)."""
         day = self.book.trading_day(ts)
+        held = self.book.halt
+        if held is not None and held.reason in LASTING and held.day == day:
+            reason, message = held.reason, held.message  # a kill never shortens a halt of the day
         self.book.halt = Halt(reason, message, day)
         self.book.breach_since = None
         return self.record.commit_kill(reason, message, ts, day, events)
@@ -230,6 +236,9 @@ class RiskDay:
         """The halt that holds after a flatten: the button's, or max_daily_loss's when the
         flatten itself took today's realised P&L past the limit (journaled then)."""
         self.kill_due = None
+        held = self.book.halt
+        if held is not None and held.reason in LASTING and held.reason != reason:
+            return held.reason, message  # the day's halt stood through the kill
         limit = self.settings.max_daily_loss
         if reason == "kill_switch" and limit is not None and self.book.realised <= -limit + 0.005:
             reason = "max_daily_loss"

@@ -269,6 +269,9 @@ def test_serve_holds_a_close_asked_during_a_live_halt_and_sends_it_at_the_resume
             feed.push(protocol.status("ABCD", "T", "Resume", "x"))
             assert wait_until(lambda: "ABCD" not in client.get("/ping").json()["halted_symbols"])
             assert client.get("/positions").json() != []  # the resume has no price of its own
+            # The reopening print comes first: the source's bid from before the halt is no price
+            # now, so nothing goes until a fresh quote.
+            feed.push(protocol.trade("ABCD", 1.20, "x"))
             feed.push(protocol.quote("ABCD", 1.96, 1.97, "x"))
             assert hotkeys.wait_for(2) == ["buy_ask", "sell_all_bid"]
             legs = client.get("/trades").json()
@@ -278,3 +281,78 @@ def test_serve_holds_a_close_asked_during_a_live_halt_and_sends_it_at_the_resume
         finally:
             code, err = server.stop()
         assert code == 0, err
+
+
+def test_a_kill_and_resume_during_a_halt_never_lift_the_daily_loss_limits_halt() -> None:
+    from momobot_core.config import Config
+
+    engine = Engine(
+        config=Config(tables={"risk": {"max_daily_loss": 20, "loss_confirm_s": 0}}), journal=Journal()
+    )
+    engine.start()
+    _quote(engine, 0, 2.00, 2.01)
+    engine.open_trade("ABCD", 100, 2.10, 2.30, 1.90, ts=at(1))
+    _halt(engine, 2, True)
+    _quote(engine, 3, 1.70, 1.71)  # during the halt: -30 unrealised, past the limit: a flatten, held
+    assert engine.risk_status()["halted"] == "max_daily_loss"
+    assert engine.held_exits == {"ABCD": "max_daily_loss"}
+    engine.kill(ts=at(4))  # a person presses the kill switch too
+    assert engine.risk_status()["halted"] == "max_daily_loss"  # not replaced by the button's
+    with pytest.raises(TradeRefused):
+        engine.resume(ts=at(5))
+    _quote(engine, 5, 5.00, 5.01, symbol="WXYZ")
+    with pytest.raises(TradeRefused, match="halted"):
+        engine.open_trade("WXYZ", 100, 5.2, 5.4, 4.9, ts=at(6))
+
+
+def test_a_held_kill_that_takes_the_day_past_its_loss_limit_is_no_second_kill() -> None:
+    from momobot_core.config import Config
+
+    recorder = KillRecorder()
+    config = Config(tables={"risk": {"max_daily_loss": 20}})
+    engine = Engine(config=config, hooks=make_hooks(recorder), journal=Journal())
+    engine.start()
+    _quote(engine, 0, 2.00, 2.01)
+    engine.open_trade("ABCD", 100, 2.10, 2.30, 1.90, ts=at(1))
+    _halt(engine, 2, True)
+    engine.kill(ts=at(3))
+    _halt(engine, 4, False)
+    _quote(engine, 5, 1.50, 1.51)  # released at 1.50: realised -51, past max_daily_loss
+    kills = [(len(c["trades"]), c["reason"]) for name, c in recorder.calls if name == "on_kill"]
+    assert kills == [(0, "kill_switch"), (1, "kill_switch")]  # the kill, then its held trade; no third
+    assert engine.risk_status()["halted"] == "max_daily_loss"
+    halted = [a.message for a in engine.alerts if a.kind == "halted"]
+    assert len(halted) == 2 and "past max_daily_loss" in halted[1]
+
+
+def test_a_stop_trailing_by_candles_does_not_move_on_the_candles_of_a_halt() -> None:
+    from momobot_core.config import Config
+    from momobot_core.models import Open
+
+    engine = Engine(config=Config(tables={}), journal=Journal())
+    engine.start()
+    _quote(engine, 0, 2.00, 2.01)
+    engine.apply(Open("ABCD", 100, tp1=2.10, tp2=2.50, stop=1.90, ts=at(1), trail="candle", timeframe="1m"))
+    _quote(engine, 2, 2.10, 2.11)  # TP1: the stop at break-even
+    assert engine.open_trades["ABCD"].stop == 2.01
+    _halt(engine, 3, True)
+    for minute in range(1, 5):  # candles close during the halt, each low above the stop
+        _quote(engine, 60 * minute, 2.30, 2.31)
+    assert engine.open_trades["ABCD"].stop == 2.01  # no trailing move on a halt's prices
+    _halt(engine, 300, False)
+    _quote(engine, 301, 2.15, 2.16)  # the fresh price: above the stop, nothing sold
+    assert engine.open_trades["ABCD"].remaining == 50
+
+
+def test_limit_up_limit_down_bands_go_with_their_day() -> None:
+    engine = _engine(Recorder())
+    _quote(engine, 0, 10.00, 10.01)
+    engine.luld("ABCD", 9.0, 11.0)
+    tomorrow = 86400
+    _quote(engine, tomorrow, 5.00, 5.01)
+    trade = engine.open_trade("ABCD", 100, 5.2, 5.4, 4.9, ts=at(tomorrow + 1))  # yesterday's band: gone
+    assert trade.stop == 4.9
+    engine.luld("ABCD", 4.95, 5.5)  # today's band: it applies
+    engine.close_trade("ABCD", ts=at(tomorrow + 2))
+    with pytest.raises(TradeRefused, match=r"band 4\.95"):
+        engine.open_trade("ABCD", 100, 5.2, 5.4, 4.9, ts=at(tomorrow + 3))

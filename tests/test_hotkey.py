@@ -531,3 +531,26 @@ def test_outside_the_regular_session_an_event_sends_its_extended_hours_commands(
     ]
     assert server.wait_for(len(expected)) == expected
     engine.shutdown()
+
+
+def test_an_empty_extended_command_list_sends_nothing_for_a_one_share_trade_too(
+    server: HotkeyTestServer,
+) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from momobot_core.models import Quote
+
+    plugin = HotkeyPlugin(fast_config(server.url, extended_commands={"tp1": ()}))
+    engine = live_engine(plugin)
+    at = datetime(2026, 12, 7, 8, 0, tzinfo=ZoneInfo("America/New_York"))  # pre-market
+    for qty in (1, 100):
+        symbol = f"Q{qty}"
+        engine.on_quote(Quote(symbol, at, 1.99, 2.00))
+        engine.open_trade(symbol, qty, 2.20, 2.40, 1.90, ts=at)
+        engine.on_quote(Quote(symbol, at, 2.20, 2.21))  # TP1: extended_tp1_commands = [] sends nothing
+        engine.close_trade(symbol, ts=at)
+    expected = ["buy_ask", "sell_all_bid", "buy_ask", "sell_all_bid"]
+    assert server.wait_for(len(expected)) == expected
+    engine.shutdown()
+    assert server.messages == expected

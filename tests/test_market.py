@@ -100,9 +100,14 @@ def test_a_year_read_is_kept_on_disk_and_read_back_without_the_library(
     (shadow / "exchange_calendars.py").write_text("raise ImportError('not installed here')\n")
     monkeypatch.setenv("PYTHONPATH", str(shadow))  # a child now could not read it: the file serves
     assert MarketHours().hours(HALF_DAY).describe() == "half day: regular 09:30-13:00"
-    kept.write_text("{not json")  # a damaged cache is read again, never trusted
-    MarketHours.forget()
-    assert MarketHours().hours(THANKSGIVING).describe() == "regular 09:30-16:00"  # weekdays: said
+    for damaged in (
+        "{not json",
+        '{"made": "2099-01-01", "rows": []}',
+        '{"made": "%s", "rows": [["x", "y"]]}',
+    ):
+        kept.write_text(damaged.replace("%s", date.today().isoformat()))  # never trusted: read again
+        MarketHours.forget()
+        assert MarketHours().hours(THANKSGIVING).describe() == "regular 09:30-16:00"  # weekdays: said
 
 
 def _engine(session: object, **risk: object) -> Engine:
@@ -182,6 +187,8 @@ def test_a_window_inside_the_session_is_fine_and_the_environment_sets_it(
     assert engine.settings.session == ("pre", "regular", "after")
     monkeypatch.setenv("MOMOBOT_SESSION", "pre regular")
     assert _engine("after").settings.session == ("pre", "regular")
+    monkeypatch.delenv("MOMOBOT_SESSION")
+    assert _engine(["Regular", " AFTER"]).settings.session == ("regular", "after")
 
 
 def test_a_replay_refuses_a_pre_market_entry_under_a_regular_session(tmp_path: Path) -> None:

@@ -539,7 +539,13 @@ class Dashboard:
         @app.post("/ui/close", response_class=HTMLResponse, include_in_schema=False)
         async def close(request: Request) -> Response:
             symbol = await _field(request, "symbol")
-            return self._act(lambda: self.bot.apply(Close(symbol, self.bot.clock.now())), f"{symbol} closed")
+            response = self._act(
+                lambda: self.bot.apply(Close(symbol, self.bot.clock.now())), f"{symbol} closed"
+            )
+            if symbol in self.bot.held_exits and symbol in self.bot.open_trades:
+                text = f"{symbol} is halted: the close is held; it goes at the first quote after the resume"
+                return HTMLResponse(render("_said.html", ok=True, text=text))
+            return response
 
         @app.post("/ui/confirm", response_class=HTMLResponse, include_in_schema=False)
         async def confirm(request: Request) -> Response:

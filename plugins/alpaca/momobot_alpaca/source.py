@@ -200,10 +200,11 @@ class AlpacaSource(StreamSource):
         elif kind == "s":
             code = str(item.get("sc", ""))
             reason = str(item.get("sm") or f"status {code}")
-            if code in protocol.HALTED:
-                bot.trading_halt(item["S"], True, reason)
-            elif code in protocol.RESUMED:
-                bot.trading_halt(item["S"], False, reason)
+            if code in protocol.HALTED or code in protocol.RESUMED:
+                # The bid and ask from before the halt are not a price after it: a print waits
+                # for the next quote (a held exit goes out at a fresh bid, never an old one).
+                self._book.pop(item["S"], None)
+                bot.trading_halt(item["S"], code in protocol.HALTED, reason)
         elif kind == "error":
             raise _refused(item, self.settings)
 

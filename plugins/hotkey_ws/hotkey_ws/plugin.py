@@ -139,7 +139,8 @@ class HotkeyPlugin:
         names = self._names(client, target.value, quote.ts)
         if target == "tp1" and trade.qty // 2 == 0:
             # A 1-share trade's TP1 sells nothing: no sell_ask, but the stop still moves.
-            names = tuple(n for n in (names or client.config.commands["tp1"]) if n != "sell_ask")
+            chosen = names if names is not None else client.config.commands["tp1"]
+            names = tuple(n for n in chosen if n != "sell_ask")
         # ``remaining`` is what is held after the event, for every event alike.
         after = trade.remaining - trade.qty // 2 if target == "tp1" else 0
         client.send_event(

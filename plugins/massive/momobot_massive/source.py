@@ -183,9 +183,12 @@ class MassiveSource(StreamSource):
             if isinstance(lower, int | float) and isinstance(upper, int | float) and 0 < lower < upper:
                 bot.luld(item["T"], float(lower), float(upper))  # the band (0: none published)
             indicators = set(item.get("i") or [])
-            if indicators & protocol.HALTED:
-                bot.trading_halt(item["T"], True, "limit-up/limit-down halt")
-            elif indicators & protocol.RESUMED:
-                bot.trading_halt(item["T"], False, "limit-up/limit-down resumption")
+            if indicators & (protocol.HALTED | protocol.RESUMED):
+                # The bid and ask from before the halt are not a price after it: a print waits
+                # for the next quote (a held exit goes out at a fresh bid, never an old one).
+                self._book.pop(item["T"], None)
+                halted = bool(indicators & protocol.HALTED)
+                reason = "limit-up/limit-down halt" if halted else "limit-up/limit-down resumption"
+                bot.trading_halt(item["T"], halted, reason)
         elif kind == "status":
             self._status(item)

@@ -20,6 +20,8 @@ class Webhook:
         self.received: list[dict[str, Any]] = []
         self.auth: list[str | None] = []
         self.fail = False
+        #: Paths answered 500 (``/b``): two URLs on one server, one of them failing.
+        self.fail_paths: set[str] = set()
         self._gate = threading.Event()
         self._gate.set()
         self.arrived = threading.Event()
@@ -31,7 +33,7 @@ class Webhook:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 hook.arrived.set()
                 hook._gate.wait(30)
-                if hook.fail:
+                if hook.fail or self.path in hook.fail_paths:
                     self.send_response(500)
                 else:
                     hook.received.append(body)

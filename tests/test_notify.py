@@ -213,6 +213,11 @@ def test_secrets_in_urls_never_reach_logs_status_or_the_panel(caplog: pytest.Log
         ({"summary_at": "4pm"}, "[notify] summary_at = '4pm': must be a time of day written \"HH:MM\""),
         ({"colour": "red"}, "[notify] colour: unknown key"),
         ({"queue_size": 0}, "[notify] queue_size = 0: must be >= 1"),
+        ({"min_interval_s": 1e10}, "[notify] min_interval_s = 1e+10: must be at most 3600"),
+        (
+            {"urls": ["tgram:/123456789:AAHsecretTOKEN/987"]},
+            "[notify] urls: <not a URL> is not a notification",
+        ),
     ],
 )
 def test_bad_configuration_names_the_key_and_never_a_secret(table: dict[str, Any], message: str) -> None:
@@ -220,7 +225,38 @@ def test_bad_configuration_names_the_key_and_never_a_secret(table: dict[str, Any
     engine = Engine(config=Config(tables={"notify": table}), hooks=make_hooks(plugin), mode="live")
     with pytest.raises(ConfigError) as exc:
         engine.start()
-    assert message in str(exc.value)
+    assert message in str(exc.value) and "secretTOKEN" not in str(exc.value)
+
+
+def test_a_blank_urls_variable_is_an_error_not_silence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOMOBOT_NOTIFY_URLS", "  ")
+    engine = Engine(
+        config=Config(tables={"notify": {"urls": ["json://127.0.0.1:1/x"]}}), hooks=make_hooks(NotifyPlugin())
+    )
+    with pytest.raises(ConfigError, match="MOMOBOT_NOTIFY_URLS is set but empty"):
+        engine.start()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown_as", "hidden"),
+    [
+        ("discord://123456789012345678/AbCdEfToken", "discord://***", ["123456789012345678", "AbCdEfToken"]),
+        ("json://user:Sekr1t@127.0.0.1:99999/x", "json://***@127.0.0.1/***", ["Sekr1t"]),
+        ("tgram:/123456789:AAHsecret/987", "<not a URL>", ["123456789:AAHsecret"]),
+        (
+            "mailtos://me:app-pass@smtp.example.com?to=me@example.com",
+            "mailtos://***@smtp.example.com?***",
+            ["app-pass"],
+        ),
+    ],
+)
+def test_what_is_shown_of_a_url_hides_each_credential(url: str, shown_as: str, hidden: list[str]) -> None:
+    from momobot_notify.secrets import redact, secrets_of, shown
+
+    assert shown(url) == shown_as
+    for secret in hidden:
+        assert secret not in shown(url)
+        assert secret not in redact(f"failed to send to {url}", secrets_of(url))
 
 
 def test_notify_test_sends_to_each_url_and_says_which_worked(tmp_path: Path) -> None:
@@ -284,3 +320,48 @@ def test_serve_sends_closed_trades_shows_each_url_masked_on_ping_and_the_page(tm
         assert code == 0, err
     assert SECRET not in seen and TOKEN not in seen
     assert SECRET not in err and TOKEN not in err
+
+
+def test_a_hung_service_holds_its_own_url_only_and_never_the_exit() -> None:
+    import socket
+    import threading
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)  # accepts (the kernel does) and never answers
+    port = hung.getsockname()[1]
+    with Webhook() as hook:
+        engine, plugin = _engine([f"json://127.0.0.1:{port}/hook", hook.url()])
+        for n in range(3):
+            engine.alert("journal_error", f"n{n}")
+        assert wait_until(lambda: sum(b.count("journal_error") for b in hook.bodies()) == 3)
+        done = threading.Event()
+        threading.Thread(target=lambda: (engine.shutdown(), done.set()), daemon=True).start()
+        assert done.wait(30)  # bounded: the hung send is left to its own (daemon) thread
+        assert plugin.status() == []
+    hung.close()
+
+
+def test_two_urls_that_look_alike_masked_still_tell_each_other() -> None:
+    with Webhook() as hook:
+        hook.fail_paths = {"/b"}
+        engine, plugin = _engine([hook.url("a"), hook.url("b")], retry_s=0.05)
+        assert plugin.channels[0].shown == plugin.channels[1].shown  # both json://127.0.0.1:P/***
+        engine.alert("journal_error", "x")
+        assert wait_until(lambda: engine.tick() is None and any("notify_down" in b for b in hook.bodies()))
+        engine.shutdown()
+
+
+def test_the_summary_is_due_at_the_days_own_close_in_new_york() -> None:
+    from momobot_core.market import NEW_YORK
+
+    with Webhook() as hook:
+        engine, plugin = _engine([hook.url()])
+        wednesday_night = datetime(2026, 11, 25, 21, 0, tzinfo=NEW_YORK)  # Thanksgiving next: closed
+        assert plugin._next_summary(wednesday_night) == datetime(2026, 11, 27, 13, 0, tzinfo=NEW_YORK)
+        monday = datetime(2026, 12, 7, 10, 0, tzinfo=NEW_YORK)
+        assert plugin._next_summary(monday) == datetime(2026, 12, 7, 16, 0, tzinfo=NEW_YORK)
+        engine.shutdown()
+        engine, plugin = _engine([hook.url()], summary_at="16:05")
+        assert plugin._next_summary(monday) == datetime(2026, 12, 7, 16, 5, tzinfo=NEW_YORK)
+        engine.shutdown()

@@ -29,8 +29,10 @@ def send_once(url: str, title: str, body: str) -> tuple[bool, str]:
     """Send one message to ``url`` now, on this thread: (worked, why not). Secrets redacted."""
     apprise = load()
 
-    # Sent on this thread (not apprise's pool): what it logs of a failure is this send's.
-    notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
+    # Sent on this thread, not on apprise's shared pool: a service that hangs holds its own
+    # channel's thread only (bounded by the service's own socket timeouts), never the pool every
+    # URL shares, and never the process's exit (the channel's thread is a daemon).
+    notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False, service_timeout=0))
     if not notifier.add(url):
         return False, "not a notification URL apprise knows"
     try:
@@ -60,9 +62,14 @@ class Channel:
         config: NotifyConfig,
         tell: Callable[..., Any],
         clock: Callable[[], float] = time.monotonic,
+        number: int = 0,
     ) -> None:
         self._url = url
         self.shown = shown(url)
+        #: Which of the configured URLs this is (0, 1, ...): two may look alike once masked.
+        self.number = number
+        #: Notices in the send under way (taken from the queue, not yet answered).
+        self._in_flight = 0
         self._config = config
         self._tell = tell
         self._clock = clock
@@ -116,19 +123,38 @@ class Channel:
             "last_error": self.last_error,
         }
 
-    def close(self, timeout: float) -> int:
-        """Send what waits (one try, within ``timeout``), then stop: how many notices were left."""
+    def stop(self, deadline: float) -> None:
+        """Send what waits now (one try), and stop by ``deadline`` (``time.monotonic``)."""
         with self._cond:
             self._stopping = True
-            self._deadline = self._clock() + timeout
+            self._deadline = self._clock() + max(0.0, deadline - time.monotonic())
             self._cond.notify()  # whether idle or waiting for its next time: what waits goes now
+
+    def close(self, timeout: float) -> int:
+        """Stop (see :meth:`stop`) and wait up to ``timeout``: how many notices were left unsent."""
+        if not self._stopping:
+            self.stop(time.monotonic() + timeout)
         self._thread.join(timeout)
         with self._cond:
-            return len(self._waiting)
+            return len(self._waiting) + self._in_flight
 
     # -- the channel's thread -------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # never a silent death: the state and the log say it
+            self.state = "failed"
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("[Notify] %s: the sender stopped; notices to it are no longer sent", self.shown)
+            self._tell(
+                "notify_down",
+                f"notifications to {self.shown} stopped ({self.last_error}); see the log",
+                url=self.shown,
+                channel=self.number,
+            )
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while True:
@@ -148,8 +174,11 @@ class Channel:
                 batch = list(self._waiting)
                 self._waiting.clear()
                 dropped, self._dropped = self._dropped, 0
+                self._in_flight = len(batch)
             tail, body = message(batch, dropped)
             ok, why = send_once(self._url, f"{self._config.title}: {tail}", body)
+            with self._cond:
+                self._in_flight = 0
             if ok:
                 self._sent(batch)
             else:
@@ -171,6 +200,7 @@ class Channel:
                 "notify_restored",
                 f"notifications to {self.shown} go out again (what waited was sent as one message)",
                 url=self.shown,
+                channel=self.number,
             )
 
     def _failed(self, batch: list[Notice], dropped: int, why: str) -> None:
@@ -199,4 +229,5 @@ class Channel:
                 f" {self._config.retry_s:g} s, doubling to {self._config.retry_max_s:g} s); trading is"
                 " not affected",
                 url=self.shown,
+                channel=self.number,
             )

@@ -8,7 +8,7 @@ from datetime import time
 import attrs
 
 from momobot_core import ConfigError
-from momobot_core.config import Config
+from momobot_core.config import Config, Section
 from momobot_notify._apprise import load
 from momobot_notify.secrets import guard, shown
 
@@ -73,7 +73,7 @@ def load_notify_config(config: Config) -> NotifyConfig:
                 f"[notify] urls: {shown(url)} is not a notification URL apprise knows (see"
                 " https://github.com/caronc/apprise/wiki for each service's form)"
             )
-    summary_at = section.get_str("summary_at", None)
+    summary_at = section.get_str("summary_at", None)  # New York time, the exchange's
     at = None
     if summary_at:
         try:
@@ -95,9 +95,14 @@ def load_notify_config(config: Config) -> NotifyConfig:
         kill=section.get_bool("kill", True),
         summary=section.get_bool("summary", True),
         min_level=section.get_choice("min_level", "warning", LEVELS),
-        min_interval_s=section.get_float("min_interval_s", 10.0),
-        retry_s=retry_s,
-        retry_max_s=max(retry_s, section.get_float("retry_max_s", 60.0, strictly_positive=True)),
+        min_interval_s=_at_most_an_hour(section, "min_interval_s", section.get_float("min_interval_s", 10.0)),
+        retry_s=_at_most_an_hour(section, "retry_s", retry_s),
+        retry_max_s=max(
+            retry_s,
+            _at_most_an_hour(
+                section, "retry_max_s", section.get_float("retry_max_s", 60.0, strictly_positive=True)
+            ),
+        ),
         queue_size=section.get_int("queue_size", 500, minimum=1),
         summary_at=at,
         title=section.get_str("title", "MomoBot") or "MomoBot",
@@ -105,9 +110,20 @@ def load_notify_config(config: Config) -> NotifyConfig:
     )
 
 
+def _at_most_an_hour(section: Section, key: str, value: float) -> float:
+    if value > 3600:
+        raise ConfigError(f"[notify] {key} = {value:g}{section.source(key)}: must be at most 3600 (an hour)")
+    return value
+
+
 def _urls(from_file: object) -> list[str]:
     raw = os.environ.get(URLS_VARIABLE)
     if raw is not None:
+        if not raw.split():
+            raise ConfigError(
+                f"{URLS_VARIABLE} is set but empty: unset it to use [notify] urls, or name at least"
+                " one URL (to send nothing, uninstall momobot-notify or leave urls out)"
+            )
         return raw.split()
     if from_file is None:
         return []

@@ -17,15 +17,16 @@ from __future__ import annotations
 import html
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from momobot_core import Panel, hookimpl
+from momobot_core.market import NEW_YORK, REGULAR_CLOSE
 from momobot_core.models import leg_pnl
 from momobot_notify.channel import Channel
 from momobot_notify.config import NotifyConfig, load_notify_config
 from momobot_notify.messages import Notice, alert_notice, at_least, summary_text
-from momobot_notify.secrets import unguard
 
 if TYPE_CHECKING:
     import click
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("momobot.notify")
 
 PANEL_PATH = "/ui/notify"
-#: How long shutdown waits for what is queued to go out.
-SHUTDOWN_SECONDS = 5.0
+#: How long shutdown waits for what is queued to go out, all URLs together: under the 5 s the
+#: core gives a plugin's on_shutdown.
+SHUTDOWN_SECONDS = 4.0
 
 
 class NotifyPlugin:
@@ -67,7 +69,7 @@ class NotifyPlugin:
         if bot.mode != "live" and not config.replay:
             log.info("[Notify] %s mode: nothing is sent ([notify] replay = true sends)", bot.mode)
             return
-        self.channels = [Channel(url, config, bot.alert) for url in config.urls]
+        self.channels = [Channel(url, config, bot.alert, number=n) for n, url in enumerate(config.urls)]
         log.info("[Notify] sending to %s", ", ".join(c.shown for c in self.channels))
         if config.summary and bot.mode == "live":
             self._timer = threading.Thread(
@@ -81,17 +83,20 @@ class NotifyPlugin:
         if self.channels and self.config.summary and self._closed:
             self._summary(bot)
         channels, self.channels = self.channels, []
+        deadline = time.monotonic() + SHUTDOWN_SECONDS
         for channel in channels:
-            left = channel.close(SHUTDOWN_SECONDS / max(1, len(channels)))
+            channel.stop(deadline)  # every URL sends what waits, all at once
+        for channel in channels:
+            left = channel.close(max(0.0, deadline - time.monotonic()))
             if left:
                 log.warning("[Notify] %s: %d notice(s) could not be sent before exit", channel.shown, left)
-        unguard()
+        # The log filter that masks the URLs' secrets stays: a send still under way logs after this.
 
     # -- the event hooks (the engine's thread: a tuple appended, nothing more) -----------------
 
-    def _put(self, notice: Notice, skip: str | None = None) -> None:
+    def _put(self, notice: Notice, skip: int | None = None) -> None:
         for channel in self.channels:
-            if channel.shown != skip:
+            if channel.number != skip:
                 channel.put(notice)
 
     @hookimpl
@@ -154,8 +159,8 @@ class NotifyPlugin:
         if not self.channels or not self.config.alerts or not at_least(alert.kind, self.config.min_level):
             return
         # A URL that fails is told through the others, never queued to itself.
-        url = alert.detail.get("url") if alert.kind.startswith("notify_") else None
-        self._put(alert_notice(alert), skip=url if isinstance(url, str) else None)
+        number = alert.detail.get("channel") if alert.kind.startswith("notify_") else None
+        self._put(alert_notice(alert), skip=number if isinstance(number, int) else None)
 
     # -- the day's summary ------------------------------------------------------------------
 
@@ -164,8 +169,8 @@ class NotifyPlugin:
         bot = self.bot
         assert bot is not None
         while True:
-            due = self._next_summary(datetime.now(bot.settings.tz))
-            wait = (due - datetime.now(bot.settings.tz)).total_seconds()
+            due = self._next_summary(datetime.now(NEW_YORK))
+            wait = (due - datetime.now(NEW_YORK)).total_seconds()
             if self._stop.wait(max(0.0, wait)):
                 return
             loop = bot.loop
@@ -173,15 +178,20 @@ class NotifyPlugin:
                 loop.call_soon_threadsafe(self._summary, bot)
 
     def _next_summary(self, now: datetime) -> datetime:
+        """When the next summary is due after ``now`` (New York time): ``summary_at`` each day,
+        else the end of the day's last configured session, on the day it falls (a half day's
+        early close; a closed day has none)."""
         at = self.config.summary_at
-        bot = self.bot
-        if at is None:
-            end = getattr(bot, "session_end", None)
-            at = end(now.date()) if callable(end) else None
-            if at is None:
-                at = datetime.strptime("16:00", "%H:%M").time()
-        due = now.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
-        return due if due > now else due + timedelta(days=1)
+        end = getattr(self.bot, "session_end", None)
+        day = now.date()
+        for _ in range(14):
+            when = at if at is not None else (end(day) if callable(end) else REGULAR_CLOSE)
+            if when is not None:
+                due = datetime.combine(day, when, NEW_YORK)
+                if due > now:
+                    return due
+            day += timedelta(days=1)
+        return now + timedelta(days=1)
 
     def _summary(self, bot: Engine) -> None:
         """On the engine's thread: the day against the limits, and this run's closed trades."""

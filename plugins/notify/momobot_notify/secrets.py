@@ -16,7 +16,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 #: What replaces a secret.
 MASK = "***"
-_ADDRESS = re.compile(r"^(localhost|[0-9.]+|\[[0-9a-f:.]+\]|[a-z0-9-]+(\.[a-z0-9-]+)+)$", re.IGNORECASE)
+#: A host shown as it is: localhost, an IPv4 or IPv6 address, or a dotted name with a letter in
+#: its last label (a bare number, such as a Discord webhook id, is a credential).
+_ADDRESS = re.compile(
+    r"^(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\]|([a-z0-9-]+\.)+[a-z][a-z0-9-]*)$", re.IGNORECASE
+)
+#: What is shown of a string that is no URL at all (it may be a token pasted whole).
+NOT_A_URL = "<not a URL>"
 #: Parts shorter than this are not secrets (a port, "to", an empty segment) and are not blanked:
 #: blanking them would mangle every log line.
 _SHORTEST_SECRET = 4
@@ -27,9 +33,12 @@ def _split(url: str) -> tuple[str, str, str, str, str, int | None]:
     scheme, _, rest = url.partition("://")
     try:
         parts = urlsplit(f"x://{rest}")
-        port = parts.port
     except ValueError:
         return scheme, "", "", "", rest, None
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range: the rest is still read (and masked)
+        port = None
     tail = parts.path + (f"?{parts.query}" if parts.query else "")
     return scheme, parts.username or "", parts.password or "", parts.hostname or "", tail, port
 
@@ -37,6 +46,8 @@ def _split(url: str) -> tuple[str, str, str, str, str, int | None]:
 def shown(url: str) -> str:
     """What a person is shown of ``url``: its scheme and, when it is a network address, its host
     and port; the rest masked (``json://127.0.0.1:8080/***``, ``tgram://***``)."""
+    if "://" not in url:
+        return NOT_A_URL
     scheme, user, password, host, tail, port = _split(url)
     if host and _ADDRESS.match(host):
         where = host + (f":{port}" if port else "")
@@ -49,6 +60,8 @@ def shown(url: str) -> str:
 
 def secrets_of(url: str) -> list[str]:
     """The parts of ``url`` that may be credentials, longest first (each as written and unquoted)."""
+    if "://" not in url:
+        return [url] if len(url) >= _SHORTEST_SECRET else []
     _, user, password, host, tail, _ = _split(url)
     found = {user, password}
     if host and not _ADDRESS.match(host):
@@ -94,28 +107,21 @@ class Redactor(logging.Filter):
         return True
 
 
-_installed: list[Redactor] = []
+#: The one filter every guard adds its secrets to.
+_REDACTOR = Redactor([])
 
 
 def guard(urls: list[str] | tuple[str, ...]) -> None:
-    """Blank these URLs' secrets from every log record from now on (apprise's own included):
-    a filter on apprise's and momobot's loggers and on the root logger's handlers."""
-    secrets = sorted({s for url in urls for s in secrets_of(url)}, key=len, reverse=True)
+    """Blank these URLs' secrets from every log record from now on, for the life of the process
+    (a send still under way at exit logs too): one filter on apprise's and momobot's loggers and
+    on the root logger's handlers, its secrets the union of every URL guarded."""
+    secrets = {s for url in urls for s in secrets_of(url)}
     if not secrets:
         return
-    redactor = Redactor(secrets)
-    _installed.append(redactor)
-    for name in ("apprise", "momobot"):
-        logging.getLogger(name).addFilter(redactor)
+    _REDACTOR.secrets = sorted(secrets | set(_REDACTOR.secrets), key=len, reverse=True)
+    for logger in (logging.getLogger("apprise"), logging.getLogger("momobot")):
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(redactor)
-
-
-def unguard() -> None:
-    """Remove what :func:`guard` installed (the plugin's shutdown; tests)."""
-    while _installed:
-        redactor = _installed.pop()
-        for name in ("apprise", "momobot"):
-            logging.getLogger(name).removeFilter(redactor)
-        for handler in logging.getLogger().handlers:
-            handler.removeFilter(redactor)
+        if _REDACTOR not in handler.filters:
+            handler.addFilter(_REDACTOR)

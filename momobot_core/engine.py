@@ -297,7 +297,8 @@ class Engine:
             return
         self._stopped = True
         if self.hooks is not None and self._started:
-            self.hooks.shutdown(self)  # plugins flush what they still had to send
+            # Plugins flush what they still had to send; what one tells then reaches the rest.
+            self.hooks.shutdown(self, between=self._drain_inbox)
         self._keep_fills()
         self._arms.flush()
         self._record.mark()
@@ -817,8 +818,11 @@ class Engine:
                 self.alert("halted", f"{message}; entries are halted for the day", reason=lasting)
         self.alert(
             "exit_released",
-            f"{trade.symbol}: the {reason} exit held through the halt went out at {quote.bid:g} (the bid"
-            " of the first quote after the resume)",
+            f"{trade.symbol}: the {reason} exit held through the halt went out at"
+            f" {quote.bid:.2f} (the bid of the first quote after the resume)"
+            if quote.bid >= 1
+            else f"{trade.symbol}: the {reason} exit held through the halt went out at {quote.bid:.4f}"
+            " (the bid of the first quote after the resume)",
             symbol=trade.symbol,
             reason=reason,
             price=quote.bid,
@@ -1033,7 +1037,10 @@ class Engine:
             return
         source = self.source
         age = source.status().last_message_age_s if source is not None else None
-        for notice in self._quote_watch.check(time.monotonic(), age, source is not None, self.open_trades):
+        trades = self.open_trades
+        if self._halts.symbols:  # a halted symbol's silence is the halt's, not a stale feed's
+            trades = {s: t for s, t in trades.items() if s not in self._halts.symbols}
+        for notice in self._quote_watch.check(time.monotonic(), age, source is not None, trades):
             self.alert(notice.kind, notice.message, symbol=notice.symbol, **notice.detail)
 
     @property

@@ -309,7 +309,14 @@ def parse_sessions(value: object, where: str) -> tuple[str, ...] | None:
         chosen.append(name)
     if not chosen:
         raise ConfigError(f"[momobot] session = {value!r}{where}: name at least one session")
-    return tuple(s for s in SESSIONS if s in chosen)
+    ordered = tuple(s for s in SESSIONS if s in chosen)
+    if ordered == ("pre", "after"):
+        raise ConfigError(
+            f"[momobot] session = {value!r}{where}: the sessions must follow each other; pre and"
+            " after without regular would leave a gap ([risk] trading_start/trading_end narrow"
+            " them instead)"
+        )
+    return ordered
 
 
 def _edges(sessions: tuple[str, ...]) -> tuple[time, time]:
@@ -345,12 +352,12 @@ def session_refusal(market: MarketHours, sessions: tuple[str, ...], symbol: str,
     now = hours.session_at(local)
     if now in sessions:
         return None
-    allowed = " and ".join(NAMES[s] for s in sessions)
+    allowed = " and ".join(f"the {NAMES[s]}" for s in sessions)
     if hours.closed is not None:
-        return f"{symbol}: the market is closed today ({hours.closed}); entries are taken in the {allowed}"
+        return f"{symbol}: the market is closed today ({hours.closed}); entries are taken in {allowed} only"
     return (
         f"{symbol}: it is {NAMES[now] if now != 'closed' else 'outside the trading day'} now"
-        f" ({local:%H:%M} New York, {hours.describe()}); entries are taken in the {allowed} only"
+        f" ({local:%H:%M} New York, {hours.describe()}); entries are taken in {allowed} only"
         " ([momobot] session)"
     )
 
@@ -362,7 +369,7 @@ def session_status(market: MarketHours, sessions: tuple[str, ...] | None, ts: da
     return {
         "session": now,
         "name": NAMES[now],
-        "entries": sessions is None or now in sessions,
+        "in_session": sessions is None or now in sessions,
         "sessions": list(sessions) if sessions is not None else None,
         "day": hours.describe(),
         "early_close": hours.early_close,

@@ -239,11 +239,15 @@ class Hooks:
                     f"plugin {plugin_name!r} failed to start: {_short_error(exc)}"
                 ) from None
 
-    def shutdown(self, bot: Any, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+    def shutdown(
+        self, bot: Any, timeout: float = SHUTDOWN_TIMEOUT, between: Callable[[], None] | None = None
+    ) -> None:
         """Call ``on_shutdown`` of every plugin whose start-up ran, each within ``timeout`` seconds.
 
         A plugin still busy after its time is named in the log and left behind
-        (its thread is a daemon): the process must be able to exit.
+        (its thread is a daemon): the process must be able to exit. ``between`` runs after
+        each plugin's shutdown (the engine publishes the alerts it raised, so a plugin shut
+        down later, such as notify, still hears of them).
         """
         for plugin_name, function, argnames in self._implementations("on_shutdown"):
             if plugin_name in self._not_started:
@@ -271,6 +275,11 @@ class Hooks:
                 )
             elif errors:
                 self._isolated(plugin_name, "on_shutdown", errors[0])
+            if between is not None:
+                try:
+                    between()
+                except Exception:
+                    log.exception("publishing the alerts raised by %r's shutdown failed", plugin_name)
         self._not_started = {name for name, _, _ in self._implementations("on_shutdown")}
 
 

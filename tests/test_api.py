@@ -46,7 +46,7 @@ def test_ping_and_openapi_schema(api: ApiProcess) -> None:
     ping = api.client.get("/ping").json()
     assert ping["status"] == "ok" and ping["mode"] == "live"
     assert ping["market"]["session"] in {"pre", "regular", "after", "closed"}  # whenever CI runs
-    assert ping["market"]["entries"] is True and ping["market"]["calendar"] == "exchange_calendars XNYS"
+    assert ping["market"]["in_session"] is True and ping["market"]["calendar"] == "exchange_calendars XNYS"
     schema = api.client.get("/openapi.json").json()
     assert {"/ping", "/positions", "/trades", "/close-position", "/quotes"} <= set(schema["paths"])
     body = schema["components"]["schemas"]["OpenTradeBody"]

@@ -356,3 +356,27 @@ def test_limit_up_limit_down_bands_go_with_their_day() -> None:
     engine.close_trade("ABCD", ts=at(tomorrow + 2))
     with pytest.raises(TradeRefused, match=r"band 4\.95"):
         engine.open_trade("ABCD", 100, 5.2, 5.4, 4.9, ts=at(tomorrow + 3))
+
+
+def test_a_halted_symbols_silence_is_the_halts_not_a_stale_feed() -> None:
+    from momobot_core.config import Config
+    from momobot_core.models import Quote
+
+    engine = Engine(config=Config(tables={"risk": {"stale_quote_s": 0.2}}), journal=Journal(), mode="live")
+    engine.start()
+    now = datetime.now(UTC)
+    for symbol in ("ABCD", "WXYZ"):
+        engine.on_quote(Quote(symbol, now, 1.99, 2.00))
+        engine.open_trade(symbol, 100, 2.2, 2.4, 1.9)
+    engine.trading_halt("ABCD", True, "news pending")
+
+    def stale_symbols() -> set[str | None]:
+        engine.tick()
+        return {a.symbol for a in engine.alerts if a.kind == "stale_quotes"}
+
+    # Neither symbol is quoted again: WXYZ goes stale (the control); ABCD is halted, not stale.
+    from hotkey_helpers import wait_until
+
+    assert wait_until(lambda: "WXYZ" in stale_symbols())
+    assert "ABCD" not in stale_symbols()
+    engine.shutdown()

@@ -134,14 +134,14 @@ def test_entries_are_taken_in_the_configured_sessions_only() -> None:
     regular = _engine("regular")
     assert _entry(regular, ny(MONDAY, 10)) == "taken"
     assert _entry(regular, ny(MONDAY, 8)) == (
-        "refused: ABCD: it is pre-market now (08:00 New York, regular 09:30-16:00); entries are taken in the"
-        " regular session only ([momobot] session)"
+        "refused: ABCD: it is pre-market now (08:00 New York, regular 09:30-16:00); entries are taken in"
+        " the regular session only ([momobot] session)"
     )
     assert _entry(regular, ny(HALF_DAY, 13, 30)).startswith(
         "refused: ABCD: it is after-hours now (13:30 New York,"
     )
     assert _entry(regular, ny(THANKSGIVING, 10)) == (
-        "refused: ABCD: the market is closed today (holiday); entries are taken in the regular session"
+        "refused: ABCD: the market is closed today (holiday); entries are taken in the regular session only"
     )
     assert regular.counters.refused_by_rule == {"session": 3}
     extended = _engine("extended")
@@ -160,6 +160,7 @@ def test_entries_are_taken_in_the_configured_sessions_only() -> None:
         ("overnight", {}, "[momobot] session = 'overnight': sessions are pre, regular and after"),
         (["regular", "lunch"], {}, "[momobot] session = ['regular', 'lunch']: sessions are pre"),
         ([], {}, "[momobot] session = []: name at least one session"),
+        (["pre", "after"], {}, "[momobot] session = ['pre', 'after']: the sessions must follow each other"),
         (
             "regular",
             {"trading_start": "07:00"},
@@ -231,7 +232,7 @@ def test_the_session_now_for_ping_and_the_page() -> None:
     assert now == {
         "session": "after",
         "name": "after-hours",
-        "entries": False,
+        "in_session": False,
         "sessions": ["pre", "regular"],
         "day": "half day: regular 09:30-13:00",
         "early_close": True,

@@ -13,6 +13,7 @@ import pytest
 from momobot_notify.plugin import NotifyPlugin, panel_html
 from notify_helpers import Smtp, Webhook
 
+from momobot_core import hookimpl
 from momobot_core.config import Config, ConfigError
 from momobot_core.engine import Engine
 from momobot_core.journal import Journal
@@ -140,6 +141,8 @@ def test_toggles_and_the_minimum_level_choose_what_is_sent() -> None:
         text = "\n".join(hook.bodies())
         assert "CRITICAL journal_error: a critical one" in text
         assert "Closed" not in text and "stale_quotes" not in text
+        types = {r["message"].split(":")[0]: r["type"] for r in hook.received}
+        assert types == {"CRITICAL journal_error": "failure", "Summary": "info"}  # critical: the alarm
 
 
 def test_a_fill_is_told_beside_the_model_price(tmp_path: Path) -> None:
@@ -336,7 +339,12 @@ def test_a_hung_service_holds_its_own_url_only_and_never_the_exit() -> None:
             engine.alert("journal_error", f"n{n}")
         assert wait_until(lambda: sum(b.count("journal_error") for b in hook.bodies()) == 3)
         done = threading.Event()
-        threading.Thread(target=lambda: (engine.shutdown(), done.set()), daemon=True).start()
+
+        def stop() -> None:
+            engine.shutdown()
+            done.set()
+
+        threading.Thread(target=stop, daemon=True).start()
         assert done.wait(30)  # bounded: the hung send is left to its own (daemon) thread
         assert plugin.status() == []
     hung.close()
@@ -348,7 +356,12 @@ def test_two_urls_that_look_alike_masked_still_tell_each_other() -> None:
         engine, plugin = _engine([hook.url("a"), hook.url("b")], retry_s=0.05)
         assert plugin.channels[0].shown == plugin.channels[1].shown  # both json://127.0.0.1:P/***
         engine.alert("journal_error", "x")
-        assert wait_until(lambda: engine.tick() is None and any("notify_down" in b for b in hook.bodies()))
+
+        def told() -> bool:
+            engine.tick()  # raises what the channel's thread told, on this (the engine's) thread
+            return any("notify_down" in b for b in hook.bodies())
+
+        assert wait_until(told)
         engine.shutdown()
 
 
@@ -365,3 +378,49 @@ def test_the_summary_is_due_at_the_days_own_close_in_new_york() -> None:
         engine, plugin = _engine([hook.url()], summary_at="16:05")
         assert plugin._next_summary(monday) == datetime(2026, 12, 7, 16, 5, tzinfo=NEW_YORK)
         engine.shutdown()
+
+
+class _ToldWhileStopping:
+    """Another plugin that raises an alert from its own shutdown (hotkey_ws's exit_dropped)."""
+
+    @hookimpl
+    def on_shutdown(self, bot: Engine) -> None:
+        bot.alert("exit_dropped", "kill: 'cancel_all', 'flatten_all' NOT sent (not sent before shutdown)")
+
+
+def test_an_alert_raised_while_the_others_stop_still_reaches_the_phone() -> None:
+    with Webhook() as hook:
+        plugin = NotifyPlugin()
+        config = Config(tables={"notify": {"urls": [hook.url()], "min_interval_s": 0}})
+        engine = Engine(
+            config=config, hooks=make_hooks(plugin, _ToldWhileStopping()), journal=Journal(), mode="live"
+        )
+        engine.start()
+        engine.shutdown()
+        assert any("CRITICAL exit_dropped: kill" in b for b in hook.bodies())
+        assert [r["type"] for r in hook.received] == ["failure"]
+
+
+def test_summary_at_skips_a_day_the_market_is_closed() -> None:
+    from momobot_core.market import NEW_YORK
+
+    with Webhook() as hook:
+        engine, plugin = _engine([hook.url()], summary_at="16:05")
+        saturday = datetime(2026, 12, 5, 10, 0, tzinfo=NEW_YORK)
+        assert plugin._next_summary(saturday) == datetime(2026, 12, 7, 16, 5, tzinfo=NEW_YORK)
+        engine.shutdown()
+
+
+def test_a_misspelt_notify_variable_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOMOBOT_NOTIFY_MIN_LEVLE", "critical")
+    engine = Engine(config=Config(tables={"notify": {}}), hooks=make_hooks(NotifyPlugin()), mode="live")
+    with pytest.raises(ConfigError, match="MOMOBOT_NOTIFY_MIN_LEVLE: no \\[notify\\] key of that name"):
+        engine.start()
+
+
+def test_apprises_own_short_form_of_a_secret_is_blanked_too() -> None:
+    from momobot_notify.secrets import redact, secrets_of
+
+    url = "jsn://hookuser:SuperSecretPw@127.0.0.1:18080/x"
+    line = "Unparseable URL jsn://***:S...w@1...1:18080/***"
+    assert "S...w" not in redact(line, secrets_of(url))

@@ -19,13 +19,17 @@ from typing import Any
 
 from momobot_notify._apprise import load
 from momobot_notify.config import NotifyConfig
-from momobot_notify.messages import Notice, message
+from momobot_notify.messages import Notice, level_of_batch, message
 from momobot_notify.secrets import redact, secrets_of, shown
 
 log = logging.getLogger("momobot.notify")
 
 
-def send_once(url: str, title: str, body: str) -> tuple[bool, str]:
+#: Our levels as apprise's message types (a service shows them as colours, priorities).
+TYPES = {"info": "info", "warning": "warning", "critical": "failure"}
+
+
+def send_once(url: str, title: str, body: str, level: str = "info") -> tuple[bool, str]:
     """Send one message to ``url`` now, on this thread: (worked, why not). Secrets redacted."""
     apprise = load()
 
@@ -36,7 +40,7 @@ def send_once(url: str, title: str, body: str) -> tuple[bool, str]:
     if not notifier.add(url):
         return False, "not a notification URL apprise knows"
     try:
-        result = notifier.notify(body=body, title=title)
+        result = notifier.notify(body=body, title=title, notify_type=TYPES.get(level, "info"))
     except Exception as exc:  # a plugin of apprise's that raises: a failed send, said why
         return False, redact(f"{type(exc).__name__}: {exc}", secrets_of(url))
     if result:
@@ -176,7 +180,7 @@ class Channel:
                 dropped, self._dropped = self._dropped, 0
                 self._in_flight = len(batch)
             tail, body = message(batch, dropped)
-            ok, why = send_once(self._url, f"{self._config.title}: {tail}", body)
+            ok, why = send_once(self._url, f"{self._config.title}: {tail}", body, level_of_batch(batch))
             with self._cond:
                 self._in_flight = 0
             if ok:
@@ -218,9 +222,16 @@ class Channel:
             waiting = len(self._waiting)
         retry_in = self._delay
         self._delay = min(self._delay * 2, self._config.retry_max_s)
-        log.warning(
-            "[Notify] %s failed (%s): %d notice(s) wait; next try in %g s", self.shown, why, waiting, retry_in
-        )
+        if self._stopping:
+            log.warning("[Notify] %s failed at exit (%s)", self.shown, why)
+        else:
+            log.warning(
+                "[Notify] %s failed (%s): %d notice(s) wait; next try in %g s",
+                self.shown,
+                why,
+                waiting,
+                retry_in,
+            )
         if self.state != "down":
             self.state = "down"
             self._tell(

@@ -65,6 +65,9 @@ def load_notify_config(config: Config) -> NotifyConfig:
 
     section = config.section("notify", env_prefix="MOMOBOT_NOTIFY_")
     section.check_known(KNOWN)
+    for var in sorted(os.environ):  # a misspelt variable must not leave a default in place
+        if var.startswith("MOMOBOT_NOTIFY_") and var[len("MOMOBOT_NOTIFY_") :].lower() not in KNOWN:
+            raise ConfigError(f"{var}: no [notify] key of that name (known keys: {', '.join(sorted(KNOWN))})")
     urls = _urls(config.table("notify").get("urls"))
     guard(urls)  # before apprise reads a URL: its debug log names what it loaded
     for url in urls:

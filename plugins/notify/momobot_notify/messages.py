@@ -98,7 +98,7 @@ def summary_text(f: dict[str, Any]) -> str:
             else ""
         ),
     ]
-    if closed:
+    if len(closed) > 1:
         best = max(closed, key=lambda c: c[1])
         worst = min(closed, key=lambda c: c[1])
         parts.append(f"best {best[0]} {money(best[1])}, worst {worst[0]} {money(worst[1])}")
@@ -107,6 +107,17 @@ def summary_text(f: dict[str, Any]) -> str:
     if f["halted"]:
         parts.append(f"entries halted ({f['halted']})")
     return "Summary: " + "; ".join(parts)
+
+
+def level_of_batch(notices: list[Notice]) -> str:
+    """The most urgent level in a batch (``info``, ``warning``, ``critical``): the message's
+    type at the service (its colour, its priority). A kill is critical; a fill, a closed trade
+    and the summary are info."""
+    levels = [
+        level_of(f["kind"]) if what == "alert" else ("critical" if what == "kill" else "info")
+        for what, f in notices
+    ]
+    return max(levels, key=LEVELS.index, default="info")
 
 
 def message(notices: list[Notice], dropped: int) -> tuple[str, str]:

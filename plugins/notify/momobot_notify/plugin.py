@@ -77,7 +77,7 @@ class NotifyPlugin:
             )
             self._timer.start()
 
-    @hookimpl
+    @hookimpl(trylast=True)  # after the others: what they tell while stopping is sent too
     def on_shutdown(self, bot: Engine) -> None:
         self._stop.set()
         if self.channels and self.config.summary and self._closed:
@@ -185,7 +185,8 @@ class NotifyPlugin:
         end = getattr(self.bot, "session_end", None)
         day = now.date()
         for _ in range(14):
-            when = at if at is not None else (end(day) if callable(end) else REGULAR_CLOSE)
+            close = end(day) if callable(end) else REGULAR_CLOSE  # None: the market is closed
+            when = at if at is not None and close is not None else close
             if when is not None:
                 due = datetime.combine(day, when, NEW_YORK)
                 if due > now:

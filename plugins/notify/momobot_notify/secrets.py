@@ -75,6 +75,8 @@ def secrets_of(url: str) -> list[str]:
         for form in (part, unquote(part)):
             if len(form) >= _SHORTEST_SECRET:
                 out.add(form)
+                # apprise's own short form of a secret in its log lines: first and last character.
+                out.add(f"{form[0]}...{form[-1]}")
     return sorted(out, key=len, reverse=True)
 
 

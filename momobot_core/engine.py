@@ -853,11 +853,7 @@ class Engine:
                 raise TradeRefused(
                     f"{symbol}: not discarded: the journal cannot be written ({exc})", "journal"
                 ) from None
-        del self.open_trades[symbol]
-        self._hold_until.pop(symbol, None)
-        self._stop_moved_at.pop(trade.id, None)
-        self._halts.held.pop(symbol, None)
-        self._day.closed(symbol)
+        self._forget(trade)
         log.warning(
             "%s: trade %s discarded by a person (its entry never reached the broker): closed in the"
             " journal, nothing sent",
@@ -928,9 +924,7 @@ class Engine:
             if event.leg is not None:
                 self._day.count_leg(event.trade, event.leg, closed=closed and event is exits[-1])
         if closed:
-            del self.open_trades[symbol]
-            self._hold_until.pop(symbol, None)
-            self._day.closed(symbol)
+            self._forget(trade)
             self.counters.trades_closed += 1
         else:
             self.open_trades[symbol] = after
@@ -1213,18 +1207,25 @@ class Engine:
         event = JournalEvent(reason.value, after, order, leg)
         self._day.roll(ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event) if commit else False
-        del self.open_trades[trade.symbol]
-        self._hold_until.pop(trade.symbol, None)
-        self._stop_moved_at.pop(trade.id, None)
-        self._trail_high.pop(trade.id, None)
-        if self._halts.held:
-            self._halts.held.pop(trade.symbol, None)
-        self._day.closed(trade.symbol)
+        self._forget(trade)
         self.counters.trades_closed += 1
         self._day.count_leg(after, leg, closed=True)
         if trade.symbol in self._arms.armed:
             self._arms.closed(trade.symbol, ts)
         return after, order, event, pending
+
+    def _forget(self, trade: Trade) -> None:
+        """A trade left the book (closed, discarded, or found done at the broker): every piece of
+        state kept for it goes with it, in one place (its hold, its stop's move, its trail's high,
+        an exit a halt held, the risk day's count of open trades)."""
+        symbol = trade.symbol
+        del self.open_trades[symbol]
+        self._hold_until.pop(symbol, None)
+        self._stop_moved_at.pop(trade.id, None)
+        self._trail_high.pop(trade.id, None)
+        if self._halts.held:
+            self._halts.held.pop(symbol, None)
+        self._day.closed(symbol)
 
     # -- the kill switch and the daily loss limit's flatten ------------------------------
 

@@ -162,6 +162,7 @@ def quote_price(quote: Quote, seen: dict[str, tuple[float, datetime | None]]) ->
 
 #: The timeframes a chart offers (the cockpit's 10 s / 1 m / 5 m).
 CHART_TIMEFRAMES = ("10s", "1m", "5m")
+_CHART_TIMEFRAMES = tuple(Timeframe.parse(name) for name in CHART_TIMEFRAMES)
 
 
 class CandleBook:
@@ -186,7 +187,10 @@ class CandleBook:
         if symbol in self.symbols:
             self.symbols[symbol] = self.symbols.pop(symbol)  # the newest now
             return
-        while len(self.symbols) >= self.most:
+        # A symbol held for good (traded, armed) takes no other's room, so its entry never scans
+        # the book (with hundreds of open trades that scan cost the entry tens of microseconds):
+        # only a chart a page asks for makes room, dropping the oldest symbol not held.
+        while not keep(symbol) and len(self.symbols) >= self.most:
             oldest = next((s for s in self.symbols if not keep(s)), None)
             if oldest is None:
                 break  # every one is held: the book grows past `most` rather than drop one
@@ -196,7 +200,7 @@ class CandleBook:
                 self._closed.pop((oldest, name), None)
         self.symbols[symbol] = 0
         self._builders[symbol] = [
-            CandleBuilder(symbol, Timeframe.parse(n), self.tz) for n in CHART_TIMEFRAMES
+            CandleBuilder(symbol, timeframe, self.tz) for timeframe in _CHART_TIMEFRAMES
         ]
         for name in CHART_TIMEFRAMES:
             self._closed[(symbol, name)] = collections.deque(maxlen=self.keep)

@@ -677,8 +677,6 @@ class Engine:
             ) from None
         self.open_trades[symbol] = trade
         self._hold_until[symbol] = ts + self._min_hold
-        if symbol not in self.charts.symbols:
-            self._chart(symbol, trail)
         # Opened on a quote: its silence counts from now, not from the start of the process.
         self._quote_watch.quoted(symbol, time.monotonic())
         self._day.opened()
@@ -686,6 +684,8 @@ class Engine:
         self.counters.orders += 1
         self._notify("on_order_submitted", order=order, trade=trade)
         self._dispatched(event.id, pending=False)
+        if symbol not in self.charts.symbols:
+            self._chart(symbol, trail)  # after the hooks: the order leaves first, then the chart
         return trade
 
     def _check_open(
@@ -1094,6 +1094,11 @@ class Engine:
     def _chart(self, symbol: str, trail: object) -> None:
         if self._chart_all or trail == "candle":
             self.charts.chart(symbol, self._charted_for_good)
+
+    def chart(self, symbol: str) -> None:
+        """Build candles for ``symbol`` from now on (a page asked for its chart): room is made by
+        dropping the oldest symbol charted that is neither traded nor armed, never one that is."""
+        self.charts.chart(symbol, self._charted_for_good)
 
     def _charted_for_good(self, symbol: str) -> bool:
         """A symbol the candle book must never drop for another: traded or armed."""

@@ -116,3 +116,21 @@ def test_a_late_print_inside_a_candle_a_later_price_closed_is_dropped() -> None:
     assert builder.price(T0 + timedelta(seconds=30), 9.90) is None  # stamped inside the closed one
     current = builder.current
     assert current is not None and (current.high, current.close, current.volume) == (2.05, 2.05, 1)
+
+
+def test_a_chart_a_page_asks_for_never_drops_a_traded_symbols_candles() -> None:
+    from datetime import UTC, datetime
+
+    from momobot_core.engine import Engine
+
+    engine = Engine()
+    engine.start()
+    engine.charts.most = 2
+    at = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+    for symbol in ("AAAA", "BBBB", "CCCC"):  # three trades: held, past `most`, none dropped
+        engine.on_quote(Quote(symbol, at, 1.99, 2.00, 2.00))
+        engine.open_trade(symbol, 100, 2.2, 2.4, 1.9, ts=at)
+    assert list(engine.charts.symbols) == ["AAAA", "BBBB", "CCCC"]
+    engine.chart("PAGE")  # a page's chart: no symbol that is not held to drop, so the book grows
+    engine.chart("MORE")  # another: the oldest not held (PAGE) goes, never a traded one
+    assert list(engine.charts.symbols) == ["AAAA", "BBBB", "CCCC", "MORE"]

@@ -23,7 +23,7 @@ def chart_data(engine: Engine, symbol: str, timeframe: str) -> dict[str, Any]:
     ``time`` is the candle's start on the exchange's wall clock, as seconds since 1970 read as
     UTC (what a chart shows as it is); ``start`` is the same instant in ISO 8601."""
     if symbol not in engine.charts.symbols:
-        engine.charts.chart(symbol)
+        engine.chart(symbol)
     candles = engine.charts.candles(symbol, timeframe)
     return {
         "symbol": symbol,

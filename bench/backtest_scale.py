@@ -28,17 +28,12 @@ def noop(x: int) -> int:
 
 def round_trips(workers: int, n: int) -> tuple[float, float]:
     """(cluster start seconds, median round trip of an empty task in ms)."""
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
+
+    from momobot_core.backtest.sweep import local_cluster
 
     t = time.perf_counter()
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    cluster = local_cluster(workers)  # the very cluster `momobot backtest` starts
     client = Client(cluster)
     client.wait_for_workers(workers)
     start_s = time.perf_counter() - t

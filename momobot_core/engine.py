@@ -66,6 +66,7 @@ from momobot_core.models import (
     Trade,
     TradingHalt,
     leg_pnl,
+    price_text,
 )
 from momobot_core.record import Record
 from momobot_core.restart import Doubts, restart_notices
@@ -807,11 +808,7 @@ class Engine:
             after, order, event, pending = self._close_state(
                 trade, None, quote.bid, quote.ts, Intent.MANUAL, CloseReason.KILL
             )
-            self._notify("on_kill", trades=[trade], reason=reason)
-            self.counters.orders += 1
-            self._notify("on_order_submitted", order=order, trade=after)
-            self._notify("on_position_closed", trade=after, reason=CloseReason.KILL.value, price=order.price)
-            self._dispatched(event.id, pending)
+            self._kill_hooks([trade], reason, [(after, order, event, pending)])
             before = self._day.halt
             lasting, message = self._day.after_kill(reason, f"the {reason} exit held by a halt", quote.ts)
             if before is not None and lasting != before.reason:
@@ -819,10 +816,7 @@ class Engine:
         self.alert(
             "exit_released",
             f"{trade.symbol}: the {reason} exit held through the halt went out at"
-            f" {quote.bid:.2f} (the bid of the first quote after the resume)"
-            if quote.bid >= 1
-            else f"{trade.symbol}: the {reason} exit held through the halt went out at {quote.bid:.4f}"
-            " (the bid of the first quote after the resume)",
+            f" {price_text(quote.bid)} (the bid of the first quote after the resume)",
             symbol=trade.symbol,
             reason=reason,
             price=quote.bid,
@@ -1276,14 +1270,7 @@ class Engine:
             # every trade flattened, or as it was; never halted with trades left open.
             in_side_file = day.commit_kill(reason, message, ts, [event for _, _, event, _ in closes])
             closes = [(after, order, event, event.id in in_side_file) for after, order, event, _ in closes]
-            self._notify("on_kill", trades=trades, reason=reason)
-            for after, order, event, pending in closes:
-                self.counters.orders += 1
-                self._notify("on_order_submitted", order=order, trade=after)
-                self._notify(
-                    "on_position_closed", trade=after, reason=CloseReason.KILL.value, price=order.price
-                )
-                self._dispatched(event.id, pending)
+            self._kill_hooks(trades, reason, closes)
         finally:
             day.killing = False
         for trade in held:
@@ -1307,6 +1294,18 @@ class Engine:
             symbols=[t.symbol for t in trades],
         )
         return [after for after, _, _, _ in closes]
+
+    def _kill_hooks(
+        self, trades: list[Trade], reason: str, closes: list[tuple[Trade, Order, JournalEvent, bool]]
+    ) -> None:
+        """A kill's hooks, each flatten journaled already: ``on_kill`` once, then per trade its
+        order and its close, each marked dispatched after its own hooks."""
+        self._notify("on_kill", trades=trades, reason=reason)
+        for after, order, event, pending in closes:
+            self.counters.orders += 1
+            self._notify("on_order_submitted", order=order, trade=after)
+            self._notify("on_position_closed", trade=after, reason=CloseReason.KILL.value, price=order.price)
+            self._dispatched(event.id, pending)
 
     def resume(self, ts: datetime | None = None) -> bool:
         """Lift the kill switch's halt. The daily loss limit's and a losing streak's last the day."""

@@ -272,6 +272,11 @@ class Leg:
     order_id: str | None = None
 
 
+def price_text(value: float) -> str:
+    """A price as a person reads it: cents at or above $1, four decimals below."""
+    return f"{value:.2f}" if value >= 1 else f"{value:.4f}"
+
+
 def leg_pnl(entry_price: float, exit_price: float, qty: int) -> float:
     """Realised P&L of selling ``qty`` shares bought at ``entry_price``.
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from momobot_core.engine import Engine
@@ -37,3 +41,22 @@ def streaming(
 
     asyncio.run(main())
     return source
+
+
+@contextlib.contextmanager
+def fake_server_command(tmp_path: Path, vendor: str, day: Path) -> Iterator[int]:
+    """``momobot <vendor> fake-server DAY --speed 0`` as a real process on a free loopback port:
+    the port, once it says it listens; stopped after."""
+    from hotkey_helpers import free_port, wait_until
+
+    port = free_port()
+    err_path = tmp_path / f"{vendor}-fake.err"
+    command = [sys.executable, "-m", "momobot_core.cli", vendor, "fake-server", str(day)]
+    with err_path.open("w") as err:
+        proc = subprocess.Popen([*command, "--port", str(port), "--speed", "0"], stderr=err)
+        try:
+            assert wait_until(lambda: "stream on ws://" in err_path.read_text(), 30), err_path.read_text()
+            yield port
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)

@@ -4,8 +4,6 @@ control message and error code at its moment, every channel, JSON and msgpack.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from source_helpers import fake_server_command
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -20,7 +19,6 @@ from momobot_alpaca.fake import FakeAlpacaServer, FakeAlpacaThread
 from momobot_core.models import Luld, Quote, TradingHalt
 
 from conftest import write_jsonl
-from hotkey_helpers import free_port, wait_until
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 AUTH = {"action": "auth", "key": "test-key", "secret": "test-secret"}
@@ -177,32 +175,11 @@ def test_momobot_alpaca_fake_server_plays_a_recording_with_its_halts(tmp_path: P
             },
         ],
     )
-    port = free_port()
-    with (tmp_path / "fake.err").open("w") as err:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "momobot_core.cli",
-                "alpaca",
-                "fake-server",
-                str(day),
-                "--port",
-                str(port),
-                "--speed",
-                "0",
-            ],
-            stderr=err,
-        )
-        try:
-            assert wait_until(lambda: "fake Alpaca stream on" in (tmp_path / "fake.err").read_text(), 30)
-            with connect(f"ws://127.0.0.1:{port}") as ws:
-                received(ws)
-                ws.send(json.dumps(AUTH))
-                received(ws)
-                ws.send(json.dumps({"action": "subscribe", "quotes": ["ABCD"], "statuses": ["ABCD"]}))
-                seen = until(ws, lambda m: m["T"] == "s")
-            assert any(m["T"] == "q" and m["bp"] == 2.0 for m in seen) and seen[-1]["sm"] == "news"
-        finally:
-            proc.terminate()
-            proc.communicate(timeout=30)
+    with fake_server_command(tmp_path, "alpaca", day) as port:
+        with connect(f"ws://127.0.0.1:{port}") as ws:
+            received(ws)
+            ws.send(json.dumps(AUTH))
+            received(ws)
+            ws.send(json.dumps({"action": "subscribe", "quotes": ["ABCD"], "statuses": ["ABCD"]}))
+            seen = until(ws, lambda m: m["T"] == "s")
+        assert any(m["T"] == "q" and m["bp"] == 2.0 for m in seen) and seen[-1]["sm"] == "news"

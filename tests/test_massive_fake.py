@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from source_helpers import fake_server_command
 from websockets.sync.client import ClientConnection, connect
 
 from momobot_core.models import Luld, Quote, TradingHalt
@@ -20,7 +19,6 @@ from momobot_core.sources.fakefeed import FeedThread
 from momobot_massive.fake import FakeMassiveServer
 
 from conftest import write_jsonl
-from hotkey_helpers import free_port, wait_until
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 
@@ -118,33 +116,11 @@ def test_momobot_massive_fake_server_plays_a_recording(tmp_path: Path) -> None:
             {"type": "luld", "ts": "2026-11-24T14:30:01Z", "symbol": "ABCD", "lower": 1.8, "upper": 2.2},
         ],
     )
-    port = free_port()
-    err = (tmp_path / "fake.err").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "momobot_core.cli",
-            "massive",
-            "fake-server",
-            str(day),
-            "--port",
-            str(port),
-            "--speed",
-            "0",
-        ],
-        stderr=err,
-    )
-    try:
-        assert wait_until(lambda: "fake Massive stream on" in (tmp_path / "fake.err").read_text(), 30)
+    with fake_server_command(tmp_path, "massive", day) as port:
         with session(f"ws://127.0.0.1:{port}/stocks", "Q.ABCD,LULD.ABCD") as ws:
             seen = until(ws, lambda e: e.get("ev") == "LULD")
         assert any(e.get("ev") == "Q" and e["bp"] == 2.0 for e in seen)
         assert seen[-1]["l"] == 1.8 and seen[-1]["h"] == 2.2
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
-        err.close()
 
 
 def test_odd_frames_get_an_answer_and_only_a_signed_in_client_takes_over(fake: FeedThread) -> None:

@@ -176,21 +176,29 @@ class FakeFeed:
         self.say("recording played to its end; the stream stays open")
 
     def messages_of(self, event: Event, state: dict[str, Any]) -> list[dict[str, Any]]:
-        """What one recorded event streams (a vendor's fake says which channels want it):
-        ``state`` is the stream's own (``last``: each symbol's last print)."""
+        """What one recorded event streams: a market's news (a halt, a band) to whoever wants
+        it (:meth:`market_wanted`), an action to ``on_action``, a quote as its vendor streams
+        it (:meth:`quote_messages`). ``state`` is the stream's own (``last``: each symbol's
+        last print)."""
         if type(event) is TradingHalt or type(event) is Luld:
             # A market's own news, in the stream's order.
-            return self.render_market(event) if event.symbol in self.subscribed else []
+            return self.render_market(event) if self.market_wanted(event) else []
         if type(event) is not Quote:
             if self.on_action is not None:
                 self.on_action(event)
             return []
-        if event.symbol not in self.subscribed:
-            return []
         last = state["last"]
-        trade = event.last is not None and last.get(event.symbol) != event.last
+        printed = event.last is not None and last.get(event.symbol) != event.last
         last[event.symbol] = event.last
-        return self.render(event, trade)
+        return self.quote_messages(event, printed, state)
+
+    def market_wanted(self, event: TradingHalt | Luld) -> bool:
+        """Whether the client subscribed to what carries this halt or band."""
+        return event.symbol in self.subscribed
+
+    def quote_messages(self, quote: Quote, printed: bool, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """A recorded quote as the vendor streams it (``printed``: its ``last`` is a new print)."""
+        return self.render(quote, printed) if quote.symbol in self.subscribed else []
 
     def closing(self, state: dict[str, Any]) -> list[dict[str, Any]]:
         """What the end of the recording streams (bars still open): nothing by default."""
@@ -285,6 +293,19 @@ def market_events(files: Sequence[str]) -> list[MarketEvent]:
     from momobot_core.sources.recorded import read_events
 
     return [e for e in read_events(files) if isinstance(e, Quote | TradingHalt | Luld)]
+
+
+def command_events(files: Sequence[str]) -> list[MarketEvent]:
+    """:func:`market_events` for a ``fake-server`` command: a bad file is one line, exit 2."""
+    import sys
+
+    from momobot_core.config import InputError
+
+    try:
+        return market_events(files)
+    except InputError as exc:
+        print(f"momobot: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def serve_fake(server: FakeFeed, name: str, path: str = "") -> None:

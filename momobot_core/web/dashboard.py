@@ -42,7 +42,20 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from momobot_core import hookimpl
 from momobot_core.candles import CHART_TIMEFRAMES
 from momobot_core.engine import TradeRefused
-from momobot_core.models import Alert, Arm, Close, Disarm, Kill, Open, Order, Panel, Resume, Target, Trade
+from momobot_core.models import (
+    Alert,
+    Arm,
+    Close,
+    Disarm,
+    Kill,
+    Open,
+    Order,
+    Panel,
+    Resume,
+    Target,
+    Trade,
+    price_text,
+)
 from momobot_core.report import DayStats, day_stats, svg_of
 from momobot_core.strategies import collect_strategies
 from momobot_core.web.chart import chart_data, chart_markers, chart_update
@@ -87,9 +100,7 @@ def money(value: float | None) -> str:
 
 
 def price(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:.2f}" if value >= 1 else f"{value:.4f}"
+    return "" if value is None else price_text(value)
 
 
 CHART_STYLE = pygal.style.Style(

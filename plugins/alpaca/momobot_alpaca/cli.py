@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from momobot_alpaca.fake import FakeAlpacaServer
-from momobot_core.config import InputError
-from momobot_core.sources.fakefeed import fake_server_options, market_events, serve_fake
+from momobot_core.sources.fakefeed import command_events, fake_server_options, serve_fake
 
 
 @click.group()
@@ -26,13 +23,8 @@ def fake_server(files: tuple[str, ...], host: str, port: int, speed: float, key:
     Point the bot at it with [alpaca] url = "ws://127.0.0.1:8766" and the same key and secret
     (APCA_API_KEY_ID, APCA_API_SECRET_KEY).
     """
-    try:
-        events = market_events(files)
-    except InputError as exc:
-        click.echo(f"momobot: error: {exc}", err=True)
-        sys.exit(2)
     server = FakeAlpacaServer(
-        events,
+        command_events(files),
         host=host,
         port=port,
         key=key,

@@ -228,21 +228,13 @@ class FakeAlpacaServer(FakeFeed):
         bars: dict[str, list[Any]] = state.setdefault("bars", {})
         return [message for symbol in list(bars) for message in self._close_bar(bars, symbol)]
 
-    def messages_of(self, event: Event, state: dict[str, Any]) -> list[dict[str, Any]]:
-        """What one recorded event streams, to the channels that want it."""
-        last: dict[str, float | None] = state["last"]
+    def market_wanted(self, event: TradingHalt | Luld) -> bool:
+        return self.wants("statuses" if type(event) is TradingHalt else "lulds", event.symbol)
+
+    def quote_messages(self, quote: Quote, printed: bool, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """A recorded quote to the channels that want it: its minute bar, its print, the quote."""
         bars: dict[str, list[Any]] = state.setdefault("bars", {})
-        if type(event) is TradingHalt or type(event) is Luld:
-            channel = "statuses" if type(event) is TradingHalt else "lulds"
-            return self.render_market(event) if self.wants(channel, event.symbol) else []
-        if type(event) is not Quote:
-            if self.on_action is not None:
-                self.on_action(event)
-            return []
-        quote = event
         out: list[dict[str, Any]] = []
-        printed = quote.last is not None and last.get(quote.symbol) != quote.last
-        last[quote.symbol] = quote.last
         if printed:  # a minute without a trade has no bar
             out.extend(self._bar(bars, quote, printed))
         ts = _now()

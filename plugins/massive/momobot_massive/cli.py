@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from momobot_core.config import InputError
-from momobot_core.sources.fakefeed import fake_server_options, market_events, serve_fake
+from momobot_core.sources.fakefeed import command_events, fake_server_options, serve_fake
 from momobot_massive.fake import FakeMassiveServer
 
 
@@ -26,12 +23,12 @@ def fake_server(files: tuple[str, ...], host: str, port: int, speed: float, key:
     Point the bot at it with [massive] url = "ws://127.0.0.1:8767/stocks" and the same key
     (MASSIVE_API_KEY).
     """
-    try:
-        events = market_events(files)
-    except InputError as exc:
-        click.echo(f"momobot: error: {exc}", err=True)
-        sys.exit(2)
     server = FakeMassiveServer(
-        events, host=host, port=port, key=key, speed=speed, echo=lambda line: click.echo(line, err=True)
+        command_events(files),
+        host=host,
+        port=port,
+        key=key,
+        speed=speed,
+        echo=lambda line: click.echo(line, err=True),
     )
     serve_fake(server, "Massive", "/stocks")

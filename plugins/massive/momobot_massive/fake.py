@@ -108,20 +108,13 @@ class FakeMassiveServer(FakeFeed):
         bars: dict[tuple[str, str], list[Any]] = state.setdefault("bars", {})
         return [message for key in list(bars) for message in self._close(bars, key)]
 
-    def messages_of(self, event: Event, state: dict[str, Any]) -> list[dict[str, Any]]:
-        """What one recorded event streams, to the topics that want it."""
-        last: dict[str, float | None] = state["last"]
+    def market_wanted(self, event: TradingHalt | Luld) -> bool:
+        return self.wants("LULD", event.symbol)
+
+    def quote_messages(self, quote: Quote, printed: bool, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """A recorded quote to the topics that want it: its aggregates, its print, the quote."""
         bars: dict[tuple[str, str], list[Any]] = state.setdefault("bars", {})
-        if type(event) is TradingHalt or type(event) is Luld:
-            return self.render_market(event) if self.wants("LULD", event.symbol) else []
-        if type(event) is not Quote:
-            if self.on_action is not None:
-                self.on_action(event)
-            return []
-        quote = event
         out: list[dict[str, Any]] = []
-        printed = quote.last is not None and last.get(quote.symbol) != quote.last
-        last[quote.symbol] = quote.last
         if printed and quote.last is not None:  # a period without a trade has no bar
             for channel, seconds in (("A", 1), ("AM", 60)):
                 out.extend(self._aggregate(bars, channel, seconds, quote, quote.last, printed))

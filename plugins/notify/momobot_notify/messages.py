@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from momobot_core.models import price_text
 from momobot_notify.config import LEVELS
 
 if TYPE_CHECKING:
@@ -53,8 +54,7 @@ def money(value: float) -> str:
     return f"{'-' if value < 0 else '+'}${abs(value):,.2f}"
 
 
-def price(value: float) -> str:
-    return f"{value:.2f}" if value >= 1 else f"{value:.4f}"
+price = price_text  # cents at or above $1, four decimals below, as the page shows them
 
 
 def alert_notice(alert: Alert) -> Notice:

@@ -380,3 +380,40 @@ def test_a_halted_symbols_silence_is_the_halts_not_a_stale_feed() -> None:
     assert wait_until(lambda: "WXYZ" in stale_symbols())
     assert "ABCD" not in stale_symbols()
     engine.shutdown()
+
+
+def test_a_held_close_released_into_a_locked_journal_then_a_kill_of_the_process_sells_once(
+    tmp_path: Path,
+) -> None:
+    # Faults in a row: a halt holds a close; the journal is locked by another program when the
+    # resume's first quote releases it (the exit goes to the side file, its hooks run); the
+    # process dies before the lock goes. The restart keeps the close once and sends nothing again.
+    from conftest import SqliteLocker
+
+    db = tmp_path / "journal.db"
+    first = Recorder()
+    engine = Engine(hooks=make_hooks(first), journal=Journal(db), mode="replay")
+    engine.start()
+    _quote(engine, 0, 2.00, 2.01)
+    engine.open_trade("ABCD", 100, 2.10, 2.30, 1.90, ts=at(1))
+    _halt(engine, 2, True)
+    engine.close_trade("ABCD", ts=at(3))
+    _halt(engine, 4, False)
+    locker = SqliteLocker(db)
+    try:
+        _quote(engine, 5, 1.96, 1.97)  # released: into the side file, sent all the same
+        assert _sells(first) == [("ABCD", 1.96)] and engine.journal_pending
+        assert engine.journal is not None
+        engine.journal.close()  # as good as a kill for the file: nothing more is written
+    finally:
+        locker.release()
+    again = Recorder()
+    restarted = Engine(hooks=make_hooks(again), journal=Journal(db), mode="replay")
+    restarted.start()
+    assert restarted.open_trades == {} and restarted.held_exits == {}
+    assert restarted.journal is not None
+    legs = [(leg.reason, leg.qty, leg.exit_price) for leg in restarted.journal.legs()]
+    assert legs == [("manual", 100, 1.96)]
+    _quote(restarted, 6, 1.50, 1.51)  # under the old stop: nothing is open, nothing goes
+    assert _sells(again) == []
+    restarted.journal.close()

@@ -195,15 +195,19 @@ class CandleBook:
             if oldest is None:
                 break  # every one is held: the book grows past `most` rather than drop one
             del self.symbols[oldest]
-            del self._builders[oldest]
+            self._builders.pop(oldest, None)
             for name in CHART_TIMEFRAMES:
                 self._closed.pop((oldest, name), None)
+        # Its builders come with its first price: an entry (or an arm) pays one dict store, and
+        # a symbol charted but never quoted costs nothing more.
         self.symbols[symbol] = 0
-        self._builders[symbol] = [
-            CandleBuilder(symbol, timeframe, self.tz) for timeframe in _CHART_TIMEFRAMES
-        ]
+
+    def _build(self, symbol: str) -> list[CandleBuilder]:
+        builders = [CandleBuilder(symbol, timeframe, self.tz) for timeframe in _CHART_TIMEFRAMES]
+        self._builders[symbol] = builders
         for name in CHART_TIMEFRAMES:
             self._closed[(symbol, name)] = collections.deque(maxlen=self.keep)
+        return builders
 
     def on_quote(self, quote: Quote) -> list[Candle]:
         """Add the quote's price; the candles it closed (at most one per timeframe)."""
@@ -211,8 +215,11 @@ class CandleBook:
         if price is None:
             return []
         symbol = quote.symbol
+        builders = self._builders.get(symbol)
+        if builders is None:
+            builders = self._build(symbol)
         done = []
-        for builder in self._builders[symbol]:
+        for builder in builders:
             closed = builder.price(quote.ts, price)
             if closed is not None:
                 self._closed[(symbol, builder.timeframe.name)].append(closed)

@@ -49,7 +49,7 @@ import attrs
 import msgspec
 
 from momobot_core.errors import JournalError, JournalWriteError
-from momobot_core.models import CloseReason, Fill, Intent, Leg, Order, Side, Trade
+from momobot_core.models import CloseReason, Fill, Intent, Leg, Order, Side, Trade, new_id
 from momobot_core.sidefile import RESERVE, SideFile, read_side_file
 from momobot_core.wirelog import (
     TOLD,
@@ -222,7 +222,7 @@ class JournalEvent:
     order: Order | None = None
     leg: Leg | None = None
     at: datetime | None = None  # when it happened, if there is no order to say so
-    id: str = attrs.field(factory=lambda: os.urandom(8).hex())
+    id: str = attrs.field(factory=new_id)
 
     @property
     def ts(self) -> datetime:

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
+from websockets.uri import parse_uri
 
 from hotkey_ws.plugin import HotkeyPlugin
 from hotkey_ws.server import HotkeyServer, ServerThread
+from hotkey_ws.wire import Wire
 from momobot_core.engine import Engine
 from momobot_core.journal import Journal
 
@@ -489,3 +491,22 @@ def test_a_started_sequence_ends_even_when_its_last_command_leaves_past_the_ttl(
     assert wire.sent == list(names) and not link._queue
     link._wire = None
     link.close()
+
+
+@pytest.mark.parametrize("length", [1, 125, 126, 127, 65_535, 65_536, 70_000])
+def test_a_text_frame_of_any_length_arrives_whole_at_a_real_server(length: int) -> None:
+    # The wire frames a command itself (no frame objects on the trading path): each length
+    # band of RFC 6455 (7-bit, 16-bit, 64-bit lengths), with multi-byte text, must reach a
+    # real server's own parser exactly, one frame each, masked afresh.
+    text = ("é" * length)[: length // 2] + "x" * (length - length // 2)
+    with HotkeyTestServer() as server:
+        wire = Wire.connect(parse_uri(server.url), token=None, ssl_context=None, open_timeout=5)
+        try:
+            framed = [wire._frame_text(part.encode()) for part in ("a", "a")]
+            assert framed[0][2:6] != framed[1][2:6]  # a new mask for every frame
+            assert wire.send_text(text) or wire.outbox
+            assert wait_until(lambda: wire.flush() and bool(server.messages), timeout=10)
+            assert wire.send_text("buy_ask")
+            assert server.wait_for(2) == [text, "buy_ask"]
+        finally:
+            wire.abort()

@@ -7,10 +7,10 @@ Why it is built this way (figures in ``docs/PERFORMANCE.md``):
 * A sender on another thread must win the GIL back from a busy engine for
   every command, and falls hundreds of milliseconds behind under load. So the
   engine's own thread writes a command itself when the link is up and idle
-  (:class:`~hotkey_ws.wire.Wire`: framing plus one non-blocking ``send``).
-  Called on a plain thread (a replay), the hook writes inline; called on a
-  running event loop (``momobot serve``), it schedules the write with
-  ``call_soon`` on that loop, so the hook itself makes no system call.
+  (:class:`~hotkey_ws.wire.Wire`: framing plus one non-blocking ``send``),
+  inside the hook, on a plain thread and on an event loop alike. (A write put
+  off with ``call_soon`` waited for the rest of the loop's callback: the other
+  hooks, the event's mark, the rest of a feed's frame; docs/PERFORMANCE.md.)
 * The engine's thread never wakes the I/O thread from a healthy hook call: the
   woken thread would take the GIL in the middle of the hook. The I/O thread
   polls every few milliseconds instead (well under the sequence delay).
@@ -37,7 +37,6 @@ The wire rules (each one has a test):
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import json
@@ -121,7 +120,6 @@ class HotkeyLink:
         self._last_pong = 0.0  # monotonic time the server last proved it reads
         self._fresh_for = config.ping_interval + config.ping_timeout
         self._want_ping = False
-        self._flush_scheduled = False
         self._flushing = False  # someone waits in flush(): notify when drained
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -175,14 +173,7 @@ class HotkeyLink:
             now = time.monotonic()
             wire = self._wire
             if wire is not None and not wire.outbox and len(self._queue) == 1:
-                loop = asyncio._get_running_loop()
-                if loop is None:
-                    self._pump(now)  # a plain thread: write it now
-                elif not self._flush_scheduled:
-                    # On an event loop (momobot serve): write it on this same thread as soon
-                    # as the current callback returns, so the hook call does no system call.
-                    self._flush_scheduled = True
-                    loop.call_soon(self._flush_on_loop)
+                self._pump(now)  # written now, on the caller's thread: nothing goes before it
             if wire is None or not self._fresh(now):
                 # The unhealthy path: hurry a reconnect or a ping; tell a person about an exit.
                 self._want_ping = True
@@ -196,18 +187,8 @@ class HotkeyLink:
                     )
             elif wire.outbox:
                 self._wake()  # the I/O thread must watch for the socket to drain
-            if not self._flush_scheduled:
-                self._log_queued(batch)  # after the write, off the event-to-wire path
+            self._log_queued(batch)  # after the write, off the event-to-wire path
         return True
-
-    def _flush_on_loop(self) -> None:
-        with self._lock:
-            self._flush_scheduled = False
-            self._pump(time.monotonic())
-            if self._wire is not None and self._wire.outbox:
-                self._wake()
-            for batch in self._queue:
-                self._log_queued(batch)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued command has left (or been dropped), at most ``timeout`` s."""

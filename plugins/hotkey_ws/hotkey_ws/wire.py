@@ -22,7 +22,13 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import WebSocketURI
 
+try:  # the library's C mask where it was built, as its own frames use
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - a build without its C extension
+    from websockets.utils import apply_mask
+
 _RECV_SIZE = 65536
+_MASKS_DRAWN = 1024  # client masks drawn from the OS at a time (4 bytes each)
 CLOSE_WAIT = 0.5  # how long a clean close waits for the server's close frame
 
 
@@ -37,6 +43,8 @@ class Wire:
         self.outbox = b""  # bytes already framed, not yet taken by the kernel
         self.answers: list[str] = []  # text frames from the server (the JSON format's answers)
         self._ping_payload = b""
+        self._masks = b""
+        self._mask_at = 0
 
     @classmethod
     def connect(
@@ -83,10 +91,36 @@ class Wire:
 
     def send_text(self, payload: str) -> bool:
         """Frame one command and write what the kernel takes now. True if all of it left."""
-        self.protocol.send_text(payload.encode())
-        data = b"".join(self.protocol.data_to_send())
+        protocol = self.protocol
+        if (
+            protocol.state is State.OPEN
+            and not protocol.extensions
+            and not protocol.expect_continuation_frame
+        ):
+            data = self._frame_text(payload.encode())
+        else:
+            protocol.send_text(payload.encode())  # raises what the protocol's rules say
+            data = b"".join(protocol.data_to_send())
         self.outbox = data[self._send_some(data) :]
         return not self.outbox
+
+    def _frame_text(self, data: bytes) -> bytes:
+        """One whole text frame, masked as a client's must be (RFC 6455 5.3), without the
+        protocol's frame objects: a few microseconds less on the path of every command. Its
+        masks come from the OS's random source as the protocol's do, drawn a thousand at a
+        time; a connection with an extension (none is offered) frames through the protocol."""
+        if self._mask_at >= len(self._masks):
+            self._masks, self._mask_at = os.urandom(4 * _MASKS_DRAWN), 0
+        mask = self._masks[self._mask_at : self._mask_at + 4]
+        self._mask_at += 4
+        length = len(data)
+        if length < 126:
+            head = struct.pack("!BB", 0x81, 0x80 | length)
+        elif length < 65536:
+            head = struct.pack("!BBH", 0x81, 0x80 | 126, length)
+        else:
+            head = struct.pack("!BBQ", 0x81, 0x80 | 127, length)
+        return head + mask + apply_mask(data, mask)
 
     def flush(self) -> bool:
         """Write more of the outbox. True once it is empty."""

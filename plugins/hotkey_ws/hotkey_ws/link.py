@@ -120,6 +120,9 @@ class HotkeyLink:
         self._last_pong = 0.0  # monotonic time the server last proved it reads
         self._fresh_for = config.ping_interval + config.ping_timeout
         self._want_ping = False
+        #: The keepalive ping out now: when it was sent, and when its pong is due (None: none out).
+        self._ping_sent_at = 0.0
+        self._ping_deadline: float | None = None
         self._flushing = False  # someone waits in flush(): notify when drained
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -172,7 +175,9 @@ class HotkeyLink:
             self._queue.append(batch)
             now = time.monotonic()
             wire = self._wire
-            if wire is not None and not wire.outbox and len(self._queue) == 1:
+            if wire is not None and not self._fresh(now):
+                wire = self._prove_here(wire, now)
+            if wire is not None and not wire.outbox:
                 self._pump(now)  # written now, on the caller's thread: nothing goes before it
             if wire is None or not self._fresh(now):
                 # The unhealthy path: hurry a reconnect or a ping; tell a person about an exit.
@@ -189,6 +194,25 @@ class HotkeyLink:
                 self._wake()  # the I/O thread must watch for the socket to drain
             self._log_queued(batch)  # after the write, off the event-to-wire path
         return True
+
+    def _prove_here(self, wire: Wire, now: float) -> Wire | None:
+        """A link not proven lately, on the caller's thread (the lock held). A busy caller (a
+        replay, a feed at full speed) can keep the I/O thread from the GIL for hundreds of
+        milliseconds: its pong waits in the socket unread, or its next ping is never sent. So
+        the caller reads what waits (non-blocking), and sends the ping that is due itself: the
+        next command finds the link proven, or the I/O thread's deadline breaks it. The wire,
+        or None if it broke."""
+        try:
+            if self._ping_deadline is not None:
+                self._read(wire, now)
+            elif not self._stopping:
+                wire.send_ping()
+                self._ping_sent_at = now
+                self._ping_deadline = now + self.settings.ping_timeout
+        except Broken as exc:
+            self._break(str(exc))
+            return None
+        return wire
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued command has left (or been dropped), at most ``timeout`` s."""
@@ -609,6 +633,18 @@ class HotkeyLink:
         except OSError:
             pass
 
+    def _read(self, wire: Wire, now: float) -> None:
+        """Read what the server sent (pongs, answers); called with the lock held, on the I/O
+        thread or on the caller's. Raises Broken."""
+        if wire.read():
+            self._last_pong = now
+            self.last_rtt = now - self._ping_sent_at
+            self._ping_deadline = None
+            self._proven(self._ping_sent_at)
+        if wire.answers:
+            self._answered(wire.answers)
+            wire.answers = []
+
     def _serve(self, wire: Wire) -> None:
         settings = self.settings
         with self._lock:
@@ -623,9 +659,9 @@ class HotkeyLink:
             self.down_since = None
             self._pump(time.monotonic())
         next_ping = time.monotonic() + settings.ping_interval
-        ping_deadline: float | None = None
+        self._ping_deadline = None
         proof_by: float | None = None  # at shutdown: how long unanswered commands may prove read
-        ping_sent_at = 0.0
+        self._ping_sent_at = 0.0
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ)
         sel.register(wire.sock, selectors.EVENT_READ)
@@ -649,19 +685,19 @@ class HotkeyLink:
                         elif now >= proof_by:
                             break
                     self._pump(now)
-                    if ping_deadline is None and (now >= next_ping or self._want_ping):
+                    if self._ping_deadline is None and (now >= next_ping or self._want_ping):
                         try:
                             wire.send_ping()
                         except Broken as exc:
                             self._break(str(exc))
                             continue
                         self._want_ping = False
-                        ping_sent_at = now
-                        ping_deadline = now + settings.ping_timeout
+                        self._ping_sent_at = now
+                        self._ping_deadline = now + settings.ping_timeout
                         next_ping = now + settings.ping_interval
                     self._tell_waiting_exits(now)
                     want_write = bool(wire.outbox)
-                    timeout = min(next_ping, ping_deadline or next_ping) - now
+                    timeout = min(next_ping, self._ping_deadline or next_ping) - now
                     if self._queue:
                         head = self._queue[0]
                         timeout = min(timeout, head.fired_at + head.ttl - now)
@@ -679,21 +715,16 @@ class HotkeyLink:
                         continue
                     with self._lock:
                         try:
-                            if mask & selectors.EVENT_READ and wire.read():
-                                self._last_pong = now
-                                self.last_rtt = now - ping_sent_at
-                                ping_deadline = None
-                                self._proven(ping_sent_at)
-                            if wire.answers:
-                                self._answered(wire.answers)
-                                wire.answers = []
+                            if mask & selectors.EVENT_READ:
+                                self._read(wire, now)
                             if mask & selectors.EVENT_WRITE and wire.outbox and wire.flush():
                                 owner, self._in_outbox = self._in_outbox, None
                                 if owner is not None:
                                     self._command_left(owner, now)
                         except Broken as exc:
                             self._break(str(exc))
-                if ping_deadline is not None and now > ping_deadline:
+                deadline = self._ping_deadline
+                if deadline is not None and now > deadline:
                     with self._lock:
                         self._break(f"no answer to a keepalive ping within {settings.ping_timeout:g} s")
         finally:

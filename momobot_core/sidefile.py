@@ -107,7 +107,7 @@ class SideFile:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def append(self, line: str, *, sync: bool) -> None:
+    def append(self, line: str | bytes, *, sync: bool) -> None:
         """Write one record line at the records area's end. Raises OSError; a record that did not
         go whole is cut off again (a NUL where it began), so the area stays readable."""
         self._end = self._put(line, self._end, None, sync=sync)
@@ -118,8 +118,10 @@ class SideFile:
             raise OSError(errno.ENOSPC, "a side file from before the reserve has no room for it")
         self._lost_end = self._put(line, self._lost_end, LOST_END, sync=True)
 
-    def _put(self, line: str, at: int, limit: int | None, *, sync: bool) -> int:
-        data = (line if self._legacy else seal(line)).encode() + b"\n"
+    def _put(self, line: str | bytes, at: int, limit: int | None, *, sync: bool) -> int:
+        body = line.encode() if isinstance(line, str) else line
+        # seal() on the bytes: an event comes encoded, and is not decoded to be encoded again.
+        data = body + b"\n" if self._legacy else b"%b\t%08x\n" % (body, zlib.crc32(body))
         if limit is not None and at + len(data) >= limit:
             raise OSError(errno.ENOSPC, "the side file's room for unrecorded exits is used up")
         written = 0

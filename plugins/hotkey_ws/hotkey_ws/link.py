@@ -120,6 +120,8 @@ class HotkeyLink:
         self._last_pong = 0.0  # monotonic time the server last proved it reads
         self._fresh_for = config.ping_interval + config.ping_timeout
         self._want_ping = False
+        #: The wire log's records of a submit, written together at its end (None: at once).
+        self._log_held: list[dict[str, Any]] | None = None
         #: The keepalive ping out now: when it was sent, and when its pong is due (None: none out).
         self._ping_sent_at = 0.0
         self._ping_deadline: float | None = None
@@ -163,36 +165,47 @@ class HotkeyLink:
         Returns False (and says why) when the batch is refused: link stopped, or queue full.
         """
         with self._lock:
-            if self._stopping or len(self._queue) >= self.settings.queue_size:
-                why = (
-                    "the hotkey link is shut down"
-                    if self._stopping
-                    else f"{len(self._queue)} sequences already waiting; queue full"
+            # What this call logs (queued, sent, done) goes in one write, after the command's.
+            self._log_held = []
+            try:
+                return self._submit(batch)
+            finally:
+                held, self._log_held = self._log_held, None
+                if held:
+                    self.wire_log.write_all(held)
+
+    def _submit(self, batch: Batch) -> bool:
+        """:meth:`submit` with the lock held."""
+        if self._stopping or len(self._queue) >= self.settings.queue_size:
+            why = (
+                "the hotkey link is shut down"
+                if self._stopping
+                else f"{len(self._queue)} sequences already waiting; queue full"
+            )
+            self._drop(batch, why)
+            self._wake()
+            return False
+        self._queue.append(batch)
+        now = time.monotonic()
+        wire = self._wire
+        if wire is not None and not self._fresh(now):
+            wire = self._prove_here(wire, now)
+        if wire is not None and not wire.outbox:
+            self._pump(now)  # written now, on the caller's thread: nothing goes before it
+        if wire is None or not self._fresh(now):
+            # The unhealthy path: hurry a reconnect or a ping; tell a person about an exit.
+            self._want_ping = True
+            self._wake()
+            if batch.exit and not batch.pending_told:
+                self._tell_pending(
+                    batch,
+                    "the hotkey server is down"
+                    if wire is None
+                    else "the hotkey server has not answered a ping lately",
                 )
-                self._drop(batch, why)
-                self._wake()
-                return False
-            self._queue.append(batch)
-            now = time.monotonic()
-            wire = self._wire
-            if wire is not None and not self._fresh(now):
-                wire = self._prove_here(wire, now)
-            if wire is not None and not wire.outbox:
-                self._pump(now)  # written now, on the caller's thread: nothing goes before it
-            if wire is None or not self._fresh(now):
-                # The unhealthy path: hurry a reconnect or a ping; tell a person about an exit.
-                self._want_ping = True
-                self._wake()
-                if batch.exit and not batch.pending_told:
-                    self._tell_pending(
-                        batch,
-                        "the hotkey server is down"
-                        if wire is None
-                        else "the hotkey server has not answered a ping lately",
-                    )
-            elif wire.outbox:
-                self._wake()  # the I/O thread must watch for the socket to drain
-            self._log_queued(batch)  # after the write, off the event-to-wire path
+        elif wire.outbox:
+            self._wake()  # the I/O thread must watch for the socket to drain
+        self._log_queued(batch)  # after the write, off the event-to-wire path
         return True
 
     def _prove_here(self, wire: Wire, now: float) -> Wire | None:
@@ -261,7 +274,11 @@ class HotkeyLink:
 
     def _record(self, batch: Batch, status: str, **detail: Any) -> None:
         if self.wire_log.enabled:
-            self.wire_log.write({"batch": batch.id, "status": status, **detail})
+            record = {"batch": batch.id, "status": status, **detail}
+            if self._log_held is not None:
+                self._log_held.append(record)
+            else:
+                self.wire_log.write(record)
 
     def _log_queued(self, batch: Batch) -> None:
         """The wire log's record of what a sequence is to send, written once.

@@ -18,7 +18,7 @@ from datetime import datetime
 import attrs
 
 from momobot_core.errors import TradeRefused
-from momobot_core.models import CloseReason, Quote, Target, Trade, leg_pnl
+from momobot_core.models import CloseReason, Intent, Leg, Order, Quote, Side, Target, Trade, leg_pnl, new_id
 
 __all__ = [
     "MAX_PRICE",
@@ -29,6 +29,8 @@ __all__ = [
     "check_levels",
     "exit_price",
     "exits",
+    "leg",
+    "order",
     "pnl",
     "price_ok",
     "stop_price",
@@ -152,3 +154,32 @@ def exit_price(target: Target, quote: Quote) -> float:
 
 def pnl(trade: Trade, qty: int, price: float) -> float:
     return leg_pnl(trade.entry_price, price, qty)
+
+
+def order(trade: Trade, side: Side, qty: int, price: float, intent: Intent, ts: datetime) -> Order:
+    """The order an event of ``trade`` sends (a new id)."""
+    return Order(
+        id=new_id(),
+        symbol=trade.symbol,
+        side=side,
+        qty=qty,
+        price=price,
+        intent=intent,
+        trade_id=trade.id,
+        ts=ts,
+    )
+
+
+def leg(trade: Trade, qty: int, price: float, reason: str, ts: datetime) -> Leg:
+    """A sale of ``qty`` shares of ``trade`` at ``price``: its realised P&L."""
+    return Leg(
+        trade_id=trade.id,
+        symbol=trade.symbol,
+        qty=qty,
+        entry_price=trade.entry_price,
+        exit_price=price,
+        pnl=leg_pnl(trade.entry_price, price, qty),
+        reason=reason,
+        opened_at=trade.opened_at,
+        closed_at=ts,
+    )

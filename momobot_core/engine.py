@@ -32,9 +32,11 @@ import attrs
 
 from momobot_core import brackets
 from momobot_core.alerts import ALERTS_KEPT, Alerts
+from momobot_core.answers import Answers
 from momobot_core.brackets import MAX_PRICE, MAX_QTY
 from momobot_core.candles import Candle, CandleBook
 from momobot_core.config import Config, CoreSettings
+from momobot_core.entry import EntryChecks
 from momobot_core.errors import JournalWriteError, TradeRefused
 from momobot_core.journal import JournalEvent, WireLog
 from momobot_core.market import (
@@ -42,7 +44,6 @@ from momobot_core.market import (
     MarketHours,
     check_window,
     last_close,
-    session_refusal,
     session_status,
 )
 from momobot_core.models import (
@@ -54,7 +55,6 @@ from momobot_core.models import (
     Fill,
     Intent,
     Kill,
-    Leg,
     Luld,
     Open,
     Order,
@@ -64,19 +64,19 @@ from momobot_core.models import (
     Target,
     Trade,
     TradingHalt,
-    leg_pnl,
     new_id,
     price_text,
 )
+from momobot_core.positions import Positions, below_bid, candle_stop
 from momobot_core.record import Record
 from momobot_core.restart import Doubts, restart_notices
 from momobot_core.risk import RiskBook, RiskSettings
-from momobot_core.riskday import RiskDay
+from momobot_core.riskday import RiskDay, kill_message
 from momobot_core.strategies import collect_strategies
 from momobot_core.strategies.arms import Arms
-from momobot_core.strategies.bracket import BracketSettings, bracket_settings, on_tick
+from momobot_core.strategies.bracket import BracketSettings, bracket_settings
 from momobot_core.submit import SUBMIT_QUEUE, SubmitQueue
-from momobot_core.watch import QuoteWatch, TradingHalts
+from momobot_core.watch import Bands, QuoteWaiters, QuoteWatch, TradingHalts
 
 if TYPE_CHECKING:
     from momobot_core.journal import Journal
@@ -156,17 +156,12 @@ class Engine:
         self.clock = Clock(live=(mode == "live"))
         self.counters = Counters()
         self.last_quotes: dict[str, Quote] = {}
-        self.open_trades: dict[str, Trade] = {}
+        #: The open trades and what is kept for each (its hold, its stop's move, its trail's high).
+        self._positions = Positions(timedelta(seconds=self.settings.min_hold_s))
+        self.open_trades = self._positions.trades
         #: The day's alerts (raised from any thread), and those raised before a restart.
         self._alerts = Alerts(journal, self._notify)
         self.alerts = self._alerts.kept
-        self._hold_until: dict[str, datetime] = {}
-        #: The highest price since TP1 of each trade whose stop trails by dollars.
-        self._trail_high: dict[str, float] = {}
-        #: When each open trade's stop last moved (TP1's quote), and the print known then: older
-        #: prints, and that same print, never trigger it.
-        self._stop_moved_at: dict[str, brackets.StopMove] = {}
-        self._min_hold = timedelta(seconds=self.settings.min_hold_s)
         self._started = False
         self._stopped = False
         self._entering = False
@@ -193,7 +188,7 @@ class Engine:
         self.watchlist: Watchlist | None = None
         #: Symbols under a trading halt or a limit-up/limit-down pause: entries refused.
         self._halts = TradingHalts()
-        self._quote_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._quote_waiters = QuoteWaiters()
         self._started_at = time.monotonic()
         #: Quotes that stopped (a silent source, an open trade's symbol): entries halt meanwhile.
         self._quote_watch = QuoteWatch(self.risk.stale_quote_s, self._started_at)
@@ -205,6 +200,17 @@ class Engine:
         # nothing, and its new stop is in the journal (its side file) all the same.
         rows = journal.undispatched() if journal is not None else []
         self._doubts = Doubts([row for row in rows if row[2] != "trail"])
+        #: A person's answers about the trades the restart left in doubt: confirm, discard.
+        self._answers = Answers(
+            journal=journal,
+            record=self._record,
+            doubts=self._doubts,
+            day=self._day,
+            positions=self._positions,
+            last_quotes=self.last_quotes,
+            forget=self._forget,
+            closed=self._count_closed,
+        )
         #: Events other threads hand over (``submit``), applied on the engine's thread.
         self._submitted = SubmitQueue(self.apply, self.alert)
         #: Candle history for the page's chart: charted, armed and traded symbols.
@@ -212,10 +218,20 @@ class Engine:
         #: False (a replay with no page to draw): only symbols whose stop trails by candles are
         #: charted, from their arm or their entry.
         self._chart_all = charts
-        #: Each symbol's limit-up/limit-down band ``(lower, upper)``, as its feed published it.
-        self.luld_bands: dict[str, tuple[float, float]] = {}
-        #: The trading day each band was published on: a band is that day's only.
-        self._band_days: dict[str, date] = {}
+        #: Each symbol's limit-up/limit-down band, as its feed published it (that day's only).
+        self._bands = Bands()
+        #: What refuses an entry, asked in order before anything of it is recorded.
+        self._entry = EntryChecks(
+            settings=self.settings,
+            day=self._day,
+            quote_watch=self._quote_watch,
+            halts=self._halts,
+            bands=self._bands,
+            record=self._record,
+            market=self.market,
+            open_trades=self.open_trades,
+            last_quotes=self.last_quotes,
+        )
         #: Where every quote and action taken is recorded (``[momobot] record``), if anywhere.
         self.recorder: Recorder | None = None
         #: The armed symbols: strategies' entries, through :meth:`apply` like a person's.
@@ -233,8 +249,7 @@ class Engine:
             unconfirmed = self._doubts.unconfirmed()
             for restored in journal.open_trades():
                 trade = attrs.evolve(restored, unconfirmed=restored.id in unconfirmed)
-                self.open_trades[trade.symbol] = trade
-                self._hold_until[trade.symbol] = trade.opened_at + self._min_hold
+                self._positions.opened(trade, trade.opened_at)
             if self.open_trades:
                 log.info(
                     "restored %d open trade(s) from the journal: %s",
@@ -242,11 +257,15 @@ class Engine:
                     ", ".join(sorted(self.open_trades)),
                 )
 
+    @property
+    def luld_bands(self) -> dict[str, tuple[float, float]]:
+        """Each symbol's limit-up/limit-down band ``(lower, upper)`` today, as its feed published it."""
+        return self._bands.bands
+
     def _new_day(self) -> None:
         """A new trading day: yesterday's alerts and limit-up/limit-down bands are gone."""
         self._alerts.new_day()
-        self.luld_bands.clear()
-        self._band_days.clear()
+        self._bands.clear()
 
     # -- life cycle --------------------------------------------------------------
 
@@ -406,8 +425,8 @@ class Engine:
             self._halt(event)
             return True
         if type(event) is Luld:
-            self.luld_bands[event.symbol] = (event.lower, event.upper)
-            self._band_days[event.symbol] = event.ts.astimezone(self.settings.tz).date()
+            day = event.ts.astimezone(self.settings.tz).date()
+            self._bands.publish(event.symbol, event.lower, event.upper, day)
             return True
         if type(event) is Arm or type(event) is Disarm:
             try:
@@ -523,7 +542,7 @@ class Engine:
                 self.last_quotes[symbol] = quote
                 self.clock.current = quote.ts
                 self.counters.quotes += 1
-                if self._quote_waiters:
+                if self._quote_waiters.waiting:
                     self._first_quote(symbol)
                 trade = self.open_trades.get(symbol)
                 if trade is not None:
@@ -573,7 +592,7 @@ class Engine:
             symbol in self.open_trades
             or symbol in self._arms.armed
             or symbol in self.charts.symbols
-            or bool(self._quote_waiters)
+            or bool(self._quote_waiters.waiting)
         )
 
     def keep_quotes(self, quotes: Sequence[Quote], count: int, until: datetime) -> None:
@@ -605,9 +624,9 @@ class Engine:
                 log.warning("further malformed quotes are counted but not logged")
 
     def _check_targets(self, trade: Trade, quote: Quote) -> None:
-        if self._min_hold and quote.ts < self._hold_until[trade.symbol]:
+        if self._positions.holding(trade, quote.ts):
             return
-        for target in brackets.exits(trade, quote, self._stop_moved_at.get(trade.id)):
+        for target in brackets.exits(trade, quote, self._positions.stop_move(trade)):
             if target is Target.TP1:
                 trade = self._take_profit_1(trade, quote)
             elif target is Target.TP2:
@@ -640,7 +659,7 @@ class Engine:
             self._drain_inbox()
         ts = ts if ts is not None else self.clock.now()
         try:
-            qty = self._check_open(symbol, qty, tp1, tp2, stop, risk, ts)
+            qty = self._entry.check(symbol, qty, tp1, tp2, stop, risk, ts)
         except TradeRefused as exc:
             self.counters.refused_actions += 1
             if exc.rule is not None:
@@ -663,7 +682,7 @@ class Engine:
             level=strategy[2],
             trail=trail,
         )
-        order = self._order(trade, Side.BUY, qty, quote.ask, Intent.ENTRY, ts)
+        order = brackets.order(trade, Side.BUY, qty, quote.ask, Intent.ENTRY, ts)
         event = JournalEvent("open", trade, order)
         try:
             self._record.commit_entry(event)
@@ -672,8 +691,7 @@ class Engine:
             raise TradeRefused(
                 f"{symbol}: entry refused: the journal cannot be written ({exc})", "journal"
             ) from None
-        self.open_trades[symbol] = trade
-        self._hold_until[symbol] = ts + self._min_hold
+        self._positions.opened(trade, ts)
         # Opened on a quote: its silence counts from now, not from the start of the process.
         self._quote_watch.quoted(symbol, time.monotonic())
         self._day.opened()
@@ -684,69 +702,6 @@ class Engine:
         if symbol not in self.charts.symbols:
             self._chart(symbol, trail)  # after the hooks: the order leaves first, then the chart
         return trade
-
-    def _check_open(
-        self,
-        symbol: str,
-        qty: int | None,
-        tp1: float,
-        tp2: float,
-        stop: float,
-        risk: float | None,
-        ts: datetime,
-    ) -> int:
-        """Validate an entry against the rules and the limits; the quantity to buy, or TradeRefused."""
-        self._day.roll(ts)
-        halt = self._day.halt
-        if halt is not None:
-            raise TradeRefused(
-                f"{symbol}: entries are halted for the day: {halt.message}", "halted", rule=halt.reason
-            )
-        stale = self._quote_watch.refusal(symbol)
-        if stale is not None:
-            raise TradeRefused(stale, "halted", rule="stale_quote_s")
-        halted = self._halts.refusal(symbol)
-        if halted is not None:
-            raise TradeRefused(halted, "halted", rule="trading_halt")
-        refusal = self._record.entry_refusal(symbol)
-        if refusal is not None:
-            raise TradeRefused(refusal, "journal")
-        if symbol in self.open_trades:
-            raise TradeRefused(f"{symbol}: a trade is already open", "already_open")
-        quote = self.last_quotes.get(symbol)
-        if quote is None:
-            raise TradeRefused(
-                f"{symbol}: unknown symbol: no quote yet, so there is no ask to buy at", "unknown_symbol"
-            )
-        brackets.check_levels(symbol, qty, risk, tp1, tp2, stop, quote.ask)
-        if self.settings.session is not None:
-            refusal = session_refusal(self.market, self.settings.session, symbol, ts)
-            if refusal is not None:
-                raise TradeRefused(refusal, "halted", rule="session")
-        band = self.luld_bands.get(symbol)
-        if (
-            band is not None
-            and stop < band[0]
-            and self._band_days.get(symbol) == ts.astimezone(self.settings.tz).date()
-        ):
-            raise TradeRefused(
-                f"{symbol}: the stop {stop:g} lies below the lower limit-up/limit-down band"
-                f" {band[0]:g} (band {band[0]:g}-{band[1]:g}): the market would pause before it"
-                " could fill there",
-                "market",
-                rule="luld",
-            )
-        if qty is None:
-            assert risk is not None
-            qty = self._day.size(symbol, risk, quote.ask, stop)
-            if qty > MAX_QTY:
-                raise TradeRefused(
-                    f"{symbol}: risk ${risk:,.2f} over a stop {quote.ask - stop:.4f} below the ask"
-                    f" sizes {qty:,} shares, more than the {MAX_QTY:,} the engine takes",
-                    "market",
-                )
-        self._day.check_entry(symbol, qty, quote.ask, stop, ts)
-        return qty
 
     def _refused(self, symbol: str, exc: TradeRefused, ts: datetime) -> None:
         """An entry a limit refused: counted by rule, logged, journaled, and an alert."""
@@ -824,33 +779,7 @@ class Engine:
         """A person checked the broker: an unconfirmed trade's entry never reached it. The trade is
         closed in the journal (reason ``discarded``, no leg, no P&L) and nothing is sent: no
         plugin hears of it. Only an unconfirmed trade: one the broker holds is closed instead."""
-        trade = self.open_trades.get(symbol)
-        if trade is None:
-            raise TradeRefused(f"{symbol}: no open trade to discard", "no_position")
-        kept: list[JournalEvent | None] = [None]  # no journal kept an exit whole
-        if self.journal is not None:
-            kept = self.journal.lost_exits(trade.id)
-        refused = self._doubts.refusal_to_discard(trade, kept)
-        if refused is not None:
-            raise refused
-        ts = ts if ts is not None else self.clock.now()
-        after = attrs.evolve(trade, closed_at=ts, close_reason=CloseReason.DISCARDED, unconfirmed=False)
-        if self.journal is not None:
-            try:
-                self._record.fold()  # the trade's own events first
-                self.journal.write(JournalEvent("discard", after, at=ts))
-            except JournalWriteError as exc:
-                raise TradeRefused(
-                    f"{symbol}: not discarded: the journal cannot be written ({exc})", "journal"
-                ) from None
-        self._forget(trade)
-        log.warning(
-            "%s: trade %s discarded by a person (its entry never reached the broker): closed in the"
-            " journal, nothing sent",
-            symbol,
-            trade.id,
-        )
-        return after
+        return self._answers.discard(symbol, ts if ts is not None else self.clock.now())
 
     def lost_exits(self, trade_id: str) -> list[str]:
         """The kinds of the exits of an open trade that went out unrecorded (``tp1``, ``stop``...):
@@ -865,72 +794,7 @@ class Engine:
         done; nothing is sent), ``False`` resumes the trade as before it (the exit goes out
         again when its price comes). Without it the confirm is refused (``lost_exit``).
         """
-        trade = self.open_trades.get(symbol)
-        if trade is None:
-            raise TradeRefused(f"{symbol}: no open trade to confirm", "no_position")
-        names = self._doubts.lost_for_confirm(trade, exits_sent)
-        if names is not None:
-            return self._record_lost_exits(trade, names)
-        confirmed = attrs.evolve(trade, unconfirmed=False)
-        if self.journal is not None:
-            try:
-                self._record.fold()
-                self.journal.write(JournalEvent("confirm", confirmed, at=datetime.now(UTC)))
-            except JournalWriteError as exc:
-                raise TradeRefused(
-                    f"{symbol}: not confirmed: the journal cannot be written ({exc})", "journal"
-                ) from None
-        self.open_trades[symbol] = confirmed
-        self._doubts.answered(trade.id)
-        log.info("%s: trade %s confirmed by a person; its targets are watched again", symbol, trade.id)
-        return confirmed
-
-    def _record_lost_exits(self, trade: Trade, names: str) -> Trade:
-        """The person found the lost exits done at the broker: journal them as they were sent."""
-        symbol = trade.symbol
-        journal = self.journal
-        kept = journal.lost_exits(trade.id) if journal is not None else []
-        if journal is None or not kept or any(event is None for event in kept):
-            raise TradeRefused(
-                f"{symbol}: what the {names} exit of trade {trade.id} sold was not kept (no room"
-                " was left even for that): discard the trade (nothing is sent) and close what your"
-                " broker still holds by hand",
-                "lost_exit",
-            )
-        exits = [event for event in kept if event is not None]
-        now = datetime.now(UTC)
-        after = attrs.evolve(exits[-1].trade, unconfirmed=False)
-        self._day.roll(now)
-        try:
-            self._record.fold()
-            journal.record_lost_exits(exits, JournalEvent("confirm", after, at=now))
-        except JournalWriteError as exc:
-            raise TradeRefused(
-                f"{symbol}: not confirmed: the journal cannot be written ({exc})", "journal"
-            ) from None
-        self._doubts.answered(trade.id)
-        closed = after.closed_at is not None
-        for event in exits:
-            if event.leg is not None:
-                self._day.count_leg(event.trade, event.leg, closed=closed and event is exits[-1])
-        if closed:
-            self._forget(trade)
-            self.counters.trades_closed += 1
-        else:
-            self.open_trades[symbol] = after
-            if after.tp1_hit:
-                # The stop moved at break-even long ago; only prints after now may trigger it.
-                last = self.last_quotes.get(symbol)
-                self._stop_moved_at[after.id] = brackets.StopMove(
-                    now, last.last if last else None, last.last_at if last else None
-                )
-        log.info(
-            "%s: trade %s confirmed by a person: its %s exit, done at the broker, is recorded as sent",
-            symbol,
-            trade.id,
-            names,
-        )
-        return after
+        return self._answers.confirm(symbol, exits_sent)
 
     def record_fill(self, fill: Fill) -> bool:
         """A broker's fill of one of the engine's orders (an order plugin's report): journaled
@@ -1054,24 +918,10 @@ class Engine:
         """Wait (on the engine's loop) until ``symbol`` has a quote; False after ``timeout`` seconds."""
         if symbol in self.last_quotes:
             return True
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._quote_waiters.setdefault(symbol, []).append(future)
-        try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            waiters = self._quote_waiters.get(symbol, [])
-            if future in waiters:
-                waiters.remove(future)
-            if not waiters:
-                self._quote_waiters.pop(symbol, None)
+        return await self._quote_waiters.wait(symbol, timeout)
 
     def _first_quote(self, symbol: str) -> None:
-        for future in self._quote_waiters.pop(symbol, ()):
-            if not future.done():
-                future.set_result(None)
+        self._quote_waiters.quoted(symbol)
         if self.journal_pending:
             self.retry_journal()
 
@@ -1095,16 +945,8 @@ class Engine:
         return symbol in self.open_trades or symbol in self._arms.armed
 
     def _trail_by(self, trade: Trade, quote: Quote) -> None:
-        """A stop trailing by dollars: that far below the highest price since TP1 (a print made
-        since TP1, else the bid), never lower than it stood."""
-        move = self._stop_moved_at.get(trade.id)
-        printed = quote.last_at or quote.ts
-        fresh = quote.last is not None and (move is None or printed >= move.at)
-        price = max(quote.last, quote.bid) if fresh and quote.last is not None else quote.bid
-        high = max(self._trail_high.get(trade.id, price), price)
-        self._trail_high[trade.id] = high
-        assert trade.trail is not None
-        self._move_stop(trade, on_tick(high - float(trade.trail)), quote.ts, quote)
+        """A stop trailing by dollars (:meth:`.Positions.dollar_trail`), never lower than it stood."""
+        self._move_stop(trade, self._positions.dollar_trail(trade, quote), quote.ts, quote)
 
     def _trail_candle(self, symbol: str, candle: Candle, quote: Quote | None) -> None:
         """A stop trailing by candles: a tick under each closed candle's low, never lower."""
@@ -1113,9 +955,8 @@ class Engine:
             return
         if symbol in self._halts.symbols:
             return  # a candle of the halt is no price to trail by
-        tick = 0.01 if candle.low >= 1 else 0.0001
         at = quote.ts if quote is not None else datetime.now(UTC)
-        self._move_stop(trade, on_tick(candle.low - tick), at, quote)
+        self._move_stop(trade, candle_stop(candle), at, quote)
 
     def _move_stop(self, trade: Trade, stop: float, ts: datetime, quote: Quote | None) -> None:
         """Raise an open trade's stop: recorded (as an exit is, never held back) before it counts;
@@ -1123,17 +964,15 @@ class Engine:
         above it: a spread or a print from before the move must not sell what no price did."""
         last = quote if quote is not None else self.last_quotes.get(trade.symbol)
         if last is not None:
-            tick = 0.01 if last.bid >= 1 else 0.0001
-            stop = min(stop, on_tick(last.bid - tick))
+            stop = below_bid(stop, last.bid)
         if not stop > trade.stop + 1e-9:
             return
         after = attrs.evolve(trade, stop=stop)
         event = JournalEvent("trail", after, at=ts)
         pending = self._record.commit_exit(event)
-        self.open_trades[trade.symbol] = after
         # Never triggered by the quote that moved it, nor by a print older than the move.
-        self._stop_moved_at[after.id] = (
-            brackets.StopMove.on(quote) if quote is not None else brackets.StopMove(ts, None, None)
+        self._positions.replace(
+            after, brackets.StopMove.on(quote) if quote is not None else brackets.StopMove(ts, None, None)
         )
         self._dispatched(event.id, pending)
 
@@ -1145,15 +984,12 @@ class Engine:
         after = brackets.after_tp1(trade)
         order = leg = None
         if sell_qty:
-            order = self._order(after, Side.SELL, sell_qty, price, Intent.TAKE_PROFIT, quote.ts)
-            leg = self._leg(after, sell_qty, price, Target.TP1.value, quote.ts)
+            order = brackets.order(after, Side.SELL, sell_qty, price, Intent.TAKE_PROFIT, quote.ts)
+            leg = brackets.leg(after, sell_qty, price, Target.TP1.value, quote.ts)
         event = JournalEvent("tp1", after, order, leg, at=quote.ts)
         self._day.roll(quote.ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event)
-        self.open_trades[trade.symbol] = after
-        self._stop_moved_at[after.id] = brackets.StopMove.on(quote)
-        if after.trail:
-            self._trail_high[after.id] = quote.bid  # the high since TP1 starts at its bid
+        self._positions.took_profit_1(after, quote)
         if leg is not None:
             self._day.count_leg(after, leg, closed=False)
         self._notify("on_target_hit", trade=trade, target=Target.TP1, quote=quote)
@@ -1197,8 +1033,8 @@ class Engine:
         ``commit=False``: the caller journals the event (a kill, all its exits in one go)."""
         qty = trade.remaining
         after = brackets.after_close(trade, target, reason, ts)
-        order = self._order(after, Side.SELL, qty, price, intent, ts)
-        leg = self._leg(after, qty, price, reason.value, ts)
+        order = brackets.order(after, Side.SELL, qty, price, intent, ts)
+        leg = brackets.leg(after, qty, price, reason.value, ts)
         event = JournalEvent(reason.value, after, order, leg)
         self._day.roll(ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event) if commit else False
@@ -1209,15 +1045,15 @@ class Engine:
             self._arms.closed(trade.symbol, ts)
         return after, order, event, pending
 
+    def _count_closed(self) -> None:
+        self.counters.trades_closed += 1
+
     def _forget(self, trade: Trade) -> None:
         """A trade left the book (closed, discarded, or found done at the broker): every piece of
         state kept for it goes with it, in one place (its hold, its stop's move, its trail's high,
         an exit a halt held, the risk day's count of open trades)."""
         symbol = trade.symbol
-        del self.open_trades[symbol]
-        self._hold_until.pop(symbol, None)
-        self._stop_moved_at.pop(trade.id, None)
-        self._trail_high.pop(trade.id, None)
+        self._positions.forget(trade)
         if self._halts.held:
             self._halts.held.pop(symbol, None)
         self._day.closed(symbol)
@@ -1272,20 +1108,9 @@ class Engine:
         for trade in held:
             self._hold_exit(trade.symbol, reason)
         reason, message = day.after_kill(reason, message, ts)
-        flattened = ", ".join(f"{t.symbol} {t.remaining}" for t in trades)
-        done = (
-            f"every open trade closed at the bid in the journal ({flattened}) and its flatten handed"
-            " to the sending plugins (their alerts say if it did not go out; check your broker)"
-            if trades
-            else "no trade was open"
-        )
-        if held:
-            waiting = ", ".join(f"{t.symbol} {t.remaining}" for t in held)
-            done += f"; {waiting} held by its trading halt, flattened at the first quote after the resume"
         self.alert(
             "halted",
-            f"{message}: {done}; entries are halted"
-            + (" until POST /resume or the next trading day" if reason == "kill_switch" else " for the day"),
+            kill_message(reason, message, trades, held),
             reason=reason,
             symbols=[t.symbol for t in trades],
         )
@@ -1322,29 +1147,3 @@ class Engine:
         """Today against the limits, for ``GET /ping`` and the dashboard."""
         bids = {s: q.bid for s, q in self.last_quotes.items() if s in self.open_trades}
         return self._day.status(bids, self.counters.refused_by_rule)
-
-    def _order(self, trade: Trade, side: Side, qty: int, price: float, intent: Intent, ts: datetime) -> Order:
-        return Order(
-            id=new_id(),
-            symbol=trade.symbol,
-            side=side,
-            qty=qty,
-            price=price,
-            intent=intent,
-            trade_id=trade.id,
-            ts=ts,
-        )
-
-    @staticmethod
-    def _leg(trade: Trade, qty: int, price: float, reason: str, ts: datetime) -> Leg:
-        return Leg(
-            trade_id=trade.id,
-            symbol=trade.symbol,
-            qty=qty,
-            entry_price=trade.entry_price,
-            exit_price=price,
-            pnl=leg_pnl(trade.entry_price, price, qty),
-            reason=reason,
-            opened_at=trade.opened_at,
-            closed_at=ts,
-        )

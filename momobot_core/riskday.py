@@ -346,3 +346,20 @@ class RiskDay:
             "refused": dict(refused),
             "limits": limits,
         }
+
+
+def kill_message(reason: str, message: str, flattened: list[Trade], held: list[Trade]) -> str:
+    """What a kill's ``halted`` alert says: what was flattened, what a trading halt holds, and
+    how long entries stay halted."""
+    closed = ", ".join(f"{t.symbol} {t.remaining}" for t in flattened)
+    done = (
+        f"every open trade closed at the bid in the journal ({closed}) and its flatten handed"
+        " to the sending plugins (their alerts say if it did not go out; check your broker)"
+        if flattened
+        else "no trade was open"
+    )
+    if held:
+        waiting = ", ".join(f"{t.symbol} {t.remaining}" for t in held)
+        done += f"; {waiting} held by its trading halt, flattened at the first quote after the resume"
+    until = " until POST /resume or the next trading day" if reason == "kill_switch" else " for the day"
+    return f"{message}: {done}; entries are halted{until}"

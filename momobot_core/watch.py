@@ -1,16 +1,19 @@
-"""The watchers: quotes that stop, and trading halts. Each says what changed; the engine tells.
+"""The watchers: quotes that stop, trading halts and price bands. Each says what changed; the
+engine tells.
 
-Neither reads a clock of its own nor raises an alert: the engine passes the time (monotonic
+None reads a clock of its own nor raises an alert: the engine passes the time (monotonic
 seconds) and raises the :class:`Notice` each returns, so each is tested on its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from datetime import date
 
 import attrs
 
-__all__ = ["Notice", "QuoteWatch", "TradingHalts"]
+__all__ = ["Bands", "Notice", "QuoteWaiters", "QuoteWatch", "TradingHalts"]
 
 #: What ``QuoteWatch.stale`` holds for a live source that went silent (symbols are the rest).
 SOURCE = "source"
@@ -131,3 +134,63 @@ class TradingHalts:
     def refusal(self, symbol: str) -> str | None:
         reason = self.symbols.get(symbol)
         return None if reason is None else f"{symbol}: trading is halted on this symbol ({reason})"
+
+
+class Bands:
+    """Each symbol's limit-up/limit-down band ``(lower, upper)`` as its feed published it, and the
+    trading day it was published on: a band is that day's only."""
+
+    def __init__(self) -> None:
+        self.bands: dict[str, tuple[float, float]] = {}
+        self._days: dict[str, date] = {}
+
+    def publish(self, symbol: str, lower: float, upper: float, day: date) -> None:
+        self.bands[symbol] = (lower, upper)
+        self._days[symbol] = day
+
+    def clear(self) -> None:
+        """A new trading day: yesterday's bands are gone."""
+        self.bands.clear()
+        self._days.clear()
+
+    def refusal(self, symbol: str, stop: float, day: date) -> str | None:
+        """Why an entry whose stop is ``stop`` is refused on ``day`` (None: it is not): a stop below
+        today's lower band, where the market would pause before it could fill."""
+        band = self.bands.get(symbol)
+        if band is None or not stop < band[0] or self._days.get(symbol) != day:
+            return None
+        return (
+            f"{symbol}: the stop {stop:g} lies below the lower limit-up/limit-down band"
+            f" {band[0]:g} (band {band[0]:g}-{band[1]:g}): the market would pause before it"
+            " could fill there"
+        )
+
+
+class QuoteWaiters:
+    """Waits on the engine's loop for a symbol's first quote (an entry asked for a symbol the
+    source has just subscribed: ``POST /open-position``'s ``wait``)."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, list[asyncio.Future[None]]] = {}
+
+    async def wait(self, symbol: str, timeout: float) -> bool:
+        """True when :meth:`quoted` was called for ``symbol``, False after ``timeout`` seconds."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(symbol, []).append(future)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters = self.waiting.get(symbol, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self.waiting.pop(symbol, None)
+
+    def quoted(self, symbol: str) -> None:
+        """``symbol``'s quote came: every wait for it ends."""
+        for future in self.waiting.pop(symbol, ()):
+            if not future.done():
+                future.set_result(None)

@@ -624,9 +624,10 @@ class Engine:
                 log.warning("further malformed quotes are counted but not logged")
 
     def _check_targets(self, trade: Trade, quote: Quote) -> None:
-        if self._positions.holding(trade, quote.ts):
+        positions = self._positions
+        if positions.min_hold and positions.holding(trade, quote.ts):
             return
-        for target in brackets.exits(trade, quote, self._positions.stop_move(trade)):
+        for target in brackets.exits(trade, quote, positions.stop_move(trade)):
             if target is Target.TP1:
                 trade = self._take_profit_1(trade, quote)
             elif target is Target.TP2:

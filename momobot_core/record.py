@@ -337,9 +337,9 @@ class Record:
         if loop is None:
             self.mark()
         else:
-            # A plugin on the loop writes with call_soon: the fold goes after it, and a moment
-            # later, so the events of that moment fold in one commit and the trading path does
-            # not find its caches cold after every event (docs/PERFORMANCE.md).
+            # The fold goes a moment after the hooks (and what they left to the loop), so the
+            # events of that moment fold in one commit and the trading path does not find its
+            # caches cold after every event (docs/PERFORMANCE.md).
             self._mark_scheduled = True
             loop.call_later(FOLD_DELAY_S, self.mark)
 

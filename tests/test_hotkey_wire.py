@@ -496,9 +496,12 @@ def test_a_started_sequence_ends_even_when_its_last_command_leaves_past_the_ttl(
 @pytest.mark.parametrize("length", [1, 125, 126, 127, 65_535, 65_536, 70_000])
 def test_a_text_frame_of_any_length_arrives_whole_at_a_real_server(length: int) -> None:
     # The wire frames a command itself (no frame objects on the trading path): each length
-    # band of RFC 6455 (7-bit, 16-bit, 64-bit lengths), with multi-byte text, must reach a
-    # real server's own parser exactly, one frame each, masked afresh.
-    text = ("é" * length)[: length // 2] + "x" * (length - length // 2)
+    # band of RFC 6455 (7-bit, 16-bit, 64-bit lengths) on both sides of its edge, counted in
+    # encoded bytes with multi-byte text among them, must reach a real server's own parser
+    # exactly, one frame each, masked afresh.
+    wide = length // 4  # two-byte characters
+    text = "é" * wide + "x" * (length - 2 * wide)
+    assert len(text.encode()) == length
     with HotkeyTestServer() as server:
         wire = Wire.connect(parse_uri(server.url), token=None, ssl_context=None, open_timeout=5)
         try:

@@ -125,6 +125,7 @@ class HotkeyLink:
         #: The keepalive ping out now: when it was sent, and when its pong is due (None: none out).
         self._ping_sent_at = 0.0
         self._ping_deadline: float | None = None
+        self._next_ping = 0.0  # when the next keepalive ping is due
         self._flushing = False  # someone waits in flush(): notify when drained
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -219,9 +220,7 @@ class HotkeyLink:
             if self._ping_deadline is not None:
                 self._read(wire, now)
             elif not self._stopping:
-                wire.send_ping()
-                self._ping_sent_at = now
-                self._ping_deadline = now + self.settings.ping_timeout
+                self._send_ping(wire, now)
         except Broken as exc:
             self._break(str(exc))
             return None
@@ -654,13 +653,28 @@ class HotkeyLink:
         """Read what the server sent (pongs, answers); called with the lock held, on the I/O
         thread or on the caller's. Raises Broken."""
         if wire.read():
-            self._last_pong = now
+            # Proof from the ping's sending, not from this read: a pong read late (a thread kept
+            # from the GIL) proves the server read what came before the ping, and nothing since.
+            self._last_pong = self._ping_sent_at
             self.last_rtt = now - self._ping_sent_at
             self._ping_deadline = None
             self._proven(self._ping_sent_at)
         if wire.answers:
             self._answered(wire.answers)
             wire.answers = []
+
+    def _ping_overdue(self, now: float) -> bool:
+        deadline = self._ping_deadline
+        return deadline is not None and now > deadline
+
+    def _send_ping(self, wire: Wire, now: float) -> None:
+        """A keepalive ping (the lock held, on either thread); its pong is due in ``ping_timeout``.
+        Raises Broken."""
+        wire.send_ping()
+        self._want_ping = False
+        self._ping_sent_at = now
+        self._ping_deadline = now + self.settings.ping_timeout
+        self._next_ping = now + self.settings.ping_interval
 
     def _serve(self, wire: Wire) -> None:
         settings = self.settings
@@ -675,7 +689,7 @@ class HotkeyLink:
             self._unanswered.clear()  # the last connection's were told when it died
             self.down_since = None
             self._pump(time.monotonic())
-        next_ping = time.monotonic() + settings.ping_interval
+        self._next_ping = time.monotonic() + settings.ping_interval
         self._ping_deadline = None
         proof_by: float | None = None  # at shutdown: how long unanswered commands may prove read
         self._ping_sent_at = 0.0
@@ -702,19 +716,15 @@ class HotkeyLink:
                         elif now >= proof_by:
                             break
                     self._pump(now)
-                    if self._ping_deadline is None and (now >= next_ping or self._want_ping):
+                    if self._ping_deadline is None and (now >= self._next_ping or self._want_ping):
                         try:
-                            wire.send_ping()
+                            self._send_ping(wire, now)
                         except Broken as exc:
                             self._break(str(exc))
                             continue
-                        self._want_ping = False
-                        self._ping_sent_at = now
-                        self._ping_deadline = now + settings.ping_timeout
-                        next_ping = now + settings.ping_interval
                     self._tell_waiting_exits(now)
                     want_write = bool(wire.outbox)
-                    timeout = min(next_ping, self._ping_deadline or next_ping) - now
+                    timeout = min(self._next_ping, self._ping_deadline or self._next_ping) - now
                     if self._queue:
                         head = self._queue[0]
                         timeout = min(timeout, head.fired_at + head.ttl - now)
@@ -740,9 +750,8 @@ class HotkeyLink:
                                     self._command_left(owner, now)
                         except Broken as exc:
                             self._break(str(exc))
-                deadline = self._ping_deadline
-                if deadline is not None and now > deadline:
-                    with self._lock:
+                with self._lock:  # under the lock: the caller may have read the pong meanwhile
+                    if self._ping_overdue(now) and self._wire is wire:
                         self._break(f"no answer to a keepalive ping within {settings.ping_timeout:g} s")
         finally:
             sel.close()

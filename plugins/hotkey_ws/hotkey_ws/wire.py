@@ -107,7 +107,7 @@ class Wire:
     def _frame_text(self, data: bytes) -> bytes:
         """One whole text frame, masked as a client's must be (RFC 6455 5.3), without the
         protocol's frame objects: a few microseconds less on the path of every command. Its
-        masks come from the OS's random source as the protocol's do, drawn a thousand at a
+        masks come from the OS's random source as the protocol's do, drawn 1,024 at a
         time; a connection with an extension (none is offered) frames through the protocol."""
         if self._mask_at >= len(self._masks):
             self._masks, self._mask_at = os.urandom(4 * _MASKS_DRAWN), 0

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import select
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -513,3 +516,60 @@ def test_a_text_frame_of_any_length_arrives_whole_at_a_real_server(length: int) 
             assert server.wait_for(2) == [text, "buy_ask"]
         finally:
             wire.abort()
+
+
+def test_commands_go_out_while_the_links_own_thread_cannot_run(caplog: pytest.LogCaptureFixture) -> None:
+    # A busy engine thread can keep the link's I/O thread from the GIL for hundreds of
+    # milliseconds: its pong waits unread and its next ping is never sent, so the link looks
+    # unproven. Here that thread is parked for good (in a log handler: it says what was sent
+    # there, outside the link's lock). The caller's own commands must prove the link (read
+    # the pong waiting, or send the ping that is due and read its pong) and go out in order.
+    caplog.set_level(logging.INFO, logger="momobot.hotkey")
+    parked, release = threading.Event(), threading.Event()
+
+    class Park(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if threading.current_thread().name.startswith("hotkey-") and not release.is_set():
+                parked.set()
+                release.wait(30)
+
+    handler = Park()
+    logger = logging.getLogger("momobot.hotkey")
+    with HotkeyTestServer() as server:
+        plugin = HotkeyPlugin(fast_config(server.url, ping_interval=0.1, ping_timeout=0.3))
+        engine = live(plugin)
+        symbols = [f"S{n:03d}" for n in range(40)]
+        for symbol in symbols:
+            engine.on_quote(quote(symbol, 2.00))
+        assert wait_until(lambda: link_state(plugin) == "up")
+        logger.addHandler(handler)
+        try:
+            engine.open_trade(symbols[0], 100, 2.20, 2.40, 1.90)
+            assert server.wait_for(1) == ["buy_ask"]
+            assert wait_until(parked.is_set)  # the I/O thread stops at its "Sent" line
+            assert wait_until(lambda: link_state(plugin) == "not answering")
+            sock = plugin.client.links[0]._wire.sock  # type: ignore[union-attr]
+
+            def pong_waits() -> bool:
+                return bool(select.select([sock], [], [], 0)[0])
+
+            # Each entry finds the link unproven: it reads the pong waiting, or pings. Once a
+            # pong has come back (the socket turns readable), the next entry sends them all.
+            opened = 1
+            while True:
+                engine.open_trade(symbols[opened], 100, 2.20, 2.40, 1.90)
+                opened += 1
+
+                def all_out(count: int = opened) -> bool:
+                    return len(server.messages) == count
+
+                assert wait_until(lambda: all_out() or pong_waits(), timeout=5)
+                if all_out():
+                    break
+                assert opened < len(symbols)
+            assert server.wait_for(opened) == ["buy_ask"] * opened
+            assert parked.is_set() and not release.is_set()  # all of it without the I/O thread
+        finally:
+            release.set()
+            logger.removeHandler(handler)
+        engine.shutdown()

@@ -218,9 +218,9 @@ class HotkeyLink:
         or None if it broke."""
         try:
             if self._ping_deadline is not None:
-                self._read(wire, now)
-            elif not self._stopping:
-                self._send_ping(wire, now)
+                self._read(wire, now)  # a pong read proves the link from its ping's sending
+            if self._ping_deadline is None and not self._fresh(now) and not self._stopping:
+                self._send_ping(wire, now)  # still unproven: the next command reads its pong
         except Broken as exc:
             self._break(str(exc))
             return None

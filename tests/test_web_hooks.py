@@ -113,17 +113,19 @@ def test_sigterm_with_dashboard_streams_open_ends_them_cleanly(tmp_path: Path) -
     from hotkey_helpers import wait_until
 
     api = start_api(tmp_path)
-    opened: list[bytes] = []
+    # One flag per stream: three chunks from one stream is not three streams open (a SIGTERM
+    # while another's request was still unanswered reset it, and its reader thread raised).
+    drawn = [threading.Event() for _ in range(3)]
 
-    def listen() -> None:
+    def listen(first: threading.Event) -> None:
         with httpx.Client(base_url=api.url, timeout=30) as client, client.stream("GET", "/events") as events:
-            for chunk in events.iter_bytes():
-                opened.append(chunk)
+            for _ in events.iter_bytes():
+                first.set()
 
-    readers = [threading.Thread(target=listen, daemon=True) for _ in range(3)]
+    readers = [threading.Thread(target=listen, args=(flag,), daemon=True) for flag in drawn]
     for reader in readers:
         reader.start()
-    assert wait_until(lambda: len(opened) >= 3, timeout=15)  # each stream has sent its first draw
+    assert wait_until(lambda: all(flag.is_set() for flag in drawn), timeout=15)  # each has drawn
     code, err = api.stop(signal.SIGTERM)
     for reader in readers:
         reader.join(timeout=15)

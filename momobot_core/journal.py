@@ -735,8 +735,15 @@ class Journal:
                 [(CONFIRMED, trade_id, NOT_DISPATCHED) for trade_id in trade_ids],
             )
 
+    def _wire_first(self) -> None:
+        """What plugins' wire logs keep in memory for a moment goes to ``<db>.wire`` before any
+        event is marked dispatched: a mark never stands for a sequence the wire log lacks."""
+        if self._wire is not None:
+            self._wire.flush()
+
     def mark_dispatched(self, event_ids: list[str]) -> None:
         """The plugins have heard of these events (a second, small commit). Raises JournalWriteError."""
+        self._wire_first()
         try:
             with self._transaction() as db:
                 db.executemany(
@@ -799,6 +806,8 @@ class Journal:
         a crash before the emptying reaches the disk folds them again, and events already in the
         journal are skipped). Raises JournalWriteError; the side file is then kept."""
         marks = set(dispatched)
+        if marks:
+            self._wire_first()
         try:
             with self._transaction() as db:
                 self._write_new(db, events, marks)
@@ -854,6 +863,7 @@ class Journal:
         leaves them unconfirmed, the safe side)."""
         if self._side is None or not event_ids:
             return
+        self._wire_first()
         with contextlib.suppress(OSError):
             for event_id in event_ids:
                 self._side.append(json.dumps({"dispatched": event_id}), sync=False)
@@ -871,6 +881,7 @@ class Journal:
         in the journal (a crash between the commit and the emptying) are skipped, so flushing
         twice never doubles anything.
         """
+        self._wire_first()
         if not self.has_pending and not unrecorded and not dispatched:
             return 0
         if self._in_batch:
@@ -1008,6 +1019,7 @@ class Journal:
         the disk is full) stays in the file, folded in next time, and is returned to be read."""
         path = Path(self.path + ".wire")
         with self._wire_lock:
+            self._wire_first()
             if not path.exists():
                 return []
             records = read_records(path)

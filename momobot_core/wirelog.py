@@ -5,6 +5,9 @@ A plugin that writes to the outside world (hotkey_ws) logs each write to
 path, safe from any thread, and it survives a killed process. The journal
 folds the file into its ``wire`` table at each start and clean exit; the
 sequences that did not all go out are reported once, at the next start.
+The records of a sequence that went out whole may wait in memory for a
+moment (:meth:`WireLog.hold`): always written before the journal marks any
+event dispatched, so a restart never reads less of it than the marks claim.
 
 A full disk does not stop the log: ``RESERVE`` bytes are allocated ahead of
 the records (``posix_fallocate``) when the journal opens, and again each time
@@ -20,7 +23,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,8 @@ class WireFile:
             os.close(self._fd)
             raise
         self._offset = self._end = len(kept)
+        #: Records kept in memory for a moment (:meth:`hold`): ``(plugin, records)``, in order.
+        self._held: list[tuple[str, Sequence[Mapping[str, Any]]]] = []
         #: Why no room could be held ahead (a full disk), or None.
         self.reserve_error: str | None = None
         #: The room ran out: records after that moment are not kept.
@@ -98,31 +103,56 @@ class WireFile:
         return False
 
     def append(self, data: bytes) -> None:
+        """Write ``data`` (whole records) after what the file holds, and after what waits in
+        memory (:meth:`hold`): the file keeps the order they were given in."""
         with self._lock:
-            if self.full or self._fd < 0:
-                return
-            start = self._offset
-            if start + len(data) > self._end - TAIL and not self._extend():
-                written = 0
-                if self._end <= start:
-                    # No room was ever held (the disk had none to give): written all the same
-                    # while the disk takes it.
-                    with contextlib.suppress(OSError):
-                        written = os.pwrite(self._fd, data, start)
-                    if written == len(data):
-                        self._offset = self._end = start + written
-                        return
-                # The room held is used up (its tail takes the marker), or the disk took no more.
-                self.full = True
-                marker = {"plugin": "-", "batch": "-", "status": INCOMPLETE, "at": time.time()}
-                data = (json.dumps(marker, separators=(",", ":")) + "\n").encode()
-                if written > len(data):  # nothing of the record left behind the marker
-                    data = data + bytes(written - len(data))
-            self._offset = start + len(data)
-            with contextlib.suppress(OSError):  # the wire must never stop for its log
-                os.pwrite(self._fd, data, start)
+            if self._held:
+                data = self._take_held() + data
+            self._append(data)
+
+    def hold(self, plugin: str, records: Sequence[Mapping[str, Any]]) -> None:
+        """Keep records in memory until the next :meth:`flush` or :meth:`append` (see
+        :meth:`WireLog.hold`): no system call, no encoding on the caller's thread."""
+        with self._lock:
+            self._held.append((plugin, records))
+
+    def flush(self) -> None:
+        """Write what :meth:`hold` keeps in memory (one ``pwrite``)."""
+        with self._lock:
+            if self._held:
+                self._append(self._take_held())
+
+    def _take_held(self) -> bytes:
+        held, self._held = self._held, []
+        return b"".join(_encoded(plugin, records) for plugin, records in held)
+
+    def _append(self, data: bytes) -> None:
+        """:meth:`append` with the lock held."""
+        if self.full or self._fd < 0:
+            return
+        start = self._offset
+        if start + len(data) > self._end - TAIL and not self._extend():
+            written = 0
+            if self._end <= start:
+                # No room was ever held (the disk had none to give): written all the same
+                # while the disk takes it.
+                with contextlib.suppress(OSError):
+                    written = os.pwrite(self._fd, data, start)
+                if written == len(data):
+                    self._offset = self._end = start + written
+                    return
+            # The room held is used up (its tail takes the marker), or the disk took no more.
+            self.full = True
+            marker = {"plugin": "-", "batch": "-", "status": INCOMPLETE, "at": time.time()}
+            data = (json.dumps(marker, separators=(",", ":")) + "\n").encode()
+            if written > len(data):  # nothing of the record left behind the marker
+                data = data + bytes(written - len(data))
+        self._offset = start + len(data)
+        with contextlib.suppress(OSError):  # the wire must never stop for its log
+            os.pwrite(self._fd, data, start)
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
             fd, self._fd = self._fd, -1
         if fd >= 0:
@@ -168,9 +198,35 @@ class WireLog:
         file = self._file
         if file is None:
             return
-        data = b"".join(_ENCODE({"plugin": self.plugin, **record}) + b"\n" for record in records)
+        data = _encoded(self.plugin, records)
         if data:
             file.append(data)
+
+    def hold(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Records of sequences that went out whole in one call (queued, every command sent,
+        done), kept in memory for a moment: written before the journal next marks an event
+        dispatched, before the next record written at once, at the file's close, and when the
+        plugin calls :meth:`flush` (hotkey_ws: its link's thread, within a ping interval).
+
+        Nothing is lost that a restart would need. A crash before they are written leaves the
+        event the sequence answered undispatched (its trade comes back unconfirmed, as a crash
+        between a command and its record always did), and a sequence with no record at all is
+        never read as cut. So the caller that just wrote the commands is not kept from the
+        CPU a hotkey server on the same machine is waiting for (docs/PERFORMANCE.md). A
+        sequence that did not all go out is written at once (:meth:`write_all`): a crash then
+        still reports what was sent and what was not."""
+        file = self._file
+        if file is not None and records:
+            file.hold(self.plugin, records)
+
+    def flush(self) -> None:
+        """Write what :meth:`hold` keeps in memory now (any plugin's: they share the file)."""
+        if self._file is not None:
+            self._file.flush()
+
+
+def _encoded(plugin: str, records: Iterable[Mapping[str, Any]]) -> bytes:
+    return b"".join(_ENCODE({"plugin": plugin, **record}) + b"\n" for record in records)
 
 
 def log_incomplete(records: Iterable[Mapping[str, Any]]) -> bool:

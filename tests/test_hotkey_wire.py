@@ -573,3 +573,56 @@ def test_commands_go_out_while_the_links_own_thread_cannot_run(caplog: pytest.Lo
             release.set()
             logger.removeHandler(handler)
         engine.shutdown()
+
+
+def test_a_sequence_that_went_out_whole_is_logged_a_moment_later_and_never_read_as_cut(
+    tmp_path: Path,
+) -> None:
+    """On an event loop the wire log's records of a sequence that went out whole wait for the
+    fold (WireLog.hold): a crash before it leaves the trade unconfirmed and no cut reported,
+    never a cut for commands that all went out; the fold writes them before the event's mark."""
+    import asyncio
+    import shutil
+
+    from momobot_core.wirelog import read_records
+
+    db = tmp_path / "journal.db"
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    with HotkeyTestServer() as server:
+        plugin = HotkeyPlugin(fast_config(server.url))
+
+        async def trade() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+            engine = live(plugin, Journal(db))
+            try:
+                assert plugin.client is not None and plugin.client.wait_connected(10)
+                engine.on_quote(quote("ABCD", 2.00))
+                engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+                # The loop is not let run: the fold put off after the hooks has not happened.
+                assert server.wait_for(1) == ["buy_ask"]
+                before = read_records(Path(f"{db}.wire"))
+                for suffix in ("", "-wal", ".pending", ".wire"):  # what a SIGKILL now leaves
+                    if Path(f"{db}{suffix}").exists():
+                        shutil.copy(f"{db}{suffix}", killed / f"journal.db{suffix}")
+                engine.settle_journal()  # the fold: the held records, then the event's mark
+                after = read_records(Path(f"{db}.wire"))
+                assert engine.journal is not None and engine.journal.undispatched() == []
+                return before, after
+            finally:
+                engine.shutdown()
+                assert engine.journal is not None
+                engine.journal.close()
+
+        before, after = asyncio.run(trade())
+    assert before == []
+    assert [r["status"] for r in after] == ["queued", "sent", "done"]
+    assert {r["plugin"] for r in after} == {"hotkey_ws"}
+    restarted = Engine(journal=Journal(killed / "journal.db"), mode="live")
+    restarted.start()
+    try:
+        assert restarted.open_trades["ABCD"].unconfirmed  # its hooks may not have run: a person checks
+        assert not [a for a in restarted.alerts if a.kind == "sequence_cut"]
+        assert restarted.journal is not None and restarted.journal.cut_sequences == []
+    finally:
+        assert restarted.journal is not None
+        restarted.journal.close()

@@ -560,3 +560,28 @@ def test_a_damaged_side_file_is_refused_never_quietly_dropped(tmp_path: Path, da
     with pytest.raises(JournalError, match=r"\.pending"):
         Journal(db)
     assert pending.read_bytes() == before  # kept exactly as it was, for a person to look at
+
+
+def test_wire_records_held_for_a_moment_reach_the_file_in_the_order_they_were_given(tmp_path: Path) -> None:
+    wire_path = tmp_path / "journal.db.wire"
+    wire = WireFile(wire_path)
+    log = WireLog(wire, "hotkey_ws")
+    log.hold([{"batch": "a", "status": "queued", "commands": ["buy_ask"]}, {"batch": "a", "status": "done"}])
+    assert read_records(wire_path) == []  # in memory: no system call on the caller's path
+    log.write({"batch": "b", "status": "queued", "commands": ["sell_ask"]})  # written at once, after them
+    assert [(r["batch"], r["status"]) for r in read_records(wire_path)] == [
+        ("a", "queued"),
+        ("a", "done"),
+        ("b", "queued"),
+    ]
+    log.hold([{"batch": "c", "status": "queued", "commands": ["sell_all_bid"]}])
+    wire.flush()
+    assert read_records(wire_path)[-1] == {
+        "plugin": "hotkey_ws",
+        "batch": "c",
+        "status": "queued",
+        "commands": ["sell_all_bid"],
+    }
+    log.hold([{"batch": "d", "status": "done"}])
+    wire.close()  # a clean close writes what waits
+    assert read_records(wire_path)[-1]["batch"] == "d"

@@ -64,6 +64,10 @@ class Batch:
         what = " ".join(p for p in (self.symbol, self.event) if p)
         return f"{what} of trade {self.trade_id}" if self.trade_id else what
 
+    def __str__(self) -> str:
+        # A log line's argument is made text when the line is written (on the link's thread).
+        return self.about()
+
     def finish(self, ok: bool) -> None:
         if self.done is not None:
             done, self.done = self.done, None

@@ -173,7 +173,10 @@ class HotkeyLink:
             finally:
                 held, self._log_held = self._log_held, None
                 if held:
-                    self.wire_log.write_all(held)
+                    if _whole(held):
+                        self.wire_log.hold(held)  # written a moment later (WireLog.hold)
+                    else:
+                        self.wire_log.write_all(held)
 
     def _submit(self, batch: Batch) -> bool:
         """:meth:`submit` with the lock held."""
@@ -355,7 +358,7 @@ class HotkeyLink:
         batch.next_due = now + batch.gap
         self._log_queued(batch)
         self._record(batch, "sent", command=name)
-        self.notes.log(logging.INFO, "[Hotkey] Sent: %s (%s)%s", name, batch.about(), self.label)
+        self.notes.log(logging.INFO, "[Hotkey] Sent: %s (%s)%s", name, batch, self.label)
         if batch.sent == len(batch.names):
             self._queue.popleft()
             self._record(batch, "done")
@@ -731,6 +734,9 @@ class HotkeyLink:
                         if head.sent:
                             timeout = min(timeout, head.next_due - now)
                 self.notes.emit()
+                # Records held for a moment (WireLog.hold) reach the file within a ping interval
+                # even when no fold of the journal follows (a person's manual command).
+                self.wire_log.flush()
                 if want_write != watching_write:
                     sel.modify(wire.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0))
                     watching_write = want_write
@@ -793,3 +799,11 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def _whole(records: list[dict[str, Any]]) -> bool:
+    """Whether these records hold the whole life of every sequence they name: its ``queued``
+    and its ``done``, so none can be read as cut if a crash keeps them from the file."""
+    queued = {record["batch"] for record in records if record["status"] == "queued"}
+    done = {record["batch"] for record in records if record["status"] == "done"}
+    return queued == done and all(record["batch"] in done for record in records)

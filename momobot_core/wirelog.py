@@ -35,8 +35,9 @@ RESERVE = 1024 * 1024
 #: Kept at the end of the room for the one record that says the log ran out of it.
 TAIL = 256
 INCOMPLETE = "incomplete"
-#: Records are encoded by msgspec (a tenth of json.dumps's time; they follow every command).
-_ENCODE = msgspec.json.Encoder().encode
+#: Records are encoded by msgspec (a tenth of json.dumps's time; they follow every command);
+#: a value of a type it does not know is written as its text.
+_ENCODE = msgspec.json.Encoder(enc_hook=str).encode
 #: A batch already reported from this file at a start the journal could not take it.
 TOLD = "told"
 
@@ -206,7 +207,7 @@ class WireLog:
         """Records of sequences that went out whole in one call (queued, every command sent,
         done), kept in memory for a moment: written before the journal next marks an event
         dispatched, before the next record written at once, at the file's close, and when the
-        plugin calls :meth:`flush` (hotkey_ws: its link's thread, within a ping interval).
+        plugin calls :meth:`flush` (hotkey_ws: its link's own thread, within its poll).
 
         Nothing is lost that a restart would need. A crash before they are written leaves the
         event the sequence answered undispatched (its trade comes back unconfirmed, as a crash
@@ -214,7 +215,8 @@ class WireLog:
         never read as cut. So the caller that just wrote the commands is not kept from the
         CPU a hotkey server on the same machine is waiting for (docs/PERFORMANCE.md). A
         sequence that did not all go out is written at once (:meth:`write_all`): a crash then
-        still reports what was sent and what was not."""
+        still reports what was sent and what was not. The records become the file's: do not
+        change them afterwards."""
         file = self._file
         if file is not None and records:
             file.hold(self.plugin, records)
@@ -226,7 +228,23 @@ class WireLog:
 
 
 def _encoded(plugin: str, records: Iterable[Mapping[str, Any]]) -> bytes:
-    return b"".join(_ENCODE({"plugin": plugin, **record}) + b"\n" for record in records)
+    """Records as JSON lines; never raises: a value JSON has no form for is written as its text
+    (a plugin's mistake must not stop the thread that writes, nor lose the others' records)."""
+    lines = []
+    for record in records:
+        try:
+            lines.append(_ENCODE({"plugin": plugin, **record}))
+        except Exception:  # a key or value msgspec cannot encode: every part as text
+            try:
+                as_text = {str(k): _text(v) for k, v in dict(record).items()}
+                lines.append(_ENCODE({"plugin": plugin, **as_text}))
+            except Exception:
+                lines.append(_ENCODE({"plugin": plugin, "batch": "-", "status": "unreadable"}))
+    return b"".join(line + b"\n" for line in lines)
+
+
+def _text(value: object) -> object:
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
 def log_incomplete(records: Iterable[Mapping[str, Any]]) -> bool:

@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.sync.client import connect
@@ -21,6 +22,7 @@ from websockets.uri import parse_uri
 from hotkey_ws.plugin import HotkeyPlugin
 from hotkey_ws.server import HotkeyServer, ServerThread
 from hotkey_ws.wire import Wire
+from momobot_core import hookimpl
 from momobot_core.engine import Engine
 from momobot_core.journal import Journal
 
@@ -626,3 +628,67 @@ def test_a_sequence_that_went_out_whole_is_logged_a_moment_later_and_never_read_
     finally:
         assert restarted.journal is not None
         restarted.journal.close()
+
+
+class _HoldsABadRecord:
+    """Another plugin handing the wire log a record with a value JSON has no form for."""
+
+    log = None
+
+    @hookimpl
+    def on_startup(self, bot: Engine) -> None:
+        self.log = bot.wire_log("other")
+
+    def sent_whole(self, why: object) -> None:
+        assert self.log is not None
+        self.log.hold(
+            [
+                {"batch": "other-1", "status": "queued", "commands": ["x"]},
+                {"batch": "other-1", "status": "sent", "command": "x"},
+                {"batch": "other-1", "status": "done", "why": why},  # the exception, not its text
+            ]
+        )
+
+
+def test_another_plugins_bad_held_record_is_written_as_text_and_never_stops_the_link(tmp_path: Path) -> None:
+    # Found in review: held records are encoded on the thread that writes them (the link's own),
+    # and one value msgspec cannot encode killed that thread: TP1's later commands never left.
+    from momobot_core.wirelog import read_records
+
+    other = _HoldsABadRecord()
+    wire_path = Path(f"{tmp_path / 'journal.db'}.wire")
+    with HotkeyTestServer() as server:
+        plugin = HotkeyPlugin(fast_config(server.url, sequence_delay=0.05))
+        journal = Journal(tmp_path / "journal.db")
+        engine = Engine(hooks=make_hooks(plugin, other), journal=journal, mode="live")
+        engine.start()
+        try:
+            assert plugin.client is not None and plugin.client.wait_connected(10)
+            engine.on_quote(quote("ABCD", 2.00))
+            engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+            assert server.wait_for(1) == ["buy_ask"]
+            other.sent_whole(ValueError("server said no"))
+            assert wait_until(lambda: any(r["batch"] == "other-1" for r in read_records(wire_path)))
+            [done] = [r for r in read_records(wire_path) if r["batch"] == "other-1" and r["status"] == "done"]
+            engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1: the link's thread sends its last two
+            engine.on_quote(quote("ABCD", 1.95, t=2))  # the break-even stop
+            assert server.wait_for(5) == ["buy_ask", "sell_ask", "cancel_all", "break_even", "sell_all_bid"]
+        finally:
+            engine.shutdown()
+            journal.close()
+    assert done["why"] == "server said no" and done["plugin"] == "other"
+
+
+def test_wire_records_a_value_json_has_no_form_for_are_written_as_text(tmp_path: Path) -> None:
+    from momobot_core.wirelog import WireFile, WireLog, read_records
+
+    wire = WireFile(tmp_path / "journal.db.wire")
+    log = WireLog(wire, "other")
+    log.hold([{"batch": "a", "status": "done", "why": ValueError("no")}, {"batch": "b", "status": "done"}])
+    bad_key: dict[Any, Any] = {"batch": "c", "status": "done", (1, 2): "a key JSON has no form for"}
+    log.hold([bad_key])
+    wire.flush()
+    records = read_records(tmp_path / "journal.db.wire")
+    assert [(r["batch"], r.get("why")) for r in records] == [("a", "no"), ("b", None), ("c", None)]
+    assert records[2]["(1, 2)"] == "a key JSON has no form for"
+    wire.close()

@@ -634,10 +634,19 @@ class HotkeyLink:
                 self._tell_waiting_exits(now)
                 next_expiry = min((b.fired_at + b.ttl for b in self._queue), default=deadline)
             self.notes.emit()
+            self._flush_wire_log()
             end = deadline
             if now >= end:
                 return
             self._wait_wake(min(max(min(end, next_expiry) - now, 0.001), self._poll))
+
+    def _flush_wire_log(self) -> None:
+        """Records held for a moment (WireLog.hold) reach the file from this thread too, within
+        its poll, when no fold of the journal follows (a person's manual command)."""
+        try:
+            self.wire_log.flush()
+        except Exception:  # the log must never stop the link
+            log.exception("[Hotkey] could not write the wire log")
 
     def _wait_wake(self, timeout: float) -> None:
         with selectors.DefaultSelector() as sel:
@@ -734,9 +743,7 @@ class HotkeyLink:
                         if head.sent:
                             timeout = min(timeout, head.next_due - now)
                 self.notes.emit()
-                # Records held for a moment (WireLog.hold) reach the file within a ping interval
-                # even when no fold of the journal follows (a person's manual command).
-                self.wire_log.flush()
+                self._flush_wire_log()
                 if want_write != watching_write:
                     sel.modify(wire.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0))
                     watching_write = want_write

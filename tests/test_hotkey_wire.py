@@ -578,17 +578,30 @@ def test_commands_go_out_while_the_links_own_thread_cannot_run(caplog: pytest.Lo
 
 
 def test_a_sequence_that_went_out_whole_is_logged_a_moment_later_and_never_read_as_cut(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """On an event loop the wire log's records of a sequence that went out whole wait for the
-    fold (WireLog.hold): a crash before it leaves the trade unconfirmed and no cut reported,
-    never a cut for commands that all went out; the fold writes them before the event's mark."""
+    """On an event loop the wire log's records of a sequence that went out whole wait (WireLog.hold)
+    for the fold, or the link's own thread: a crash before either leaves the trade unconfirmed and
+    no cut reported, never a cut for commands that all went out; the fold writes them before the
+    event's mark."""
     import asyncio
     import shutil
 
     from momobot_core.wirelog import read_records
 
+    caplog.set_level(logging.INFO, logger="momobot.hotkey")
+    parked, release = threading.Event(), threading.Event()
+
+    class Park(logging.Handler):  # the link's own thread stops at its first "Sent" line
+        def emit(self, record: logging.LogRecord) -> None:
+            if threading.current_thread().name.startswith("hotkey-") and not release.is_set():
+                parked.set()
+                release.wait(30)
+
+    handler = Park()
+    logger = logging.getLogger("momobot.hotkey")
     db = tmp_path / "journal.db"
+    wire = Path(f"{db}.wire")
     killed = tmp_path / "killed"
     killed.mkdir()
     with HotkeyTestServer() as server:
@@ -598,27 +611,33 @@ def test_a_sequence_that_went_out_whole_is_logged_a_moment_later_and_never_read_
             engine = live(plugin, Journal(db))
             try:
                 assert plugin.client is not None and plugin.client.wait_connected(10)
+                engine.on_quote(quote("WXYZ", 2.00))
                 engine.on_quote(quote("ABCD", 2.00))
+                logger.addHandler(handler)
+                engine.open_trade("WXYZ", 100, 2.20, 2.40, 1.90)
+                assert wait_until(parked.is_set)  # now only the fold can write what is held
                 engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
                 # The loop is not let run: the fold put off after the hooks has not happened.
-                assert server.wait_for(1) == ["buy_ask"]
-                before = read_records(Path(f"{db}.wire"))
+                assert server.wait_for(2) == ["buy_ask", "buy_ask"]
+                before = read_records(wire)
                 for suffix in ("", "-wal", ".pending", ".wire"):  # what a SIGKILL now leaves
                     if Path(f"{db}{suffix}").exists():
                         shutil.copy(f"{db}{suffix}", killed / f"journal.db{suffix}")
-                engine.settle_journal()  # the fold: the held records, then the event's mark
-                after = read_records(Path(f"{db}.wire"))
+                engine.settle_journal()  # the fold: the held records, then the events' marks
+                after = read_records(wire)
                 assert engine.journal is not None and engine.journal.undispatched() == []
                 return before, after
             finally:
+                release.set()
+                logger.removeHandler(handler)
                 engine.shutdown()
                 assert engine.journal is not None
                 engine.journal.close()
 
         before, after = asyncio.run(trade())
-    assert before == []
-    assert [r["status"] for r in after] == ["queued", "sent", "done"]
-    assert {r["plugin"] for r in after} == {"hotkey_ws"}
+    [abcd] = [r["batch"] for r in after if r["status"] == "queued" and r["symbol"] == "ABCD"]
+    assert [r["status"] for r in after if r["batch"] == abcd] == ["queued", "sent", "done"]
+    assert not [r for r in before if r["batch"] == abcd]  # not written in the hook
     restarted = Engine(journal=Journal(killed / "journal.db"), mode="live")
     restarted.start()
     try:

@@ -45,6 +45,20 @@ def link_state(plugin: HotkeyPlugin) -> str:
     return str(plugin.status()[0]["state"])
 
 
+class ParkLinkThread(logging.Handler):
+    """A log handler that stops the link's own thread at its first line (it says what was sent
+    there, outside the link's lock) until ``let_go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked, self.let_go = threading.Event(), threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if threading.current_thread().name.startswith("hotkey-") and not self.let_go.is_set():
+            self.parked.set()
+            self.let_go.wait(30)
+
+
 def test_a_sequence_never_starts_on_a_server_that_has_stopped_answering() -> None:
     # The server freezes after buy_ask, as a hung process does, then wakes up much later:
     # what the bot decided meanwhile must not be pressed then.
@@ -527,15 +541,8 @@ def test_commands_go_out_while_the_links_own_thread_cannot_run(caplog: pytest.Lo
     # there, outside the link's lock). The caller's own commands must prove the link (read
     # the pong waiting, or send the ping that is due and read its pong) and go out in order.
     caplog.set_level(logging.INFO, logger="momobot.hotkey")
-    parked, release = threading.Event(), threading.Event()
-
-    class Park(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if threading.current_thread().name.startswith("hotkey-") and not release.is_set():
-                parked.set()
-                release.wait(30)
-
-    handler = Park()
+    handler = ParkLinkThread()
+    parked, release = handler.parked, handler.let_go
     logger = logging.getLogger("momobot.hotkey")
     with HotkeyTestServer() as server:
         plugin = HotkeyPlugin(fast_config(server.url, ping_interval=0.1, ping_timeout=0.3))
@@ -590,15 +597,8 @@ def test_a_sequence_that_went_out_whole_is_logged_a_moment_later_and_never_read_
     from momobot_core.wirelog import read_records
 
     caplog.set_level(logging.INFO, logger="momobot.hotkey")
-    parked, release = threading.Event(), threading.Event()
-
-    class Park(logging.Handler):  # the link's own thread stops at its first "Sent" line
-        def emit(self, record: logging.LogRecord) -> None:
-            if threading.current_thread().name.startswith("hotkey-") and not release.is_set():
-                parked.set()
-                release.wait(30)
-
-    handler = Park()
+    handler = ParkLinkThread()
+    parked, release = handler.parked, handler.let_go
     logger = logging.getLogger("momobot.hotkey")
     db = tmp_path / "journal.db"
     wire = Path(f"{db}.wire")

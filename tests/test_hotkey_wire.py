@@ -711,3 +711,70 @@ def test_wire_records_a_value_json_has_no_form_for_are_written_as_text(tmp_path:
     assert [(r["batch"], r.get("why")) for r in records] == [("a", "no"), ("b", None), ("c", None)]
     assert records[2]["(1, 2)"] == "a key JSON has no form for"
     wire.close()
+
+
+def test_a_stop_held_in_memory_when_the_fold_finds_the_journal_locked_then_a_sigkill_restarts_closed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Faults combined: the stop's wire-log records wait in memory, the fold finds the journal
+    locked (the marks go to the side file instead), then the process is killed. The held records
+    reach the file before the marks do, so the restart shows the trade closed by its stop, its
+    hooks run, and nothing cut."""
+    import asyncio
+    import shutil
+
+    from momobot_core.wirelog import read_records
+
+    from conftest import SqliteLocker
+
+    caplog.set_level(logging.INFO, logger="momobot.hotkey")
+    handler = ParkLinkThread()
+    logger = logging.getLogger("momobot.hotkey")
+    db = tmp_path / "journal.db"
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    with HotkeyTestServer() as server:
+        plugin = HotkeyPlugin(fast_config(server.url))
+
+        async def trade() -> list[dict[str, object]]:
+            engine = live(plugin, Journal(db))
+            locker: SqliteLocker | None = None
+            try:
+                assert plugin.client is not None and plugin.client.wait_connected(10)
+                engine.on_quote(quote("ABCD", 2.00))
+                logger.addHandler(handler)
+                engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+                assert wait_until(handler.parked.is_set)  # only the fold can write what is held
+                locker = SqliteLocker(db)
+                engine.on_quote(quote("ABCD", 1.85, t=1))  # the stop: to the side file, sent
+                assert server.wait_for(2) == ["buy_ask", "sell_all_bid"]
+                engine.settle_journal()  # the fold: the journal is locked
+                assert engine.journal_pending
+                for suffix in ("", "-wal", ".pending", ".wire"):  # what a SIGKILL now leaves
+                    if Path(f"{db}{suffix}").exists():
+                        shutil.copy(f"{db}{suffix}", killed / f"journal.db{suffix}")
+                return read_records(Path(f"{db}.wire"))
+            finally:
+                handler.let_go.set()
+                logger.removeHandler(handler)
+                if locker is not None:
+                    locker.release()
+                engine.shutdown()
+                assert engine.journal is not None
+                engine.journal.close()
+
+        records = asyncio.run(trade())
+    [stop] = [r["batch"] for r in records if r["status"] == "queued" and r["commands"] == ["sell_all_bid"]]
+    assert [r["status"] for r in records if r["batch"] == stop] == ["queued", "sent", "done"]
+    restarted = Engine(journal=Journal(killed / "journal.db"), mode="live")
+    restarted.start()
+    try:
+        assert restarted.open_trades == {}
+        assert restarted.journal is not None
+        assert [leg.reason for leg in restarted.journal.legs()] == ["stop"]
+        kinds = [a.kind for a in restarted.alerts]
+        assert "unconfirmed_trade" not in kinds and "sequence_cut" not in kinds, kinds
+        assert restarted.journal.undispatched() == []
+    finally:
+        assert restarted.journal is not None
+        restarted.journal.close()

@@ -30,6 +30,7 @@ __all__ = [
     "exit_price",
     "exits",
     "leg",
+    "moved_stop",
     "order",
     "pnl",
     "price_ok",
@@ -130,20 +131,65 @@ def tp1_qty(trade: Trade) -> int:
 
 def after_tp1(trade: Trade) -> Trade:
     """The trade after TP1: half sold, the stop at the entry price (break-even)."""
-    return attrs.evolve(
-        trade, tp1_hit=True, remaining=trade.remaining - tp1_qty(trade), stop=trade.entry_price
+    return _moved(
+        trade, trade.remaining - tp1_qty(trade), trade.entry_price, True, trade.tp2_hit, trade.stop_hit
     )
 
 
 def after_close(trade: Trade, target: Target | None, reason: CloseReason, ts: datetime) -> Trade:
     """The trade after its last exit: nothing held, closed at ``ts`` for ``reason``."""
-    return attrs.evolve(
+    return _moved(
         trade,
-        remaining=0,
-        closed_at=ts,
-        close_reason=reason,
-        tp2_hit=trade.tp2_hit or target is Target.TP2,
-        stop_hit=trade.stop_hit or target is Target.STOP,
+        0,
+        trade.stop,
+        trade.tp1_hit,
+        trade.tp2_hit or target is Target.TP2,
+        trade.stop_hit or target is Target.STOP,
+        ts,
+        reason,
+    )
+
+
+def moved_stop(trade: Trade, stop: float) -> Trade:
+    """The trade with its stop raised (a trail)."""
+    return _moved(trade, trade.remaining, stop, trade.tp1_hit, trade.tp2_hit, trade.stop_hit)
+
+
+def _moved(
+    trade: Trade,
+    remaining: int,
+    stop: float,
+    tp1_hit: bool,
+    tp2_hit: bool,
+    stop_hit: bool,
+    closed_at: datetime | None = None,
+    close_reason: CloseReason | None = None,
+) -> Trade:
+    """``trade`` with the fields an exit moves, every other field carried over. Built by one
+    positional call, not ``attrs.evolve``: on an exit's path, a call a second apart finds its
+    caches cold, and evolve's generic walk of the fields cost several times this
+    (docs/PERFORMANCE.md). ``tests/test_brackets.py`` holds it to evolve for every field."""
+    return Trade(
+        trade.id,
+        trade.symbol,
+        trade.qty,
+        remaining,
+        trade.entry_price,
+        trade.tp1,
+        trade.tp2,
+        stop,
+        trade.opened_at,
+        tp1_hit,
+        tp2_hit,
+        stop_hit,
+        trade.closed_at if closed_at is None else closed_at,
+        trade.close_reason if close_reason is None else close_reason,
+        trade.unconfirmed,
+        trade.initial_stop,
+        trade.strategy,
+        trade.timeframe,
+        trade.level,
+        trade.trail,
     )
 
 

@@ -968,7 +968,7 @@ class Engine:
             stop = below_bid(stop, last.bid)
         if not stop > trade.stop + 1e-9:
             return
-        after = attrs.evolve(trade, stop=stop)
+        after = brackets.moved_stop(trade, stop)
         event = JournalEvent("trail", after, at=ts)
         pending = self._record.commit_exit(event)
         # Never triggered by the quote that moved it, nor by a print older than the move.

@@ -109,3 +109,59 @@ def test_an_entrys_levels_are_checked_against_each_other_and_the_ask() -> None:
         with pytest.raises(TradeRefused, match=words) as refused:
             check_levels("ABCD", qty, risk, tp1, tp2, stop, 2.0)  # type: ignore[arg-type]
         assert refused.value.kind == kind
+
+
+def test_an_exit_carries_every_field_it_does_not_move() -> None:
+    # after_tp1, after_close and moved_stop build the trade field by field (an exit's path is
+    # cold): each must equal attrs.evolve of the fields it moves, for every field Trade has,
+    # including one added later. Every field here differs from its default.
+    defaults = Trade(
+        id="x",
+        symbol="X",
+        qty=1,
+        remaining=1,
+        entry_price=1.0,
+        tp1=2.0,
+        tp2=3.0,
+        stop=0.5,
+        opened_at=T0 - timedelta(days=1),
+    )
+    trade = Trade(
+        id="t9",
+        symbol="WXYZ",
+        qty=300,
+        remaining=150,
+        entry_price=3.0,
+        tp1=3.3,
+        tp2=3.6,
+        stop=3.0,
+        opened_at=T0,
+        tp1_hit=True,
+        tp2_hit=True,
+        stop_hit=True,
+        closed_at=T0 + timedelta(minutes=1),
+        close_reason=CloseReason.MANUAL,
+        unconfirmed=True,
+        initial_stop=2.8,
+        strategy="orb",
+        timeframe="1m",
+        level=3.05,
+        trail="candle",
+    )
+    for field in attrs.fields(Trade):
+        assert getattr(trade, field.name) != getattr(defaults, field.name), field.name
+    later = T0 + timedelta(minutes=2)
+    assert brackets.after_tp1(trade) == attrs.evolve(
+        trade, tp1_hit=True, remaining=trade.remaining - trade.qty // 2, stop=trade.entry_price
+    )
+    assert brackets.moved_stop(trade, 3.1) == attrs.evolve(trade, stop=3.1)
+    assert brackets.after_close(trade, Target.TP2, CloseReason.TP2, later) == attrs.evolve(
+        trade, remaining=0, closed_at=later, close_reason=CloseReason.TP2
+    )
+    fresh = attrs.evolve(trade, tp2_hit=False, stop_hit=False, closed_at=None, close_reason=None)
+    assert brackets.after_close(fresh, Target.STOP, CloseReason.STOP, later) == attrs.evolve(
+        fresh, remaining=0, closed_at=later, close_reason=CloseReason.STOP, stop_hit=True
+    )
+    assert brackets.after_close(fresh, None, CloseReason.MANUAL, later) == attrs.evolve(
+        fresh, remaining=0, closed_at=later, close_reason=CloseReason.MANUAL
+    )

@@ -17,6 +17,10 @@ Designs:
   fire-and-forget with ``asyncio.create_task`` when a loop is running,
   else on a new thread with a new event loop (the monolithic bot's code);
 * hotkey_ws: this plugin (one persistent link, inline send), its hook called directly;
+* hotkey_ws + record: the least a journal-first design can do before the hook: the
+  entry's journal event encoded and written into a side file (one ``os.pwrite``,
+  ``momobot_core.sidefile``), then the hook; no checks, no engine. It is the
+  floor of the two engine rows: what an engine adds above it is the engine's own;
 * engine, no journal: ``Engine.open_trade`` with the plugin registered: the whole
   event (validation, the hook dispatch) but nothing written;
 * engine + journal: the same with a WAL journal on disk, committed before the
@@ -49,6 +53,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -61,6 +66,7 @@ from momobot_core.engine import Engine
 from momobot_core.journal import Journal, JournalEvent
 from momobot_core.models import Intent, Order, Quote, Side, Trade
 from momobot_core.plugins import Hooks
+from momobot_core.sidefile import SideFile
 
 # -- the receiving server (its own process) --------------------------------------------
 
@@ -213,6 +219,28 @@ class Plugin:
         self.plugin.on_shutdown(self.engine)
 
 
+class RecordFirst:
+    """hotkey_ws with one journal event made durable against a killed process before the hook:
+    encoded and written into a side file, as the engine's record does, and nothing else."""
+
+    def __init__(self, url: str, directory: str) -> None:
+        self.plugin = HotkeyPlugin(HotkeyConfig(urls=(url,), ttl=5.0, queue_size=10_000))
+        self.hooks = Hooks()
+        self.hooks.register(self.plugin, name="hotkey_ws")
+        self.side = SideFile(Path(directory) / "bench.db.pending")
+        self.engine = Engine(mode="live")
+        self.plugin.on_startup(self.engine)
+
+    def fire(self, n: int) -> None:
+        entry = order(n)
+        self.side.append(JournalEvent("open", TRADE, entry).encoded(), sync=False)
+        self.hooks.notify("on_order_submitted", order=entry, trade=TRADE)
+
+    def close(self) -> None:
+        self.plugin.on_shutdown(self.engine)
+        self.side.close()
+
+
 class EngineEvents:
     """Every shot is an ``Engine.open_trade`` on a symbol of its own, the plugin registered."""
 
@@ -351,6 +379,7 @@ DESIGNS = (
     "websockets sync, inline",
     "websockets reconnect loop, thread",
     "hotkey_ws",
+    "hotkey_ws + record",
     "engine, no journal",
     "engine + journal",
 )
@@ -374,6 +403,9 @@ def measure(
         subject = Plugin(url)
         hooks.register(subject.plugin, name=design)
         trigger = hook_trigger(hooks)
+    elif design == "hotkey_ws + record":
+        subject = RecordFirst(url, tempfile.mkdtemp(dir=directory))
+        trigger = subject.fire
     else:
         run_dir = tempfile.mkdtemp(dir=directory) if design == "engine + journal" else None
         subject = EngineEvents(url, warmup + count, run_dir)
@@ -463,6 +495,18 @@ def main() -> None:
             - med("engine, no journal", scenario, "lat_p50_ms")
         ) * 1e3
         print(f"{scenario}: the journal commit adds {journal:+.0f} us to the event-to-wire p50")
+        record = (
+            med("hotkey_ws + record", scenario, "lat_p50_ms") - med("hotkey_ws", scenario, "lat_p50_ms")
+        ) * 1e3
+        engine = (
+            med("engine + journal", scenario, "lat_p50_ms")
+            - med("hotkey_ws + record", scenario, "lat_p50_ms")
+        ) * 1e3
+        tenth = med("original", scenario, "lat_p50_ms") / 10
+        print(
+            f"{scenario}: the record alone adds {record:+.0f} us to hotkey_ws, the engine {engine:+.0f} us"
+            f" above that; 10x the original is {tenth:.3f} ms p50"
+        )
     print(
         f"one journal commit (entry, WAL, synchronous=NORMAL, on disk): p50 {commit_p50:.1f} us,"
         f" p99 {commit_p99:.1f} us"

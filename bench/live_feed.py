@@ -13,8 +13,12 @@ them all), the serve process's peak RSS, and the trigger latency p50/p99.
 At full speed the feed sends faster than any consumer reads, so that latency
 is the backlog's; the paced rounds (``--paced``, default 100,000 quotes/s)
 send on a schedule below the ingest rate and show the path's own latency.
-Baseline in the same run: the same kind of quotes posted to ``POST /quotes``,
-one request at a time.
+Baselines in the same run: the same kind of quotes posted to ``POST /quotes``,
+one request at a time; and, for the paced latency, a bare consumer on the same
+feed and receiver (``--floor``): a websockets client that decodes each frame
+with msgspec, looks for the open trades' symbols at TP1 and writes one hotkey
+frame, with no engine. No consumer built on these libraries on this machine does
+better, so serve's p50 less the floor's is what the engine adds.
 
     python bench/live_feed.py                  # 200,000 quotes, 3 rounds
     python bench/live_feed.py --quotes 50000 --rounds 1
@@ -95,6 +99,34 @@ async def main():
     async with serve(handler, "127.0.0.1", 0, compression=None, max_queue=None) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+
+CONSUMER = r"""
+import asyncio, json, sys, msgspec
+from websockets.asyncio.client import connect
+from websockets.sync.client import connect as connect_sync
+
+decode = msgspec.json.Decoder().decode
+trades = set(sys.argv[2].split(","))
+
+async def main():
+    with connect_sync(sys.argv[3], proxy=None, compression=None) as hotkey:
+        async with connect(sys.argv[1], proxy=None, compression=None, max_queue=None, max_size=2**22) as ws:
+            for _ in range(2):   # connected, authenticated: answer each as a client would
+                await ws.recv()
+                await ws.send("{}")
+            await ws.recv()   # the subscription
+            print("ready", flush=True)
+            hit = set()
+            async for frame in ws:
+                for item in decode(frame):
+                    name = item.get("S")
+                    if name in trades and name not in hit and item["ap"] >= 2.2:
+                        hit.add(name)
+                        hotkey.send(json.dumps({"event": "tp1", "symbol": name, "command": "sell_ask"}))
 
 asyncio.run(main())
 """
@@ -239,25 +271,35 @@ def live_round(total: int, rate: float = 0) -> dict[str, Any]:
                 time.sleep(0.01)
             done = time.monotonic_ns()
             rss = peak_rss_mb(serve.pid)
-            from websockets.sync.client import connect
-
-            deadline = time.monotonic() + 10
-            while True:
-                with connect(f"ws://127.0.0.1:{receiver_port}", proxy=None) as ws:
-                    ws.send("__report__")
-                    received = json.loads(ws.recv(timeout=30))
-                if (
-                    sum(json.loads(m)["event"] == "tp1" for m, _ in received) >= OPEN_TRADES * 2
-                    or time.monotonic() > deadline
-                ):
-                    break
-                time.sleep(0.1)
+            received = receipts(receiver_port, OPEN_TRADES * 2)
         finally:
             client.close()
             serve.terminate()
             serve.wait(30)
             feed.kill()
             receiver.kill()
+    return {"rate": total / ((done - report["start"]) / 1e9), "rss": rss, **tp1_latency(report, received)}
+
+
+def receipts(port: int, tp1_commands: int) -> list[tuple[str, int]]:
+    """What the receiver got, (message, monotonic ns), once it holds ``tp1_commands`` TP1
+    commands (or after 10 s)."""
+    from websockets.sync.client import connect
+
+    deadline = time.monotonic() + 10
+    while True:
+        with connect(f"ws://127.0.0.1:{port}", proxy=None) as ws:
+            ws.send("__report__")
+            received: list[tuple[str, int]] = json.loads(ws.recv(timeout=30))
+        if sum(json.loads(m)["event"] == "tp1" for m, _ in received) >= tp1_commands:
+            return received
+        if time.monotonic() > deadline:
+            return received
+        time.sleep(0.1)
+
+
+def tp1_latency(report: dict[str, Any], received: list[tuple[str, int]]) -> dict[str, Any]:
+    """Frame sent -> first TP1 command received, per trade: p50, p99 and how many triggered."""
     first_tp1: dict[str, int] = {}
     for message, at in received:
         data = json.loads(message)
@@ -265,12 +307,46 @@ def live_round(total: int, rate: float = 0) -> dict[str, Any]:
             first_tp1.setdefault(data["symbol"], at)
     latencies = sorted((first_tp1[s] - ns) / 1e6 for s, ns in report["sent"].items() if s in first_tp1)
     return {
-        "rate": total / ((done - report["start"]) / 1e9),
-        "rss": rss,
         "p50": latencies[len(latencies) // 2] if latencies else float("nan"),
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
         "triggered": len(latencies),
     }
+
+
+def floor_round(total: int, rate: float) -> dict[str, Any]:
+    """The paced feed through a bare consumer (no engine): the floor of serve's latency."""
+    frames, opening = build_frames(total)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump([frames, opening], fh)
+    feed, feed_port = start(FEED, fh.name, str(rate / PER_FRAME), stdin=True)
+    os.unlink(fh.name)
+    receiver, receiver_port = start(RECEIVER)
+    trades = ",".join(symbol(k) for k in range(OPEN_TRADES))
+    consumer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CONSUMER,
+            f"ws://127.0.0.1:{feed_port}",
+            trades,
+            f"ws://127.0.0.1:{receiver_port}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert consumer.stdout is not None and feed.stdin is not None and feed.stdout is not None
+        if consumer.stdout.readline().strip() != "ready":
+            raise RuntimeError("the bare consumer did not start")
+        feed.stdin.write("go\n")
+        feed.stdin.flush()
+        report = json.loads(feed.stdout.readline())
+        received = receipts(receiver_port, OPEN_TRADES)
+    finally:
+        for proc in (consumer, feed, receiver):
+            proc.kill()
+            proc.wait()
+    return tp1_latency(report, received)
 
 
 def baseline_round(total: int) -> float:
@@ -305,6 +381,7 @@ def main() -> None:
     args = parser.parse_args()
     live = [live_round(args.quotes) for _ in range(args.rounds)]
     paced = [live_round(args.quotes, args.paced) for _ in range(args.rounds)] if args.paced else []
+    floor = [floor_round(args.quotes, args.paced) for _ in range(args.rounds)] if args.paced else []
     base = [baseline_round(args.baseline_quotes) for _ in range(args.rounds)]
 
     def med(key: str, rounds: list[dict[str, Any]] = live) -> float:
@@ -326,6 +403,10 @@ def main() -> None:
             f"| the same, feed paced at {args.paced:,.0f} quotes/s | {med('rate', paced):,.0f} |"
             f" {med('rss', paced):.0f} MB | {med('p50', paced):.3f} ms | {med('p99', paced):.3f} ms |"
         )
+        print(
+            f"| the paced feed through a bare consumer (no engine: the floor) | | |"
+            f" {med('p50', floor):.3f} ms | {med('p99', floor):.3f} ms |"
+        )
     print(f"| POST /quotes, one request at a time | {statistics.median(base):,.0f} | | | |")
     print()
     print(
@@ -333,6 +414,12 @@ def main() -> None:
         f" TP1 triggered on {min(r['triggered'] for r in live + paced)} of {OPEN_TRADES} trades"
         " in every round"
     )
+    if paced:
+        print(
+            f"paced: serve's p50 is {(med('p50', paced) - med('p50', floor)) * 1e3:+.0f} us above the bare"
+            f" consumer's ({med('p50', paced) / med('p50', floor):.2f}x); TP1 reached the bare consumer on"
+            f" {min(r['triggered'] for r in floor)} of {OPEN_TRADES} trades in every round"
+        )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Every value a hook receives is immutable: a plugin can keep a reference to a
 trade or an order without seeing it change under it, and cannot change the
-engine's state by accident. The engine replaces a trade with an updated copy
-(``attrs.evolve``) whenever one of its fields moves.
+engine's state by accident. The engine replaces a trade with an updated copy whenever one
+of its fields moves (on an exit's path, :mod:`.brackets` builds it field by field).
 """
 
 from __future__ import annotations

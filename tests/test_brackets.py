@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -114,7 +115,8 @@ def test_an_entrys_levels_are_checked_against_each_other_and_the_ask() -> None:
 def test_an_exit_carries_every_field_it_does_not_move() -> None:
     # after_tp1, after_close and moved_stop build the trade field by field (an exit's path is
     # cold): each must equal attrs.evolve of the fields it moves, for every field Trade has,
-    # including one added later. Every field here differs from its default.
+    # including one added later (every field of `trade` differs from its default), and with
+    # every mix of the flags, so that no two of them can trade places unseen.
     defaults = Trade(
         id="x",
         symbol="X",
@@ -134,7 +136,7 @@ def test_an_exit_carries_every_field_it_does_not_move() -> None:
         entry_price=3.0,
         tp1=3.3,
         tp2=3.6,
-        stop=3.0,
+        stop=2.9,
         opened_at=T0,
         tp1_hit=True,
         tp2_hit=True,
@@ -151,17 +153,30 @@ def test_an_exit_carries_every_field_it_does_not_move() -> None:
     for field in attrs.fields(Trade):
         assert getattr(trade, field.name) != getattr(defaults, field.name), field.name
     later = T0 + timedelta(minutes=2)
-    assert brackets.after_tp1(trade) == attrs.evolve(
-        trade, tp1_hit=True, remaining=trade.remaining - trade.qty // 2, stop=trade.entry_price
-    )
-    assert brackets.moved_stop(trade, 3.1) == attrs.evolve(trade, stop=3.1)
-    assert brackets.after_close(trade, Target.TP2, CloseReason.TP2, later) == attrs.evolve(
-        trade, remaining=0, closed_at=later, close_reason=CloseReason.TP2
-    )
-    fresh = attrs.evolve(trade, tp2_hit=False, stop_hit=False, closed_at=None, close_reason=None)
-    assert brackets.after_close(fresh, Target.STOP, CloseReason.STOP, later) == attrs.evolve(
-        fresh, remaining=0, closed_at=later, close_reason=CloseReason.STOP, stop_hit=True
-    )
-    assert brackets.after_close(fresh, None, CloseReason.MANUAL, later) == attrs.evolve(
-        fresh, remaining=0, closed_at=later, close_reason=CloseReason.MANUAL
-    )
+    for tp1_hit, tp2_hit, stop_hit, unconfirmed, closed in itertools.product((False, True), repeat=5):
+        mix = attrs.evolve(
+            trade,
+            tp1_hit=tp1_hit,
+            tp2_hit=tp2_hit,
+            stop_hit=stop_hit,
+            unconfirmed=unconfirmed,
+            closed_at=trade.closed_at if closed else None,
+            close_reason=trade.close_reason if closed else None,
+        )
+        assert brackets.after_tp1(mix) == attrs.evolve(
+            mix, tp1_hit=True, remaining=mix.remaining - mix.qty // 2, stop=mix.entry_price
+        )
+        assert brackets.moved_stop(mix, 3.1) == attrs.evolve(mix, stop=3.1)
+        for target, reason in (
+            (Target.TP2, CloseReason.TP2),
+            (Target.STOP, CloseReason.STOP),
+            (None, CloseReason.MANUAL),
+        ):
+            assert brackets.after_close(mix, target, reason, later) == attrs.evolve(
+                mix,
+                remaining=0,
+                closed_at=later,
+                close_reason=reason,
+                tp2_hit=True if target is Target.TP2 else mix.tp2_hit,
+                stop_hit=True if target is Target.STOP else mix.stop_hit,
+            )

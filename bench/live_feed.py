@@ -231,14 +231,21 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def live_round(total: int, rate: float = 0) -> dict[str, Any]:
-    """One round; ``rate`` paces the feed in quotes/s (0: full speed)."""
+def start_feed(total: int, rate: float) -> tuple[subprocess.Popen[str], int, subprocess.Popen[str], int]:
+    """A feed of ``total`` quotes waiting for "go" (paced at ``rate`` quotes/s, 0: full speed),
+    and a hotkey receiver: each process and its port."""
     frames, opening = build_frames(total)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump([frames, opening], fh)
     feed, feed_port = start(FEED, fh.name, str(rate / PER_FRAME), stdin=True)
     os.unlink(fh.name)
     receiver, receiver_port = start(RECEIVER)
+    return feed, feed_port, receiver, receiver_port
+
+
+def live_round(total: int, rate: float = 0) -> dict[str, Any]:
+    """One round; ``rate`` paces the feed in quotes/s (0: full speed)."""
+    feed, feed_port, receiver, receiver_port = start_feed(total, rate)
     assert feed.stdin is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
     env.update(
@@ -319,12 +326,7 @@ def tp1_latency(report: dict[str, Any], received: list[Any]) -> dict[str, Any]:
 
 def floor_round(total: int, rate: float) -> dict[str, Any]:
     """The paced feed through a bare consumer (no engine): the floor of serve's latency."""
-    frames, opening = build_frames(total)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        json.dump([frames, opening], fh)
-    feed, feed_port = start(FEED, fh.name, str(rate / PER_FRAME), stdin=True)
-    os.unlink(fh.name)
-    receiver, receiver_port = start(RECEIVER)
+    feed, feed_port, receiver, receiver_port = start_feed(total, rate)
     trades = ",".join(symbol(k) for k in range(OPEN_TRADES))
     consumer = subprocess.Popen(
         [

@@ -81,10 +81,6 @@ def run(day: Day, on_loop: bool, gap: float) -> dict[str, list[int]]:
     costs: dict[str, list[int]] = {name: [] for name in CALLS}
     steps = [step for symbol in day.symbols for step in day.steps(symbol)]
 
-    def check() -> None:
-        if day.engine.open_trades:
-            raise RuntimeError(f"trades left open: {sorted(day.engine.open_trades)[:5]}")
-
     if on_loop:
 
         async def main() -> None:
@@ -104,7 +100,8 @@ def run(day: Day, on_loop: bool, gap: float) -> dict[str, list[int]]:
                 timed(step, costs[name])
             if gap:
                 time.sleep(gap)
-    check()
+    if day.engine.open_trades:  # every trade must have run its entry, TP1 and stop
+        raise RuntimeError(f"trades left open: {sorted(day.engine.open_trades)[:5]}")
     return costs
 
 

@@ -302,9 +302,8 @@ def receipts(port: int, tp1_commands: int) -> list[Any]:
         with connect(f"ws://127.0.0.1:{port}", proxy=None) as ws:
             ws.send("__report__")
             received: list[Any] = json.loads(ws.recv(timeout=30))  # [message, ns] pairs
-        if sum(json.loads(m)["event"] == "tp1" for m, _ in received) >= tp1_commands:
-            return received
-        if time.monotonic() > deadline:
+        tp1 = sum(json.loads(m)["event"] == "tp1" for m, _ in received)
+        if tp1 >= tp1_commands or time.monotonic() > deadline:
             return received
         time.sleep(0.1)
 

@@ -20,8 +20,8 @@ Designs:
 * hotkey_ws + record: the least of the engine's record, before the hook: the
   journal's write lock asked and the entry's event written into the side file
   (one ``os.pwrite``); then the hook, and the fold into SQLite as the engine does
-  it. No checks, no engine. It is the floor of "engine + journal": what that row
-  adds above it is the engine's own work;
+  it, the CPU given up between them as the engine does. No checks, no engine. It is
+  the floor of "engine + journal": what that row adds above it is the engine's own work;
 * engine, no journal: ``Engine.open_trade`` with the plugin registered: the whole
   event (validation, the hook dispatch) but nothing written;
 * engine + journal: the same with a WAL journal on disk, committed before the
@@ -45,6 +45,7 @@ import contextlib
 import importlib.metadata
 import json
 import logging
+import os
 import shutil
 import statistics
 import subprocess
@@ -248,6 +249,7 @@ class RecordFirst:
         self.journal.append_pending(event, sync=False)
         self.written.append(event)
         self.hooks.notify("on_order_submitted", order=event.order, trade=event.trade)
+        os.sched_yield()  # as the engine does after an event's hooks
         loop = asyncio._get_running_loop()
         if loop is None:
             self.fold()

@@ -778,3 +778,50 @@ def test_a_stop_held_in_memory_when_the_fold_finds_the_journal_locked_then_a_sig
     finally:
         assert restarted.journal is not None
         restarted.journal.close()
+
+
+def test_a_server_on_this_machine_gets_the_cpu_right_after_each_command_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The link gives up the CPU once after each write, before it books the command as sent:
+    # a hotkey server on this machine reads the frame before the link's bookkeeping.
+    import hotkey_ws.link as link_module
+
+    seen: list[list[int]] = []
+    real = link_module._yield_cpu
+
+    def yielded() -> None:
+        seen.append([batch.sent for batch in link._queue])  # the lock is held: a still queue
+        real()
+
+    monkeypatch.setattr(link_module, "_yield_cpu", yielded)
+    with HotkeyTestServer() as server:
+        plugin = HotkeyPlugin(fast_config(server.url))
+        engine = live(plugin)
+        assert plugin.client is not None
+        (link,) = plugin.client.links
+        engine.on_quote(quote("ABCD", 2.00))
+        engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+        engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1: three commands, two on the link's thread
+        assert server.wait_for(4) == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
+        engine.shutdown()
+    # Each command written, and not yet counted as sent when the CPU was given up.
+    assert seen == [[0], [0], [1], [2]]
+
+
+def test_only_localhost_and_loopback_addresses_count_as_this_machine() -> None:
+    from hotkey_ws.link import on_this_machine
+
+    assert all(on_this_machine(parse_uri(url).host) for url in LOOPBACK_URLS)
+    assert not any(
+        on_this_machine(parse_uri(url).host) for url in ("ws://trader-pc:8765", "wss://hotkeys.example/")
+    )
+
+
+LOOPBACK_URLS = (
+    "ws://127.0.0.1:8765",
+    "ws://localhost:8765",
+    "ws://LOCALHOST:1",
+    "ws://[::1]:8765",
+    "ws://127.0.0.2:1",
+)

@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ipaddress
 import json
 import logging
+import os
 import selectors
 import socket
 import ssl
@@ -103,6 +105,9 @@ class HotkeyLink:
         self.ssl_context = ssl_context
         self.label = label  # appended to log lines when there are several servers
         self.uri = parse_uri(url)
+        #: The server runs on this machine: after a command's write the CPU is given up once,
+        #: so the server reads it before this thread's bookkeeping (docs/PERFORMANCE.md).
+        self._local = on_this_machine(self.uri.host)
         self.notes = Notes(alert)
         self.wire_log = wire_log or WireLog(None, "hotkey_ws")
         self._lock = threading.Lock()
@@ -345,6 +350,8 @@ class HotkeyLink:
                 self._break(str(exc))
                 return
             if done:
+                if self._local:
+                    _yield_cpu()
                 self._command_left(batch, now)
             else:
                 self._in_outbox = batch
@@ -806,6 +813,21 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+#: Give up the CPU for a moment (a thread of this process or another may run first).
+_yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
+
+
+def on_this_machine(host: str) -> bool:
+    """Whether ``host`` (a URL's) is this machine: ``localhost`` or a loopback address. A name
+    that resolves to one of this machine's other addresses is not recognised."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _whole(records: list[dict[str, Any]]) -> bool:

@@ -20,14 +20,17 @@ Designs:
 * hotkey_ws + record: the least of the engine's record, before the hook: the
   journal's write lock asked and the entry's event written into the side file
   (one ``os.pwrite``); then the hook, and the fold into SQLite as the engine does
-  it, the CPU given up between them as the engine does. No checks, no engine. It is
-  the floor of "engine + journal": what that row adds above it is the engine's own work;
+  it. No checks, no engine. It is the floor of "engine + journal": what that row adds
+  above it is the engine's own work;
 * engine, no journal: ``Engine.open_trade`` with the plugin registered: the whole
   event (validation, the hook dispatch) but nothing written;
-* engine + journal: the same with a WAL journal on disk, committed before the
+* engine + journal: the same with a WAL journal on disk, recorded before the
   hooks run (the order of work since the "journal first" change): the
-  difference to the row above is the cost of the commit on the event-to-wire
-  path.
+  difference to the row above is the cost of the record on the event-to-wire
+  path;
+* hotkey_ws, no yield and engine + journal, no yield: those two rows without the CPU
+  given up right after each write (hotkey_ws does, to a server on this machine): that
+  change's baseline in the same run.
 
 Scenarios: caller idle on an asyncio loop (like ``momobot serve``), caller
 idle on a plain thread, and caller replaying quotes at full speed on a plain
@@ -45,7 +48,6 @@ import contextlib
 import importlib.metadata
 import json
 import logging
-import os
 import shutil
 import statistics
 import subprocess
@@ -53,13 +55,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import websockets
 
+import hotkey_ws.link as hotkey_link
 from hotkey_ws.config import HotkeyConfig
 from hotkey_ws.plugin import HotkeyPlugin
 from momobot_core import hookimpl
@@ -249,7 +252,6 @@ class RecordFirst:
         self.journal.append_pending(event, sync=False)
         self.written.append(event)
         self.hooks.notify("on_order_submitted", order=event.order, trade=event.trade)
-        os.sched_yield()  # as the engine does after an event's hooks
         loop = asyncio._get_running_loop()
         if loop is None:
             self.fold()
@@ -407,16 +409,36 @@ DESIGNS = (
     "websockets sync, inline",
     "websockets reconnect loop, thread",
     "hotkey_ws",
+    "hotkey_ws, no yield",
     "hotkey_ws + record",
     "engine, no journal",
     "engine + journal",
+    "engine + journal, no yield",
 )
+NO_YIELD = ", no yield"
+
+
+@contextlib.contextmanager
+def no_yield() -> Iterator[None]:
+    """hotkey_ws as it was before it gave up the CPU after each write to a server on this
+    machine: that change's baseline, in the same run."""
+    saved = hotkey_link._yield_cpu
+    hotkey_link._yield_cpu = lambda: None
+    try:
+        yield
+    finally:
+        hotkey_link._yield_cpu = saved
+
+
 LIBRARY = {"websockets sync, inline": LibrarySync, "websockets reconnect loop, thread": LibraryAsyncThread}
 
 
 def measure(
     design: str, scenario: str, url: str, warmup: int, count: int, gap: float, directory: str
 ) -> dict[str, float]:
+    if design.endswith(NO_YIELD):
+        with no_yield():
+            return measure(design.removesuffix(NO_YIELD), scenario, url, warmup, count, gap, directory)
     hooks = Hooks()
     subject: Any
     if design == "original":
@@ -530,6 +552,13 @@ def main() -> None:
             med("engine + journal", scenario, "lat_p50_ms")
             - med("hotkey_ws + record", scenario, "lat_p50_ms")
         ) * 1e3
+        print(
+            f"{scenario}: giving up the CPU after the write takes hotkey_ws's p50 from"
+            f" {med('hotkey_ws' + NO_YIELD, scenario, 'lat_p50_ms'):.3f} to"
+            f" {med('hotkey_ws', scenario, 'lat_p50_ms'):.3f} ms, the engine + journal's from"
+            f" {med('engine + journal' + NO_YIELD, scenario, 'lat_p50_ms'):.3f} to"
+            f" {med('engine + journal', scenario, 'lat_p50_ms'):.3f} ms"
+        )
         tenth = med("original", scenario, "lat_p50_ms") / 10
         print(
             f"{scenario}: the record alone adds {record:+.0f} us to hotkey_ws, the engine {engine:+.0f} us"

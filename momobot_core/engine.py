@@ -21,10 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from typing import TYPE_CHECKING, Any, Protocol
@@ -91,8 +90,6 @@ MODES = ("live", "replay", "demo")
 Event = Quote | Open | Close | Kill | Resume | Fill | Arm | Disarm | TradingHalt | Luld
 # Past this many, rejected quotes are counted but no longer logged one by one.
 _REJECTS_LOGGED = 10
-#: Give up the CPU for a moment, so the processes an event's hooks wrote to run first.
-_yield_cpu: Callable[[], object] = getattr(os, "sched_yield", lambda: time.sleep(0))
 __all__ = ["ALERTS_KEPT", "MAX_PRICE", "MAX_QTY", "SUBMIT_QUEUE", "Engine", "Event", "TradeRefused"]
 
 
@@ -929,15 +926,8 @@ class Engine:
         if self.journal_pending:
             self.retry_journal()
 
-    def _dispatched(self, event_id: str, pending: bool, *, told: bool = True) -> None:
-        """The hooks of an event have run: mark it, after whatever the hooks left to the loop.
-
-        When plugins were ``told``, the CPU is given up first, once: a hotkey server on this
-        machine that their write woke may be waiting for this very CPU, and whatever the
-        engine does next (the fold into SQLite on a plain thread, the next quotes on the loop)
-        would go before it (docs/PERFORMANCE.md, "Engine v3")."""
-        if told:
-            _yield_cpu()
+    def _dispatched(self, event_id: str, pending: bool) -> None:
+        """The hooks of an event have run: mark it, after whatever the hooks left to the loop."""
         self._record.dispatched(event_id, pending)
 
     # -- the trailing stop after TP1 ---------------------------------------------------
@@ -985,7 +975,7 @@ class Engine:
         self._positions.replace(
             after, brackets.StopMove.on(quote) if quote is not None else brackets.StopMove(ts, None, None)
         )
-        self._dispatched(event.id, pending, told=False)
+        self._dispatched(event.id, pending)
 
     # -- exits -------------------------------------------------------------------
 

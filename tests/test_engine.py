@@ -260,37 +260,3 @@ def test_target_enum_values_are_the_design_strings() -> None:
     # "discarded": an unconfirmed trade whose entry never reached the broker (trust III's discard;
     # no plugin hears of it, so on_position_closed's reasons stay the design's four).
     assert [r.value for r in CloseReason] == ["tp2", "stop", "manual", "kill", "discarded"]
-
-
-def test_after_an_events_hooks_the_cpu_is_given_up_before_the_fold_on_a_plain_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A hotkey server on this machine, woken by a hook's write, runs before the fold into
-    # SQLite that would hold this thread's CPU; a trail's stop move tells no plugin: no yield.
-    import momobot_core.engine as engine_module
-
-    recorder = Recorder()
-    journal = Journal(tmp_path / "j.db")
-    engine = Engine(hooks=make_hooks(recorder), journal=journal, mode="live")
-    engine.start()
-    reader = sqlite3.connect(tmp_path / "j.db")
-    seen: list[tuple[list[str], int]] = []
-
-    def yielded() -> None:
-        (folded,) = reader.execute("SELECT count(*) FROM events").fetchone()
-        seen.append(([name for name, _ in recorder.calls if name != "on_startup"], folded))
-
-    monkeypatch.setattr(engine_module, "_yield_cpu", yielded)
-    engine.on_quote(quote("ABCD", 2.00))
-    engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90, trail="0.05")
-    (folded,) = reader.execute("SELECT count(*) FROM events").fetchone()
-    assert seen == [(["on_order_submitted"], 0)] and folded == 1  # hooks, the CPU, then the fold
-    engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1: hooks, the CPU, the fold
-    engine.on_quote(quote("ABCD", 2.30, t=2))  # a new high: the trail moves the stop, no hook
-    assert [calls[-1] for calls, _ in seen] == ["on_order_submitted", "on_order_submitted"]
-    assert [count for _, count in seen] == [0, 1]
-    kinds = [kind for (kind,) in reader.execute("SELECT kind FROM events ORDER BY rowid")]
-    assert kinds == ["open", "tp1", "trail", "trail"]  # the trail moved on TP1's quote and the high
-    engine.shutdown()
-    reader.close()
-    journal.close()

@@ -62,10 +62,9 @@ from typing import Any
 import attrs
 import websockets
 
-import hotkey_ws.link as hotkey_link
 from hotkey_ws.config import HotkeyConfig
 from hotkey_ws.plugin import HotkeyPlugin
-from momobot_core import hookimpl
+from momobot_core import hookimpl, net
 from momobot_core.engine import Engine
 from momobot_core.journal import Journal, JournalEvent
 from momobot_core.models import Intent, Order, Quote, Side, Trade
@@ -422,12 +421,12 @@ NO_YIELD = ", no yield"
 def no_yield() -> Iterator[None]:
     """hotkey_ws as it was before it gave up the CPU after each write to a server on this
     machine: that change's baseline, in the same run."""
-    saved = hotkey_link._yield_cpu
-    hotkey_link._yield_cpu = lambda: None
+    saved = net._yield
+    net._yield = lambda: None
     try:
         yield
     finally:
-        hotkey_link._yield_cpu = saved
+        net._yield = saved
 
 
 LIBRARY = {"websockets sync, inline": LibrarySync, "websockets reconnect loop, thread": LibraryAsyncThread}

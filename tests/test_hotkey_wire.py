@@ -785,16 +785,16 @@ def test_a_server_on_this_machine_gets_the_cpu_right_after_each_command_is_writt
 ) -> None:
     # The link gives up the CPU once after each write, before it books the command as sent:
     # a hotkey server on this machine reads the frame before the link's bookkeeping.
-    import hotkey_ws.link as link_module
+    from momobot_core import net
 
     seen: list[list[int]] = []
-    real = link_module._yield_cpu
+    real = net._yield
 
     def yielded() -> None:
         seen.append([batch.sent for batch in link._queue])  # the lock is held: a still queue
         real()
 
-    monkeypatch.setattr(link_module, "_yield_cpu", yielded)
+    monkeypatch.setattr(net, "_yield", yielded)
     with HotkeyTestServer() as server:
         plugin = HotkeyPlugin(fast_config(server.url))
         engine = live(plugin)
@@ -807,21 +807,3 @@ def test_a_server_on_this_machine_gets_the_cpu_right_after_each_command_is_writt
         engine.shutdown()
     # Each command written, and not yet counted as sent when the CPU was given up.
     assert seen == [[0], [0], [1], [2]]
-
-
-def test_only_localhost_and_loopback_addresses_count_as_this_machine() -> None:
-    from hotkey_ws.link import on_this_machine
-
-    assert all(on_this_machine(parse_uri(url).host) for url in LOOPBACK_URLS)
-    assert not any(
-        on_this_machine(parse_uri(url).host) for url in ("ws://trader-pc:8765", "wss://hotkeys.example/")
-    )
-
-
-LOOPBACK_URLS = (
-    "ws://127.0.0.1:8765",
-    "ws://localhost:8765",
-    "ws://LOCALHOST:1",
-    "ws://[::1]:8765",
-    "ws://127.0.0.2:1",
-)

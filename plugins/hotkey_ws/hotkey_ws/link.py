@@ -39,10 +39,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ipaddress
 import json
 import logging
-import os
 import selectors
 import socket
 import ssl
@@ -61,6 +59,7 @@ from hotkey_ws.config import EXIT_EVENTS, HotkeyConfig
 from hotkey_ws.notes import AlertSink, Notes
 from hotkey_ws.wire import Broken, Wire
 from momobot_core.journal import WireLog
+from momobot_core.net import is_loopback, yield_cpu
 
 log = logging.getLogger("momobot.hotkey")
 
@@ -107,7 +106,7 @@ class HotkeyLink:
         self.uri = parse_uri(url)
         #: The server runs on this machine: after a command's write the CPU is given up once,
         #: so the server reads it before this thread's bookkeeping (docs/PERFORMANCE.md).
-        self._local = on_this_machine(self.uri.host)
+        self._local = is_loopback(self.uri.host)
         self.notes = Notes(alert)
         self.wire_log = wire_log or WireLog(None, "hotkey_ws")
         self._lock = threading.Lock()
@@ -351,7 +350,7 @@ class HotkeyLink:
                 return
             if done:
                 if self._local:
-                    _yield_cpu()
+                    yield_cpu()
                 self._command_left(batch, now)
             else:
                 self._in_outbox = batch
@@ -813,21 +812,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
-
-
-#: Give up the CPU for a moment (a thread of this process or another may run first).
-_yield_cpu = getattr(os, "sched_yield", lambda: time.sleep(0))
-
-
-def on_this_machine(host: str) -> bool:
-    """Whether ``host`` (a URL's) is this machine: ``localhost`` or a loopback address. A name
-    that resolves to one of this machine's other addresses is not recognised."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _whole(records: list[dict[str, Any]]) -> bool:

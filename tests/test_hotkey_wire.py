@@ -802,6 +802,7 @@ def test_a_server_on_this_machine_gets_the_cpu_right_after_each_command_is_writt
         (link,) = plugin.client.links
         engine.on_quote(quote("ABCD", 2.00))
         engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
+        assert server.wait_for(1) == ["buy_ask"]  # gone before TP1 queues: one batch at a time
         engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1: three commands, two on the link's thread
         assert server.wait_for(4) == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
         engine.shutdown()

@@ -1094,26 +1094,3 @@ def test_a_take_profit_counted_lost_that_the_platform_runs_late_is_not_sent_agai
     finally:
         s.close()
         fake.close()
-
-
-def test_after_an_order_written_whole_to_a_platform_on_this_machine_the_cpu_is_given_up(
-    fake: FakeDas, session: DasSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The platform (here on 127.0.0.1) reads the order before the bot goes on: the CPU is given
-    # up once per order, with the whole line already handed to the kernel.
-    from momobot_core import net
-
-    seen: list[bytes] = []
-    real = net._yield
-
-    def yielded() -> None:
-        link = session.desk.link
-        assert link is not None
-        seen.append(bytes(link._out))  # what the kernel has not taken yet: nothing
-        real()
-
-    monkeypatch.setattr(net, "_yield", yielded)
-    session.quote("ABCD", 1.99, 2.00)
-    session.open("ABCD", 100, 2.20, 2.40, 1.90)
-    assert seen == [b""]
-    assert wait_until(lambda: order_lines(fake) == ["B ABCD SMAT 100 2.05 TIF=DAY+"])

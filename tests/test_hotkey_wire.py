@@ -19,6 +19,7 @@ import pytest
 from websockets.sync.client import connect
 from websockets.uri import parse_uri
 
+from hotkey_ws.link import HotkeyLink
 from hotkey_ws.plugin import HotkeyPlugin
 from hotkey_ws.server import HotkeyServer, ServerThread
 from hotkey_ws.wire import Wire
@@ -162,7 +163,8 @@ KILLED_MID_SEQUENCE = textwrap.dedent("""
     import sys, threading
     from datetime import UTC, datetime, timedelta
     from hotkey_ws.config import HotkeyConfig
-    from hotkey_ws.plugin import HotkeyPlugin
+    from hotkey_ws.link import HotkeyLink
+from hotkey_ws.plugin import HotkeyPlugin
     from momobot_core.engine import Engine
     from momobot_core.journal import Journal
     from momobot_core.models import Quote
@@ -780,31 +782,51 @@ def test_a_stop_held_in_memory_when_the_fold_finds_the_journal_locked_then_a_sig
         restarted.journal.close()
 
 
-def test_a_server_on_this_machine_gets_the_cpu_right_after_each_command_is_written(
+def test_a_server_on_this_machine_gets_the_cpu_right_after_a_command_written_in_the_hook(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The link gives up the CPU once after each write, before it books the command as sent:
-    # a hotkey server on this machine reads the frame before the link's bookkeeping.
+    # In the hook (the engine's thread) the link gives up the CPU once, right after the write and
+    # before it books the command as sent; its own thread (TP1's later commands) never does.
     from momobot_core import net
 
-    seen: list[list[int]] = []
-    real = net._yield
+    events: list[tuple[str, str]] = []  # (thread, what happened)
+    real_yield, real_send = net._yield, Wire.send_text
+
+    def send_text(wire: Wire, payload: str) -> bool:
+        done = real_send(wire, payload)
+        events.append((threading.current_thread().name, "write"))
+        return done
 
     def yielded() -> None:
-        seen.append([batch.sent for batch in link._queue])  # the lock is held: a still queue
-        real()
+        # The lock is held: the queue is still. The command is written, not yet counted as sent.
+        events.append((threading.current_thread().name, f"yield {[b.sent for b in link._queue]}"))
+        real_yield()
 
+    monkeypatch.setattr(Wire, "send_text", send_text)
     monkeypatch.setattr(net, "_yield", yielded)
     with HotkeyTestServer() as server:
         plugin = HotkeyPlugin(fast_config(server.url))
         engine = live(plugin)
         assert plugin.client is not None
         (link,) = plugin.client.links
+        assert wait_until(lambda: link_state(plugin) == "up")  # so the hook writes it itself
         engine.on_quote(quote("ABCD", 2.00))
         engine.open_trade("ABCD", 100, 2.20, 2.40, 1.90)
         assert server.wait_for(1) == ["buy_ask"]  # gone before TP1 queues: one batch at a time
-        engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1: three commands, two on the link's thread
+        engine.on_quote(quote("ABCD", 2.21, t=1))  # TP1: sell_ask here, the rest on the link's thread
         assert server.wait_for(4) == ["buy_ask", "sell_ask", "cancel_all", "break_even"]
         engine.shutdown()
-    # Each command written, and not yet counted as sent when the CPU was given up.
-    assert seen == [[0], [0], [1], [2]]
+    here = threading.current_thread().name
+    assert [what for who, what in events if who == here] == ["write", "yield [0]", "write", "yield [0]"]
+    assert [what for who, what in events if who != here] == ["write", "write"]
+
+
+def test_only_a_server_on_this_machine_gets_the_cpu() -> None:
+    for url, local in (
+        ("ws://127.0.0.1:8765", True),
+        ("ws://localhost:1", True),
+        ("ws://trader-pc:8765", False),
+    ):
+        link = HotkeyLink(url, fast_config(url))  # never started: nothing connects
+        assert link._local is local, url
+        link.close()

@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from momobot_core.net import is_loopback, yield_cpu
 from momobot_das.config import DasConfig
 from momobot_das.protocol import EOL, LoginReply, Message, ProtocolError, login_line, parse
 
@@ -61,7 +60,6 @@ class DasLink:
         on_unreadable: Callable[[str, str, int], None] = lambda head, why, count: None,
     ) -> None:
         self.config = config
-        self._local = is_loopback(config.host)  # the platform runs on this machine
         self._on_message = on_message
         self._on_up = on_up
         self._on_down = on_down
@@ -104,31 +102,25 @@ class DasLink:
         return self.state == "up"
 
     def send(self, line: str) -> bool:
-        """Write ``line`` now if the link is up (never blocks). False if it is not up.
-
-        A line written whole to a platform on this machine is followed by giving up the CPU
-        once, so the platform reads it before the caller goes on (docs/PERFORMANCE.md)."""
+        """Write ``line`` now if the link is up (never blocks). False if it is not up."""
         data = line.encode("ascii")
         with self._wlock:
             sock = self._sock
             if sock is None or self.state != "up":
                 return False
-            sent = 0
             if not self._out:
                 try:
                     sent = sock.send(data)
                 except BlockingIOError:
-                    pass
+                    sent = 0
                 except OSError as exc:
                     self.last_error = f"write failed: {exc.strerror or exc}"
                     self._poke()
                     return False
-            if sent < len(data):
-                self._out += data[sent:]
-        if sent == len(data):
-            if self._local:
-                yield_cpu()
-            return True
+                if sent == len(data):
+                    return True
+                data = data[sent:]
+            self._out += data
         self._poke()  # the link's thread writes the rest when the socket drains
         return True
 

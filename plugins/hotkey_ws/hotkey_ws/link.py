@@ -104,8 +104,8 @@ class HotkeyLink:
         self.ssl_context = ssl_context
         self.label = label  # appended to log lines when there are several servers
         self.uri = parse_uri(url)
-        #: The server runs on this machine: after a command's write the CPU is given up once,
-        #: so the server reads it before this thread's bookkeeping (docs/PERFORMANCE.md).
+        #: The server runs on this machine: after a command written on a caller's thread the CPU
+        #: is given up once, so the server reads it before the bookkeeping (see _pump).
         self._local = is_loopback(self.uri.host)
         self.notes = Notes(alert)
         self.wire_log = wire_log or WireLog(None, "hotkey_ws")
@@ -199,7 +199,8 @@ class HotkeyLink:
         if wire is not None and not self._fresh(now):
             wire = self._prove_here(wire, now)
         if wire is not None and not wire.outbox:
-            self._pump(now)  # written now, on the caller's thread: nothing goes before it
+            # Written now, on the caller's thread: nothing goes before it.
+            self._pump(now, give_way=self._local)
         if wire is None or not self._fresh(now):
             # The unhealthy path: hurry a reconnect or a ping; tell a person about an exit.
             self._want_ping = True
@@ -306,8 +307,11 @@ class HotkeyLink:
                 exit=batch.exit,
             )
 
-    def _pump(self, now: float) -> None:
-        """Send whatever is due, in order. Never blocks."""
+    def _pump(self, now: float, *, give_way: bool = False) -> None:
+        """Send whatever is due, in order. Never blocks. ``give_way`` (a caller's thread, the
+        server on this machine): the CPU is given up once, right after the first write, before
+        its bookkeeping, so the server reads it first (the link's own thread never does: it
+        would hold the GIL, which the engine's thread may be waiting for)."""
         queue = self._queue
         wire = self._wire
         while queue and wire is not None and not wire.outbox:
@@ -349,7 +353,8 @@ class HotkeyLink:
                 self._break(str(exc))
                 return
             if done:
-                if self._local:
+                if give_way:
+                    give_way = False
                     yield_cpu()
                 self._command_left(batch, now)
             else:

@@ -163,8 +163,7 @@ KILLED_MID_SEQUENCE = textwrap.dedent("""
     import sys, threading
     from datetime import UTC, datetime, timedelta
     from hotkey_ws.config import HotkeyConfig
-    from hotkey_ws.link import HotkeyLink
-from hotkey_ws.plugin import HotkeyPlugin
+    from hotkey_ws.plugin import HotkeyPlugin
     from momobot_core.engine import Engine
     from momobot_core.journal import Journal
     from momobot_core.models import Quote

@@ -804,7 +804,9 @@ def test_a_server_on_this_machine_gets_the_cpu_right_after_a_command_written_in_
     monkeypatch.setattr(Wire, "send_text", send_text)
     monkeypatch.setattr(net, "_yield", yielded)
     with HotkeyTestServer() as server:
-        plugin = HotkeyPlugin(fast_config(server.url))
+        # Proven for 6 s after each pong, so a busy machine cannot leave the hook an unproven
+        # link (it would leave the command to the link's thread).
+        plugin = HotkeyPlugin(fast_config(server.url, ping_interval=1.0, ping_timeout=5.0))
         engine = live(plugin)
         assert plugin.client is not None
         (link,) = plugin.client.links

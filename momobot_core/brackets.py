@@ -18,7 +18,21 @@ from datetime import datetime
 import attrs
 
 from momobot_core.errors import TradeRefused
-from momobot_core.models import CloseReason, Intent, Leg, Order, Quote, Side, Target, Trade, leg_pnl, new_id
+from momobot_core.models import (
+    CloseReason,
+    Intent,
+    Leg,
+    Order,
+    Quote,
+    Side,
+    Target,
+    Trade,
+    leg_pnl,
+    new_id,
+    new_leg,
+    new_order,
+    new_trade,
+)
 
 __all__ = [
     "MAX_PRICE",
@@ -166,11 +180,12 @@ def _moved(
     close_reason: CloseReason | None = None,
 ) -> Trade:
     """``trade`` with the fields an exit moves, every other field carried over (None for
-    ``closed_at`` or ``close_reason``: the trade's own). Built by one positional call, not
-    ``attrs.evolve``, whose generic walk of the fields costs 2.6 times this warm and more on an
+    ``closed_at`` or ``close_reason``: the trade's own). Built by one positional call to the
+    slot constructor (:func:`momobot_core.models.slot_constructor`), not ``attrs.evolve``,
+    whose generic walk of the fields costs 2.6 times a positional call warm and more on an
     exit's path, where caches are cold (docs/PERFORMANCE.md). ``tests/test_brackets.py`` holds
     it to evolve for every field."""
-    return Trade(
+    return new_trade(
         trade.id,
         trade.symbol,
         trade.qty,
@@ -205,28 +220,11 @@ def pnl(trade: Trade, qty: int, price: float) -> float:
 
 def order(trade: Trade, side: Side, qty: int, price: float, intent: Intent, ts: datetime) -> Order:
     """The order an event of ``trade`` sends (a new id)."""
-    return Order(
-        id=new_id(),
-        symbol=trade.symbol,
-        side=side,
-        qty=qty,
-        price=price,
-        intent=intent,
-        trade_id=trade.id,
-        ts=ts,
-    )
+    return new_order(new_id(), trade.symbol, side, qty, price, intent, trade.id, ts)
 
 
 def leg(trade: Trade, qty: int, price: float, reason: str, ts: datetime) -> Leg:
     """A sale of ``qty`` shares of ``trade`` at ``price``: its realised P&L."""
-    return Leg(
-        trade_id=trade.id,
-        symbol=trade.symbol,
-        qty=qty,
-        entry_price=trade.entry_price,
-        exit_price=price,
-        pnl=leg_pnl(trade.entry_price, price, qty),
-        reason=reason,
-        opened_at=trade.opened_at,
-        closed_at=ts,
-    )
+    entry = trade.entry_price
+    pnl = leg_pnl(entry, price, qty)
+    return new_leg(trade.id, trade.symbol, qty, entry, price, pnl, reason, trade.opened_at, ts, None)

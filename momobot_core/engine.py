@@ -38,7 +38,7 @@ from momobot_core.candles import Candle, CandleBook
 from momobot_core.config import Config, CoreSettings
 from momobot_core.entry import EntryChecks
 from momobot_core.errors import JournalWriteError, TradeRefused
-from momobot_core.journal import JournalEvent, WireLog
+from momobot_core.journal import JournalEvent, WireLog, new_event
 from momobot_core.market import (
     NEW_YORK,
     MarketHours,
@@ -65,6 +65,7 @@ from momobot_core.models import (
     Trade,
     TradingHalt,
     new_id,
+    new_trade,
     price_text,
 )
 from momobot_core.positions import Positions, below_bid, candle_stop
@@ -667,24 +668,15 @@ class Engine:
                 self._refused(symbol, exc, ts)
             raise
         quote = self.last_quotes[symbol]
-        trade = Trade(
-            id=new_id(),
-            symbol=symbol,
-            qty=qty,
-            remaining=qty,
-            entry_price=quote.ask,
-            tp1=tp1,
-            tp2=tp2,
-            stop=stop,
-            opened_at=ts,
-            initial_stop=stop,
-            strategy=strategy[0],
-            timeframe=strategy[1],
-            level=strategy[2],
-            trail=trail,
-        )
+        # Every field given, in Trade's order (id, symbol, qty, remaining, entry_price, tp1, tp2,
+        # stop, opened_at, tp1/tp2/stop hit, closed_at, close_reason, unconfirmed, initial_stop,
+        # strategy, timeframe, level, trail): the slot constructor, not attrs' init by name.
+        trade = new_trade(
+            new_id(), symbol, qty, qty, quote.ask, tp1, tp2, stop, ts, False, False, False, None, None,
+            False, stop, strategy[0], strategy[1], strategy[2], trail,
+        )  # fmt: skip
         order = brackets.order(trade, Side.BUY, qty, quote.ask, Intent.ENTRY, ts)
-        event = JournalEvent("open", trade, order)
+        event = new_event("open", trade, order, None, None, new_id())
         try:
             self._record.commit_entry(event)
         except JournalWriteError as exc:
@@ -987,7 +979,7 @@ class Engine:
         if sell_qty:
             order = brackets.order(after, Side.SELL, sell_qty, price, Intent.TAKE_PROFIT, quote.ts)
             leg = brackets.leg(after, sell_qty, price, Target.TP1.value, quote.ts)
-        event = JournalEvent("tp1", after, order, leg, at=quote.ts)
+        event = new_event("tp1", after, order, leg, quote.ts, new_id())
         self._day.roll(quote.ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event)
         self._positions.took_profit_1(after, quote)
@@ -1036,7 +1028,7 @@ class Engine:
         after = brackets.after_close(trade, target, reason, ts)
         order = brackets.order(after, Side.SELL, qty, price, intent, ts)
         leg = brackets.leg(after, qty, price, reason.value, ts)
-        event = JournalEvent(reason.value, after, order, leg)
+        event = new_event(reason.value, after, order, leg, None, new_id())
         self._day.roll(ts)  # before the commit: a new day read back must not hold this leg yet
         pending = self._commit_exit(event) if commit else False
         self._forget(trade)

@@ -40,7 +40,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ import attrs
 import msgspec
 
 from momobot_core.errors import JournalError, JournalWriteError
-from momobot_core.models import CloseReason, Fill, Intent, Leg, Order, Side, Trade, new_id
+from momobot_core.models import CloseReason, Fill, Intent, Leg, Order, Side, Trade, new_id, slot_constructor
 from momobot_core.sidefile import RESERVE, SideFile, read_side_file
 from momobot_core.wirelog import (
     TOLD,
@@ -280,6 +280,11 @@ class JournalEvent:
             else None,
         )
 
+
+#: ``JournalEvent(kind, trade, order, leg, at, id)``, all six given (the trading path's events).
+new_event: Callable[[str, Trade, Order | None, Leg | None, datetime | None, str], JournalEvent] = (
+    slot_constructor(JournalEvent)
+)
 
 _EVENT_ENCODER = msgspec.json.Encoder()
 #: ``struct flock`` on Linux (64-bit ``off_t``), and the byte of ``<db>-shm`` SQLite locks to

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 import attrs
+
+_T = TypeVar("_T")
 
 _IDS_DRAWN = 512  # ids drawn from the OS's random source at a time
 
@@ -298,6 +302,51 @@ class Leg:
     closed_at: datetime
     #: The engine's exit order that closed this leg; None in journals older than schema 4.
     order_id: str | None = None
+
+
+def slot_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A constructor of ``cls`` for the trading path: every field positional, in the class's
+    order, each set straight through its slot.
+
+    attrs' own ``__init__`` of a frozen class sets each field by name through
+    ``object.__setattr__``, which looks the name up again in the class for every field; a
+    slot's own setter does not. The instance is the same in every respect (equality, hash,
+    repr, pickling, ``attrs.evolve``): only a frozen, slotted attrs class whose fields have no
+    validator or converter, with no ``__attrs_pre_init__`` or ``__attrs_post_init__``, is
+    accepted (TypeError otherwise), since this constructor runs none of them.
+    ``tests/test_models.py`` holds each one used to ``cls(*values)``."""
+    if not attrs.has(cls) or "__slots__" not in cls.__dict__ or cls.__setattr__ is object.__setattr__:
+        raise TypeError(f"{cls.__name__} is not a frozen, slotted attrs class")
+    if hasattr(cls, "__attrs_pre_init__") or hasattr(cls, "__attrs_post_init__"):
+        raise TypeError(f"{cls.__name__} has an init hook a slot constructor would not run")
+    fields = attrs.fields(cls)
+    for field in fields:
+        if field.validator is not None or field.converter is not None or not field.init:
+            raise TypeError(f"{cls.__name__}.{field.name}: a validator, converter or non-init field")
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    args = ", ".join(f"v{i}" for i in range(len(fields)))
+    lines = [f"def {cls.__name__.lower()}({args}):", "    self = new(cls)"]
+    for i, field in enumerate(fields):
+        slot = next(klass.__dict__[field.name] for klass in cls.__mro__ if field.name in klass.__dict__)
+        namespace[f"set{i}"] = slot.__set__
+        lines.append(f"    set{i}(self, v{i})")
+    lines.append("    return self")
+    exec("\n".join(lines), namespace)  # one small function per class, as attrs writes its own
+    built: Callable[..., _T] = namespace[cls.__name__.lower()]
+    built.__qualname__ = f"slot_constructor({cls.__name__})"
+    return built
+
+
+#: ``Quote(symbol, ts, bid, ask, last, last_at)`` for a source's every quote (all six given).
+new_quote: Callable[[str, datetime, float, float, float | None, datetime | None], Quote] = slot_constructor(
+    Quote
+)
+#: ``Order(id, symbol, side, qty, price, intent, trade_id, ts)``, all given.
+new_order: Callable[[str, str, Side, int, float, Intent, str, datetime], Order] = slot_constructor(Order)
+#: ``Trade(...)`` with all its twenty fields given, in the class's order (an exit's path).
+new_trade: Callable[..., Trade] = slot_constructor(Trade)
+#: ``Leg(...)`` with all its ten fields given, in the class's order.
+new_leg: Callable[..., Leg] = slot_constructor(Leg)
 
 
 def price_text(value: float) -> str:

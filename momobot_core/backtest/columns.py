@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from momobot_core.backtest.dayfile import KINDS, DayFile, action_event, from_us
 from momobot_core.brackets import MAX_PRICE
 from momobot_core.config import InputError
-from momobot_core.models import Quote
+from momobot_core.models import Quote, new_quote
 from momobot_core.session import apply
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class _Columns:
             strict=True,
         ):
             ts = from_us(us)
-            yield Quote(
+            yield new_quote(
                 names[code] or "",
                 ts,
                 bid,

@@ -48,7 +48,19 @@ import pyarrow.parquet as pq
 from pyarrow import ipc
 
 from momobot_core.config import InputError
-from momobot_core.models import Arm, Close, Disarm, Fill, Kill, Luld, Open, Quote, Resume, TradingHalt
+from momobot_core.models import (
+    Arm,
+    Close,
+    Disarm,
+    Fill,
+    Kill,
+    Luld,
+    Open,
+    Quote,
+    Resume,
+    TradingHalt,
+    new_quote,
+)
 from momobot_core.sources.recorded import Event, _jsonl_event
 
 log = logging.getLogger("momobot.record")
@@ -721,7 +733,7 @@ def read_day(path: Path | str, tz: tzinfo = UTC) -> Iterator[Event]:
                 if bid is None or ask is None or not symbol:
                     raise InputError(f"{day.path}: row {row}: a quote without symbol, bid or ask")
                 at = last_ats[i]
-                yield Quote(symbol, ts, bid, ask, lasts[i], None if at is None else from_us(at))
+                yield new_quote(symbol, ts, bid, ask, lasts[i], None if at is None else from_us(at))
             else:
                 text = datas[i]
                 if not isinstance(text, str):

@@ -35,7 +35,7 @@ from typing import Any
 import attrs
 
 from momobot_core.config import InputError
-from momobot_core.models import Arm, Close, Disarm, Kill, Luld, Open, Quote, Resume, TradingHalt
+from momobot_core.models import Arm, Close, Disarm, Kill, Luld, Open, Quote, Resume, TradingHalt, new_quote
 
 CSV_COLUMNS = ("ts", "symbol", "bid", "ask", "last")
 CSV_SUFFIXES = {".csv"}
@@ -172,7 +172,7 @@ def read_csv(path: Path, tz: tzinfo = UTC) -> Iterator[Quote]:
                     last = float(last_text) if last_text else None
                     if last is None:
                         prints.pop(row[i_sym], None)  # a row without a print ends the chain
-                    quote = Quote(
+                    quote = new_quote(
                         symbol,
                         ts,
                         float(row[i_bid]),

@@ -27,7 +27,7 @@ from websockets.uri import parse_uri
 
 from momobot_alpaca import protocol
 from momobot_core.config import Config, ConfigError
-from momobot_core.models import Quote
+from momobot_core.models import new_quote
 from momobot_core.sources import SourceError
 from momobot_core.sources.stream import NO_PRINT, Refused, StreamSource, price, printed_at
 
@@ -182,7 +182,7 @@ class AlpacaSource(StreamSource):
                 return
             self._book[symbol] = (bid, ask)
             last, last_at = self._last.get(symbol, NO_PRINT)
-            bot.apply(Quote(symbol, now, bid, ask, last, last_at))
+            bot.apply(new_quote(symbol, now, bid, ask, last, last_at))
             self._vendor_time = item.get("t", "")
             self._quoted_at[symbol] = (now, self._vendor_time)
         elif kind == "t":
@@ -192,7 +192,7 @@ class AlpacaSource(StreamSource):
                 self._last[symbol] = (last, at)
                 if symbol in self._book:
                     bid, ask = self._book[symbol]
-                    bot.apply(Quote(symbol, now, bid, ask, last, at))
+                    bot.apply(new_quote(symbol, now, bid, ask, last, at))
         elif kind == "l":
             lower, upper = item.get("d"), item.get("u")
             if isinstance(lower, int | float) and isinstance(upper, int | float) and 0 < lower < upper:

@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidURI
 from websockets.uri import parse_uri
 
 from momobot_core.config import Config, ConfigError
-from momobot_core.models import Quote
+from momobot_core.models import new_quote
 from momobot_core.sources import SourceError
 from momobot_core.sources.stream import NO_PRINT, Refused, StreamSource, price, printed_at
 from momobot_massive import protocol
@@ -163,7 +163,7 @@ class MassiveSource(StreamSource):
                 return
             self._book[symbol] = (bid, ask)
             last, last_at = self._last.get(symbol, NO_PRINT)
-            bot.apply(Quote(symbol, now, bid, ask, last, last_at))
+            bot.apply(new_quote(symbol, now, bid, ask, last, last_at))
             self._vendor_ms = item.get("t", 0)
             self._quoted_at[symbol] = (now, self._vendor_ms)
         elif kind == "T":
@@ -177,7 +177,7 @@ class MassiveSource(StreamSource):
                 self._last[symbol] = (last, at)
                 if symbol in self._book:
                     bid, ask = self._book[symbol]
-                    bot.apply(Quote(symbol, now, bid, ask, last, at))
+                    bot.apply(new_quote(symbol, now, bid, ask, last, at))
         elif kind == "LULD":
             lower, upper = item.get("l"), item.get("h")
             if isinstance(lower, int | float) and isinstance(upper, int | float) and 0 < lower < upper:

@@ -119,7 +119,7 @@ class SideFile:
         self._lost_end = self._put(line, self._lost_end, LOST_END, sync=True)
 
     def _put(self, line: str | bytes, at: int, limit: int | None, *, sync: bool) -> int:
-        body = line.encode() if isinstance(line, str) else line
+        body = line if type(line) is bytes else line.encode()  # type: ignore[union-attr]
         # seal() on the bytes: an event comes encoded, and is not decoded to be encoded again.
         data = body + b"\n" if self._legacy else b"%b\t%08x\n" % (body, zlib.crc32(body))
         if limit is not None and at + len(data) >= limit:

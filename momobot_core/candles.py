@@ -89,8 +89,10 @@ class CandleBuilder:
         self._step = timedelta(seconds=timeframe.seconds)
         #: The candle being built: its start (the exchange's time zone) and end (None: none), open,
         #: high, low, close, count. The ends are kept in UTC: every price is compared with them, and
-        #: a comparison of two times in UTC takes 25 ns where one across time zones takes 850 (the
-        #: zone's offset looked up each time); a quote's time is in UTC.
+        #: two times in one zone compare in 23 ns where two in different zones take 750 to 850 (each
+        #: one's offset looked up); a live source's quote time is in UTC. (In the same zone, too, an
+        #: end kept in UTC is right in the hour a clock change repeats, where one in local time
+        #: compared by wall clock was not.)
         self._start: datetime | None = None
         self._end: datetime | None = None
         self._open = self._high = self._low = self._close = 0.0

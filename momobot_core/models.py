@@ -311,18 +311,23 @@ def slot_constructor(cls: type[_T]) -> Callable[..., _T]:
     attrs' own ``__init__`` of a frozen class sets each field by name through
     ``object.__setattr__``, which looks the name up again in the class for every field; a
     slot's own setter does not. The instance is the same in every respect (equality, hash,
-    repr, pickling, ``attrs.evolve``): only a frozen, slotted attrs class whose fields have no
-    validator or converter, with no ``__attrs_pre_init__`` or ``__attrs_post_init__``, is
-    accepted (TypeError otherwise), since this constructor runs none of them.
+    repr, pickling, ``attrs.evolve``): only a frozen, slotted attrs class whose ``__init__``
+    attrs wrote and does nothing but set its fields (no validator, converter, keyword-only or
+    non-init field, no ``__attrs_pre_init__`` or ``__attrs_post_init__``, no cached hash) is
+    accepted (TypeError otherwise), since this constructor does nothing more either.
     ``tests/test_models.py`` holds each one used to ``cls(*values)``."""
     if not attrs.has(cls) or "__slots__" not in cls.__dict__ or cls.__setattr__ is object.__setattr__:
         raise TypeError(f"{cls.__name__} is not a frozen, slotted attrs class")
     if hasattr(cls, "__attrs_pre_init__") or hasattr(cls, "__attrs_post_init__"):
         raise TypeError(f"{cls.__name__} has an init hook a slot constructor would not run")
+    if "_attrs_cached_hash" in cls.__dict__["__slots__"] or "__attrs_init__" in cls.__dict__:
+        raise TypeError(f"{cls.__name__}: a cached hash, or an __init__ of its own")
     fields = attrs.fields(cls)
     for field in fields:
-        if field.validator is not None or field.converter is not None or not field.init:
-            raise TypeError(f"{cls.__name__}.{field.name}: a validator, converter or non-init field")
+        if field.validator is not None or field.converter is not None or not field.init or field.kw_only:
+            raise TypeError(
+                f"{cls.__name__}.{field.name}: a validator, converter, keyword-only or non-init field"
+            )
     namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
     args = ", ".join(f"v{i}" for i in range(len(fields)))
     lines = [f"def {cls.__name__.lower()}({args}):", "    self = new(cls)"]

@@ -162,6 +162,21 @@ def test_one_share_trade_tp1_sends_no_order_but_moves_the_stop(engine: Engine, r
     assert engine.journal is not None and engine.journal.legs() == []
 
 
+def test_a_one_share_tp1_is_journaled_at_the_quote_that_reached_it(tmp_path: Path) -> None:
+    # With no order to carry it (nothing to sell), the event's own time is the TP1 quote's.
+    journal = Journal(tmp_path / "j.db")
+    engine = Engine(hooks=None, journal=journal)
+    engine.on_quote(quote("ABCD", 2.00))
+    engine.open_trade("ABCD", 1, 2.20, 2.40, 1.90, ts=at(1))
+    engine.on_quote(quote("ABCD", 2.21, t=2))
+    engine.on_quote(quote("ABCD", 1.95, bid=1.95, t=3))  # the stop, at break-even
+    engine.settle_journal()
+    with sqlite3.connect(tmp_path / "j.db") as other:
+        rows = other.execute("SELECT kind, ts FROM events ORDER BY seq").fetchall()
+    assert rows == [("open", at(1).isoformat()), ("tp1", at(2).isoformat()), ("stop", at(3).isoformat())]
+    journal.close()
+
+
 def test_manual_close_sells_the_rest_at_the_bid(engine: Engine, recorder: Recorder) -> None:
     open_abcd(engine)
     engine.on_quote(quote("ABCD", 2.10, bid=2.08, t=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import pickle
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -71,6 +72,19 @@ def test_a_slot_constructor_builds_what_attrs_init_builds(
     assert attrs.evolve(built) == by_attrs
 
 
+def test_a_trades_flags_never_trade_places() -> None:
+    # Four of Trade's fields are flags: with all four True, two of them set from each other's
+    # argument would still compare equal, so every mix of them is built both ways.
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(Trade)
+    flags = [i for i, field in enumerate(fields) if field.type in (bool, "bool")]
+    assert len(flags) == 4
+    for mix in itertools.product((False, True), repeat=len(flags)):
+        values: list[Any] = list(TRADE_VALUES)
+        for i, flag in zip(flags, mix, strict=True):
+            values[i] = flag
+        assert new_trade(*values) == Trade(*values), mix
+
+
 def test_the_paths_that_use_them_build_what_attrs_init_builds() -> None:
     later = T0 + timedelta(seconds=5)
     order = brackets.order(TRADE, Side.SELL, 50, 2.4, Intent.TAKE_PROFIT, later)
@@ -106,6 +120,32 @@ class _AfterInit:
         pass
 
 
+@attrs.frozen
+class _BeforeInit:
+    symbol: str
+
+    def __attrs_pre_init__(self) -> None:
+        pass
+
+
+@attrs.frozen(cache_hash=True)
+class _CachedHash:
+    symbol: str
+
+
+@attrs.frozen(init=False)
+class _OwnInit:
+    symbol: str
+
+    def __init__(self, symbol: str) -> None:
+        self.__attrs_init__(symbol.upper())
+
+
+@attrs.frozen
+class _KeywordOnly:
+    symbol: str = attrs.field(kw_only=True)
+
+
 @attrs.define
 class _Mutable:
     symbol: str
@@ -120,7 +160,21 @@ class _Plain:
     __slots__ = ("symbol",)
 
 
-@pytest.mark.parametrize("cls", [_Checked, _Converted, _AfterInit, _Mutable, _WithDict, _Plain])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        _Checked,
+        _Converted,
+        _AfterInit,
+        _BeforeInit,
+        _CachedHash,
+        _OwnInit,
+        _KeywordOnly,
+        _Mutable,
+        _WithDict,
+        _Plain,
+    ],
+)
 def test_a_class_whose_init_does_more_than_set_its_slots_is_refused(cls: type[Any]) -> None:
     # The constructor runs no validator, converter or init hook: for such a class it would
     # build what attrs' init refuses or changes, so it is never made.

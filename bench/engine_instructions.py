@@ -3,11 +3,13 @@
 Timed figures on these machines move by 20 to 100% from one day to the next, before any change
 (docs/PERFORMANCE.md); a count of the instructions a call runs does not, so a change of a few
 percent in the engine's own work shows in one run. valgrind's callgrind tool counts every
-instruction a process runs. Each case runs twice in a child process under it, with the same
-set-up: once making no measured call, once making N. The difference divided by N is one
-call's count. The quotes' times are fixed and so is the hash seed. A count holds for one
-``--calls``: what is done once in a while (a dict grown, ids drawn 512 at a time) is spread
-over the calls, so compare counts made with the same number (the default, 200).
+instruction a process runs in user space (not the kernel's work in a system call, nor the time
+a cache miss costs: a cold call takes longer than its count says). Each case runs twice in a
+child process under it, with the same set-up: once making no measured call, once making N.
+The difference divided by N is one call's count. The quotes' times are fixed and so is the
+hash seed. A count holds for one ``--calls``: what is done once in a while (a dict grown, ids
+drawn 512 at a time) is spread over the calls, so compare counts made with the same number
+(the default, 200).
 
 The calls run on an asyncio loop, as ``momobot serve`` runs the engine, with no plugin. The
 child ends right after its calls: the fold into SQLite, 20 ms after an event's hooks, is not

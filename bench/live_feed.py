@@ -88,16 +88,20 @@ asyncio.run(main())
 RECEIVER = r"""
 import asyncio, json, sys, time
 from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
 
 received = []
 
 async def handler(ws):
-    async for message in ws:
-        now = time.monotonic_ns()
-        if message == "__report__":
-            await ws.send(json.dumps(received))
-        else:
-            received.append((message, now))
+    try:
+        async for message in ws:
+            now = time.monotonic_ns()
+            if message == "__report__":
+                await ws.send(json.dumps(received))
+            else:
+                received.append((message, now))
+    except ConnectionClosed:
+        pass   # serve or the bare consumer stopped at the end of its round
 
 async def main():
     async with serve(handler, "127.0.0.1", 0, compression=None, max_queue=None) as server:
@@ -131,6 +135,29 @@ async def main():
                     if name in trades and name not in hit and item["ap"] >= 2.2:
                         hit.add(name)
                         hotkey.send(json.dumps({"event": "tp1", "symbol": name, "command": "sell_ask"}))
+
+asyncio.run(main())
+"""
+
+DRAIN = r"""
+import asyncio, sys, time
+from websockets.asyncio.client import connect
+
+async def main():
+    frames = int(sys.argv[2])
+    async with connect(sys.argv[1], proxy=None, compression=None, max_queue=None, max_size=2**22) as ws:
+        for _ in range(2):   # connected, authenticated
+            await ws.recv()
+            await ws.send("{}")
+        await ws.recv()   # the subscription
+        await ws.recv()   # the opening quotes
+        print("ready", flush=True)
+        count = 0
+        async for frame in ws:
+            count += 1
+            if count == frames:
+                break
+        print(time.monotonic_ns(), flush=True)
 
 asyncio.run(main())
 """
@@ -355,6 +382,32 @@ def floor_round(total: int, rate: float) -> dict[str, Any]:
     return tp1_latency(report, received)
 
 
+def ceiling_round(total: int) -> float:
+    """The full-speed feed into a reader that only takes its frames off the socket (a websockets
+    client set up as the Alpaca source's, no decoding): the most this feed sends on this machine,
+    the ceiling of serve's full-speed rate here."""
+    feed, feed_port, receiver, _ = start_feed(total, 0)
+    drain = subprocess.Popen(
+        [sys.executable, "-c", DRAIN, f"ws://127.0.0.1:{feed_port}", str(total // PER_FRAME)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert drain.stdout is not None and feed.stdin is not None and feed.stdout is not None
+        ready, _, _ = select.select([drain.stdout], [], [], 30)
+        if not ready or drain.stdout.readline().strip() != "ready":
+            raise RuntimeError("the reader did not start within 30 s")
+        feed.stdin.write("go\n")
+        feed.stdin.flush()
+        report = json.loads(feed.stdout.readline())
+        done = int(drain.stdout.readline())
+    finally:
+        for proc in (drain, feed, receiver):
+            proc.kill()
+            proc.wait()
+    return float(total / ((done - report["start"]) / 1e9))
+
+
 def baseline_round(total: int) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOMOBOT_")}
     env.update(
@@ -385,7 +438,11 @@ def main() -> None:
         help="quotes/s of the paced rounds, where latency is the path's, not a backlog's (0: skip)",
     )
     args = parser.parse_args()
-    live = [live_round(args.quotes) for _ in range(args.rounds)]
+    live: list[dict[str, Any]] = []
+    ceiling: list[float] = []
+    for _ in range(args.rounds):  # alternated, as the paced rounds below
+        live.append(live_round(args.quotes))
+        ceiling.append(ceiling_round(args.quotes))
     paced: list[dict[str, Any]] = []
     floor: list[dict[str, Any]] = []
     for _ in range(args.rounds if args.paced else 0):  # alternated: a change in the machine's load hits both
@@ -407,6 +464,10 @@ def main() -> None:
         f"| Alpaca stream -> serve --source alpaca | {med('rate'):,.0f} | {med('rss'):.0f} MB |"
         f" {med('p50'):.3f} ms | {med('p99'):.3f} ms |"
     )
+    print(
+        f"| the same feed into a reader that only reads (the ceiling) | {statistics.median(ceiling):,.0f}"
+        " | | | |"
+    )
     if paced:
         print(
             f"| the same, feed paced at {args.paced:,.0f} quotes/s | {med('rate', paced):,.0f} |"
@@ -422,6 +483,10 @@ def main() -> None:
         f"the stream ingests {med('rate') / statistics.median(base):.0f}x more quotes/s than POST /quotes;"
         f" TP1 triggered on {min(r['triggered'] for r in live + paced)} of {OPEN_TRADES} trades"
         " in every round"
+    )
+    print(
+        f"full speed: serve takes {med('rate') / statistics.median(ceiling):.0%} of what the feed sends a"
+        " reader that only reads (medians; each round of serve alternated with one of the reader)"
     )
     if paced:
         print(

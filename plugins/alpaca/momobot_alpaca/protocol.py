@@ -23,6 +23,8 @@ from typing import Any
 
 import msgspec
 
+from momobot_core.sources.stream import QuoteMessage, TradeMessage
+
 _decode = msgspec.json.Decoder().decode
 
 
@@ -86,6 +88,36 @@ def messages(frame: str | bytes) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise ValueError("expected a JSON array of messages")
     return [item for item in data if isinstance(item, dict)]
+
+
+class Quote(
+    QuoteMessage, tag_field="T", tag="q", rename={"symbol": "S", "bid": "bp", "ask": "ap", "vendor": "t"}
+):
+    """``{"T": "q", "S": ..., "bp": ..., "ap": ..., "t": ...}``, decoded as it is (other keys skipped)."""
+
+    # Every field again: a rename applies to the fields a class itself declares.
+    symbol: str
+    bid: float
+    ask: float
+    vendor: Any = ""
+
+
+class Trade(
+    TradeMessage,
+    tag_field="T",
+    tag="t",
+    rename={"symbol": "S", "price": "p", "vendor": "t", "conditions": "c"},
+):
+    """``{"T": "t", "S": ..., "p": ..., "c": [...], "t": ...}``."""
+
+    symbol: str
+    price: float
+    vendor: Any = None
+    conditions: Any = None
+
+
+#: Frames of nothing but quotes and trades, straight into structs (``StreamSource.stream_decode``).
+stream_decode = msgspec.json.Decoder(list[Quote | Trade]).decode
 
 
 def regular(conditions: object) -> bool:

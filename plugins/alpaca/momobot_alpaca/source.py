@@ -171,28 +171,15 @@ class AlpacaSource(StreamSource):
     def decode(self, frame: str | bytes) -> list[dict[str, Any]]:
         return protocol.messages(frame)
 
+    #: Frames of quotes and trades into structs; anything else goes through :meth:`message`.
+    stream_decode = staticmethod(protocol.stream_decode)
+
     def message(self, bot: Engine, item: dict[str, Any], now: datetime) -> None:
         kind = item.get("T")
         if kind == "q":
-            symbol, bid, ask = item["S"], price(item["bp"]), price(item["ap"])
-            if symbol in self.dropped:
-                return  # unsubscribed; on the way before the unsubscribe
-            if not bid or not ask:  # one-sided (common before the open): counted, not fed
-                self.one_sided += 1
-                return
-            self._book[symbol] = (bid, ask)
-            last, last_at = self._last.get(symbol, NO_PRINT)
-            bot.apply(new_quote(symbol, now, bid, ask, last, last_at))
-            self._vendor_time = item.get("t", "")
-            self._quoted_at[symbol] = (now, self._vendor_time)
+            self.quote(bot, item["S"], price(item["bp"]), price(item["ap"]), item.get("t", ""), now)
         elif kind == "t":
-            symbol, last = item["S"], price(item["p"])
-            if last and symbol not in self.dropped and protocol.regular(item.get("c")):
-                at = self._print_time(symbol, item.get("t"), now)
-                self._last[symbol] = (last, at)
-                if symbol in self._book:
-                    bid, ask = self._book[symbol]
-                    bot.apply(new_quote(symbol, now, bid, ask, last, at))
+            self.trade(bot, item["S"], price(item["p"]), item.get("t"), item.get("c"), now)
         elif kind == "l":
             lower, upper = item.get("d"), item.get("u")
             if isinstance(lower, int | float) and isinstance(upper, int | float) and 0 < lower < upper:
@@ -207,6 +194,28 @@ class AlpacaSource(StreamSource):
                 bot.trading_halt(item["S"], code in protocol.HALTED, reason)
         elif kind == "error":
             raise _refused(item, self.settings)
+
+    def quote(self, bot: Engine, symbol: str, bid: float, ask: float, vendor: Any, now: datetime) -> None:
+        if symbol in self.dropped:
+            return  # unsubscribed; on the way before the unsubscribe
+        if not bid or not ask:  # one-sided (common before the open): counted, not fed
+            self.one_sided += 1
+            return
+        self._book[symbol] = (bid, ask)
+        last, last_at = self._last.get(symbol, NO_PRINT)
+        bot.apply(new_quote(symbol, now, bid, ask, last, last_at))
+        self._vendor_time = vendor
+        self._quoted_at[symbol] = (now, vendor)
+
+    def trade(
+        self, bot: Engine, symbol: str, price: float, vendor: Any, conditions: Any, now: datetime
+    ) -> None:
+        if price and symbol not in self.dropped and protocol.regular(conditions):
+            at = self._print_time(symbol, vendor, now)
+            self._last[symbol] = (price, at)
+            if symbol in self._book:
+                bid, ask = self._book[symbol]
+                bot.apply(new_quote(symbol, now, bid, ask, price, at))
 
 
 def _refused(item: dict[str, Any], settings: AlpacaSettings) -> Refused:

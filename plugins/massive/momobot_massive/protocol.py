@@ -21,6 +21,8 @@ from typing import Any
 
 import msgspec
 
+from momobot_core.sources.stream import QuoteMessage, TradeMessage
+
 _decode = msgspec.json.Decoder().decode
 
 
@@ -65,6 +67,36 @@ def events(frame: str | bytes) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise ValueError("expected a JSON array of events")
     return [item for item in data if isinstance(item, dict)]
+
+
+class Quote(
+    QuoteMessage, tag_field="ev", tag="Q", rename={"symbol": "sym", "bid": "bp", "ask": "ap", "vendor": "t"}
+):
+    """``{"ev": "Q", "sym": ..., "bp": ..., "ap": ..., "t": ms}``, decoded as it is (other keys skipped)."""
+
+    # Every field again: a rename applies to the fields a class itself declares.
+    symbol: str
+    bid: float
+    ask: float
+    vendor: Any = 0
+
+
+class Trade(
+    TradeMessage,
+    tag_field="ev",
+    tag="T",
+    rename={"symbol": "sym", "price": "p", "vendor": "t", "conditions": "c"},
+):
+    """``{"ev": "T", "sym": ..., "p": ..., "c": [...], "t": ms}``."""
+
+    symbol: str
+    price: float
+    vendor: Any = None
+    conditions: Any = None
+
+
+#: Frames of nothing but quotes and trades, straight into structs (``StreamSource.stream_decode``).
+stream_decode = msgspec.json.Decoder(list[Quote | Trade]).decode
 
 
 def regular(conditions: object) -> bool:

@@ -135,6 +135,32 @@ class MassiveSource(StreamSource):
             self._status(item)
         raise ValueError(f"expected status {state!r} from the stream, got {frame!r:.200}")
 
+    def quote(self, bot: Engine, symbol: str, bid: float, ask: float, vendor: Any, now: datetime) -> None:
+        if symbol in self.dropped:
+            return  # unsubscribed; on the way before the unsubscribe
+        if not bid or not ask:  # one-sided: counted, not fed
+            self.one_sided += 1
+            return
+        self._book[symbol] = (bid, ask)
+        last, last_at = self._last.get(symbol, NO_PRINT)
+        bot.apply(new_quote(symbol, now, bid, ask, last, last_at))
+        self._vendor_ms = vendor
+        self._quoted_at[symbol] = (now, vendor)
+
+    def trade(
+        self, bot: Engine, symbol: str, price: float, vendor: Any, conditions: Any, now: datetime
+    ) -> None:
+        if price and symbol not in self.dropped and protocol.regular(conditions):
+            at = now
+            quoted = self._quoted_at.get(symbol)
+            if quoted is not None and type(vendor) is int and type(quoted[1]) is int and quoted[1]:
+                # Vendor times in milliseconds since the epoch.
+                at = printed_at(now, (quoted[0], quoted[1] / 1000), vendor / 1000)
+            self._last[symbol] = (price, at)
+            if symbol in self._book:
+                bid, ask = self._book[symbol]
+                bot.apply(new_quote(symbol, now, bid, ask, price, at))
+
     def _status(self, item: dict[str, Any]) -> None:
         state, message = item.get("status"), item.get("message", "")
         if state == "auth_failed":
@@ -152,32 +178,15 @@ class MassiveSource(StreamSource):
     def decode(self, frame: str | bytes) -> list[dict[str, Any]]:
         return protocol.events(frame)
 
+    #: Frames of quotes and trades into structs; anything else goes through :meth:`message`.
+    stream_decode = staticmethod(protocol.stream_decode)
+
     def message(self, bot: Engine, item: dict[str, Any], now: datetime) -> None:
         kind = item.get("ev")
         if kind == "Q":
-            symbol, bid, ask = item["sym"], price(item["bp"]), price(item["ap"])
-            if symbol in self.dropped:
-                return  # unsubscribed; on the way before the unsubscribe
-            if not bid or not ask:  # one-sided: counted, not fed
-                self.one_sided += 1
-                return
-            self._book[symbol] = (bid, ask)
-            last, last_at = self._last.get(symbol, NO_PRINT)
-            bot.apply(new_quote(symbol, now, bid, ask, last, last_at))
-            self._vendor_ms = item.get("t", 0)
-            self._quoted_at[symbol] = (now, self._vendor_ms)
+            self.quote(bot, item["sym"], price(item["bp"]), price(item["ap"]), item.get("t", 0), now)
         elif kind == "T":
-            symbol, last = item["sym"], price(item["p"])
-            if last and symbol not in self.dropped and protocol.regular(item.get("c")):
-                at = now
-                quoted, vendor = self._quoted_at.get(symbol), item.get("t")
-                if quoted is not None and type(vendor) is int and type(quoted[1]) is int and quoted[1]:
-                    # Vendor times in milliseconds since the epoch.
-                    at = printed_at(now, (quoted[0], quoted[1] / 1000), vendor / 1000)
-                self._last[symbol] = (last, at)
-                if symbol in self._book:
-                    bid, ask = self._book[symbol]
-                    bot.apply(new_quote(symbol, now, bid, ask, last, at))
+            self.trade(bot, item["sym"], price(item["p"]), item.get("t"), item.get("c"), now)
         elif kind == "LULD":
             lower, upper = item.get("l"), item.get("h")
             if isinstance(lower, int | float) and isinstance(upper, int | float) and 0 < lower < upper:

@@ -14,7 +14,10 @@ At full speed the feed sends faster than any consumer reads, so that latency
 is the backlog's; the paced rounds (``--paced``, default 100,000 quotes/s)
 send on a schedule below the ingest rate and show the path's own latency.
 Baselines in the same run: the same kind of quotes posted to ``POST /quotes``,
-one request at a time; and, after each paced round, a bare consumer on the same
+one request at a time; after each full-speed round, the same feed into a reader
+that only takes the frames off the socket (websockets, set up as the source's; no
+decoding): the most this feed sends on this machine, the ceiling of serve's rate;
+and, after each paced round, a bare consumer on the same
 feed and receiver: a websockets client, set up as the Alpaca source's, that
 decodes each frame with msgspec, looks for the open trades' symbols at TP1 and
 writes one hotkey frame, with no engine. It is the floor of the paced rows:
@@ -387,6 +390,7 @@ def ceiling_round(total: int) -> float:
     client set up as the Alpaca source's, no decoding): the most this feed sends on this machine,
     the ceiling of serve's full-speed rate here."""
     feed, feed_port, receiver, _ = start_feed(total, 0)
+    receiver.kill()  # no hotkeys here
     drain = subprocess.Popen(
         [sys.executable, "-c", DRAIN, f"ws://127.0.0.1:{feed_port}", str(total // PER_FRAME)],
         stdout=subprocess.PIPE,

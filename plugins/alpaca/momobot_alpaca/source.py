@@ -208,14 +208,14 @@ class AlpacaSource(StreamSource):
         self._quoted_at[symbol] = (now, vendor)
 
     def trade(
-        self, bot: Engine, symbol: str, price: float, vendor: Any, conditions: Any, now: datetime
+        self, bot: Engine, symbol: str, last: float, vendor: Any, conditions: Any, now: datetime
     ) -> None:
-        if price and symbol not in self.dropped and protocol.regular(conditions):
+        if last and symbol not in self.dropped and protocol.regular(conditions):
             at = self._print_time(symbol, vendor, now)
-            self._last[symbol] = (price, at)
+            self._last[symbol] = (last, at)
             if symbol in self._book:
                 bid, ask = self._book[symbol]
-                bot.apply(new_quote(symbol, now, bid, ask, price, at))
+                bot.apply(new_quote(symbol, now, bid, ask, last, at))
 
 
 def _refused(item: dict[str, Any], settings: AlpacaSettings) -> Refused:

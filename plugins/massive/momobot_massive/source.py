@@ -148,18 +148,18 @@ class MassiveSource(StreamSource):
         self._quoted_at[symbol] = (now, vendor)
 
     def trade(
-        self, bot: Engine, symbol: str, price: float, vendor: Any, conditions: Any, now: datetime
+        self, bot: Engine, symbol: str, last: float, vendor: Any, conditions: Any, now: datetime
     ) -> None:
-        if price and symbol not in self.dropped and protocol.regular(conditions):
+        if last and symbol not in self.dropped and protocol.regular(conditions):
             at = now
             quoted = self._quoted_at.get(symbol)
             if quoted is not None and type(vendor) is int and type(quoted[1]) is int and quoted[1]:
                 # Vendor times in milliseconds since the epoch.
                 at = printed_at(now, (quoted[0], quoted[1] / 1000), vendor / 1000)
-            self._last[symbol] = (price, at)
+            self._last[symbol] = (last, at)
             if symbol in self._book:
                 bid, ask = self._book[symbol]
-                bot.apply(new_quote(symbol, now, bid, ask, price, at))
+                bot.apply(new_quote(symbol, now, bid, ask, last, at))
 
     def _status(self, item: dict[str, Any]) -> None:
         state, message = item.get("status"), item.get("message", "")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import backoff
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from momobot_core.sources import SourceError, SourceStatus, Watchlist
 
@@ -264,15 +264,8 @@ class StreamSource:
             self.log.info("[%s] connected to %s", self.name, self.url)
             await self._subscribe(ws, list(watchlist))
             follow = asyncio.create_task(self._follow(ws, watchlist))
-            # A source with stream_decode gets its text frames as the bytes that came: msgspec
-            # reads them as they are, and no str is made of each (about 3,000 instructions a frame).
-            decode = False if self.stream_decode is not None else None  # False: bytes
             try:
-                while True:
-                    try:
-                        frame = await ws.recv(decode=decode)
-                    except ConnectionClosedOK:
-                        return  # as ``async for frame in ws`` ends: the vendor closed cleanly
+                async for frame in ws:
                     self._last_message = time.monotonic()
                     self.frame(bot, frame)
             finally:

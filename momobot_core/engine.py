@@ -235,6 +235,7 @@ class Engine:
         )
         #: Where every quote and action taken is recorded (``[momobot] record``), if anywhere.
         self.recorder: Recorder | None = None
+        self._status_error = ""  # the last failure of the source's status(), logged once
         #: The armed symbols: strategies' entries, through :meth:`apply` like a person's.
         self._arms = Arms(
             strategies=collect_strategies(strategy_hooks if strategy_hooks is not None else hooks),
@@ -877,7 +878,15 @@ class Engine:
         if not self.risk.stale_quote_s or not self.clock.live:
             return
         source = self.source
-        age = source.status().last_message_age_s if source is not None else None
+        try:
+            age = source.status().last_message_age_s if source is not None else None
+        except Exception as exc:  # a source's own report must never stop the upkeep after it
+            said = f"{type(exc).__name__}: {exc}"
+            if said != self._status_error:
+                log.error("the quote source's status could not be read (%s); upkeep goes on", said)
+            self._status_error = said
+            return
+        self._status_error = ""
         trades = self.open_trades
         if self._halts.symbols:  # a halted symbol's silence is the halt's, not a stale feed's
             trades = {s: t for s, t in trades.items() if s not in self._halts.symbols}

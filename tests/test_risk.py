@@ -568,3 +568,31 @@ def test_a_trade_opened_long_after_start_is_not_stale_at_once() -> None:
     engine.tick()
     assert [a.kind for a in engine.alerts if a.kind == "stale_quotes"] == []
     assert engine.stale_quotes == frozenset()
+
+
+def test_a_source_whose_status_raises_never_stops_the_upkeep_after_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """tick() asks the source for its status first (stale quotes); a source that raises there
+    must not keep the rest of the upkeep from running (the daily loss watch, the arms, the
+    candles): here a candle of the last minute is closed by the tick after it."""
+    from datetime import UTC, datetime
+
+    class Broken:
+        name = "broken"
+
+        def status(self) -> Any:
+            raise ValueError("year 285,000,000 is out of range")
+
+    config = Config(tables={"risk": {"stale_quote_s": 60}})
+    engine = Engine(config=config, journal=Journal(), mode="live")
+    engine.start()
+    engine.source = Broken()  # type: ignore[assignment]
+    engine.chart("ABCD")
+    engine.apply(Quote("ABCD", datetime.now(UTC) - timedelta(minutes=2), 1.99, 2.00))
+    before = engine.charts.version("ABCD")  # the candle is still forming: no quote closed it
+    engine.tick()
+    engine.tick()
+    assert engine.charts.version("ABCD") > before  # closed by the tick, after the status
+    said = [r for r in caplog.records if "status could not be read" in r.getMessage()]
+    assert len(said) == 1 and "ValueError: year 285,000,000" in said[0].getMessage()  # once, not every tick

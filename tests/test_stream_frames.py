@@ -341,3 +341,13 @@ def test_keys_the_structs_do_not_read_are_not_checked(vendor: Vendor) -> None:
     assert direct == 1
     assert "ABCD" in fast["quotes"] and fast["source"][1] == 0
     assert "ABCD" not in slow["quotes"] and slow["source"][1] == 1
+
+
+@pytest.mark.parametrize("t", ["x", 9 * 10**18, [1], 10**400])
+def test_a_massive_quote_time_that_is_not_a_time_never_breaks_the_status(t: Any) -> None:
+    """The status (and the stale-quote upkeep that reads it) shows what came, never raises."""
+    engine, source = MASSIVE.source()
+    source.frame(engine, json.dumps([MASSIVE.quote_message("ABCD", 1.5, 1.6, t)]))
+    assert "ABCD" in engine.last_quotes
+    assert "(not a time)" in source.status().detail
+    engine.tick()

@@ -157,9 +157,14 @@ class StreamSource:
                 return
         try:
             items = self.decode(frame)
-        except (ValueError, RecursionError):
+        except (ValueError, RecursionError) as exc:
             self.errors += 1
-            self.log.warning("[%s] a frame without messages was skipped: %r", self.name, frame[:200])
+            self.log.warning(
+                "[%s] a frame without messages was skipped (%s): %r",
+                self.name,
+                type(exc).__name__,
+                frame[:200],
+            )
             return
         for item in items:
             self.messages += 1

@@ -172,7 +172,7 @@ class AlpacaSource(StreamSource):
         return protocol.messages(frame)
 
     #: Frames of quotes and trades into structs; anything else goes through :meth:`message`.
-    stream_decode = staticmethod(protocol.stream_decode)
+    stream_decode = protocol.stream_decode
 
     def message(self, bot: Engine, item: dict[str, Any], now: datetime) -> None:
         kind = item.get("T")

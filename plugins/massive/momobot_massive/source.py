@@ -109,11 +109,14 @@ class MassiveSource(StreamSource):
         self._book: dict[str, tuple[float, float]] = {}
 
     def describe(self) -> str:
-        if not self._vendor_ms:
+        vendor = self._vendor_ms
+        if not vendor:
             return self.url
-        return (
-            f"{self.url}, last vendor time {datetime.fromtimestamp(self._vendor_ms / 1000, UTC).isoformat()}"
-        )
+        try:
+            when = datetime.fromtimestamp(vendor / 1000, UTC).isoformat()
+        except (TypeError, ValueError, OverflowError, OSError):  # a quote's "t" is the vendor's word
+            when = f"{vendor!r:.40} (not a time)"
+        return f"{self.url}, last vendor time {when}"
 
     async def handshake(self, ws: ClientConnection) -> None:
         self._expect(await self.recv(ws), "connected")
@@ -179,7 +182,7 @@ class MassiveSource(StreamSource):
         return protocol.events(frame)
 
     #: Frames of quotes and trades into structs; anything else goes through :meth:`message`.
-    stream_decode = staticmethod(protocol.stream_decode)
+    stream_decode = protocol.stream_decode
 
     def message(self, bot: Engine, item: dict[str, Any], now: datetime) -> None:
         kind = item.get("ev")

@@ -53,7 +53,7 @@ def run(vendor: str, count: int, rounds: int) -> dict[str, list[float]]:
     texts = [text for text, trigger in frames if not trigger]
     if vendor == "massive":
         texts, opening = [massive_spelling(t) for t in texts], massive_spelling(opening)
-    data = texts  # as websockets hands a text frame over: a str
+    data = [t.encode() for t in texts]  # as a source with stream_decode reads a frame: bytes
     tables: dict[str, Any] = {
         "alpaca": {"key_id": "bench", "secret_key": "bench", "url": "ws://127.0.0.1:9", "feed": "sip"},
         "massive": {"key": "bench", "url": "ws://127.0.0.1:9"},

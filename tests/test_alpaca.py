@@ -230,3 +230,47 @@ def test_serve_with_the_alpaca_source_trades_end_to_end(tmp_path: Path) -> None:
             code, err = server.stop()
         assert code == 0, err
         assert "test-secret" not in err
+
+
+def test_a_text_frame_that_is_not_utf8_ends_the_connection_and_none_of_it_is_applied() -> None:
+    """The source reads its frames as bytes (websockets leaves their UTF-8 unchecked then): a
+    frame that is not UTF-8 ends the connection, as websockets would have, with an alert and a
+    reconnect; its quotes never reach the engine."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    connections: list[int] = []
+
+    async def vendor(ws: ServerConnection) -> None:
+        connections.append(1)
+        await ws.send(json.dumps([protocol.success("connected")]))
+        await ws.recv()
+        await ws.send(json.dumps([protocol.success("authenticated")]))
+        await ws.recv()
+        await ws.send(json.dumps([protocol.subscription(["ABCD", "WXYZ", "EFGH"])]))
+        if len(connections) == 1:
+            await ws.send(json.dumps([protocol.quote("ABCD", 1.99, 2.00, "2026-11-24T14:30:00Z")]))
+            bad = json.dumps([protocol.quote("WXYZ", 2.99, 3.00, "2026-11-24T14:30:00Z")]).encode()
+            await ws.send(bad.replace(b'"q"', b'"q", "x": "\xff"'), text=True)
+        else:
+            await ws.send(json.dumps([protocol.quote("EFGH", 4.99, 5.00, "2026-11-24T14:30:01Z")]))
+        await ws.wait_closed()
+
+    async def main() -> Engine:
+        async with serve(vendor, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            engine = engine_for(f"ws://127.0.0.1:{port}", reconnect_max_delay=0.2)
+            source = engine.source
+            assert isinstance(source, AlpacaSource)
+            engine.loop = asyncio.get_running_loop()
+            task = asyncio.create_task(source.run(engine, Watchlist(["ABCD", "WXYZ", "EFGH"])))
+            try:
+                assert await until(lambda: "EFGH" in engine.last_quotes)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            return engine
+
+    engine = asyncio.run(main())
+    assert "ABCD" in engine.last_quotes and "WXYZ" not in engine.last_quotes
+    assert len(connections) == 2
+    assert any("not UTF-8" in a.message for a in engine.alerts), [a.message for a in engine.alerts]

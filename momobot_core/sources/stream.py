@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import backoff
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
 
 from momobot_core.sources import SourceError, SourceStatus, Watchlist
 
@@ -269,8 +269,20 @@ class StreamSource:
             self.log.info("[%s] connected to %s", self.name, self.url)
             await self._subscribe(ws, list(watchlist))
             follow = asyncio.create_task(self._follow(ws, watchlist))
+            # A source with stream_decode reads its frames as the bytes that came: msgspec reads
+            # bytes faster than a str, and no str is made of each frame (docs/PERFORMANCE.md).
+            # websockets then leaves a text frame's UTF-8 unchecked: a frame that is not all ASCII
+            # is checked here, and one that is not UTF-8 ends the connection, as websockets ends
+            # it (1007): an alert, and a reconnect.
+            raw = self.stream_decode is not None
             try:
-                async for frame in ws:
+                while True:
+                    try:
+                        frame = await ws.recv(decode=False if raw else None)
+                    except ConnectionClosedOK:
+                        return  # as ``async for frame in ws`` ends: the vendor closed cleanly
+                    if raw and not frame.isascii():
+                        _check_utf8(frame)  # type: ignore[arg-type]
                     self._last_message = time.monotonic()
                     self.frame(bot, frame)
             finally:
@@ -316,6 +328,15 @@ def printed_at(now: datetime, quoted: tuple[datetime, float] | None, print_s: fl
     if print_s >= quote_s:
         return now
     return min(now, came - timedelta(seconds=quote_s - print_s))
+
+
+def _check_utf8(frame: bytes) -> None:
+    try:
+        frame.decode()
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"the stream sent a frame that is not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
 
 
 def price(value: object) -> float:

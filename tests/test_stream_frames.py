@@ -109,7 +109,7 @@ def state(engine: Engine, source: StreamSource) -> dict[str, Any]:
         "kept": {
             key: value
             for key, value in vars(source).items()
-            if key in ("_book", "_last", "_quoted_at", "_vendor_time", "_vendor_ms")
+            if key in ("_book", "_last", "_quoted_at", "vendor_time")
         },
         "halted": dict(engine.halted_symbols),
     }

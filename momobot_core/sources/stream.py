@@ -33,6 +33,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import backoff
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
 
+from momobot_core.models import new_quote
 from momobot_core.sources import SourceError, SourceStatus, Watchlist
 
 if TYPE_CHECKING:
@@ -102,6 +103,15 @@ class StreamSource:
         self._ever_connected = False
         self._last_message: float | None = None
         self._last_told = ""
+        #: The latest bid and ask per symbol (a print goes in with them); a halt drops them.
+        self._book: dict[str, tuple[float, float]] = {}
+        #: The last regular print per symbol and when it happened (older than a stop's move: not
+        #: used).
+        self._last: dict[str, tuple[float | None, datetime | None]] = {}
+        #: Each symbol's last quote: when it came, and the vendor's time for it, as sent.
+        self._quoted_at: dict[str, tuple[datetime, Any]] = {}
+        #: The vendor's time of the last quote, as sent (the status shows it).
+        self.vendor_time: Any = None
 
     # -- what a vendor writes ----------------------------------------------------------
 
@@ -128,13 +138,34 @@ class StreamSource:
         raise NotImplementedError
 
     def quote(self, bot: Engine, symbol: str, bid: float, ask: float, vendor: Any, now: datetime) -> None:
-        """A quote, read from a message of either kind (:attr:`stream_decode`, :meth:`message`)."""
-        raise NotImplementedError
+        """A quote, read from a message of either kind (:attr:`stream_decode`, :meth:`message`):
+        to the engine with the symbol's last print. A symbol unsubscribed is dropped (its quotes
+        were on the way); a one-sided quote (common before the open) is counted, not fed."""
+        if symbol in self.dropped:
+            return
+        if not bid or not ask:
+            self.one_sided += 1
+            return
+        self._book[symbol] = (bid, ask)
+        last, last_at = self._last.get(symbol, NO_PRINT)
+        bot.apply(new_quote(symbol, now, bid, ask, last, last_at))
+        self.vendor_time = vendor
+        self._quoted_at[symbol] = (now, vendor)
+
+    def printed(self, bot: Engine, symbol: str, last: float, at: datetime, now: datetime) -> None:
+        """A regular print that happened ``at``: the symbol's last price from now on, fed to the
+        engine with the symbol's bid and ask (a vendor's :meth:`trade` says which prints count
+        and when they happened)."""
+        self._last[symbol] = (last, at)
+        if symbol in self._book:
+            bid, ask = self._book[symbol]
+            bot.apply(new_quote(symbol, now, bid, ask, last, at))
 
     def trade(
         self, bot: Engine, symbol: str, last: float, vendor: Any, conditions: Any, now: datetime
     ) -> None:
-        """A trade print, read from a message of either kind."""
+        """A trade print, read from a message of either kind: if it sets the last price, to
+        :meth:`printed` with when it happened."""
         raise NotImplementedError
 
     def frame(self, bot: Engine, frame: str | bytes) -> None:

@@ -27,9 +27,8 @@ from websockets.uri import parse_uri
 
 from momobot_alpaca import protocol
 from momobot_core.config import Config, ConfigError
-from momobot_core.models import new_quote
 from momobot_core.sources import SourceError
-from momobot_core.sources.stream import NO_PRINT, Refused, StreamSource, price, printed_at
+from momobot_core.sources.stream import Refused, StreamSource, price, printed_at
 
 if TYPE_CHECKING:
     from momobot_core.engine import Engine
@@ -122,15 +121,9 @@ class AlpacaSource(StreamSource):
                 "[Alpaca] the iex feed is one exchange's quotes, not the national best bid and offer:"
                 ' prices can differ from your broker\'s (feed = "sip" is the consolidated tape)'
             )
-        self._vendor_time = ""
-        #: The last regular print per symbol and when it came (older than a stop's move: not used).
-        self._last: dict[str, tuple[float | None, datetime | None]] = {}
-        #: Each symbol's last quote: when it came, and the vendor's time for it.
-        self._quoted_at: dict[str, tuple[datetime, str]] = {}
-        self._book: dict[str, tuple[float, float]] = {}  # latest bid and ask per symbol
 
     def describe(self) -> str:
-        vendor = f", last vendor time {self._vendor_time}" if self._vendor_time else ""
+        vendor = f", last vendor time {self.vendor_time!s:.40}" if self.vendor_time else ""
         return f"feed {self.settings.feed}{vendor}"
 
     async def handshake(self, ws: ClientConnection) -> None:
@@ -195,27 +188,11 @@ class AlpacaSource(StreamSource):
         elif kind == "error":
             raise _refused(item, self.settings)
 
-    def quote(self, bot: Engine, symbol: str, bid: float, ask: float, vendor: Any, now: datetime) -> None:
-        if symbol in self.dropped:
-            return  # unsubscribed; on the way before the unsubscribe
-        if not bid or not ask:  # one-sided (common before the open): counted, not fed
-            self.one_sided += 1
-            return
-        self._book[symbol] = (bid, ask)
-        last, last_at = self._last.get(symbol, NO_PRINT)
-        bot.apply(new_quote(symbol, now, bid, ask, last, last_at))
-        self._vendor_time = vendor
-        self._quoted_at[symbol] = (now, vendor)
-
     def trade(
         self, bot: Engine, symbol: str, last: float, vendor: Any, conditions: Any, now: datetime
     ) -> None:
         if last and symbol not in self.dropped and protocol.regular(conditions):
-            at = self._print_time(symbol, vendor, now)
-            self._last[symbol] = (last, at)
-            if symbol in self._book:
-                bid, ask = self._book[symbol]
-                bot.apply(new_quote(symbol, now, bid, ask, last, at))
+            self.printed(bot, symbol, last, self._print_time(symbol, vendor, now), now)
 
 
 def _refused(item: dict[str, Any], settings: AlpacaSettings) -> Refused:

@@ -20,9 +20,8 @@ from websockets.exceptions import InvalidURI
 from websockets.uri import parse_uri
 
 from momobot_core.config import Config, ConfigError
-from momobot_core.models import new_quote
 from momobot_core.sources import SourceError
-from momobot_core.sources.stream import NO_PRINT, Refused, StreamSource, price, printed_at
+from momobot_core.sources.stream import Refused, StreamSource, price, printed_at
 from momobot_massive import protocol
 
 if TYPE_CHECKING:
@@ -101,15 +100,9 @@ class MassiveSource(StreamSource):
                 )
             bot.sending_allowed = False
             log.warning("[Massive] delayed feed: plugins that send orders or hotkeys stay quiet")
-        self._vendor_ms = 0
-        #: The last regular print per symbol and when it came (older than a stop's move: not used).
-        self._last: dict[str, tuple[float | None, datetime | None]] = {}
-        #: Each symbol's last quote: when it came, and the vendor's time for it (ms).
-        self._quoted_at: dict[str, tuple[datetime, Any]] = {}
-        self._book: dict[str, tuple[float, float]] = {}
 
     def describe(self) -> str:
-        vendor = self._vendor_ms
+        vendor = self.vendor_time  # milliseconds since the epoch, as the stream sends it
         if not vendor:
             return self.url
         try:
@@ -138,18 +131,6 @@ class MassiveSource(StreamSource):
             self._status(item)
         raise ValueError(f"expected status {state!r} from the stream, got {frame!r:.200}")
 
-    def quote(self, bot: Engine, symbol: str, bid: float, ask: float, vendor: Any, now: datetime) -> None:
-        if symbol in self.dropped:
-            return  # unsubscribed; on the way before the unsubscribe
-        if not bid or not ask:  # one-sided: counted, not fed
-            self.one_sided += 1
-            return
-        self._book[symbol] = (bid, ask)
-        last, last_at = self._last.get(symbol, NO_PRINT)
-        bot.apply(new_quote(symbol, now, bid, ask, last, last_at))
-        self._vendor_ms = vendor
-        self._quoted_at[symbol] = (now, vendor)
-
     def trade(
         self, bot: Engine, symbol: str, last: float, vendor: Any, conditions: Any, now: datetime
     ) -> None:
@@ -159,10 +140,7 @@ class MassiveSource(StreamSource):
             if quoted is not None and type(vendor) is int and type(quoted[1]) is int and quoted[1]:
                 # Vendor times in milliseconds since the epoch.
                 at = printed_at(now, (quoted[0], quoted[1] / 1000), vendor / 1000)
-            self._last[symbol] = (last, at)
-            if symbol in self._book:
-                bid, ask = self._book[symbol]
-                bot.apply(new_quote(symbol, now, bid, ask, last, at))
+            self.printed(bot, symbol, last, at, now)
 
     def _status(self, item: dict[str, Any]) -> None:
         state, message = item.get("status"), item.get("message", "")

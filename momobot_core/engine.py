@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -235,7 +236,7 @@ class Engine:
         )
         #: Where every quote and action taken is recorded (``[momobot] record``), if anywhere.
         self.recorder: Recorder | None = None
-        self._status_error = ""  # the last failure of the source's status(), logged once
+        self._status_error = ""  # the kind of the source's status() failure, logged once
         #: The armed symbols: strategies' entries, through :meth:`apply` like a person's.
         self._arms = Arms(
             strategies=collect_strategies(strategy_hooks if strategy_hooks is not None else hooks),
@@ -880,13 +881,24 @@ class Engine:
         source = self.source
         try:
             age = source.status().last_message_age_s if source is not None else None
-        except Exception as exc:  # a source's own report must never stop the upkeep after it
-            said = f"{type(exc).__name__}: {exc}"
-            if said != self._status_error:
-                log.error("the quote source's status could not be read (%s); upkeep goes on", said)
-            self._status_error = said
-            return
-        self._status_error = ""
+        except Exception as exc:
+            # A source's own report must never stop the upkeep after it. It fails closed: with no
+            # word of when the source last spoke, the source counts as silent (entries halt,
+            # with the stale-quote alert); each open trade's symbol is checked as ever.
+            kind = type(exc).__name__
+            if kind != self._status_error:
+                log.error(
+                    "the quote source's status could not be read (%s: %s): the source counts as"
+                    " silent until it can; upkeep goes on",
+                    kind,
+                    exc,
+                )
+            self._status_error = kind
+            age = math.inf
+        else:
+            if self._status_error:
+                log.info("the quote source's status can be read again")
+            self._status_error = ""
         trades = self.open_trades
         if self._halts.symbols:  # a halted symbol's silence is the halt's, not a stale feed's
             trades = {s: t for s, t in trades.items() if s not in self._halts.symbols}

@@ -239,6 +239,7 @@ def test_a_text_frame_that_is_not_utf8_ends_the_connection_and_none_of_it_is_app
     from websockets.asyncio.server import ServerConnection, serve
 
     connections: list[int] = []
+    codes: list[int | None] = []
 
     async def vendor(ws: ServerConnection) -> None:
         connections.append(1)
@@ -251,6 +252,9 @@ def test_a_text_frame_that_is_not_utf8_ends_the_connection_and_none_of_it_is_app
             await ws.send(json.dumps([protocol.quote("ABCD", 1.99, 2.00, "2026-11-24T14:30:00Z")]))
             bad = json.dumps([protocol.quote("WXYZ", 2.99, 3.00, "2026-11-24T14:30:00Z")]).encode()
             await ws.send(bad.replace(b'"q"', b'"q", "x": "\xff"'), text=True)
+            await ws.wait_closed()
+            codes.append(ws.close_code)
+            return
         else:
             await ws.send(json.dumps([protocol.quote("EFGH", 4.99, 5.00, "2026-11-24T14:30:01Z")]))
         await ws.wait_closed()
@@ -273,4 +277,5 @@ def test_a_text_frame_that_is_not_utf8_ends_the_connection_and_none_of_it_is_app
     engine = asyncio.run(main())
     assert "ABCD" in engine.last_quotes and "WXYZ" not in engine.last_quotes
     assert len(connections) == 2
+    assert codes == [1007]  # websockets' own close code for it
     assert any("not UTF-8" in a.message for a in engine.alerts), [a.message for a in engine.alerts]

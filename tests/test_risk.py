@@ -580,9 +580,11 @@ def test_a_source_whose_status_raises_never_stops_the_upkeep_after_it(
 
     class Broken:
         name = "broken"
+        calls = 0
 
         def status(self) -> Any:
-            raise ValueError("year 285,000,000 is out of range")
+            self.calls += 1
+            raise ValueError(f"year 285,000,000 is out of range (call {self.calls})")
 
     config = Config(tables={"risk": {"stale_quote_s": 60}})
     engine = Engine(config=config, journal=Journal(), mode="live")
@@ -594,5 +596,6 @@ def test_a_source_whose_status_raises_never_stops_the_upkeep_after_it(
     engine.tick()
     engine.tick()
     assert engine.charts.version("ABCD") > before  # closed by the tick, after the status
+    assert "source" in engine.stale_quotes  # fails closed: no word from the source is silence
     said = [r for r in caplog.records if "status could not be read" in r.getMessage()]
     assert len(said) == 1 and "ValueError: year 285,000,000" in said[0].getMessage()  # once, not every tick

@@ -32,6 +32,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import backoff
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
+from websockets.frames import CloseCode
 
 from momobot_core.models import new_quote
 from momobot_core.sources import SourceError, SourceStatus, Watchlist
@@ -81,7 +82,7 @@ class StreamSource:
     reconnect_max_delay = 10.0
     #: A vendor's frames of nothing but quotes and trades, decoded straight into its
     #: :class:`QuoteMessage` and :class:`TradeMessage` subclasses:
-    #: ``staticmethod(msgspec.json.Decoder(list[MyQuote | MyTrade]).decode)``. Any other frame
+    #: ``msgspec.json.Decoder(list[MyQuote | MyTrade]).decode``. Any other frame
     #: (it raises msgspec.DecodeError, or another ValueError or RecursionError) goes message by
     #: message through :meth:`decode` and :meth:`message`. None: every frame does (set it so in
     #: a subclass that overrides :meth:`decode` or :meth:`message` to see every message).
@@ -303,8 +304,9 @@ class StreamSource:
             # A source with stream_decode reads its frames as the bytes that came: msgspec reads
             # bytes faster than a str, and no str is made of each frame (docs/PERFORMANCE.md).
             # websockets then leaves a text frame's UTF-8 unchecked: a frame that is not all ASCII
-            # is checked here, and one that is not UTF-8 ends the connection, as websockets ends
-            # it (1007): an alert, and a reconnect.
+            # is checked here, and one that is not UTF-8 ends the connection with websockets' own
+            # close code for it (1007): an alert, and a reconnect. (A binary frame that is not
+            # UTF-8 ends it too; a JSON stream sends none.)
             raw = self.stream_decode is not None
             try:
                 while True:
@@ -313,7 +315,10 @@ class StreamSource:
                     except ConnectionClosedOK:
                         return  # as ``async for frame in ws`` ends: the vendor closed cleanly
                     if raw and not frame.isascii():
-                        _check_utf8(frame)  # type: ignore[arg-type]
+                        problem = _not_utf8(frame)  # type: ignore[arg-type]
+                        if problem:
+                            await ws.close(CloseCode.INVALID_DATA, "invalid UTF-8")  # websockets' 1007
+                            raise ValueError(problem)
                     self._last_message = time.monotonic()
                     self.frame(bot, frame)
             finally:
@@ -361,13 +366,13 @@ def printed_at(now: datetime, quoted: tuple[datetime, float] | None, print_s: fl
     return min(now, came - timedelta(seconds=quote_s - print_s))
 
 
-def _check_utf8(frame: bytes) -> None:
+def _not_utf8(frame: bytes) -> str:
+    """What is wrong with a frame that is not UTF-8 ("" if it is)."""
     try:
         frame.decode()
     except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"the stream sent a frame that is not UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
+        return f"the stream sent a frame that is not UTF-8 ({exc.reason} at byte {exc.start})"
+    return ""
 
 
 def price(value: object) -> float:

@@ -184,6 +184,9 @@ def test_with_a_token_nothing_works_before_it_is_given_and_other_origins_are_ref
         browser.find_element("css selector", "#token").send_keys("s3cret")
         browser.find_element("css selector", "#login").click()
         assert wait_until(lambda: "ABCD" in text_of(browser, "#positions"), timeout=10)
+        # The table is in the page's HTML before htmx has bound its forms: a click before that
+        # would submit the close form natively and never reach /ui/close (seen on a busy CI).
+        assert wait_until(lambda: connected(browser), timeout=10)
         cookie = browser.get_cookie("momobot_session")
         assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert "s3cret" not in cookie["value"]

@@ -82,10 +82,30 @@ def bucket_start(ts: datetime, seconds: int, tz: tzinfo) -> datetime:
 class CandleBuilder:
     """The candles of one symbol at one timeframe: feed prices in time order, get closed candles."""
 
-    def __init__(self, symbol: str, timeframe: Timeframe, tz: tzinfo) -> None:
+    # Slots: every quote of a charted symbol (each open trade's) touches three builders.
+    __slots__ = (
+        "_close",
+        "_closed_until",
+        "_count",
+        "_end",
+        "_high",
+        "_low",
+        "_open",
+        "_rounds",
+        "_start",
+        "_step",
+        "symbol",
+        "timeframe",
+        "tz",
+    )
+
+    def __init__(self, symbol: str, timeframe: Timeframe, tz: tzinfo, *, rounds: bool = False) -> None:
+        """``rounds``: the candles' prices are rounded to a millionth (the candle book's: it feeds
+        quotes' mids as they come, unrounded); otherwise they are the prices given."""
         self.symbol = symbol
         self.timeframe = timeframe
         self.tz = tz
+        self._rounds = rounds
         self._step = timedelta(seconds=timeframe.seconds)
         #: The candle being built: its start (the exchange's time zone) and end (None: none), open,
         #: high, low, close, count. The ends are kept in UTC: every price is compared with them, and
@@ -141,28 +161,47 @@ class CandleBuilder:
 
     def _candle(self) -> Candle:
         assert self._start is not None
-        return Candle(
-            self.symbol,
-            self.timeframe.name,
-            self._start,
-            self._open,
-            self._high,
-            self._low,
-            self._close,
-            self._count,
-        )
+        prices = (self._open, self._high, self._low, self._close)
+        if self._rounds:
+            # Rounding is monotone: the highest price rounded is the highest of the prices
+            # rounded, so rounding here, once a candle, is rounding each price as it came.
+            prices = (round(prices[0], 6), round(prices[1], 6), round(prices[2], 6), round(prices[3], 6))
+        return Candle(self.symbol, self.timeframe.name, self._start, *prices, self._count)
 
 
-def quote_price(quote: Quote, seen: dict[str, tuple[float, datetime | None]]) -> float | None:
-    """The price ``quote`` adds to its candles (``seen``: each symbol's last print), or None."""
+def quote_price(
+    quote: Quote, seen: dict[str, tuple[float, datetime | None]], *, rounded: bool = True
+) -> float | None:
+    """The price ``quote`` adds to its candles (``seen``: each symbol's last print), or None.
+    A mid is rounded to a millionth, unless ``rounded`` is False (a builder's candles round
+    their prices: :class:`CandleBook` leaves it to them)."""
     last = quote.last
     if last is None:
-        return round((quote.bid + quote.ask) / 2, 6)
+        mid = (quote.bid + quote.ask) / 2
+        return round(mid, 6) if rounded else mid
     mark = (last, quote.last_at)
     if seen.get(quote.symbol) == mark:
         return None
     seen[quote.symbol] = mark
     return last
+
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _in_bucket(builders: list[CandleBuilder]) -> tuple[datetime, datetime]:
+    """The times in which a price goes into every builder's forming candle (an empty span if one
+    has none): from the latest end of a closed candle, to the earliest end of a forming one."""
+    since, until = _EARLIEST, None
+    for builder in builders:
+        end, closed_until = builder._end, builder._closed_until
+        if end is None:
+            return _EARLIEST, _EARLIEST
+        if until is None or end < until:
+            until = end
+        if closed_until is not None and closed_until > since:
+            since = closed_until
+    return since, until if until is not None else _EARLIEST
 
 
 #: The timeframes a chart offers (the cockpit's 10 s / 1 m / 5 m).
@@ -185,6 +224,9 @@ class CandleBook:
         self._builders: dict[str, list[CandleBuilder]] = {}
         self._closed: dict[tuple[str, str], collections.deque[Candle]] = {}
         self._seen: dict[str, tuple[float, datetime | None]] = {}
+        #: Per symbol, the times ``[since, until)`` in which a price is one more price of every
+        #: builder's forming candle (none closes, none starts): the common case, done in line.
+        self._in_bucket: dict[str, tuple[datetime, datetime]] = {}
 
     def chart(self, symbol: str, keep: Callable[[str], bool] = lambda _: False) -> None:
         """Build candles for ``symbol`` from now on (kept until ``most`` others are newer; a
@@ -201,6 +243,7 @@ class CandleBook:
                 break  # every one is held: the book grows past `most` rather than drop one
             del self.symbols[oldest]
             self._builders.pop(oldest, None)
+            self._in_bucket.pop(oldest, None)
             for name in CHART_TIMEFRAMES:
                 self._closed.pop((oldest, name), None)
         # Its builders come with its first price: an entry (or an arm) pays one dict store, and
@@ -208,7 +251,7 @@ class CandleBook:
         self.symbols[symbol] = 0
 
     def _build(self, symbol: str) -> list[CandleBuilder]:
-        builders = [CandleBuilder(symbol, timeframe, self.tz) for timeframe in _CHART_TIMEFRAMES]
+        builders = [CandleBuilder(symbol, timeframe, self.tz, rounds=True) for timeframe in _CHART_TIMEFRAMES]
         self._builders[symbol] = builders
         for name in CHART_TIMEFRAMES:
             self._closed[(symbol, name)] = collections.deque(maxlen=self.keep)
@@ -216,20 +259,35 @@ class CandleBook:
 
     def on_quote(self, quote: Quote) -> list[Candle]:
         """Add the quote's price; the candles it closed (at most one per timeframe)."""
-        price = quote_price(quote, self._seen)
+        price = quote_price(quote, self._seen, rounded=False)
         if price is None:
             return []
         symbol = quote.symbol
+        ts = quote.ts
+        window = self._in_bucket.get(symbol)
+        if window is not None and window[0] <= ts < window[1]:
+            # CandleBuilder.price's in-bucket branch, for each builder, without three calls: this
+            # runs for every quote of every open trade's symbol (docs/PERFORMANCE.md).
+            for builder in self._builders[symbol]:
+                if price > builder._high:
+                    builder._high = price
+                elif price < builder._low:
+                    builder._low = price
+                builder._close = price
+                builder._count += 1
+            self.symbols[symbol] += 1
+            return []
         builders = self._builders.get(symbol)
         if builders is None:
             builders = self._build(symbol)
         done = []
         for builder in builders:
-            closed = builder.price(quote.ts, price)
+            closed = builder.price(ts, price)
             if closed is not None:
                 self._closed[(symbol, builder.timeframe.name)].append(closed)
                 done.append(closed)
         self.symbols[symbol] += 1
+        self._in_bucket[symbol] = _in_bucket(builders)
         return done
 
     def tick(self, now: datetime) -> list[Candle]:
@@ -239,6 +297,7 @@ class CandleBook:
             for builder in builders:
                 closed = builder.tick(now)
                 if closed is not None:
+                    self._in_bucket.pop(symbol, None)  # that builder has no forming candle now
                     self._closed[(symbol, builder.timeframe.name)].append(closed)
                     self.symbols[symbol] += 1
                     done.append(closed)

@@ -134,3 +134,60 @@ def test_a_chart_a_page_asks_for_never_drops_a_traded_symbols_candles() -> None:
     engine.chart("PAGE")  # a page's chart: no symbol that is not held to drop, so the book grows
     engine.chart("MORE")  # another: the oldest not held (PAGE) goes, never a traded one
     assert list(engine.charts.symbols) == ["AAAA", "BBBB", "CCCC", "MORE"]
+
+
+# A quote: seconds after the last (negative: a print that comes late), bid and spread in
+# hundredths of a cent, a print (or none), and whether the live clock ticks after it.
+book_steps = st.lists(
+    st.tuples(
+        st.integers(min_value=-30, max_value=200),
+        st.integers(min_value=100, max_value=5_000_000),
+        st.integers(min_value=0, max_value=500),
+        st.one_of(st.none(), st.integers(min_value=100, max_value=5_000_000)),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=150,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=book_steps)
+def test_the_candle_book_builds_what_a_builder_per_timeframe_builds_from_each_price_rounded(
+    steps: list[tuple[int, int, int, int | None, bool]],
+) -> None:
+    # The book takes the common quote in line and rounds a candle's prices once, when it is made;
+    # its candles, and those each quote closes, must be a plain builder's fed each quote's price
+    # as quote_price gives it (a mid rounded to a millionth), late prints and clock ticks included.
+    from momobot_core.candles import CHART_TIMEFRAMES, CandleBook
+
+    book = CandleBook(NY)
+    book.chart("ABCD")
+    builders = {name: CandleBuilder("ABCD", Timeframe.parse(name), NY) for name in CHART_TIMEFRAMES}
+    plain: dict[str, list[Candle]] = {name: [] for name in CHART_TIMEFRAMES}
+    seen: dict[str, tuple[float, datetime | None]] = {}
+    ts = T0
+    for gap, bid, spread, last, tick in steps:
+        ts += timedelta(seconds=gap)
+        printed = None if last is None else last / 10_000
+        quote = Quote(
+            "ABCD", ts, bid / 10_000, (bid + spread) / 10_000, printed, ts if last is not None else None
+        )
+        price = quote_price(quote, seen)
+        expected = []
+        if price is not None:
+            for name, builder in builders.items():
+                closed = builder.price(ts, price)
+                if closed is not None:
+                    plain[name].append(closed)
+                    expected.append(closed)
+        assert book.on_quote(quote) == expected
+        if tick:
+            now = ts + timedelta(seconds=5)
+            ended = [c for c in (b.tick(now) for b in builders.values()) if c is not None]
+            for candle in ended:
+                plain[candle.timeframe].append(candle)
+            assert book.tick(now) == ended
+    for name, builder in builders.items():
+        forming = [builder.current] if builder.current is not None else []
+        assert book.candles("ABCD", name) == plain[name] + forming

@@ -13,6 +13,7 @@ DESIGN.md, "Trade rules" (rule 9 as trust III changed it):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import attrs
@@ -32,6 +33,7 @@ from momobot_core.models import (
     new_leg,
     new_order,
     new_trade,
+    slot_constructor,
 )
 
 __all__ = [
@@ -111,9 +113,13 @@ class StopMove:
     last: float | None
     last_at: datetime | None
 
-    @classmethod
-    def on(cls, quote: Quote) -> StopMove:
-        return cls(quote.ts, quote.last, quote.last_at)
+    @staticmethod
+    def on(quote: Quote) -> StopMove:
+        return new_stop_move(quote.ts, quote.last, quote.last_at)
+
+
+#: ``StopMove(at, last, last_at)``, all given: TP1's path (:func:`models.slot_constructor`).
+new_stop_move: Callable[[datetime, float | None, datetime | None], StopMove] = slot_constructor(StopMove)
 
 
 def stop_price(trade: Trade, quote: Quote, move: StopMove | None) -> float:

@@ -693,7 +693,7 @@ class Engine:
         self.counters.trades_opened += 1
         self.counters.orders += 1
         self._notify("on_order_submitted", order=order, trade=trade)
-        self._dispatched(event.id, pending=False)
+        self._record.dispatched(event.id, pending=False)
         if symbol not in self.charts.symbols:
             self._chart(symbol, trail)  # after the hooks: the order leaves first, then the chart
         return trade
@@ -803,10 +803,6 @@ class Engine:
         return new
 
     # -- the journal ---------------------------------------------------------------
-
-    def _commit_exit(self, event: JournalEvent) -> bool:
-        """Journal an exit, or put it in the side file: never hold it back. True if in the side file."""
-        return self._record.commit_exit(event)
 
     def settle_journal(self) -> None:
         """Fold into the journal now what waits for its moment after the hooks: call it on the
@@ -939,10 +935,6 @@ class Engine:
         if self.journal_pending:
             self.retry_journal()
 
-    def _dispatched(self, event_id: str, pending: bool) -> None:
-        """The hooks of an event have run: mark it, after whatever the hooks left to the loop."""
-        self._record.dispatched(event_id, pending)
-
     # -- the trailing stop after TP1 ---------------------------------------------------
 
     def _chart(self, symbol: str, trail: object) -> None:
@@ -988,7 +980,7 @@ class Engine:
         self._positions.replace(
             after, brackets.StopMove.on(quote) if quote is not None else brackets.StopMove(ts, None, None)
         )
-        self._dispatched(event.id, pending)
+        self._record.dispatched(event.id, pending)
 
     # -- exits -------------------------------------------------------------------
 
@@ -1002,7 +994,7 @@ class Engine:
             leg = brackets.leg(after, sell_qty, price, Target.TP1.value, quote.ts)
         event = new_event("tp1", after, order, leg, quote.ts, new_id())
         self._day.roll(quote.ts)  # before the commit: a new day read back must not hold this leg yet
-        pending = self._commit_exit(event)
+        pending = self._record.commit_exit(event)
         self._positions.took_profit_1(after, quote)
         if leg is not None:
             self._day.count_leg(after, leg, closed=False)
@@ -1010,7 +1002,7 @@ class Engine:
         if order is not None:
             self.counters.orders += 1
             self._notify("on_order_submitted", order=order, trade=after)
-        self._dispatched(event.id, pending)
+        self._record.dispatched(event.id, pending)
         return after
 
     def _close(
@@ -1029,7 +1021,7 @@ class Engine:
         self.counters.orders += 1
         self._notify("on_order_submitted", order=order, trade=after)
         self._notify("on_position_closed", trade=after, reason=reason.value, price=price)
-        self._dispatched(event.id, pending)
+        self._record.dispatched(event.id, pending)
         return after
 
     def _close_state(
@@ -1051,7 +1043,7 @@ class Engine:
         leg = brackets.leg(after, qty, price, reason.value, ts)
         event = new_event(reason.value, after, order, leg, None, new_id())
         self._day.roll(ts)  # before the commit: a new day read back must not hold this leg yet
-        pending = self._commit_exit(event) if commit else False
+        pending = self._record.commit_exit(event) if commit else False
         self._forget(trade)
         self.counters.trades_closed += 1
         self._day.count_leg(after, leg, closed=True)
@@ -1140,7 +1132,7 @@ class Engine:
             self.counters.orders += 1
             self._notify("on_order_submitted", order=order, trade=after)
             self._notify("on_position_closed", trade=after, reason=CloseReason.KILL.value, price=order.price)
-            self._dispatched(event.id, pending)
+            self._record.dispatched(event.id, pending)
 
     def resume(self, ts: datetime | None = None) -> bool:
         """Lift the kill switch's halt. The daily loss limit's and a losing streak's last the day."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time as _time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
@@ -71,6 +72,9 @@ class RiskDay:
         #: The book's trading day as UTC times [start, end): an event inside it rolls nothing
         #: (two comparisons where a time zone conversion cost microseconds on every event).
         self._span: tuple[datetime, datetime] | None = None
+        #: The same span as POSIX times: live, an event reads the clock as a float (a tenth of
+        #: the cost of an aware ``datetime.now``) and makes a datetime only when the day may roll.
+        self._span_s: tuple[float, float] = (0.0, 0.0)
 
     @property
     def halt(self) -> Halt | None:
@@ -84,7 +88,10 @@ class RiskDay:
         before the event. Never goes back a day (a late quote just after midnight)."""
         book = self.book
         if self.live:
-            ts = datetime.now(UTC)
+            now = _time.time()
+            if self._span_s[0] <= now < self._span_s[1]:
+                return
+            ts = datetime.fromtimestamp(now, UTC)
         span = self._span
         if span is not None and span[0] <= ts < span[1]:
             return
@@ -100,6 +107,7 @@ class RiskDay:
             datetime.combine(day, time(0), tz).astimezone(UTC),
             datetime.combine(day + timedelta(days=1), time(0), tz).astimezone(UTC),
         )
+        self._span_s = (self._span[0].timestamp(), self._span[1].timestamp())
         self._load(day)
         if lifted is not None and book.halt is None:
             self.tell(

@@ -13,6 +13,7 @@ import attrs
 import pytest
 
 from momobot_core import brackets
+from momobot_core.brackets import StopMove, new_stop_move
 from momobot_core.journal import JournalEvent, new_event
 from momobot_core.models import (
     CloseReason,
@@ -47,6 +48,7 @@ CASES: list[tuple[type[Any], Callable[..., Any], tuple[Any, ...]]] = [
     (Order, new_order, ("o9", "WXYZ", Side.BUY, 300, 3.0, Intent.ENTRY, "t9", T0)),
     (Leg, new_leg, ("t9", "WXYZ", 150, 3.0, 3.3, 45.0, "tp1", T0, T0 + timedelta(minutes=1), "o9")),
     (JournalEvent, new_event, ("tp1", TRADE, ORDER, LEG, T0 + timedelta(seconds=5), "e9")),
+    (StopMove, new_stop_move, (T0, 2.2, T0 - timedelta(seconds=1))),
 ]
 
 

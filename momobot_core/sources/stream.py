@@ -15,8 +15,12 @@ protocol: :meth:`~StreamSource.handshake` (banner and authentication),
 * each kind of failure is an alert once (and every twentieth time), so a
   long outage is visible and not noisy;
 * it subscribes to the watchlist, and to every symbol it gains later;
-* websockets logs every frame at DEBUG, the authentication message and its
-  secret included: a source's connection logger never goes below INFO.
+* its connection (:mod:`momobot_core.sources.connection`) hands each frame over from
+  the socket's read callback, and drops a vendor that stops answering pings;
+* the connection's own logger (``momobot.<source>.wire``) says only what went wrong
+  (WARNING and above): a library logs every frame at DEBUG, the authentication
+  message and its secret included, and a connection made or lost at INFO (the
+  source says that itself).
 """
 
 from __future__ import annotations
@@ -29,13 +33,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from websockets.asyncio.client import ClientConnection, connect
+from picows import WSError
 from websockets.client import backoff
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake
-from websockets.frames import CloseCode
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from momobot_core.models import new_quote
 from momobot_core.sources import SourceError, SourceStatus, Watchlist
+from momobot_core.sources.connection import StreamConnection
 
 if TYPE_CHECKING:
     from momobot_core.engine import Engine
@@ -80,6 +84,12 @@ class StreamSource:
     url = ""
     open_timeout = 5.0
     reconnect_max_delay = 10.0
+    #: A ping after this many seconds without a byte from the vendor; no answer within
+    #: ``ping_timeout`` drops the connection (alert, reconnect).
+    ping_interval = 5.0
+    ping_timeout = 5.0
+    #: The longest message taken (bytes); a longer one closes the connection with 1009.
+    max_message = 2**22
     #: A vendor's frames of nothing but quotes and trades, decoded straight into its
     #: :class:`QuoteMessage` and :class:`TradeMessage` subclasses:
     #: ``msgspec.json.Decoder(list[MyQuote | MyTrade]).decode``. Any other frame
@@ -100,7 +110,7 @@ class StreamSource:
         self.detail = ""
         self.log = logging.getLogger(f"momobot.{self.name}")
         self.wire_log = logging.getLogger(f"momobot.{self.name}.wire")
-        self.wire_log.setLevel(logging.INFO)
+        self.wire_log.setLevel(logging.WARNING)
         self._ever_connected = False
         self._last_message: float | None = None
         self._last_told = ""
@@ -116,7 +126,7 @@ class StreamSource:
 
     # -- what a vendor writes ----------------------------------------------------------
 
-    async def handshake(self, ws: ClientConnection) -> None:
+    async def handshake(self, ws: StreamConnection) -> None:
         """Read the banner, authenticate; raise Refused (``auth=True`` for keys) if refused."""
         raise NotImplementedError
 
@@ -262,7 +272,7 @@ class StreamSource:
                 if exc.auth and not self._ever_connected:
                     raise SourceError(f"{self.name}: {exc}") from None
                 reason, wait = str(exc), exc.wait
-            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, ValueError) as exc:
+            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, WSError, ValueError) as exc:
                 self.errors += 1
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             was_connected, self.connected = self.connected, False
@@ -283,17 +293,14 @@ class StreamSource:
             await asyncio.sleep(wait)
 
     async def _session(self, bot: Engine, watchlist: Watchlist) -> None:
-        async with connect(
-            self.url,
-            open_timeout=self.open_timeout,
-            compression=None,
-            proxy=None,
-            ping_interval=5,
-            ping_timeout=5,
-            max_size=2**22,
-            max_queue=None,
+        ws = StreamConnection(
+            max_size=self.max_message,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
             logger=self.wire_log,
-        ) as ws:
+        )
+        await ws.open(self.url, self.open_timeout)
+        try:
             self.connections += 1
             await self.handshake(ws)
             self._ever_connected = self.connected = True
@@ -301,37 +308,30 @@ class StreamSource:
             self.log.info("[%s] connected to %s", self.name, self.url)
             await self._subscribe(ws, list(watchlist))
             follow = asyncio.create_task(self._follow(ws, watchlist))
-            # A source with stream_decode reads its frames as the bytes that came: msgspec reads
-            # bytes faster than a str, and no str is made of each frame (docs/PERFORMANCE.md).
-            # websockets then leaves a text frame's UTF-8 unchecked: a frame that is not all ASCII
-            # is checked here, and one that is not UTF-8 ends the connection with websockets' own
-            # close code for it (1007): an alert, and a reconnect. (A binary frame that is not
-            # UTF-8 ends it too; a JSON stream sends none.)
-            raw = self.stream_decode is not None
+
+            def take(frame: str | bytes) -> None:
+                self._last_message = time.monotonic()
+                self.frame(bot, frame)
+
             try:
-                while True:
-                    try:
-                        frame = await ws.recv(decode=False if raw else None)
-                    except ConnectionClosedOK:
-                        return  # as ``async for frame in ws`` ends: the vendor closed cleanly
-                    if raw and not frame.isascii():
-                        problem = _not_utf8(frame)  # type: ignore[arg-type]
-                        if problem:
-                            await ws.close(CloseCode.INVALID_DATA, "invalid UTF-8")  # websockets' 1007
-                            raise ValueError(problem)
-                    self._last_message = time.monotonic()
-                    self.frame(bot, frame)
+                # Every frame from here on goes to the engine from the socket's read callback.
+                # A source with stream_decode takes the bytes that came: msgspec reads bytes
+                # faster than a str (docs/PERFORMANCE.md); a text frame that is not UTF-8 still
+                # ends the connection (1007), with an alert and a reconnect.
+                await ws.serve(take, decode=self.stream_decode is None)
             finally:
                 follow.cancel()
+        finally:
+            await ws.aclose()
 
-    async def _subscribe(self, ws: ClientConnection, symbols: list[str]) -> None:
+    async def _subscribe(self, ws: StreamConnection, symbols: list[str]) -> None:
         new = [s for s in symbols if s not in self.subscribed]
         if new:
             await ws.send(self.subscribe_message(new))
             self.subscribed.update(new)
             self.dropped.difference_update(new)
 
-    async def _follow(self, ws: ClientConnection, watchlist: Watchlist) -> None:
+    async def _follow(self, ws: StreamConnection, watchlist: Watchlist) -> None:
         """Subscribe to symbols the watchlist gains (POST /watch, POST /trades, new trades), and
         unsubscribe from those it loses (the cockpit's unwatch)."""
         while True:
@@ -344,7 +344,7 @@ class StreamSource:
                 self.subscribed.difference_update(gone)
                 self.dropped.update(gone)  # their quotes already on the way are not fed
 
-    async def recv(self, ws: ClientConnection) -> Any:
+    async def recv(self, ws: StreamConnection) -> Any:
         """One frame of the handshake, within ``open_timeout``."""
         return await asyncio.wait_for(ws.recv(), self.open_timeout)
 
@@ -364,15 +364,6 @@ def printed_at(now: datetime, quoted: tuple[datetime, float] | None, print_s: fl
     if print_s >= quote_s:
         return now
     return min(now, came - timedelta(seconds=quote_s - print_s))
-
-
-def _not_utf8(frame: bytes) -> str:
-    """What is wrong with a frame that is not UTF-8 ("" if it is)."""
-    try:
-        frame.decode()
-    except UnicodeDecodeError as exc:
-        return f"the stream sent a frame that is not UTF-8 ({exc.reason} at byte {exc.start})"
-    return ""
 
 
 def price(value: object) -> float:

@@ -21,13 +21,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidURI
 from websockets.uri import parse_uri
 
 from momobot_alpaca import protocol
 from momobot_core.config import Config, ConfigError
 from momobot_core.sources import SourceError
+from momobot_core.sources.connection import StreamConnection
 from momobot_core.sources.stream import Refused, StreamSource, price, printed_at
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class AlpacaSource(StreamSource):
         vendor = f", last vendor time {self.vendor_time!s:.40}" if self.vendor_time else ""
         return f"feed {self.settings.feed}{vendor}"
 
-    async def handshake(self, ws: ClientConnection) -> None:
+    async def handshake(self, ws: StreamConnection) -> None:
         self._expect(await self.recv(ws), "connected")
         await ws.send(protocol.auth(self.settings.key_id, self.settings.secret_key))
         self._expect(await self.recv(ws), "authenticated")

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidURI
 from websockets.uri import parse_uri
 
 from momobot_core.config import Config, ConfigError
 from momobot_core.sources import SourceError
+from momobot_core.sources.connection import StreamConnection
 from momobot_core.sources.stream import Refused, StreamSource, price, printed_at
 from momobot_massive import protocol
 
@@ -111,7 +111,7 @@ class MassiveSource(StreamSource):
             when = f"{vendor!r:.40} (not a time)"
         return f"{self.url}, last vendor time {when}"
 
-    async def handshake(self, ws: ClientConnection) -> None:
+    async def handshake(self, ws: StreamConnection) -> None:
         self._expect(await self.recv(ws), "connected")
         await ws.send(protocol.auth(self.settings.key))
         self._expect(await self.recv(ws), "auth_success")

@@ -1,0 +1,260 @@
+"""A stream's WebSocket connection (picows underneath) against real servers on 127.0.0.1: what
+websockets did for the sources before, it must still do: messages in fragments, a message too
+long, a vendor's close codes, an upgrade refused, a server that stops answering."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from source_helpers import until
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+from momobot_alpaca import protocol
+from momobot_alpaca.source import AlpacaSource
+from momobot_core.config import Config
+from momobot_core.engine import Engine
+from momobot_core.journal import Journal
+from momobot_core.sources import Watchlist
+
+from conftest import make_hooks
+
+SYMBOLS = ["ABCD", "WXYZ"]
+T = "2026-11-24T14:30:00Z"
+
+
+def engine_for(url: str) -> tuple[Engine, AlpacaSource]:
+    config = Config(
+        tables={
+            "alpaca": {
+                "key_id": "k",
+                "secret_key": "s",
+                "url": url,
+                "feed": "sip",
+                "reconnect_max_delay": 0.2,
+            },
+            "risk": {"stale_quote_s": 0},
+        }
+    )
+    engine = Engine(config=config, hooks=make_hooks(), journal=Journal(), mode="live")
+    engine.start()
+    source = AlpacaSource(engine)
+    engine.source = source
+    return engine, source
+
+
+async def opening(ws: ServerConnection) -> None:
+    """Alpaca's banner, authentication and subscription, as the fake sends them."""
+    await ws.send(json.dumps([protocol.success("connected")]))
+    await ws.recv()
+    await ws.send(json.dumps([protocol.success("authenticated")]))
+    await ws.recv()
+    await ws.send(json.dumps([protocol.subscription(SYMBOLS)]))
+
+
+def quotes(symbol: str, bid: float) -> str:
+    return json.dumps([protocol.quote(symbol, bid, round(bid + 0.01, 2), T)])
+
+
+async def streaming(
+    vendor: Callable[[ServerConnection], Awaitable[None]],
+    done: Callable[[Engine, AlpacaSource], bool],
+    **server: Any,
+) -> tuple[Engine, AlpacaSource]:
+    async with serve(vendor, "127.0.0.1", 0, **server) as listening:
+        port = listening.sockets[0].getsockname()[1]
+        engine, source = engine_for(f"ws://127.0.0.1:{port}")
+        engine.loop = asyncio.get_running_loop()
+        task = asyncio.create_task(source.run(engine, Watchlist(SYMBOLS)))
+        try:
+            assert await until(lambda: done(engine, source)), [a.message for a in engine.alerts]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return engine, source
+
+
+def alerts(engine: Engine) -> list[str]:
+    return [a.message for a in engine.alerts]
+
+
+def test_a_message_sent_in_fragments_is_put_together() -> None:
+    async def vendor(ws: ServerConnection) -> None:
+        await opening(ws)
+        text = quotes("ABCD", 1.99)
+        await ws.send([text[:7], text[7:20], text[20:]])  # one message, three frames
+        await ws.wait_closed()
+
+    engine, source = asyncio.run(streaming(vendor, lambda e, s: "ABCD" in e.last_quotes))
+    assert engine.last_quotes["ABCD"].bid == 1.99
+    assert source.errors == 0 and source.connections == 1
+
+
+def test_a_message_over_the_limit_closes_the_connection_1009_and_none_of_it_is_applied() -> None:
+    codes: list[int | None] = []
+
+    async def vendor(ws: ServerConnection) -> None:
+        await opening(ws)
+        if not codes:
+            big = json.dumps([protocol.quote("ABCD", 1.99, 2.00, T)] * 100)  # over 2,000 bytes
+            await ws.send([big[:1000], big[1000:]])
+            await ws.wait_closed()
+            codes.append(ws.close_code)
+            return
+        await ws.send(quotes("WXYZ", 2.99))
+        await ws.wait_closed()
+
+    def done(engine: Engine, source: AlpacaSource) -> bool:
+        source.max_message = 2_000
+        return "WXYZ" in engine.last_quotes
+
+    engine, source = asyncio.run(streaming(vendor, done))
+    assert codes == [1009]
+    assert "ABCD" not in engine.last_quotes and source.connections == 2
+    assert any("1009" in a for a in alerts(engine)), alerts(engine)
+
+
+def test_a_vendor_close_with_an_error_code_is_an_alert_naming_it_and_a_reconnect() -> None:
+    connections: list[int] = []
+
+    async def vendor(ws: ServerConnection) -> None:
+        connections.append(1)
+        await opening(ws)
+        if len(connections) == 1:
+            await ws.close(4009, "slow client")
+            return
+        await ws.send(quotes("ABCD", 1.99))
+        await ws.wait_closed()
+
+    engine, source = asyncio.run(streaming(vendor, lambda e, s: "ABCD" in e.last_quotes))
+    assert len(connections) == 2 and source.errors == 1
+    assert any("4009" in a and "slow client" in a for a in alerts(engine)), alerts(engine)
+
+
+def test_a_clean_close_is_no_error_and_the_source_reconnects() -> None:
+    connections: list[int] = []
+
+    async def vendor(ws: ServerConnection) -> None:
+        connections.append(1)
+        await opening(ws)
+        if len(connections) == 1:
+            await ws.close()  # 1000
+            return
+        await ws.send(quotes("ABCD", 1.99))
+        await ws.wait_closed()
+
+    engine, source = asyncio.run(streaming(vendor, lambda e, s: "ABCD" in e.last_quotes))
+    assert len(connections) == 2 and source.errors == 0
+    assert any("the stream closed" in a for a in alerts(engine)), alerts(engine)
+
+
+def test_an_upgrade_the_server_refuses_is_an_alert_and_a_retry() -> None:
+    asked: list[int] = []
+
+    def refuse_first(connection: ServerConnection, request: Any) -> Response | None:
+        asked.append(1)
+        if len(asked) == 1:
+            return Response(503, "Service Unavailable", Headers(), b"busy\n")
+        return None
+
+    async def vendor(ws: ServerConnection) -> None:
+        await opening(ws)
+        await ws.send(quotes("ABCD", 1.99))
+        await ws.wait_closed()
+
+    engine, source = asyncio.run(
+        streaming(vendor, lambda e, s: "ABCD" in e.last_quotes, process_request=refuse_first)
+    )
+    assert len(asked) == 2 and source.errors == 1
+    assert any("503" in a for a in alerts(engine)), alerts(engine)
+
+
+def test_a_server_that_stops_answering_is_dropped_by_the_pings_and_the_source_reconnects() -> None:
+    # The first server's loop blocks after the subscription (as a hung process would): it sends
+    # nothing and answers no ping. The source must drop it within its ping interval and timeout,
+    # say so, and take quotes from the next connection.
+    release = threading.Event()
+    hung: list[int] = []
+
+    async def vendor(ws: ServerConnection) -> None:
+        await opening(ws)
+        if not hung:
+            hung.append(1)
+            release.wait(30)  # blocks this server's whole loop, pings unanswered
+            return
+        await ws.send(quotes("ABCD", 1.99))
+        await ws.wait_closed()
+
+    ready = threading.Event()
+    port: list[int] = []
+
+    def server_thread() -> None:
+        async def main() -> None:
+            async with serve(vendor, "127.0.0.1", 0) as listening:
+                port.append(listening.sockets[0].getsockname()[1])
+                ready.set()
+                await asyncio.get_running_loop().run_in_executor(None, stopped.wait)
+
+        asyncio.run(main())
+
+    stopped = threading.Event()
+    thread = threading.Thread(target=server_thread, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+
+    async def main() -> tuple[Engine, AlpacaSource]:
+        engine, source = engine_for(f"ws://127.0.0.1:{port[0]}")
+        source.ping_interval, source.ping_timeout = 0.3, 0.3
+        engine.loop = asyncio.get_running_loop()
+        task = asyncio.create_task(source.run(engine, Watchlist(SYMBOLS)))
+        try:
+            assert await until(lambda: source.connections == 1 and source.connected)
+            assert await until(lambda: not source.connected and source.errors == 1)
+            release.set()  # the server's loop runs again: the next connection is served
+            assert await until(lambda: "ABCD" in engine.last_quotes), alerts(engine)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return engine, source
+
+    try:
+        engine, source = asyncio.run(main())
+    finally:
+        release.set()
+        stopped.set()
+        thread.join(10)
+    assert source.connections == 2
+    assert any("not even an answer to a ping" in a and "reconnecting" in a for a in alerts(engine)), alerts(
+        engine
+    )
+
+
+def test_a_quiet_connection_that_answers_its_pings_then_drops_is_not_called_silent() -> None:
+    # A feed with nothing to send for a while still answers pings: when its socket then goes
+    # (no close frame), the alert says the connection was lost, not that the server went silent.
+    connections: list[int] = []
+
+    async def vendor(ws: ServerConnection) -> None:
+        connections.append(1)
+        await opening(ws)
+        if len(connections) == 1:
+            await asyncio.sleep(1.0)  # over three ping intervals, nothing sent; websockets answers the pings
+            assert ws.transport is not None
+            ws.transport.abort()  # no close frame
+            return
+        await ws.send(quotes("ABCD", 1.99))
+        await ws.wait_closed()
+
+    def done(engine: Engine, source: AlpacaSource) -> bool:
+        source.ping_interval, source.ping_timeout = 0.3, 0.3
+        return "ABCD" in engine.last_quotes
+
+    engine, source = asyncio.run(streaming(vendor, done))
+    assert len(connections) == 2 and source.errors == 1
+    assert any("lost with no close frame" in a for a in alerts(engine)), alerts(engine)
+    assert not any("not even an answer to a ping" in a for a in alerts(engine)), alerts(engine)

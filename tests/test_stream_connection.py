@@ -5,6 +5,7 @@ long, a vendor's close codes, an upgrade refused, a server that stops answering.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Awaitable, Callable
@@ -258,3 +259,190 @@ def test_a_quiet_connection_that_answers_its_pings_then_drops_is_not_called_sile
     assert len(connections) == 2 and source.errors == 1
     assert any("lost with no close frame" in a for a in alerts(engine)), alerts(engine)
     assert not any("not even an answer to a ping" in a for a in alerts(engine)), alerts(engine)
+
+
+# -- a server written by hand: bytes on the wire no WebSocket library would send --------------
+
+
+def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One unmasked server frame (payloads under 64 KiB)."""
+    size = len(payload)
+    length = bytes([size]) if size < 126 else bytes([126]) + size.to_bytes(2, "big")
+    return bytes([(0x80 if fin else 0) | opcode]) + length + payload
+
+
+async def raw_vendor(
+    after_upgrade: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] | None,
+) -> tuple[asyncio.Server, int]:
+    """A server that answers the upgrade (unless ``after_upgrade`` is None: then it reads the
+    request and closes), speaks Alpaca's opening, then hands the socket to ``after_upgrade``."""
+    import base64
+    import hashlib
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await speak(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went: what the test waits for has happened
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def speak(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        if after_upgrade is None:
+            return
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        writer.write(frame(1, json.dumps([protocol.success("connected")]).encode()))
+        await read_client_frame(reader)  # auth
+        writer.write(frame(1, json.dumps([protocol.success("authenticated")]).encode()))
+        await read_client_frame(reader)  # subscribe
+        await after_upgrade(reader, writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def read_client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One masked client frame: its opcode and payload."""
+    head = await reader.readexactly(2)
+    size = head[1] & 0x7F
+    if size == 126:
+        size = int.from_bytes(await reader.readexactly(2), "big")
+    elif size == 127:
+        size = int.from_bytes(await reader.readexactly(8), "big")
+    mask = await reader.readexactly(4)
+    data = await reader.readexactly(size)
+    return head[0] & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+async def raw_streaming(
+    after_upgrade: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] | None,
+    done: Callable[[Engine, AlpacaSource], bool],
+) -> tuple[Engine, AlpacaSource]:
+    server, port = await raw_vendor(after_upgrade)
+    async with server:
+        engine, source = engine_for(f"ws://127.0.0.1:{port}")
+        engine.loop = asyncio.get_running_loop()
+        task = asyncio.create_task(source.run(engine, Watchlist(SYMBOLS)))
+        try:
+            assert await until(lambda: done(engine, source)), alerts(engine)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return engine, source
+
+
+def short(symbol: str) -> bytes:
+    return json.dumps([protocol.quote(symbol, 1.99, 2.0, T)]).encode()
+
+
+def test_a_server_that_closes_before_answering_the_upgrade_is_an_alert_at_once() -> None:
+    engine, source = asyncio.run(raw_streaming(None, lambda e, s: s.errors >= 1))
+    assert source.connections == 0  # no session was counted for it
+    assert any("before answering the upgrade" in a for a in alerts(engine)), alerts(engine)
+
+
+def test_after_a_frame_that_ends_the_connection_nothing_else_of_that_read_is_applied() -> None:
+    # One write holds a good frame, a text frame that is not UTF-8, and another good frame:
+    # the connection closes with 1007 at the bad one, and the frame after it is not applied.
+    closes: list[tuple[int, bytes]] = []
+
+    async def after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if closes:
+            writer.write(frame(1, short("WXYZ")))
+            await reader.read()
+            return
+        writer.write(frame(1, short("ABCD")) + frame(1, b'["\xff"]') + frame(1, short("EFGH")))
+        closes.append(await read_client_frame(reader))
+
+    engine, _source = asyncio.run(raw_streaming(after, lambda e, s: "WXYZ" in e.last_quotes))
+    assert "ABCD" in engine.last_quotes and "EFGH" not in engine.last_quotes
+    assert closes[0][0] == 8 and int.from_bytes(closes[0][1][:2], "big") == 1007
+
+
+def test_an_empty_close_frame_is_a_clean_close_answered_with_1000() -> None:
+    replies: list[tuple[int, bytes]] = []
+
+    async def after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if replies:
+            writer.write(frame(1, short("ABCD")))
+            await reader.read()
+            return
+        writer.write(frame(8, b""))  # a close frame with no status
+        replies.append(await read_client_frame(reader))
+        writer.close()
+
+    engine, source = asyncio.run(raw_streaming(after, lambda e, s: "ABCD" in e.last_quotes))
+    assert replies[0][0] == 8 and int.from_bytes(replies[0][1][:2], "big") == 1000
+    assert source.errors == 0  # a clean close, as websockets counted one
+    assert any("the stream closed" in a for a in alerts(engine)), alerts(engine)
+
+
+def test_a_new_message_inside_a_fragmented_one_closes_the_connection_1002_and_none_is_applied() -> None:
+    closes: list[tuple[int, bytes]] = []
+
+    async def after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if closes:
+            writer.write(frame(1, short("WXYZ")))
+            await reader.read()
+            return
+        first = short("ABCD")
+        writer.write(frame(1, first[:10], fin=False) + frame(1, short("EFGH")) + frame(0, first[10:]))
+        closes.append(await read_client_frame(reader))
+
+    engine, _source = asyncio.run(raw_streaming(after, lambda e, s: "WXYZ" in e.last_quotes))
+    assert "ABCD" not in engine.last_quotes and "EFGH" not in engine.last_quotes
+    assert closes[0][0] == 8 and int.from_bytes(closes[0][1][:2], "big") == 1002
+
+
+def test_a_vendor_that_pings_us_then_drops_is_a_lost_connection_not_a_silent_one() -> None:
+    # The vendor's own pings keep ours from going out (picows pings only an idle connection):
+    # a drop after a quiet spell is a lost connection, not one that stopped answering.
+    connections: list[int] = []
+
+    async def vendor(ws: ServerConnection) -> None:
+        connections.append(1)
+        await opening(ws)
+        if len(connections) == 1:
+            await asyncio.sleep(1.0)
+            assert ws.transport is not None
+            ws.transport.abort()
+            return
+        await ws.send(quotes("ABCD", 1.99))
+        await ws.wait_closed()
+
+    def done(engine: Engine, source: AlpacaSource) -> bool:
+        source.ping_interval, source.ping_timeout = 0.3, 0.3
+        return "ABCD" in engine.last_quotes
+
+    engine, _source = asyncio.run(streaming(vendor, done, ping_interval=0.1))
+    assert any("lost with no close frame" in a for a in alerts(engine)), alerts(engine)
+    assert not any("not even an answer to a ping" in a for a in alerts(engine)), alerts(engine)
+
+
+def test_ping_settings_no_connection_could_keep_stop_the_source_at_once() -> None:
+    engine, source = engine_for("ws://127.0.0.1:9")
+    source.ping_interval, source.ping_timeout = 0.2, 0.5
+
+    async def main() -> None:
+        await source.run(engine, Watchlist(SYMBOLS))
+
+    from momobot_core.sources import SourceError
+
+    try:
+        asyncio.run(main())
+    except SourceError as exc:
+        assert "ping_timeout" in str(exc)
+    else:
+        raise AssertionError("the source ran with a ping_timeout over its ping_interval")

@@ -27,14 +27,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from picows import WSError, WSListener, WSMsgType, WSProtocolError, WSTransport, ws_connect
+from picows import WSListener, WSMsgType, WSProtocolError, WSTransport, ws_connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from websockets.frames import Close, CloseCode
 
 __all__ = ["ConnectionLost", "StreamConnection"]
 
 #: The close codes of a connection that ended as it should (websockets' ConnectionClosedOK).
-_CLEAN = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
+_CLEAN = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD)
 
 
 class ConnectionLost(ConnectionClosedError):
@@ -86,24 +86,40 @@ class StreamConnection:
         self._parts_size = 0
         self._gone = asyncio.Event()
         self._lost = "the connection was lost with no close frame"
+        self._abandoned = False
+        #: When our ping went without its answer yet (None: none waits).
+        self.ping_sent: float | None = None
 
     async def open(self, url: str, timeout: float) -> None:
-        """Connect and upgrade within ``timeout`` seconds. Raises OSError, TimeoutError, or
-        picows' WSError (the server refused the upgrade)."""
-        self.transport, _ = await asyncio.wait_for(
-            ws_connect(
-                lambda: _Listener(self),
-                url,
-                websocket_handshake_timeout=timeout,
-                enable_auto_ping=True,
-                auto_ping_idle_timeout=self.ping_interval,
-                auto_ping_reply_timeout=self.ping_timeout,
-                max_frame_size=self.max_size,
-                logger_name=self.logger,
-                proxy=None,
-            ),
-            timeout,
-        )
+        """Connect and upgrade within ``timeout`` seconds. Raises OSError (ConnectionError: the
+        server closed before its answer), TimeoutError, or picows' WSError (the server refused
+        the upgrade). A connection that completes after a timeout or a cancel is dropped as it
+        comes (it would ping on, unheld, and count against a vendor's limit of connections)."""
+        try:
+            transport, listener = await asyncio.wait_for(
+                ws_connect(
+                    lambda: _Listener(self),
+                    url,
+                    websocket_handshake_timeout=timeout,
+                    enable_auto_ping=True,
+                    auto_ping_idle_timeout=self.ping_interval,
+                    auto_ping_reply_timeout=self.ping_timeout,
+                    max_frame_size=self.max_size,
+                    logger_name=self.logger,
+                    proxy=None,
+                ),
+                timeout,
+            )
+        except BaseException:
+            self._abandoned = True
+            raise
+        # picows returns a transport already gone, and no listener, when the server closed the
+        # socket before answering the upgrade.
+        if listener is None or transport.is_disconnected:
+            self._abandoned = True
+            transport.disconnect()
+            raise ConnectionError("the server closed the connection before answering the upgrade")
+        self.transport = transport
 
     # -- what a vendor's handshake calls (as websockets' ClientConnection) ----------------------
 
@@ -184,8 +200,8 @@ class StreamConnection:
             if self.sent is None:
                 self.sent = Close(int(code), reason)
                 self._rcvd_then_sent = False if self.rcvd is not None else None
-        except (WSError, OSError):
-            pass  # the connection is gone either way: closed() says how
+        except Exception:
+            pass  # gone either way (a WSError, an OSError...): closed() says how
 
     def closed(self) -> ConnectionClosed:
         """The exception a connection that ended raises, websockets' own."""
@@ -200,19 +216,25 @@ class StreamConnection:
     # -- the listener's callbacks ------------------------------------------------------------
 
     def _frame(self, kind: WSMsgType, fin: bool, payload: bytes) -> None:
+        if self.sent is not None or self.error is not None:
+            return  # closing: nothing after what closed it is applied (the rest of the read)
         if kind is WSMsgType.CONTINUATION:
-            if not self._parts and not self._parts_size:
+            if not self._parts:
                 self.close_now(CloseCode.PROTOCOL_ERROR, "continuation frame without a start")
                 return
             self._parts.append(payload)
             self._parts_size += len(payload)
             if self._parts_size > self.max_size:
+                self._parts = []
                 self.close_now(CloseCode.MESSAGE_TOO_BIG, f"message over {self.max_size} bytes")
                 return
             if not fin:
                 return
             payload, text = b"".join(self._parts), self._parts_text
             self._parts, self._parts_size = [], 0
+        elif self._parts:
+            self.close_now(CloseCode.PROTOCOL_ERROR, "a new message inside a fragmented one")
+            return
         elif not fin:
             self._parts, self._parts_size, self._parts_text = [payload], len(payload), kind is WSMsgType.TEXT
             return
@@ -245,7 +267,11 @@ class StreamConnection:
             self.close_now(CloseCode.INTERNAL_ERROR, "")
 
     def _close_frame(self, code: int, reason: str) -> None:
-        self.rcvd = Close(code, reason)
+        if not code:  # an empty close frame (picows says 0): no status, a clean close (RFC 6455)
+            self.rcvd = Close(CloseCode.NO_STATUS_RCVD, "")
+            code = CloseCode.NORMAL_CLOSURE  # the reply must carry a code one may send
+        else:
+            self.rcvd = Close(code, reason)
         if self.sent is None:
             self._rcvd_then_sent = True
             self.close_now(code, reason)  # the reply: the same code back, then the socket goes
@@ -255,8 +281,9 @@ class StreamConnection:
                 self.transport.disconnect()
 
     def _disconnected(self) -> None:
-        silent = time.monotonic() - self.heard
-        if silent >= self.ping_interval:
+        now = time.monotonic()
+        silent = now - self.heard
+        if self.ping_sent is not None and now - self.ping_sent >= self.ping_timeout:
             self._lost = (
                 f"nothing from the server for {silent:.1f} s, not even an answer to a ping"
                 f" (ping_timeout {self.ping_timeout:g} s): the connection is dropped"
@@ -289,13 +316,24 @@ class _Listener(WSListener):
                 connection.error = exc
             connection.close_now(CloseCode.INTERNAL_ERROR, "")
 
+    def send_user_specific_ping(self, transport: WSTransport) -> None:
+        # picows' keepalive: a ping now waits for its answer (a connection dropped meanwhile
+        # was dropped for want of one).
+        self.connection.ping_sent = time.monotonic()
+        transport.send_ping()
+
     def is_user_specific_pong(self, frame: Any) -> bool:
-        # Called for a frame while a ping waits for its answer: the answer counts as hearing
-        # from the server (picows keeps pongs from on_ws_frame).
+        # Called for a frame while a ping waits for its answer (picows keeps pongs from
+        # on_ws_frame).
         if frame.msg_type is WSMsgType.PONG:
             self.connection.heard = time.monotonic()
+            self.connection.ping_sent = None
             return True
         return False
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        if self.connection._abandoned:  # open() gave up on it (a timeout, a cancel)
+            transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.connection._disconnected()

@@ -261,6 +261,11 @@ class StreamSource:
 
     async def run(self, bot: Engine, watchlist: Watchlist) -> None:
         """Stream until cancelled, reconnecting with backoff."""
+        if not 0 < self.ping_timeout <= self.ping_interval:  # never a retry that cannot succeed
+            raise SourceError(
+                f"{self.name}: ping_timeout {self.ping_timeout:g} must be above 0 and at most"
+                f" ping_interval {self.ping_interval:g}"
+            )
         delays = backoff(initial_delay=0.2, min_delay=0.2, max_delay=self.reconnect_max_delay)
         while True:
             wait: float | None = None

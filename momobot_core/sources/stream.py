@@ -326,6 +326,8 @@ class StreamSource:
                 await ws.serve(take, decode=self.stream_decode is None)
             finally:
                 follow.cancel()
+                # Its end is taken (a send that met the closed connection), never left unread.
+                await asyncio.gather(follow, return_exceptions=True)
         finally:
             await ws.aclose()
 

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from source_helpers import until
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
@@ -235,8 +236,12 @@ def test_a_server_that_stops_answering_is_dropped_by_the_pings_and_the_source_re
     )
 
 
-def test_a_quiet_connection_that_answers_its_pings_then_drops_is_not_called_silent() -> None:
-    # A feed with nothing to send for a while still answers pings: when its socket then goes
+@pytest.mark.parametrize("vendor_pings", [None, 0.1], ids=["vendor answers our pings", "vendor pings us"])
+def test_a_quiet_connection_that_drops_after_pings_were_answered_is_not_called_silent(
+    vendor_pings: float | None,
+) -> None:
+    # A feed with nothing to send for a while still answers our pings (or sends its own, which
+    # keep ours from going out: picows pings only an idle connection). When its socket then goes
     # (no close frame), the alert says the connection was lost, not that the server went silent.
     connections: list[int] = []
 
@@ -244,7 +249,7 @@ def test_a_quiet_connection_that_answers_its_pings_then_drops_is_not_called_sile
         connections.append(1)
         await opening(ws)
         if len(connections) == 1:
-            await asyncio.sleep(1.0)  # over three ping intervals, nothing sent; websockets answers the pings
+            await asyncio.sleep(1.0)  # over three of our ping intervals, nothing sent
             assert ws.transport is not None
             ws.transport.abort()  # no close frame
             return
@@ -255,7 +260,7 @@ def test_a_quiet_connection_that_answers_its_pings_then_drops_is_not_called_sile
         source.ping_interval, source.ping_timeout = 0.3, 0.3
         return "ABCD" in engine.last_quotes
 
-    engine, source = asyncio.run(streaming(vendor, done))
+    engine, source = asyncio.run(streaming(vendor, done, ping_interval=vendor_pings))
     assert len(connections) == 2 and source.errors == 1
     assert any("lost with no close frame" in a for a in alerts(engine)), alerts(engine)
     assert not any("not even an answer to a ping" in a for a in alerts(engine)), alerts(engine)
@@ -353,9 +358,9 @@ def test_a_server_that_closes_before_answering_the_upgrade_is_an_alert_at_once()
     assert any("before answering the upgrade" in a for a in alerts(engine)), alerts(engine)
 
 
-def test_after_a_frame_that_ends_the_connection_nothing_else_of_that_read_is_applied() -> None:
-    # One write holds a good frame, a text frame that is not UTF-8, and another good frame:
-    # the connection closes with 1007 at the bad one, and the frame after it is not applied.
+def close_code_after(first: bytes) -> tuple[Engine, AlpacaSource, int]:
+    """``first`` written on the first connection: the code of the close frame the source
+    answers it with. The next connection sends a quote for WXYZ (the source reconnected)."""
     closes: list[tuple[int, bytes]] = []
 
     async def after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -363,72 +368,39 @@ def test_after_a_frame_that_ends_the_connection_nothing_else_of_that_read_is_app
             writer.write(frame(1, short("WXYZ")))
             await reader.read()
             return
-        writer.write(frame(1, short("ABCD")) + frame(1, b'["\xff"]') + frame(1, short("EFGH")))
+        writer.write(first)
         closes.append(await read_client_frame(reader))
 
-    engine, _source = asyncio.run(raw_streaming(after, lambda e, s: "WXYZ" in e.last_quotes))
+    engine, source = asyncio.run(raw_streaming(after, lambda e, s: "WXYZ" in e.last_quotes))
+    opcode, payload = closes[0]
+    assert opcode == 8  # a close frame
+    return engine, source, int.from_bytes(payload[:2], "big")
+
+
+def test_after_a_frame_that_ends_the_connection_nothing_else_of_that_read_is_applied() -> None:
+    # One write holds a good frame, a text frame that is not UTF-8, and another good frame:
+    # the connection closes with 1007 at the bad one, and the frame after it is not applied.
+    engine, _source, code = close_code_after(
+        frame(1, short("ABCD")) + frame(1, b'["\xff"]') + frame(1, short("EFGH"))
+    )
+    assert code == 1007
     assert "ABCD" in engine.last_quotes and "EFGH" not in engine.last_quotes
-    assert closes[0][0] == 8 and int.from_bytes(closes[0][1][:2], "big") == 1007
 
 
 def test_an_empty_close_frame_is_a_clean_close_answered_with_1000() -> None:
-    replies: list[tuple[int, bytes]] = []
-
-    async def after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if replies:
-            writer.write(frame(1, short("ABCD")))
-            await reader.read()
-            return
-        writer.write(frame(8, b""))  # a close frame with no status
-        replies.append(await read_client_frame(reader))
-        writer.close()
-
-    engine, source = asyncio.run(raw_streaming(after, lambda e, s: "ABCD" in e.last_quotes))
-    assert replies[0][0] == 8 and int.from_bytes(replies[0][1][:2], "big") == 1000
+    engine, source, code = close_code_after(frame(8, b""))  # a close frame with no status
+    assert code == 1000
     assert source.errors == 0  # a clean close, as websockets counted one
     assert any("the stream closed" in a for a in alerts(engine)), alerts(engine)
 
 
 def test_a_new_message_inside_a_fragmented_one_closes_the_connection_1002_and_none_is_applied() -> None:
-    closes: list[tuple[int, bytes]] = []
-
-    async def after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if closes:
-            writer.write(frame(1, short("WXYZ")))
-            await reader.read()
-            return
-        first = short("ABCD")
-        writer.write(frame(1, first[:10], fin=False) + frame(1, short("EFGH")) + frame(0, first[10:]))
-        closes.append(await read_client_frame(reader))
-
-    engine, _source = asyncio.run(raw_streaming(after, lambda e, s: "WXYZ" in e.last_quotes))
+    first = short("ABCD")
+    engine, _source, code = close_code_after(
+        frame(1, first[:10], fin=False) + frame(1, short("EFGH")) + frame(0, first[10:])
+    )
+    assert code == 1002
     assert "ABCD" not in engine.last_quotes and "EFGH" not in engine.last_quotes
-    assert closes[0][0] == 8 and int.from_bytes(closes[0][1][:2], "big") == 1002
-
-
-def test_a_vendor_that_pings_us_then_drops_is_a_lost_connection_not_a_silent_one() -> None:
-    # The vendor's own pings keep ours from going out (picows pings only an idle connection):
-    # a drop after a quiet spell is a lost connection, not one that stopped answering.
-    connections: list[int] = []
-
-    async def vendor(ws: ServerConnection) -> None:
-        connections.append(1)
-        await opening(ws)
-        if len(connections) == 1:
-            await asyncio.sleep(1.0)
-            assert ws.transport is not None
-            ws.transport.abort()
-            return
-        await ws.send(quotes("ABCD", 1.99))
-        await ws.wait_closed()
-
-    def done(engine: Engine, source: AlpacaSource) -> bool:
-        source.ping_interval, source.ping_timeout = 0.3, 0.3
-        return "ABCD" in engine.last_quotes
-
-    engine, _source = asyncio.run(streaming(vendor, done, ping_interval=0.1))
-    assert any("lost with no close frame" in a for a in alerts(engine)), alerts(engine)
-    assert not any("not even an answer to a ping" in a for a in alerts(engine)), alerts(engine)
 
 
 def test_ping_settings_no_connection_could_keep_stop_the_source_at_once() -> None:

@@ -10,12 +10,13 @@ task switch, a few thousand instructions a frame.
 Until the handshake is done, frames wait in a queue for :meth:`StreamConnection.recv`, and the
 connection has the three coroutines a vendor's handshake calls (``send``, ``recv``, ``close``),
 as websockets' ``ClientConnection`` has them. A connection that ends raises websockets' own
-``ConnectionClosedOK`` (the vendor closed with 1000 or 1001) or ``ConnectionClosedError``
-(anything else: another code, no close frame at all), with the close frames received and sent,
-so a source's alert reads as it did. Messages split into several frames are put together; one
-longer than ``max_size`` closes the connection with 1009. A server that stops answering is
-found by pings: one after ``ping_interval`` seconds without a byte from it, and the connection
-is dropped if no answer comes within ``ping_timeout``.
+``ConnectionClosedOK`` (the vendor closed with 1000, 1001 or an empty close frame) or
+``ConnectionClosedError`` (another code; :class:`ConnectionLost` when no close frame came
+either way), with the close frames received and sent, so a source's alert reads as it did.
+Messages split into several frames are put together; one longer than ``max_size`` closes the
+connection with 1009. A server that stops answering is found by pings: one after
+``ping_interval`` seconds without a byte from it, and the connection is dropped if no answer
+comes within ``ping_timeout``.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class StreamConnection:
         self.rcvd: Close | None = None
         self.sent: Close | None = None
         self._rcvd_then_sent: bool | None = None
-        #: When a frame last came (monotonic seconds): a connection lost long after it was
-        #: lost to the pings.
+        #: When a frame (or the answer to a ping) last came, monotonic seconds: the alert of a
+        #: connection lost to the pings says how long the server was silent.
         self.heard = time.monotonic()
         #: What the frame handler raised (the connection was closed for it).
         self.error: BaseException | None = None

@@ -237,10 +237,6 @@ class JournalEvent:
         takes about a microsecond where the standard library takes ten (docs/PERFORMANCE.md)."""
         return _EVENT_ENCODER.encode(self).decode()
 
-    def encoded(self) -> bytes:
-        """:meth:`to_json` as UTF-8 bytes (what the side file writes)."""
-        return _EVENT_ENCODER.encode(self)
-
     @classmethod
     def from_json(cls, text: str) -> JournalEvent:
         data = json.loads(text)
@@ -766,7 +762,7 @@ class Journal:
         process). Raises OSError."""
         if self._side is None:
             raise OSError(errno.ENOENT, self.reserve_error or "an in-memory journal has no side file")
-        self._side.append(_EVENT_ENCODER.encode(event), sync=sync)  # event.encoded(), one call less
+        self._side.append(_EVENT_ENCODER.encode(event), sync=sync)  # to_json's bytes, not decoded
 
     @property
     def logs_events(self) -> bool:

@@ -61,10 +61,7 @@ class StreamConnection:
         ping_timeout: float,
         logger: logging.Logger,
     ) -> None:
-        if not 0 < ping_timeout <= ping_interval:  # picows' own rule for its pings
-            raise ValueError(
-                f"ping_timeout {ping_timeout} must be above 0 and at most ping_interval {ping_interval}"
-            )
+        self.check_pings(ping_interval, ping_timeout)
         self.max_size = max_size
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -90,6 +87,14 @@ class StreamConnection:
         self._abandoned = False
         #: When our ping went without its answer yet (None: none waits).
         self.ping_sent: float | None = None
+
+    @staticmethod
+    def check_pings(interval: float, timeout: float) -> None:
+        """picows' own rule for its pings: ValueError unless 0 < ``timeout`` <= ``interval``."""
+        if not 0 < timeout <= interval:
+            raise ValueError(
+                f"ping_timeout {timeout:g} must be above 0 and at most ping_interval {interval:g}"
+            )
 
     async def open(self, url: str, timeout: float) -> None:
         """Connect and upgrade within ``timeout`` seconds. Raises OSError (ConnectionError: the

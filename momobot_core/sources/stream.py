@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from picows import WSError
 from websockets.client import backoff
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed
 
 from momobot_core.models import new_quote
 from momobot_core.sources import SourceError, SourceStatus, Watchlist
@@ -261,11 +261,10 @@ class StreamSource:
 
     async def run(self, bot: Engine, watchlist: Watchlist) -> None:
         """Stream until cancelled, reconnecting with backoff."""
-        if not 0 < self.ping_timeout <= self.ping_interval:  # never a retry that cannot succeed
-            raise SourceError(
-                f"{self.name}: ping_timeout {self.ping_timeout:g} must be above 0 and at most"
-                f" ping_interval {self.ping_interval:g}"
-            )
+        try:  # at start, never a retry that cannot succeed
+            StreamConnection.check_pings(self.ping_interval, self.ping_timeout)
+        except ValueError as exc:
+            raise SourceError(f"{self.name}: {exc}") from None
         delays = backoff(initial_delay=0.2, min_delay=0.2, max_delay=self.reconnect_max_delay)
         while True:
             wait: float | None = None
@@ -277,7 +276,7 @@ class StreamSource:
                 if exc.auth and not self._ever_connected:
                     raise SourceError(f"{self.name}: {exc}") from None
                 reason, wait = str(exc), exc.wait
-            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, WSError, ValueError) as exc:
+            except (OSError, TimeoutError, ConnectionClosed, WSError, ValueError) as exc:
                 self.errors += 1
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             was_connected, self.connected = self.connected, False

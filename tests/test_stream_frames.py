@@ -354,3 +354,36 @@ def test_a_massive_quote_time_that_is_not_a_time_never_breaks_the_status(
     assert "(not a time)" in source.status().detail
     engine.tick()  # reads the status (stale quotes)
     assert not [r for r in caplog.records if "status could not be read" in r.getMessage()]
+
+
+@pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v.name)
+@pytest.mark.parametrize("override", ["message", "decode"])
+def test_a_subclass_that_overrides_message_or_decode_sees_every_message(
+    vendor: Vendor, override: str
+) -> None:
+    """docs/sources.md: a vendor source's subclass that overrides ``message`` or ``decode``
+    takes frames message by message, unless it sets ``stream_decode`` itself."""
+    base = AlpacaSource if vendor is ALPACA else MassiveSource
+    seen: list[Any] = []
+
+    def message(self: Any, bot: Engine, item: dict[str, Any], now: datetime) -> None:
+        seen.append(item[vendor.symbol])
+        base.message(self, bot, item, now)
+
+    def decode(self: Any, frame: str | bytes) -> Any:
+        items = base.decode(self, frame)
+        seen.extend(item[vendor.symbol] for item in items)
+        return items
+
+    watching = type("Watching", (base,), {override: message if override == "message" else decode})
+    keeps = type("Keeps", (watching,), {"stream_decode": base.stream_decode})
+    assert base.stream_decode is not None  # the vendor's own class is untouched
+    assert watching.stream_decode is None
+    assert keeps.stream_decode is base.stream_decode  # set by the subclass itself: kept
+
+    engine, _ = vendor.source()
+    source = watching(engine)
+    t = vendor.times[0]
+    source.frame(engine, json.dumps([vendor.quote_message("ABCD", 1.5, 1.6, t)]).encode())
+    assert seen == ["ABCD"]
+    assert "ABCD" in engine.last_quotes

@@ -94,9 +94,19 @@ class StreamSource:
     #: :class:`QuoteMessage` and :class:`TradeMessage` subclasses:
     #: ``msgspec.json.Decoder(list[MyQuote | MyTrade]).decode``. Any other frame
     #: (it raises msgspec.DecodeError, or another ValueError or RecursionError) goes message by
-    #: message through :meth:`decode` and :meth:`message`. None: every frame does (set it so in
-    #: a subclass that overrides :meth:`decode` or :meth:`message` to see every message).
+    #: message through :meth:`decode` and :meth:`message`. None: every frame does. A subclass
+    #: that overrides :meth:`decode` or :meth:`message` and does not set this itself gets None
+    #: (:meth:`__init_subclass__`): what it overrides sees every message.
     stream_decode: Callable[[str | bytes], Sequence[QuoteMessage | TradeMessage]] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that overrides :meth:`decode` or :meth:`message` and leaves
+        :attr:`stream_decode` to its parent would never see a frame the parent's structs take:
+        its override would quietly miss nearly every quote. It takes None instead."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "stream_decode" not in own and ("decode" in own or "message" in own):
+            cls.stream_decode = None
 
     def __init__(self) -> None:
         self.connected = False

@@ -375,10 +375,12 @@ def test_a_subclass_that_overrides_message_or_decode_sees_every_message(
         seen.extend(item[vendor.symbol] for item in items)
         return items
 
-    watching = type("Watching", (base,), {override: message if override == "message" else decode})
-    keeps = type("Keeps", (watching,), {"stream_decode": base.stream_decode})
+    methods = {override: message if override == "message" else decode}
+    watching: type[AlpacaSource | MassiveSource] = type("Watching", (base,), methods)
+    own_decode = {"stream_decode": base.stream_decode}
+    keeps: type[AlpacaSource | MassiveSource] = type("Keeps", (watching,), own_decode)
     assert base.stream_decode is not None  # the vendor's own class is untouched
-    assert watching.stream_decode is None
+    assert vars(watching)["stream_decode"] is None
     assert keeps.stream_decode is base.stream_decode  # set by the subclass itself: kept
 
     engine, _ = vendor.source()

@@ -46,6 +46,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
+import inspect
 import json
 import logging
 import shutil
@@ -159,7 +160,9 @@ class LibrarySync:
     def __init__(self, url: str) -> None:
         from websockets.sync.client import connect
 
-        self.ws = connect(url, compression=None, proxy=None)
+        # Held open, not in a `with`: websockets 17 asks for legacy=True to say so (not in 15).
+        held: dict[str, Any] = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
+        self.ws = connect(url, compression=None, proxy=None, **held)
 
     @hookimpl
     def on_order_submitted(self, order: Order, trade: Trade) -> None:

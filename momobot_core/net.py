@@ -9,13 +9,17 @@ from collections.abc import Callable
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
+    """True for ``localhost`` (``localhost.`` too) and loopback addresses: 127.0.0.0/8, ::1,
+    and 127.0.0.0/8 written as IPv6 (``::ffff:127.0.0.1``). A name is not resolved."""
+    if host.lower() in ("localhost", "localhost."):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def yield_cpu() -> None:

@@ -7,6 +7,8 @@ import ctypes
 import ipaddress
 from collections.abc import Callable
 
+__all__ = ["is_loopback", "yield_cpu"]
+
 
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` (``localhost.`` too) and loopback addresses: 127.0.0.0/8, ::1,

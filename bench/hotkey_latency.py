@@ -17,6 +17,11 @@ Designs:
   fire-and-forget with ``asyncio.create_task`` when a loop is running,
   else on a new thread with a new event loop (the monolithic bot's code);
 * hotkey_ws: this plugin (one persistent link, inline send), its hook called directly;
+* bare write: the floor of any design that sends a WebSocket frame from the hook to this
+  server: each frame built before the shots, one ``send`` on a held connection, then the CPU
+  given up once as hotkey_ws does for a server on this machine. No TTL, no order, no proof
+  of a live link, nothing logged: a floor, not a design. 10x the original needs this row's
+  p50 under a tenth of the original's, with room for everything else;
 * hotkey_ws + record: the least of the engine's record, before the hook: the
   journal's write lock asked and the entry's event written into the side file
   (one ``os.pwrite``); then the hook, and the fold into SQLite as the engine does
@@ -49,6 +54,7 @@ import importlib.metadata
 import inspect
 import json
 import logging
+import os
 import shutil
 import statistics
 import subprocess
@@ -212,6 +218,34 @@ class LibraryAsyncThread:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(5)
+
+
+class BareWrite:
+    """The least a hook can do to put a command on the wire (see the module's docstring)."""
+
+    def __init__(self, url: str, total: int) -> None:
+        from websockets.sync.client import connect
+
+        held: dict[str, Any] = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
+        # No keepalive: nothing else writes on this socket while the frames go.
+        self.ws = connect(url, compression=None, proxy=None, ping_interval=None, **held)
+        self.frames = [masked_text_frame(b"buy_ask") for _ in range(total)]
+        self.sent = 0
+
+    @hookimpl
+    def on_order_submitted(self, order: Order, trade: Trade) -> None:
+        self.ws.socket.send(self.frames[self.sent])
+        self.sent += 1
+        net.yield_cpu()
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """One whole text frame as a client sends it (RFC 6455 5.2: masked; under 126 bytes)."""
+    mask = os.urandom(4)
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 class Plugin:
@@ -410,6 +444,7 @@ DESIGNS = (
     "original",
     "websockets sync, inline",
     "websockets reconnect loop, thread",
+    "bare write",
     "hotkey_ws",
     "hotkey_ws, no yield",
     "hotkey_ws + record",
@@ -451,6 +486,10 @@ def measure(
         subject = LIBRARY[design](url)
         hooks.register(subject, name=design)
         trigger = hook_trigger(hooks)
+    elif design == "bare write":
+        subject = BareWrite(url, warmup + count)
+        hooks.register(subject, name=design)
+        trigger = hook_trigger(hooks)
     elif design == "hotkey_ws":
         subject = Plugin(url)
         hooks.register(subject.plugin, name=design)
@@ -462,7 +501,7 @@ def measure(
         run_dir = tempfile.mkdtemp(dir=directory) if design == "engine + journal" else None
         subject = EngineEvents(url, warmup + count, run_dir)
         trigger = subject.fire
-    if design not in ("original", *LIBRARY):
+    if design not in ("original", "bare write", *LIBRARY):
         assert subject.plugin.client.wait_connected(5)
     shots = SCENARIOS[scenario](trigger, warmup + count, gap)
     time.sleep(1.0 if design == "original" else 0.2)
@@ -565,6 +604,12 @@ def main() -> None:
         print(
             f"{scenario}: the record alone adds {record:+.0f} us to hotkey_ws, the engine {engine:+.0f} us"
             f" above that; 10x the original needs a p50 of {tenth:.3f} ms or less"
+        )
+        bare = med("bare write", scenario, "lat_p50_ms")
+        above = (med("hotkey_ws", scenario, "lat_p50_ms") - bare) * 1e3
+        print(
+            f"{scenario}: the bare write (the floor) is {med('original', scenario, 'lat_p50_ms') / bare:.1f}x"
+            f" the original; hotkey_ws adds {above:+.0f} us to it"
         )
     print(
         f"one journal commit (entry, WAL, synchronous=NORMAL, on disk): p50 {commit_p50:.1f} us,"

@@ -278,9 +278,12 @@ def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
 
 async def raw_vendor(
     after_upgrade: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] | None,
+    with_upgrade: list[bytes] | None = None,
 ) -> tuple[asyncio.Server, int]:
     """A server that answers the upgrade (unless ``after_upgrade`` is None: then it reads the
-    request and closes), speaks Alpaca's opening, then hands the socket to ``after_upgrade``."""
+    request and closes), speaks Alpaca's opening, then hands the socket to ``after_upgrade``.
+    While ``with_upgrade`` holds bytes, a connection gets the first of them in the same write
+    as the upgrade's answer instead of the opening, then goes to ``after_upgrade``."""
     import base64
     import hashlib
 
@@ -304,10 +307,15 @@ async def raw_vendor(
             if line.lower().startswith(b"sec-websocket-key:")
         )
         accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-        writer.write(
+        answer = (
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
         )
+        if with_upgrade:
+            writer.write(answer + with_upgrade.pop(0))  # one write: one read for the client
+            await after_upgrade(reader, writer)
+            return
+        writer.write(answer)
         writer.write(frame(1, json.dumps([protocol.success("connected")]).encode()))
         await read_client_frame(reader)  # auth
         writer.write(frame(1, json.dumps([protocol.success("authenticated")]).encode()))
@@ -334,10 +342,14 @@ async def read_client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 async def raw_streaming(
     after_upgrade: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] | None,
     done: Callable[[Engine, AlpacaSource], bool],
+    with_upgrade: list[bytes] | None = None,
+    **settings: float,
 ) -> tuple[Engine, AlpacaSource]:
-    server, port = await raw_vendor(after_upgrade)
+    server, port = await raw_vendor(after_upgrade, with_upgrade)
     async with server:
         engine, source = engine_for(f"ws://127.0.0.1:{port}")
+        for name, value in settings.items():
+            setattr(source, name, value)
         engine.loop = asyncio.get_running_loop()
         task = asyncio.create_task(source.run(engine, Watchlist(SYMBOLS)))
         try:
@@ -358,9 +370,10 @@ def test_a_server_that_closes_before_answering_the_upgrade_is_an_alert_at_once()
     assert any("before answering the upgrade" in a for a in alerts(engine)), alerts(engine)
 
 
-def close_code_after(first: bytes) -> tuple[Engine, AlpacaSource, int]:
-    """``first`` written on the first connection: the code of the close frame the source
-    answers it with. The next connection sends a quote for WXYZ (the source reconnected)."""
+def close_code_after(first: bytes, *, with_upgrade: bool = False) -> tuple[Engine, AlpacaSource, int]:
+    """``first`` written on the first connection (after the opening, or ``with_upgrade`` in the
+    same write as the upgrade's answer): the code of the close frame the source answers it with.
+    The next connection sends a quote for WXYZ (the source reconnected)."""
     closes: list[tuple[int, bytes]] = []
 
     async def after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -368,10 +381,15 @@ def close_code_after(first: bytes) -> tuple[Engine, AlpacaSource, int]:
             writer.write(frame(1, short("WXYZ")))
             await reader.read()
             return
-        writer.write(first)
+        if not with_upgrade:
+            writer.write(first)
         closes.append(await read_client_frame(reader))
 
-    engine, source = asyncio.run(raw_streaming(after, lambda e, s: "WXYZ" in e.last_quotes))
+    engine, source = asyncio.run(
+        raw_streaming(
+            after, lambda e, s: "WXYZ" in e.last_quotes, with_upgrade=[first] if with_upgrade else None
+        )
+    )
     opcode, payload = closes[0]
     assert opcode == 8  # a close frame
     return engine, source, int.from_bytes(payload[:2], "big")
@@ -418,3 +436,151 @@ def test_ping_settings_no_connection_could_keep_stop_the_source_at_once() -> Non
         assert "ping_timeout" in str(exc)
     else:
         raise AssertionError("the source ran with a ping_timeout over its ping_interval")
+
+
+def with_bits(bits: int, whole: bytes) -> bytes:
+    """A frame with these bits of its first byte set too (the reserved ones: 0x40, 0x20, 0x10)."""
+    return bytes([whole[0] | bits]) + whole[1:]
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return code.to_bytes(2, "big") + reason
+
+
+def test_a_close_that_comes_with_the_upgrade_is_answered_with_its_code_and_named() -> None:
+    # Sent in the same read as the 101, before the source holds the connection: it must still be
+    # answered (the same code back), and the alert must name it, not wait out open_timeout.
+    engine, _source, code = close_code_after(
+        frame(8, close_payload(1013, b"try again later")), with_upgrade=True
+    )
+    assert code == 1013
+    assert any("1013" in a and "try again later" in a for a in alerts(engine)), alerts(engine)
+    assert not any("TimeoutError" in a for a in alerts(engine)), alerts(engine)
+
+
+def test_a_frame_that_breaks_the_rules_with_the_upgrade_is_closed_for_and_named() -> None:
+    # Not UTF-8: 1007, and the alert says why. An unknown opcode (3): picows closes 1002, and the
+    # alert says so (not "lost with no close frame").
+    engine, _source, code = close_code_after(frame(1, b'["\xff"]'), with_upgrade=True)
+    assert code == 1007
+    assert any("not UTF-8" in a for a in alerts(engine)), alerts(engine)
+    engine, _source, code = close_code_after(frame(3, b""), with_upgrade=True)
+    assert code == 1002
+    assert any("1002" in a for a in alerts(engine)), alerts(engine)
+    assert not any("lost with no close frame" in a for a in alerts(engine)), alerts(engine)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        with_bits(0x40, frame(1, short("ABCD"))),  # RSV1 set
+        with_bits(0x10, frame(1, short("ABCD"))),  # RSV3 set
+        frame(8, close_payload(1006)),  # a code only an endpoint's report may hold
+        frame(8, close_payload(5000)),  # out of range
+        frame(8, close_payload(0)),  # an explicit 0: not the empty close frame
+    ],
+    ids=["rsv1", "rsv3", "close 1006", "close 5000", "close 0"],
+)
+def test_reserved_bits_or_a_close_code_no_server_may_send_close_the_connection_1002(first: bytes) -> None:
+    engine, source, code = close_code_after(first)
+    assert code == 1002
+    assert "ABCD" not in engine.last_quotes  # a frame with reserved bits is not applied
+    assert source.errors >= 1
+
+
+@pytest.mark.parametrize("chatter", ["quotes", "pings"])
+def test_a_server_that_sends_but_never_answers_our_pings_is_dropped(chatter: str) -> None:
+    # Frames (or pings of its own) keep coming, so the connection is never idle; our pings go
+    # out anyway, every ping_interval, and one left unanswered drops it.
+    async def after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if served:
+            writer.write(frame(1, short("WXYZ")))
+            await reader.read()
+            return
+        served.append(1)
+        for n in range(400):  # 20 s at most; the client drops it long before
+            writer.write(frame(1, short("ABCD")) if chatter == "quotes" else frame(9, b"%d" % n))
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the server's pace, not a wait of the test
+
+    served: list[int] = []
+    engine, _source = asyncio.run(
+        raw_streaming(after, lambda e, s: "WXYZ" in e.last_quotes, ping_interval=0.3, ping_timeout=0.3)
+    )
+    assert any("no answer to a ping" in a for a in alerts(engine)), alerts(engine)
+
+
+def test_an_error_that_ends_the_run_leaves_nothing_subscribed_for_the_next_run() -> None:
+    # A bug in the engine (or a plugin) raises out of a quote: the source's run ends (serve
+    # says so and starts it again). The next run must subscribe again, or no quote ever comes.
+    subscribes: list[Any] = []
+
+    async def vendor(ws: ServerConnection) -> None:
+        await ws.send(json.dumps([protocol.success("connected")]))
+        await ws.recv()
+        await ws.send(json.dumps([protocol.success("authenticated")]))
+        subscribes.append(json.loads(await ws.recv()))
+        await ws.send(json.dumps([protocol.subscription(SYMBOLS)]))
+        await ws.send(quotes("ABCD" if len(subscribes) == 1 else "WXYZ", 1.99))
+        await ws.wait_closed()
+
+    async def main() -> tuple[Engine, AlpacaSource]:
+        async with serve(vendor, "127.0.0.1", 0) as listening:
+            port = listening.sockets[0].getsockname()[1]
+            engine, source = engine_for(f"ws://127.0.0.1:{port}")
+            engine.loop = asyncio.get_running_loop()
+            apply = engine.apply
+
+            def broken(event: Any) -> Any:
+                engine.apply = apply  # type: ignore[method-assign]  # once
+                raise RuntimeError("a bug on the quote path")
+
+            engine.apply = broken  # type: ignore[method-assign]
+            with pytest.raises(RuntimeError):
+                await source.run(engine, Watchlist(SYMBOLS))
+            assert not source.connected and not source.subscribed
+            task = asyncio.create_task(source.run(engine, Watchlist(SYMBOLS)))
+            try:
+                assert await until(lambda: "WXYZ" in engine.last_quotes), alerts(engine)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        return engine, source
+
+    asyncio.run(main())
+    assert len(subscribes) == 2 and subscribes[1]["quotes"] == SYMBOLS, subscribes
+
+
+@pytest.mark.parametrize("steady_s", [0.0, 60.0], ids=["steady sessions", "short sessions"])
+def test_a_working_connection_that_ends_is_retried_at_once_and_said_each_time(steady_s: float) -> None:
+    # Every connection streams a quote, then the vendor closes it with 1011. A connection that
+    # streamed steady_s seconds starts the backoff afresh, and each of its ends is an alert; ends
+    # of shorter ones back off as failures do, and are said once.
+    waits: list[float] = []
+
+    async def vendor(ws: ServerConnection) -> None:
+        if source_box:
+            detail = source_box[0].detail  # "...; reconnecting in X s" of the end before
+            if "reconnecting in" in detail:
+                waits.append(float(detail.rsplit("reconnecting in ", 1)[1].split()[0]))
+        await opening(ws)
+        await ws.send(quotes("ABCD", 1.99))
+        await ws.close(1011, "internal error")
+
+    source_box: list[AlpacaSource] = []
+
+    def done(engine: Engine, source: AlpacaSource) -> bool:
+        if not source_box:
+            source_box.append(source)
+            source.steady_s = steady_s
+            source.reconnect_max_delay = 5.0
+        return len(waits) >= 6
+
+    engine, _source = asyncio.run(streaming(vendor, done))
+    ends = [a for a in alerts(engine) if "1011" in a]
+    if steady_s == 0:
+        assert max(waits) <= 0.2, waits
+        assert len(ends) >= 6, ends
+    else:
+        assert max(waits) > 0.5, waits  # 0.2, 0.3, 0.5, 0.9...: backing off
+        assert len(ends) == 1, ends

@@ -14,9 +14,11 @@ as websockets' ``ClientConnection`` has them. A connection that ends raises webs
 ``ConnectionClosedError`` (another code; :class:`ConnectionLost` when no close frame came
 either way), with the close frames received and sent, so a source's alert reads as it did.
 Messages split into several frames are put together; one longer than ``max_size`` closes the
-connection with 1009. A server that stops answering is found by pings: one after
-``ping_interval`` seconds without a byte from it, and the connection is dropped if no answer
-comes within ``ping_timeout``.
+connection with 1009. A server that stops answering is found by pings: one every
+``ping_interval`` seconds whatever else comes (a server that sends bytes, or pings of its own,
+but never answers ours is found too), and the connection is dropped if no answer comes within
+``ping_timeout``. A close frame or a bad frame that comes with the server's answer to the
+upgrade is answered and said as any later one is.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
-from picows import WSListener, WSMsgType, WSProtocolError, WSTransport, ws_connect
+from picows import WSAutoPingStrategy, WSListener, WSMsgType, WSProtocolError, WSTransport, ws_connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from websockets.frames import Close, CloseCode
 
@@ -36,6 +38,12 @@ __all__ = ["ConnectionLost", "StreamConnection"]
 
 #: The close codes of a connection that ended as it should (websockets' ConnectionClosedOK).
 _CLEAN = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD)
+
+
+def _sendable(code: int) -> bool:
+    """A close code one may put on the wire (RFC 6455 7.4): not 1004, 1005, 1006 or 1015, none
+    under 1000 or over 4999."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 class ConnectionLost(ConnectionClosedError):
@@ -79,9 +87,9 @@ class StreamConnection:
         self._waiting: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self._handler: Callable[[str | bytes], None] | None = None
         self._decode = True
-        self._parts: list[bytes] = []
+        self._parts = bytearray()  # a fragmented message so far (one buffer: no object a part)
         self._parts_text = False
-        self._parts_size = 0
+        self._in_parts = False
         self._gone = asyncio.Event()
         self._lost = "the connection was lost with no close frame"
         self._abandoned = False
@@ -100,7 +108,9 @@ class StreamConnection:
         """Connect and upgrade within ``timeout`` seconds. Raises OSError (ConnectionError: the
         server closed before its answer), TimeoutError, or picows' WSError (the server refused
         the upgrade). A connection that completes after a timeout or a cancel is dropped as it
-        comes (it would ping on, unheld, and count against a vendor's limit of connections)."""
+        comes (it would ping on, unheld, and count against a vendor's limit of connections).
+        A connection that ended with the upgrade's answer (a close frame, a frame that broke the
+        rules) raises as :meth:`recv` would."""
         try:
             transport, listener = await asyncio.wait_for(
                 ws_connect(
@@ -108,6 +118,8 @@ class StreamConnection:
                     url,
                     websocket_handshake_timeout=timeout,
                     enable_auto_ping=True,
+                    auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
+                    enable_auto_pong=False,  # _Listener answers: a server's ping counts as heard
                     auto_ping_idle_timeout=self.ping_interval,
                     auto_ping_reply_timeout=self.ping_timeout,
                     max_frame_size=self.max_size,
@@ -116,23 +128,30 @@ class StreamConnection:
                 ),
                 timeout,
             )
+        except TimeoutError as exc:
+            self._abandoned = True
+            if str(exc):
+                raise
+            raise TimeoutError(f"no answer to the upgrade within {timeout:g} s") from None
         except BaseException:
             self._abandoned = True
             raise
-        # picows returns a transport already gone, and no listener, when the server closed the
-        # socket before answering the upgrade.
-        if listener is None or transport.is_disconnected:
+        # picows returns a transport already gone, and no listener (None), when the server closed
+        # the socket before answering the upgrade.
+        if not isinstance(listener, _Listener):
             self._abandoned = True
             transport.disconnect()
             raise ConnectionError("the server closed the connection before answering the upgrade")
         self.transport = transport
+        if self._gone.is_set() or transport.is_disconnected or self._ending():
+            await self._ended()
 
     # -- what a vendor's handshake calls (as websockets' ClientConnection) ----------------------
 
     async def send(self, message: str) -> None:
         transport = self.transport
-        if transport is None or self._gone.is_set():
-            raise self.closed()
+        if transport is None or self._gone.is_set() or self._ending():
+            await self._ended()
         transport.send(WSMsgType.TEXT, message.encode())
 
     async def recv(self) -> str | bytes:
@@ -141,8 +160,24 @@ class StreamConnection:
         message = await self._waiting.get()
         if message is None:
             self._waiting.put_nowait(None)  # and for every later call
-            raise self.closed()
+            await self._ended()
         return message
+
+    def _ending(self) -> bool:
+        """A close frame went or came, or a frame broke the rules: the connection is ending."""
+        return self.sent is not None or self.rcvd is not None or self.error is not None
+
+    async def _ended(self) -> NoReturn:
+        """Raise what ended the connection, once it is gone: the frame that broke the rules (a
+        text frame not UTF-8: ValueError), else the close frames as websockets says them (picows'
+        own close for a frame it refused taken in first)."""
+        if self.transport is not None:
+            if not self._gone.is_set():
+                self.transport.disconnect()
+            await self._settle()
+        if self.error is not None:
+            raise self.error
+        raise self.closed()
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         self.close_now(code, reason)
@@ -225,24 +260,23 @@ class StreamConnection:
         if self.sent is not None or self.error is not None:
             return  # closing: nothing after what closed it is applied (the rest of the read)
         if kind is WSMsgType.CONTINUATION:
-            if not self._parts:
+            if not self._in_parts:
                 self.close_now(CloseCode.PROTOCOL_ERROR, "continuation frame without a start")
                 return
-            self._parts.append(payload)
-            self._parts_size += len(payload)
-            if self._parts_size > self.max_size:
-                self._parts = []
+            if len(self._parts) + len(payload) > self.max_size:
+                self._parts, self._in_parts = bytearray(), False
                 self.close_now(CloseCode.MESSAGE_TOO_BIG, f"message over {self.max_size} bytes")
                 return
+            self._parts += payload
             if not fin:
                 return
-            payload, text = b"".join(self._parts), self._parts_text
-            self._parts, self._parts_size = [], 0
-        elif self._parts:
+            payload, text = bytes(self._parts), self._parts_text
+            self._parts, self._in_parts = bytearray(), False
+        elif self._in_parts:
             self.close_now(CloseCode.PROTOCOL_ERROR, "a new message inside a fragmented one")
             return
         elif not fin:
-            self._parts, self._parts_size, self._parts_text = [payload], len(payload), kind is WSMsgType.TEXT
+            self._parts, self._in_parts, self._parts_text = bytearray(payload), True, kind is WSMsgType.TEXT
             return
         else:
             text = kind is WSMsgType.TEXT
@@ -272,10 +306,14 @@ class StreamConnection:
                 self.error = exc
             self.close_now(CloseCode.INTERNAL_ERROR, "")
 
-    def _close_frame(self, code: int, reason: str) -> None:
-        if not code:  # an empty close frame (picows says 0): no status, a clean close (RFC 6455)
+    def _close_frame(self, code: int, reason: str, size: int) -> None:
+        if not size:  # an empty close frame: no status, a clean close (RFC 6455)
             self.rcvd = Close(CloseCode.NO_STATUS_RCVD, "")
             code = CloseCode.NORMAL_CLOSURE  # the reply must carry a code one may send
+        elif not _sendable(code):  # 1006, 5000, 0...: a code no server may send
+            self.rcvd = Close(code, reason)
+            self.close_now(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+            return
         else:
             self.rcvd = Close(code, reason)
         if self.sent is None:
@@ -290,10 +328,16 @@ class StreamConnection:
         now = time.monotonic()
         silent = now - self.heard
         if self.ping_sent is not None and now - self.ping_sent >= self.ping_timeout:
-            self._lost = (
-                f"nothing from the server for {silent:.1f} s, not even an answer to a ping"
-                f" (ping_timeout {self.ping_timeout:g} s): the connection is dropped"
-            )
+            if silent >= self.ping_timeout:
+                self._lost = (
+                    f"nothing from the server for {silent:.1f} s, not even an answer to a ping"
+                    f" (ping_timeout {self.ping_timeout:g} s): the connection is dropped"
+                )
+            else:
+                self._lost = (
+                    f"no answer to a ping within {self.ping_timeout:g} s (ping_timeout), though"
+                    " the server still sent frames: the connection is dropped"
+                )
         else:
             self._lost = "the connection was lost with no close frame"
         self._waiting.put_nowait(None)
@@ -312,11 +356,17 @@ class _Listener(WSListener):
         connection.heard = time.monotonic()
         kind = frame.msg_type
         try:
-            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY or kind is WSMsgType.CONTINUATION:
+            if frame.rsv1 or frame.rsv2 or frame.rsv3:
+                # No extension is asked for, so none may set these bits (RFC 6455 5.2).
+                if connection.sent is None and connection.error is None:
+                    connection.close_now(CloseCode.PROTOCOL_ERROR, "reserved bits set")
+            elif kind is WSMsgType.TEXT or kind is WSMsgType.BINARY or kind is WSMsgType.CONTINUATION:
                 connection._frame(kind, frame.fin, frame.get_payload_as_bytes())
+            elif kind is WSMsgType.PING:  # answered here, not by picows: it is heard too
+                transport.send_pong(frame.get_payload_as_bytes())
             elif kind is WSMsgType.CLOSE:
                 reason = (frame.get_close_message() or b"").decode(errors="replace")
-                connection._close_frame(int(frame.get_close_code()), reason)
+                connection._close_frame(int(frame.get_close_code()), reason, frame.payload_size)
         except BaseException as exc:  # the session raises it once the connection is gone
             if connection.error is None:
                 connection.error = exc
@@ -340,6 +390,10 @@ class _Listener(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         if self.connection._abandoned:  # open() gave up on it (a timeout, a cancel)
             transport.disconnect()
+        else:
+            # Frames that came with the upgrade's answer reach on_ws_frame before open() has
+            # the transport: a close among them is answered, a bad frame closed for, as later.
+            self.connection.transport = transport
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.connection._disconnected()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +84,11 @@ class StreamSource:
     url = ""
     open_timeout = 5.0
     reconnect_max_delay = 10.0
+    #: A connection that streamed this many seconds was a working one: when it ends, the
+    #: reconnect's backoff starts afresh (0.2 s) and the end is always an alert. A connection
+    #: that ends sooner keeps backing off (up to ``reconnect_max_delay``), and its end is an
+    #: alert once per kind of failure (and every twentieth time).
+    steady_s = 10.0
     #: A ping after this many seconds without a byte from the vendor; no answer within
     #: ``ping_timeout`` drops the connection (alert, reconnect).
     ping_interval = 5.0
@@ -122,6 +127,7 @@ class StreamSource:
         self.wire_log = logging.getLogger(f"momobot.{self.name}.wire")
         self.wire_log.setLevel(logging.WARNING)
         self._ever_connected = False
+        self._connected_at = 0.0  # when the current connection's handshake ended (monotonic)
         self._last_message: float | None = None
         self._last_told = ""
         #: The latest bid and ask per symbol (a print goes in with them); a halt drops them.
@@ -275,7 +281,7 @@ class StreamSource:
             StreamConnection.check_pings(self.ping_interval, self.ping_timeout)
         except ValueError as exc:
             raise SourceError(f"{self.name}: {exc}") from None
-        delays = backoff(initial_delay=0.2, min_delay=0.2, max_delay=self.reconnect_max_delay)
+        delays = self._backoff()
         while True:
             wait: float | None = None
             try:
@@ -289,15 +295,25 @@ class StreamSource:
             except (OSError, TimeoutError, ConnectionClosed, WSError, ValueError) as exc:
                 self.errors += 1
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except BaseException:
+                # Anything else ends this run (serve says so and starts the source again): the
+                # next run starts with no connection and nothing subscribed.
+                self.connected = False
+                self.subscribed.clear()
+                raise
             was_connected, self.connected = self.connected, False
             self.subscribed.clear()
+            steady = was_connected and time.monotonic() - self._connected_at >= self.steady_s
+            if wait is not None or steady:
+                # The vendor asked us to stay away (waited out, then a fresh backoff), or a
+                # working connection ended: its first retry comes at once, not after the waits
+                # earlier failures built up.
+                delays = self._backoff()
             if wait is None:
                 wait = next(delays)
-            else:  # the vendor asked us to stay away: start the backoff afresh afterwards
-                delays = backoff(initial_delay=0.2, min_delay=0.2, max_delay=self.reconnect_max_delay)
             self.detail = f"{reason}; reconnecting in {wait:.1f} s"
             kind = reason.split(":")[0]
-            if was_connected or kind != self._last_told or not self.errors % 20:
+            if steady or kind != self._last_told or not self.errors % 20:
                 self._last_told = kind
                 bot.alert(
                     "stale_quotes",
@@ -306,7 +322,11 @@ class StreamSource:
                 )
             await asyncio.sleep(wait)
 
+    def _backoff(self) -> Iterator[float]:
+        return backoff(initial_delay=0.2, min_delay=0.2, max_delay=self.reconnect_max_delay)
+
     async def _session(self, bot: Engine, watchlist: Watchlist) -> None:
+        self.subscribed.clear()  # a new connection has no subscription yet
         ws = StreamConnection(
             max_size=self.max_message,
             ping_interval=self.ping_interval,
@@ -318,6 +338,7 @@ class StreamSource:
             self.connections += 1
             await self.handshake(ws)
             self._ever_connected = self.connected = True
+            self._connected_at = time.monotonic()
             self.detail = ""
             self.log.info("[%s] connected to %s", self.name, self.url)
             await self._subscribe(ws, list(watchlist))
@@ -362,7 +383,12 @@ class StreamSource:
 
     async def recv(self, ws: StreamConnection) -> Any:
         """One frame of the handshake, within ``open_timeout``."""
-        return await asyncio.wait_for(ws.recv(), self.open_timeout)
+        try:
+            return await asyncio.wait_for(ws.recv(), self.open_timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"no message from the vendor within {self.open_timeout:g} s of its handshake"
+            ) from None
 
 
 #: A symbol's last print before any regular trade message came: (price, when).

@@ -88,14 +88,15 @@ def on_position_closed(trade: Trade, reason: str, price: float) -> None:
     """Called when a trade is fully closed.
 
     :param trade: The closed trade (``trade.remaining == 0``).
-    :param reason: ``"tp2"``, ``"stop"`` or ``"manual"``.
+    :param reason: ``"tp2"``, ``"stop"``, ``"manual"`` or ``"kill"``.
     :param price: The price of the last exit.
 
     Called after the ``on_order_submitted`` of the closing order (the close
     is already in the journal). For ``"tp2"`` and ``"stop"``, ``on_target_hit``
     was called first; a manual close (API or replay ``close`` event) has no
-    target, so this is its only event. Runs on the engine's thread: must not
-    block.
+    target, so this is its only event. ``"kill"``: the book's flatten (the kill
+    switch, the daily loss limit), after one ``on_kill`` for the whole book.
+    Runs on the engine's thread: must not block.
     """
 
 

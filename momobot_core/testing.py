@@ -178,6 +178,14 @@ class _Recorder:
         self.calls.append(HookCall("on_kill", {"trades": trades, "reason": reason}))
 
     @hookimpl(trylast=True)
+    def on_fill(self, fill: Any, order: Any) -> None:
+        self.calls.append(HookCall("on_fill", {"fill": fill, "order": order}))
+
+    @hookimpl(trylast=True)
+    def on_alert(self, alert: Any) -> None:
+        self.calls.append(HookCall("on_alert", {"alert": alert}))
+
+    @hookimpl(trylast=True)
     def on_shutdown(self, bot: Engine) -> None:
         self.calls.append(HookCall("on_shutdown", {"bot": bot}))
 

@@ -83,6 +83,16 @@ def test_hook_on_position_closed_gives_reason_and_last_price() -> None:
     assert all(c["trade"].remaining == 0 for c in result.calls_to("on_position_closed"))
 
 
+def test_the_test_run_records_a_kill_its_closes_and_its_alert() -> None:
+    # docs/plugins.md: result.calls holds every hook call in order, on_alert included.
+    script = Script().quote("ABCD", ask=2.00).open("ABCD", qty=100, tp1=2.20, tp2=2.40, stop=1.90)
+    result = run_script(script.quote("ABCD", ask=2.05).kill())
+    names = result.hook_names()
+    assert names.index("on_kill") < names.index("on_position_closed")
+    assert [c["reason"] for c in result.calls_to("on_position_closed")] == ["kill"]
+    assert "halted" in [c["alert"].kind for c in result.calls_to("on_alert")]
+
+
 def test_hook_on_shutdown_runs_last_even_after_a_plugin_error() -> None:
     class Broken:
         @hookimpl

@@ -134,8 +134,8 @@ def cockpit_case(rounds: int) -> None:
 
     old, new = [], []
     for _ in range(5):  # interleaved: both see the same machine
-        old.extend(timed(before, rounds // 5))
-        new.extend(timed(cockpit, rounds // 5))
+        old.extend(timed(before, max(1, rounds // 5)))
+        new.extend(timed(cockpit, max(1, rounds // 5)))
     old.sort()
     new.sort()
     o50, n50 = statistics.median(old), statistics.median(new)

@@ -91,9 +91,12 @@ def main() -> None:
             bot.shutdown()
     base = statistics.median(medians["no plugin"])
     print(f"{args.trades} trades (entry, TP1, TP2) x {args.rounds} rounds; median us per trade")
+    print()
+    print("| | median per trade | vs no plugin |")
+    print("|---|---|---|")
     for name in cases:
         m = statistics.median(medians[name])
-        print(f"  {name:22s} {m:8.1f} us   x{m / base:.2f}   (+{m - base:.1f} us)")
+        print(f"| {name} | {m:.1f} us | x{m / base:.2f} ({m - base:+.1f} us) |")
     server.shutdown()
 
 

@@ -13,6 +13,7 @@ import importlib.util
 import random
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -97,6 +98,8 @@ def main() -> None:
     stores = {"SQLite": run_sqlite}
     if importlib.util.find_spec("duckdb") is not None:
         stores["DuckDB"] = run_duckdb
+    else:
+        print("DuckDB is not installed (pip install duckdb): its row is left out", file=sys.stderr)
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in stores}
     for _ in range(args.rounds):
         for name, run in stores.items():

@@ -8,8 +8,12 @@ own, and this module only calls them in that order:
 * the record (the side file first, the fold into SQLite after the hooks): :mod:`.record`;
 * the risk day (limits, halts, the daily-loss watch): :mod:`.riskday`;
 * the watchers (stale quotes, trading halts): :mod:`.watch`;
+* the open trades and what is kept for each while it is open (holds, trails): :mod:`.positions`;
+* an entry's checks, in the order they are asked: :mod:`.entry`;
+* the market's sessions (pre-market, regular, after-hours): :mod:`.market`;
+* the candles of traded and watched symbols: :mod:`.candles`;
 * alerts, and the hand-off from other threads: :mod:`.alerts`, :mod:`.submit`;
-* what a restart found, and what a person must answer first: :mod:`.restart`.
+* what a restart found, and what a person must answer first: :mod:`.restart`, :mod:`.answers`.
 
 A journal that cannot be written refuses an entry (nothing is sent) but never holds an exit
 back. The quote path does as little as it can: a quote for a symbol with no open trade costs a

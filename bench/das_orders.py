@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shutil
 import statistics
 import subprocess
@@ -258,11 +259,15 @@ def main() -> None:
         " | burst: stop behind 3 TP1s, p50 | max |"
     )
     print("|---|---|---|---|---|---|---|")
+
+    def ms(value: float) -> str:
+        return "n/a" if math.isnan(value) else f"{value:.3f} ms"  # a design run without bursts
+
     for name in designs:
         print(
             f"| {name} | {med(name, 'call_p50'):.0f} us | {med(name, 'p50'):.3f} ms"
             f" | {med(name, 'p99'):.3f} ms | {med(name, 'delivered'):.0%}"
-            f" | {med(name, 'burst_p50'):.3f} ms | {med(name, 'burst_max'):.3f} ms |"
+            f" | {ms(med(name, 'burst_p50'))} | {ms(med(name, 'burst_max'))} |"
         )
     print()
     ratio = med("das", "p50") / med("hotkey_ws", "p50")

@@ -93,6 +93,9 @@ async def handler(ws):
             received.clear()
         else:
             received.append((message, now))
+            if message.startswith("{"):  # a JSON command: answered as the reference server does
+                command = json.loads(message).get("command")
+                await ws.send(json.dumps({"status": "accepted", "command": command}))
 
 async def main():
     async with serve(handler, "127.0.0.1", 0, compression=None, max_queue=None) as server:

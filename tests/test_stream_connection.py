@@ -276,6 +276,23 @@ def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
     return bytes([(0x80 if fin else 0) | opcode]) + length + payload
 
 
+def upgrade_answer(request: bytes) -> bytes:
+    """The 101 that accepts a client's upgrade request (RFC 6455 4.2.2)."""
+    import base64
+    import hashlib
+
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
 async def raw_vendor(
     after_upgrade: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] | None,
     with_upgrade: list[bytes] | None = None,
@@ -284,8 +301,6 @@ async def raw_vendor(
     request and closes), speaks Alpaca's opening, then hands the socket to ``after_upgrade``.
     While ``with_upgrade`` holds bytes, a connection gets the first of them in the same write
     as the upgrade's answer instead of the opening, then goes to ``after_upgrade``."""
-    import base64
-    import hashlib
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -301,16 +316,7 @@ async def raw_vendor(
         request = await reader.readuntil(b"\r\n\r\n")
         if after_upgrade is None:
             return
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-        answer = (
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        answer = upgrade_answer(request)
         if with_upgrade:
             writer.write(answer + with_upgrade.pop(0))  # one write: one read for the client
             await after_upgrade(reader, writer)
@@ -584,3 +590,44 @@ def test_a_working_connection_that_ends_is_retried_at_once_and_said_each_time(st
     else:
         assert max(waits) > 0.5, waits  # 0.2, 0.3, 0.5, 0.9...: backing off
         assert len(ends) == 1, ends
+
+
+def test_an_upgrade_answered_after_open_timeout_is_dropped_as_it_comes() -> None:
+    # The source gave up on the upgrade (TimeoutError, an alert, a retry); the server's 101 then
+    # comes anyway. The connection must be dropped at once: kept, it would ping on beside the
+    # next one and count against a vendor's limit of connections.
+    after_101: list[bytes] = []
+    box: list[AlpacaSource] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        if after_101:  # later connections: refused at once
+            writer.close()
+            return
+        assert await until(lambda: bool(box) and box[0].errors >= 1)  # it gave up
+        writer.write(upgrade_answer(request))
+        await writer.drain()
+        # EOF (or a close frame): dropped; a ping here would mean it was kept.
+        after_101.append(await asyncio.wait_for(reader.read(64), 10))
+        writer.close()
+
+    async def main() -> tuple[Engine, AlpacaSource]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            engine, source = engine_for(f"ws://127.0.0.1:{port}")
+            source.open_timeout = 0.3
+            source.ping_interval, source.ping_timeout = 0.3, 0.3
+            box.append(source)
+            engine.loop = asyncio.get_running_loop()
+            task = asyncio.create_task(source.run(engine, Watchlist(SYMBOLS)))
+            try:
+                assert await until(lambda: bool(after_101)), alerts(engine)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        return engine, source
+
+    engine, _source = asyncio.run(main())
+    assert after_101[0] == b"" or after_101[0][0] & 0x0F == 8, after_101
+    assert any("no answer to the upgrade within 0.3 s" in a for a in alerts(engine)), alerts(engine)

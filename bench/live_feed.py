@@ -15,12 +15,13 @@ is the backlog's; the paced rounds (``--paced``, default 100,000 quotes/s)
 send on a schedule below the ingest rate and show the path's own latency.
 Baselines in the same run: the same kind of quotes posted to ``POST /quotes``,
 one request at a time; after each full-speed round, the same feed into a reader
-that only takes the frames off the socket (websockets, set up as the source's; no
-decoding): the most this feed sends on this machine, the ceiling of serve's rate;
-and, after each paced round, a bare consumer on the same
-feed and receiver: a websockets client, set up as the Alpaca source's, that
-decodes each frame with msgspec, looks for the open trades' symbols at TP1 and
-writes one hotkey frame, with no engine. It is the floor of the paced rows:
+that only takes the frames off the socket (the sources' own connection,
+``StreamConnection`` on picows; no decoding): the most this feed sends on this
+machine, the ceiling of serve's rate; and, after each paced round, a bare consumer
+on the same feed and receiver: the same connection, that decodes each frame with
+msgspec, looks for the open trades' symbols at TP1 and writes one hotkey frame (one
+``send`` of a frame built before, the CPU given up once, as the bare write of
+``bench/hotkey_latency.py``), with no engine. It is the floor of the paced rows:
 serve's p50 less the bare consumer's is what serve adds on the way. With 20
 trades a round, a p99 is the round's slowest TP1.
 
@@ -116,51 +117,74 @@ asyncio.run(main())
 
 
 CONSUMER = r"""
-import asyncio, json, sys, msgspec
-from websockets.asyncio.client import connect
+import asyncio, json, logging, os, sys, msgspec
 from websockets.sync.client import connect as connect_sync
+from momobot_core.net import yield_cpu
+from momobot_core.sources.connection import StreamConnection
 
 decode = msgspec.json.Decoder().decode
 trades = set(sys.argv[2].split(","))
 
+def masked(payload):
+    mask = os.urandom(4)
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
 async def main():
-    with connect_sync(sys.argv[3], proxy=None, compression=None) as hotkey:
-        async with connect(sys.argv[1], proxy=None, compression=None, max_queue=None, max_size=2**22) as ws:
-            for _ in range(2):   # connected, authenticated: answer each as a client would
-                await ws.recv()
-                await ws.send("{}")
-            await ws.recv()   # the subscription
-            print("ready", flush=True)
-            hit = set()
-            async for frame in ws:
-                for item in decode(frame):
-                    name = item.get("S")
-                    if name in trades and name not in hit and item["ap"] >= 2.2:
-                        hit.add(name)
-                        hotkey.send(json.dumps({"event": "tp1", "symbol": name, "command": "sell_ask"}))
+    with connect_sync(sys.argv[3], proxy=None, compression=None, ping_interval=None) as hotkey:
+        frames = {name: masked(json.dumps({"event": "tp1", "symbol": name, "command": "sell_ask"}).encode())
+                  for name in trades}
+        ws = StreamConnection(max_size=2**22, ping_interval=5.0, ping_timeout=5.0,
+                              logger=logging.getLogger("bare"))
+        await ws.open(sys.argv[1], 30)
+        for _ in range(2):   # connected, authenticated: answer each as a client would
+            await ws.recv()
+            await ws.send("{}")
+        await ws.recv()   # the subscription
+        print("ready", flush=True)
+        hit = set()
+
+        def take(frame):
+            for item in decode(frame):
+                name = item.get("S")
+                if name in trades and name not in hit and item["ap"] >= 2.2:
+                    hit.add(name)
+                    hotkey.socket.send(frames[name])
+                    yield_cpu()
+
+        await ws.serve(take, decode=False)
 
 asyncio.run(main())
 """
 
 DRAIN = r"""
-import asyncio, sys, time
-from websockets.asyncio.client import connect
+import asyncio, logging, sys, time
+from websockets.exceptions import ConnectionClosed
+from momobot_core.sources.connection import StreamConnection
 
 async def main():
     frames = int(sys.argv[2])
-    async with connect(sys.argv[1], proxy=None, compression=None, max_queue=None, max_size=2**22) as ws:
-        for _ in range(2):   # connected, authenticated
-            await ws.recv()
-            await ws.send("{}")
-        await ws.recv()   # the subscription
-        await ws.recv()   # the opening quotes
-        print("ready", flush=True)
-        count = 0
-        async for frame in ws:
-            count += 1
-            if count == frames:
-                break
-        print(time.monotonic_ns(), flush=True)
+    ws = StreamConnection(max_size=2**22, ping_interval=5.0, ping_timeout=5.0,
+                          logger=logging.getLogger("drain"))
+    await ws.open(sys.argv[1], 30)
+    for _ in range(2):   # connected, authenticated
+        await ws.recv()
+        await ws.send("{}")
+    await ws.recv()   # the subscription
+    await ws.recv()   # the opening quotes
+    print("ready", flush=True)
+    count = 0
+
+    def take(frame):
+        nonlocal count
+        count += 1
+        if count == frames:
+            print(time.monotonic_ns(), flush=True)
+            ws.close_now(1000, "")
+
+    try:
+        await ws.serve(take, decode=False)
+    except ConnectionClosed:
+        pass
 
 asyncio.run(main())
 """
@@ -386,9 +410,9 @@ def floor_round(total: int, rate: float) -> dict[str, Any]:
 
 
 def ceiling_round(total: int) -> float:
-    """The full-speed feed into a reader that only takes its frames off the socket (a websockets
-    client set up as the Alpaca source's, no decoding): the most this feed sends on this machine,
-    the ceiling of serve's full-speed rate here."""
+    """The full-speed feed into a reader that only takes its frames off the socket (the sources'
+    own connection, no decoding): the most this feed sends on this machine, the ceiling of serve's
+    full-speed rate here."""
     feed, feed_port, receiver, _ = start_feed(total, 0)
     receiver.kill()  # no hotkeys here
     drain = subprocess.Popen(

@@ -240,9 +240,9 @@ def test_a_server_that_stops_answering_is_dropped_by_the_pings_and_the_source_re
 def test_a_quiet_connection_that_drops_after_pings_were_answered_is_not_called_silent(
     vendor_pings: float | None,
 ) -> None:
-    # A feed with nothing to send for a while still answers our pings (or sends its own, which
-    # keep ours from going out: picows pings only an idle connection). When its socket then goes
-    # (no close frame), the alert says the connection was lost, not that the server went silent.
+    # A feed with nothing to send for a while still answers our pings (and may send its own).
+    # When its socket then goes (no close frame), the alert says the connection was lost, not
+    # that the server went silent.
     connections: list[int] = []
 
     async def vendor(ws: ServerConnection) -> None:

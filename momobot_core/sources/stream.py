@@ -89,7 +89,7 @@ class StreamSource:
     #: that ends sooner keeps backing off (up to ``reconnect_max_delay``), and its end is an
     #: alert once per kind of failure (and every twentieth time).
     steady_s = 10.0
-    #: A ping after this many seconds without a byte from the vendor; no answer within
+    #: A ping every this many seconds, whatever else comes; no answer within
     #: ``ping_timeout`` drops the connection (alert, reconnect).
     ping_interval = 5.0
     ping_timeout = 5.0

@@ -11,12 +11,15 @@ __all__ = ["is_loopback", "yield_cpu"]
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost`` (``localhost.`` too) and loopback addresses: 127.0.0.0/8, ::1,
-    and 127.0.0.0/8 written as IPv6 (``::ffff:127.0.0.1``). A name is not resolved."""
-    if host.lower() in ("localhost", "localhost."):
+    """True for ``localhost`` and loopback addresses: 127.0.0.0/8, ::1, and 127.0.0.0/8 written
+    as IPv6 (``::ffff:127.0.0.1``), in brackets or not. A name is not resolved (``localhost.``,
+    fully qualified, is asked of DNS, which may answer anything: not this machine)."""
+    if host.lower() == "localhost":
         return True
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     try:
-        address = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

@@ -25,6 +25,10 @@ def test_a_log_line_carries_the_time_it_was_noted_not_the_time_it_was_written(
     [record] = [r for r in caplog.records if r.name == "momobot.hotkey"]
     assert record.getMessage() == "[Hotkey] Sent: buy_ask"
     assert before <= record.created <= after
+    # relativeCreated moved back by the same step (its base is logging's own).
+    now = logging.getLogger("momobot.hotkey").makeRecord("x", logging.INFO, "", 0, "", (), None)
+    moved = (now.created - record.created) * 1000
+    assert abs((now.relativeCreated - record.relativeCreated) - moved) < 1e-3
 
 
 def test_a_line_below_the_loggers_level_is_not_made(caplog: pytest.LogCaptureFixture) -> None:

@@ -494,26 +494,39 @@ def test_reserved_bits_or_a_close_code_no_server_may_send_close_the_connection_1
     assert source.errors >= 1
 
 
-@pytest.mark.parametrize("chatter", ["quotes", "pings"])
+@pytest.mark.parametrize("chatter", ["quotes", "pings", "quotes, our close answered"])
 def test_a_server_that_sends_but_never_answers_our_pings_is_dropped(chatter: str) -> None:
     # Frames (or pings of its own) keep coming, so the connection is never idle; our pings go
-    # out anyway, every ping_interval, and one left unanswered drops it.
+    # out anyway, and one left unanswered drops it. picows then sends a close (1001): a server
+    # that answers it must not make the end read as a clean close.
+    async def echo_closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            opcode, payload = await read_client_frame(reader)
+            if opcode == 8:
+                writer.write(frame(8, payload))
+                return
+
     async def after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if served:
             writer.write(frame(1, short("WXYZ")))
             await reader.read()
             return
         served.append(1)
+        if chatter.endswith("answered"):
+            answering = asyncio.create_task(echo_closes(reader, writer))
         for n in range(400):  # 20 s at most; the client drops it long before
-            writer.write(frame(1, short("ABCD")) if chatter == "quotes" else frame(9, b"%d" % n))
+            writer.write(frame(9, b"%d" % n) if chatter == "pings" else frame(1, short("ABCD")))
             await writer.drain()
             await asyncio.sleep(0.05)  # the server's pace, not a wait of the test
+        if chatter.endswith("answered"):
+            answering.cancel()
 
     served: list[int] = []
     engine, _source = asyncio.run(
         raw_streaming(after, lambda e, s: "WXYZ" in e.last_quotes, ping_interval=0.3, ping_timeout=0.3)
     )
     assert any("no answer to a ping" in a for a in alerts(engine)), alerts(engine)
+    assert not any("the stream closed" in a for a in alerts(engine)), alerts(engine)
 
 
 def test_an_error_that_ends_the_run_leaves_nothing_subscribed_for_the_next_run() -> None:
@@ -557,11 +570,17 @@ def test_an_error_that_ends_the_run_leaves_nothing_subscribed_for_the_next_run()
     assert len(subscribes) == 2 and subscribes[1]["quotes"] == SYMBOLS, subscribes
 
 
-@pytest.mark.parametrize("steady_s", [0.0, 60.0], ids=["steady sessions", "short sessions"])
-def test_a_working_connection_that_ends_is_retried_at_once_and_said_each_time(steady_s: float) -> None:
-    # Every connection streams a quote, then the vendor closes it with 1011. A connection that
-    # streamed steady_s seconds starts the backoff afresh, and each of its ends is an alert; ends
-    # of shorter ones back off as failures do, and are said once.
+@pytest.mark.parametrize(
+    ("steady_s", "quoted"),
+    [(0.0, True), (60.0, True), (0.0, False)],
+    ids=["steady sessions", "short sessions", "sessions without quotes"],
+)
+def test_a_working_connection_that_ends_is_retried_at_once_and_said_each_time(
+    steady_s: float, quoted: bool
+) -> None:
+    # Every connection streams a quote (or none), then the vendor closes it with 1011. One that
+    # brought quotes and lasted steady_s starts the backoff afresh, and each of its ends is an
+    # alert; ends of any other back off as failures do, and are said once.
     waits: list[float] = []
 
     async def vendor(ws: ServerConnection) -> None:
@@ -570,7 +589,8 @@ def test_a_working_connection_that_ends_is_retried_at_once_and_said_each_time(st
             if "reconnecting in" in detail:
                 waits.append(float(detail.rsplit("reconnecting in ", 1)[1].split()[0]))
         await opening(ws)
-        await ws.send(quotes("ABCD", 1.99))
+        if quoted:
+            await ws.send(quotes("ABCD", 1.99))
         await ws.close(1011, "internal error")
 
     source_box: list[AlpacaSource] = []
@@ -584,7 +604,7 @@ def test_a_working_connection_that_ends_is_retried_at_once_and_said_each_time(st
 
     engine, _source = asyncio.run(streaming(vendor, done))
     ends = [a for a in alerts(engine) if "1011" in a]
-    if steady_s == 0:
+    if steady_s == 0 and quoted:
         assert max(waits) <= 0.2, waits
         assert len(ends) >= 6, ends
     else:
@@ -631,3 +651,14 @@ def test_an_upgrade_answered_after_open_timeout_is_dropped_as_it_comes() -> None
     engine, _source = asyncio.run(main())
     assert after_101[0] == b"" or after_101[0][0] & 0x0F == 8, after_101
     assert any("no answer to the upgrade within 0.3 s" in a for a in alerts(engine)), alerts(engine)
+
+
+def test_a_vendors_message_before_its_close_with_the_upgrade_is_read_first() -> None:
+    # The vendor explains itself, then closes, all in the same read as the 101: its handshake
+    # must read the explanation (the alert says what the vendor said), not only the close.
+    said = json.dumps([{"T": "error", "code": 500, "msg": "internal error"}]).encode()
+    engine, _source, code = close_code_after(
+        frame(1, said) + frame(8, close_payload(1008, b"policy")), with_upgrade=True
+    )
+    assert code == 1008  # the close is still answered
+    assert any("Alpaca said 500 internal error" in a for a in alerts(engine)), alerts(engine)

@@ -14,11 +14,12 @@ as websockets' ``ClientConnection`` has them. A connection that ends raises webs
 ``ConnectionClosedError`` (another code; :class:`ConnectionLost` when no close frame came
 either way), with the close frames received and sent, so a source's alert reads as it did.
 Messages split into several frames are put together; one longer than ``max_size`` closes the
-connection with 1009. A server that stops answering is found by pings: one every
-``ping_interval`` seconds whatever else comes (a server that sends bytes, or pings of its own,
-but never answers ours is found too), and the connection is dropped if no answer comes within
-``ping_timeout``. A close frame or a bad frame that comes with the server's answer to the
-upgrade is answered and said as any later one is.
+connection with 1009. A server that stops answering is found by pings: picows waits
+``ping_interval`` seconds, pings whatever else came meanwhile, and drops the connection if no
+answer comes within ``ping_timeout``; then again (a ping every ``ping_interval`` +
+``ping_timeout`` seconds). A server that sends bytes, or pings of its own, but never answers
+ours is found too. A close frame or a bad frame that comes with the server's answer to the
+upgrade is answered at once; the vendor's handshake reads what came before it, then the end.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class StreamConnection:
         #: What the frame handler raised (the connection was closed for it).
         self.error: BaseException | None = None
         self._waiting: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        self._unread = 0  # messages in _waiting (the None that ends it not counted)
         self._handler: Callable[[str | bytes], None] | None = None
         self._decode = True
         self._parts = bytearray()  # a fragmented message so far (one buffer: no object a part)
@@ -92,6 +94,7 @@ class StreamConnection:
         self._in_parts = False
         self._gone = asyncio.Event()
         self._lost = "the connection was lost with no close frame"
+        self._lost_to_pings = False
         self._abandoned = False
         #: When our ping went without its answer yet (None: none waits).
         self.ping_sent: float | None = None
@@ -109,8 +112,9 @@ class StreamConnection:
         server closed before its answer), TimeoutError, or picows' WSError (the server refused
         the upgrade). A connection that completes after a timeout or a cancel is dropped as it
         comes (it would ping on, unheld, and count against a vendor's limit of connections).
-        A connection that ended with the upgrade's answer (a close frame, a frame that broke the
-        rules) raises as :meth:`recv` would."""
+        A connection that ends with the upgrade's answer (a close frame, a frame that broke the
+        rules) is answered at once; the handshake's :meth:`recv` reads what came before the end,
+        then raises it."""
         try:
             transport, listener = await asyncio.wait_for(
                 ws_connect(
@@ -143,14 +147,14 @@ class StreamConnection:
             transport.disconnect()
             raise ConnectionError("the server closed the connection before answering the upgrade")
         self.transport = transport
-        if self._gone.is_set() or transport.is_disconnected or self._ending():
-            await self._ended()
 
     # -- what a vendor's handshake calls (as websockets' ClientConnection) ----------------------
 
     async def send(self, message: str) -> None:
         transport = self.transport
         if transport is None or self._gone.is_set() or self._ending():
+            if self._unread:
+                return  # it cannot go; the vendor's next recv reads what came first, then the end
             await self._ended()
         transport.send(WSMsgType.TEXT, message.encode())
 
@@ -161,6 +165,7 @@ class StreamConnection:
         if message is None:
             self._waiting.put_nowait(None)  # and for every later call
             await self._ended()
+        self._unread -= 1
         return message
 
     def _ending(self) -> bool:
@@ -195,6 +200,7 @@ class StreamConnection:
             if message is None:
                 self._waiting.put_nowait(None)
                 break
+            self._unread -= 1
             if not decode and isinstance(message, str):
                 message = message.encode()
             handler(message)
@@ -246,6 +252,8 @@ class StreamConnection:
 
     def closed(self) -> ConnectionClosed:
         """The exception a connection that ended raises, websockets' own."""
+        if self._lost_to_pings:  # whatever close the server sent in answer to picows' own
+            return ConnectionLost(self._lost)
         rcvd, sent = self.rcvd, self.sent
         order = self._rcvd_then_sent if rcvd is not None and sent is not None else None
         if rcvd is not None and rcvd.code in _CLEAN and (sent is None or sent.code in _CLEAN):
@@ -298,6 +306,7 @@ class StreamConnection:
         handler = self._handler
         if handler is None:
             self._waiting.put_nowait(message)
+            self._unread += 1
             return
         try:
             handler(message)
@@ -316,18 +325,26 @@ class StreamConnection:
             return
         else:
             self.rcvd = Close(code, reason)
-        if self.sent is None:
+        transport = self.transport
+        if self.sent is None and transport is not None and transport.is_close_frame_sent:
+            # The answer to a close picows sent itself (a ping unanswered, a frame it refused):
+            # what ended the connection is that, said by _disconnected and _settle.
+            self._rcvd_then_sent = False
+            transport.disconnect()
+        elif self.sent is None:
             self._rcvd_then_sent = True
             self.close_now(code, reason)  # the reply: the same code back, then the socket goes
         else:
             self._rcvd_then_sent = False  # the answer to ours
-            if self.transport is not None:
-                self.transport.disconnect()
+            if transport is not None:
+                transport.disconnect()
 
     def _disconnected(self) -> None:
         now = time.monotonic()
         silent = now - self.heard
         if self.ping_sent is not None and now - self.ping_sent >= self.ping_timeout:
+            # picows closed it for the ping (a close the server may have answered): said as such
+            self._lost_to_pings = self.sent is None
             if silent >= self.ping_timeout:
                 self._lost = (
                     f"nothing from the server for {silent:.1f} s, not even an answer to a ping"

@@ -84,13 +84,13 @@ class StreamSource:
     url = ""
     open_timeout = 5.0
     reconnect_max_delay = 10.0
-    #: A connection that streamed this many seconds was a working one: when it ends, the
-    #: reconnect's backoff starts afresh (0.2 s) and the end is always an alert. A connection
-    #: that ends sooner keeps backing off (up to ``reconnect_max_delay``), and its end is an
-    #: alert once per kind of failure (and every twentieth time).
+    #: A connection that brought quotes and lasted this many seconds was a working one: when it
+    #: ends, the reconnect's backoff starts afresh (0.2 s) and the end is always an alert. Any
+    #: other keeps backing off (up to ``reconnect_max_delay``), and its end is an alert once
+    #: per kind of failure (and every twentieth time).
     steady_s = 10.0
-    #: A ping every this many seconds, whatever else comes; no answer within
-    #: ``ping_timeout`` drops the connection (alert, reconnect).
+    #: A ping this many seconds after the last one's answer, whatever else comes; no answer
+    #: within ``ping_timeout`` drops the connection (alert, reconnect).
     ping_interval = 5.0
     ping_timeout = 5.0
     #: The longest message taken (bytes); a longer one closes the connection with 1009.
@@ -128,6 +128,7 @@ class StreamSource:
         self.wire_log.setLevel(logging.WARNING)
         self._ever_connected = False
         self._connected_at = 0.0  # when the current connection's handshake ended (monotonic)
+        self._quotes_at_connect = 0  # the quotes seen by then (applied and one-sided)
         self._last_message: float | None = None
         self._last_told = ""
         #: The latest bid and ask per symbol (a print goes in with them); a halt drops them.
@@ -303,7 +304,13 @@ class StreamSource:
                 raise
             was_connected, self.connected = self.connected, False
             self.subscribed.clear()
-            steady = was_connected and time.monotonic() - self._connected_at >= self.steady_s
+            # Steady: quotes came on it, and it lasted steady_s. One that went silent after its
+            # handshake lasts its ping window, and is a failure like any other.
+            steady = (
+                was_connected
+                and bot.counters.quotes + self.one_sided > self._quotes_at_connect
+                and time.monotonic() - self._connected_at >= self.steady_s
+            )
             if wait is not None or steady:
                 # The vendor asked us to stay away (waited out, then a fresh backoff), or a
                 # working connection ended: its first retry comes at once, not after the waits
@@ -339,6 +346,7 @@ class StreamSource:
             await self.handshake(ws)
             self._ever_connected = self.connected = True
             self._connected_at = time.monotonic()
+            self._quotes_at_connect = bot.counters.quotes + self.one_sided
             self.detail = ""
             self.log.info("[%s] connected to %s", self.name, self.url)
             await self._subscribe(ws, list(watchlist))

@@ -49,9 +49,11 @@ class Notes:
             if alert is None:
                 if log.isEnabledFor(level):
                     record = log.makeRecord(log.name, level, __file__, 0, message, args, None)
+                    # Moved back to when it was noted (relativeCreated by the same step: its
+                    # base is logging's own and differs between Python versions).
+                    record.relativeCreated -= (record.created - noted) * 1000
                     record.created = noted
                     record.msecs = int((noted - int(noted)) * 1000) + 0.0
-                    record.relativeCreated = (noted - logging._startTime) * 1000  # type: ignore[attr-defined]
                     log.handle(record)
                 continue
             assert self.alert is not None

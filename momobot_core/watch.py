@@ -178,7 +178,8 @@ class QuoteWaiters:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.setdefault(symbol, []).append(future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can lose a cancel (3.11)
+                await asyncio.shield(future)
             return True
         except TimeoutError:
             return False

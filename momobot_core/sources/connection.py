@@ -116,8 +116,10 @@ class StreamConnection:
         rules) is answered at once; the handshake's :meth:`recv` reads what came before the end,
         then raises it."""
         try:
-            transport, listener = await asyncio.wait_for(
-                ws_connect(
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancel that comes as
+            # the wait ends (the source then outlives serve's shutdown, reconnecting on).
+            async with asyncio.timeout(timeout):
+                transport, listener = await ws_connect(
                     lambda: _Listener(self),
                     url,
                     websocket_handshake_timeout=timeout,
@@ -129,9 +131,7 @@ class StreamConnection:
                     max_frame_size=self.max_size,
                     logger_name=self.logger,
                     proxy=None,
-                ),
-                timeout,
-            )
+                )
         except TimeoutError as exc:
             self._abandoned = True
             if str(exc):

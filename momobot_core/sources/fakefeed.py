@@ -119,7 +119,8 @@ class FakeFeed:
         if not await self.greet(ws):
             return
         try:
-            request = _object(await asyncio.wait_for(ws.recv(), 10))
+            async with asyncio.timeout(10):  # not wait_for: it can lose a cancel (3.11)
+                request = _object(await ws.recv())
             if self.refuse_auth:
                 self.authenticate({})  # the vendor's refusal, whatever the keys
             await ws.send(json.dumps(self.authenticate(request)))

@@ -392,7 +392,8 @@ class StreamSource:
     async def recv(self, ws: StreamConnection) -> Any:
         """One frame of the handshake, within ``open_timeout``."""
         try:
-            return await asyncio.wait_for(ws.recv(), self.open_timeout)
+            async with asyncio.timeout(self.open_timeout):  # not wait_for: see connection.open
+                return await ws.recv()
         except TimeoutError:
             raise TimeoutError(
                 f"no message from the vendor within {self.open_timeout:g} s of its handshake"

@@ -466,7 +466,8 @@ class Dashboard:
                 yield ServerSentEvent(data=html, event="log", id=f"{BOOT}-{seen}")
             self.feed.changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.feed.changed.wait(), REFRESH_S)
+                async with asyncio.timeout(REFRESH_S):  # not wait_for: it can lose a cancel (3.11)
+                    await self.feed.changed.wait()
 
     # -- routes ---------------------------------------------------------------------------
 

@@ -137,7 +137,8 @@ class FakeAlpacaServer(FakeFeed):
         deadline = loop.time() + self.auth_timeout_s
         while True:
             try:
-                frame = await asyncio.wait_for(client.ws.recv(), max(deadline - loop.time(), 0))
+                async with asyncio.timeout_at(deadline):  # not wait_for: it can lose a cancel (3.11)
+                    frame = await client.ws.recv()
             except TimeoutError:
                 await self._error(client, 404, close=True)
                 return False

@@ -86,7 +86,6 @@ class StreamConnection:
         #: What the frame handler raised (the connection was closed for it).
         self.error: BaseException | None = None
         self._waiting: asyncio.Queue[str | bytes | None] = asyncio.Queue()
-        self._unread = 0  # messages in _waiting (the None that ends it not counted)
         self._handler: Callable[[str | bytes], None] | None = None
         self._decode = True
         self._parts = bytearray()  # a fragmented message so far (one buffer: no object a part)
@@ -153,7 +152,7 @@ class StreamConnection:
     async def send(self, message: str) -> None:
         transport = self.transport
         if transport is None or self._gone.is_set() or self._ending():
-            if self._unread:
+            if self._waiting.qsize() > self._gone.is_set():  # messages before the end's None
                 return  # it cannot go; the vendor's next recv reads what came first, then the end
             await self._ended()
         transport.send(WSMsgType.TEXT, message.encode())
@@ -165,7 +164,6 @@ class StreamConnection:
         if message is None:
             self._waiting.put_nowait(None)  # and for every later call
             await self._ended()
-        self._unread -= 1
         return message
 
     def _ending(self) -> bool:
@@ -200,7 +198,6 @@ class StreamConnection:
             if message is None:
                 self._waiting.put_nowait(None)
                 break
-            self._unread -= 1
             if not decode and isinstance(message, str):
                 message = message.encode()
             handler(message)
@@ -306,7 +303,6 @@ class StreamConnection:
         handler = self._handler
         if handler is None:
             self._waiting.put_nowait(message)
-            self._unread += 1
             return
         try:
             handler(message)
